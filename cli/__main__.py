@@ -1,0 +1,5 @@
+"""``python -m fusionforge.cli``: the same as the ``fusionforge`` console script."""
+
+from fusionforge.cli.main import cli
+
+cli()

@@ -1,0 +1,24 @@
+"""The ``fusionforge`` command group."""
+
+from __future__ import annotations
+
+import click
+from fusionforge.cli.demo import demo
+from fusionforge.cli.options import CONTEXT_SETTINGS
+from fusionforge.cli.shard import shard
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(package_name="fusionforge")
+def cli() -> None:
+    """Turn raw text, image and video collections into early-fusion training data.
+
+    \b
+    Example:
+      fusionforge shard raw/docs.jsonl raw/images/ -o out/
+      fusionforge demo -o demo-out/
+    """
+
+
+cli.add_command(shard)
+cli.add_command(demo)

@@ -1,0 +1,58 @@
+"""Option decorators shared by every command, so each option is spelled the same everywhere."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+from fusionforge.pipelines.core.errors import FusionforgeError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+def executor_options(func: Callable) -> Callable:
+    """``--executor``, ``--ray-address`` and ``--num-cpus``."""
+    func = click.option("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all).")(func)
+    func = click.option("--ray-address", envvar="FUSIONFORGE_RAY_ADDRESS", default=None, show_envvar=True,
+                        help="Join this Ray cluster (host:port) instead of starting a local Ray.")(func)
+    return click.option("--executor", type=click.Choice(["ray", "local"]), default="ray", show_default=True,
+                        help="'ray': Ray Data (local or --ray-address); 'local': in this process.")(func)
+
+
+def run_options(func: Callable) -> Callable:
+    """``--seed``, ``--resume``, ``--strict`` and ``--json``."""
+    func = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(func)
+    func = click.option("--strict", is_flag=True, help="Stop at the first bad record (file and position).")(func)
+    func = click.option("--resume", is_flag=True,
+                        help="Continue a killed run in the same -o; finished work is kept.")(func)
+    return click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")(func)
+
+
+def library_errors(func: Callable) -> Callable:
+    """Turn fusionforge errors (also when Ray wraps them) into clean CLI errors."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except FusionforgeError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            cause = _fusionforge_cause(exc)
+            if cause is None:
+                raise
+            raise click.ClickException(str(cause)) from exc
+
+    return wrapper
+
+
+def _fusionforge_cause(exc: BaseException) -> FusionforgeError | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, FusionforgeError):
+            return exc
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    return None

@@ -1,0 +1,63 @@
+"""Terminal output shared by commands: progress bars and the summary table of a report."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def partition_progress(description: str):
+    """Yields (on_plan, on_partition) callbacks that drive a progress bar over partitions."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+
+        def on_plan(total: int, done: int) -> None:
+            progress.update(task, total=total, completed=done)
+
+        def on_partition(_summary: dict[str, Any]) -> None:
+            progress.advance(task)
+
+        yield on_plan, on_partition
+
+
+def print_report(report: dict[str, Any], as_json: bool, title: str) -> None:
+    """The report as JSON on stdout, or as a summary table."""
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    Console().print(summary_table(report, title))
+
+
+def summary_table(report: dict[str, Any], title: str) -> Table:
+    """Inputs, kept, dropped and failed by reason, shards, bytes and time."""
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for label, key in (("inputs", "inputs"), ("kept", "kept"), ("dropped", "dropped"), ("failed", "failed")):
+        table.add_row(label, f"{report.get(key, 0):,}")
+    for reason, count in report.get("reasons", {}).items():
+        table.add_row(f"  {reason}", f"{count:,}")
+    if "shards" in report:
+        table.add_row("shards", f"{report['shards']:,}")
+        table.add_row("shard bytes", _human_bytes(report.get("shard_bytes", 0)))
+    table.add_row("time", f"{report.get('seconds', 0):.1f} s")
+    return table
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n} B"
+

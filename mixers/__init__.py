@@ -1,0 +1,1 @@
+"""Token accounting, mixtures, early-fusion packing, zero-vision SFT sets and audits."""

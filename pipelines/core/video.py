@@ -1,0 +1,100 @@
+"""ffprobe / ffmpeg calls, each with a timeout.
+
+A media item inside a tar shard is addressed with ffmpeg's ``subfile`` protocol (a byte range of
+the tar), so nothing is copied to a temporary file. Processes are started with argument lists,
+never through a shell.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class BadVideo(ValueError):
+    """A video that ffprobe/ffmpeg rejects; ``reason`` is a short code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {detail}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    duration_s: float
+    fps: float
+    n_frames: int
+    codec: str
+    n_streams: int
+    format: str
+
+
+def ffmpeg_url(uri: str, offset: int | None = None, size: int | None = None) -> str:
+    """The input URL ffmpeg reads: the file itself, or a byte range of it."""
+    if offset is None:
+        return uri
+    return f"subfile,,start,{offset},end,{offset + size},,:{uri}"
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise BadVideo("ffmpeg_missing", f"{name} is not installed (apt-get install ffmpeg)")
+    return path
+
+
+def run_tool(args: list[str], timeout_s: float, input_bytes: bytes | None = None) -> subprocess.CompletedProcess:
+    """Run an ffmpeg-family command with a wall-clock timeout; a timeout is a ``BadVideo``."""
+    try:
+        return subprocess.run(args, input=input_bytes, capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise BadVideo("timeout", f"{args[0]} took longer than {timeout_s:.0f}s") from exc
+
+
+def probe_video(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> VideoInfo:
+    """Stream facts from ffprobe (duration, fps, size, codec, frame count)."""
+    args = [require_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url]
+    done = run_tool(args, timeout_s)
+    if done.returncode != 0:
+        raise BadVideo("unreadable_video", done.stderr.decode(errors="replace").strip()[-300:] or "ffprobe failed")
+    info = json.loads(done.stdout or b"{}")
+    streams = info.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"), None)
+    if video is None:
+        raise BadVideo("no_video_stream", "the file has no video stream")
+    fmt = info.get("format", {})
+    duration = float(video.get("duration") or fmt.get("duration") or 0.0)
+    fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
+    frames = int(video.get("nb_frames") or 0) or int(round(duration * fps))
+    return VideoInfo(
+        width=int(video.get("width") or 0), height=int(video.get("height") or 0), duration_s=duration, fps=fps,
+        n_frames=frames, codec=str(video.get("codec_name") or ""), n_streams=len(streams),
+        format=str(fmt.get("format_name") or "").split(",")[0],
+    )
+
+
+def verify_decode(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """Decode the first video stream to nowhere; any decoder error means a truncated or corrupt file."""
+    args = [require_tool("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", url,
+            "-map", "0:v:0", "-f", "null", "-"]
+    done = run_tool(args, timeout_s)
+    errors = done.stderr.decode(errors="replace").strip()
+    if done.returncode != 0 or errors:
+        last = errors.splitlines()[-1] if errors else f"ffmpeg exited with {done.returncode}"
+        raise BadVideo("corrupt_video", last[-300:])
+
+
+def _rate(text: str | None) -> float:
+    if not text or text in ("0/0", "0"):
+        return 0.0
+    try:
+        return float(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        return 0.0

@@ -1,0 +1,181 @@
+"""What every reader shares: input files, reader options, record rows and row iteration.
+
+Readers turn one input file into record rows (plain dicts in the record schema). They never read
+media bytes they can point to: a media item is a URI plus an optional byte range, checked and
+hashed later by the probe stage. A line or row that cannot be parsed becomes a *failed* row with
+its file and position, so the ledger accounts for it; with ``strict`` the reader raises instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.errors import BadRecord
+from fusionforge.pipelines.core.io import open_text
+
+IMAGE_EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp", ".gif": "gif", ".bmp": "bmp",
+                    ".tif": "tiff", ".tiff": "tiff"}
+VIDEO_EXTENSIONS = {".mp4": "mp4", ".webm": "webm", ".mkv": "mkv", ".mov": "mov", ".avi": "avi", ".m4v": "m4v"}
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """Field names and error policy; every name is configurable from the CLI."""
+
+    id_field: str = "id"
+    text_field: str = "text"
+    caption_field: str = "caption"
+    image_field: str = "image"
+    video_field: str = "video"
+    parts_field: str = "parts"
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file of one source, with the relative name that derived ids are built from."""
+
+    path: str
+    rel: str
+    source: str
+    format: str
+    start: int = 0  # byte range of a split uncompressed JSONL file: lines starting in [start, end)
+    end: int | None = None
+    first_line: int = 1  # line number of the first line at `start`
+
+
+def media_ref(kind: str, uri: str, fmt: str | None = None, offset: int | None = None,
+              size: int | None = None, data: bytes | None = None) -> dict[str, Any]:
+    """A media item that points at its bytes (or embeds them); the probe stage fills the rest."""
+    item = dict.fromkeys(S.MEDIA_FIELDS)
+    item.update(kind=kind, uri=uri, format=fmt, offset=offset, size=size, bytes=data)
+    return item
+
+
+def media_kind_of(name: str) -> tuple[str, str] | None:
+    """``("image", "jpeg")`` / ``("video", "mp4")`` from a file name, or None."""
+    suffix = Path(name).suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image", IMAGE_EXTENSIONS[suffix]
+    if suffix in VIDEO_EXTENSIONS:
+        return "video", VIDEO_EXTENSIONS[suffix]
+    return None
+
+
+def record_row(file: InputFile, position: int, modality: str, text: str | None, *, media=(), segments=None,
+               meta: dict[str, Any] | None = None, own_id: Any = None) -> dict[str, Any]:
+    """A record row; the id is the input's own id when it has one, else source + file + position."""
+    meta = dict(meta or {})
+    if own_id is not None and own_id != "":
+        meta["input_id"] = own_id
+        record_id = f"{file.source}/{own_id}"
+    else:
+        record_id = derived_id(file, position)
+    return {
+        S.ID: record_id, S.SOURCE: file.source, S.MODALITY: modality, S.TEXT: text,
+        S.SEGMENTS: segments, S.MEDIA: list(media), S.META: json.dumps(meta, ensure_ascii=False, sort_keys=True),
+        S.INPUT_FILE: file.path, S.INPUT_POSITION: position,
+    }
+
+
+def derived_id(file: InputFile, position: int) -> str:
+    """An id from where the record sits, never from its content, so exact duplicates stay distinct."""
+    return f"{file.source}/{file.rel}#{position}"
+
+
+def failed_row(file: InputFile, position: int, error: str, modality: str = "text",
+               options: ReaderOptions | None = None, own_id: Any = None) -> dict[str, Any]:
+    """A row for an input that could not be read; raises instead under ``strict``."""
+    if options is not None and options.strict:
+        raise BadRecord(error, where=f"{file.path}:{position}")
+    row = record_row(file, position, modality, None, own_id=own_id if isinstance(own_id, (str, int)) else None)
+    row[S.ERROR] = f"read:{error}"
+    return row
+
+
+def iter_json_objects(file: InputFile) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, object) per non-blank JSONL line; a parse failure yields (line, error text)."""
+    try:
+        for line_no, line in _numbered_lines(file):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield line_no, f"malformed_json: {exc.msg} (line {line_no}, column {exc.colno})"
+                continue
+            except UnicodeDecodeError as exc:
+                yield line_no, f"malformed_json: not UTF-8 ({exc.reason}, line {line_no})"
+                continue
+            if not isinstance(obj, dict):
+                yield line_no, f"malformed_json: expected an object, got {type(obj).__name__} (line {line_no})"
+                continue
+            yield line_no, obj
+    except (UnicodeDecodeError, EOFError, OSError) as exc:
+        yield -1, f"unreadable_file: {type(exc).__name__}: {exc}"
+
+
+def _numbered_lines(file: InputFile) -> Iterator[tuple[int, str | bytes]]:
+    if file.end is None:
+        with open_text(file.path) as handle:
+            yield from enumerate(handle, start=file.first_line)
+        return
+    with open(file.path, "rb") as handle:
+        handle.seek(file.start)
+        line_no, offset = file.first_line, file.start
+        while offset < file.end:
+            raw = handle.readline()
+            if not raw:
+                break
+            yield line_no, raw
+            line_no += 1
+            offset += len(raw)
+
+
+def iter_parquet_rows(file: InputFile, batch_size: int = 1024) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(row number, row dict) per Parquet row; an unreadable file yields one error."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(file.path)
+        position = 0
+        for batch in parquet.iter_batches(batch_size=batch_size):
+            for row in batch.to_pylist():
+                yield position, row
+                position += 1
+    except Exception as exc:  # noqa: BLE001 - a corrupt Parquet file is a ledger entry, not a crash
+        yield -1, f"unreadable_file: {type(exc).__name__}: {exc}"
+
+
+def iter_structured(file: InputFile) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Rows of a JSONL (optionally compressed) or Parquet file."""
+    if file.path.lower().endswith(".parquet"):
+        return iter_parquet_rows(file)
+    return iter_json_objects(file)
+
+
+def resolve_local(reference: str, relative_to: str) -> str:
+    """A media path from an input row, resolved against the folder of the file that names it."""
+    path = Path(reference).expanduser()
+    if not path.is_absolute():
+        path = Path(relative_to).parent / path
+    return os.path.normpath(path)
+
+
+def split_meta(row: dict[str, Any], used: set[str]) -> dict[str, Any]:
+    """The row's fields that are not mapped to record columns, kept as metadata."""
+    return {k: v for k, v in row.items() if k not in used and _json_safe(v)}
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,0 +1,57 @@
+"""Image-text pairs from JSONL or Parquet: a local image path (or embedded bytes) and a caption.
+
+The image field may be a path string (relative paths resolve against the listing file's folder)
+or a Hugging Face style struct ``{"bytes": ..., "path": ...}``. A missing file is a failed row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from fusionforge.pipelines.core.schema import Modality
+from fusionforge.pipelines.readers.base import (
+    InputFile,
+    ReaderOptions,
+    failed_row,
+    iter_structured,
+    media_kind_of,
+    media_ref,
+    record_row,
+    resolve_local,
+    split_meta,
+)
+
+
+def read_pairs(file: InputFile, options: ReaderOptions) -> Iterator[dict[str, Any]]:
+    """One image record per row."""
+    for position, row in iter_structured(file):
+        if isinstance(row, str):
+            yield failed_row(file, position, row, Modality.IMAGE, options)
+            continue
+        media = image_from_field(row.get(options.image_field), file.path)
+        if isinstance(media, str):
+            yield failed_row(file, position, media, Modality.IMAGE, options, row.get(options.id_field))
+            continue
+        caption = row.get(options.caption_field, row.get(options.text_field))
+        used = {options.image_field, options.caption_field, options.text_field, options.id_field}
+        yield record_row(file, position, Modality.IMAGE, caption if isinstance(caption, str) else "",
+                         media=[media], meta=split_meta(row, used), own_id=row.get(options.id_field))
+
+
+def image_from_field(value: Any, listing_path: str, kind: str = "image") -> dict[str, Any] | str:
+    """A media reference from a path string or a ``{bytes, path}`` struct, or an error text."""
+    if isinstance(value, dict):
+        if value.get("bytes"):
+            fmt = (media_kind_of(value.get("path") or "") or (kind, None))[1]
+            return media_ref(kind, value.get("path") or "<inline>", fmt, data=bytes(value["bytes"]))
+        value = value.get("path")
+    if not isinstance(value, str) or not value:
+        return f"missing_field: no {kind} path"
+    path = resolve_local(value, listing_path)
+    if not os.path.isfile(path):
+        return f"missing_file: {path}"
+    detected = media_kind_of(path)
+    fmt = detected[1] if detected else None
+    return media_ref(kind, path, fmt, size=os.path.getsize(path))

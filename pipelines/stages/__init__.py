@@ -1,0 +1,1 @@
+"""Engine-level stages used by the named pipelines (ingest checks, record finalisation)."""

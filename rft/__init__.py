@@ -1,0 +1,1 @@
+"""The rejection-sampling loop: prompts, model clients, verifiers, results store."""

@@ -1,0 +1,29 @@
+"""Shared fixtures: quiet offline environment, one Ray runtime per session, a small sample corpus."""
+
+from __future__ import annotations
+
+import os
+
+for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAY_AUTH_MODE": "disabled",
+                   "RAY_USAGE_STATS_ENABLED": "0"}.items():
+    os.environ.setdefault(key, value)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole session: each start costs seconds and about 1 GB."""
+    from fusionforge.pipelines.core.ray_env import init_ray
+
+    ray = init_ray(num_cpus=2, object_store_mb=400)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sample_corpus(tmp_path_factory) -> dict[str, str]:
+    """The demo corpus at a small size (every input kind, duplicates and broken inputs included)."""
+    from fusionforge.pipelines.demo_corpus import make_corpus
+
+    return make_corpus(tmp_path_factory.mktemp("corpus"), seed=7, n_text=40)
