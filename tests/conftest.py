@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAY_AUTH_MODE": "disabled",
                    "RAY_USAGE_STATS_ENABLED": "0"}.items():
@@ -14,8 +15,14 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the whole session: each start costs seconds and about 1 GB."""
+    from ray import cloudpickle
+
     from fusionforge.pipelines.core.ray_env import init_ray
 
+    tests_dir = os.path.dirname(__file__)
+    for module in list(sys.modules.values()):  # test modules are imported by now (collection comes first)
+        if (getattr(module, "__file__", None) or "").startswith(tests_dir):
+            cloudpickle.register_pickle_by_value(module)  # Ray workers cannot import test modules by name
     ray = init_ray(num_cpus=2, object_store_mb=400)
     yield ray
     ray.shutdown()

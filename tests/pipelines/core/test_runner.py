@@ -62,11 +62,6 @@ def test_in_process_executor_applies_stages_in_order():
 @pytest.mark.ray
 def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_path):
     import json
-    import sys
-
-    from ray import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import test modules
 
     expected = {}
     InProcessExecutor().run(NumberSource(), STAGES, collect(expected))

@@ -1,0 +1,121 @@
+"""The partitioned job every shard-writing pipeline runs: resume checks, execution, merge, report.
+
+``shard`` (raw inputs) and ``transform`` (an earlier output, e.g. for dedupe or filter) differ only in
+their ``Source``, their stages and their settings; the rest (refusing to overwrite, checking that a
+resumed run has the same plan, skipping partitions with markers, merging parts, writing the report,
+``config.yaml`` and ``_SUCCESS``) lives here once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from fusionforge.pipelines.core.config import dump_config
+from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.io import WORK_DIR, read_marker, write_json_atomic
+from fusionforge.pipelines.core.ledger import ledger_summary
+from fusionforge.pipelines.core.runner import Source, make_executor
+from fusionforge.pipelines.core.stage import StageSpec
+from fusionforge.pipelines.writers.manifest import LEDGER, MANIFEST, merge_parts, remove_parts
+from fusionforge.pipelines.writers.webdataset_writer import ShardLayout, write_partition
+
+SUCCESS = "_SUCCESS"
+REPORT = "report.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: where it writes, what it reads, what it applies and how it runs."""
+
+    step: str
+    layout: ShardLayout
+    source: Source
+    stages: Sequence[StageSpec]
+    fingerprint: dict[str, Any]  # what a resumed run must share with the run it continues
+    config: dict[str, Any]  # the resolved config, dumped to config.yaml
+    executor: str = "ray"
+    ray_address: str | None = None
+    num_cpus: int | None = None
+    resume: bool = False
+    extra_report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.layout.out_dir)
+
+
+def run_job(job: Job, on_partition: Callable[[dict[str, Any]], None] | None = None,
+            on_plan: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run ``job`` (or finish a killed run of it); return the report, also written to ``report.json``."""
+    started = time.monotonic()
+    out = job.out
+    if prepare_output(out, job.fingerprint, job.resume):
+        remove_parts(out)  # a run killed between _SUCCESS and this clean-up
+        return json.loads((out / REPORT).read_text())
+    partitions = job.source.partitions()
+    todo = [p for p in partitions if read_marker(out, f"partition-{p:06d}") is None]
+    if on_plan:
+        on_plan(len(partitions), len(partitions) - len(todo))
+    if todo:
+        executor = make_executor(job.executor, job.ray_address, job.num_cpus)
+        executor.run(job.source, job.stages, partial(write_partition, job.layout), todo, on_partition)
+    summaries = [read_marker(out, f"partition-{p:06d}") for p in partitions]
+    merged = merge_parts(out, partitions)
+    report = _report(job, summaries, merged, time.monotonic() - started)
+    dump_config(out / "config.yaml", {**job.config, "stages": [s.describe() for s in job.stages]})
+    write_json_atomic(out / REPORT, report)
+    (out / SUCCESS).write_text("ok\n")
+    remove_parts(out)
+    return report
+
+
+def prepare_output(out: Path, fingerprint: dict[str, Any], resume: bool) -> bool:
+    """Check that ``out`` may be written (or resumed); True when it already holds the finished run."""
+    plan_file = out / WORK_DIR / "plan.json"
+    if out.exists() and any(out.iterdir()):
+        if not resume:
+            raise ConfigError(f"{out} is not empty; pass --resume to continue that run, or choose a new -o")
+        if not plan_file.exists():
+            raise ConfigError(f"{out} holds no fusionforge run to resume (no {WORK_DIR}/plan.json)")
+        if json.loads(plan_file.read_text()) != json.loads(json.dumps(fingerprint, default=str)):
+            raise ConfigError(f"the inputs or settings differ from the run in {out}; use a new -o, or the same inputs")
+        if (out / SUCCESS).exists():
+            return True
+        _remove_temporaries(out)
+    write_json_atomic(plan_file, json.loads(json.dumps(fingerprint, default=str)))
+    return False
+
+
+def _remove_temporaries(out: Path) -> None:
+    for tmp in out.rglob(".*.tmp-*"):
+        if re.search(r"\.tmp-\d+$", tmp.name):
+            tmp.unlink()
+
+
+def _report(job: Job, summaries: list[dict[str, Any]], merged: dict[str, Any], seconds: float) -> dict[str, Any]:
+    ledger = ledger_summary(job.out / LEDGER)
+    return {
+        "step": job.step,
+        "inputs": ledger["inputs"],
+        "kept": ledger["kept"],
+        "dropped": ledger["dropped"],
+        "failed": ledger["failed"],
+        "reasons": ledger["reasons"],
+        "by_source_modality": ledger["by_source_modality"],
+        "shards": sum(len(s["shards"]) for s in summaries),
+        "shard_bytes": sum(s["bytes"] for s in summaries),
+        "manifest_rows": merged["manifest"],
+        "duplicate_ids_across_partitions": merged["duplicate_ids_across_partitions"],
+        "partitions": len(summaries),
+        "seconds": round(seconds, 3),
+        "executor": job.executor,
+        "outputs": {"manifest": MANIFEST, "ledger": LEDGER, "shards": "shards/", "rejected": "rejected/"},
+        **job.extra_report,
+    }

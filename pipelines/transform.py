@@ -1,0 +1,116 @@
+"""Run stages over an earlier fusionforge output and write a new one (what dedupe and filter build on).
+
+The input is a folder with ``manifest.parquet`` (any shard-writing step's output). Each input shard is
+one partition, so the output keeps the input's sharding and each output shard holds a subset of one
+input shard, in the same order. Media bytes are copied from the input shards by byte range; records
+a stage drops go to ``rejected/`` with every score column, and the ledger accounts for each input row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.runner import Source
+from fusionforge.pipelines.core.stage import StageSpec
+from fusionforge.pipelines.job import Job, run_job
+from fusionforge.pipelines.writers.manifest import MANIFEST
+from fusionforge.pipelines.writers.webdataset_writer import MANIFEST_EXTRA, ShardLayout
+
+LOCATION_COLUMNS = tuple(name for name, _ in MANIFEST_EXTRA)
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """Input and output folders, sharding of the output and how to run."""
+
+    input: str
+    output: str
+    shard_size_mb: float | None = 256.0
+    shard_count: int | None = None
+    executor: str = "ray"
+    ray_address: str | None = None
+    num_cpus: int | None = None
+    resume: bool = False
+
+
+class ManifestSource(Source):
+    """The records of an output folder, one partition per input shard, media URIs made absolute."""
+
+    def __init__(self, folder: str | Path, columns: Sequence[str] | None = None) -> None:
+        self.folder = Path(folder).resolve()
+        manifest = self.folder / MANIFEST
+        if not manifest.exists():
+            raise ConfigError(f"{folder} has no {MANIFEST}; give the output folder of shard, dedupe or filter")
+        self.path = str(manifest)
+        self.columns = list(columns) if columns is not None else None
+        shards = pq.read_table(manifest, columns=["shard"]).column("shard").to_pylist()
+        self.shards: list[str] = []
+        self._ranges: list[tuple[int, int]] = []
+        for row, shard in enumerate(shards):
+            if not self.shards or shard != self.shards[-1]:
+                self.shards.append(shard)
+                self._ranges.append((row, row + 1))
+            else:
+                self._ranges[-1] = (self._ranges[-1][0], row + 1)
+        if len(set(self.shards)) != len(self.shards):
+            raise ConfigError(f"{manifest}: rows of one shard are not contiguous; was it written by fusionforge?")
+
+    def partitions(self) -> list[int]:
+        return list(range(len(self.shards)))
+
+    def read(self, partition: int) -> Iterator[pa.Table]:
+        start, stop = self._ranges[partition]
+        parquet = pq.ParquetFile(self.path)
+        offset = 0
+        for group in range(parquet.metadata.num_row_groups):
+            rows = parquet.metadata.row_group(group).num_rows
+            if offset + rows > start and offset < stop:
+                table = parquet.read_row_group(group, columns=self.columns)
+                table = table.slice(max(0, start - offset), min(stop, offset + rows) - max(start, offset))
+                yield self._absolute(table.drop_columns([c for c in LOCATION_COLUMNS if c in table.column_names]))
+            offset += rows
+            if offset >= stop:
+                break
+
+    def _absolute(self, table: pa.Table) -> pa.Table:
+        if S.MEDIA not in table.column_names:
+            return table
+        media = table.column(S.MEDIA).to_pylist()
+        for items in media:
+            for item in items or []:
+                if item["uri"] and not Path(item["uri"]).is_absolute():
+                    item["uri"] = str(self.folder / item["uri"])
+        index = table.column_names.index(S.MEDIA)
+        return table.set_column(index, S.MEDIA, pa.array(media, pa.list_(S.MEDIA_TYPE)))
+
+
+def run_transform(cfg: TransformConfig, step: str, stages: Sequence[StageSpec], settings: dict[str, Any],
+                  on_partition: Callable[[dict[str, Any]], None] | None = None,
+                  on_plan: Callable[[int, int], None] | None = None,
+                  source: Source | None = None, extra_report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply ``stages`` to every record of ``cfg.input`` and write ``cfg.output``.
+
+    ``settings`` are the step's own options; with the input's identity they form the fingerprint a
+    resumed run must match. ``source`` replaces the default ``ManifestSource`` (e.g. one that joins
+    per-record decisions computed by a global step).
+    """
+    source = source or ManifestSource(cfg.input)
+    input_report = Path(cfg.input) / "_SUCCESS"
+    identity = {"input": str(Path(cfg.input).resolve()), "input_finished": input_report.stat().st_mtime_ns
+                if input_report.exists() else None}
+    layout = ShardLayout(cfg.output, step, cfg.shard_size_mb, cfg.shard_count)
+    job = Job(
+        step=step, layout=layout, source=source, stages=list(stages),
+        fingerprint={"input": identity, "settings": settings, "sharding": [cfg.shard_size_mb, cfg.shard_count]},
+        config={**dataclasses.asdict(cfg), "step": step, **settings}, executor=cfg.executor,
+        ray_address=cfg.ray_address, num_cpus=cfg.num_cpus, resume=cfg.resume, extra_report=extra_report or {},
+    )
+    return run_job(job, on_partition=on_partition, on_plan=on_plan)
