@@ -46,7 +46,7 @@ def near_duplicates(texts: Sequence[str], *, threshold: float = 0.8, num_perm: i
     bands, rows = lsh_params(threshold, num_perm)
     items = np.arange(n, dtype=np.int64)
     table = band_rows(0, items, sketch.exact, band_keys(sketch.signatures, bands, rows), sketch.shingle_counts > 0)
-    exact_member, exact_first, left, right = bucket_pairs(**table)
+    exact_member, exact_first, left, right = bucket_pairs(table)
     a, b = table["item"][left], table["item"][right]
     keep = unique_pairs(a, b)
     a, b = a[keep], b[keep]

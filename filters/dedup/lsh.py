@@ -11,10 +11,13 @@ in-process helpers run: rows are sorted, so its output never depends on arrival 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from fusionforge.filters.dedup.minhash import fmix64
 
 EXACT_BAND = -1  # band number of the rows that carry a record's exact-content key
+BAND_COLUMNS = ("space", "band", "key", "item", "exact_hi", "exact_lo", "hash", "full")
 RECALL_WEIGHTS = (0.02, 0.98)  # (false positive, false negative): candidates are verified, so favour recall
 _U64 = np.uint64
 
@@ -72,9 +75,9 @@ def hamming64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(np.asarray(a, _U64), np.asarray(b, _U64))).astype(np.int64)
 
 
-def bucket_pairs(space: np.ndarray, band: np.ndarray, key: np.ndarray, item: np.ndarray, exact_hi: np.ndarray,
-                 exact_lo: np.ndarray, fanout: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Exact-duplicate edges and candidate pairs from band rows.
+def bucket_pairs(rows: Mapping[str, np.ndarray], fanout: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                             np.ndarray]:
+    """Exact-duplicate edges and candidate pairs from band rows (columns ``BAND_COLUMNS``).
 
     Rows with ``band == EXACT_BAND`` carry a content key: every member of an exact group gets an
     edge to the group's first item. In the other buckets, copies with the same exact key count
@@ -85,6 +88,8 @@ def bucket_pairs(space: np.ndarray, band: np.ndarray, key: np.ndarray, item: np.
     Returns ``(exact_member, exact_first, left, right)``: item arrays for the exact edges, and the
     row positions (into the arrays as given) of each candidate pair, the smaller item on the left.
     """
+    space, band, key, item = rows["space"], rows["band"], rows["key"], rows["item"]
+    exact_hi, exact_lo = rows["exact_hi"], rows["exact_lo"]
     n = len(item)
     if n == 0:
         empty = np.empty(0, np.int64)
@@ -142,4 +147,68 @@ def band_rows(space: int, items: np.ndarray, exact: np.ndarray, keys: np.ndarray
     key = np.concatenate([exact[:, 0], keys[banded].ravel()])
     take = np.concatenate([np.arange(n), rep])
     return {"space": np.full(len(take), space, np.int8), "band": band, "key": key.astype(_U64),
-            "item": items[take], "exact_hi": exact[take, 0], "exact_lo": exact[take, 1]}
+            "item": items[take], "exact_hi": exact[take, 0], "exact_lo": exact[take, 1],
+            "hash": np.zeros(len(take), _U64), "full": np.zeros(len(take), bool)}
+
+
+def hamming_matches(rows: Mapping[str, np.ndarray], max_distance: int,
+                    block: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of items whose hashes are within ``max_distance`` bits, found and checked inside chunk buckets.
+
+    Each row is one chunk of one hash of an item: its own hash (``full``) or one of its crops. A row
+    of an item's own hash is compared with every other row of its bucket, so an image matches a copy
+    whose own hash, or any crop's, is near its own. Exact-key rows (``EXACT_BAND``) are ignored here.
+    Returns ``(a, b, distance)`` with ``a < b``, one row per pair (its smallest distance).
+    """
+    space, band, key, item, hashes, full = (rows[c] for c in ("space", "band", "key", "item", "hash", "full"))
+    lsh = np.flatnonzero(band != EXACT_BAND)
+    order = lsh[np.lexsort((item[lsh], key[lsh], band[lsh], space[lsh]))]
+    s_item, s_hash, s_full = item[order], np.asarray(hashes, np.uint64)[order], full[order]
+    s_space, s_band, s_key = space[order], band[order], key[order]
+    edges = np.flatnonzero((s_space[1:] != s_space[:-1]) | (s_band[1:] != s_band[:-1]) | (s_key[1:] != s_key[:-1]))
+    starts, stops = np.r_[0, edges + 1], np.r_[edges + 1, len(order)]
+    found_a, found_b, found_d = [], [], []
+    for start, stop in zip(starts[stops - starts > 1], stops[stops - starts > 1]):
+        members, member_hash = s_item[start:stop], s_hash[start:stop]
+        probes = np.flatnonzero(s_full[start:stop])
+        for lo in range(0, len(probes), block):
+            probe = probes[lo: lo + block]
+            distance = np.bitwise_count(member_hash[probe][:, None] ^ member_hash[None, :]).astype(np.int64)
+            i, j = np.nonzero((distance <= max_distance) & (members[probe][:, None] != members[None, :]))
+            a, b = members[probe][i], members[j]
+            found_a.append(np.minimum(a, b))
+            found_b.append(np.maximum(a, b))
+            found_d.append(distance[i, j])
+    if not found_a:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty
+    a, b, d = np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_d)
+    by_distance = np.lexsort((d, b, a))
+    a, b, d = a[by_distance], b[by_distance], d[by_distance]
+    first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
+    return a[first], b[first], d[first]
+
+
+def hash_band_rows(space: int, items: np.ndarray, exact: np.ndarray, hashes: np.ndarray, max_distance: int,
+                   usable: np.ndarray, own_hash_columns: int = 1) -> dict[str, np.ndarray]:
+    """Rows for ``hamming_matches``: an exact-key row per item, and one row per chunk of each hash of usable items.
+
+    ``hashes`` is ``(n, k)`` uint64. Rows of the first ``own_hash_columns`` columns are probes (``full``);
+    with ``own_hash_columns == k`` every column is compared only with the same column of other items
+    (video anchors: frame ``i`` with frame ``i``), otherwise all columns share the chunk bands (image crops).
+    """
+    items = np.asarray(items, dtype=np.int64)
+    n, k = hashes.shape
+    chunks = max_distance + 1
+    rows = np.flatnonzero(usable)
+    keys = [pigeonhole_keys(hashes[rows, c], max_distance, salt=space) for c in range(k)]  # each (len(rows), chunks)
+    per_column_band = own_hash_columns == k
+    band = np.concatenate([np.full(n, EXACT_BAND, np.int16)] + [
+        np.tile(np.arange(chunks, dtype=np.int16) + (c * chunks if per_column_band else 0), len(rows))
+        for c in range(k)])
+    take = np.concatenate([np.arange(n)] + [np.repeat(rows, chunks)] * k)
+    hash_values = np.concatenate([np.zeros(n, _U64)] + [np.repeat(hashes[rows, c], chunks) for c in range(k)])
+    full = np.concatenate([np.zeros(n, bool)] + [np.full(len(rows) * chunks, c < own_hash_columns) for c in range(k)])
+    key = np.concatenate([exact[:, 0]] + [keys[c].ravel() for c in range(k)])
+    return {"space": np.full(len(take), space, np.int8), "band": band, "key": key.astype(_U64), "item": items[take],
+            "exact_hi": exact[take, 0], "exact_lo": exact[take, 1], "hash": hash_values, "full": full}

@@ -55,15 +55,15 @@ def test_bucket_pairs_exact_edges_collapsed_copies_and_fanout():
     exact = np.array([[1, 1], [1, 1], [2, 2], [3, 3], [4, 4]], np.uint64)  # 10 and 11 are exact copies
     keys = np.array([[7, 100], [7, 100], [7, 101], [8, 102], [7, 103]], np.uint64)
     rows = band_rows(0, items, exact, keys, np.array([True, True, True, True, False]))
-    member, first, left, right = bucket_pairs(**rows)
+    member, first, left, right = bucket_pairs(rows)
     assert list(zip(member, first)) == [(11, 10)]
     pairs = sorted(zip(rows["item"][left], rows["item"][right]))
     assert pairs == [(10, 12)]  # 11 counts once (as 10); 13 shares nothing; 14 has no bands
     big = {"space": np.zeros(10, np.int8), "band": np.zeros(10, np.int16), "key": np.full(10, 5, np.uint64),
            "item": np.arange(10), "exact_hi": np.arange(10, dtype=np.uint64), "exact_lo": np.zeros(10, np.uint64)}
-    _, _, left, right = bucket_pairs(**big, fanout=3)
+    _, _, left, right = bucket_pairs(big, fanout=3)
     assert len(left) == 9 + 8 + 7 and set(left) == {0, 1, 2}
-    _, _, left, right = bucket_pairs(**big, fanout=64)
+    _, _, left, right = bucket_pairs(big, fanout=64)
     assert len(left) == 45 and (big["item"][left] < big["item"][right]).all()
     assert (rows["band"] == EXACT_BAND).sum() == 5
 
@@ -76,7 +76,7 @@ def test_bucket_pairs_do_not_depend_on_row_order():
             "exact_hi": rng.integers(0, 50, n).astype(np.uint64), "exact_lo": np.zeros(n, np.uint64)}
     shuffled = rng.permutation(n)
     def pairs(r):
-        _, _, left, right = bucket_pairs(**r)
+        _, _, left, right = bucket_pairs(r)
         a, b = r["item"][left], r["item"][right]
         keep = unique_pairs(a, b)
         return list(zip(a[keep], b[keep]))
