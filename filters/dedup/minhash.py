@@ -55,12 +55,12 @@ def _string_hashes(strings: pa.Array) -> np.ndarray:
     raw = data[base: int(offsets[-1])].astype(_U64) + _U64(1)
     owner = np.repeat(np.arange(len(lengths)), lengths)
     position = np.arange(len(raw)) - (offsets[:-1] - base)[owner]
-    weights = fmix64(np.arange(1, int(lengths.max(initial=0)) + 2, dtype=_U64) * _U64(0x9E3779B97F4A7C15))
+    weights = fmix64(np.arange(1, int(lengths.max(initial=0)) + 1, dtype=_U64) * _U64(0x9E3779B97F4A7C15))
     sums = np.zeros(len(lengths), _U64)
     nonempty = lengths > 0
     if raw.size:
         sums[nonempty] = np.add.reduceat(raw * weights[position], (offsets[:-1] - base)[nonempty])
-    return fmix64(sums + lengths.astype(_U64) * weights[-1])
+    return fmix64(sums + lengths.astype(_U64) * _U64(0xC2B2AE3D27D4EB4F))
 
 
 def token_hashes(tokens: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
