@@ -66,6 +66,10 @@ class ManifestSource(Source):
     def partitions(self) -> list[int]:
         return list(range(len(self.shards)))
 
+    def row_range(self, partition: int) -> tuple[int, int]:
+        """The manifest rows ``[start, stop)`` of one partition (its input shard)."""
+        return self._ranges[partition]
+
     def read(self, partition: int) -> Iterator[pa.Table]:
         start, stop = self._ranges[partition]
         parquet = pq.ParquetFile(self.path)
@@ -92,6 +96,14 @@ class ManifestSource(Source):
         return table.set_column(index, S.MEDIA, pa.array(media, pa.list_(S.MEDIA_TYPE)))
 
 
+def transform_fingerprint(cfg: TransformConfig, settings: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues: the input's identity, the settings, the sharding."""
+    input_report = Path(cfg.input) / "_SUCCESS"
+    identity = {"input": str(Path(cfg.input).resolve()), "input_finished": input_report.stat().st_mtime_ns
+                if input_report.exists() else None}
+    return {"input": identity, "settings": settings, "sharding": [cfg.shard_size_mb, cfg.shard_count]}
+
+
 def run_transform(cfg: TransformConfig, step: str, stages: Sequence[StageSpec], settings: dict[str, Any],
                   on_partition: Callable[[dict[str, Any]], None] | None = None,
                   on_plan: Callable[[int, int], None] | None = None,
@@ -103,13 +115,9 @@ def run_transform(cfg: TransformConfig, step: str, stages: Sequence[StageSpec], 
     per-record decisions computed by a global step).
     """
     source = source or ManifestSource(cfg.input)
-    input_report = Path(cfg.input) / "_SUCCESS"
-    identity = {"input": str(Path(cfg.input).resolve()), "input_finished": input_report.stat().st_mtime_ns
-                if input_report.exists() else None}
     layout = ShardLayout(cfg.output, step, cfg.shard_size_mb, cfg.shard_count)
     job = Job(
-        step=step, layout=layout, source=source, stages=list(stages),
-        fingerprint={"input": identity, "settings": settings, "sharding": [cfg.shard_size_mb, cfg.shard_count]},
+        step=step, layout=layout, source=source, stages=list(stages), fingerprint=transform_fingerprint(cfg, settings),
         config={**dataclasses.asdict(cfg), "step": step, **settings}, executor=cfg.executor,
         ray_address=cfg.ray_address, num_cpus=cfg.num_cpus, resume=cfg.resume, extra_report=extra_report or {},
     )

@@ -44,8 +44,8 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int, salt: int = 0) -> n
     if bands * rows > signatures.shape[1]:
         raise ValueError(f"{bands} bands x {rows} rows need {bands * rows} permutations, have {signatures.shape[1]}")
     cube = signatures[:, : bands * rows].reshape(len(signatures), bands, rows).astype(_U64)
-    acc = np.broadcast_to(fmix64(np.arange(bands, dtype=_U64) + _U64(salt) * _U64(0x9E3779B97F4A7C15) + _U64(1)),
-                          (len(signatures), bands)).copy()
+    tags = fmix64(np.arange(bands, dtype=_U64) + fmix64(np.array([salt], _U64)) + _U64(1))
+    acc = np.broadcast_to(tags, (len(signatures), bands)).copy()
     for r in range(rows):
         acc = fmix64(acc ^ (cube[:, :, r] * _U64(0xC2B2AE3D27D4EB4F) + _U64(r)))
     return acc
@@ -64,9 +64,10 @@ def pigeonhole_keys(hashes: np.ndarray, max_distance: int, bits: int = 64, salt:
     hashes = np.asarray(hashes, dtype=_U64)
     chunks = chunk_bounds(max_distance + 1, bits)
     out = np.empty((len(hashes), len(chunks)), _U64)
+    tags = fmix64(np.arange(len(chunks), dtype=_U64) + fmix64(np.array([salt], _U64)))
     for j, (start, width) in enumerate(chunks):
         value = (hashes >> _U64(start)) & _U64((1 << width) - 1)
-        out[:, j] = fmix64(value * _U64(131) + _U64(j) + _U64(salt) * _U64(0x9E3779B97F4A7C15))
+        out[:, j] = fmix64(value ^ tags[j])
     return out
 
 
@@ -183,6 +184,8 @@ def hamming_matches(rows: Mapping[str, np.ndarray], max_distance: int,
         empty = np.empty(0, np.int64)
         return empty, empty, empty
     a, b, d = np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_d)
+    if len(a) == 0:
+        return a, b, d
     by_distance = np.lexsort((d, b, a))
     a, b, d = a[by_distance], b[by_distance], d[by_distance]
     first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]

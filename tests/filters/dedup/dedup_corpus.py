@@ -32,23 +32,27 @@ def translate(text: str, source: str = "en", target: str = "de") -> str:
     return " ".join(table.get(w.lower().strip("."), w) for w in text.split())
 
 
-def injected_corpus(seed: int, originals: int, vocab_size: int = 20000) -> tuple[list[str], dict[str, list[int]]]:
-    """Originals with exact copies, word-edited copies at each rate, and unrelated documents."""
+def injected_corpus(seed: int, originals: int,
+                    vocab_size: int = 20000) -> tuple[list[str], dict[str, list[tuple[int, int]]]]:
+    """Originals with exact copies, word-edited copies at each rate, and unrelated documents.
+
+    Returns the shuffled texts and, per kind of copy, the (original, copy) positions.
+    """
     rng = random.Random(seed)
     vocab = [f"w{i}" for i in range(vocab_size)]
     texts = [random_doc(rng, vocab) for _ in range(originals)]
-    kinds: dict[str, list[int]] = defaultdict(list)
+    kinds: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for i in range(originals):
         kind = ("exact", *EDIT_RATES, None)[i % (len(EDIT_RATES) + 2)]
         if kind is None:
             continue
         copy = texts[i] if kind == "exact" else edit_words(rng, texts[i], kind, vocab)
-        kinds[str(kind)].append(len(texts))
+        kinds[str(kind)].append((i, len(texts)))
         texts.append(copy)
     order = list(range(len(texts)))
     rng.shuffle(order)
     position = {old: new for new, old in enumerate(order)}
-    return [texts[i] for i in order], {k: sorted(position[i] for i in v) for k, v in kinds.items()}
+    return [texts[i] for i in order], {k: sorted((position[a], position[b]) for a, b in v) for k, v in kinds.items()}
 
 
 def shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:

@@ -1,0 +1,165 @@
+"""The global phase: group band rows by bucket (a shuffle), then verify candidate pairs into edges.
+
+Band rows are spread over ``parts`` shuffle partitions by a hash of their bucket key and grouped
+with Ray Data (``groupby(part).map_groups``); inside a partition, rows are sorted, so the pairs do
+not depend on the order blocks arrive in. Pairs are then verified by ``map_batches`` tasks that
+read the signatures and hashes they need from the memory-mapped sketch files. The in-process
+engine runs the same two functions in a loop and gives the same edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from fusionforge.filters.dedup.lsh import EXACT_BAND, bucket_pairs, hamming_matches, unique_pairs
+from fusionforge.filters.dedup.minhash import exact_jaccard, fmix64
+from fusionforge.filters.dedup.verify import verify_text_pairs
+from fusionforge.filters.dedup.video_hash import sequence_similarity
+from fusionforge.pipelines.core.runner import ORDER_COL, PARTITION_COL, Source
+from fusionforge.pipelines.dedupe.store import IMAGE, TEXT, VIDEO, SketchReader
+
+PART = "part"
+PAIR_SCHEMA = pa.schema([("space", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("exact", pa.bool_()),
+                         ("distance", pa.int64())])
+EDGE_SCHEMA = pa.schema([("space", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("exact", pa.bool_()),
+                         ("similarity", pa.float64())])
+
+
+def shuffle_parts(band_rows: int, rows_per_part: int) -> int:
+    """How many shuffle partitions keep each one under ``rows_per_part`` band rows."""
+    return max(1, -(-band_rows // max(1, rows_per_part)))
+
+
+class BandSource(Source):
+    """The band files of the sketch phase, one partition per file (read by the executors' datasource)."""
+
+    def __init__(self, files: list[str]) -> None:
+        self.files = list(files)
+
+    def partitions(self) -> list[int]:
+        return list(range(len(self.files)))
+
+    def read(self, partition: int) -> Iterator[pa.Table]:
+        yield pq.read_table(self.files[partition])
+
+
+def add_part(batch: pa.Table, parts: int) -> pa.Table:
+    """The shuffle partition of each band row (a hash of its bucket key), replacing read bookkeeping columns."""
+    batch = batch.select([c for c in batch.column_names if c not in (PARTITION_COL, ORDER_COL)])
+    key = batch.column("key").to_numpy()
+    part = (fmix64(key ^ np.uint64(0x5BD1E995)) % np.uint64(parts)).astype(np.int32)
+    return batch.append_column(PART, pa.array(part))
+
+
+def reduce_part(rows: pa.Table, params: dict[str, Any]) -> pa.Table:
+    """Exact edges, text candidates, image matches and video candidates of one shuffle partition."""
+    cols = {name: rows.column(name).to_numpy(zero_copy_only=False) for name in rows.column_names if name != PART}
+    space, band = cols["space"], cols["band"]
+    plain = (band == EXACT_BAND) | (space == TEXT)
+    exact_member, exact_first, left, right = bucket_pairs({k: v[plain] for k, v in cols.items()},
+                                                          params["bucket_fanout"])
+    text_items = cols["item"][plain]
+    out = [_pairs(_space_of(cols, exact_member), exact_member, exact_first, True, -1),
+           _pairs(np.full(len(left), TEXT, np.int8), text_items[left], text_items[right], False, -1)]
+    for media_space, distance in ((IMAGE, params["image_hamming"]), (VIDEO, params["video_hamming"])):
+        media = space == media_space
+        if media.any():
+            a, b, d = hamming_matches({k: v[media] for k, v in cols.items()}, distance)
+            out.append(_pairs(np.full(len(a), media_space, np.int8), a, b, False, d))
+    return pa.concat_tables(out)
+
+
+def _space_of(cols: dict[str, np.ndarray], items: np.ndarray) -> np.ndarray:
+    """The space of each item (items carry it in every row; any row of the item will do)."""
+    order = np.argsort(cols["item"], kind="stable")
+    position = np.searchsorted(cols["item"][order], items)
+    return cols["space"][order][position].astype(np.int8)
+
+
+def _pairs(space, a, b, exact: bool, distance) -> pa.Table:
+    n = len(a)
+    return pa.table({"space": pa.array(space, pa.int8()), "a": pa.array(a, pa.int64()), "b": pa.array(b, pa.int64()),
+                     "exact": pa.array(np.full(n, exact)), "distance": pa.array(np.broadcast_to(distance, n),
+                                                                                   pa.int64())}, schema=PAIR_SCHEMA)
+
+
+def verify_pairs(pairs: pa.Table, params: dict[str, Any]) -> pa.Table:
+    """Edges from pairs: exact and image pairs as they are, text and video pairs checked against the thresholds."""
+    reader = SketchReader(params["store"], tuple(params["starts"]))
+    cols = {name: pairs.column(name).to_numpy(zero_copy_only=False) for name in pairs.column_names}
+    keep = unique_pairs(cols["a"], cols["b"])
+    space, a, b, exact, distance = (cols[c][keep] for c in ("space", "a", "b", "exact", "distance"))
+    similarity = np.where(exact, 1.0, np.where(space == IMAGE, 1.0 - distance / 64.0, np.nan))
+    accepted = exact | (space == IMAGE)
+    text = np.flatnonzero(~exact & (space == TEXT))
+    if len(text):
+        similarity[text], accepted[text] = text_similarity(reader, a[text], b[text], params)
+    for i in np.flatnonzero(~exact & (space == VIDEO)):
+        similarity[i] = sequence_similarity(reader.hashes(a[i]), reader.hashes(b[i]), params["video_hamming"])
+        accepted[i] = similarity[i] >= params["video_match"]
+    take = pa.array(np.flatnonzero(accepted))
+    table = pa.table({"space": space, "a": a, "b": b, "exact": exact, "similarity": similarity}, schema=EDGE_SCHEMA)
+    return table.take(take)
+
+
+def text_similarity(reader: SketchReader, a: np.ndarray, b: np.ndarray,
+                    params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity, accepted) of text pairs: the signature estimate, exact near the threshold; all kept unverified."""
+    sig_a, sig_b = reader.signatures(a), reader.signatures(b)
+    if not params["verify"]:
+        return np.mean(sig_a == sig_b, axis=1), np.ones(len(a), bool)
+
+    def exact(positions: np.ndarray) -> np.ndarray:
+        return np.array([exact_jaccard(reader.shingle_set(a[p]), reader.shingle_set(b[p])) for p in positions])
+
+    return verify_text_pairs(sig_a, sig_b, params["text_threshold"], params["recheck_margin"],
+                             exact if params["recheck_margin"] > 0 else None)
+
+
+def edges_in_process(band_files: list[str], parts: int, params: dict[str, Any]) -> pa.Table:
+    """The global phase in this process: the same partitions, reduce and verification as on Ray."""
+    rows = add_part(pa.concat_tables([pq.read_table(f) for f in band_files]), parts)
+    edges = []
+    for part in range(parts):
+        group = rows.filter(pc.equal(rows.column(PART), part))
+        if group.num_rows:
+            edges.append(verify_pairs(reduce_part(group, params), params))
+    return collect_edges(edges)
+
+
+def edges_on_ray(ray: Any, band_files: list[str], parts: int, params: dict[str, Any]) -> pa.Table:
+    """The global phase on Ray Data: read band files, shuffle by partition, reduce, verify."""
+    from fusionforge.pipelines.core.partition_datasource import PartitionDatasource
+
+    from ray.data.context import DataContext, ShuffleStrategy
+
+    source = BandSource(band_files)
+    ds = ray.data.read_datasource(PartitionDatasource(source, source.partitions()), override_num_blocks=len(band_files))
+    ds = ds.map_batches(add_part, fn_kwargs={"parts": parts}, batch_format="pyarrow")
+    ds = ds.groupby(PART).map_groups(reduce_part, fn_kwargs={"params": params}, batch_format="pyarrow")
+    ds = ds.map_batches(verify_pairs, fn_kwargs={"params": params}, batch_format="pyarrow", batch_size=65536)
+    context = DataContext.get_current()
+    previous = context.shuffle_strategy
+    context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED  # measured: ~10x faster here than SHUFFLE_V2
+    try:
+        return collect_edges(list(ds.iter_batches(batch_format="pyarrow", batch_size=None)))
+    finally:
+        context.shuffle_strategy = previous
+
+
+def collect_edges(tables: list[pa.Table]) -> pa.Table:
+    """One row per pair (a pair found in several bands or partitions counts once), sorted."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return EDGE_SCHEMA.empty_table()
+    edges = pa.concat_tables(tables)
+    edges = edges.take(pc.sort_indices(edges, [("a", "ascending"), ("b", "ascending"), ("exact", "descending"),
+                                               ("similarity", "descending")]))
+    a, b = edges.column("a").to_numpy(), edges.column("b").to_numpy()
+    first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])] if len(a) else np.empty(0, bool)
+    return edges.filter(pa.array(first))

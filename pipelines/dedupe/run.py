@@ -1,0 +1,162 @@
+"""``fusionforge dedupe``: sketch every record, group and verify globally, then write the survivors.
+
+1. Sketch (a partitioned job on the executor): per input shard, exact keys, MinHash signatures and
+   perceptual hashes go to files under ``OUT/_work/dedupe`` (markers make this phase resumable).
+2. Group and verify (Ray Data shuffle, or the same functions in-process): edges between duplicates.
+3. Resolve (this process, memory bound by the edges): clusters, the kept copy of each, decisions per
+   input shard; ``clusters.parquet`` is written next to the output.
+4. Write (``run_transform``): each input shard's records, joined with their decisions, through
+   ``dedupe_apply_v1``; dropped copies go to ``rejected/`` and the ledger names the kept copy.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fusionforge.filters.dedup.apply import DedupeApply, empty_decisions
+from fusionforge.filters.dedup.sketch import DedupeSketch
+from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.io import read_marker, write_marker
+from fusionforge.pipelines.core.runner import Source, make_executor
+from fusionforge.pipelines.core.stage import StageSpec
+from fusionforge.pipelines.dedupe.clusters import CLUSTERS, resolve, write_results
+from fusionforge.pipelines.dedupe.config import DedupeConfig
+from fusionforge.pipelines.dedupe.grouping import edges_in_process, edges_on_ray, shuffle_parts
+from fusionforge.pipelines.dedupe.store import SketchReader, file_path, sketch_marker, store_dir, write_sketches
+from fusionforge.pipelines.job import REPORT, prepare_output
+from fusionforge.pipelines.transform import ManifestSource, run_transform, transform_fingerprint
+from fusionforge.pipelines.writers.manifest import MANIFEST
+
+GLOBAL_MARKER = "dedupe-global"
+STEP = "dedupe"
+Callback = Callable[..., None] | None
+
+
+class DecisionSource(Source):
+    """An earlier output's records, each joined with its dedupe decision (one small file per input shard)."""
+
+    def __init__(self, base: ManifestSource, root: Path) -> None:
+        self.base = base
+        self.root = Path(root)
+
+    def partitions(self) -> list[int]:
+        return self.base.partitions()
+
+    def read(self, partition: int) -> Iterator[pa.Table]:
+        path = file_path(self.root, "decisions", partition, "parquet")
+        decisions = pq.read_table(path) if path.exists() else None
+        offset = 0
+        for batch in self.base.read(partition):
+            n = batch.num_rows
+            columns = empty_decisions(n)
+            if decisions is not None:
+                rows = decisions.column("row").to_numpy()
+                inside = np.flatnonzero((rows >= offset) & (rows < offset + n))
+                index = np.full(n, -1, np.int64)
+                index[rows[inside] - offset] = inside
+                take = pa.array(index, mask=index < 0)
+                columns = {name: decisions.column(name).take(take) for name in columns}
+            for name, values in columns.items():
+                batch = batch.append_column(name, values)
+            offset += n
+            yield batch
+
+
+def run_dedupe(cfg: DedupeConfig, on_plan: Callback = None, on_partition: Callback = None,
+               on_phase: Callback = None) -> dict[str, Any]:
+    """Run (or finish) a dedupe; return the report, also written to ``report.json``."""
+    started = time.monotonic()
+    columns = [S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.MEDIA, S.ERROR] + _score_column(cfg)
+    source = ManifestSource(cfg.input, columns=columns)
+    out = Path(cfg.output)
+    if prepare_output(out, transform_fingerprint(cfg.transform(), cfg.settings()), cfg.resume):
+        shutil.rmtree(store_dir(out), ignore_errors=True)
+        return json.loads((out / REPORT).read_text())
+    root = store_dir(out)
+    partitions = source.partitions()
+    starts = tuple(source.row_range(p)[0] for p in partitions)
+    bands, rows = cfg.lsh()
+    params = {**cfg.settings(), "bands": bands, "rows": rows, "score_column": cfg.score_column,
+              "keep_shingles": cfg.recheck_margin > 0, "store": str(root), "starts": list(starts)}
+    summary = read_marker(out, GLOBAL_MARKER)
+    if summary is None:
+        summary = _global_phase(cfg, source, partitions, starts, params, root, on_plan, on_partition, on_phase)
+        write_marker(out, GLOBAL_MARKER, summary)
+    if on_phase:
+        on_phase("write")
+    report = run_transform(cfg.transform(resume=True), STEP, [StageSpec(DedupeApply)], cfg.settings(), on_partition,
+                           on_plan, source=DecisionSource(ManifestSource(cfg.input), root),
+                           extra_report={"dedupe": {**summary, "seconds_total": round(time.monotonic() - started, 3)}})
+    shutil.rmtree(root, ignore_errors=True)
+    return report
+
+
+def _score_column(cfg: DedupeConfig) -> list[str]:
+    name = cfg.score_column
+    if name is None:
+        return []
+    manifest = Path(cfg.input) / MANIFEST
+    if not manifest.exists():
+        return []  # ManifestSource names the problem
+    schema = pq.read_schema(manifest)
+    numeric = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+    if name not in schema.names or name not in numeric:
+        raise ConfigError(f"--keep best:{name}: no numeric column {name!r} in {manifest}; numeric columns: "
+                          f"{', '.join(c for c in numeric if '__' in c) or 'none (run a scoring stage first)'}")
+    return [name]
+
+
+def _global_phase(cfg, source, partitions, starts, params, root, on_plan, on_partition, on_phase) -> dict[str, Any]:
+    out = Path(cfg.output)
+    timings = {}
+    clock = time.monotonic()
+    todo = [p for p in partitions if read_marker(out, sketch_marker(p)) is None]
+    if on_phase:
+        on_phase("sketch")
+    if on_plan:
+        on_plan(len(partitions), len(partitions) - len(todo))
+    executor = make_executor(cfg.executor, cfg.ray_address, cfg.num_cpus)
+    if todo:
+        writer = partial(write_sketches, str(root), str(out), starts, params)
+        executor.run(source, [StageSpec(DedupeSketch, cfg.sketch_params())], writer, todo, on_partition)
+    sketches = [read_marker(out, sketch_marker(p)) for p in partitions]
+    timings["sketch"] = round(time.monotonic() - clock, 3)
+    clock = time.monotonic()
+    if on_phase:
+        on_phase("group")
+    band_rows = sum(s["band_rows"] for s in sketches)
+    parts = shuffle_parts(band_rows, cfg.rows_per_shuffle_partition)
+    band_files = [str(file_path(root, "bands", p, "parquet")) for p in partitions]
+    if cfg.executor == "ray":
+        edges = edges_on_ray(executor.ray, band_files, parts, params)
+    else:
+        edges = edges_in_process(band_files, parts, params)
+    timings["group_verify"] = round(time.monotonic() - clock, 3)
+    clock = time.monotonic()
+    clusters, decisions, stats = resolve(edges, SketchReader(root, starts), partitions, cfg.keep, params)
+    write_results(out, root, clusters, decisions)
+    timings["resolve"] = round(time.monotonic() - clock, 3)
+    items: dict[str, int] = {}
+    for s in sketches:
+        for space, count in s["items"].items():
+            items[space] = items.get(space, 0) + count
+    return {"lsh": {"bands": params["bands"], "rows": params["rows"], "num_perm": cfg.num_perm},
+            "items": items, "failed_items": sum(s["failed_items"] for s in sketches), "band_rows": band_rows,
+            "shuffle_partitions": parts, "edges": edges.num_rows, **stats, "clusters_file": CLUSTERS,
+            "seconds": timings, "driver_peak_rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    """This (driver) process's peak resident memory so far."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
