@@ -32,6 +32,9 @@ from fusionforge.cli.render import console, partition_progress, print_report
               help="Most differing bits (of 64) between near-duplicate images.")
 @click.option("--image-crops", type=float, default=0.03, show_default=True,
               help="Also hash crops cutting this fraction per side, so cropped copies match (0: off).")
+@click.option("--image-color", type=float, default=100.0, show_default=True,
+              help="Largest colour difference of 16x16 thumbnails (mean of the 4 worst cells) for a pHash match "
+                   "to count (0: no colour check).")
 @click.option("--video-fps", type=float, default=1.0, show_default=True, help="Frames sampled per second.")
 @click.option("--video-max-frames", type=int, default=32, show_default=True, help="Frames sampled at most.")
 @click.option("--video-hamming", type=int, default=8, show_default=True,
@@ -50,9 +53,9 @@ from fusionforge.cli.render import console, partition_progress, print_report
 @run_options
 @library_errors
 def dedupe(input_dir, output, keep, text_threshold, num_perm, ngram, char_ngrams, bands, rows, verify,
-           recheck_margin, casefold, collapse_whitespace, image_hash, image_hamming, image_crops, video_fps,
-           video_max_frames, video_hamming, video_match, only, within_source, shard_size_mb, shard_count, timeout_s,
-           executor, ray_address, num_cpus, seed, resume, strict, as_json):
+           recheck_margin, casefold, collapse_whitespace, image_hash, image_hamming, image_crops, image_color,
+           video_fps, video_max_frames, video_hamming, video_match, only, within_source, shard_size_mb, shard_count,
+           timeout_s, executor, ray_address, num_cpus, seed, resume, strict, as_json):
     """Remove exact and near duplicates (text, images, video) from an earlier output IN.
 
     Texts: normalised exact keys, then MinHash LSH over word 5-grams with verified candidates.
@@ -73,7 +76,8 @@ def dedupe(input_dir, output, keep, text_threshold, num_perm, ngram, char_ngrams
         within_source=within_source, text_threshold=text_threshold, num_perm=num_perm, ngram=ngram,
         char_ngrams=char_ngrams, bands=bands, rows=rows, verify=verify, recheck_margin=recheck_margin,
         casefold=casefold, collapse_whitespace=collapse_whitespace, seed=seed, image_hash=image_hash,
-        image_hamming=image_hamming, image_crops=image_crops, video_fps=video_fps, video_max_frames=video_max_frames,
+        image_hamming=image_hamming, image_crops=image_crops, image_color=image_color, video_fps=video_fps,
+        video_max_frames=video_max_frames,
         video_hamming=video_hamming, video_match=video_match, keep=keep, timeout_s=timeout_s, strict=strict,
         shard_size_mb=shard_size_mb or None, shard_count=shard_count, executor=executor, ray_address=ray_address,
         num_cpus=num_cpus, resume=resume,

@@ -47,6 +47,7 @@ def demo(output, seed, executor, ray_address, num_cpus):
         report = run_shard(cfg, on_partition=on_partition, on_plan=on_plan)
     console.print(summary_table(report, f"shard -> {cfg.output}"))
     console.print(_by_source(report))
+    _dedupe_step(console, out, executor, ray_address, num_cpus)
     console.print(f"[bold]demo finished[/] in {time.monotonic() - started:.1f} s; outputs under {out}/")
 
 
@@ -57,3 +58,22 @@ def _by_source(report: dict) -> Table:
     for group, counts in report["by_source_modality"].items():
         table.add_row(group, str(counts["kept"]), str(counts["dropped"]), str(counts["failed"]))
     return table
+
+
+def _dedupe_step(console: Console, out: Path, executor: str, ray_address: str | None, num_cpus: int | None) -> None:
+    """Dedupe: exact and near duplicates of text, images and video, out/shards -> out/dedup."""
+    from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
+
+    cfg = DedupeConfig(input=str(out / "shards"), output=str(out / "dedup"), shard_count=100, executor=executor,
+                       ray_address=ray_address, num_cpus=num_cpus)
+    with partition_progress("dedupe") as (on_plan, on_partition):
+        report = run_dedupe(cfg, on_plan=on_plan, on_partition=on_partition)
+    stats = report["dedupe"]
+    table = Table(title=f"dedupe -> {cfg.output} ({stats['seconds_total']:.1f} s)", header_style="bold")
+    for column in ("space", "items", "clusters", "exact dropped", "near dropped"):
+        table.add_column(column, justify="left" if column == "space" else "right")
+    for space in ("text", "image", "video"):
+        table.add_row(space, str(stats["items"].get(space, 0)), str(stats[f"{space}_clusters"]),
+                      str(stats[f"{space}_exact_dropped"]), str(stats[f"{space}_near_dropped"]))
+    console.print(table)
+    console.print(f"kept {report['kept']} of {report['inputs']} records; clusters in {cfg.output}/clusters.parquet")

@@ -1,9 +1,9 @@
 """The bundled sample corpus: generated on the spot (nothing downloaded), deterministic under a seed.
 
 It holds every input kind ``shard`` reads, in several languages, with planted exact and near
-duplicates (for dedupe) and planted broken inputs (for the ledger): a malformed JSON line, a row
-without text, a missing image, an undecodable image, a truncated video and a tar member that tries
-to escape its archive.
+duplicates (for dedupe: texts in ``web``, a re-encoded picture shared by ``pairs`` and ``photos``)
+and planted broken inputs (for the ledger): a malformed JSON line, a row without text, a missing
+image, an undecodable image, a truncated video and a tar member that tries to escape its archive.
 """
 
 from __future__ import annotations
@@ -126,7 +126,16 @@ def make_corpus(root: str | Path, seed: int = 0, n_text: int = 300) -> dict[str,
         "clips": _videos(root / "clips"),
         "legacy": _legacy_tar(root / "legacy.tar", rng),
     }
+    _plant_image_copy(root / "pairs" / "images" / "p000.jpg", root / "photos")
     return {name: str(path) for name, path in inputs.items()}
+
+
+def _plant_image_copy(original: Path, photos: Path) -> None:
+    """A larger, re-encoded copy of one pair's picture among the photos: a cross-source near duplicate."""
+    with Image.open(original) as image:
+        copy = image.convert("RGB").resize((image.width * 3 // 2, image.height * 3 // 2))
+    (photos / "img_950.jpg").write_bytes(encode(copy, "JPEG"))
+    (photos / "img_950.txt").write_text("the same picture as the first pair's, larger")
 
 
 def _text_source(path: Path, rng: random.Random, n: int) -> Path:

@@ -87,6 +87,8 @@ def dhash_gray(frames: np.ndarray) -> np.ndarray:
 CROP_FRACTION = 0.03
 VARIANTS = 9  # crops per image
 DEFAULT_MAX_DISTANCE = 8  # pHash bits; measured: copies (resized, re-encoded, cropped <= 5%) <= 8, distinct >= 10
+THUMB_SIDE = 16
+DEFAULT_MAX_COLOR_DISTANCE = 100.0  # measured: copies <= 81, distinct drawings that pHash confuses >= 126 but 1 in 65
 _THUMB_SIDE = 128
 
 
@@ -96,6 +98,15 @@ def crop_boxes(width: int, height: int, fraction: float = CROP_FRACTION) -> list
     w, h = width, height
     return [(dx, dy, w - dx, h - dy), (dx, 0, w, h), (0, 0, w - dx, h), (0, dy, w, h), (0, 0, w, h - dy),
             (dx, dy, w, h), (0, dy, w - dx, h), (dx, 0, w, h - dy), (0, 0, w - dx, h - dy)]
+
+
+def _crops(image: Image.Image, crop_fraction: float) -> list[Image.Image]:
+    """Nine slight crops of a thumbnail of at most 128 px (the image itself, repeated, when too small to crop)."""
+    thumb = image.copy()
+    thumb.thumbnail((_THUMB_SIDE, _THUMB_SIDE), Image.Resampling.LANCZOS)
+    if min(thumb.size) < 16:
+        return [image] * VARIANTS
+    return [thumb.crop(box) for box in crop_boxes(*thumb.size, crop_fraction)]
 
 
 def image_hashes(image: Image.Image, kind: str = "phash", crop_fraction: float = CROP_FRACTION) -> np.ndarray:
@@ -108,13 +119,29 @@ def image_hashes(image: Image.Image, kind: str = "phash", crop_fraction: float =
     if kind not in HASH_KINDS:
         raise ValueError(f"unknown image hash {kind!r}; use one of {HASH_KINDS}")
     gray = image.convert("L")
-    thumb = gray.copy()
-    thumb.thumbnail((_THUMB_SIDE, _THUMB_SIDE), Image.Resampling.LANCZOS)
+    variants = [gray] + (_crops(gray, crop_fraction) if crop_fraction > 0 else [])
     side = (PHASH_SIDE, PHASH_SIDE) if kind == "phash" else (_BITS + 1, _BITS)
-    frames = [np.asarray(gray.resize(side, Image.Resampling.LANCZOS))]
-    if crop_fraction > 0:
-        boxes = crop_boxes(*thumb.size, crop_fraction) if min(thumb.size) >= 16 else []
-        frames += [np.asarray(thumb.crop(box).resize(side, Image.Resampling.LANCZOS)) for box in boxes]
-        frames += [frames[0]] * (1 + VARIANTS - len(frames))  # too small to crop: the image stands in
-    stack = np.stack(frames)
+    stack = np.stack([np.asarray(v.resize(side, Image.Resampling.LANCZOS)) for v in variants])
     return phash_gray(stack) if kind == "phash" else dhash_gray(stack)
+
+
+def color_thumbnails(image: Image.Image, crop_fraction: float = CROP_FRACTION) -> np.ndarray:
+    """16x16 RGB area averages of the image and of the same nine crops, ``(k, 16, 16, 3)`` uint8.
+
+    pHash sees a 32x32 gray picture and only which frequencies are above their median: two flat
+    drawings with one blob each at the same place hash alike whatever their colours and shapes.
+    The colour thumbnails, compared after the same crop alignment, tell them apart.
+    """
+    rgb = image.convert("RGB")
+    variants = [rgb] + (_crops(rgb, crop_fraction) if crop_fraction > 0 else [])
+    side = (THUMB_SIDE, THUMB_SIDE)
+    return np.stack([np.asarray(v.resize(side, Image.Resampling.BOX), np.uint8) for v in variants])
+
+
+def color_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean of the 4 largest cell colour differences (RGB Euclidean), best crop alignment either way."""
+    def worst_cells(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        cells = np.sqrt(((x.astype(np.float64) - y.astype(np.float64)) ** 2).sum(-1))  # broadcast: (k, 16, 16)
+        return np.sort(cells.reshape(len(cells), -1), axis=1)[:, -4:].mean(axis=1)
+
+    return float(min(worst_cells(a[:1], b).min(), worst_cells(a, b[:1]).min()))

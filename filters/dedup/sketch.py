@@ -14,7 +14,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-from fusionforge.filters.dedup.image_hash import CROP_FRACTION, decode_image, image_hashes, pixel_key
+from fusionforge.filters.dedup.image_hash import (
+    CROP_FRACTION,
+    color_thumbnails,
+    decode_image,
+    image_hashes,
+    pixel_key,
+)
 from fusionforge.filters.dedup.minhash import TextSketcher
 from fusionforge.filters.dedup.video_hash import frame_hashes, stream_key
 from fusionforge.pipelines.core import schema as S
@@ -29,7 +35,8 @@ NAME = "dedupe_sketch_v1"
 TEXT_MODALITIES = (S.Modality.TEXT.value, S.Modality.INTERLEAVED.value)
 MEDIA_ITEM = pa.struct([
     ("index", pa.int32()), ("kind", pa.string()), ("primary", pa.bool_()), ("exact_hi", pa.uint64()),
-    ("exact_lo", pa.uint64()), ("hashes", pa.binary()), ("size", pa.float64()), ("error", pa.string()),
+    ("exact_lo", pa.uint64()), ("hashes", pa.binary()), ("thumbs", pa.binary()), ("size", pa.float64()),
+    ("error", pa.string()),
 ])
 COLUMNS = {  # field -> type of the columns this stage adds ("dedupe_sketch_v1__{field}")
     "text_exact_hi": pa.uint64(), "text_exact_lo": pa.uint64(), "text_length": pa.int64(),
@@ -101,7 +108,7 @@ class DedupeSketch(Stage):
             if not wanted or (modality in (S.Modality.IMAGE.value, S.Modality.VIDEO.value) and index > 0):
                 continue
             entry = {"index": index, "kind": item["kind"], "primary": primary, "exact_hi": None, "exact_lo": None,
-                     "hashes": None, "size": None, "error": None}
+                     "hashes": None, "thumbs": None, "size": None, "error": None}
             try:
                 entry.update(self._image(item) if item["kind"] == "image" else self._video(item))
             except (BadImage, BadVideo, OSError) as exc:
@@ -118,7 +125,8 @@ class DedupeSketch(Stage):
         image = decode_image(data, self.max_pixels)
         hi, lo = pixel_key(image)
         hashes = image_hashes(image, self.image_hash, self.crop_fraction)
-        return {"exact_hi": hi, "exact_lo": lo, "hashes": hashes.astype("<u8").tobytes(),
+        thumbs = color_thumbnails(image, self.crop_fraction)
+        return {"exact_hi": hi, "exact_lo": lo, "hashes": hashes.astype("<u8").tobytes(), "thumbs": thumbs.tobytes(),
                 "size": float(image.size[0] * image.size[1])}
 
     def _video(self, item: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from fusionforge.filters.dedup.image_hash import CROP_FRACTION, DEFAULT_MAX_DISTANCE, HASH_KINDS
+from fusionforge.filters.dedup.image_hash import (
+    CROP_FRACTION,
+    DEFAULT_MAX_COLOR_DISTANCE,
+    DEFAULT_MAX_DISTANCE,
+    HASH_KINDS,
+)
 from fusionforge.filters.dedup.lsh import lsh_params
 from fusionforge.filters.dedup.verify import DEFAULT_RECHECK_MARGIN
 from fusionforge.pipelines.core.errors import ConfigError
@@ -39,6 +44,7 @@ class DedupeConfig:
     image_hash: str = "phash"
     image_hamming: int = DEFAULT_MAX_DISTANCE
     image_crops: float = CROP_FRACTION  # 0: no crop variants
+    image_color: float = DEFAULT_MAX_COLOR_DISTANCE  # colour-thumbnail check of pHash matches (0: off)
     video_fps: float = 1.0
     video_max_frames: int = 32
     video_hamming: int = DEFAULT_MAX_DISTANCE
@@ -73,6 +79,8 @@ class DedupeConfig:
         for name, value in (("--image-hamming", self.image_hamming), ("--video-hamming", self.video_hamming)):
             if not 0 <= value <= 31:
                 problems.append(f"{name} must be between 0 and 31 bits, got {value}")
+        if self.image_color < 0:
+            problems.append(f"--image-color must be >= 0 (0: no colour check), got {self.image_color}")
         if not 0.0 <= self.image_crops < 0.25:
             problems.append(f"--image-crops must be in [0, 0.25), got {self.image_crops}")
         if not 0.0 < self.video_match <= 1.0 or self.video_fps <= 0 or self.video_max_frames < 1:

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fusionforge.filters.dedup.image_hash import color_distance
 from fusionforge.filters.dedup.lsh import EXACT_BAND, bucket_pairs, hamming_matches, unique_pairs
 from fusionforge.filters.dedup.minhash import exact_jaccard, fmix64
 from fusionforge.filters.dedup.verify import verify_text_pairs
@@ -96,6 +97,9 @@ def verify_pairs(pairs: pa.Table, params: dict[str, Any]) -> pa.Table:
     space, a, b, exact, distance = (cols[c][keep] for c in ("space", "a", "b", "exact", "distance"))
     similarity = np.where(exact, 1.0, np.where(space == IMAGE, 1.0 - distance / 64.0, np.nan))
     accepted = exact | (space == IMAGE)
+    if params["image_color"]:
+        for i in np.flatnonzero(~exact & (space == IMAGE)):
+            accepted[i] = color_distance(reader.thumbs(a[i]), reader.thumbs(b[i])) <= params["image_color"]
     text = np.flatnonzero(~exact & (space == TEXT))
     if len(text):
         similarity[text], accepted[text] = text_similarity(reader, a[text], b[text], params)
@@ -135,7 +139,6 @@ def edges_in_process(band_files: list[str], parts: int, params: dict[str, Any]) 
 def edges_on_ray(ray: Any, band_files: list[str], parts: int, params: dict[str, Any]) -> pa.Table:
     """The global phase on Ray Data: read band files, shuffle by partition, reduce, verify."""
     from fusionforge.pipelines.core.partition_datasource import PartitionDatasource
-
     from ray.data.context import DataContext, ShuffleStrategy
 
     source = BandSource(band_files)

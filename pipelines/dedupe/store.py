@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 from fusionforge.filters.dedup import sketch as sk
+from fusionforge.filters.dedup.image_hash import THUMB_SIDE
 from fusionforge.filters.dedup.lsh import BAND_COLUMNS, band_keys, band_rows, hash_band_rows
 from fusionforge.filters.dedup.minhash import EMPTY
 from fusionforge.filters.dedup.video_hash import ANCHORS, anchor_hashes
@@ -36,7 +37,8 @@ SPACES = {TEXT: "text", IMAGE: "image", VIDEO: "video"}
 ITEM_SCHEMA = pa.schema([
     ("item", pa.int64()), ("row", pa.int64()), ("space", pa.int8()), ("primary", pa.bool_()), ("id", pa.string()),
     ("media_index", pa.int32()), ("exact_hi", pa.uint64()), ("exact_lo", pa.uint64()), ("length", pa.float64()),
-    ("score", pa.float64()), ("hashes", pa.binary()), ("usable", pa.bool_()), ("error", pa.string()),
+    ("score", pa.float64()), ("hashes", pa.binary()), ("thumbs", pa.binary()), ("usable", pa.bool_()),
+    ("error", pa.string()),
 ])
 
 
@@ -107,8 +109,8 @@ def _text_items(table, rows, ids, salts, scores, errors, params, signatures, shi
         exact[k] = (hi[r], lo[r])
         item_rows.append({"item": int(rows[r]) * SLOTS, "row": int(rows[r]), "space": TEXT, "primary": True,
                           "id": ids[r], "media_index": None, "exact_hi": hi[r], "exact_lo": lo[r],
-                          "length": float(length[r]), "score": float(scores[r]), "hashes": None, "usable": True,
-                          "error": None})
+                          "length": float(length[r]), "score": float(scores[r]), "hashes": None, "thumbs": None,
+                          "usable": True, "error": None})
     for r in np.flatnonzero(~present):
         if errors[r] is not None and table.column(S.MODALITY)[int(r)].as_py() in sk.TEXT_MODALITIES:
             item_rows.append(_failed(rows[r], 0, TEXT, True, ids[r], None, errors[r]))
@@ -131,7 +133,7 @@ def _media_items(table, rows, ids, salts, scores, errors, params, item_rows) -> 
             item_rows.append({"item": item, "row": int(rows[r]), "space": space, "primary": entry["primary"],
                               "id": ids[r], "media_index": entry["index"], "exact_hi": entry["exact_hi"],
                               "exact_lo": entry["exact_lo"], "length": entry["size"], "score": float(scores[r]),
-                              "hashes": entry["hashes"], "usable": True, "error": None})
+                              "hashes": entry["hashes"], "thumbs": entry["thumbs"], "usable": True, "error": None})
             collected[space].append((item, entry["exact_hi"], entry["exact_lo"], salts[r],
                                      np.frombuffer(entry["hashes"], "<u8")))
     out = []
@@ -156,7 +158,7 @@ def _media_items(table, rows, ids, salts, scores, errors, params, item_rows) -> 
 def _failed(row, slot, space, primary, record_id, media_index, error) -> dict[str, Any]:
     return {"item": int(row) * SLOTS + slot, "row": int(row), "space": space, "primary": primary, "id": record_id,
             "media_index": media_index, "exact_hi": None, "exact_lo": None, "length": None, "score": None,
-            "hashes": None, "usable": False, "error": error}
+            "hashes": None, "thumbs": None, "usable": False, "error": error}
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -202,9 +204,18 @@ class SketchReader:
 
     def hashes(self, item: int) -> np.ndarray:
         """An image's hashes (own, then crops) or a video's frame hashes."""
+        blob = self._blobs(item)[0]
+        return np.empty(0, np.uint64) if blob is None else np.frombuffer(blob, "<u8").astype(np.uint64)
+
+    def thumbs(self, item: int) -> np.ndarray:
+        """An image's colour thumbnails (own, then crops), ``(k, 16, 16, 3)`` uint8."""
+        blob = self._blobs(item)[1]
+        return np.frombuffer(blob or b"", np.uint8).reshape(-1, THUMB_SIDE, THUMB_SIDE, 3)
+
+    def _blobs(self, item: int) -> tuple[bytes | None, bytes | None]:
         partitions, _ = self.locate(np.array([item]))
-        by_item = _item_hashes(str(file_path(self.root, "items", int(partitions[0]), "parquet")))
-        return by_item.get(int(item), np.empty(0, np.uint64))
+        return _item_blobs(str(file_path(self.root, "items", int(partitions[0]), "parquet"))).get(int(item),
+                                                                                                  (None, None))
 
 
 @lru_cache(maxsize=64)
@@ -213,7 +224,7 @@ def _memmap(path: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _item_hashes(path: str) -> dict[int, np.ndarray]:
-    table = pq.read_table(path, columns=["item", "hashes"])
-    return {item: np.frombuffer(blob, "<u8").astype(np.uint64) for item, blob in
-            zip(table.column("item").to_pylist(), table.column("hashes").to_pylist()) if blob is not None}
+def _item_blobs(path: str) -> dict[int, tuple[bytes | None, bytes | None]]:
+    table = pq.read_table(path, columns=["item", "hashes", "thumbs"])
+    return dict(zip(table.column("item").to_pylist(), zip(table.column("hashes").to_pylist(),
+                                                          table.column("thumbs").to_pylist())))

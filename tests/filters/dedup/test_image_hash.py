@@ -1,9 +1,20 @@
+import random
+
 import imagehash
 import numpy as np
 import pytest
-from fusionforge.filters.dedup.image_hash import DEFAULT_MAX_DISTANCE, decode_image, image_hashes, pixel_key
+from fusionforge.filters.dedup.image_hash import (
+    DEFAULT_MAX_COLOR_DISTANCE,
+    DEFAULT_MAX_DISTANCE,
+    color_distance,
+    color_thumbnails,
+    decode_image,
+    image_hashes,
+    pixel_key,
+)
 from fusionforge.filters.dedup.lsh import hamming64
 from fusionforge.pipelines.core.images import BadImage
+from fusionforge.pipelines.demo_corpus import draw_shapes
 from media_fixtures import crop_fraction, encoded, picture
 
 
@@ -56,3 +67,20 @@ def test_undecodable_and_oversized_images_raise_bad_image():
     with pytest.raises(ValueError, match="unknown image hash"):
         image_hashes(picture(0), "ahash")
     assert np.asarray(image_hashes(picture(0), crop_fraction=0)).shape == (1,)
+
+
+def test_colour_check_separates_flat_drawings_that_phash_confuses():
+    rng = random.Random(0)
+    drawings = [draw_shapes(rng, rng.choice([(128, 96), (96, 128), (160, 160), (200, 120)]))[0] for _ in range(150)]
+    hashes = [image_hashes(d) for d in drawings]
+    thumbs = [color_thumbnails(d) for d in drawings]
+    confused = [(i, j) for i in range(150) for j in range(i + 1, 150)
+                if _distance(hashes[i], hashes[j]) <= DEFAULT_MAX_DISTANCE]
+    assert len(confused) >= 10  # one blob at the same place: pHash cannot tell colour or shape
+    assert all(color_distance(thumbs[i], thumbs[j]) > DEFAULT_MAX_COLOR_DISTANCE for i, j in confused)
+    for drawing, own, own_thumbs in zip(drawings[:20], hashes[:20], thumbs[:20]):
+        w, h = drawing.size
+        for copy in (drawing.resize((w * 2, h * 2)), decode_image(encoded(drawing, "JPEG", quality=60)),
+                     crop_fraction(drawing, left=0.05), crop_fraction(drawing, 0.02, 0.02, 0.02, 0.02)):
+            assert _distance(own, image_hashes(copy)) <= DEFAULT_MAX_DISTANCE
+            assert color_distance(own_thumbs, color_thumbnails(copy)) <= DEFAULT_MAX_COLOR_DISTANCE
