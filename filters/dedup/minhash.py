@@ -103,16 +103,6 @@ def shingle_hashes(hashes: np.ndarray, counts: np.ndarray, ngram: int) -> tuple[
     return (fmix64(acc[keep]) >> _U64(32)).astype(_U32), per_doc
 
 
-def unique_per_doc(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each document's values sorted and deduplicated (its shingle *set*), with the new counts."""
-    owner = np.repeat(np.arange(len(counts)), counts)
-    order = np.lexsort((values, owner))
-    values, owner = values[order], owner[order]
-    first = np.ones(len(values), bool)
-    first[1:] = (values[1:] != values[:-1]) | (owner[1:] != owner[:-1])
-    return values[first], np.bincount(owner[first], minlength=len(counts)).astype(np.int64)
-
-
 class MinHasher:
     """``num_perm`` affine permutations of 32-bit shingle hashes (datasketch's ``affine32`` scheme)."""
 
@@ -146,7 +136,8 @@ def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """Jaccard of two sorted, deduplicated shingle sets (1.0 for two empty sets)."""
+    """Jaccard of two documents' shingle sets, from their shingle hashes (repeats allowed; 1.0 for two empty)."""
+    a, b = np.unique(a), np.unique(b)
     if len(a) == 0 and len(b) == 0:
         return 1.0
     common = len(np.intersect1d(a, b, assume_unique=True))
@@ -159,8 +150,8 @@ class TextSketch:
 
     exact: np.ndarray  # (n, 2) uint64: 128-bit key of the exact-normalised text
     signatures: np.ndarray  # (n, num_perm) uint32
-    shingles: np.ndarray  # uint32, each document's sorted shingle set, concatenated
-    shingle_offsets: np.ndarray  # int64, n + 1: document i's set is shingles[offsets[i]:offsets[i + 1]]
+    shingles: np.ndarray  # uint32, each document's shingle hashes in text order (repeats kept), concatenated
+    shingle_offsets: np.ndarray  # int64, n + 1: document i's are shingles[offsets[i]:offsets[i + 1]]
     lengths: np.ndarray  # int64 characters of the exact-normalised text
 
     @property
@@ -201,10 +192,9 @@ class TextSketcher:
             hashes, counts = token_hashes(tn.word_tokens(normalized))
         shingles, per_doc = shingle_hashes(hashes, counts, self.ngram)
         signatures = self.hasher().signatures(shingles, per_doc)
-        shingle_set, set_counts = unique_per_doc(shingles, per_doc)
         lengths = np.asarray(pc.utf8_length(normalized).fill_null(0), dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(set_counts)]).astype(np.int64)
-        return TextSketch(tn.exact_keys(normalized), signatures, shingle_set, offsets, lengths)
+        offsets = np.concatenate([[0], np.cumsum(per_doc)]).astype(np.int64)
+        return TextSketch(tn.exact_keys(normalized), signatures, shingles, offsets, lengths)
 
 
 _HASHERS: dict[tuple[int, int], MinHasher] = {}

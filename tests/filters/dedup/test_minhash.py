@@ -74,7 +74,8 @@ def test_normalisation_levels():
     assert (keys[0] == keys[1]).all() and not (keys[0] == keys[2]).all()
     kept_case = tn.normalize_exact(["A  b"], casefold=False, collapse_whitespace=False)
     assert kept_case.to_pylist() == ["A  b"]
-    assert tn.word_tokens(pa.array(["Hello, world! It's 2024…"])).to_pylist() == [["hello", "world", "it", "s", "2024"]]
+    words = tn.word_tokens(pa.array(["Hello, world! It's «2024»…  —"])).to_pylist()
+    assert words == [["hello", "world", "it's", "2024", ""]]  # "" (only punctuation) is skipped when hashing
 
 
 def test_char_ngrams_compare_texts_without_spaces():

@@ -1,0 +1,356 @@
+"""Near-duplicate text dedup: fusionforge versus datasketch and datatrove on one generated corpus.
+
+Corpus: ``--docs`` documents of 100-500 Zipf-distributed words; one in ten gets a copy that is
+exact or has 1, 2, 5, 10 or 20% of its words replaced. Measured in one run:
+
+1. signature throughput (one process): fusionforge's vectorised MinHash versus datasketch's
+   per-document ``update()`` loop and ``MinHash.bulk`` (same word 5-grams, 128 permutations);
+2. end to end: ``fusionforge dedupe`` on Ray (2 CPUs, text only, from the sharded corpus) versus
+   datatrove's 4-stage MinHash pipeline (LocalPipelineExecutor, 2 workers) with its default spaCy
+   word tokenizer and with a whitespace tokenizer, and versus a plain datasketch pipeline
+   (``MinHash.bulk`` + ``MinHashLSH`` + union-find, one process);
+3. precision and recall of each against the pairs whose exact Jaccard is >= the threshold,
+   computed by brute force on a sample of whole duplicate families plus random documents.
+
+    python bench/dedupe.py --docs 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+THRESHOLD = 0.8
+NUM_PERM = 128
+RATES = (0.0, 0.01, 0.02, 0.05, 0.10, 0.20)
+WORD = re.compile(r"\w+")
+
+
+def make_corpus(folder: Path, n: int, files: int = 8, seed: int = 0) -> dict[str, list[str]]:
+    """Write ``n`` documents as JSONL files (``id``, ``text``); return each family's ids (original first)."""
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i}" for i in range(50_000)])
+    weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.05
+    weights /= weights.sum()
+    originals = int(n / 1.1)
+    families: dict[str, list[str]] = {}
+    folder.mkdir(parents=True, exist_ok=True)
+    outs = [open(folder / f"part-{k:02d}.jsonl", "w", encoding="utf-8") for k in range(files)]  # noqa: SIM115
+    written = 0
+    for i in range(originals):
+        words = vocab[rng.choice(len(vocab), rng.integers(100, 500), p=weights)]
+        doc_id = f"d{i:07d}"
+        outs[i * files // originals].write(json.dumps({"id": doc_id, "text": " ".join(words) + "."}) + "\n")
+        written += 1
+        if i % 11 == 0 and written < n:
+            rate = RATES[(i // 11) % len(RATES)]
+            copy = words.copy()
+            edits = rng.random(len(copy)) < rate
+            copy[edits] = vocab[rng.choice(len(vocab), int(edits.sum()), p=weights)]
+            copy_id = f"{doc_id}-c{int(rate * 100):02d}"
+            other_file = outs[(i * files // originals + files // 2) % files]  # copies land in another file
+            other_file.write(json.dumps({"id": copy_id, "text": " ".join(copy) + "."}) + "\n")
+            families[doc_id] = [doc_id, copy_id]
+            written += 1
+    for out in outs:
+        out.close()
+    return families
+
+
+def read_jsonl(folder: Path) -> tuple[list[str], list[str]]:
+    ids, texts = [], []
+    for path in sorted(folder.glob("*.jsonl")):
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                row = json.loads(line)
+                ids.append(row["id"])
+                texts.append(row["text"])
+    return ids, texts
+
+
+def shingles(text: str) -> list[bytes]:
+    words = WORD.findall(text.lower())
+    return [" ".join(words[i: i + 5]).encode() for i in range(max(1, len(words) - 4))]
+
+
+# -- 1. signature throughput ------------------------------------------------------------------
+
+def signature_throughput(texts: list[str]) -> dict[str, float]:
+    from datasketch import MinHash
+    from fusionforge.filters.dedup.minhash import TextSketcher
+
+    out = {}
+    start = time.perf_counter()
+    sketcher = TextSketcher(num_perm=NUM_PERM)
+    for i in range(0, len(texts), 1000):
+        sketcher.sketch(texts[i: i + 1000])
+    out["fusionforge TextSketcher.sketch (batches of 1000)"] = len(texts) / (time.perf_counter() - start)
+    sample = texts[: max(200, len(texts) // 10)]
+    start = time.perf_counter()
+    for text in sample:
+        m = MinHash(num_perm=NUM_PERM)
+        for shingle in shingles(text):
+            m.update(shingle)
+    out["datasketch per-document update() loop"] = len(sample) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    MinHash.bulk([shingles(t) for t in texts], num_perm=NUM_PERM)
+    out["datasketch MinHash.bulk"] = len(texts) / (time.perf_counter() - start)
+    return out
+
+
+# -- 2. end-to-end pipelines -----------------------------------------------------------------
+
+def run_datasketch(ids: list[str], texts: list[str]) -> dict[str, int]:
+    """The pipeline a datasketch user writes: bulk signatures, an LSH index, union-find over query hits."""
+    from datasketch import MinHash, MinHashLSH
+
+    signatures = MinHash.bulk([shingles(t) for t in texts], num_perm=NUM_PERM)
+    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
+    with lsh.insertion_session() as session:
+        for doc_id, m in zip(ids, signatures):
+            session.insert(doc_id, m)
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    for doc_id, m in zip(ids, signatures):
+        for other in lsh.query(m):
+            a, b = find(doc_id), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {doc_id: hash(find(doc_id)) for doc_id in parent}
+
+
+def run_datatrove(corpus: Path, work: Path, tokenizer: str, workers: int) -> dict[str, int]:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup import MinhashDedupSignature
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+    )
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.word_tokenizers import WordTokenizer
+
+    class Whitespace(WordTokenizer):
+        def word_tokenize(self, text: str) -> list[str]:
+            return text.split()
+
+        def sent_tokenize(self, text: str) -> list[str]:
+            return [text]
+
+        def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+            return [(0, len(text))]
+
+    language = Whitespace("en") if tokenizer == "whitespace" else "en"
+    config = MinhashConfig()
+    tasks = len(list(corpus.glob("*.jsonl")))  # datatrove splits work by file
+    reader = JsonlReader(str(corpus), glob_pattern="*.jsonl", doc_progress=False)
+    common = {"logging_dir": None, "skip_completed": False}
+    LocalPipelineExecutor([reader, MinhashDedupSignature(str(work / "sigs"), config=config, language=language)],
+                          tasks=tasks, workers=workers, **common).run()
+    LocalPipelineExecutor([MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)],
+                          tasks=config.num_buckets, workers=workers, **common).run()
+    LocalPipelineExecutor([MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config,
+                                               save_cluster_id=True)], tasks=1, **common).run()
+    LocalPipelineExecutor([reader, MinhashDedupFilter(str(work / "remove"), load_cluster_ids=True,
+                                                      exclusion_writer=JsonlWriter(str(work / "removed"))),
+                           JsonlWriter(str(work / "kept"))], tasks=tasks, workers=workers, **common).run()
+    labels = {}
+    for folder in ("kept", "removed"):
+        for path in (work / folder).glob("*.jsonl.gz"):
+            with gzip.open(path, "rt") as handle:
+                for line in handle:
+                    row = json.loads(line)
+                    cluster = row["metadata"].get("minhash_cluster_id", -1)
+                    if cluster >= 0:
+                        labels[row["id"]] = cluster
+    return labels
+
+
+def run_fusionforge(corpus: Path, work: Path, cpus: int) -> tuple[dict[str, int], dict, float]:
+    from fusionforge.pipelines.core.ray_env import init_ray
+    from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
+    from fusionforge.pipelines.shard import ShardConfig, run_shard
+
+    init_ray(num_cpus=cpus)
+    start = time.perf_counter()
+    run_shard(ShardConfig(inputs=(f"bench={corpus}",), output=str(work / "in"), shard_count=5000, partition_mb=16,
+                          executor="ray", num_cpus=cpus))
+    shard_seconds = time.perf_counter() - start
+    report = run_dedupe(DedupeConfig(input=str(work / "in"), output=str(work / "out"), images=False, videos=False,
+                                     text_threshold=THRESHOLD, num_perm=NUM_PERM, executor="ray", num_cpus=cpus,
+                                     shard_count=5000))
+    import pyarrow.parquet as pq
+
+    clusters = pq.read_table(work / "out" / "clusters.parquet", columns=["member_id", "cluster"]).to_pylist()
+    return {r["member_id"].split("/", 1)[1]: r["cluster"] for r in clusters}, report, shard_seconds
+
+
+class PeakMemory:
+    """Peak resident memory of this process and all its descendants (Ray's raylet and workers included)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import psutil
+
+        self.psutil, self.interval, self.peak, self.driver_peak = psutil, interval, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        me = self.psutil.Process()
+        while not self._stop.is_set():
+            try:
+                total = me.memory_info().rss
+                self.driver_peak = max(self.driver_peak, total)
+                for child in me.children(recursive=True):
+                    with contextlib.suppress(self.psutil.Error):
+                        total += child.memory_info().rss
+                self.peak = max(self.peak, total)
+            except self.psutil.Error:
+                pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# -- 3. precision and recall -----------------------------------------------------------------
+
+def sample_truth(ids: list[str], texts: list[str], families: dict[str, list[str]], size: int,
+                 seed: int = 1) -> tuple[list[str], set[tuple[str, str]]]:
+    """A sample of whole families plus random documents, and its pairs with exact Jaccard >= threshold."""
+    rng = np.random.default_rng(seed)
+    chosen_families = rng.choice(sorted(families), min(len(families), size // 3), replace=False)
+    sample = {i for f in chosen_families for i in families[f]}
+    sample |= set(rng.choice(ids, size - len(sample), replace=False).tolist())
+    position = {doc_id: k for k, doc_id in enumerate(ids)}
+    members = sorted(sample)
+    sets = {m: set(shingles(texts[position[m]])) for m in members}
+    index: dict[bytes, list[str]] = defaultdict(list)
+    for m, s in sets.items():
+        for shingle in s:
+            index[shingle].append(m)
+    candidates = set()
+    for group in index.values():
+        if len(group) < 50:
+            candidates.update(combinations(sorted(group), 2))
+    truth = {(a, b) for a, b in candidates
+             if len(sets[a] & sets[b]) / len(sets[a] | sets[b]) >= THRESHOLD}
+    return members, truth
+
+
+def score(labels: dict[str, int], members: list[str], truth: set[tuple[str, str]]) -> tuple[float, float]:
+    by_cluster: dict[int, list[str]] = defaultdict(list)
+    for m in members:
+        if m in labels:
+            by_cluster[labels[m]].append(m)
+    predicted = {pair for group in by_cluster.values() for pair in combinations(sorted(group), 2)}
+    hits = len(predicted & truth)
+    return hits / max(len(predicted), 1), hits / max(len(truth), 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--sig-docs", type=int, default=5_000)
+    parser.add_argument("--sample", type=int, default=3_000)
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--skip", action="append", default=[], help="datatrove-spacy, datatrove-whitespace, datasketch")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    work = Path(tempfile.mkdtemp(prefix="ff-bench-dedupe-"))
+    results: dict = {"docs": args.docs, "cpus": args.cpus, "load_before": os.getloadavg()}
+    try:
+        corpus = work / "corpus"
+        families = make_corpus(corpus, args.docs)
+        ids, texts = read_jsonl(corpus)
+        size = sum(p.stat().st_size for p in corpus.glob("*.jsonl"))
+        print(f"{len(ids):,} documents ({size / 1e6:.0f} MB), {len(families):,} duplicate families")
+        results["signatures"] = signature_throughput(texts[: args.sig_docs])
+        members, truth = sample_truth(ids, texts, families, args.sample)
+        print(f"precision/recall sample: {len(members):,} documents, {len(truth):,} pairs with Jaccard >= {THRESHOLD}")
+        rows = {}
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            labels, report, shard_seconds = run_fusionforge(corpus, work / "ff", args.cpus)
+            rows["fusionforge dedupe (Ray, 2 CPUs)"] = (time.perf_counter() - start - shard_seconds, args.cpus,
+                                                        *score(labels, members, truth))
+        results["fusionforge"] = {"shard_seconds": shard_seconds, "report": report["dedupe"],
+                                  "peak_rss_mb_all_processes": memory.peak / 2**20,
+                                  "peak_rss_mb_driver": memory.driver_peak / 2**20}
+        for tokenizer in ("whitespace", "spacy"):
+            if f"datatrove-{tokenizer}" in args.skip:
+                continue
+            start = time.perf_counter()
+            labels = run_datatrove(corpus, work / f"dt-{tokenizer}", tokenizer, args.cpus)
+            rows[f"datatrove MinHash, {tokenizer} tokenizer (2 workers)"] = (time.perf_counter() - start, args.cpus,
+                                                                              *score(labels, members, truth))
+        if "datasketch" not in args.skip:
+            start = time.perf_counter()
+            labels = run_datasketch(ids, texts)
+            rows["datasketch bulk + MinHashLSH + union-find"] = (time.perf_counter() - start, 1,
+                                                                  *score(labels, members, truth))
+        results["end_to_end"] = {k: {"seconds": v[0], "cpus": v[1], "precision": v[2], "recall": v[3]}
+                                 for k, v in rows.items()}
+        results["load_after"] = os.getloadavg()
+        print_tables(results)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, default=str))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_tables(results: dict) -> None:
+    sig = results["signatures"]
+    ours = sig["fusionforge TextSketcher.sketch (batches of 1000)"]
+    print("\nsignatures (one process, 128 permutations, word 5-grams)")
+    print("| method | docs/s | fusionforge is |\n| --- | ---: | ---: |")
+    for name, rate in sig.items():
+        print(f"| {name} | {rate:,.0f} | {ours / rate:.1f}x |")
+    rows = results["end_to_end"]
+    ff_name = next(k for k in rows if k.startswith("fusionforge"))
+    ff_seconds, ff_cpus = rows[ff_name]["seconds"], rows[ff_name]["cpus"]
+    print(f"\nend to end, {results['docs']:,} documents (threshold {THRESHOLD})")
+    print("| pipeline | seconds | CPUs | docs/s per CPU | fusionforge per CPU is | precision | recall |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, row in rows.items():
+        per_cpu = results["docs"] / row["seconds"] / row["cpus"]
+        ratio = (row["seconds"] * row["cpus"]) / (ff_seconds * ff_cpus)
+        print(f"| {name} | {row['seconds']:.1f} | {row['cpus']} | {per_cpu:,.0f} | {ratio:.2f}x | "
+              f"{row['precision']:.3f} | {row['recall']:.3f} |")
+    ff = results["fusionforge"]
+    print(f"\nfusionforge: shard step {ff['shard_seconds']:.1f} s (not counted above); peak RSS "
+          f"{ff['peak_rss_mb_all_processes']:,.0f} MB all processes, {ff['peak_rss_mb_driver']:,.0f} MB driver; "
+          f"load average before/after {results['load_before'][0]:.1f}/{results['load_after'][0]:.1f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
