@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gzip
 import json
 import os
 import re
@@ -43,7 +42,7 @@ WORD = re.compile(r"\w+")
 def make_corpus(folder: Path, n: int, files: int = 8, seed: int = 0) -> dict[str, list[str]]:
     """Write ``n`` documents as JSONL files (``id``, ``text``); return each family's ids (original first)."""
     rng = np.random.default_rng(seed)
-    vocab = np.array([f"w{i}" for i in range(50_000)])
+    vocab = np.array([_word(i) for i in range(50_000)])  # letters only: datatrove folds digits to 0
     weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.05
     weights /= weights.sum()
     originals = int(n / 1.1)
@@ -71,6 +70,16 @@ def make_corpus(folder: Path, n: int, files: int = 8, seed: int = 0) -> dict[str
     return families
 
 
+def _word(index: int) -> str:
+    """A pronounceable-enough distinct word for each index (consonant-vowel syllables)."""
+    consonants, vowels = "bcdfghjklmnprstvz", "aeiou"
+    word, index = "", index + 85
+    while index:
+        index, syllable = divmod(index, len(consonants) * len(vowels))
+        word += consonants[syllable // len(vowels)] + vowels[syllable % len(vowels)]
+    return word
+
+
 def read_jsonl(folder: Path) -> tuple[list[str], list[str]]:
     ids, texts = [], []
     for path in sorted(folder.glob("*.jsonl")):
@@ -94,8 +103,10 @@ def signature_throughput(texts: list[str]) -> dict[str, float]:
     from fusionforge.filters.dedup.minhash import TextSketcher
 
     out = {}
-    start = time.perf_counter()
     sketcher = TextSketcher(num_perm=NUM_PERM)
+    sketcher.sketch(texts[:50])  # warm-up: Arrow kernels, permutation tables
+    MinHash.bulk([shingles(t) for t in texts[:50]], num_perm=NUM_PERM)
+    start = time.perf_counter()
     for i in range(0, len(texts), 1000):
         sketcher.sketch(texts[i: i + 1000])
     out["fusionforge TextSketcher.sketch (batches of 1000)"] = len(texts) / (time.perf_counter() - start)
@@ -135,6 +146,8 @@ def run_datasketch(ids: list[str], texts: list[str]) -> dict[str, int]:
         for other in lsh.query(m):
             a, b = find(doc_id), find(other)
             if a != b:
+                parent.setdefault(a, a)
+                parent.setdefault(b, b)
                 parent[max(a, b)] = min(a, b)
     return {doc_id: hash(find(doc_id)) for doc_id in parent}
 
@@ -173,27 +186,34 @@ def run_datatrove(corpus: Path, work: Path, tokenizer: str, workers: int) -> dic
                           tasks=config.num_buckets, workers=workers, **common).run()
     LocalPipelineExecutor([MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config,
                                                save_cluster_id=True)], tasks=1, **common).run()
-    LocalPipelineExecutor([reader, MinhashDedupFilter(str(work / "remove"), load_cluster_ids=True,
+    LocalPipelineExecutor([reader, MinhashDedupFilter(str(work / "remove"),
                                                       exclusion_writer=JsonlWriter(str(work / "removed"))),
                            JsonlWriter(str(work / "kept"))], tasks=tasks, workers=workers, **common).run()
+    return datatrove_clusters(corpus, work / "remove")
+
+
+def datatrove_clusters(corpus: Path, remove: Path) -> dict[str, int]:
+    """Cluster of each clustered document, from stage 3's ``.clusters`` files (rank = input file, as run above).
+
+    Stage 4 only copies cluster ids into the documents of ranks that remove something, so the
+    files are read directly: pairs of (document index in the rank's file, cluster id).
+    """
     labels = {}
-    for folder in ("kept", "removed"):
-        for path in (work / folder).glob("*.jsonl.gz"):
-            with gzip.open(path, "rt") as handle:
-                for line in handle:
-                    row = json.loads(line)
-                    cluster = row["metadata"].get("minhash_cluster_id", -1)
-                    if cluster >= 0:
-                        labels[row["id"]] = cluster
+    for rank, path in enumerate(sorted(corpus.glob("*.jsonl"))):
+        clusters = remove / f"{rank:06d}.clusters"
+        if not clusters.exists():
+            continue
+        with open(path, encoding="utf-8") as handle:
+            ids = [json.loads(line)["id"] for line in handle]
+        values = np.frombuffer(clusters.read_bytes(), "<u4").reshape(-1, 2)
+        labels.update({ids[doc]: int(cluster) for doc, cluster in values})
     return labels
 
 
 def run_fusionforge(corpus: Path, work: Path, cpus: int) -> tuple[dict[str, int], dict, float]:
-    from fusionforge.pipelines.core.ray_env import init_ray
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
     from fusionforge.pipelines.shard import ShardConfig, run_shard
 
-    init_ray(num_cpus=cpus)
     start = time.perf_counter()
     run_shard(ShardConfig(inputs=(f"bench={corpus}",), output=str(work / "in"), shard_count=5000, partition_mb=16,
                           executor="ray", num_cpus=cpus))
@@ -298,6 +318,11 @@ def main() -> None:
         members, truth = sample_truth(ids, texts, families, args.sample)
         print(f"precision/recall sample: {len(members):,} documents, {len(truth):,} pairs with Jaccard >= {THRESHOLD}")
         rows = {}
+        from fusionforge.pipelines.core.ray_env import init_ray
+
+        started = time.perf_counter()
+        init_ray(num_cpus=args.cpus)
+        results["ray_start_seconds"] = time.perf_counter() - started
         with PeakMemory() as memory:
             start = time.perf_counter()
             labels, report, shard_seconds = run_fusionforge(corpus, work / "ff", args.cpus)
