@@ -172,10 +172,13 @@ class ScriptedServer:
             return True
         body = json.loads(raw)
         n = int(body.get("n") or 1)
+        prompt, seed = prompt_text(body), body.get("seed")
         if n > 1 and self.n_support == "reject":
+            with self._lock:
+                self.calls.append({"prompt": prompt, "seed": seed, "n": n, "attempt": 0, "time": time.monotonic(),
+                                   "outcome": "n_rejected"})
             await _send(writer, 422, {"detail": "Unexpected fields in the request: {'n'}"})
             return True
-        prompt, seed = prompt_text(body), body.get("seed")
         with self._lock:
             signature = (prompt, seed, n)
             attempt = self._seen.get(signature, 0)
