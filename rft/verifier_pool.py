@@ -40,7 +40,7 @@ class _Worker:
     def __init__(self, preload: Sequence[str]) -> None:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker; closed in kill()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fusionforge.rft.verifier_worker", *preload],
+            [sys.executable, "-m", "fusionforge.rft.verifier_worker", str(os.getpid()), *preload],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, start_new_session=True,
         )
         self._buffer = b""
