@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fusionforge.pipelines.core.errors import ConfigError
@@ -320,25 +321,30 @@ def video_tokens(width: int, height: int, n_frames: int, preset: str | Preset = 
     return get_preset(preset, **overrides).video(width, height, n_frames)
 
 
-def fit_image(preset: Preset, width: int, height: int, max_total: int) -> ImageCount | None:
-    """The largest down-scaled size (aspect kept) whose tokens plus wrapper fit ``max_total``, or None.
+def fit_size(count: Callable[[int, int], int], width: int, height: int, max_tokens: int) -> tuple[int, int] | None:
+    """The largest down-scaled ``(width, height)`` (aspect kept) whose ``count`` fits ``max_tokens``, or None.
 
     Token counts grow with the scale in steps, so a binary search over the width finds the largest
-    fitting size; the caller resizes the image to ``(resized input) width x height`` before the processor.
+    fitting size; the caller resizes the media to that size before the processor sees it.
     """
-    def count(w: int) -> ImageCount | None:
-        h = max(1, round(height * w / width))
+    def tokens(w: int) -> int | None:
         try:
-            return preset.image(w, h)
+            return count(w, max(1, round(height * w / width)))
         except ValueError:
             return None
 
     low, high, best = 1, width, None
     while low <= high:
         mid = (low + high) // 2
-        result = count(mid)
-        if result is not None and result.total <= max_total:
-            best, low = result, mid + 1
+        value = tokens(mid)
+        if value is not None and value <= max_tokens:
+            best, low = mid, mid + 1
         else:
             high = mid - 1
-    return best
+    return None if best is None else (best, max(1, round(height * best / width)))
+
+
+def fit_image(preset: Preset, width: int, height: int, max_tokens: int) -> ImageCount | None:
+    """The image shrunk (aspect kept) until its placeholder tokens fit ``max_tokens``, or None."""
+    size = fit_size(lambda w, h: preset.image(w, h).tokens, width, height, max_tokens)
+    return None if size is None else preset.image(*size)

@@ -170,7 +170,8 @@ def test_fit_image_shrinks_to_the_budget():
     preset = get_preset("kimi-k25")
     full = preset.image(4000, 3000)
     fitted = fit_image(preset, 4000, 3000, 500)
-    assert full.total > 500 >= fitted.total
-    assert fit_image(preset, 4000, 3000, full.total).total == full.total
-    assert fitted.total > 400  # the largest fitting size, not any fitting size
-    assert fit_image(preset, 4000, 3000, 2) is None
+    assert full.tokens > 500 >= fitted.tokens
+    assert fit_image(preset, 4000, 3000, full.tokens).tokens == full.tokens
+    assert fitted.tokens > 400  # the largest fitting size, not any fitting size
+    assert abs(fitted.width / fitted.height - 4 / 3) < 0.01
+    assert fit_image(get_preset("qwen2-vl"), 4000, 3000, 2) is None
