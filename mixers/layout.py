@@ -15,14 +15,17 @@ until it fits (the piece records the size to resize to), or the record is reject
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fusionforge.mixers.packing import LONG, TEXT, VISION
-from fusionforge.mixers.vision_tokens import Preset, fit_image, fit_size
+from fusionforge.mixers.vision_tokens import Preset, Wrapper, fit_image, fit_size
 from fusionforge.pipelines.core import schema as S
 
-FRAMES_COLUMN = "video_frames_v1__n_frames"  # issue 4's frame sampling (preferred over ffprobe's count)
+FRAMES_COLUMN = "video_frames_v1__n_frames"  # the video filters' frame sampling (preferred over ffprobe's count)
+FPS_COLUMN = "video_frames_v1__fps"
 
 
 @dataclass(frozen=True)
@@ -54,17 +57,43 @@ class Layout:
         return sum(b.vision for b in self.blocks)
 
 
+class Wrappers:
+    """Text-side tokens around media: counted with the tokenizer when there is one, else the preset's defaults."""
+
+    def __init__(self, preset: Preset, encode: Callable[[str], list[int]] | None = None) -> None:
+        self.preset, self._encode = preset, encode
+        self._cache: dict[str, int] = {}
+
+    def _count(self, text: str, default: int) -> int:
+        if self._encode is None or not text:
+            return default if self._encode is None else 0
+        if text not in self._cache:
+            self._cache[text] = len(self._encode(text))
+        return self._cache[text]
+
+    def around(self, wrapper: Wrapper) -> int:
+        return self._count(wrapper.prefix, wrapper.prefix_tokens) + self._count(wrapper.suffix, wrapper.suffix_tokens)
+
+    def chunk(self, index: int, fps: float) -> int:
+        wrapper = self.preset.chunk_wrapper
+        prefix = wrapper.prefix.format(timestamp=chunk_timestamp(index, self.preset.temporal_patch_size, fps))
+        return self._count(prefix, wrapper.prefix_tokens) + self._count(wrapper.suffix, wrapper.suffix_tokens)
+
+
+def chunk_timestamp(index: int, frames_per_chunk: int, fps: float) -> str:
+    """``HH:MM:SS.mmm`` of a chunk's first frame, as Kimi K2.5's processor writes it."""
+    seconds = index * frames_per_chunk / (fps or 1.0)
+    return time.strftime("%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}"
+
+
 @dataclass(frozen=True)
 class LayoutOptions:
-    """What decides the layout: the preset, L, the per-sequence vision cap, wrappers and the EOS token."""
+    """What decides the layout: the preset, L, the per-sequence vision cap, video groups and the EOS token."""
 
     preset: Preset
     seq_len: int
     vision_cap: int | None = None
     video_group_tokens: int | None = None
-    image_wrapper: int = 0
-    video_wrapper: int = 0
-    chunk_wrapper: int = 0
     eos: bool = True
 
     @property
@@ -72,7 +101,7 @@ class LayoutOptions:
         return min(self.seq_len, self.vision_cap or self.seq_len)
 
 
-def record_layout(record: dict[str, Any], part_tokens: list[int], opts: LayoutOptions) -> Layout:
+def record_layout(record: dict[str, Any], part_tokens: list[int], opts: LayoutOptions, wrappers: Wrappers) -> Layout:
     """The blocks of one record (modality order: media then caption; interleaved: segment order)."""
     layout = Layout()
     media = record[S.MEDIA] or []
@@ -84,17 +113,17 @@ def record_layout(record: dict[str, Any], part_tokens: list[int], opts: LayoutOp
                 layout.blocks.append(Block("text", part_tokens[text_index], part=text_index))
                 text_index += 1
             elif segment["media_index"] is not None and segment["media_index"] < len(media):
-                _media_blocks(layout, record, segment["media_index"], opts)
+                _media_blocks(layout, record, segment["media_index"], opts, wrappers)
     else:
         for index in range(len(media)):
-            _media_blocks(layout, record, index, opts)
+            _media_blocks(layout, record, index, opts, wrappers)
         layout.blocks.extend(Block("text", t, part=i) for i, t in enumerate(part_tokens))
     if opts.eos:
         layout.blocks.append(Block("eos", 1))
     return layout
 
 
-def _media_blocks(layout: Layout, record: dict[str, Any], index: int, opts: LayoutOptions) -> None:
+def _media_blocks(layout: Layout, record: dict[str, Any], index: int, opts: LayoutOptions, wrappers: Wrappers) -> None:
     if layout.reject:
         return
     item = record[S.MEDIA][index]
@@ -102,49 +131,54 @@ def _media_blocks(layout: Layout, record: dict[str, Any], index: int, opts: Layo
     preset = opts.preset
     try:
         if item["kind"] == "image":
+            wrap = wrappers.around(preset.image_wrapper)
             count = preset.image(width, height)
-            most = min(opts.vision_limit, opts.seq_len - opts.image_wrapper)
+            most = min(opts.vision_limit, opts.seq_len - wrap)
             if count.tokens > most:
                 count = fit_image(preset, width, height, most)
                 if count is None:
                     layout.reject = "oversize_image"
                     return
                 layout.resized += 1
-            layout.blocks.append(Block("image", count.tokens + opts.image_wrapper, count.tokens, index,
+            layout.blocks.append(Block("image", count.tokens + wrap, count.tokens, index,
                                        count.width, count.height))
             return
         frames = record.get(FRAMES_COLUMN)
         frames = int(frames) if frames is not None else int(item["n_frames"] or 0)
-        _video_blocks(layout, index, width, height, frames, opts)
+        fps = record.get(FPS_COLUMN) or item["fps"] or 1.0
+        _video_blocks(layout, index, width, height, frames, float(fps), opts, wrappers)
     except ValueError as exc:
         layout.reject = f"bad_media_size: {exc}"
 
 
-def _video_blocks(layout: Layout, index: int, width: int, height: int, frames: int, opts: LayoutOptions) -> None:
+def _video_blocks(layout: Layout, index: int, width: int, height: int, frames: int, fps: float, opts: LayoutOptions,
+                  wrappers: Wrappers) -> None:
     preset = opts.preset
     count = preset.video(width, height, frames)
     if count.chunks == 0:
         return
     group_cap = min(opts.seq_len, opts.video_group_tokens or opts.seq_len)
-    per_chunk = count.tokens_per_chunk + opts.chunk_wrapper
-    if opts.video_wrapper + count.extra_tokens + per_chunk > group_cap or count.tokens_per_chunk > opts.vision_limit:
-        most = min(group_cap - opts.video_wrapper - count.extra_tokens - opts.chunk_wrapper, opts.vision_limit)
-        size = fit_size(lambda w, h: preset.video(w, h, frames).tokens_per_chunk, width, height, most)
+    item_wrap = wrappers.around(preset.video_wrapper)
+    chunk_wraps = [wrappers.chunk(k, fps) for k in range(count.chunks)]
+    room = group_cap - item_wrap - count.extra_tokens - max(chunk_wraps)
+    if count.tokens_per_chunk > min(room, opts.vision_limit):
+        size = fit_size(lambda w, h: preset.video(w, h, frames).tokens_per_chunk, width, height,
+                        min(room, opts.vision_limit))
         if size is None:
             layout.reject = "oversize_video_frame"
             return
         width, height = size
         count = preset.video(width, height, frames)
-        per_chunk = count.tokens_per_chunk + opts.chunk_wrapper
         layout.resized += 1
-    per_group = max(1, min((group_cap - opts.video_wrapper - count.extra_tokens) // per_chunk,
-                           opts.vision_limit // max(1, count.tokens_per_chunk)))
-    for start in range(0, count.chunks, per_group):
-        end = min(count.chunks, start + per_group)
-        extra = count.extra_tokens if start == 0 else 0
-        vision = (end - start) * count.tokens_per_chunk + extra
-        layout.blocks.append(Block("video", vision + (end - start) * opts.chunk_wrapper + opts.video_wrapper, vision,
-                                   index, width, height, start, end))
+    start, tokens, vision = 0, item_wrap + count.extra_tokens, count.extra_tokens
+    for k in range(count.chunks):
+        cost = count.tokens_per_chunk + chunk_wraps[k]
+        if k > start and (tokens + cost > group_cap or vision + count.tokens_per_chunk > opts.vision_limit):
+            layout.blocks.append(Block("video", tokens, vision, index, width, height, start, k))
+            start, tokens, vision = k, item_wrap, 0
+        tokens += cost
+        vision += count.tokens_per_chunk
+    layout.blocks.append(Block("video", tokens, vision, index, width, height, start, count.chunks))
 
 
 @dataclass(frozen=True)

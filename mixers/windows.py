@@ -95,7 +95,7 @@ class WindowDrawer:
             items.append(self.vision.pop())
             total += nxt.size
             vision += nxt.vision
-        vision_short = self.vision.peek() is None and vision + self.seq_len < goal
+        vision_short = self.vision.peek() is None and goal - vision > 0.001 * capacity  # ran out: keep r, shrink
         reserve = int(self.long_share * (capacity - total))
         while (nxt := self.text.peek()) is not None and total + nxt.size <= capacity - reserve:
             items.append(self.text.pop())
