@@ -190,7 +190,8 @@ def _sequence_row(window: Window, segs: list[tuple[int, int, int]], seq_len: int
         segments.append({"sample_id": info["id"], "source": info["source"], "modality": info["modality"],
                          "epoch": info["epoch"], "piece": info["piece"], "sample_start": start, "length": length,
                          "offset": position, "vision_tokens": seg_vision,
-                         "split": item.kind == LONG or info["n_pieces"] > 1, "media": media})
+                         "split": item.kind == LONG or info["n_pieces"] > 1, "partition": info.get("partition"),
+                         "row": info.get("row"), "media": media})
         position += length
         vision += seg_vision
         cu.append(position)
