@@ -48,6 +48,7 @@ def demo(output, seed, executor, ray_address, num_cpus):
     console.print(summary_table(report, f"shard -> {cfg.output}"))
     console.print(_by_source(report))
     _pack_step(console, out, cfg.output, executor, ray_address, num_cpus, seed)
+    _rft_step(console, out, seed)
     console.print(f"[bold]demo finished[/] in {time.monotonic() - started:.1f} s; outputs under {out}/")
 
 
@@ -81,3 +82,35 @@ def _pack_step(console: Console, out: Path, previous: str, executor, ray_address
     table.add_row("zero-vision sequences", f"{report['zero_vision_share']:.1%}")
     table.add_row("kept / surplus records", f"{report['kept']:,} / {report['reasons'].get('pack:surplus', 0):,}")
     console.print(table)
+
+
+# --- rft step (issue 8): rejection sampling against a local tiny model, a plumbing demonstration ---------
+def _rft_step(console: Console, out: Path, seed: int) -> None:
+    """Build a random-weight 2-layer model, serve it with `transformers serve`, run a small RFT loop on it.
+
+    It does not read the previous steps' output (RFT starts from prompts with verifiable answers):
+    it shows the loop's plumbing (sampling k answers, verifying, rounds, buckets, outputs) end to end.
+    """
+    import json
+
+    from fusionforge.cli.rft import summary_table as rft_table
+    from fusionforge.rft.clients import OpenAIClient, Sampling
+    from fusionforge.rft.loop import RFTConfig, run_rft
+    from fusionforge.rft.serve import TransformersServer, sampling_body
+    from fusionforge.rft.tiny_model import build_tiny_model
+
+    started = time.monotonic()
+    folder = out / "rft"
+    model = build_tiny_model(folder / "model", seed=seed)
+    prompts = folder / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"sum-{a}-{b}", "question": f"What is {a} + {b} ?", "answer": a + b,
+                                           "task": "numeric"}) + "\n" for a, b in ((1, 2), (2, 2), (3, 1), (4, 4),
+                                                                                   (2, 5))))
+    with TransformersServer(model) as server:
+        cfg = RFTConfig(prompts=str(prompts), output=str(folder / "out"), k=4, rounds=2, round_k_factor=1.5,
+                        accept="all", seed=seed,
+                        sampling=Sampling(temperature=1.0, max_tokens=24, extra_body=sampling_body(model)))
+        report = run_rft(cfg, OpenAIClient(server.url, str(model), concurrency=4))
+    console.print(rft_table(report, f"rft -> {cfg.output} (PLUMBING DEMONSTRATION: a random-weight 2-layer model "
+                                    f"served by transformers serve; its answers are noise)"))
+    console.print(f"[bold]rft[/] model built, served, sampled and verified in {time.monotonic() - started:.1f} s")

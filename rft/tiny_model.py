@@ -40,6 +40,7 @@ def build_tiny_model(folder: str | Path, seed: int = 0, hidden_size: int = 64, l
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Olmo2Config, Olmo2ForCausalLM, PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,6 +60,12 @@ def build_tiny_model(folder: str | Path, seed: int = 0, hidden_size: int = 64, l
     model = Olmo2ForCausalLM(config)
     model.generation_config.eos_token_id = eos
     model.generation_config.pad_token_id = pad
-    model.save_pretrained(folder)
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a 0.4 MB save needs no progress bar
+    try:
+        model.save_pretrained(folder)
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(folder)
     return folder
