@@ -138,10 +138,6 @@ class ScriptedServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def calls_for(self, prompt: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [c for c in self.calls if c["prompt"] == prompt]
-
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:

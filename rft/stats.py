@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 
 ALL_PASS, ALL_FAIL, MIXED, UNVERIFIED, INVALID = "all_pass", "all_fail", "mixed", "unverified", "invalid"
-BUCKETS = (ALL_PASS, MIXED, ALL_FAIL, UNVERIFIED, INVALID)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float | None:

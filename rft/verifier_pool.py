@@ -48,9 +48,10 @@ class _Worker:
     def wait_ready(self, timeout_s: float) -> None:
         line = self._read_line(time.monotonic() + timeout_s)
         if line != READY:
-            self.kill()
+            self.kill(close=False)
             self.stderr.seek(0)
             tail = self.stderr.read().decode("utf-8", "replace").strip().splitlines()[-5:]
+            self.stderr.close()
             raise ConfigError("a verifier worker did not start: " + (" | ".join(tail) or "no output"))
 
     def call(self, job: Mapping[str, Any], timeout_s: float) -> Verdict | None:
@@ -89,15 +90,17 @@ class _Worker:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line
 
-    def kill(self) -> None:
+    def kill(self, close: bool = True) -> None:
+        """SIGKILL the worker and its process group; close its pipes (and its stderr file unless told not to)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
         self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout, self.stderr):
-            with contextlib.suppress(OSError):
-                stream.close()
+        for stream in (self.proc.stdin, self.proc.stdout, self.stderr if close else None):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
 
 class VerifierPool:
@@ -121,6 +124,7 @@ class VerifierPool:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
         self.replaced = 0
+        self._broken: ConfigError | None = None
         starting = [_Worker(self._preload) for _ in range(workers)]
         try:
             for worker in starting:
@@ -140,6 +144,9 @@ class VerifierPool:
         limit = timeout_s or self.timeout_s
         job = {"task": task, "response": response, "answer": answer, "options": dict(options or {})}
         worker = self._idle.get()
+        if worker is None:  # a replacement failed to start: every caller gets that error, none waits forever
+            self._idle.put(None)
+            raise self._broken
         healthy = False
         try:
             verdict = worker.call(job, limit)
@@ -148,18 +155,26 @@ class VerifierPool:
                 verdict = Verdict(TIMEOUT, None, f"no verdict within {limit:g} s; verifier process killed")
             return verdict
         finally:
-            self._idle.put(worker if healthy else self._replace(worker))
+            if healthy:
+                self._idle.put(worker)
+            else:
+                self._idle.put(self._replace(worker))
 
     async def verify_async(self, task: str, response: str, answer: Any, options: Mapping[str, Any] | None = None,
                            timeout_s: float | None = None) -> Verdict:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, self.verify, task, response, answer, options, timeout_s)
 
-    def _replace(self, worker: _Worker) -> _Worker:
+    def _replace(self, worker: _Worker) -> _Worker | None:
+        """A fresh worker for a killed one; None (and the error kept for every caller) if it cannot start."""
         worker.kill()
         self._all.discard(worker)
         fresh = _Worker(self._preload)
-        fresh.wait_ready(self._start_timeout_s)
+        try:
+            fresh.wait_ready(self._start_timeout_s)
+        except ConfigError as exc:
+            self._broken = exc
+            return None
         self._all.add(fresh)
         self.replaced += 1
         return fresh
