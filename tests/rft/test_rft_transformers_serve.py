@@ -61,20 +61,20 @@ def test_without_a_sampling_generation_config_the_server_is_greedy(server, model
 
 def test_the_loop_runs_end_to_end_with_well_formed_outputs(server, model_dir, tmp_path):
     prompts = [{"id": f"sum{a}{b}", "question": f"What is {a} + {b} ?", "answer": a + b, "task": "numeric"}
-               for a, b in ((1, 2), (2, 2), (3, 4))]
+               for a, b in ((1, 2), (3, 4))]
     prompts.append({"id": "bad", "question": "What is 1 + 1 ?", "task": "numeric"})
     path = tmp_path / "prompts.jsonl"
     path.write_text("".join(json.dumps(p) + "\n" for p in prompts))
     cfg = RFTConfig(prompts=str(path), output=str(tmp_path / "out"), k=3, rounds=2, round_k_factor=1.0,
                     round_temperature_step=0.2, accept="all", verifier_workers=1,
-                    sampling=Sampling(temperature=1.0, max_tokens=16, extra_body=sampling_body(model_dir)))
+                    sampling=Sampling(temperature=1.0, max_tokens=12, extra_body=sampling_body(model_dir)))
     report = run_rft(cfg, OpenAIClient(server.url, str(model_dir), concurrency=3))
     out = tmp_path / "out"
     rows = pq.read_table(out / "pass_rates.parquet").to_pylist()
-    assert sorted(r["id"] for r in rows) == ["bad", "sum12", "sum22", "sum34"]
+    assert sorted(r["id"] for r in rows) == ["bad", "sum12", "sum34"]
     samples = pq.read_table(out / "samples.parquet").to_pylist()
     first_round = report["acceptance_by_round"][0]
-    assert first_round["requests_sent"] == 9 and first_round["samples"] == 9
+    assert first_round["requests_sent"] == 6 and first_round["samples"] == 6
     assert len(samples) == report["samples"]["total"] == sum(r["samples"] for r in report["acceptance_by_round"])
     assert {s["status"] for s in samples} <= {"pass", "fail", "truncated"}
     assert all(s["finish_reason"] in ("stop", "length") and s["completion_tokens"] for s in samples)
@@ -85,7 +85,7 @@ def test_the_loop_runs_end_to_end_with_well_formed_outputs(server, model_dir, tm
     for line in (out / "sft.jsonl").read_text().splitlines():
         record = json.loads(line)
         assert record["messages"][-1]["role"] == "assistant" and record["messages"][0]["role"] == "user"
-    assert report["prompts"] == {"inputs": 4, "valid": 3, "invalid": 1, "invalid_reasons": {"missing_answer": 1}}
+    assert report["prompts"] == {"inputs": 3, "valid": 2, "invalid": 1, "invalid_reasons": {"missing_answer": 1}}
     assert report["tokens"]["completion"] > 0 and report["latency_s"]["p50"] > 0
 
 
