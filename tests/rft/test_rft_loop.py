@@ -211,3 +211,29 @@ def test_impossible_settings_fail_before_any_request(tmp_path):
         _config(tmp_path, round_k_factor=0.5).validate()
     with pytest.raises(ConfigError, match="accept"):
         _config(tmp_path, accept="best").validate()
+
+
+def test_an_image_prompt_goes_out_as_a_data_url_and_comes_back_as_a_file_reference(tmp_path):
+    import base64
+
+    from PIL import Image
+
+    Image.new("RGB", (200, 100), "blue").save(tmp_path / "blue.png")
+    row = {"id": "box", "question": "Where is the blue thing?", "images": ["blue.png"], "answer": [20, 10, 100, 50],
+           "task": "bbox", "verify": {"response_convention": "norm1000"}}
+    seen = []
+
+    def respond(call: Call):
+        seen.append(call.body["messages"][0]["content"])
+        return Reply("<answer>[100, 100, 500, 500]</answer>")  # 0-1000 grid: (20, 10, 100, 50) in a 200x100 image
+
+    with ScriptedServer(respond) as server:
+        report = run_rft(_config(tmp_path, [row], k=1, rounds=1), _client(server))
+    image_part, text_part = seen[0]
+    data = base64.b64decode(image_part["image_url"]["url"].removeprefix("data:image/png;base64,"))
+    assert data == (tmp_path / "blue.png").read_bytes() and text_part["text"] == "Where is the blue thing?"
+    assert report["accepted_samples"] == 1
+    (line,) = (tmp_path / "out" / "sft.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert record["messages"][0]["content"][0]["image_url"]["url"] == (tmp_path / "blue.png").as_uri()
+    assert record["images"] == [str(tmp_path / "blue.png")]
