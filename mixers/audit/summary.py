@@ -1,0 +1,255 @@
+"""From the merged state to the report: every figure of the audit as plain JSON-able data.
+
+The realised mixture is read where the data ends: the pack plan when there is one (tokens per source
+as packed), else the kept records of the last step in the chain. Steps are ordered by the chain
+their outputs record (``config.yaml``'s ``input``), then by the usual order shard -> dedupe ->
+filter -> pack.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fusionforge.mixers.audit.discover import Discovery, Output
+from fusionforge.mixers.audit.funnel import drop_reasons, funnels
+from fusionforge.mixers.audit.histogram import round_significant
+from fusionforge.mixers.audit.records import GROUP_KEYS, MEASURES, RecordsState
+from fusionforge.mixers.audit.state import AuditState
+from fusionforge.mixers.audit.target import Target, deviations
+from fusionforge.mixers.audit.tokens import ESTIMATE_RULE
+
+SCHEMA_ID = "fusionforge.audit/1"
+CANONICAL_STEPS = ("shard", "dedupe", "filter", "quality", "pack")
+RATIO_BAND = 0.05  # per-sequence vision ratio: the share of sequences within +-5 pp of the target
+
+
+def build_report(discovery: Discovery, state: AuditState, target: Target | None = None,
+                 sample: float | None = None, seed: int = 0) -> dict[str, Any]:
+    """The audit report (see ``fusionforge.mixers.audit.schema`` for its layout)."""
+    steps = order_steps(discovery.outputs, state)
+    records_steps = [s for s in steps if state.step(s).kept.groups]
+    final = records_steps[-1] if records_steps else None
+    kept = state.step(final).kept if final else RecordsState()
+    plan_steps = [s for s in steps if state.step(s).plan.sequences]
+    packing = _packing(state, plan_steps, target)
+    by_source = _by_source(kept)
+    realised_shares = {row["source"]: row["token_share"] for row in by_source}
+    realised_vision, vision_basis = _ratio(kept.totals()), f"records of step {final}" if final else None
+    if packing:
+        realised_vision, vision_basis = packing["vision_ratio"], "pack plan"
+        if packing["tokens_by_source"]:
+            realised_shares = {row["source"]: row["token_share"] for row in packing["tokens_by_source"]}
+    checks = deviations(target, realised_shares, realised_vision) if target else []
+    for row in by_source:
+        goal = target.share(row["source"]) if target else None
+        row["target_share"] = goal
+        row["deviation"] = None if goal is None else realised_shares.get(row["source"], 0.0) - goal
+        row["ok"] = None if goal is None else abs(row["deviation"]) <= target.tolerance + 1e-12
+    report = {
+        "schema": SCHEMA_ID,
+        "exact": sample is None or sample >= 1,
+        "sample": None if sample is None or sample >= 1 else {
+            "fraction": sample, "seed": seed, "rows_read": state.rows_read, "rows_total": discovery.rows_total,
+            "note": "figures are estimates scaled from whole row groups sampled in every file; "
+                    "duplicate clusters are always read in full"},
+        "inputs": [_input(o) for o in discovery.outputs],
+        "skipped": list(discovery.skipped),
+        "rows_read": state.rows_read,
+        "steps": steps,
+        "final_step": final,
+        "totals": _totals(kept.totals()),
+        "token_basis": {"text_estimated_records": kept.totals()["text_tokens_estimated"],
+                        "vision_estimated_records": kept.totals()["vision_tokens_estimated"],
+                        "records": kept.totals()["records"], "estimate_rule": dict(ESTIMATE_RULE)},
+        "mixture": _mixture(kept),
+        "by_source": by_source,
+        "mixture_by_step": _mixture_by_step(state, records_steps, plan_steps, packing),
+        "vision_ratio": {"realised": realised_vision, "basis": vision_basis,
+                         "target": target.vision_ratio if target else None,
+                         "deviation": next((c["deviation"] for c in checks if c["figure"] == "vision_ratio"), None),
+                         "ok": next((c["ok"] for c in checks if c["figure"] == "vision_ratio"), None)},
+        "funnel": funnels(state, steps),
+        "drop_reasons": drop_reasons(state, steps),
+        "duplicates": _duplicates(state, steps),
+        "distributions": {s: _distributions(state.step(s).kept, state.step(s).rejected) for s in records_steps
+                          + [s for s in steps if s not in records_steps and state.step(s).rejected.groups]},
+        "packing": packing,
+        "target": None if target is None else {
+            "path": target.path, "tolerance": target.tolerance, "vision_tolerance": target.vision_tolerance,
+            "closed": target.closed, "checks": checks, "ok": all(c["ok"] for c in checks)},
+        "compare": None,
+    }
+    return rounded(report)
+
+
+def order_steps(outputs: list[Output], state: AuditState) -> list[str]:
+    """Steps in chain order: an output comes after the output it was made from, else canonical order."""
+    names = list(dict.fromkeys([o.step for o in outputs] + list(state.steps)))
+    by_path = {o.path.rstrip("/"): o.step for o in outputs}
+    after = {name: set() for name in names}  # step -> steps that must come before it
+    for output in outputs:
+        parent = by_path.get((output.upstream or "").rstrip("/"))
+        if parent and parent != output.step:
+            after[output.step].add(parent)
+
+    def rank(name: str) -> tuple[int, int]:
+        return (CANONICAL_STEPS.index(name) if name in CANONICAL_STEPS else len(CANONICAL_STEPS), names.index(name))
+
+    ordered: list[str] = []
+    pending = sorted(names, key=rank)
+    while pending:
+        ready = next((n for n in pending if after[n] <= set(ordered)), pending[0])  # a cycle: canonical order
+        ordered.append(ready)
+        pending.remove(ready)
+    return [n for n in ordered if n in state.steps]
+
+
+def _input(output: Output) -> dict[str, Any]:
+    return {"path": output.path, "step": output.step, "complete": output.complete, "upstream": output.upstream,
+            "partitions_done": output.partitions_done, "partitions_seen": output.partitions_seen}
+
+
+def _ratio(totals: dict[str, int]) -> float | None:
+    tokens = totals["text_tokens"] + totals["vision_tokens"]
+    return totals["vision_tokens"] / tokens if tokens else None
+
+
+def _totals(totals: dict[str, int]) -> dict[str, Any]:
+    keep = ("records", "text_bytes", "media_bytes", "text_tokens", "vision_tokens", "images", "videos")
+    out = {k: totals[k] for k in keep}
+    out["tokens"] = totals["text_tokens"] + totals["vision_tokens"]
+    out["vision_ratio"] = _ratio(totals)
+    return out
+
+
+def _mixture(kept: RecordsState) -> list[dict[str, Any]]:
+    """Kept records by source x modality x language, with each group's share of all tokens."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for key, row in kept.groups.items():
+        current = groups.setdefault(key[:3], [0] * len(MEASURES))
+        for i, value in enumerate(row):
+            current[i] += value
+    all_tokens = sum(row[3] + row[4] for row in groups.values())
+    rows = []
+    for (source, modality, language), row in groups.items():
+        values = dict(zip(MEASURES, row))
+        tokens = values["text_tokens"] + values["vision_tokens"]
+        rows.append({"source": source, "modality": modality, "language": language, "records": values["records"],
+                     "text_bytes": values["text_bytes"], "media_bytes": values["media_bytes"],
+                     "text_tokens": values["text_tokens"], "vision_tokens": values["vision_tokens"], "tokens": tokens,
+                     "token_share": tokens / all_tokens if all_tokens else None})
+    return sorted(rows, key=lambda r: (-r["tokens"], r["source"], r["modality"], r["language"]))
+
+
+def _by_source(kept: RecordsState) -> list[dict[str, Any]]:
+    sources = sorted({key[GROUP_KEYS.index("source")] for key in kept.groups})
+    all_tokens = sum(row[3] + row[4] for row in kept.groups.values())
+    rows = []
+    for source in sources:
+        totals = kept.totals(lambda key, s=source: key[0] == s)
+        tokens = totals["text_tokens"] + totals["vision_tokens"]
+        rows.append({"source": source, "records": totals["records"], "text_tokens": totals["text_tokens"],
+                     "vision_tokens": totals["vision_tokens"], "tokens": tokens,
+                     "token_share": tokens / all_tokens if all_tokens else 0.0, "vision_ratio": _ratio(totals)})
+    return sorted(rows, key=lambda r: (-r["tokens"], r["source"]))
+
+
+def _mixture_by_step(state: AuditState, records_steps: list[str], plan_steps: list[str],
+                     packing: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Token share per source after each step: how dedupe and filters shifted the mixture."""
+    rows = []
+    for step in records_steps:
+        for row in _by_source(state.step(step).kept):
+            rows.append({"step": step, "source": row["source"], "records": row["records"], "tokens": row["tokens"],
+                         "token_share": row["token_share"]})
+    if packing:
+        for row in packing["tokens_by_source"]:
+            rows.append({"step": plan_steps[-1], "source": row["source"], "records": None, "tokens": row["tokens"],
+                         "token_share": row["token_share"]})
+    return rows
+
+
+def _duplicates(state: AuditState, steps: list[str]) -> dict[str, Any] | None:
+    with_clusters = [s for s in steps if state.step(s).clusters.members]
+    if not with_clusters:
+        return None
+    merged = state.step(with_clusters[0]).clusters.__class__()
+    for step in with_clusters:
+        merged.merge(state.step(step).clusters)
+    sizes: dict[int, int] = {}
+    for (_, size), n in merged.sizes.items():
+        sizes[size] = sizes.get(size, 0) + n
+    clusters = sum(sizes.values())
+    return {
+        "steps": with_clusters, "clusters": clusters, "members_listed": merged.members,
+        "records_in_clusters": sum(size * n for size, n in sizes.items()),
+        "duplicates": sum((size - 1) * n for size, n in sizes.items()),
+        "size_distribution": [{"kind": kind, "size": size, "clusters": n}
+                              for (kind, size), n in sorted(merged.sizes.items())],
+        "size_quantiles": _exact_quantiles(sizes),
+        "similarity": merged.similarity.to_dict(),
+    }
+
+
+def _exact_quantiles(counts: dict[int, int]) -> dict[str, int | None]:
+    total = sum(counts.values())
+    out: dict[str, int | None] = {}
+    for q in (0.5, 0.9, 0.99, 1.0):
+        rank, seen, value = q * total, 0, None
+        for size in sorted(counts):
+            seen += counts[size]
+            if seen >= rank:
+                value = size
+                break
+        out[f"p{round(q * 100)}" if q < 1 else "max"] = value if total else None
+    return out
+
+
+def _distributions(kept: RecordsState, rejected: RecordsState) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {"kept": {}, "rejected": {}}
+    for state in (kept, rejected):
+        for key, histogram in sorted(state.histograms.items()):
+            status, metric = key.split("/", 1)
+            out[status][metric] = histogram.to_dict()
+    return out
+
+
+def _packing(state: AuditState, plan_steps: list[str], target: Target | None) -> dict[str, Any] | None:
+    if not plan_steps:
+        return None
+    plan = state.step(plan_steps[0]).plan.__class__()
+    for step in plan_steps:
+        plan.merge(state.step(step).plan)
+    tokens = plan.text_tokens + plan.vision_tokens
+    padding = plan.capacity - plan.used_with_capacity if plan.capacity_known else None
+    by_source: dict[str, int] = {}
+    for (source, _kind), n in plan.source_tokens.items():
+        by_source[source] = by_source.get(source, 0) + n
+    source_total = sum(by_source.values())
+    goal = target.vision_ratio if target else None
+    return {
+        "steps": plan_steps, "sequences": plan.sequences, "tokens": tokens, "text_tokens": plan.text_tokens,
+        "vision_tokens": plan.vision_tokens, "vision_ratio": plan.vision_tokens / tokens if tokens else None,
+        "capacity_tokens": plan.capacity if plan.capacity_known else None,
+        "padding_tokens": padding,
+        "padding_fraction": padding / plan.capacity if plan.capacity_known and plan.capacity else None,
+        "efficiency": plan.used_with_capacity / plan.capacity if plan.capacity_known and plan.capacity else None,
+        "zero_vision_sequences": plan.zero_vision,
+        "zero_vision_share": plan.zero_vision / plan.sequences if plan.sequences else None,
+        "band": RATIO_BAND, "within_band_share": plan.share_within(goal, RATIO_BAND) if goal is not None else None,
+        "split_documents": plan.split_documents, "split_segments": plan.split_segments,
+        "tokens_by_source": [{"source": s, "tokens": n, "token_share": n / source_total if source_total else None}
+                             for s, n in sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "per_sequence": {name: h.to_dict() for name, h in sorted(plan.histograms.items())},
+    }
+
+
+def rounded(value: Any) -> Any:
+    """Floats rounded to 10 significant digits: sums over different splits of a corpus print alike."""
+    if isinstance(value, float):
+        return round_significant(value)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value
