@@ -47,6 +47,7 @@ def demo(output, seed, executor, ray_address, num_cpus):
         report = run_shard(cfg, on_partition=on_partition, on_plan=on_plan)
     console.print(summary_table(report, f"shard -> {cfg.output}"))
     console.print(_by_source(report))
+    audit_step(out, console, executor, ray_address, num_cpus)
     console.print(f"[bold]demo finished[/] in {time.monotonic() - started:.1f} s; outputs under {out}/")
 
 
@@ -57,3 +58,27 @@ def _by_source(report: dict) -> Table:
     for group, counts in report["by_source_modality"].items():
         table.add_row(group, str(counts["kept"]), str(counts["dropped"]), str(counts["failed"]))
     return table
+
+
+DEMO_VISION_RATIO = 0.10
+
+
+def audit_step(out: Path, console: Console, executor: str = "local", ray_address: str | None = None,
+               num_cpus: int | None = None) -> Path:
+    """Last step: audit every stage output under ``out`` and write the HTML report; return its path.
+
+    The target is Kimi K2.5's vision-token share of about 10%, so the report shows how far each
+    stage's output is from it.
+    """
+    from fusionforge.mixers.audit import AuditOptions, Target, run_audit
+    from fusionforge.mixers.audit.discover import is_output
+    from fusionforge.mixers.audit.terminal import short_summary
+    from fusionforge.mixers.report import write_html
+
+    outputs = [str(p) for p in sorted(out.iterdir()) if p.is_dir() and is_output(p)]
+    options = AuditOptions(executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    report = run_audit(outputs, options, Target(shares={}, closed=False, vision_ratio=DEMO_VISION_RATIO))
+    console.print(short_summary(report))
+    path = write_html(report, out / "audit.html").resolve()
+    console.print(f"[bold]audit report[/] {path}")
+    return path

@@ -35,6 +35,14 @@ def render(report: dict[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
+def short_summary(report: dict[str, Any]) -> RenderableType:
+    """The mixture by source, the vision ratio and the records left after each step (for the demo)."""
+    parts: list[RenderableType] = [_by_source(report), _vision(report)]
+    if report["funnel"].get("all"):
+        parts.append(_funnel_by_group(report))
+    return Group(*parts)
+
+
 def fmt(value: Any, percent: bool = False) -> str:
     if value is None:
         return "-"
@@ -80,16 +88,20 @@ def _table(title: str, *columns: str, text_columns: int = 1) -> Table:
 
 
 def _by_source(report: dict[str, Any]) -> Table:
+    targeted = report["target"] is not None
+    extra = ("target", "deviation") if targeted else ()
     table = _table(f"mixture by source (step {report['final_step']})", "source", "records", "tokens", "share",
-                   "vision ratio", "target", "deviation")
+                   "vision ratio", *extra)
     for row in report["by_source"]:
         style = "red" if row["ok"] is False else None
-        table.add_row(row["source"], fmt(row["records"]), fmt(row["tokens"]), fmt(row["token_share"], True),
-                      fmt(row["vision_ratio"], True), fmt(row["target_share"], True), fmt(row["deviation"], True),
-                      style=style)
+        cells = [row["source"], fmt(row["records"]), fmt(row["tokens"]), fmt(row["token_share"], True),
+                 fmt(row["vision_ratio"], True)]
+        if targeted:
+            cells += [fmt(row["target_share"], True), fmt(row["deviation"], True)]
+        table.add_row(*cells, style=style)
     totals = report["totals"]
     table.add_row("total", fmt(totals["records"]), fmt(totals["tokens"]), "100%", fmt(totals["vision_ratio"], True),
-                  "", "", style="bold")
+                  *([""] * len(extra)), style="bold")
     return table
 
 
