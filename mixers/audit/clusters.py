@@ -23,15 +23,14 @@ ROWS_PER_PASS = 4_000_000
 CLUSTER_COLUMNS = ("cluster_id", "cluster")
 MEMBER_COLUMNS = ("member_id", "id")
 KEPT_COLUMNS = ("kept_id", "kept")
-KIND_COLUMNS = ("kind", "match", "dup_type")
 SIMILARITY_COLUMNS = ("similarity", "jaccard")
 
 
 @dataclass
 class ClusterState:
-    """Clusters per (kind, size), listed members and the similarity of the non-kept members."""
+    """Clusters per size, listed members and the similarity of the non-kept members."""
 
-    sizes: dict[tuple[str, int], int] = field(default_factory=dict)
+    sizes: dict[int, int] = field(default_factory=dict)
     members: int = 0
     similarity: LogHistogram = field(default_factory=LogHistogram)
 
@@ -52,11 +51,10 @@ def fold_clusters_file(path: str, rows_per_pass: int = ROWS_PER_PASS, batch_rows
     parquet = pq.ParquetFile(path)
     names = parquet.schema_arrow.names
     cluster, kept = _pick(names, CLUSTER_COLUMNS), _pick(names, KEPT_COLUMNS)
-    member, kind = _pick(names, MEMBER_COLUMNS), _pick(names, KIND_COLUMNS)
-    similarity = _pick(names, SIMILARITY_COLUMNS)
+    member, similarity = _pick(names, MEMBER_COLUMNS), _pick(names, SIMILARITY_COLUMNS)
     if cluster is None or kept is None:
         raise ConfigError(f"{path}: a clusters file needs a cluster id and a kept id column (have {names})")
-    columns = [c for c in (cluster, kept, member, kind, similarity) if c]
+    columns = [c for c in (cluster, kept, member, similarity) if c]
     passes = max(1, math.ceil(parquet.metadata.num_rows / rows_per_pass))
     state = ClusterState()
     for pass_index in range(passes):
@@ -69,7 +67,7 @@ def fold_clusters_file(path: str, rows_per_pass: int = ROWS_PER_PASS, batch_rows
                     _add_similarity(state, table, similarity, member, kept)
             if passes > 1:
                 table = table.filter(pa.array(_bucket(table.column(cluster), passes) == pass_index))
-            parts.append(_grouping_columns(table, cluster, kept, member, kind))
+            parts.append(_grouping_columns(table, cluster, kept, member))
         _add_sizes(state, pa.concat_tables(parts) if parts else None)
     return state
 
@@ -83,32 +81,28 @@ def _add_similarity(state: ClusterState, table: pa.Table, similarity: str, membe
     state.similarity.add(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False))
 
 
-def _grouping_columns(table: pa.Table, cluster: str, kept: str, member: str | None, kind: str | None) -> pa.Table:
+def _grouping_columns(table: pa.Table, cluster: str, kept: str, member: str | None) -> pa.Table:
+    """Cluster id and whether the row is the kept member itself (then the cluster lists its kept member)."""
     listed = pc.equal(table.column(member).cast(pa.string()), table.column(kept).cast(pa.string())) if member \
         else pa.array(np.zeros(table.num_rows, bool))
-    return pa.table({
-        "cluster": table.column(cluster).cast(pa.string()),
-        "kind": pc.fill_null(table.column(kind).cast(pa.string()), "all") if kind else pa.array(
-            ["all"] * table.num_rows, pa.string()),
-        "kept_listed": pc.fill_null(listed, False).cast(pa.int64()),
-    })
+    return pa.table({"cluster": table.column(cluster).cast(pa.string()),
+                     "kept_listed": pc.fill_null(listed, False).cast(pa.int64())})
 
 
 def _add_sizes(state: ClusterState, table: pa.Table | None) -> None:
     if table is None or table.num_rows == 0:
         return
-    grouped = table.group_by(["cluster"]).aggregate([([], "count_all"), ("kept_listed", "max"), ("kind", "min")])
-    rows = grouped.column("count_all").to_numpy() + (1 - grouped.column("kept_listed_max").to_numpy())
-    kinds = grouped.column("kind_min").to_pylist()
-    sizes = pa.table({"kind": kinds, "size": rows}).group_by(["kind", "size"]).aggregate([([], "count_all")])
-    for kind, size, n in zip(*(sizes.column(c).to_pylist() for c in ("kind", "size", "count_all"))):
-        state.sizes[(kind, size)] = state.sizes.get((kind, size), 0) + n
+    grouped = table.group_by(["cluster"]).aggregate([([], "count_all"), ("kept_listed", "max")])
+    sizes = grouped.column("count_all").to_numpy() + (1 - grouped.column("kept_listed_max").to_numpy())
+    values, counts = np.unique(sizes, return_counts=True)
+    for size, n in zip(values.tolist(), counts.tolist()):
+        state.sizes[size] = state.sizes.get(size, 0) + n
 
 
 def _bucket(ids: pa.ChunkedArray, passes: int) -> np.ndarray:
     if pa.types.is_integer(ids.type):
         return np.mod(pc.fill_null(ids, 0).to_numpy(), passes)
-    return np.fromiter((xxhash.xxh64_intdigest(str(v)) % passes for v in ids.to_pylist()), np.int64, len(ids))
+    return np.fromiter((xxhash.xxh64_intdigest(str(v).encode()) % passes for v in ids.to_pylist()), np.int64, len(ids))
 
 
 def _pick(names: list[str], candidates: tuple[str, ...]) -> str | None:

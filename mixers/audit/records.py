@@ -81,7 +81,8 @@ class RecordsState:
         self._add(f"{prefix}/image_aspect", media.width[images] / media.height[images])
         self._add(f"{prefix}/video_duration_s", media.duration_s[videos])
         self._add(f"{prefix}/video_frames", media.n_frames[videos])
-        for column in [FRAMES_COLUMN, *numeric_score_columns(batch)]:
+        scores = [c for c in numeric_score_columns(batch) if c != FRAMES_COLUMN]
+        for column in [FRAMES_COLUMN, *scores]:
             if column in batch.schema.names:
                 values = pc.cast(batch.column(column), pa.float64()).to_numpy(zero_copy_only=False)
                 key = "video_sampled_frames" if column == FRAMES_COLUMN else f"score/{column}"

@@ -176,16 +176,13 @@ def _duplicates(state: AuditState, steps: list[str]) -> dict[str, Any] | None:
     merged = state.step(with_clusters[0]).clusters.__class__()
     for step in with_clusters:
         merged.merge(state.step(step).clusters)
-    sizes: dict[int, int] = {}
-    for (_, size), n in merged.sizes.items():
-        sizes[size] = sizes.get(size, 0) + n
+    sizes = merged.sizes
     clusters = sum(sizes.values())
     return {
         "steps": with_clusters, "clusters": clusters, "members_listed": merged.members,
         "records_in_clusters": sum(size * n for size, n in sizes.items()),
         "duplicates": sum((size - 1) * n for size, n in sizes.items()),
-        "size_distribution": [{"kind": kind, "size": size, "clusters": n}
-                              for (kind, size), n in sorted(merged.sizes.items())],
+        "size_distribution": [{"size": size, "clusters": n} for size, n in sorted(sizes.items())],
         "size_quantiles": _exact_quantiles(sizes),
         "similarity": merged.similarity.to_dict(),
     }

@@ -155,9 +155,7 @@ def cluster_sizes(duplicates: dict[str, Any]) -> str | None:
     if not duplicates or not duplicates["size_distribution"]:
         return None
     plt = _pyplot()
-    sizes: dict[int, int] = {}
-    for row in duplicates["size_distribution"]:
-        sizes[row["size"]] = sizes.get(row["size"], 0) + row["clusters"]
+    sizes = {row["size"]: row["clusters"] for row in duplicates["size_distribution"]}
     figure, axes = plt.subplots(figsize=(9, 3))
     axes.bar([str(s) for s in sorted(sizes)], [sizes[s] for s in sorted(sizes)], color=REALISED)
     axes.set_xlabel("records in the cluster")

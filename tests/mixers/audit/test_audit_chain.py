@@ -1,0 +1,148 @@
+"""Chained outputs (shard -> dedupe -> filter -> pack): funnel, step order, clusters and packing figures."""
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from audit_outputs import media, record, write_output
+from fusionforge.mixers.audit import run_audit
+from fusionforge.mixers.audit.clusters import fold_clusters_file
+
+GOPHER = "text_gopher_quality_v1__word_count"
+
+
+def _web(i, **kw):
+    return record(f"web/w{i}", "web", text="word " * (4 * i), **kw)
+
+
+def _photo(i, **kw):
+    return record(f"photos/p{i}", "photos", "image", text="cap", items=[media("image", 28, 28, 100)], **kw)
+
+
+@pytest.fixture()
+def chain(tmp_path):
+    shard = write_output(tmp_path / "out", "shard", [
+        *(_web(i) for i in range(1, 5)), record("web/w5", "web", error="read:malformed_json: x"),
+        *(_photo(i) for i in range(1, 4))])
+    dedupe = write_output(tmp_path / "dedup", "dedupe", [
+        _web(1), _web(2, drop_reason="dedupe:exact_dup_of:web/w1"), _web(3, drop_reason="dedupe:near_dup_of:web/w1"),
+        _web(4), _photo(1), _photo(2), _photo(3, drop_reason="dedupe:near_dup_of:photos/p1")], upstream=shard)
+    pq.write_table(pa.table({
+        "cluster_id": ["c1", "c1", "c1", "c2", "c2", "c3"],
+        "member_id": ["web/w1", "web/w2", "web/w3", "photos/p1", "photos/p3", "x/2"],
+        "kept_id": ["web/w1", "web/w1", "web/w1", "photos/p1", "photos/p1", "x/1"],  # c3 lists no kept member
+        "similarity": [1.0, 1.0, 0.85, 1.0, 0.9, 0.95]}), dedupe / "clusters.parquet")
+    clean = write_output(tmp_path / "clean", "filter", [
+        _web(1, **{GOPHER: 50}), _web(4, **{GOPHER: 3, "drop_reason": "text_gopher_quality_v1:word_count"}),
+        _photo(1), _photo(2, drop_reason="image_size_v1:too_small")], upstream=dedupe, extra={GOPHER: pa.int64()})
+    return {"shard": shard, "dedupe": dedupe, "filter": clean}
+
+
+def test_steps_follow_the_chain_whatever_the_argument_order(chain):
+    report = run_audit([str(chain["filter"]), str(chain["shard"]), str(chain["dedupe"])])
+    assert report["steps"] == ["shard", "dedupe", "filter"] and report["final_step"] == "filter"
+    assert report["totals"]["records"] == 2
+
+
+def test_funnel_through_every_step(chain):
+    report = run_audit([str(p) for p in chain.values()])
+    rows = [(r["step"], r["stage"], r["removed"], r["remaining"]) for r in report["funnel"]["all"]]
+    assert rows == [
+        ("shard", "ingested", 0, 8), ("shard", "read:malformed_json", 1, 7),
+        ("dedupe", "dedupe:exact_dup_of", 1, 6), ("dedupe", "dedupe:near_dup_of", 2, 4),
+        ("filter", "image_size_v1:too_small", 1, 3), ("filter", "text_gopher_quality_v1:word_count", 1, 2),
+        ("filter", "kept", 0, 2)]
+    photos = [(r["stage"], r["remaining"]) for r in report["funnel"]["photos/image"]]
+    assert photos == [("ingested", 3), ("dedupe:near_dup_of", 2), ("image_size_v1:too_small", 1), ("kept", 1)]
+    near = next(r for r in report["funnel"]["web/text"] if r["stage"] == "dedupe:near_dup_of")
+    assert near["removed_tokens"] == 15  # w3: "word " * 12 = 60 chars -> 15 tokens
+    examples = {r["reason"]: r["examples"] for r in report["drop_reasons"]}
+    assert examples["dedupe:near_dup_of"] == ["photos/p3", "web/w3"]  # one per source, sources in order
+
+
+def test_mixture_after_each_step(chain):
+    report = run_audit([str(p) for p in chain.values()])
+    tokens = {(r["step"], r["source"]): r["tokens"] for r in report["mixture_by_step"]}
+    web = {i: 5 * i for i in range(1, 5)}  # "word " * 4i -> 20i chars -> 5i tokens
+    photo = 1 + 1  # caption "cap" -> 1 token, a 28x28 image -> 1 token
+    assert tokens == {("shard", "web"): sum(web.values()), ("shard", "photos"): 3 * photo,
+                      ("dedupe", "web"): web[1] + web[4], ("dedupe", "photos"): 2 * photo,
+                      ("filter", "web"): web[1], ("filter", "photos"): photo}
+
+
+def test_a_missing_step_shows_as_a_gap(chain):
+    report = run_audit([str(chain["shard"]), str(chain["filter"])])
+    gap = [r for r in report["funnel"]["all"] if r["stage"] == "not carried over"]
+    assert gap == [{"step": "filter", "stage": "not carried over", "status": None, "removed": 3, "remaining": 4,
+                    "removed_tokens": None}]
+
+
+def test_scores_are_split_into_kept_and_rejected(chain):
+    distributions = run_audit([str(chain["filter"])])["distributions"]["filter"]
+    assert distributions["kept"][f"score/{GOPHER}"]["max"] == 50
+    assert distributions["rejected"][f"score/{GOPHER}"]["max"] == 3
+
+
+def test_duplicate_cluster_sizes(chain):
+    duplicates = run_audit([str(chain["dedupe"])])["duplicates"]
+    assert duplicates["clusters"] == 3 and duplicates["members_listed"] == 6
+    assert duplicates["size_distribution"] == [{"size": 2, "clusters": 2}, {"size": 3, "clusters": 1}]
+    assert duplicates["records_in_clusters"] == 7 and duplicates["duplicates"] == 4
+    assert duplicates["size_quantiles"] == {"p50": 2, "p90": 3, "p99": 3, "max": 3}
+    similarity = duplicates["similarity"]
+    assert (similarity["count"], similarity["min"], similarity["max"]) == (4, 0.85, 1.0)
+    assert similarity["quantiles"]["p50"] == 0.9
+
+
+def test_cluster_sizes_in_several_bounded_passes_equal_one_pass(chain):
+    one = fold_clusters_file(str(chain["dedupe"] / "clusters.parquet"))
+    many = fold_clusters_file(str(chain["dedupe"] / "clusters.parquet"), rows_per_pass=2, batch_rows=2)
+    assert many.sizes == one.sizes == {2: 2, 3: 1}
+    assert many.members == one.members == 6 and many.similarity.to_dict() == one.similarity.to_dict()
+
+
+def _segment(sample, source, length, vision=0, split=False, start=0):
+    return {"sample_id": sample, "source": source, "modality": "text", "length": length, "vision_tokens": vision,
+            "split": split, "sample_start": start}
+
+
+@pytest.fixture()
+def plan_out(tmp_path, chain):
+    folder = tmp_path / "packed"
+    folder.mkdir()
+    rows = [
+        {"sequence_id": 0, "text_tokens": 90, "vision_tokens": 10, "padding": 28, "cu_seqlens": [0, 90, 100],
+         "segments": [_segment("web/w1", "web", 90), _segment("photos/p1", "photos", 10, 10)]},
+        {"sequence_id": 1, "text_tokens": 128, "vision_tokens": 0, "padding": 0, "cu_seqlens": [0, 128],
+         "segments": [_segment("web/w9", "web", 128, split=True)]},
+        {"sequence_id": 2, "text_tokens": 60, "vision_tokens": 60, "padding": 8, "cu_seqlens": [0, 60, 120],
+         "segments": [_segment("web/w9", "web", 60, split=True, start=128), _segment("photos/p2", "photos", 60, 60)]},
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), folder / "plan.parquet")
+    (folder / "report.json").write_text('{"step": "pack", "seq_len": 128}')
+    (folder / "config.yaml").write_text(f"step: pack\ninput: {chain['filter']}\n")
+    (folder / "_SUCCESS").write_text("ok\n")
+    return folder
+
+
+def test_packing_figures(plan_out, chain):
+    from fusionforge.mixers.audit import Target
+
+    report = run_audit([str(chain["filter"]), str(plan_out)], target=Target({}, False, vision_ratio=0.1))
+    packing = report["packing"]
+    assert (packing["sequences"], packing["text_tokens"], packing["vision_tokens"]) == (3, 278, 70)
+    assert packing["capacity_tokens"] == 384 and packing["padding_tokens"] == 36
+    assert packing["padding_fraction"] == pytest.approx(36 / 384)
+    assert packing["efficiency"] == pytest.approx(348 / 384)
+    assert packing["vision_ratio"] == pytest.approx(70 / 348)
+    assert packing["zero_vision_sequences"] == 1 and packing["zero_vision_share"] == pytest.approx(1 / 3)
+    assert packing["within_band_share"] == pytest.approx(1 / 3)  # only sequence 0 (ratio 0.10) is within +-5 pp
+    assert (packing["split_documents"], packing["split_segments"]) == (1, 2)
+    assert packing["tokens_by_source"] == [{"source": "web", "tokens": 278, "token_share": pytest.approx(278 / 348)},
+                                           {"source": "photos", "tokens": 70, "token_share": pytest.approx(70 / 348)}]
+    ratio = packing["per_sequence"]["vision_ratio"]
+    assert (ratio["min"], ratio["quantiles"]["p50"], ratio["max"]) == (0.0, 0.1, 0.5)
+    assert packing["per_sequence"]["items"]["quantiles"]["p50"] == 2
+    assert report["vision_ratio"]["basis"] == "pack plan"
+    assert report["vision_ratio"]["realised"] == pytest.approx(70 / 348)
+    assert report["vision_ratio"]["ok"] is False  # 20.1% against a 10% target with 1 pp tolerance
+    assert report["steps"] == ["filter", "pack"]
