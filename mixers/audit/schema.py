@@ -64,7 +64,7 @@ REPORT_SCHEMA: dict[str, Any] = {
         "by_source": _rows({"source": {"type": "string"}, "records": {"type": "integer"},
                             "text_tokens": {"type": "integer"}, "vision_tokens": {"type": "integer"},
                             "tokens": {"type": "integer"}, "token_share": NUMBER, "vision_ratio": NUMBER,
-                            "target_share": NUMBER, "deviation": NUMBER, "ok": BOOLEAN}),
+                            "packed_share": NUMBER, "target_share": NUMBER, "deviation": NUMBER, "ok": BOOLEAN}),
         "mixture_by_step": _rows({"step": {"type": "string"}, "source": {"type": "string"}, "records": INTEGER,
                                   "tokens": {"type": "integer"}, "token_share": NUMBER}),
         "vision_ratio": _object({"realised": NUMBER, "basis": STRING, "target": NUMBER, "deviation": NUMBER,

@@ -40,7 +40,11 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
         if packing["tokens_by_source"]:
             realised_shares = {row["source"]: row["token_share"] for row in packing["tokens_by_source"]}
     checks = deviations(target, realised_shares, realised_vision) if target else []
+    packed = {row["source"]: row["token_share"] for row in packing["tokens_by_source"]} if packing else {}
+    known = {row["source"] for row in by_source}
+    by_source += [_empty_source(s) for s in sorted((set(packed) | set(target.shares if target else ())) - known)]
     for row in by_source:
+        row["packed_share"] = packed.get(row["source"]) if packed else None
         goal = target.share(row["source"]) if target else None
         row["target_share"] = goal
         row["deviation"] = None if goal is None else realised_shares.get(row["source"], 0.0) - goal
@@ -152,6 +156,12 @@ def _by_source(kept: RecordsState) -> list[dict[str, Any]]:
                      "vision_tokens": totals["vision_tokens"], "tokens": tokens,
                      "token_share": tokens / all_tokens if all_tokens else 0.0, "vision_ratio": _ratio(totals)})
     return sorted(rows, key=lambda r: (-r["tokens"], r["source"]))
+
+
+def _empty_source(source: str) -> dict[str, Any]:
+    """A source that the packed plan or the target names but the last records step does not hold."""
+    return {"source": source, "records": 0, "text_tokens": 0, "vision_tokens": 0, "tokens": 0, "token_share": 0.0,
+            "vision_ratio": None}
 
 
 def _mixture_by_step(state: AuditState, records_steps: list[str], plan_steps: list[str],

@@ -88,14 +88,16 @@ def _table(title: str, *columns: str, text_columns: int = 1) -> Table:
 
 
 def _by_source(report: dict[str, Any]) -> Table:
-    targeted = report["target"] is not None
-    extra = ("target", "deviation") if targeted else ()
-    table = _table(f"mixture by source (step {report['final_step']})", "source", "records", "tokens", "share",
-                   "vision ratio", *extra)
+    targeted, packed = report["target"] is not None, report["packing"] is not None
+    extra = (("packed share",) if packed else ()) + (("target", "deviation") if targeted else ())
+    table = _table(f"mixture by source (records and tokens after step {report['final_step']})", "source", "records",
+                   "tokens", "share", "vision ratio", *extra)
     for row in report["by_source"]:
         style = "red" if row["ok"] is False else None
         cells = [row["source"], fmt(row["records"]), fmt(row["tokens"]), fmt(row["token_share"], True),
                  fmt(row["vision_ratio"], True)]
+        if packed:
+            cells.append(fmt(row["packed_share"], True))
         if targeted:
             cells += [fmt(row["target_share"], True), fmt(row["deviation"], True)]
         table.add_row(*cells, style=style)

@@ -129,13 +129,17 @@ def _cards(report: dict[str, Any]) -> str:
 
 
 def _by_source_table(report: dict[str, Any]) -> str:
+    packed = report["packing"] is not None
     rows = []
     for r in report["by_source"]:
         bad = "bad" if r["ok"] is False else ""
-        rows.append([(_e(r["source"]), bad), (_num(r["records"]), "n"), (_num(r["tokens"]), "n"),
-                     (_num(r["token_share"], True), f"n {bad}"), (_num(r["vision_ratio"], True), "n"),
-                     (_num(r["target_share"], True), "n"), (_num(r["deviation"], True), f"n {bad}")])
-    return _table(["source", "records", "tokens", "share", "vision ratio", "target", "deviation"], rows)
+        row = [(_e(r["source"]), bad), (_num(r["records"]), "n"), (_num(r["tokens"]), "n"),
+               (_num(r["token_share"], True), "n" if packed else f"n {bad}"), (_num(r["vision_ratio"], True), "n")]
+        if packed:
+            row.append((_num(r["packed_share"], True), f"n {bad}"))
+        rows.append(row + [(_num(r["target_share"], True), "n"), (_num(r["deviation"], True), f"n {bad}")])
+    headers = ["source", "records", "tokens", f"share after {report['final_step']}", "vision ratio"]
+    return _table(headers + (["packed share"] if packed else []) + ["target", "deviation"], rows)
 
 
 def _target_table(report: dict[str, Any]) -> str:

@@ -60,3 +60,57 @@ def write_output(folder: Path, step: str, rows: list[dict[str, Any]], upstream: 
     if finished:
         (folder / "_SUCCESS").write_text("ok\n")
     return folder
+
+
+GOPHER = "text_gopher_quality_v1__word_count"
+
+
+def _web(i: int, **kw: Any) -> dict[str, Any]:
+    return record(f"web/w{i}", "web", text="word " * (4 * i), **kw)
+
+
+def _photo(i: int, **kw: Any) -> dict[str, Any]:
+    return record(f"photos/p{i}", "photos", "image", text="cap", items=[media("image", 28, 28, 100)], **kw)
+
+
+def build_chain(root: Path) -> dict[str, Path]:
+    """shard (8 inputs, 1 failure) -> dedupe (1 exact, 2 near duplicates; clusters.parquet) -> filter (2 drops)."""
+    shard = write_output(root / "out", "shard", [
+        *(_web(i) for i in range(1, 5)), record("web/w5", "web", error="read:malformed_json: x"),
+        *(_photo(i) for i in range(1, 4))])
+    dedupe = write_output(root / "dedup", "dedupe", [
+        _web(1), _web(2, drop_reason="dedupe:exact_dup_of:web/w1"), _web(3, drop_reason="dedupe:near_dup_of:web/w1"),
+        _web(4), _photo(1), _photo(2), _photo(3, drop_reason="dedupe:near_dup_of:photos/p1")], upstream=shard)
+    pq.write_table(pa.table({
+        "cluster_id": ["c1", "c1", "c1", "c2", "c2", "c3"],
+        "member_id": ["web/w1", "web/w2", "web/w3", "photos/p1", "photos/p3", "x/2"],
+        "kept_id": ["web/w1", "web/w1", "web/w1", "photos/p1", "photos/p1", "x/1"],  # c3 lists no kept member
+        "similarity": [1.0, 1.0, 0.85, 1.0, 0.9, 0.95]}), dedupe / "clusters.parquet")
+    clean = write_output(root / "clean", "filter", [
+        _web(1, **{GOPHER: 50}), _web(4, **{GOPHER: 3, "drop_reason": "text_gopher_quality_v1:word_count"}),
+        _photo(1), _photo(2, drop_reason="image_size_v1:too_small")], upstream=dedupe, extra={GOPHER: pa.int64()})
+    return {"shard": shard, "dedupe": dedupe, "filter": clean}
+
+
+def _segment(sample: str, source: str, length: int, vision: int = 0, split: bool = False,
+             start: int = 0) -> dict[str, Any]:
+    return {"sample_id": sample, "source": source, "modality": "text", "length": length, "vision_tokens": vision,
+            "split": split, "sample_start": start}
+
+
+def build_plan(folder: Path, upstream: Path) -> Path:
+    """A pack output of 3 sequences of 128 tokens: 36 padding tokens, 70 vision of 348, one split document."""
+    folder.mkdir(parents=True)
+    rows = [
+        {"sequence_id": 0, "text_tokens": 90, "vision_tokens": 10, "padding": 28, "cu_seqlens": [0, 90, 100],
+         "segments": [_segment("web/w1", "web", 90), _segment("photos/p1", "photos", 10, 10)]},
+        {"sequence_id": 1, "text_tokens": 128, "vision_tokens": 0, "padding": 0, "cu_seqlens": [0, 128],
+         "segments": [_segment("web/w9", "web", 128, split=True)]},
+        {"sequence_id": 2, "text_tokens": 60, "vision_tokens": 60, "padding": 8, "cu_seqlens": [0, 60, 120],
+         "segments": [_segment("web/w9", "web", 60, split=True, start=128), _segment("photos/p2", "photos", 60, 60)]},
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), folder / "plan.parquet")
+    (folder / "report.json").write_text('{"step": "pack", "seq_len": 128}')
+    (folder / "config.yaml").write_text(yaml.safe_dump({"step": "pack", "input": str(upstream)}))
+    (folder / "_SUCCESS").write_text("ok\n")
+    return folder

@@ -1,40 +1,14 @@
 """Chained outputs (shard -> dedupe -> filter -> pack): funnel, step order, clusters and packing figures."""
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from audit_outputs import media, record, write_output
+from audit_outputs import GOPHER, build_chain, build_plan
 from fusionforge.mixers.audit import run_audit
 from fusionforge.mixers.audit.clusters import fold_clusters_file
-
-GOPHER = "text_gopher_quality_v1__word_count"
-
-
-def _web(i, **kw):
-    return record(f"web/w{i}", "web", text="word " * (4 * i), **kw)
-
-
-def _photo(i, **kw):
-    return record(f"photos/p{i}", "photos", "image", text="cap", items=[media("image", 28, 28, 100)], **kw)
 
 
 @pytest.fixture()
 def chain(tmp_path):
-    shard = write_output(tmp_path / "out", "shard", [
-        *(_web(i) for i in range(1, 5)), record("web/w5", "web", error="read:malformed_json: x"),
-        *(_photo(i) for i in range(1, 4))])
-    dedupe = write_output(tmp_path / "dedup", "dedupe", [
-        _web(1), _web(2, drop_reason="dedupe:exact_dup_of:web/w1"), _web(3, drop_reason="dedupe:near_dup_of:web/w1"),
-        _web(4), _photo(1), _photo(2), _photo(3, drop_reason="dedupe:near_dup_of:photos/p1")], upstream=shard)
-    pq.write_table(pa.table({
-        "cluster_id": ["c1", "c1", "c1", "c2", "c2", "c3"],
-        "member_id": ["web/w1", "web/w2", "web/w3", "photos/p1", "photos/p3", "x/2"],
-        "kept_id": ["web/w1", "web/w1", "web/w1", "photos/p1", "photos/p1", "x/1"],  # c3 lists no kept member
-        "similarity": [1.0, 1.0, 0.85, 1.0, 0.9, 0.95]}), dedupe / "clusters.parquet")
-    clean = write_output(tmp_path / "clean", "filter", [
-        _web(1, **{GOPHER: 50}), _web(4, **{GOPHER: 3, "drop_reason": "text_gopher_quality_v1:word_count"}),
-        _photo(1), _photo(2, drop_reason="image_size_v1:too_small")], upstream=dedupe, extra={GOPHER: pa.int64()})
-    return {"shard": shard, "dedupe": dedupe, "filter": clean}
+    return build_chain(tmp_path)
 
 
 def test_steps_follow_the_chain_whatever_the_argument_order(chain):
@@ -100,28 +74,9 @@ def test_cluster_sizes_in_several_bounded_passes_equal_one_pass(chain):
     assert many.members == one.members == 6 and many.similarity.to_dict() == one.similarity.to_dict()
 
 
-def _segment(sample, source, length, vision=0, split=False, start=0):
-    return {"sample_id": sample, "source": source, "modality": "text", "length": length, "vision_tokens": vision,
-            "split": split, "sample_start": start}
-
-
 @pytest.fixture()
 def plan_out(tmp_path, chain):
-    folder = tmp_path / "packed"
-    folder.mkdir()
-    rows = [
-        {"sequence_id": 0, "text_tokens": 90, "vision_tokens": 10, "padding": 28, "cu_seqlens": [0, 90, 100],
-         "segments": [_segment("web/w1", "web", 90), _segment("photos/p1", "photos", 10, 10)]},
-        {"sequence_id": 1, "text_tokens": 128, "vision_tokens": 0, "padding": 0, "cu_seqlens": [0, 128],
-         "segments": [_segment("web/w9", "web", 128, split=True)]},
-        {"sequence_id": 2, "text_tokens": 60, "vision_tokens": 60, "padding": 8, "cu_seqlens": [0, 60, 120],
-         "segments": [_segment("web/w9", "web", 60, split=True, start=128), _segment("photos/p2", "photos", 60, 60)]},
-    ]
-    pq.write_table(pa.Table.from_pylist(rows), folder / "plan.parquet")
-    (folder / "report.json").write_text('{"step": "pack", "seq_len": 128}')
-    (folder / "config.yaml").write_text(f"step: pack\ninput: {chain['filter']}\n")
-    (folder / "_SUCCESS").write_text("ok\n")
-    return folder
+    return build_plan(tmp_path / "packed", chain["filter"])
 
 
 def test_packing_figures(plan_out, chain):
