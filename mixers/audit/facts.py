@@ -32,7 +32,7 @@ def languages(batch: pa.RecordBatch) -> pa.Array:
     """Per record: the language-ID column's value, else ``lang``/``language`` from ``meta``, else ``und``."""
     column = language_column(batch)
     found = batch.column(column).cast(pa.string()) if column else pa.nulls(batch.num_rows, pa.string())
-    if S.META in batch.schema.names:
+    if S.META in batch.schema.names and found.null_count:  # meta only where no language-ID column answered
         meta = pc.extract_regex(batch.column(S.META).cast(pa.large_string()), _META_LANG)
         from_meta = pc.if_else(pc.is_valid(meta), pc.struct_field(meta, "lang"), None).cast(pa.string())
         found = pc.coalesce(found, from_meta)

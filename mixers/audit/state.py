@@ -17,7 +17,8 @@ from fusionforge.mixers.audit.ledger_stats import LedgerState
 from fusionforge.mixers.audit.plan import PlanState
 from fusionforge.mixers.audit.records import RecordsState
 
-BATCH_BYTES = 32 * 1024**2  # decoded bytes per batch: bounds memory whatever the row size
+BATCH_BYTES = 16 * 1024**2  # decoded bytes per batch: bounds memory whatever the row size
+READ_BUFFER = 1024**2  # stream column chunks page by page (not a whole row group at once)
 _UNUSED_RECORD_COLUMNS = {"segments", "members", "content_hash", "input_file", "input_position", "shard", "key"}
 _MEDIA_LEAVES = {"kind", "size", "width", "height", "duration_s", "n_frames"}
 
@@ -68,7 +69,7 @@ def fold_unit(unit: Unit) -> AuditState:
     if unit.kind == CLUSTERS:
         step.clusters = fold_clusters_file(unit.path)
         return state
-    parquet = pq.ParquetFile(unit.path)
+    parquet = pq.ParquetFile(unit.path, pre_buffer=False, buffer_size=READ_BUFFER)
     columns = _columns(parquet, unit.kind)
     for batch in parquet.iter_batches(batch_size=_batch_rows(parquet, unit.row_groups), row_groups=list(
             unit.row_groups), columns=columns):
@@ -105,7 +106,11 @@ def _columns(parquet: pq.ParquetFile, kind: str) -> list[str] | None:
 
 
 def _batch_rows(parquet: pq.ParquetFile, row_groups: tuple[int, ...]) -> int:
-    """Rows per batch so that a decoded batch is about ``BATCH_BYTES``, between 1,024 and 65,536 rows."""
+    """Rows per batch so that a decoded batch is about ``BATCH_BYTES``, between 1,024 and 65,536 rows.
+
+    With buffered (page by page) reads, memory follows the batch, not the row group: a file written as
+    one huge row group is read in the same bounded memory as one written in small ones.
+    """
     meta = parquet.metadata
     rows = sum(meta.row_group(i).num_rows for i in row_groups) or 1
     size = sum(meta.row_group(i).total_byte_size for i in row_groups)
