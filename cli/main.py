@@ -6,7 +6,9 @@ import click
 from fusionforge.cli.audit import audit
 from fusionforge.cli.demo import demo
 from fusionforge.cli.options import CONTEXT_SETTINGS
+from fusionforge.cli.pack import pack
 from fusionforge.cli.shard import shard
+from fusionforge.cli.tokens import tokens
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -23,4 +25,6 @@ def cli() -> None:
 
 cli.add_command(shard)
 cli.add_command(demo)
+cli.add_command(tokens)
+cli.add_command(pack)
 cli.add_command(audit)
