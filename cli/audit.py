@@ -34,10 +34,14 @@ DEVIATION_EXIT_CODE = 3
               help="Read only this fraction of each file's row groups (faster; the report says it is an estimate).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample's choice of row groups.")
 @click.option("--upstream", is_flag=True, help="Also audit the outputs these were made from (their config's input).")
+@click.option("--vision-preset", "vision_presets", multiple=True, metavar="NAME",
+              help="Count vision tokens with this preset (qwen2-vl, kimi-k25, kimi-vl, llava-onevision); repeat "
+                   "to compare presets, the first one drives the mixture. Default: the records' counts, else an "
+                   "estimate.")
 @executor_options
 @library_errors
 def audit(paths, as_json, html_path, compare_paths, target_path, vision_ratio, tolerance, vision_tolerance,
-          fail_on_deviation, sample, seed, upstream, executor, ray_address, num_cpus):
+          fail_on_deviation, sample, seed, upstream, vision_presets, executor, ray_address, num_cpus):
     """Mixture statistics of fusionforge outputs: tables, JSON and an HTML report with plots.
 
     Each PATH is an output folder (shard, dedupe, filter, pack), or a Parquet file of one (manifest,
@@ -52,13 +56,14 @@ def audit(paths, as_json, html_path, compare_paths, target_path, vision_ratio, t
       fusionforge audit out/ dedup/ clean/ packed/ --html report.html
       fusionforge audit clean/ --target mix.yaml --fail-on-deviation --json
       fusionforge audit clean/ --compare dedup/
+      fusionforge audit clean/ --vision-preset kimi-k25 --vision-preset qwen2-vl
     """
     from fusionforge.mixers.audit import AuditOptions, compare_reports, load_target
     from fusionforge.mixers.audit.terminal import render
 
     target = load_target(target_path, vision_ratio, tolerance, vision_tolerance)
     options = AuditOptions(sample=sample, seed=seed, upstream=upstream, executor=executor, ray_address=ray_address,
-                           num_cpus=num_cpus)
+                           num_cpus=num_cpus, vision_presets=tuple(vision_presets))
     report = _run(paths, options, target, "audit")
     if compare_paths:
         report = compare_reports(report, _run(compare_paths, options, None, "audit --compare"))

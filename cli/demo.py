@@ -102,7 +102,7 @@ def audit_step(out: Path, console: Console, executor: str = "local", ray_address
 
     outputs = [str(p) for p in sorted(out.iterdir()) if p.is_dir() and is_output(p)]
     options = AuditOptions(executor=executor, ray_address=ray_address, num_cpus=num_cpus)
-    report = run_audit(outputs, options, Target(shares={}, closed=False, vision_ratio=DEMO_VISION_RATIO))
+    report = run_audit(outputs, options, Target(vision_ratio=DEMO_VISION_RATIO))
     console.print(short_summary(report))
     path = write_html(report, out / "audit.html").resolve()
     console.print(f"[bold]audit report[/] {path}")

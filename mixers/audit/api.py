@@ -11,6 +11,7 @@ from fusionforge.mixers.audit.execute import collect
 from fusionforge.mixers.audit.state import AuditState
 from fusionforge.mixers.audit.summary import build_report
 from fusionforge.mixers.audit.target import Target
+from fusionforge.mixers.audit.tokens import check_preset
 
 
 @dataclass(frozen=True)
@@ -23,16 +24,20 @@ class AuditOptions:
     executor: str = "local"  # "local" (this process) or "ray"
     ray_address: str | None = None
     num_cpus: int | None = None
+    vision_presets: tuple[str, ...] = ()  # count vision tokens with these presets (the first one is the primary)
 
 
 def collect_state(paths: Sequence[str], options: AuditOptions = AuditOptions(),
                   on_plan: Callable[[int], None] | None = None,
                   on_unit: Callable[[Unit], None] | None = None) -> tuple[Discovery, AuditState]:
     """Discover and fold ``paths``; ``on_plan(rows)`` gets the rows to read, ``on_unit`` each finished unit."""
+    for preset in options.vision_presets:
+        check_preset(preset)
     found = discover(list(paths), options.sample, options.seed, options.upstream)
     if on_plan:
         on_plan(sum(u.rows for u in found.units))
-    state = collect(found.units, options.executor, options.ray_address, options.num_cpus, on_unit)
+    state = collect(found.units, options.executor, options.ray_address, options.num_cpus, on_unit,
+                    tuple(options.vision_presets))
     return found, state
 
 
@@ -41,4 +46,4 @@ def run_audit(paths: Sequence[str], options: AuditOptions = AuditOptions(), targ
               on_unit: Callable[[Unit], None] | None = None) -> dict[str, Any]:
     """The audit report of the outputs at ``paths`` (read as parts of one corpus)."""
     found, state = collect_state(paths, options, on_plan, on_unit)
-    return build_report(found, state, target, options.sample, options.seed)
+    return build_report(found, state, target, options.sample, options.seed, tuple(options.vision_presets))

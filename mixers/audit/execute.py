@@ -16,22 +16,23 @@ UnitCallback = Callable[[Unit], None]
 
 
 def collect(units: Iterable[Unit], executor: str = "local", ray_address: str | None = None,
-            num_cpus: int | None = None, on_unit: UnitCallback | None = None) -> AuditState:
-    """The merged state of every unit."""
+            num_cpus: int | None = None, on_unit: UnitCallback | None = None,
+            presets: tuple[str, ...] = ()) -> AuditState:
+    """The merged state of every unit (vision tokens counted with ``presets``, if any)."""
     if executor == "local":
         state = AuditState()
         for unit in units:
-            state.merge(fold_unit(unit))
+            state.merge(fold_unit(unit, presets))
             if on_unit:
                 on_unit(unit)
         return state
     if executor == "ray":
-        return _collect_on_ray(list(units), ray_address, num_cpus, on_unit)
+        return _collect_on_ray(list(units), ray_address, num_cpus, on_unit, presets)
     raise ConfigError(f"unknown executor {executor!r}; use 'ray' or 'local'")
 
 
 def _collect_on_ray(units: list[Unit], address: str | None, num_cpus: int | None,
-                    on_unit: UnitCallback | None) -> AuditState:
+                    on_unit: UnitCallback | None, presets: tuple[str, ...]) -> AuditState:
     from fusionforge.pipelines.core.ray_env import init_ray
 
     ray = init_ray(address=address, num_cpus=num_cpus)
@@ -43,7 +44,7 @@ def _collect_on_ray(units: list[Unit], address: str | None, num_cpus: int | None
     while queue or pending:
         while queue and len(pending) < window:
             unit = queue.pop()
-            pending[task.remote(unit)] = unit
+            pending[task.remote(unit, presets)] = unit
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
             state.merge(ray.get(ref))

@@ -30,12 +30,25 @@ KEPT, REJECTED = "kept", "rejected"
 GroupKey = tuple[str, str, str, str, str]
 
 
+def preset_measure(preset: str) -> str:
+    return f"vision_tokens:{preset}"
+
+
 @dataclass
 class RecordsState:
-    """Sums per group key (``GROUP_KEYS`` -> ``MEASURES``) and histograms per ``"{kept|rejected}/{metric}"``."""
+    """Sums per group key (``GROUP_KEYS`` -> ``measures``) and histograms per ``"{kept|rejected}/{metric}"``.
+
+    With vision presets, ``vision_tokens`` is the first preset's count and every preset's count is
+    also summed under ``vision_tokens:{preset}``.
+    """
 
     groups: dict[GroupKey, list[int]] = field(default_factory=dict)
     histograms: dict[str, LogHistogram] = field(default_factory=dict)
+    presets: tuple[str, ...] = ()
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        return MEASURES + tuple(preset_measure(p) for p in self.presets)
 
     def fold(self, batch: pa.RecordBatch, kept: bool) -> None:
         """Add one batch: ``kept`` for manifest rows, else rows of ``rejected/`` (dropped or failed)."""
@@ -43,7 +56,11 @@ class RecordsState:
             return
         media = media_items(batch)
         text_tokens, text_estimated = text_token_counts(batch)
-        vision_tokens, vision_estimated = vision_token_counts(batch, media)
+        by_preset = {p: vision_token_counts(batch, media, p)[0] for p in self.presets}
+        if self.presets:
+            vision_tokens, vision_estimated = by_preset[self.presets[0]], np.zeros(batch.num_rows, bool)
+        else:
+            vision_tokens, vision_estimated = vision_token_counts(batch, media)
         status, reason = _status_and_reason(batch, kept)
         columns = {
             "source": _strings(batch, S.SOURCE), "modality": _strings(batch, S.MODALITY),
@@ -55,12 +72,14 @@ class RecordsState:
             "vision_tokens_estimated": vision_estimated.astype(np.int64),
             "images": np.bincount(media.parent[media.images], minlength=batch.num_rows).astype(np.int64),
             "videos": np.bincount(media.parent[media.videos], minlength=batch.num_rows).astype(np.int64),
+            **{preset_measure(p): counts for p, counts in by_preset.items()},
         }
-        sums = pa.table(columns).group_by(list(GROUP_KEYS)).aggregate([(m, "sum") for m in MEASURES])
+        measures = self.measures
+        sums = pa.table(columns).group_by(list(GROUP_KEYS)).aggregate([(m, "sum") for m in measures])
         keys = zip(*(sums.column(k).to_pylist() for k in GROUP_KEYS))
-        values = zip(*(sums.column(f"{m}_sum").to_pylist() for m in MEASURES))
+        values = zip(*(sums.column(f"{m}_sum").to_pylist() for m in measures))
         for key, row in zip(keys, values):
-            current = self.groups.setdefault(key, [0] * len(MEASURES))
+            current = self.groups.setdefault(key, [0] * len(measures))
             for i, value in enumerate(row):
                 current[i] += value
         self._histograms(batch, KEPT if kept else REJECTED, media, text_tokens, vision_tokens, columns["modality"])
@@ -94,8 +113,12 @@ class RecordsState:
             self.histograms.setdefault(key, LogHistogram()).add(values)
 
     def merge(self, other: RecordsState) -> RecordsState:
+        if other.groups and self.presets != other.presets:
+            if self.groups:
+                raise ValueError(f"cannot merge audits counted with presets {self.presets} and {other.presets}")
+            self.presets = other.presets
         for key, row in other.groups.items():
-            current = self.groups.setdefault(key, [0] * len(MEASURES))
+            current = self.groups.setdefault(key, [0] * len(row))
             for i, value in enumerate(row):
                 current[i] += value
         for key, histogram in other.histograms.items():
@@ -104,14 +127,14 @@ class RecordsState:
 
     def scaled(self, factor: float) -> RecordsState:
         groups = {k: [round(v * factor) for v in row] for k, row in self.groups.items()}
-        return RecordsState(groups, {k: h.scaled(factor) for k, h in self.histograms.items()})
+        return RecordsState(groups, {k: h.scaled(factor) for k, h in self.histograms.items()}, self.presets)
 
     def totals(self, where=lambda key: True) -> dict[str, int]:
         """Sums of every measure over the groups whose key passes ``where``."""
-        out = dict.fromkeys(MEASURES, 0)
+        out = dict.fromkeys(self.measures, 0)
         for key, row in self.groups.items():
             if where(key):
-                for name, value in zip(MEASURES, row):
+                for name, value in zip(self.measures, row):
                     out[name] += value
         return out
 

@@ -56,7 +56,11 @@ REPORT_SCHEMA: dict[str, Any] = {
             | {"vision_ratio": NUMBER}),
         "token_basis": _object({"text_estimated_records": {"type": "integer"},
                                 "vision_estimated_records": {"type": "integer"}, "records": {"type": "integer"},
-                                "estimate_rule": _object({"text": {"type": "string"}, "vision": {"type": "string"}})}),
+                                "estimate_rule": _object({"text": {"type": "string"}, "vision": {"type": "string"}}),
+                                "vision_preset": STRING}),
+        "vision_by_preset": _rows({"preset": {"type": "string"}, "source": {"type": "string"},
+                                   "text_tokens": {"type": "integer"}, "vision_tokens": {"type": "integer"},
+                                   "vision_ratio": NUMBER}),
         "mixture": _rows({"source": {"type": "string"}, "modality": {"type": "string"}, "language": {"type": "string"},
                           **{k: {"type": "integer"} for k in ("records", "text_bytes", "media_bytes", "text_tokens",
                                                               "vision_tokens", "tokens")},
@@ -94,7 +98,7 @@ REPORT_SCHEMA: dict[str, Any] = {
             "per_sequence": HISTOGRAMS})]},
         "target": {"oneOf": [{"type": "null"}, _object({
             "path": STRING, "tolerance": {"type": "number"}, "vision_tolerance": {"type": "number"},
-            "closed": {"type": "boolean"}, "ok": {"type": "boolean"},
+            "ok": {"type": "boolean"},
             "checks": _rows({"figure": {"type": "string"}, "target": {"type": "number"}, "realised": NUMBER,
                              "deviation": NUMBER, "tolerance": {"type": "number"}, "ok": {"type": "boolean"}})})]},
         "compare": {"oneOf": [{"type": "null"}, _object({

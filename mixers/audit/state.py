@@ -60,10 +60,11 @@ class AuditState:
         return self
 
 
-def fold_unit(unit: Unit) -> AuditState:
-    """Read one unit of work and fold it into a fresh state."""
+def fold_unit(unit: Unit, presets: tuple[str, ...] = ()) -> AuditState:
+    """Read one unit of work and fold it into a fresh state (vision tokens counted with ``presets``)."""
     state = AuditState()
     step = state.step(unit.step)
+    step.kept.presets = step.rejected.presets = tuple(presets)
     step.files[unit.kind] = 1
     state.rows_read = unit.rows
     if unit.kind == CLUSTERS:

@@ -13,7 +13,7 @@ from typing import Any
 from fusionforge.mixers.audit.discover import Discovery, Output
 from fusionforge.mixers.audit.funnel import drop_reasons, funnels
 from fusionforge.mixers.audit.histogram import round_significant
-from fusionforge.mixers.audit.records import GROUP_KEYS, MEASURES, RecordsState
+from fusionforge.mixers.audit.records import GROUP_KEYS, MEASURES, RecordsState, preset_measure
 from fusionforge.mixers.audit.state import AuditState
 from fusionforge.mixers.audit.target import Target, deviations
 from fusionforge.mixers.audit.tokens import ESTIMATE_RULE
@@ -24,7 +24,7 @@ RATIO_BAND = 0.05  # per-sequence vision ratio: the share of sequences within +-
 
 
 def build_report(discovery: Discovery, state: AuditState, target: Target | None = None,
-                 sample: float | None = None, seed: int = 0) -> dict[str, Any]:
+                 sample: float | None = None, seed: int = 0, presets: tuple[str, ...] = ()) -> dict[str, Any]:
     """The audit report (see ``fusionforge.mixers.audit.schema`` for its layout)."""
     steps = order_steps(discovery.outputs, state)
     records_steps = [s for s in steps if state.step(s).kept.groups]
@@ -35,17 +35,18 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
     by_source = _by_source(kept)
     realised_shares = {row["source"]: row["token_share"] for row in by_source}
     realised_vision, vision_basis = _ratio(kept.totals()), f"records of step {final}" if final else None
+    packed = {row["source"]: row["token_share"] for row in packing["tokens_by_source"]} if packing else {}
     if packing:
         realised_vision, vision_basis = packing["vision_ratio"], "pack plan"
-        if packing["tokens_by_source"]:
-            realised_shares = {row["source"]: row["token_share"] for row in packing["tokens_by_source"]}
-    checks = deviations(target, realised_shares, realised_vision) if target else []
-    packed = {row["source"]: row["token_share"] for row in packing["tokens_by_source"]} if packing else {}
+        if packed:
+            realised_shares = packed
+    goals = target.shares({row["source"]: row["tokens"] for row in by_source}) if target else {}
+    checks = deviations(target, goals, realised_shares, realised_vision) if target else []
     known = {row["source"] for row in by_source}
-    by_source += [_empty_source(s) for s in sorted((set(packed) | set(target.shares if target else ())) - known)]
+    by_source += [_empty_source(s) for s in sorted((set(packed) | set(goals)) - known)]
     for row in by_source:
         row["packed_share"] = packed.get(row["source"]) if packed else None
-        goal = target.share(row["source"]) if target else None
+        goal = goals.get(row["source"])
         row["target_share"] = goal
         row["deviation"] = None if goal is None else realised_shares.get(row["source"], 0.0) - goal
         row["ok"] = None if goal is None else abs(row["deviation"]) <= target.tolerance + 1e-12
@@ -64,7 +65,9 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
         "totals": _totals(kept.totals()),
         "token_basis": {"text_estimated_records": kept.totals()["text_tokens_estimated"],
                         "vision_estimated_records": kept.totals()["vision_tokens_estimated"],
-                        "records": kept.totals()["records"], "estimate_rule": dict(ESTIMATE_RULE)},
+                        "records": kept.totals()["records"], "estimate_rule": dict(ESTIMATE_RULE),
+                        "vision_preset": presets[0] if presets else None},
+        "vision_by_preset": _vision_by_preset(kept, presets),
         "mixture": _mixture(kept),
         "by_source": by_source,
         "mixture_by_step": _mixture_by_step(state, records_steps, plan_steps, packing),
@@ -80,7 +83,7 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
         "packing": packing,
         "target": None if target is None else {
             "path": target.path, "tolerance": target.tolerance, "vision_tolerance": target.vision_tolerance,
-            "closed": target.closed, "checks": checks, "ok": all(c["ok"] for c in checks)},
+            "checks": checks, "ok": all(c["ok"] for c in checks)},
         "compare": None,
     }
     return rounded(report)
@@ -130,7 +133,7 @@ def _mixture(kept: RecordsState) -> list[dict[str, Any]]:
     """Kept records by source x modality x language, with each group's share of all tokens."""
     groups: dict[tuple[str, str, str], list[int]] = {}
     for key, row in kept.groups.items():
-        current = groups.setdefault(key[:3], [0] * len(MEASURES))
+        current = groups.setdefault(key[:3], [0] * len(row))
         for i, value in enumerate(row):
             current[i] += value
     all_tokens = sum(row[3] + row[4] for row in groups.values())
@@ -156,6 +159,20 @@ def _by_source(kept: RecordsState) -> list[dict[str, Any]]:
                      "vision_tokens": totals["vision_tokens"], "tokens": tokens,
                      "token_share": tokens / all_tokens if all_tokens else 0.0, "vision_ratio": _ratio(totals)})
     return sorted(rows, key=lambda r: (-r["tokens"], r["source"]))
+
+
+def _vision_by_preset(kept: RecordsState, presets: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Vision tokens and ratio of the kept records under each preset, in all and per source."""
+    rows = []
+    sources = ["all", *sorted({key[0] for key in kept.groups})]
+    for preset in presets:
+        for source in sources:
+            totals = kept.totals(lambda key, s=source: s == "all" or key[0] == s)
+            vision = totals[preset_measure(preset)]
+            tokens = totals["text_tokens"] + vision
+            rows.append({"preset": preset, "source": source, "text_tokens": totals["text_tokens"],
+                         "vision_tokens": vision, "vision_ratio": vision / tokens if tokens else None})
+    return rows
 
 
 def _empty_source(source: str) -> dict[str, Any]:

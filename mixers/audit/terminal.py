@@ -15,6 +15,8 @@ MAX_COMPARE_ROWS = 40
 def render(report: dict[str, Any]) -> RenderableType:
     """Every section of ``report`` that has data, as one renderable."""
     parts: list[RenderableType] = [_header(report), _by_source(report), _vision(report)]
+    if report["vision_by_preset"]:
+        parts.append(_presets(report))
     if report["mixture"]:
         parts.append(_mixture(report))
     if report["funnel"].get("all"):
@@ -70,6 +72,8 @@ def _header(report: dict[str, Any]) -> Text:
         text.append(f"  SAMPLED: {sample['fraction']:.2%} of row groups (seed {sample['seed']}); "
                     f"figures are estimates\n", style="bold yellow")
     basis = report["token_basis"]
+    if basis["vision_preset"]:
+        text.append(f"  vision tokens counted with the {basis['vision_preset']} preset\n")
     if basis["text_estimated_records"] or basis["vision_estimated_records"]:
         text.append(f"  tokens estimated for {basis['text_estimated_records']:,} (text) / "
                     f"{basis['vision_estimated_records']:,} (vision) of {basis['records']:,} records: "
@@ -114,6 +118,15 @@ def _vision(report: dict[str, Any]) -> Text:
         line.append(f"   target {fmt(vision['target'], True)}, deviation {fmt(vision['deviation'], True)}",
                     style="green" if vision["ok"] else "bold red")
     return line
+
+
+def _presets(report: dict[str, Any]) -> Table:
+    table = _table("vision tokens by preset (placeholders, without wrapper tokens)", "preset", "source",
+                   "text tokens", "vision tokens", "vision ratio", text_columns=2)
+    for row in report["vision_by_preset"]:
+        table.add_row(row["preset"], row["source"], fmt(row["text_tokens"]), fmt(row["vision_tokens"]),
+                      fmt(row["vision_ratio"], True), style="bold" if row["source"] == "all" else None)
+    return table
 
 
 def _mixture(report: dict[str, Any]) -> Table:

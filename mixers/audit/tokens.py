@@ -11,11 +11,14 @@ many records were estimated, so a report never passes an estimate off as a measu
   ``video_frames_v1`` when present, else the probed frame count. This is the Kimi K2.5 token rule
   without its size limits and wrapper tokens.
 
-``vision_token_counts`` is the one place a preset-based count (``fusionforge.mixers.vision_tokens``)
-plugs in: it receives the flattened media facts of a batch and returns one count per record.
+With a vision preset (``--vision-preset kimi-k25``), ``vision_token_counts`` counts every media item
+with ``fusionforge.mixers.vision_tokens`` (the packer's own rule: placeholder tokens, without the
+wrapper tokens around an item), the sampled frame count of ``video_frames_v1`` first, as the packer does.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -40,20 +43,50 @@ def text_token_counts(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
     return np.where(known, recorded, np.where(estimated, estimate, 0)), estimated
 
 
-def vision_token_counts(batch: pa.RecordBatch, media: MediaItems) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens, estimated) per record: ``vision_tokens`` where set, else the estimate from the media facts."""
-    recorded, known = _recorded(batch, S.VISION_TOKENS)
-    per_item = np.nan_to_num(np.ceil(media.width / PATCH) * np.ceil(media.height / PATCH))
+def vision_token_counts(batch: pa.RecordBatch, media: MediaItems,
+                        preset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens, estimated) per record: with ``preset``, the preset's count of every media item; else
+    ``vision_tokens`` where set, and the estimate from the media facts where not."""
     frames = media.n_frames
     if FRAMES_COLUMN in batch.schema.names and len(media.parent):
         sampled = pc.cast(batch.column(FRAMES_COLUMN), pa.float64()).to_numpy(zero_copy_only=False)[media.parent]
         frames = np.where(np.isnan(sampled), frames, sampled)
+    if preset is not None:
+        per_item = np.array([_preset_count(preset, k, w, h, f) for k, w, h, f in zip(
+            media.kind.tolist(), media.width.tolist(), media.height.tolist(), frames.tolist())], np.float64)
+        return media.per_record(per_item, batch.num_rows).astype(np.int64), np.zeros(batch.num_rows, bool)
+    recorded, known = _recorded(batch, S.VISION_TOKENS)
+    per_item = np.nan_to_num(np.ceil(media.width / PATCH) * np.ceil(media.height / PATCH))
     chunks = np.nan_to_num(np.ceil(frames / FRAMES_PER_CHUNK))
     per_item = np.where(media.videos, per_item * chunks, np.where(media.images, per_item, 0))
     estimate = media.per_record(per_item, batch.num_rows).astype(np.int64)
     has_media = np.bincount(media.parent, minlength=batch.num_rows) > 0
     estimated = ~known & has_media
     return np.where(known, recorded, np.where(estimated, estimate, 0)), estimated
+
+
+@lru_cache(maxsize=65536)
+def _preset_count(preset: str, kind: str | None, width: float, height: float, frames: float) -> int:
+    """Placeholder tokens of one item under ``preset``; 0 when its size is unknown or invalid."""
+    from fusionforge.mixers.vision_tokens import image_tokens, video_tokens
+
+    if not (width > 0 and height > 0):  # NaN (unknown) or zero
+        return 0
+    try:
+        if kind == "image":
+            return image_tokens(int(width), int(height), preset).tokens
+        if kind == "video" and frames > 0:
+            return video_tokens(int(width), int(height), int(frames), preset).tokens
+    except ValueError:  # a size the model's processor rejects (e.g. aspect ratio beyond 200)
+        return 0
+    return 0
+
+
+def check_preset(preset: str) -> None:
+    """Raise ``ConfigError`` for an unknown preset name, before any work."""
+    from fusionforge.mixers.vision_tokens import get_preset
+
+    get_preset(preset)
 
 
 def _recorded(batch: pa.RecordBatch, name: str) -> tuple[np.ndarray, np.ndarray]:

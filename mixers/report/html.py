@@ -40,7 +40,7 @@ def render_html(report: dict[str, Any]) -> str:
     body = [_header(report), _cards(report)]
     body += _section("Mixture: realised vs target", [_image(plots.mixture_bars(report), "mixture"),
                                                       _by_source_table(report), _target_table(report)])
-    body += _section("Vision-token ratio", [_image(plots.vision_ratio(report), "vision ratio")])
+    body += _section("Vision-token ratio", [_image(plots.vision_ratio(report), "vision ratio"), _presets_table(report)])
     body += _section("Records and tokens by source x modality x language", [_mixture_table(report)])
     if report["funnel"].get("all"):
         body += _section("Funnel", [_image(plots.funnel(report), "funnel"), _funnel_table(report)])
@@ -102,9 +102,10 @@ def _header(report: dict[str, Any]) -> str:
         exact = (f'<p class="warn">Sampled: {s["fraction"]:.2%} of the row groups of every file (seed {s["seed"]}); '
                  f'{s["rows_read"]:,} of {s["rows_total"]:,} rows read. Figures are estimates.</p>')
     basis = report["token_basis"]
-    tokens = ""
+    tokens = (f'<p class="note">Vision tokens counted with the {_e(basis["vision_preset"])} preset.</p>'
+              if basis["vision_preset"] else "")
     if basis["text_estimated_records"] or basis["vision_estimated_records"]:
-        tokens = (f'<p class="note">Token counts estimated for {basis["text_estimated_records"]:,} (text) and '
+        tokens += (f'<p class="note">Token counts estimated for {basis["text_estimated_records"]:,} (text) and '
                   f'{basis["vision_estimated_records"]:,} (vision) of {basis["records"]:,} records: '
                   f'{_e(basis["estimate_rule"]["text"])}; {_e(basis["estimate_rule"]["vision"])}.</p>')
     skipped = "".join(f"<li>skipped {_e(s)}</li>" for s in report["skipped"])
@@ -151,6 +152,15 @@ def _target_table(report: dict[str, Any]) -> str:
              (_num(c["tolerance"], True), "n")] for c in target["checks"]]
     return f'<p class="note">target: {_e(target["path"] or "options")}</p>' + _table(
         ["figure", "target", "realised", "deviation", "tolerance"], rows)
+
+
+def _presets_table(report: dict[str, Any]) -> str:
+    if not report["vision_by_preset"]:
+        return ""
+    rows = [[(_e(r["preset"]), ""), (_e(r["source"]), ""), (_num(r["text_tokens"]), "n"),
+             (_num(r["vision_tokens"]), "n"), (_num(r["vision_ratio"], True), "n")] for r in report["vision_by_preset"]]
+    return '<p class="note">vision tokens by preset (placeholders, without wrapper tokens)</p>' + _table(
+        ["preset", "source", "text tokens", "vision tokens", "vision ratio"], rows)
 
 
 def _mixture_table(report: dict[str, Any]) -> str:

@@ -86,7 +86,14 @@ def test_sampled_audits_say_so(outputs):
     assert "SAMPLED" in _invoke("audit", outputs["out"], "--executor", "local", "--sample", "0.5").stdout
 
 
+def test_vision_presets_on_the_command_line(outputs):
+    result = _invoke("audit", outputs["out"], "--executor", "local", "--vision-preset", "qwen2-vl")
+    assert result.exit_code == 0, result.output
+    assert "vision tokens by preset" in result.stdout and "qwen2-vl" in result.stdout
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--vision-preset", "gpt-9"], "unknown vision preset"),
     (["--sample", "2"], "--sample must be a fraction"),
     (["--vision-ratio", "3"], "vision_ratio must be between 0 and 1"),
 ])

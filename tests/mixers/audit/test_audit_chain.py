@@ -82,7 +82,7 @@ def plan_out(tmp_path, chain):
 def test_packing_figures(plan_out, chain):
     from fusionforge.mixers.audit import Target
 
-    report = run_audit([str(chain["filter"]), str(plan_out)], target=Target({}, False, vision_ratio=0.1))
+    report = run_audit([str(chain["filter"]), str(plan_out)], target=Target(vision_ratio=0.1))
     packing = report["packing"]
     assert (packing["sequences"], packing["text_tokens"], packing["vision_tokens"]) == (3, 278, 70)
     assert packing["capacity_tokens"] == 384 and packing["padding_tokens"] == 36

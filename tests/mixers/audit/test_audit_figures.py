@@ -85,3 +85,35 @@ def test_funnel_and_drop_reasons_of_one_step(shard_out):
                        "ingest_finalize_v1:empty_text": (1, 0.125, ["web/g"])}
     rejected = report["distributions"]["shard"]["rejected"]
     assert rejected["text_tokens/text"]["count"] == 1 and rejected["text_tokens/text"]["max"] == 1
+
+
+def test_vision_presets_count_every_item_with_the_packers_rule(shard_out):
+    from fusionforge.mixers.audit import AuditOptions
+    from fusionforge.mixers.vision_tokens import image_tokens, video_tokens
+
+    report = run_audit([str(shard_out)], AuditOptions(vision_presets=("kimi-k25", "qwen2-vl")))
+    expected = {}
+    for preset in ("kimi-k25", "qwen2-vl"):
+        photos = image_tokens(56, 30, preset).tokens
+        clips = video_tokens(28, 28, 5, preset).tokens + video_tokens(56, 56, 8, preset).tokens  # sampled frames first
+        docs = 2 * image_tokens(28, 28, preset).tokens  # the preset replaces the recorded 100
+        expected[preset] = {"photos": photos, "clips": clips, "docs": docs, "web": 0}
+    rows = {(r["preset"], r["source"]): r for r in report["vision_by_preset"]}
+    for preset, per_source in expected.items():
+        for source, tokens in per_source.items():
+            assert rows[(preset, source)]["vision_tokens"] == tokens, (preset, source)
+        total = rows[(preset, "all")]
+        assert total["vision_tokens"] == sum(per_source.values()) and total["text_tokens"] == 66
+        assert total["vision_ratio"] == pytest.approx(total["vision_tokens"] / (66 + total["vision_tokens"]))
+    assert expected["kimi-k25"] != expected["qwen2-vl"]
+    assert report["token_basis"]["vision_preset"] == "kimi-k25"
+    assert report["token_basis"]["vision_estimated_records"] == 0
+    assert report["totals"]["vision_tokens"] == sum(expected["kimi-k25"].values())
+
+
+def test_an_unknown_preset_is_refused_before_any_work(shard_out):
+    from fusionforge.mixers.audit import AuditOptions
+    from fusionforge.pipelines.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown vision preset"):
+        run_audit([str(shard_out)], AuditOptions(vision_presets=("gpt-9",)))

@@ -7,10 +7,11 @@ import pytest
 from audit_outputs import build_chain, build_plan
 from fusionforge.mixers.audit import AuditOptions, Target, compare_reports, run_audit
 from fusionforge.mixers.audit.schema import REPORT_SCHEMA
+from fusionforge.mixers.mixture import parse_mixture
 
 TOP_LEVEL = ["schema", "exact", "sample", "inputs", "skipped", "rows_read", "steps", "final_step", "totals",
-             "token_basis", "mixture", "by_source", "mixture_by_step", "vision_ratio", "funnel", "drop_reasons",
-             "duplicates", "distributions", "packing", "target", "compare"]
+             "token_basis", "vision_by_preset", "mixture", "by_source", "mixture_by_step", "vision_ratio", "funnel",
+             "drop_reasons", "duplicates", "distributions", "packing", "target", "compare"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,8 @@ def test_the_schema_itself_is_valid_and_pins_the_top_level_keys():
 
 def test_reports_of_every_kind_validate(outputs):
     paths = [str(p) for p in outputs.values()]
-    full = run_audit(paths, target=Target({"web": 1.0}, closed=True, vision_ratio=0.1))
+    mixture = parse_mixture({"sources": {"web": {"proportion": 1.0}}})
+    full = run_audit(paths, target=Target(mixture, vision_ratio=0.1))
     assert list(full) == TOP_LEVEL
     assert full["duplicates"] and full["packing"] and full["target"]
     _validate(full)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from audit_outputs import build_chain, build_plan
 from fusionforge.mixers.audit import Target, compare_reports, run_audit
+from fusionforge.mixers.mixture import parse_mixture
 from fusionforge.mixers.report import write_html
 from fusionforge.mixers.report.plots import REALISED, TARGET
 from PIL import Image
@@ -25,7 +26,8 @@ def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     chain = build_chain(root)
     packed = build_plan(root / "packed", chain["filter"])
-    target = Target({"web": 0.5, "photos": 0.5}, closed=True, vision_ratio=0.1)
+    target = Target(parse_mixture({"sources": {"web": {"proportion": 1}, "photos": {"proportion": 1}}}),
+                    vision_ratio=0.1)
     full = run_audit([str(p) for p in (*chain.values(), packed)], target=target)
     return compare_reports(full, run_audit([str(chain["shard"])]))
 
