@@ -92,7 +92,8 @@ def _table(title: str, *columns: str, text_columns: int = 1) -> Table:
 
 
 def _by_source(report: dict[str, Any]) -> Table:
-    targeted, packed = report["target"] is not None, report["packing"] is not None
+    targeted = any(row["target_share"] is not None for row in report["by_source"])
+    packed = report["packing"] is not None
     extra = (("packed share",) if packed else ()) + (("target", "deviation") if targeted else ())
     table = _table(f"mixture by source (records and tokens after step {report['final_step']})", "source", "records",
                    "tokens", "share", "vision ratio", *extra)
@@ -215,7 +216,7 @@ def _packing(packing: dict[str, Any]) -> Table:
         ("vision ratio per sequence p5 / p50 / p95",
          " / ".join(fmt(per_sequence.get(k), True) for k in ("p5", "p50", "p95"))),
         ("zero-vision sequences", fmt(packing["zero_vision_share"], True)),
-        (f"sequences within +-{packing['band']:.0%} of target", fmt(packing["within_band_share"], True)),
+        (f"sequences within ±{packing['band'] * 100:.0f} pp of the target", fmt(packing["within_band_share"], True)),
         ("split documents", fmt(packing["split_documents"])),
     ):
         table.add_row(label, value)

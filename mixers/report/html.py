@@ -131,6 +131,7 @@ def _cards(report: dict[str, Any]) -> str:
 
 def _by_source_table(report: dict[str, Any]) -> str:
     packed = report["packing"] is not None
+    targeted = any(r["target_share"] is not None for r in report["by_source"])
     rows = []
     for r in report["by_source"]:
         bad = "bad" if r["ok"] is False else ""
@@ -138,9 +139,12 @@ def _by_source_table(report: dict[str, Any]) -> str:
                (_num(r["token_share"], True), "n" if packed else f"n {bad}"), (_num(r["vision_ratio"], True), "n")]
         if packed:
             row.append((_num(r["packed_share"], True), f"n {bad}"))
-        rows.append(row + [(_num(r["target_share"], True), "n"), (_num(r["deviation"], True), f"n {bad}")])
+        if targeted:
+            row += [(_num(r["target_share"], True), "n"), (_num(r["deviation"], True), f"n {bad}")]
+        rows.append(row)
     headers = ["source", "records", "tokens", f"share after {report['final_step']}", "vision ratio"]
-    return _table(headers + (["packed share"] if packed else []) + ["target", "deviation"], rows)
+    headers += (["packed share"] if packed else []) + (["target", "deviation"] if targeted else [])
+    return _table(headers, rows)
 
 
 def _target_table(report: dict[str, Any]) -> str:
@@ -229,7 +233,7 @@ def _packing_table(packing: dict[str, Any]) -> str:
         ("vision ratio (global)", _num(packing["vision_ratio"], True)),
         ("per-sequence vision ratio p5 / p50 / p95", " / ".join(_num(q.get(k), True) for k in ("p5", "p50", "p95"))),
         ("zero-vision sequences", _num(packing["zero_vision_share"], True)),
-        (f"within +-{packing['band']:.0%} of target", _num(packing["within_band_share"], True)),
+        (f"within ±{packing['band'] * 100:.0f} pp of the target ratio", _num(packing["within_band_share"], True)),
         ("split documents", _num(packing["split_documents"])))]
     return _table(["measure", "value"], rows)
 

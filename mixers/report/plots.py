@@ -177,7 +177,7 @@ def _bars(axes, histogram: dict[str, Any], color: str, label: str, log: bool, al
         axes.set_xscale("log")
         plain = plt.FuncFormatter(lambda v, _: f"{v:g}")
         axes.xaxis.set_major_formatter(plain)
-        axes.xaxis.set_minor_formatter(plt.NullFormatter() if octaves > 3 else plain)
+        axes.xaxis.set_minor_formatter(plt.NullFormatter() if octaves > 1 else plain)
     axes.bar(lefts, heights, width=widths, align="edge", color=color, alpha=alpha, label=label)
 
 
