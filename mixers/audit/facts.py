@@ -116,11 +116,19 @@ def media_items(batch: pa.RecordBatch) -> MediaItems:
     return MediaItems(parent, kind, field("width"), field("height"), field("n_frames"), field("duration_s"), size)
 
 
+_NOT_SCORES = ("cluster", "cluster_id", "id", "index", "offset", "partition", "row")  # identifiers, not measures
+
+
 def numeric_score_columns(batch: pa.RecordBatch) -> list[str]:
-    """Stage output columns (``"{stage}__{field}"``) that hold numbers or booleans: the filter scores."""
+    """Stage output columns (``"{stage}__{field}"``) that hold numbers or booleans: the filter scores.
+
+    Identifier fields (``dedupe__cluster``, ``*__id``, ...) are numbers but not measures, and are left out.
+    """
     out = []
     for schema_field in batch.schema:
         if "__" not in schema_field.name or schema_field.name.startswith("_"):
+            continue
+        if schema_field.name.rsplit("__", 1)[1] in _NOT_SCORES:
             continue
         kind = schema_field.type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):

@@ -117,3 +117,14 @@ def test_an_unknown_preset_is_refused_before_any_work(shard_out):
 
     with pytest.raises(ConfigError, match="unknown vision preset"):
         run_audit([str(shard_out)], AuditOptions(vision_presets=("gpt-9",)))
+
+
+def test_stage_columns_that_are_identifiers_are_not_scores(tmp_path):
+    rows = [record("web/a", "web", text="one", dedupe__cluster=7, dedupe__similarity=0.9, text_lang_id_v1__score=0.5),
+            record("web/b", "web", text="two", dedupe__cluster=7, dedupe__similarity=1.0, text_lang_id_v1__score=0.7)]
+    extra = {"dedupe__cluster": pa.int64(), "dedupe__similarity": pa.float64(), "text_lang_id_v1__score": pa.float64()}
+    out = write_output(tmp_path / "o", "dedupe", rows, extra=extra)
+    kept = run_audit([str(out)])["distributions"]["dedupe"]["kept"]
+    scores = sorted(k for k in kept if k.startswith("score/"))
+    assert scores == ["score/dedupe__similarity", "score/text_lang_id_v1__score"]
+    assert kept["score/dedupe__similarity"]["min"] == 0.9
