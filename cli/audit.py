@@ -22,7 +22,7 @@ DEVIATION_EXIT_CODE = 3
 @click.option("--compare", "compare_paths", multiple=True, type=click.Path(exists=True),
               help="Audit this output too and show both side by side with deltas (repeat for several parts).")
 @click.option("--target", "target_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Mixture YAML (source proportions, vision_ratio) to check the realised mixture against.")
+              help="The mixture YAML of pack --mixture (plus optional vision_ratio, tolerance) to check against.")
 @click.option("--vision-ratio", type=float, default=None, help="Target vision-token ratio (overrides the YAML).")
 @click.option("--tolerance", type=float, default=None,
               help="Allowed |realised - target| of a source's token share (default 0.02, or the YAML's).")

@@ -101,3 +101,13 @@ def test_packing_figures(plan_out, chain):
     assert report["vision_ratio"]["realised"] == pytest.approx(70 / 348)
     assert report["vision_ratio"]["ok"] is False  # 20.1% against a 10% target with 1 pp tolerance
     assert report["steps"] == ["filter", "pack"]
+
+
+def test_upstream_follows_the_chain_from_the_last_output(chain):
+    from fusionforge.mixers.audit import AuditOptions
+
+    alone = run_audit([str(chain["filter"])])
+    assert alone["steps"] == ["filter"]
+    followed = run_audit([str(chain["filter"])], AuditOptions(upstream=True))
+    assert followed["steps"] == ["shard", "dedupe", "filter"]
+    assert followed["funnel"] == run_audit([str(p) for p in chain.values()])["funnel"]
