@@ -32,7 +32,7 @@ def _funnel(state: AuditState, steps: list[str], group: str) -> list[dict[str, A
     ledger_steps = [s for s in steps if state.step(s).ledger.counts]
     for step in ledger_steps:
         counts = state.step(step).ledger.counts
-        inputs = sum(n for (st, so, mo, _, _), n in counts.items() if st == step and in_group(so, mo))
+        inputs = round(sum(n for (st, so, mo, _, _), n in counts.items() if st == step and in_group(so, mo)))
         if remaining is None:
             rows.append(_row(step, "ingested" if step == "shard" else "input", None, 0, inputs))
         elif inputs != remaining:
@@ -43,7 +43,7 @@ def _funnel(state: AuditState, steps: list[str], group: str) -> list[dict[str, A
         for (st, so, mo, status, reason), n in counts.items():
             if st == step and status != "kept" and in_group(so, mo):
                 reasons[(status, reason)] = reasons.get((status, reason), 0) + n
-        for (status, reason), n in sorted(reasons.items(), key=_reason_order):
+        for (status, reason), n in sorted(((k, round(v)) for k, v in reasons.items()), key=_reason_order):
             remaining -= n
             row = _row(step, reason, status, n, remaining)
             row["removed_tokens"] = removed_tokens.get(reason)
@@ -71,7 +71,7 @@ def _removed_tokens(state: AuditState, step: str, in_group) -> dict[str, int]:
     for (source, modality, _lang, _status, reason), row in state.step(step).rejected.groups.items():
         if in_group(source, modality):
             out[reason] = out.get(reason, 0) + row[3] + row[4]  # text_tokens + vision_tokens
-    return out
+    return {reason: round(n) for reason, n in out.items()}
 
 
 def drop_reasons(state: AuditState, steps: list[str]) -> list[dict[str, Any]]:
@@ -85,7 +85,7 @@ def drop_reasons(state: AuditState, steps: list[str]) -> list[dict[str, Any]]:
             if st == step and status != "kept":
                 totals[(status, reason)] = totals.get((status, reason), 0) + n
         for (status, reason), n in totals.items():
-            rows.append({"step": step, "status": status, "reason": reason, "records": n,
+            rows.append({"step": step, "status": status, "reason": reason, "records": round(n),
                          "share_of_step_inputs": n / inputs if inputs else None,
                          "examples": _examples(ledger.examples, step, reason)})
     rows.sort(key=lambda r: (-r["records"], r["step"], r["reason"]))

@@ -74,10 +74,10 @@ class LogHistogram:
         return self
 
     def scaled(self, factor: float) -> LogHistogram:
-        """Counts multiplied by ``factor`` (rounded): the estimate of a whole from a sample."""
-        out = LogHistogram(round(self.count * factor), self.total * factor, self.minimum, self.maximum)
-        out.bins = {k: round(n * factor) for k, n in self.bins.items()}
-        out.exact = None if self.exact is None else {v: round(n * factor) for v, n in self.exact.items()}
+        """Counts multiplied by ``factor`` (fractional; rounded when reported): a whole estimated from a sample."""
+        out = LogHistogram(self.count * factor, self.total * factor, self.minimum, self.maximum)
+        out.bins = {k: n * factor for k, n in self.bins.items()}
+        out.exact = None if self.exact is None else {v: n * factor for v, n in self.exact.items()}
         return out
 
     @property
@@ -114,9 +114,10 @@ class LogHistogram:
         if not self.count:
             return {"count": 0, "min": None, "max": None, "mean": None, "quantiles": {}, "quantiles_exact": True,
                     "bins": []}
-        bins = [[_r(low), _r(high), self.bins[key]] for key in sorted(self.bins) for low, high in [bin_edges(key)]]
+        bins = [[_r(low), _r(high), round(self.bins[key])] for key in sorted(self.bins)
+                for low, high in [bin_edges(key)]]
         return {
-            "count": self.count, "min": _r(self.minimum), "max": _r(self.maximum), "mean": _r(self.mean),
+            "count": round(self.count), "min": _r(self.minimum), "max": _r(self.maximum), "mean": _r(self.mean),
             "quantiles": {f"p{round(q * 100)}": _r(self.quantile(q)) for q in QUANTILES},
             "quantiles_exact": self.exact is not None, "bins": bins,
         }

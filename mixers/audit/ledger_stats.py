@@ -71,7 +71,8 @@ class LedgerState:
         return self
 
     def scaled(self, factor: float) -> LedgerState:
-        return LedgerState({k: round(n * factor) for k, n in self.counts.items()}, dict(self.examples))
+        """Counts of a whole estimated from a sample (fractional; rounded when reported)."""
+        return LedgerState({k: n * factor for k, n in self.counts.items()}, dict(self.examples))
 
     def steps(self) -> list[str]:
         return sorted({key[0] for key in self.counts})

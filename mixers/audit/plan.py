@@ -115,9 +115,9 @@ class PlanState:
         return self
 
     def scaled(self, factor: float) -> PlanState:
-        out = PlanState(**{n: round(getattr(self, n) * factor) for n in _COUNTS})
-        out.ratio_steps = {k: round(n * factor) for k, n in self.ratio_steps.items()}
-        out.source_tokens = {k: round(n * factor) for k, n in self.source_tokens.items()}
+        out = PlanState(**{n: getattr(self, n) * factor for n in _COUNTS})  # rounded when reported
+        out.ratio_steps = {k: n * factor for k, n in self.ratio_steps.items()}
+        out.source_tokens = {k: n * factor for k, n in self.source_tokens.items()}
         out.histograms = {k: h.scaled(factor) for k, h in self.histograms.items()}
         return out
 

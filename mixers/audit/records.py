@@ -126,17 +126,17 @@ class RecordsState:
         return self
 
     def scaled(self, factor: float) -> RecordsState:
-        groups = {k: [round(v * factor) for v in row] for k, row in self.groups.items()}
+        groups = {k: [v * factor for v in row] for k, row in self.groups.items()}  # rounded when reported
         return RecordsState(groups, {k: h.scaled(factor) for k, h in self.histograms.items()}, self.presets)
 
     def totals(self, where=lambda key: True) -> dict[str, int]:
-        """Sums of every measure over the groups whose key passes ``where``."""
+        """Sums of every measure over the groups whose key passes ``where`` (whole numbers)."""
         out = dict.fromkeys(self.measures, 0)
         for key, row in self.groups.items():
             if where(key):
                 for name, value in zip(self.measures, row):
                     out[name] += value
-        return out
+        return {name: round(value) for name, value in out.items()}
 
 
 def _status_and_reason(batch: pa.RecordBatch, kept: bool) -> tuple[pa.Array, pa.Array]:

@@ -136,10 +136,10 @@ def _mixture(kept: RecordsState) -> list[dict[str, Any]]:
         current = groups.setdefault(key[:3], [0] * len(row))
         for i, value in enumerate(row):
             current[i] += value
-    all_tokens = sum(row[3] + row[4] for row in groups.values())
+    all_tokens = round(sum(row[3] + row[4] for row in groups.values()))
     rows = []
     for (source, modality, language), row in groups.items():
-        values = dict(zip(MEASURES, row))
+        values = {name: round(value) for name, value in zip(MEASURES, row)}
         tokens = values["text_tokens"] + values["vision_tokens"]
         rows.append({"source": source, "modality": modality, "language": language, "records": values["records"],
                      "text_bytes": values["text_bytes"], "media_bytes": values["media_bytes"],
@@ -252,18 +252,19 @@ def _packing(state: AuditState, plan_steps: list[str], target: Target | None) ->
     source_total = sum(by_source.values())
     goal = target.vision_ratio if target else None
     return {
-        "steps": plan_steps, "sequences": plan.sequences, "tokens": tokens, "text_tokens": plan.text_tokens,
-        "vision_tokens": plan.vision_tokens, "vision_ratio": plan.vision_tokens / tokens if tokens else None,
-        "capacity_tokens": plan.capacity if plan.capacity_known else None,
-        "padding_tokens": padding,
+        "steps": plan_steps, "sequences": round(plan.sequences), "tokens": round(tokens),
+        "text_tokens": round(plan.text_tokens), "vision_tokens": round(plan.vision_tokens),
+        "vision_ratio": plan.vision_tokens / tokens if tokens else None,
+        "capacity_tokens": round(plan.capacity) if plan.capacity_known else None,
+        "padding_tokens": None if padding is None else round(padding),
         "padding_fraction": padding / plan.capacity if plan.capacity_known and plan.capacity else None,
         "efficiency": plan.used_with_capacity / plan.capacity if plan.capacity_known and plan.capacity else None,
-        "zero_vision_sequences": plan.zero_vision,
+        "zero_vision_sequences": round(plan.zero_vision),
         "zero_vision_share": plan.zero_vision / plan.sequences if plan.sequences else None,
         "band": RATIO_BAND, "within_band_share": plan.share_within(goal, RATIO_BAND) if goal is not None else None,
-        "split_documents": plan.split_documents, "split_segments": plan.split_segments,
-        "tokens_by_source": [{"source": s, "tokens": n, "token_share": n / source_total if source_total else None}
-                             for s, n in sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "split_documents": round(plan.split_documents), "split_segments": round(plan.split_segments),
+        "tokens_by_source": [{"source": s, "tokens": round(n), "token_share": n / source_total if source_total
+                              else None} for s, n in sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0]))],
         "per_sequence": {name: h.to_dict() for name, h in sorted(plan.histograms.items())},
     }
 
