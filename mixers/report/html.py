@@ -115,13 +115,15 @@ def _header(report: dict[str, Any]) -> str:
 
 def _cards(report: dict[str, Any]) -> str:
     totals, vision = report["totals"], report["vision_ratio"]
-    cards = [("records", _num(totals["records"])), ("tokens", _num(totals["tokens"])),
-             ("text tokens", _num(totals["text_tokens"])), ("vision tokens", _num(totals["vision_tokens"])),
-             ("vision ratio", _num(vision["realised"], True) + (
+    after = f" after {report['final_step']}" if report["final_step"] else ""
+    cards = [(f"records{after}", _num(totals["records"])), (f"tokens{after}", _num(totals["tokens"])),
+             (f"text tokens{after}", _num(totals["text_tokens"])),
+             (f"vision tokens{after}", _num(totals["vision_tokens"])),
+             (f"vision ratio ({vision['basis'] or '-'})", _num(vision["realised"], True) + (
                  f' <span class="{"ok" if vision["ok"] else "bad"}">(target {_num(vision["target"], True)})</span>'
                  if vision["target"] is not None else ""))]
     if report["packing"]:
-        cards.append(("padding", _num(report["packing"]["padding_fraction"], True)))
+        cards.append(("padding (pack plan)", _num(report["packing"]["padding_fraction"], True)))
     if report["target"]:
         cards.append(("target check", '<span class="ok">pass</span>' if report["target"]["ok"] else
                       '<span class="bad">DEVIATION</span>'))
