@@ -14,13 +14,13 @@ from fusionforge.mixers.audit.discover import Discovery, Output
 from fusionforge.mixers.audit.funnel import drop_reasons, funnels
 from fusionforge.mixers.audit.histogram import round_significant
 from fusionforge.mixers.audit.records import GROUP_KEYS, MEASURES, RecordsState, preset_measure
+from fusionforge.mixers.audit.sections import duplicates, packing_figures
 from fusionforge.mixers.audit.state import AuditState
 from fusionforge.mixers.audit.target import Target, deviations
 from fusionforge.mixers.audit.tokens import ESTIMATE_RULE
 
 SCHEMA_ID = "fusionforge.audit/1"
 CANONICAL_STEPS = ("shard", "dedupe", "filter", "quality", "pack")
-RATIO_BAND = 0.05  # per-sequence vision ratio: the share of sequences within +-5 pp of the target
 
 
 def build_report(discovery: Discovery, state: AuditState, target: Target | None = None,
@@ -31,7 +31,7 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
     final = records_steps[-1] if records_steps else None
     kept = state.step(final).kept if final else RecordsState()
     plan_steps = [s for s in steps if state.step(s).plan.sequences]
-    packing = _packing(state, plan_steps, target)
+    packing = packing_figures(state, plan_steps, target.vision_ratio if target else None)
     by_source = _by_source(kept)
     realised_shares = {row["source"]: row["token_share"] for row in by_source}
     realised_vision, vision_basis = _ratio(kept.totals()), f"records of step {final}" if final else None
@@ -77,7 +77,7 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
                          "ok": next((c["ok"] for c in checks if c["figure"] == "vision_ratio"), None)},
         "funnel": funnels(state, steps),
         "drop_reasons": drop_reasons(state, steps),
-        "duplicates": _duplicates(state, steps),
+        "duplicates": duplicates(state, steps),
         "distributions": {s: _distributions(state.step(s).kept, state.step(s).rejected) for s in records_steps
                           + [s for s in steps if s not in records_steps and state.step(s).rejected.groups]},
         "packing": packing,
@@ -196,39 +196,6 @@ def _mixture_by_step(state: AuditState, records_steps: list[str], plan_steps: li
     return rows
 
 
-def _duplicates(state: AuditState, steps: list[str]) -> dict[str, Any] | None:
-    with_clusters = [s for s in steps if state.step(s).clusters.members]
-    if not with_clusters:
-        return None
-    merged = state.step(with_clusters[0]).clusters.__class__()
-    for step in with_clusters:
-        merged.merge(state.step(step).clusters)
-    sizes = merged.sizes
-    clusters = sum(sizes.values())
-    return {
-        "steps": with_clusters, "clusters": clusters, "members_listed": merged.members,
-        "records_in_clusters": sum(size * n for size, n in sizes.items()),
-        "duplicates": sum((size - 1) * n for size, n in sizes.items()),
-        "size_distribution": [{"size": size, "clusters": n} for size, n in sorted(sizes.items())],
-        "size_quantiles": _exact_quantiles(sizes),
-        "similarity": merged.similarity.to_dict(),
-    }
-
-
-def _exact_quantiles(counts: dict[int, int]) -> dict[str, int | None]:
-    total = sum(counts.values())
-    out: dict[str, int | None] = {}
-    for q in (0.5, 0.9, 0.99, 1.0):
-        rank, seen, value = q * total, 0, None
-        for size in sorted(counts):
-            seen += counts[size]
-            if seen >= rank:
-                value = size
-                break
-        out[f"p{round(q * 100)}" if q < 1 else "max"] = value if total else None
-    return out
-
-
 def _distributions(kept: RecordsState, rejected: RecordsState) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {"kept": {}, "rejected": {}}
     for state in (kept, rejected):
@@ -236,37 +203,6 @@ def _distributions(kept: RecordsState, rejected: RecordsState) -> dict[str, dict
             status, metric = key.split("/", 1)
             out[status][metric] = histogram.to_dict()
     return out
-
-
-def _packing(state: AuditState, plan_steps: list[str], target: Target | None) -> dict[str, Any] | None:
-    if not plan_steps:
-        return None
-    plan = state.step(plan_steps[0]).plan.__class__()
-    for step in plan_steps:
-        plan.merge(state.step(step).plan)
-    tokens = plan.text_tokens + plan.vision_tokens
-    padding = plan.capacity - plan.used_with_capacity if plan.capacity_known else None
-    by_source: dict[str, int] = {}
-    for (source, _kind), n in plan.source_tokens.items():
-        by_source[source] = by_source.get(source, 0) + n
-    source_total = sum(by_source.values())
-    goal = target.vision_ratio if target else None
-    return {
-        "steps": plan_steps, "sequences": round(plan.sequences), "tokens": round(tokens),
-        "text_tokens": round(plan.text_tokens), "vision_tokens": round(plan.vision_tokens),
-        "vision_ratio": plan.vision_tokens / tokens if tokens else None,
-        "capacity_tokens": round(plan.capacity) if plan.capacity_known else None,
-        "padding_tokens": None if padding is None else round(padding),
-        "padding_fraction": padding / plan.capacity if plan.capacity_known and plan.capacity else None,
-        "efficiency": plan.used_with_capacity / plan.capacity if plan.capacity_known and plan.capacity else None,
-        "zero_vision_sequences": round(plan.zero_vision),
-        "zero_vision_share": plan.zero_vision / plan.sequences if plan.sequences else None,
-        "band": RATIO_BAND, "within_band_share": plan.share_within(goal, RATIO_BAND) if goal is not None else None,
-        "split_documents": round(plan.split_documents), "split_segments": round(plan.split_segments),
-        "tokens_by_source": [{"source": s, "tokens": round(n), "token_share": n / source_total if source_total
-                              else None} for s, n in sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0]))],
-        "per_sequence": {name: h.to_dict() for name, h in sorted(plan.histograms.items())},
-    }
 
 
 def rounded(value: Any) -> Any:
