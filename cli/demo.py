@@ -49,6 +49,7 @@ def demo(output, seed, executor, ray_address, num_cpus):
     console.print(_by_source(report))
     _pack_step(console, out, cfg.output, executor, ray_address, num_cpus, seed)
     _rft_step(console, out, seed)
+    audit_step(out, console, executor, ray_address, num_cpus)
     console.print(f"[bold]demo finished[/] in {time.monotonic() - started:.1f} s; outputs under {out}/")
 
 
@@ -113,3 +114,28 @@ def _rft_step(console: Console, out: Path, seed: int) -> None:
     console.print(rft_table(report, f"rft -> {cfg.output} (PLUMBING DEMONSTRATION: a random-weight 2-layer model "
                                     f"served by transformers serve; its answers are noise)"))
     console.print(f"[bold]rft[/] model built, served, sampled and verified in {time.monotonic() - started:.1f} s")
+
+
+# --- audit step (issue 6): every output above, audited; the HTML report's path printed -------------
+DEMO_VISION_RATIO = 0.10
+
+
+def audit_step(out: Path, console: Console, executor: str = "local", ray_address: str | None = None,
+               num_cpus: int | None = None) -> Path:
+    """Last step: audit every stage output under ``out`` and write the HTML report; return its path.
+
+    The target is Kimi K2.5's vision-token share of about 10%, so the report shows how far each
+    stage's output is from it.
+    """
+    from fusionforge.mixers.audit import AuditOptions, Target, run_audit
+    from fusionforge.mixers.audit.discover import is_output
+    from fusionforge.mixers.audit.terminal import short_summary
+    from fusionforge.mixers.report import write_html
+
+    outputs = [str(p) for p in sorted(out.iterdir()) if p.is_dir() and is_output(p)]
+    options = AuditOptions(executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    report = run_audit(outputs, options, Target(vision_ratio=DEMO_VISION_RATIO))
+    console.print(short_summary(report))
+    path = write_html(report, out / "audit.html").resolve()
+    console.print(f"[bold]audit report[/] {path}")
+    return path

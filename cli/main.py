@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from fusionforge.cli.audit import audit
 from fusionforge.cli.demo import demo
 from fusionforge.cli.options import CONTEXT_SETTINGS
 from fusionforge.cli.pack import pack
@@ -28,3 +29,4 @@ cli.add_command(demo)
 cli.add_command(tokens)
 cli.add_command(pack)
 cli.add_command(rft)
+cli.add_command(audit)
