@@ -45,6 +45,7 @@ lint: setup
 bench: setup
 	$(PY) -m pip install --quiet -r bench/requirements.txt 2> >(grep -v "is ignored" >&2)
 	$(PY) bench/shard_throughput.py
+	$(PY) bench/pack.py
 	$(PY) bench/rft.py
 	$(PY) bench/audit.py
 
