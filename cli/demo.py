@@ -47,7 +47,10 @@ def demo(output, seed, executor, ray_address, num_cpus):
         report = run_shard(cfg, on_partition=on_partition, on_plan=on_plan)
     console.print(summary_table(report, f"shard -> {cfg.output}"))
     console.print(_by_source(report))
-    _dedupe_step(console, out, executor, ray_address, num_cpus)
+    deduplicated = _dedupe_step(console, out, cfg.output, executor, ray_address, num_cpus)
+    _pack_step(console, out, deduplicated, executor, ray_address, num_cpus, seed)
+    _rft_step(console, out, seed)
+    audit_step(out, console, executor, ray_address, num_cpus)
     console.print(f"[bold]demo finished[/] in {time.monotonic() - started:.1f} s; outputs under {out}/")
 
 
@@ -60,11 +63,13 @@ def _by_source(report: dict) -> Table:
     return table
 
 
-def _dedupe_step(console: Console, out: Path, executor: str, ray_address: str | None, num_cpus: int | None) -> None:
-    """Dedupe: exact and near duplicates of text, images and video, out/shards -> out/dedup."""
+# --- dedupe step (issue 3): exact and near duplicates of the shard step's output -------------------
+def _dedupe_step(console: Console, out: Path, previous: str, executor: str, ray_address: str | None,
+                 num_cpus: int | None) -> str:
+    """Remove exact and near duplicates (text, images, video) from the previous step's output."""
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
-    cfg = DedupeConfig(input=str(out / "shards"), output=str(out / "dedup"), shard_count=100, executor=executor,
+    cfg = DedupeConfig(input=previous, output=str(out / "dedup"), shard_count=100, executor=executor,
                        ray_address=ray_address, num_cpus=num_cpus)
     with partition_progress("dedupe") as (on_plan, on_partition):
         report = run_dedupe(cfg, on_plan=on_plan, on_partition=on_partition)
@@ -77,3 +82,83 @@ def _dedupe_step(console: Console, out: Path, executor: str, ray_address: str | 
                       str(stats[f"{space}_exact_dropped"]), str(stats[f"{space}_near_dropped"]))
     console.print(table)
     console.print(f"kept {report['kept']} of {report['inputs']} records; clusters in {cfg.output}/clusters.parquet")
+    return cfg.output
+
+
+# --- pack step (issue 5): the previous step's output packed at 10% vision ---------------------------
+def _pack_step(console: Console, out: Path, previous: str, executor, ray_address, num_cpus, seed: int) -> None:
+    """Pack the previous step's output into 2,048-token sequences at 10% vision (kimi-k25 tokens)."""
+    from fusionforge.mixers.pack_job import PackConfig, run_pack
+
+    cfg = PackConfig(input=previous, output=str(out / "packed"), seq_len=2048, vision_ratio=0.10, window=8,
+                     seed=seed, executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    report = run_pack(cfg)
+    table = Table(title=f"pack -> {cfg.output} (L=2048, r=10%, kimi-k25; text tokens estimated)",
+                  header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    ratio = report["per_sequence_ratio"]
+    table.add_row("sequences", f"{report['sequences']:,}")
+    table.add_row("padding", f"{report['padding_fraction']:.2%}")
+    table.add_row("vision ratio (global)", f"{report['global_vision_ratio']:.2%}")
+    table.add_row("worst window error", f"{report['window_ratio_error_max']:.2%}")
+    table.add_row("per-sequence p5 / p95", f"{ratio['p5']:.1%} / {ratio['p95']:.1%}")
+    table.add_row("zero-vision sequences", f"{report['zero_vision_share']:.1%}")
+    table.add_row("kept / surplus records", f"{report['kept']:,} / {report['reasons'].get('pack:surplus', 0):,}")
+    console.print(table)
+
+
+# --- rft step (issue 8): rejection sampling against a local tiny model, a plumbing demonstration ---------
+def _rft_step(console: Console, out: Path, seed: int) -> None:
+    """Build a random-weight 2-layer model, serve it with `transformers serve`, run a small RFT loop on it.
+
+    It does not read the previous steps' output (RFT starts from prompts with verifiable answers):
+    it shows the loop's plumbing (sampling k answers, verifying, rounds, buckets, outputs) end to end.
+    """
+    import json
+
+    from fusionforge.cli.rft import summary_table as rft_table
+    from fusionforge.rft.clients import OpenAIClient, Sampling
+    from fusionforge.rft.loop import RFTConfig, run_rft
+    from fusionforge.rft.serve import TransformersServer, sampling_body
+    from fusionforge.rft.tiny_model import build_tiny_model
+
+    started = time.monotonic()
+    folder = out / "rft"
+    model = build_tiny_model(folder / "model", seed=seed)
+    prompts = folder / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"sum-{a}-{b}", "question": f"What is {a} + {b} ?", "answer": a + b,
+                                           "task": "numeric"}) + "\n" for a, b in ((1, 2), (2, 2), (3, 1), (4, 4))))
+    with TransformersServer(model) as server:
+        cfg = RFTConfig(prompts=str(prompts), output=str(folder / "out"), k=4, rounds=2, round_k_factor=1.5,
+                        accept="all", seed=seed,
+                        sampling=Sampling(temperature=1.0, max_tokens=24, extra_body=sampling_body(model)))
+        report = run_rft(cfg, OpenAIClient(server.url, str(model), concurrency=4))
+    console.print(rft_table(report, f"rft -> {cfg.output} (PLUMBING DEMONSTRATION: a random-weight 2-layer model "
+                                    f"served by transformers serve; its answers are noise)"))
+    console.print(f"[bold]rft[/] model built, served, sampled and verified in {time.monotonic() - started:.1f} s")
+
+
+# --- audit step (issue 6): every output above, audited; the HTML report's path printed -------------
+DEMO_VISION_RATIO = 0.10
+
+
+def audit_step(out: Path, console: Console, executor: str = "local", ray_address: str | None = None,
+               num_cpus: int | None = None) -> Path:
+    """Last step: audit every stage output under ``out`` and write the HTML report; return its path.
+
+    The target is Kimi K2.5's vision-token share of about 10%, so the report shows how far each
+    stage's output is from it.
+    """
+    from fusionforge.mixers.audit import AuditOptions, Target, run_audit
+    from fusionforge.mixers.audit.discover import is_output
+    from fusionforge.mixers.audit.terminal import short_summary
+    from fusionforge.mixers.report import write_html
+
+    outputs = [str(p) for p in sorted(out.iterdir()) if p.is_dir() and is_output(p)]
+    options = AuditOptions(executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    report = run_audit(outputs, options, Target(vision_ratio=DEMO_VISION_RATIO))
+    console.print(short_summary(report))
+    path = write_html(report, out / "audit.html").resolve()
+    console.print(f"[bold]audit report[/] {path}")
+    return path

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import click
+from fusionforge.cli.audit import audit
 from fusionforge.cli.dedupe import dedupe
 from fusionforge.cli.demo import demo
 from fusionforge.cli.options import CONTEXT_SETTINGS
+from fusionforge.cli.pack import pack
+from fusionforge.cli.rft import rft
 from fusionforge.cli.shard import shard
+from fusionforge.cli.tokens import tokens
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -23,4 +27,8 @@ def cli() -> None:
 
 cli.add_command(shard)
 cli.add_command(demo)
+cli.add_command(tokens)
+cli.add_command(pack)
+cli.add_command(rft)
+cli.add_command(audit)
 cli.add_command(dedupe)
