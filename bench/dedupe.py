@@ -210,21 +210,27 @@ def datatrove_clusters(corpus: Path, remove: Path) -> dict[str, int]:
     return labels
 
 
-def run_fusionforge(corpus: Path, work: Path, cpus: int) -> tuple[dict[str, int], dict, float]:
+def dedupe_only(src: Path, out: Path, executor: str, cpus: int) -> tuple[dict[str, int], dict]:
+    """``fusionforge dedupe`` (text only) of an already sharded corpus: (cluster of each document, report)."""
+    import pyarrow.parquet as pq
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
+
+    report = run_dedupe(DedupeConfig(input=str(src), output=str(out), images=False, videos=False,
+                                     text_threshold=THRESHOLD, num_perm=NUM_PERM, executor=executor, num_cpus=cpus,
+                                     shard_count=5000))
+    clusters = pq.read_table(out / "clusters.parquet", columns=["member_id", "cluster"]).to_pylist()
+    return {r["member_id"].split("/", 1)[1]: r["cluster"] for r in clusters}, report
+
+
+def run_fusionforge(corpus: Path, work: Path, cpus: int) -> tuple[dict[str, int], dict, float]:
     from fusionforge.pipelines.shard import ShardConfig, run_shard
 
     start = time.perf_counter()
     run_shard(ShardConfig(inputs=(f"bench={corpus}",), output=str(work / "in"), shard_count=5000, partition_mb=16,
                           executor="ray", num_cpus=cpus))
     shard_seconds = time.perf_counter() - start
-    report = run_dedupe(DedupeConfig(input=str(work / "in"), output=str(work / "out"), images=False, videos=False,
-                                     text_threshold=THRESHOLD, num_perm=NUM_PERM, executor="ray", num_cpus=cpus,
-                                     shard_count=5000))
-    import pyarrow.parquet as pq
-
-    clusters = pq.read_table(work / "out" / "clusters.parquet", columns=["member_id", "cluster"]).to_pylist()
-    return {r["member_id"].split("/", 1)[1]: r["cluster"] for r in clusters}, report, shard_seconds
+    labels, report = dedupe_only(work / "in", work / "out", "ray", cpus)
+    return labels, report, shard_seconds
 
 
 class PeakMemory:
@@ -301,7 +307,8 @@ def main() -> None:
     parser.add_argument("--sig-docs", type=int, default=5_000)
     parser.add_argument("--sample", type=int, default=3_000)
     parser.add_argument("--cpus", type=int, default=2)
-    parser.add_argument("--skip", action="append", default=[], help="datatrove-spacy, datatrove-whitespace, datasketch")
+    parser.add_argument("--skip", action="append", default=[],
+                        help="fusionforge-local, datatrove-spacy, datatrove-whitespace, datasketch")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -331,6 +338,13 @@ def main() -> None:
         results["fusionforge"] = {"shard_seconds": shard_seconds, "report": report["dedupe"],
                                   "peak_rss_mb_all_processes": memory.peak / 2**20,
                                   "peak_rss_mb_driver": memory.driver_peak / 2**20}
+        if "fusionforge-local" not in args.skip:
+            with PeakMemory() as memory:
+                start = time.perf_counter()
+                labels, local = dedupe_only(work / "ff" / "in", work / "ff" / "out-local", "local", 1)
+                rows["fusionforge dedupe (in-process, 1 CPU)"] = (time.perf_counter() - start, 1,
+                                                                  *score(labels, members, truth))
+            results["fusionforge_local"] = {"report": local["dedupe"], "peak_rss_mb": memory.peak / 2**20}
         for tokenizer in ("whitespace", "spacy"):
             if f"datatrove-{tokenizer}" in args.skip:
                 continue
@@ -361,18 +375,23 @@ def print_tables(results: dict) -> None:
     for name, rate in sig.items():
         print(f"| {name} | {rate:,.0f} | {ours / rate:.1f}x |")
     rows = results["end_to_end"]
-    ff_name = next(k for k in rows if k.startswith("fusionforge"))
-    ff_seconds, ff_cpus = rows[ff_name]["seconds"], rows[ff_name]["cpus"]
-    print(f"\nend to end, {results['docs']:,} documents (threshold {THRESHOLD})")
-    print("| pipeline | seconds | CPUs | docs/s per CPU | fusionforge per CPU is | precision | recall |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    ours = [k for k in rows if k.startswith("fusionforge")]
+    cpu_seconds = {k: rows[k]["seconds"] * rows[k]["cpus"] for k in rows}
+    print(f"\nend to end, {results['docs']:,} documents (threshold {THRESHOLD}); ratios = CPU-seconds of the row / "
+          "CPU-seconds of fusionforge (> 1: fusionforge faster per CPU)")
+    print("| pipeline | seconds | CPUs | docs/s per CPU | " + " | ".join(f"vs {k}" for k in ours)
+          + " | precision | recall |")
+    print("| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in ours) + " | ---: | ---: |")
     for name, row in rows.items():
         per_cpu = results["docs"] / row["seconds"] / row["cpus"]
-        ratio = (row["seconds"] * row["cpus"]) / (ff_seconds * ff_cpus)
-        print(f"| {name} | {row['seconds']:.1f} | {row['cpus']} | {per_cpu:,.0f} | {ratio:.2f}x | "
+        ratios = " | ".join(f"{cpu_seconds[name] / cpu_seconds[k]:.2f}x" for k in ours)
+        print(f"| {name} | {row['seconds']:.1f} | {row['cpus']} | {per_cpu:,.0f} | {ratios} | "
               f"{row['precision']:.3f} | {row['recall']:.3f} |")
     ff = results["fusionforge"]
-    print(f"\nfusionforge: shard step {ff['shard_seconds']:.1f} s (not counted above); peak RSS "
+    print(f"\nfusionforge phases (s): Ray {ff['report']['seconds']}"
+          + (f"; in-process {results['fusionforge_local']['report']['seconds']}" if "fusionforge_local" in results
+             else ""))
+    print(f"fusionforge: shard step {ff['shard_seconds']:.1f} s (not counted above); peak RSS "
           f"{ff['peak_rss_mb_all_processes']:,.0f} MB all processes, {ff['peak_rss_mb_driver']:,.0f} MB driver; "
           f"load average before/after {results['load_before'][0]:.1f}/{results['load_after'][0]:.1f}")
 

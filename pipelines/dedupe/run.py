@@ -27,7 +27,7 @@ from fusionforge.filters.dedup.apply import DedupeApply, empty_decisions
 from fusionforge.filters.dedup.sketch import DedupeSketch
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import read_marker, write_marker
+from fusionforge.pipelines.core.io import read_marker, write_json_atomic, write_marker
 from fusionforge.pipelines.core.runner import Source, make_executor
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.dedupe.clusters import CLUSTERS, resolve, write_results
@@ -95,9 +95,14 @@ def run_dedupe(cfg: DedupeConfig, on_plan: Callback = None, on_partition: Callba
         write_marker(out, GLOBAL_MARKER, summary)
     if on_phase:
         on_phase("write")
+    write_started = time.monotonic()
     report = run_transform(cfg.transform(resume=True), STEP, [StageSpec(DedupeApply)], cfg.settings(), on_partition,
                            on_plan, source=DecisionSource(ManifestSource(cfg.input), root),
-                           extra_report={"dedupe": {**summary, "seconds_total": round(time.monotonic() - started, 3)}})
+                           extra_report={"dedupe": summary})
+    summary["seconds"]["write"] = round(time.monotonic() - write_started, 3)
+    summary["seconds_total"] = round(time.monotonic() - started, 3)
+    report["dedupe"] = summary
+    write_json_atomic(Path(cfg.output) / REPORT, report)
     shutil.rmtree(root, ignore_errors=True)
     return report
 

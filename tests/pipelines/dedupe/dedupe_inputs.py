@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import random
+import shutil
 import sys
+import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "filters" / "dedup"))
@@ -55,3 +59,33 @@ def build_raw(root: Path, originals: int = 120) -> tuple[dict[str, str], dict]:
     inputs = {"web": str(_jsonl(root / "web.jsonl", web)), "forum": str(_jsonl(root / "forum.jsonl", forum)),
               "photos": str(photos), "docs": str(docs / "docs.jsonl"), "clips": str(clips)}
     return inputs, {"texts": texts, "kinds": kinds}
+
+
+@lru_cache(maxsize=1)
+def sharded_corpus() -> tuple[Path, dict]:
+    """The corpus built and sharded once per test session (both dedupe test modules use it)."""
+    from fusionforge.pipelines.shard import ShardConfig, run_shard
+
+    root = Path(tempfile.mkdtemp(prefix="ff-dedupe-tests-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    inputs, known = build_raw(root / "raw")
+    run_shard(ShardConfig(inputs=tuple(f"{k}={v}" for k, v in inputs.items()), output=str(root / "in"),
+                          shard_count=60, executor="local"))
+    return root, known
+
+
+def local_config(src: Path, out: Path, **overrides):
+    """The settings every test run shares (small shuffle partitions, so several are used)."""
+    from fusionforge.pipelines.dedupe import DedupeConfig
+
+    return DedupeConfig(input=str(src), output=str(out), executor="local", rows_per_shuffle_partition=3000,
+                        **overrides)
+
+
+@lru_cache(maxsize=1)
+def baseline_run() -> tuple[Path, dict]:
+    """One in-process dedupe of the shared corpus with default settings: (output folder, report)."""
+    from fusionforge.pipelines.dedupe import run_dedupe
+
+    root, _ = sharded_corpus()
+    return root / "baseline", run_dedupe(local_config(root / "in", root / "baseline"))

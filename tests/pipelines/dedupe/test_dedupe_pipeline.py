@@ -4,28 +4,20 @@ from itertools import combinations
 
 import pyarrow.parquet as pq
 import pytest
-from dedupe_inputs import build_raw, precision_recall, true_pairs
+from dedupe_inputs import baseline_run, precision_recall, sharded_corpus, true_pairs
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
-from fusionforge.pipelines.shard import ShardConfig, run_shard
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dedupe")
-    inputs, known = build_raw(root / "raw")
-    run_shard(ShardConfig(inputs=tuple(f"{k}={v}" for k, v in inputs.items()), output=str(root / "in"),
-                          shard_count=60, executor="local"))
-    return root, known
+def corpus():
+    return sharded_corpus()
 
 
 @pytest.fixture(scope="module")
-def local_run(corpus):
-    root, _ = corpus
-    report = run_dedupe(DedupeConfig(input=str(root / "in"), output=str(root / "local"), executor="local",
-                                     rows_per_shuffle_partition=3000))
-    return root / "local", report
+def local_run():
+    return baseline_run()
 
 
 def _reasons(out):

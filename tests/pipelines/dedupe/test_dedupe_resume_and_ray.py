@@ -3,28 +3,20 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dedupe_inputs import build_raw
+from dedupe_inputs import baseline_run, local_config, sharded_corpus
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.stage import ScoringStage, StageSpec
 from fusionforge.pipelines.dedupe import DedupeConfig, run, run_dedupe
-from fusionforge.pipelines.shard import ShardConfig, run_shard
 from fusionforge.pipelines.transform import TransformConfig, run_transform
 
 
 @pytest.fixture(scope="module")
-def sharded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dedupe-resume")
-    inputs, _ = build_raw(root / "raw", originals=60)
-    run_shard(ShardConfig(inputs=tuple(f"{k}={v}" for k, v in inputs.items()), output=str(root / "in"),
-                          shard_count=40, executor="local"))
-    baseline = root / "baseline"
-    run_dedupe(_cfg(root / "in", baseline))
-    return root / "in", baseline
+def sharded():
+    root, _ = sharded_corpus()
+    return root / "in", baseline_run()[0]
 
 
-def _cfg(src, out, **overrides):
-    return DedupeConfig(input=str(src), output=str(out), executor="local", rows_per_shuffle_partition=1500,
-                        **overrides)
+_cfg = local_config
 
 
 def _same_output(a, b):
@@ -117,6 +109,6 @@ def test_keep_best_by_a_score_column(sharded, tmp_path):
 def test_ray_and_in_process_give_identical_outputs(ray_session, sharded, tmp_path):
     src, baseline = sharded
     report = run_dedupe(DedupeConfig(input=str(src), output=str(tmp_path / "ray"), executor="ray",
-                                     rows_per_shuffle_partition=1500))
+                                     rows_per_shuffle_partition=3000))
     assert report["executor"] == "ray" and report["dedupe"]["shuffle_partitions"] > 1
     _same_output(tmp_path / "ray", baseline)
