@@ -126,11 +126,18 @@ def text_similarity(reader: SketchReader, a: np.ndarray, b: np.ndarray,
 
 
 def edges_in_process(band_files: list[str], parts: int, params: dict[str, Any]) -> pa.Table:
-    """The global phase in this process: the same partitions, reduce and verification as on Ray."""
-    rows = add_part(pa.concat_tables([pq.read_table(f) for f in band_files]), parts)
+    """The global phase in this process: the same partitions, reduce and verification as on Ray.
+
+    One shuffle partition is gathered at a time (each band file is read once per partition), so
+    memory stays bounded by ``rows_per_shuffle_partition`` as on Ray.
+    """
     edges = []
     for part in range(parts):
-        group = rows.filter(pc.equal(rows.column(PART), part))
+        pieces = []
+        for path in band_files:
+            rows = add_part(pq.read_table(path), parts)
+            pieces.append(rows.filter(pc.equal(rows.column(PART), part)))
+        group = pa.concat_tables(pieces)
         if group.num_rows:
             edges.append(verify_pairs(reduce_part(group, params), params))
     return collect_edges(edges)
