@@ -49,6 +49,7 @@ bench: setup
 	$(PY) bench/rft.py
 	$(PY) bench/audit.py
 	$(PY) bench/dedupe.py
+	$(PY) bench/dedupe_memory.py
 
 clean:
 	rm -rf $(DEMO_DIR) build dist *.egg-info .pytest_cache
