@@ -43,6 +43,8 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, decode: boo
                     raise BadImage("too_many_pixels", f"{width}x{height} > {max_pixels} pixels")
                 fmt = (image.format or "").lower()
                 if decode:
+                    if fmt == "jpeg":  # DCT-domain downscale: every entropy-coded byte is still read and checked
+                        image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
                     image.load()
     except BadImage:
         raise

@@ -117,7 +117,9 @@ class RayExecutor(Executor):
         ds = self.ray.data.read_datasource(PartitionDatasource(source, wanted), override_num_blocks=len(wanted))
         for spec in stages:
             ds = self._apply(ds, spec)
-        ds = ds.groupby(PARTITION_COL).map_groups(_write_group, fn_kwargs={"writer": writer}, batch_format="pyarrow")
+        shuffle_partitions = max(1, min(len(wanted), 4 * int(self.ray.cluster_resources().get("CPU", 1))))
+        ds = ds.groupby(PARTITION_COL, num_partitions=shuffle_partitions).map_groups(
+            _write_group, fn_kwargs={"writer": writer}, batch_format="pyarrow")
         summaries = []
         for row in ds.iter_rows():
             summary = json.loads(row["summary"])

@@ -6,7 +6,8 @@ Layout per sample (``key`` is a file-name-safe form of the record id)::
     {key}.txt           the text (document, caption, or the joined text of an interleaved doc)
     {key}.{ext}         the media item, original encoded bytes (``{key}.{i:03d}.{ext}`` when several)
 
-Tar headers are fixed (mtime 0, uid/gid 0), so the same records give byte-identical shards. Each
+Tar headers are plain USTAR (member names stay short) with fixed fields (mtime 0, uid/gid 0), so the
+same records give byte-identical shards. Each
 shard is written under a temporary name and renamed; the partition's marker is written last.
 """
 
@@ -148,7 +149,7 @@ def _members(row: dict[str, Any], key: str) -> list[tuple[str, Any]]:
 def _write_shard(path: Path, rel: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Write one tar; return the rows with media URIs pointing into it and their member table."""
     manifest = []
-    with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+    with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for row in rows:
             key = sample_key(row[S.ID])
             members = []
@@ -156,8 +157,7 @@ def _write_shard(path: Path, rel: str, rows: list[dict[str, Any]]) -> list[dict[
                 data = payload if isinstance(payload, bytes) else _media_bytes(payload)
                 info = tarfile.TarInfo(name)
                 info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
-                header_size = len(info.tobuf(tar.format, tar.encoding, tar.errors))
-                offset = tar.offset + header_size
+                offset = tar.offset + tarfile.BLOCKSIZE  # a USTAR header is one block: keys keep names short
                 tar.addfile(info, io.BytesIO(data))
                 members.append({"name": name, "offset": offset, "size": len(data)})
                 if not isinstance(payload, bytes):
