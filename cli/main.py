@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from fusionforge.cli.demo import demo
 from fusionforge.cli.options import CONTEXT_SETTINGS
+from fusionforge.cli.sft import sft
 from fusionforge.cli.shard import shard
 
 
@@ -22,3 +23,4 @@ def cli() -> None:
 
 cli.add_command(shard)
 cli.add_command(demo)
+cli.add_command(sft)

@@ -30,7 +30,8 @@ from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import write_json_atomic
 from fusionforge.pipelines.core.stage import StageSpec
-from fusionforge.pipelines.readers.plan import parse_input
+from fusionforge.pipelines.job import prepare_output
+from fusionforge.pipelines.readers.plan import parse_input, plan_fingerprint
 
 REPORT = "report.json"
 SUCCESS = "_SUCCESS"
@@ -73,15 +74,13 @@ class BuildConfig:
                               f"got {self.near_dup_threshold}")
 
     def stages(self) -> list[StageSpec]:
-        specs = [
+        return [
             StageSpec(ST.SftParse, {"strip_vision": self.strip_vision, "placeholders": self.vision_placeholders,
                                     "strict": self.strict}),
-            StageSpec(ST.SftValidate, {"tokenizer": self.tokenizer, "max_tokens": self.max_tokens}),
+            StageSpec(ST.SftChecks, {"tokenizer": self.tokenizer, "max_tokens": self.max_tokens,
+                                     "evals": self.decontaminate, "ngram": self.ngram,
+                                     "min_tokens": self.min_eval_tokens}),
         ]
-        if self.decontaminate:
-            specs.append(StageSpec(ST.SftDecontaminate, {"evals": self.decontaminate, "ngram": self.ngram,
-                                                          "min_tokens": self.min_eval_tokens}))
-        return specs
 
     def settings(self) -> dict[str, Any]:
         """What a resumed run must share with the run it continues (the per-record settings)."""
@@ -106,11 +105,11 @@ def run_build(cfg: BuildConfig, on_plan: Callable[[int, int], None] | None = Non
     token_method = load_tokenizer(cfg.tokenizer)[0]  # a bad path fails now, not inside a Ray actor
     index = EvalIndex(cfg.decontaminate, cfg.ngram, cfg.min_eval_tokens) if cfg.decontaminate else None
     partitions = plan(cfg.inputs, cfg.partition_mb)
-    finished = run_parts(out, RowSource(partitions, cfg.strict), partitions, cfg.stages(), cfg.settings(),
-                         resume=cfg.resume, executor=cfg.executor, ray_address=cfg.ray_address,
-                         num_cpus=cfg.num_cpus, on_plan=on_plan, on_partition=on_partition)
-    if finished:
+    fingerprint = {"plan": plan_fingerprint(partitions), "settings": cfg.settings()}
+    if prepare_output(out, fingerprint, cfg.resume):
         return json.loads((out / REPORT).read_text(encoding="utf-8"))
+    run_parts(out, RowSource(partitions, cfg.strict), cfg.stages(), executor=cfg.executor,
+              ray_address=cfg.ray_address, num_cpus=cfg.num_cpus, on_plan=on_plan, on_partition=on_partition)
     report = finish_build(out, cfg, partitions, mixture)
     report["tokens"]["method"] = token_method
     report["decontamination"] = _decontamination(cfg, index, report.pop("_matches_by_set"))

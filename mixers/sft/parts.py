@@ -21,9 +21,8 @@ from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import WORK_DIR, atomic_path, read_marker, write_marker
 from fusionforge.pipelines.core.runner import Source, make_executor
 from fusionforge.pipelines.core.stage import StageSpec
-from fusionforge.pipelines.job import prepare_output
 from fusionforge.pipelines.readers.base import ReaderOptions, failed_row, iter_structured, record_row
-from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_fingerprint, plan_partitions
+from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_partitions
 
 ROW = "sft_read__row"  # the input row as JSON text
 PARTS = f"{WORK_DIR}/parts"
@@ -75,14 +74,15 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def run_parts(out: Path, source: RowSource, partitions: list[Partition], stages: Sequence[StageSpec],
-              settings: dict[str, Any], *, resume: bool = False, executor: str = "ray", ray_address: str | None = None,
-              num_cpus: int | None = None, on_plan: Callable[[int, int], None] | None = None,
-              on_partition: Callable[[dict[str, Any]], None] | None = None) -> bool:
-    """Run the stages over every partition not done yet; True when ``out`` already holds the finished run."""
-    fingerprint = {"plan": plan_fingerprint(partitions), "settings": settings}
-    if prepare_output(out, fingerprint, resume):
-        return True
+def run_parts(out: Path, source: RowSource, stages: Sequence[StageSpec], *, executor: str = "ray",
+              ray_address: str | None = None, num_cpus: int | None = None,
+              on_plan: Callable[[int, int], None] | None = None,
+              on_partition: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Run the stages over every partition that has no completion marker yet.
+
+    The caller has checked the output folder first (``prepare_output``: refuse a non-empty one
+    unless resuming the same plan).
+    """
     every = source.partitions()
     todo = [p for p in every if read_marker(out, f"partition-{p:06d}") is None]
     if on_plan:
@@ -90,7 +90,6 @@ def run_parts(out: Path, source: RowSource, partitions: list[Partition], stages:
     if todo:
         runner = make_executor(executor, ray_address, num_cpus)
         runner.run(source, list(stages), partial(write_part, str(out)), todo, on_partition)
-    return False
 
 
 def write_part(out_dir: str, partition: int, table: pa.Table) -> dict[str, Any]:

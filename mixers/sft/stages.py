@@ -139,3 +139,24 @@ class SftDecontaminate(ScoringStage):
     def decide(self, scores: dict[str, pa.Array]) -> list[str | None]:
         return [f"ngram_overlap: {s}/{e}" if s else None
                 for s, e in zip(scores["eval_set"].to_pylist(), scores["eval_sample"].to_pylist())]
+
+
+@register
+class SftChecks(Stage):
+    """Validation then decontamination in one actor: one stateful pool, so a 2-CPU machine keeps a CPU for
+    reads and writes (two stateful pools of one CPU each would take both and stall the job)."""
+
+    name = "sft_checks_v1"
+    stateful = True
+    resources = Resources(batch_size=256)
+
+    def __init__(self, tokenizer: str | None = None, max_tokens: int | None = None, evals: tuple[str, ...] = (),
+                 ngram: int = 13, min_tokens: int = 8) -> None:
+        self.stages: list[Stage] = [SftValidate(tokenizer, max_tokens)]
+        if evals:
+            self.stages.append(SftDecontaminate(evals, ngram, min_tokens))
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        for stage in self.stages:
+            batch = stage(batch)
+        return batch
