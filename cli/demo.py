@@ -47,6 +47,7 @@ def demo(output, seed, executor, ray_address, num_cpus):
         report = run_shard(cfg, on_partition=on_partition, on_plan=on_plan)
     console.print(summary_table(report, f"shard -> {cfg.output}"))
     console.print(_by_source(report))
+    _sft_step(out, cfg.output, seed, executor, ray_address, num_cpus, console)
     console.print(f"[bold]demo finished[/] in {time.monotonic() - started:.1f} s; outputs under {out}/")
 
 
@@ -57,3 +58,36 @@ def _by_source(report: dict) -> Table:
     for group, counts in report["by_source_modality"].items():
         table.add_row(group, str(counts["kept"]), str(counts["dropped"]), str(counts["failed"]))
     return table
+
+
+# ---- zero-vision SFT step (issue 7): the shard output's photos and drawn charts -> verified trajectories -> SFT set
+def _sft_step(out: Path, shard_dir: str, seed: int, executor: str, ray_address, num_cpus, console: Console) -> None:
+    """Questions about the shard step's photos (answers from their metadata) plus generated images go through
+    the sandboxed python tool; the verified trajectories join generated chats in a zero-vision SFT set."""
+    from fusionforge.mixers.sft.build import BuildConfig, run_build
+    from fusionforge.mixers.sft.sample_data import make_chat_corpus, questions_from_shards
+    from fusionforge.mixers.sft.synth_job import SynthConfig, run_synth
+
+    started = time.monotonic()
+    photo_qa = questions_from_shards(shard_dir, out / "raw" / "photo_qa")
+    run = {"executor": executor, "ray_address": ray_address, "num_cpus": num_cpus, "seed": seed}
+    synth = run_synth(SynthConfig(inputs=(f"photos={photo_qa}",) if photo_qa else (), output=str(out / "sft_proxy"),
+                                  generate=8, **run))
+    chats, evals = make_chat_corpus(out / "raw" / "chats", seed=seed, n=40)
+    inputs = (*(f"{k}={v}" for k, v in chats.items()), f"proxy={out / 'sft_proxy' / 'trajectories.jsonl'}")
+    report = run_build(BuildConfig(inputs=inputs, output=str(out / "sft"), decontaminate=(f"eval={evals}",),
+                                   val_fraction=0.05, **run))
+    table = Table(title=f"zero-vision SFT -> {out / 'sft'} ({time.monotonic() - started:.1f} s)", header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("trajectories kept / questions", f"{synth['kept']} / {synth['inputs']}")
+    for reason, count in synth["reasons"].items():
+        table.add_row(f"  {reason}", str(count))
+    table.add_row("conversations in / train / val",
+                  f"{report['inputs']} / {report['splits']['train']['conversations']} / "
+                  f"{report['splits']['val']['conversations']}")
+    for reason, count in report["reasons"].items():
+        table.add_row(f"  {reason}", str(count))
+    table.add_row("tool-use share", f"{report['tool_use_share']['conversations']:.0%}")
+    table.add_row("vision check", report["vision"]["check"].split(" in ")[0])
+    console.print(table)

@@ -40,9 +40,15 @@ def window_hashes(words: list[str], n: int) -> np.ndarray:
     """One uint64 per window of ``n`` consecutive words (empty when there are fewer words)."""
     if len(words) < n:
         return np.empty(0, np.uint64)
-    hashed = np.fromiter((xxhash.xxh64_intdigest(w.encode()) for w in words), np.uint64, len(words))
+    hashed = np.fromiter(map(_word_hash, words), np.uint64, len(words))
     windows = np.lib.stride_tricks.sliding_window_view(hashed, n)
     return (windows * _powers(n)).sum(axis=1, dtype=np.uint64)
+
+
+@lru_cache(maxsize=1 << 20)
+def _word_hash(word: str) -> int:
+    """xxh64 of a word, cached: a vocabulary repeats, and the cache lookup is cheaper than hashing."""
+    return xxhash.xxh64_intdigest(word.encode())
 
 
 @lru_cache(maxsize=64)

@@ -157,3 +157,33 @@ def _alpaca(path: Path, rng: random.Random, n: int) -> Path:
     rows.append({"instruction": f"Translate: {sentence(rng, 'en')}", "input": "", "output": ""})
     pq.write_table(pa.Table.from_pylist(rows), path)
     return path
+
+
+def questions_from_shards(shard_dir: str | Path, dest: str | Path, source: str = "photos") -> str | None:
+    """Counting questions for the images of an earlier ``shard`` output whose metadata knows the answer.
+
+    The demo corpus's drawn photos carry ``color`` and ``count`` in their sidecars; each such image
+    is copied out of its shard (one ranged read) next to a ``qa.jsonl`` that ``synth-vision-proxy``
+    reads. Shapes may overlap in those drawings, so some answers the code finds will differ from
+    the metadata: those trajectories are rejected, which is the point of verifying.
+    """
+    from fusionforge.pipelines.core.io import read_range, safe_name
+
+    shard_dir, dest = Path(shard_dir), Path(dest)
+    manifest = pq.read_table(shard_dir / "manifest.parquet", columns=["id", "source", "meta", "media"])
+    rows = []
+    for record in manifest.to_pylist():
+        meta = json.loads(record["meta"] or "{}")
+        if record["source"] != source or not {"color", "count"} <= set(meta) or len(record["media"]) != 1:
+            continue
+        item = record["media"][0]
+        data = read_range(str(shard_dir / item["uri"]), item["offset"], item["size"])
+        name = f"images/{safe_name(record['id'])}.{'jpg' if item['format'] == 'jpeg' else item['format']}"
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_bytes(data)
+        rows.append({"id": record["id"], "image": name, "question": f"How many {meta['color']} shapes are there?",
+                     "answer": str(meta["count"]), "task": "count", "params": {"color": meta["color"]}})
+    if not rows:
+        return None
+    write_jsonl(dest / "qa.jsonl", rows)
+    return str(dest / "qa.jsonl")

@@ -9,10 +9,13 @@ output runs it over what was written, so "0 vision parts" is measured, not assum
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from fusionforge.mixers.sft.schema import Conversation
 
 # Placeholders of the common VLM chat formats: LLaVA, Qwen2-VL/2.5-VL, Kimi-VL/K2.5, Llama 3.2 Vision,
@@ -41,13 +44,21 @@ _NUMBERED = r"<\|image_\d+\|>|<image_\d+>"  # Phi-3-vision style numbered image 
 
 
 class VisionScanner:
-    """Finds vision traces in text; ``placeholders`` replaces the default token list."""
+    """Finds vision traces in text; ``placeholders`` replaces the default token list.
+
+    ``pattern`` is the regex for plain text; ``escaped_pattern`` also finds placeholders inside
+    JSON-encoded strings; ``document_pattern`` adds media content parts (``"type": "image_url"``)
+    for the text of a whole JSON document. All three are RE2-compatible, so Arrow can count them.
+    """
 
     def __init__(self, placeholders: Iterable[str] = DEFAULT_PLACEHOLDERS) -> None:
         self.placeholders = tuple(p for p in placeholders if p)
-        literal = "|".join(re.escape(p) for p in sorted(self.placeholders, key=len, reverse=True))
-        parts = [_DATA_URL, _BASE64_MEDIA, _NUMBERED] + ([literal] if literal else [])
-        self._pattern = re.compile("|".join(f"(?:{p})" for p in parts))
+        escaped = {json.dumps(p, ensure_ascii=False)[1:-1] for p in self.placeholders} - set(self.placeholders)
+        self.pattern = _alternatives([_DATA_URL, _BASE64_MEDIA, _NUMBERED], self.placeholders)
+        self.escaped_pattern = _alternatives([_DATA_URL, _BASE64_MEDIA, _NUMBERED], self.placeholders + tuple(escaped))
+        media = "|".join(sorted(MEDIA_PART_TYPES))
+        self.document_pattern = f'{self.escaped_pattern}|(?:"type"\\s*:\\s*"(?:{media})")'
+        self._pattern = re.compile(self.pattern)
 
     def find(self, text: str) -> list[str]:
         """Each vision trace in ``text`` (long ones shortened for reports)."""
@@ -59,6 +70,18 @@ class VisionScanner:
         if count:
             cleaned = re.sub(r"[ \t]+\n", "\n", cleaned).strip()
         return cleaned, count
+
+
+def _alternatives(patterns: list[str], literals: tuple[str, ...]) -> str:
+    literal = "|".join(re.escape(p) for p in sorted(literals, key=len, reverse=True))
+    return "|".join(f"(?:{p})" for p in patterns + ([literal] if literal else []))
+
+
+def count_in_texts(texts: pa.Array | pa.ChunkedArray, pattern: str) -> int:
+    """Matches of ``pattern`` summed over an Arrow string array (vectorised, RE2)."""
+    if len(texts) == 0:
+        return 0
+    return int(pc.sum(pc.count_substring_regex(texts, pattern)).as_py() or 0)
 
 
 def _short(match: str) -> str:

@@ -129,3 +129,27 @@ def test_estimate_is_labelled_and_a_bad_path_fails_early(chat, tmp_path):
     assert n == -(-len(render_chatml(conv).encode()) // 4)
     with pytest.raises(ConfigError, match="does not exist"):
         TokenCounter(str(tmp_path / "nope"))
+
+
+def test_final_check_counts_vision_left_in_written_files(tmp_path):
+    from fusionforge.mixers.sft.output import SetWriter, check_vision
+
+    clean = parse_row({"messages": [{"role": "user", "content": "Explain the OpenAI vision API: "
+                                     "messages=[{\"type\": \"image_url\", ...}] in Python"},
+                                    {"role": "assistant", "content": "Pass a content list."}]})[0]
+    arguments = json.dumps({"q": "<|media_pad|>"})
+    call = {"id": "c", "type": "function", "function": {"name": "look", "arguments": arguments}}
+    dirty = parse_row({"tools": [{"type": "function", "function": {"name": "look", "description": "see <image>"}}],
+                       "messages": [{"role": "user", "content": "hi <|image_pad|>"},
+                                    {"role": "assistant", "content": None, "tool_calls": [call]},
+                                    {"role": "tool", "tool_call_id": "c", "content": "ok"},
+                                    {"role": "assistant", "content": "done"}]})[0]
+    dirty.meta["note"] = "[IMG]"
+    writer = SetWriter(tmp_path)
+    writer.write("train", C.output_row("a", "s", clean), 10)
+    writer.write("val", C.output_row("b", "s", dirty), 10, copies=2)
+    writer.close()
+    counts = check_vision(tmp_path, VisionScanner())
+    assert counts["train"] == 0
+    per_row = count_vision_parts(C.output_row("b", "s", dirty), VisionScanner())
+    assert per_row == 4 and counts["val"] == 2 * 2 * per_row  # two copies, in the JSONL and in the Parquet
