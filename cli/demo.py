@@ -47,6 +47,7 @@ def demo(output, seed, executor, ray_address, num_cpus):
         report = run_shard(cfg, on_partition=on_partition, on_plan=on_plan)
     console.print(summary_table(report, f"shard -> {cfg.output}"))
     console.print(_by_source(report))
+    _pack_step(console, out, cfg.output, executor, ray_address, num_cpus, seed)
     _sft_step(out, cfg.output, seed, executor, ray_address, num_cpus, console)
     console.print(f"[bold]demo finished[/] in {time.monotonic() - started:.1f} s; outputs under {out}/")
 
@@ -58,6 +59,29 @@ def _by_source(report: dict) -> Table:
     for group, counts in report["by_source_modality"].items():
         table.add_row(group, str(counts["kept"]), str(counts["dropped"]), str(counts["failed"]))
     return table
+
+
+# --- pack step (issue 5): the previous step's output packed at 10% vision ---------------------------
+def _pack_step(console: Console, out: Path, previous: str, executor, ray_address, num_cpus, seed: int) -> None:
+    """Pack the previous step's output into 2,048-token sequences at 10% vision (kimi-k25 tokens)."""
+    from fusionforge.mixers.pack_job import PackConfig, run_pack
+
+    cfg = PackConfig(input=previous, output=str(out / "packed"), seq_len=2048, vision_ratio=0.10, window=8,
+                     seed=seed, executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    report = run_pack(cfg)
+    table = Table(title=f"pack -> {cfg.output} (L=2048, r=10%, kimi-k25; text tokens estimated)",
+                  header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    ratio = report["per_sequence_ratio"]
+    table.add_row("sequences", f"{report['sequences']:,}")
+    table.add_row("padding", f"{report['padding_fraction']:.2%}")
+    table.add_row("vision ratio (global)", f"{report['global_vision_ratio']:.2%}")
+    table.add_row("worst window error", f"{report['window_ratio_error_max']:.2%}")
+    table.add_row("per-sequence p5 / p95", f"{ratio['p5']:.1%} / {ratio['p95']:.1%}")
+    table.add_row("zero-vision sequences", f"{report['zero_vision_share']:.1%}")
+    table.add_row("kept / surplus records", f"{report['kept']:,} / {report['reasons'].get('pack:surplus', 0):,}")
+    console.print(table)
 
 
 # ---- zero-vision SFT step (issue 7): the shard output's photos and drawn charts -> verified trajectories -> SFT set

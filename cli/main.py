@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 from fusionforge.cli.demo import demo
 from fusionforge.cli.options import CONTEXT_SETTINGS
+from fusionforge.cli.pack import pack
 from fusionforge.cli.sft import sft
 from fusionforge.cli.shard import shard
+from fusionforge.cli.tokens import tokens
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -23,4 +25,6 @@ def cli() -> None:
 
 cli.add_command(shard)
 cli.add_command(demo)
+cli.add_command(tokens)
+cli.add_command(pack)
 cli.add_command(sft)

@@ -72,7 +72,9 @@ class Fates:
         self.copies = [1] * len(self.ids)
         for i, n in zip(train, copies):
             self.copies[i] = n
-            if n == 0:
+            if n == 0 and self.sources[i] not in mixture.sources:
+                self.reasons[i] = f"{MIX}:not_in_mixture: the mixture gives source {self.sources[i]!r} no tokens"
+            elif n == 0:
                 self.reasons[i] = f"{MIX}:not_selected: source {self.sources[i]!r} has its token share without it"
 
     def _fail_duplicate_ids(self) -> None:

@@ -1,76 +1,38 @@
-"""Token-weighted mixing of sources and a train/validation split that stays put when inputs grow.
+"""Token-weighted mixing of SFT sources, and a train/validation split that stays put when inputs grow.
 
-A mixture file names every source with its share of the *training tokens* and how many passes
-over it are allowed::
+The mixture file is the project's one format (``mixers/mixture.py``, also read by ``pack``)::
 
+    seed: 0
+    max_epochs: 2                   # default upsampling limit per source
     sources:
-      chat:   {weight: 0.6}
-      tools:  {weight: 0.3, max_epochs: 2}
-      vision_proxy: {weight: 0.1, max_epochs: 4}
-    total_tokens: 2000000        # optional; default: the most the weights allow within max_epochs
+      chat:  {proportion: 0.6}      # shares of the training tokens
+      tools: {proportion: 0.3, max_epochs: 4}
+      proxy: {proportion: 0.1}
+    budget_tokens: 2000000          # optional; default: the most the proportions allow within max_epochs
 
-Each source's conversations are ordered by a seeded hash of their id; a source gets whole passes
-over its data, then a prefix of that order for the rest of its share. The split is by a seeded
-hash of the conversation's content, so adding inputs never moves an existing conversation, and
-it happens before mixing, so a repeated conversation can never sit in both splits.
+Each source is taken in whole epochs plus a partial one, chosen by a seeded hash of the
+conversation id on the token-weighted histogram, so shares are shares of tokens. Input sources the
+mixture does not name get no tokens. The split is by a seeded hash of the conversation's content,
+so adding inputs never moves an existing conversation, and it happens before mixing, so a repeated
+conversation can never sit in both splits; validation is not mixed.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
+import numpy as np
 import xxhash
-from fusionforge.pipelines.core.config import load_yaml
+from fusionforge.mixers.mixture import HASH_BUCKETS, Mixture, hash_bucket, load_mixture, plan_mixture, record_hash
 from fusionforge.pipelines.core.errors import ConfigError
 
-
-@dataclass(frozen=True)
-class SourceWeight:
-    weight: float
-    max_epochs: float = 1.0
-
-
-@dataclass(frozen=True)
-class Mixture:
-    """Target token shares (normalised) per source, and an optional token budget."""
-
-    sources: dict[str, SourceWeight]
-    total_tokens: int | None = None
-
-
-def load_mixture(path: str) -> Mixture:
-    """Read and check a mixture YAML file; every problem is a ``ConfigError`` that says what to fix."""
-    data = load_yaml(path)
-    sources = data.get("sources")
-    if not isinstance(sources, dict) or not sources:
-        raise ConfigError(f"{path}: 'sources' must map each source name to {{weight: W, max_epochs: E}}")
-    parsed = {}
-    for name, entry in sources.items():
-        entry = {"weight": entry} if isinstance(entry, (int, float)) else entry
-        if not isinstance(entry, dict) or set(entry) - {"weight", "max_epochs"}:
-            raise ConfigError(f"{path}: source {name!r} takes 'weight' and optional 'max_epochs'")
-        weight, epochs = entry.get("weight"), entry.get("max_epochs", 1.0)
-        if not isinstance(weight, (int, float)) or weight < 0:
-            raise ConfigError(f"{path}: the weight of {name!r} must be a number >= 0")
-        if not isinstance(epochs, (int, float)) or epochs <= 0:
-            raise ConfigError(f"{path}: max_epochs of {name!r} must be a number > 0")
-        parsed[str(name)] = SourceWeight(float(weight), float(epochs))
-    if not any(s.weight > 0 for s in parsed.values()):
-        raise ConfigError(f"{path}: at least one source needs a weight > 0")
-    total = data.get("total_tokens")
-    if total is not None and (not isinstance(total, int) or total <= 0):
-        raise ConfigError(f"{path}: total_tokens must be a positive integer (or left out)")
-    return Mixture(parsed, total)
+__all__ = ["Mixture", "check_sources", "load_mixture", "plan_copies", "split_of"]
 
 
 def check_sources(mixture: Mixture, sources: list[str]) -> None:
-    """Every input source must be in the mixture and every mixture source among the inputs."""
-    missing = [s for s in sources if s not in mixture.sources]
+    """Every source the mixture names must be among the inputs (fails before any work)."""
     unknown = [s for s in mixture.sources if s not in sources]
-    if missing:
-        raise ConfigError(f"the mixture has no weight for source(s) {missing}; add them (weight 0 drops a source)")
     if unknown:
         raise ConfigError(f"the mixture names source(s) {unknown} that are not among the inputs {sources}")
 
@@ -82,55 +44,29 @@ def split_of(conversation_hash: str, seed: int, val_fraction: float) -> str:
 
 
 def plan_copies(mixture: Mixture | None, items: list[tuple[str, str, int]], seed: int) -> tuple[list[int], dict]:
-    """Copies of each ``(source, id, tokens)`` item in the training set, and the realised-vs-target report."""
+    """Copies of each training ``(source, id, tokens)`` item, and the realised-against-target report."""
     if mixture is None:
         return [1] * len(items), {}
-    by_source: dict[str, list[int]] = {}
-    for i, (source, _, _) in enumerate(items):
-        by_source.setdefault(source, []).append(i)
-    available = {s: sum(items[i][2] for i in by_source.get(s, [])) for s in mixture.sources}
-    live = {s: w for s, w in mixture.sources.items() if w.weight > 0 and available[s] > 0}
-    total_weight = sum(w.weight for w in live.values())
-    budget = mixture.total_tokens or (min(available[s] * w.max_epochs * total_weight / w.weight
-                                          for s, w in live.items()) if live else 0)
-    copies = [0] * len(items)
-    report: dict[str, Any] = {"budget_tokens": int(budget), "sources": {}}
-    for source, weight in mixture.sources.items():
-        target = budget * weight.weight / total_weight if source in live else 0.0
-        chosen = _fill(by_source.get(source, []), items, target, weight.max_epochs, seed, copies)
-        report["sources"][source] = {
-            "weight": weight.weight, "target_share": round(weight.weight / total_weight, 6) if source in live else 0.0,
-            "tokens_available": available[source], "tokens_selected": chosen,
-            "epochs": round(chosen / available[source], 4) if available[source] else 0.0,
-            "rows": sum(copies[i] for i in by_source.get(source, [])),
-        }
-        if weight.weight > 0 and not available[source]:
-            report["sources"][source]["warning"] = "no kept training conversations: its share went to the others"
-    selected = sum(s["tokens_selected"] for s in report["sources"].values())
-    for entry in report["sources"].values():
-        entry["realised_share"] = round(entry["tokens_selected"] / selected, 6) if selected else 0.0
+    hashes = [record_hash(mixture.seed, record_id) for _, record_id, _ in items]
+    tokens: dict[str, int] = dict.fromkeys(mixture.sources, 0)
+    histograms = {name: np.zeros(HASH_BUCKETS, np.float64) for name in mixture.sources}
+    for (source, _, n), u in zip(items, hashes):
+        if source in tokens:
+            tokens[source] += n
+            histograms[source][hash_bucket(u)] += n
+    empty = sorted(name for name, n in tokens.items() if n == 0)
+    live = dataclasses.replace(mixture, sources={k: v for k, v in mixture.sources.items() if k not in empty})
+    plan = plan_mixture(live, {k: v for k, v in tokens.items() if k not in empty}, histograms, seed)
+    copies = [plan.instances(source, u) for (source, _, _), u in zip(items, hashes)]
+    realised: dict[str, int] = dict.fromkeys(plan.targets, 0)
+    for (source, _, n), c in zip(items, copies):
+        if c:
+            realised[source] += n * c
+    report: dict[str, Any] = {"budget_tokens": sum(t.target for t in plan.targets.values()),
+                              "sources": plan.report(realised)}
+    if empty:
+        report["empty_sources"] = empty  # named, but no training conversation survived: their share went elsewhere
+    not_named = sorted({source for source, _, _ in items} - set(mixture.sources))
+    if not_named:
+        report["not_in_mixture"] = not_named
     return copies, report
-
-
-def _fill(indices: list[int], items: list[tuple[str, str, int]], target: float, max_epochs: float, seed: int,
-          copies: list[int]) -> int:
-    """Give ``indices`` whole passes, then a hash-ordered prefix, up to ``target`` tokens; return tokens chosen."""
-    total = sum(items[i][2] for i in indices)
-    if not indices or target <= 0 or total == 0:
-        return 0
-    allowed = min(target, total * max_epochs)
-    passes = min(math.floor(allowed / total), math.floor(max_epochs))
-    for i in indices:
-        copies[i] += passes
-    chosen, rest = passes * total, allowed - passes * total
-    if passes >= max_epochs:
-        return chosen
-    order = sorted(indices, key=lambda i: xxhash.xxh64_intdigest(f"{seed}:{items[i][1]}".encode()))
-    taken = 0
-    for i in order:
-        tokens = items[i][2]
-        if taken + tokens / 2 > rest:
-            break
-        copies[i] += 1
-        taken += tokens
-    return chosen + taken

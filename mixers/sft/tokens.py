@@ -1,55 +1,43 @@
 """Token counts of whole conversations, by the real tokenizer when the user gives one.
 
-``--tokenizer PATH`` is a ``tokenizer.json`` file or a folder. A folder with a chat template is
-counted the way a trainer sees it (``apply_chat_template`` with the tools); otherwise the
-conversation is rendered in ChatML (tools in the system turn, calls in ``<tool_call>`` tags) and
-encoded with the tokenizer. Without a tokenizer the count is an estimate and labelled as one.
-Loading is in ``load_tokenizer`` alone, so it can later point at the shared ``mixers.text_tokens``.
+``--tokenizer PATH`` is a ``tokenizer.json`` file, a tiktoken file or a folder. A folder with a
+chat template is counted the way a trainer sees it (``apply_chat_template`` with the tools);
+otherwise the conversation is rendered in ChatML (tools in the system turn, calls in
+``<tool_call>`` tags) and counted by the project's shared ``mixers.text_tokens.TextCounter``.
+Without a tokenizer the count is that module's labelled estimate.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from fusionforge.mixers.sft.schema import Conversation, openai_messages, openai_tools
+from fusionforge.mixers.text_tokens import TextCounter
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
-
-ESTIMATE = "estimate(utf8_bytes/4)"
 
 
 def load_tokenizer(path: str | None) -> tuple[str, Any]:
-    """``(method, tokenizer)``: ``chat_template`` (transformers), ``tokenizer`` (tokenizers) or the estimate."""
-    if not path:
-        return ESTIMATE, None
-    target = Path(path).expanduser()
-    if not target.exists():
-        raise ConfigError(f"tokenizer {path} does not exist; give a tokenizer.json file or a tokenizer folder")
-    folder = target if target.is_dir() else target.parent
-    config = folder / "tokenizer_config.json"
-    has_template = (folder / "chat_template.jinja").exists() or (
-        config.exists() and "chat_template" in config.read_text(encoding="utf-8"))
-    if target.is_dir() and (has_template or not (folder / "tokenizer.json").exists()):
-        try:
-            from transformers import AutoTokenizer
-        except ImportError as exc:
-            raise MissingDependency("transformers", "local-model") from exc
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load the tokenizer in {folder}: {exc}") from exc
-        return ("chat_template" if tokenizer.chat_template else "tokenizer"), tokenizer
-    try:
-        from tokenizers import Tokenizer
-    except ImportError as exc:
-        raise MissingDependency("tokenizers", "local-model") from exc
-    file = target if target.is_file() else folder / "tokenizer.json"
-    try:
-        return "tokenizer", Tokenizer.from_file(str(file))
-    except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exceptions for bad files
-        raise ConfigError(f"cannot load the tokenizer {file}: {exc}") from exc
+    """``(method, tokenizer)``: ``chat_template`` (a transformers tokenizer), else the shared ``TextCounter``."""
+    if path:
+        folder = Path(path).expanduser()
+        config = folder / "tokenizer_config.json"
+        has_template = folder.is_dir() and ((folder / "chat_template.jinja").exists() or (
+            config.exists() and "chat_template" in config.read_text(encoding="utf-8")))
+        if has_template:
+            try:
+                from transformers import AutoTokenizer
+            except ImportError as exc:
+                raise MissingDependency("transformers", "local-model") from exc
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot load the tokenizer in {folder}: {exc}") from exc
+            if tokenizer.chat_template:
+                return "chat_template", tokenizer
+    counter = TextCounter(path)
+    return counter.method, counter
 
 
 class TokenCounter:
@@ -63,12 +51,7 @@ class TokenCounter:
         """``(tokens, None)`` per conversation, or ``(None, problem)`` when its chat template cannot render it."""
         if self.method == "chat_template":
             return [self._templated(c) for c in conversations]
-        texts = [render_chatml(c) for c in conversations]
-        if self.method == ESTIMATE:
-            return [(math.ceil(len(t.encode("utf-8")) / 4), None) for t in texts]
-        if hasattr(self._tokenizer, "encode_batch_fast"):  # tokenizers.Tokenizer
-            return [(len(e.ids), None) for e in self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
-        return [(len(ids), None) for ids in self._tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        return [(n, None) for n in self._tokenizer.count_batch([render_chatml(c) for c in conversations])]
 
     def _templated(self, conv: Conversation) -> tuple[int | None, str | None]:
         tools = openai_tools(conv) or None

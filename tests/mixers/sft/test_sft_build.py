@@ -116,7 +116,7 @@ def test_real_tokenizer_limits_length(inputs, tmp_path, tokenizer_file):
     report = run_build(config(inputs, out, tokenizer=tokenizer_file, max_tokens=150))
     reasons = {r["id"]: r["reason"] for r in read_jsonl(out / "rejected.jsonl")}
     too_long = [i for i, r in reasons.items() if r.startswith("sft_validate_v1:too_long")]
-    assert "chat/t1" in too_long and report["tokens"]["method"] == "tokenizer"
+    assert "chat/t1" in too_long and report["tokens"]["method"] == "tokenizer:tokenizer.json"
     assert 0 < report["tokens"]["max"] <= 150
     parquet = pq.read_table(out / "train.parquet", columns=["n_tokens"]).column("n_tokens").to_pylist()
     assert parquet and max(parquet) <= 150
@@ -124,8 +124,8 @@ def test_real_tokenizer_limits_length(inputs, tmp_path, tokenizer_file):
 
 def test_split_and_mixture(inputs, tmp_path):
     mix = tmp_path / "mix.yaml"
-    mix.write_text("sources:\n  chat: {weight: 0.5}\n  share: {weight: 0.25, max_epochs: 4}\n"
-                   "  alpaca: {weight: 0.25, max_epochs: 4}\n")
+    mix.write_text("max_epochs: 1\nsources:\n  chat: {proportion: 0.5}\n  share: {proportion: 0.25, max_epochs: 4}\n"
+                   "  alpaca: {proportion: 0.25, max_epochs: 4}\n")
     out = tmp_path / "sft"
     report = run_build(config(inputs, out, mixture=str(mix), val_fraction=0.3, seed=3))
     val = read_jsonl(out / "val.jsonl")
@@ -144,8 +144,8 @@ def test_bad_settings_fail_before_any_work(inputs, tmp_path):
     with pytest.raises(ConfigError, match="val-fraction"):
         run_build(config(inputs, tmp_path / "a", val_fraction=1.5))
     mix = tmp_path / "mix.yaml"
-    mix.write_text("sources:\n  chat: {weight: 1}\n")
-    with pytest.raises(ConfigError, match="no weight for source"):
+    mix.write_text("sources:\n  chat: {proportion: 1}\n  books: {proportion: 1}\n")
+    with pytest.raises(ConfigError, match="not among the inputs"):
         run_build(config(inputs, tmp_path / "b", mixture=str(mix)))
     with pytest.raises(ConfigError, match="tokenizer"):
         run_build(config(inputs, tmp_path / "c", tokenizer=str(tmp_path / "missing.json")))

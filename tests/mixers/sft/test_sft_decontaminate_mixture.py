@@ -1,6 +1,6 @@
 import pytest
 from fusionforge.mixers.sft.decontaminate import EvalIndex, normalize, window_hashes
-from fusionforge.mixers.sft.mixture import Mixture, SourceWeight, check_sources, load_mixture, plan_copies, split_of
+from fusionforge.mixers.sft.mixture import check_sources, load_mixture, plan_copies, split_of
 from fusionforge.pipelines.core.errors import ConfigError
 
 GSM = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
@@ -60,38 +60,48 @@ def items(source, count, tokens):
     return [(source, f"{source}-{i}", tokens) for i in range(count)]
 
 
+def mixture(text):
+    import yaml
+    from fusionforge.mixers.mixture import parse_mixture
+
+    return parse_mixture(yaml.safe_load(text))
+
+
 def test_mixture_hits_token_shares_and_respects_epochs():
-    data = items("chat", 100, 100) + items("tools", 20, 50) + items("proxy", 10, 200)
-    mixture = Mixture({"chat": SourceWeight(0.6), "tools": SourceWeight(0.2, max_epochs=3),
-                       "proxy": SourceWeight(0.2, max_epochs=2)})
-    copies, report = plan_copies(mixture, data, seed=0)
+    data = items("chat", 400, 100) + items("tools", 80, 50) + items("proxy", 40, 200)
+    mix = mixture("max_epochs: 1\nsources:\n  chat: {proportion: 0.6}\n  tools: {proportion: 0.2, max_epochs: 3}\n"
+                  "  proxy: {proportion: 0.2, max_epochs: 2}\n")
+    copies, report = plan_copies(mix, data, seed=0)
     shares = {s: e["realised_share"] for s, e in report["sources"].items()}
-    assert shares == pytest.approx({"chat": 0.6, "tools": 0.2, "proxy": 0.2}, abs=0.02)
-    assert max(copies[100:120]) <= 3 and max(copies[120:]) <= 2
-    assert report["sources"]["tools"]["epochs"] == pytest.approx(3.0, abs=0.1)  # the binding source
-    assert copies == plan_copies(mixture, data, seed=0)[0]
-    assert copies != plan_copies(mixture, data, seed=1)[0]
+    assert shares == pytest.approx({"chat": 0.6, "tools": 0.2, "proxy": 0.2}, abs=0.03)
+    assert max(copies[:400]) == 1 and max(copies[400:480]) <= 3 and max(copies[480:]) <= 2
+    assert report["sources"]["tools"]["epochs"] == pytest.approx(3.0, abs=0.01)  # the binding source
+    assert copies == plan_copies(mix, data, seed=0)[0]
+    reseeded = mixture("seed: 9\nmax_epochs: 1\nsources:\n  chat: {proportion: 0.6}\n"
+                       "  tools: {proportion: 0.2, max_epochs: 3}\n  proxy: {proportion: 0.2, max_epochs: 2}\n")
+    assert plan_copies(reseeded, data, seed=0)[0] != copies
 
 
-def test_mixture_budget_and_zero_weight():
+def test_unnamed_and_empty_sources():
     data = items("a", 50, 10) + items("b", 50, 10)
-    copies, report = plan_copies(Mixture({"a": SourceWeight(1.0), "b": SourceWeight(0.0)}, total_tokens=200), data, 0)
-    assert sum(copies[:50]) == 20 and sum(copies[50:]) == 0
-    assert report["budget_tokens"] == 200
+    copies, report = plan_copies(mixture("sources:\n  a: {choose: 200}\n"), data, 0)
+    assert sum(copies[:50]) * 10 == pytest.approx(200, abs=10) and sum(copies[50:]) == 0
+    assert report["not_in_mixture"] == ["b"]
+    copies, report = plan_copies(mixture("sources:\n  a: {proportion: 1}\n  c: {proportion: 1}\n"), data, 0)
+    assert report["empty_sources"] == ["c"] and sum(copies[:50]) > 0
 
 
 def test_mixture_file_checks(tmp_path):
     good = tmp_path / "mix.yaml"
-    good.write_text("sources:\n  chat: {weight: 3}\n  tools: {weight: 1, max_epochs: 2}\ntotal_tokens: 1000\n")
-    mixture = load_mixture(str(good))
-    assert mixture.sources["tools"] == SourceWeight(1.0, 2.0) and mixture.total_tokens == 1000
-    with pytest.raises(ConfigError, match="no weight for source"):
-        check_sources(mixture, ["chat", "tools", "extra"])
+    good.write_text("sources:\n  chat: {proportion: 3}\n  tools: {proportion: 1, max_epochs: 2}\nbudget_tokens: 1000\n")
+    mix = load_mixture(str(good))
+    assert mix.sources["tools"].max_epochs == 2 and mix.budget_tokens == 1000
+    check_sources(mix, ["chat", "tools", "extra"])
     with pytest.raises(ConfigError, match="not among the inputs"):
-        check_sources(mixture, ["chat"])
+        check_sources(mix, ["chat"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("sources:\n  chat: {weight: -1}\n")
-    with pytest.raises(ConfigError, match="weight"):
+    with pytest.raises(ConfigError, match="allowed keys"):
         load_mixture(str(bad))
 
 

@@ -6,8 +6,9 @@ from fusionforge.mixers.sft import schema as C
 from fusionforge.mixers.sft.parts import ROW
 from fusionforge.mixers.sft.readers import parse_row
 from fusionforge.mixers.sft.stages import CONVERSATION, SftParse
-from fusionforge.mixers.sft.tokens import ESTIMATE, TokenCounter, render_chatml
+from fusionforge.mixers.sft.tokens import TokenCounter, render_chatml
 from fusionforge.mixers.sft.vision import VisionScanner, count_vision_parts
+from fusionforge.mixers.text_tokens import ESTIMATE
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 
@@ -94,7 +95,7 @@ def test_real_tokenizer_counts_the_chatml_rendering(tokenizer_file, chat):
 
     conv, _ = parse_row(chat())
     counter = TokenCounter(tokenizer_file)
-    assert counter.method == "tokenizer"
+    assert counter.method == "tokenizer:tokenizer.json"
     [(n, problem)] = counter.count([conv])
     expected = len(Tokenizer.from_file(tokenizer_file).encode(render_chatml(conv), add_special_tokens=False).ids)
     assert problem is None and n == expected
@@ -126,7 +127,7 @@ def test_estimate_is_labelled_and_a_bad_path_fails_early(chat, tmp_path):
     counter = TokenCounter(None)
     assert counter.method == ESTIMATE
     [(n, _)] = counter.count([conv])
-    assert n == -(-len(render_chatml(conv).encode()) // 4)
+    assert n == -(-len(render_chatml(conv)) // 4)
     with pytest.raises(ConfigError, match="does not exist"):
         TokenCounter(str(tmp_path / "nope"))
 

@@ -1,0 +1,263 @@
+"""Packing at a target vision ratio: fusionforge versus the packers a user would otherwise use.
+
+Same items for every packer, drawn from a realistic synthetic mix to 10% vision tokens:
+text lengths log-normal (median 800 tokens, sigma 1.2, a tail past L), image-text pairs from
+64x64 to 4K with real aspect ratios (kimi-k25 token rule), interleaved documents with 1-5 images,
+videos of 4-600 frames (kimi-k25: one frame's tokens per 4-frame chunk, groups of at most L).
+Anchors get documents longer than L pre-cut into L-token chunks (they cannot split):
+
+(a) Energon's documented example policy: per buffer of 1,000 items, sort by length, fill in order;
+(b) NeMo VLM's ``greedy_knapsack`` per buffer of 1,000 items;
+(c) offline first-fit decreasing over all items.
+
+    python bench/pack.py --tokens 60e6
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import math
+import time
+
+import numpy as np
+from fusionforge.mixers.layout import Block, Layout, LayoutOptions, pieces
+from fusionforge.mixers.packing import LONG, TEXT, VISION
+from fusionforge.mixers.planner import InlineRunner, PlanParams, run_windows
+from fusionforge.mixers.vision_tokens import get_preset
+from fusionforge.mixers.windows import Item, Stream, WindowDrawer
+
+ASPECTS = [(1, 1), (4, 3), (3, 4), (16, 9), (9, 16), (3, 2), (2, 3), (21, 9), (1, 2), (2, 1)]
+PRESET = get_preset("kimi-k25")
+
+
+def image_block(rng, index=0):
+    aspect = ASPECTS[rng.integers(len(ASPECTS))]
+    long_side = int(np.exp(rng.uniform(np.log(64), np.log(3840))))
+    scale = long_side / max(aspect)
+    count = PRESET.image(max(1, int(aspect[0] * scale)), max(1, int(aspect[1] * scale)))
+    return Block("image", count.tokens + 4, count.tokens, index)
+
+
+def text_len(rng, median, sigma=1.2):
+    return max(1, int(rng.lognormal(np.log(median), sigma)))
+
+
+def make_records(rng, seq_len, n_text, n_vision):
+    """Layouts of text documents and vision-bearing records (pairs, interleaved documents, videos)."""
+    opts = LayoutOptions(PRESET, seq_len)
+    items = []
+    for _ in range(n_text):
+        items.append(("text", [Block("text", text_len(rng, 800)), Block("eos", 1)]))
+    for _ in range(n_vision):
+        kind = rng.choice(["pair", "interleaved", "video"], p=[0.7, 0.25, 0.05])
+        if kind == "pair":
+            blocks = [image_block(rng), Block("text", text_len(rng, 20, 0.8)), Block("eos", 1)]
+        elif kind == "interleaved":
+            blocks = []
+            for i in range(rng.integers(1, 6)):
+                blocks += [Block("text", text_len(rng, 150)), image_block(rng, i)]
+            blocks += [Block("text", text_len(rng, 150)), Block("eos", 1)]
+        else:
+            width, height = [(640, 360), (1280, 720), (1920, 1080), (480, 640)][rng.integers(4)]
+            count = PRESET.video(width, height, int(rng.integers(4, 601)))
+            per_group = max(1, (seq_len - 2) // (count.tokens_per_chunk + 11))
+            blocks = []
+            for start in range(0, count.chunks, per_group):
+                n = min(per_group, count.chunks - start)
+                blocks.append(Block("video", n * (count.tokens_per_chunk + 11), n * count.tokens_per_chunk))
+            blocks += [Block("text", text_len(rng, 30, 0.8)), Block("eos", 1)]
+        items.append((kind, blocks))
+    records = []
+    for kind, blocks in items:
+        layout = Layout(blocks)
+        records.append((kind, pieces(layout, opts)))
+    return records
+
+
+def draw_to_ratio(rng, records, ratio):
+    """Shuffle, then keep vision-bearing records only while vision stays within `ratio` of all tokens."""
+    order = rng.permutation(len(records))
+    kept, tokens, vision = [], 0, 0
+    for i in order:
+        kind, parts = records[i]
+        size = sum(p.length for p in parts)
+        v = sum(p.vision for p in parts)
+        if v and vision + v > ratio * (tokens + size):
+            continue
+        kept.append((i, parts))
+        tokens += size
+        vision += v
+    return kept
+
+
+def items_for_fusionforge(kept):
+    out = []
+    for doc, parts in kept:
+        for j, p in enumerate(parts):
+            info = {"id": f"d{doc}", "source": "bench", "modality": "x", "epoch": 0, "piece": j,
+                    "n_pieces": len(parts), "start": p.start, "media": []}
+            out.append(Item(p.kind, p.length, p.vision, info))
+    return out
+
+
+def items_for_anchors(kept, seq_len):
+    """(size, vision, doc, split) with long text pre-cut into L chunks (Fewer-Truncations chunking)."""
+    out = []
+    for doc, parts in kept:
+        for p in parts:
+            if p.kind == LONG:
+                for start in range(0, p.length, seq_len):
+                    out.append((min(seq_len, p.length - start), 0, doc, True))
+            else:
+                out.append((p.length, p.vision, doc, len(parts) > 1))
+    return out
+
+
+# ------------------------------------------------------------------ anchors
+def energon_example(items, seq_len, buffer=1000):
+    bins = []
+    for s in range(0, len(items), buffer):
+        samples = sorted(items[s:s + buffer], key=lambda x: x[0])
+        while samples:
+            batch, length = [], 0
+            while samples and length + samples[0][0] < seq_len:
+                sample = samples.pop(0)
+                batch.append(sample)
+                length += sample[0]
+            if not batch:  # an item of exactly L would loop forever in the example; it goes alone
+                batch.append(samples.pop(0))
+            bins.append(batch)
+    return bins
+
+
+def _search_for_fit(numbers, capacity):
+    index = bisect.bisect(numbers, capacity)
+    return -1 if index == 0 else index - 1
+
+
+def greedy_knapsack(items, seq_len, buffer=1000):
+    bins = []
+    for s in range(0, len(items), buffer):
+        chunk = sorted(items[s:s + buffer], key=lambda x: x[0])
+        sizes = [x[0] for x in chunk]
+        while sizes:
+            knapsack, remaining = [], seq_len
+            while True:
+                idx = _search_for_fit(sizes, remaining)
+                if idx == -1:
+                    break
+                remaining -= sizes[idx]
+                sizes.pop(idx)
+                knapsack.append(chunk.pop(idx))
+            bins.append(knapsack)
+    return bins
+
+
+def first_fit_decreasing(items, seq_len):
+    """Offline FFD; the first bin with room is found with a max segment tree (O(n log n))."""
+    order = sorted(items, key=lambda x: -x[0])
+    size = 1 << max(1, math.ceil(math.log2(len(order) + 1)))
+    tree = [0] * (2 * size)
+    bins = []
+    for item in order:
+        if tree[1] < item[0]:
+            b = len(bins)
+            bins.append([])
+            node = size + b
+            tree[node] = seq_len
+            node //= 2
+            while node:
+                tree[node] = max(tree[2 * node], tree[2 * node + 1])
+                node //= 2
+        node = 1
+        while node < size:
+            node = 2 * node if tree[2 * node] >= item[0] else 2 * node + 1
+        b = node - size
+        bins[b].append(item)
+        tree[node] -= item[0]
+        node //= 2
+        while node:
+            tree[node] = max(tree[2 * node], tree[2 * node + 1])
+            node //= 2
+    return bins
+
+
+# ------------------------------------------------------------------ metrics
+def metrics(sequences, seq_len, target, batch=256, band=0.05):
+    tokens = np.array([t for t, _ in sequences], np.int64)
+    vision = np.array([v for _, v in sequences], np.int64)
+    ratio = vision / np.maximum(tokens, 1)
+    windows = [(vision[i:i + batch].sum() / tokens[i:i + batch].sum()) for i in range(0, len(tokens) - batch + 1,
+                                                                                       batch)]
+    csum_t, csum_v = np.concatenate([[0], np.cumsum(tokens)]), np.concatenate([[0], np.cumsum(vision)])
+    sliding = (csum_v[batch:] - csum_v[:-batch]) / (csum_t[batch:] - csum_t[:-batch]) if len(tokens) >= batch else []
+    return {"sequences": len(tokens), "padding": 1 - tokens.sum() / (len(tokens) * seq_len),
+            "global": vision.sum() / tokens.sum(),
+            "window_err": max((abs(w - target) for w in windows), default=float("nan")),
+            "sliding_err": float(np.max(np.abs(np.asarray(sliding) - target))) if len(sliding) else float("nan"),
+            "p5": float(np.percentile(ratio, 5)), "mean": float(ratio.mean()), "p95": float(np.percentile(ratio, 95)),
+            "zero": float((vision == 0).mean()), "band": float((np.abs(ratio - target) <= band + 1e-12).mean())}
+
+
+def run_fusionforge(kept, seq_len, ratio, window):
+    items = items_for_fusionforge(kept)
+    by_kind = {k: [i for i in items if i.kind == k] for k in (VISION, TEXT, LONG)}
+    text = sum(i.size for i in by_kind[TEXT] + by_kind[LONG])
+    drawer = WindowDrawer(Stream(iter(by_kind[VISION])), Stream(iter(by_kind[TEXT])), Stream(iter(by_kind[LONG])),
+                          seq_len, window, ratio, sum(i.size for i in by_kind[LONG]) / text)
+    rows = []
+    started = time.perf_counter()
+    surplus = run_windows(drawer, PlanParams(seq_len, window, None, 0, 8), InlineRunner(), rows.extend)
+    seconds = time.perf_counter() - started
+    split = sum(1 for r in rows for s in r["segments"] if s["split"] and s["sample_start"] == 0)
+    left = sum(len(v) for v in surplus.values())
+    return [(r["tokens"], r["vision_tokens"]) for r in rows], seconds, len(items), split, left
+
+
+def run_anchor(fn, items, seq_len):
+    started = time.perf_counter()
+    bins = fn(items, seq_len)
+    seconds = time.perf_counter() - started
+    split = len({doc for b in bins for (_, _, doc, is_split) in b if is_split})
+    return [(sum(x[0] for x in b), sum(x[1] for x in b)) for b in bins], seconds, len(items), split, 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=float, default=60e6, help="tokens in the drawn item set, per length")
+    parser.add_argument("--ratio", type=float, default=0.10)
+    parser.add_argument("--window", type=int, default=256)
+    parser.add_argument("--lengths", default="8192,32768")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    for seq_len in (int(x) for x in args.lengths.split(",")):
+        rng = np.random.default_rng(args.seed)
+        n_text = int(args.tokens / 1650)
+        records = make_records(rng, seq_len, n_text, int(n_text * 0.25))
+        kept = draw_to_ratio(rng, records, args.ratio)
+        anchor_items = items_for_anchors(kept, seq_len)
+        results = {"fusionforge": run_fusionforge(kept, seq_len, args.ratio, args.window),
+                   "(a) energon example": run_anchor(energon_example, anchor_items, seq_len),
+                   "(b) nemo greedy_knapsack": run_anchor(greedy_knapsack, anchor_items, seq_len),
+                   "(c) offline FFD": run_anchor(first_fit_decreasing, anchor_items, seq_len)}
+        total = sum(sum(p.length for p in parts) for _, parts in kept)
+        vision = sum(sum(p.vision for p in parts) for _, parts in kept)
+        print(f"\nL={seq_len}: {len(kept):,} documents drawn, {total / 1e6:.1f}M tokens, item vision share "
+              f"{vision / total:.2%}, window {args.window} sequences, target r={args.ratio:.0%}")
+        header = (f"{'packer':26} {'seqs':>7} {'padding':>8} {'global':>7} {'win err':>8} {'slide err':>9} "
+                  f"{'p5':>6} {'mean':>6} {'p95':>6} {'zero-vis':>8} {'+-5pp':>6} {'split':>6} {'items/s':>9} "
+                  f"{'vs knap':>7}")
+        print(header)
+        knap_rate = results["(b) nemo greedy_knapsack"][2] / results["(b) nemo greedy_knapsack"][1]
+        for name, (seqs, seconds, n_items, split, left) in results.items():
+            m = metrics(seqs, seq_len, args.ratio, args.window)
+            rate = n_items / seconds
+            print(f"{name:26} {m['sequences']:7,} {m['padding']:8.3%} {m['global']:7.2%} {m['window_err']:8.2%} "
+                  f"{m['sliding_err']:9.2%} {m['p5']:6.1%} {m['mean']:6.1%} {m['p95']:6.1%} {m['zero']:8.1%} "
+                  f"{m['band']:6.1%} {split:6,} {rate:9,.0f} {rate / knap_rate:7.2f}"
+                  + (f"  ({left} items left as surplus)" if left else ""))
+
+
+if __name__ == "__main__":
+    main()

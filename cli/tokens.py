@@ -1,0 +1,69 @@
+"""``fusionforge tokens``: vision-token counts of image and video sizes under a preset."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import click
+from fusionforge.cli.options import library_errors
+
+_ITEM = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
+
+
+@click.command()
+@click.argument("items", nargs=-1, required=True)
+@click.option("--preset", default="kimi-k25", show_default=True,
+              type=click.Choice(["qwen2-vl", "kimi-k25", "kimi-vl", "llava-onevision", "custom"]))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a preset parameter (max_patches=4096, max_pixels=..., fit=pad, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@library_errors
+def tokens(items, preset, overrides, as_json):
+    """Print the resized size, the patch grid and the LLM tokens of each WxH image or WxHxF video.
+
+    \b
+    Example:
+      fusionforge tokens --preset kimi-k25 1920x1080 640x480x96 --json
+    """
+    from fusionforge.mixers.vision_tokens import get_preset
+
+    params = {}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{override!r} must look like key=value", param_hint="--set")
+        params[key] = value if key == "fit" else (value.lower() == "true" if value.lower() in ("true", "false")
+                                                  else int(value))
+    chosen = get_preset(preset, **params)
+    rows = []
+    for item in items:
+        match = _ITEM.match(item)
+        if not match:
+            raise click.BadParameter(f"{item!r} is not WxH or WxHxF", param_hint="ITEMS")
+        width, height, frames = int(match[1]), int(match[2]), match[3]
+        try:
+            count = chosen.video(width, height, int(frames)) if frames else chosen.image(width, height)
+        except ValueError as exc:
+            rows.append({"item": item, "error": str(exc)})
+            continue
+        rows.append({"item": item, "kind": "video" if frames else "image", "resized": [count.resized_width,
+                     count.resized_height], "grid": list(count.grid), "tokens": count.tokens,
+                     "wrapper_tokens": count.wrapper_tokens, "total": count.total,
+                     **({"chunks": count.chunks} if frames else {})})
+    if as_json:
+        click.echo(json.dumps({"preset": preset, "overrides": params, "items": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"vision tokens, preset {preset}", header_style="bold")
+    for column in ("item", "resized", "grid (t,h,w)", "tokens", "wrapper", "total"):
+        table.add_column(column, justify="left" if column == "item" else "right")
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["item"], "error", row["error"], "", "", "")
+        else:
+            table.add_row(row["item"], "x".join(map(str, row["resized"])), ",".join(map(str, row["grid"])),
+                          f"{row['tokens']:,}", str(row["wrapper_tokens"]), f"{row['total']:,}")
+    Console().print(table)

@@ -1,0 +1,176 @@
+"""``fusionforge pack``: count -> mix -> draw windows -> pack (in parallel) -> plan, ledger, report.
+
+1. Counting (Ray Data, one task or actor batch per input shard, resumable by markers): every record
+   gets text and vision tokens and is cut into pieces (``pack_items``).
+2. Mixture: per-source token targets from the counts (``mixture``).
+3. Streams: per kind (vision / short text / long text) and source, the chosen pieces in a seeded
+   order, one input shard in memory at a time; sources merged by their token shares (``streams``).
+4. Windows: drawn in the driver, packed by workers, written in order (``planner``): ``plan.parquet``.
+5. Ledger (every input record's fate), ``report.json``, ``config.yaml``, ``_SUCCESS``; with
+   ``materialize``, WebDataset shards of packed samples (``materialize``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fusionforge.mixers.mixture import load_mixture, plan_mixture
+from fusionforge.mixers.pack_items import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
+from fusionforge.mixers.pack_ledger import write_ledger
+from fusionforge.mixers.pack_metrics import PackMetrics
+from fusionforge.mixers.planner import InlineRunner, PlanParams, RayRunner, run_windows
+from fusionforge.mixers.streams import PLAN_SCHEMA, build_drawer
+from fusionforge.pipelines.core.config import dump_config
+from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic
+from fusionforge.pipelines.core.runner import make_executor
+from fusionforge.pipelines.core.stage import StageSpec
+from fusionforge.pipelines.job import REPORT, SUCCESS, prepare_output
+from fusionforge.pipelines.transform import ManifestSource
+
+PLAN = "plan.parquet"
+
+
+@dataclass(frozen=True)
+class PackConfig:
+    """Everything that decides a pack plan; dumped to ``config.yaml``."""
+
+    input: str
+    output: str
+    seq_len: int = 8192
+    vision_ratio: float | None = None  # None: the corpus's own share, kept steady in every window
+    ratio_tolerance: float = 0.01
+    vision_preset: str = "kimi-k25"
+    preset_overrides: dict[str, Any] = field(default_factory=dict)
+    tokenizer: str | None = None
+    tiktoken_pattern: str | None = None
+    mixture: str | None = None
+    window: int = 256
+    seq_vision_max: float | None = None
+    video_group_tokens: int | None = None
+    eos: bool = True
+    seed: int = 0
+    lag: int = 8
+    materialize: bool = False
+    samples_per_shard: int = 1000
+    executor: str = "ray"
+    ray_address: str | None = None
+    num_cpus: int | None = None
+    resume: bool = False
+
+    def check(self) -> None:
+        if self.seq_len < 16:
+            raise ConfigError(f"--seq-len must be at least 16, got {self.seq_len}")
+        if self.vision_ratio is not None and not 0 <= self.vision_ratio <= 1:
+            raise ConfigError(f"--vision-ratio must be within [0, 1], got {self.vision_ratio}")
+        if self.seq_vision_max is not None and not 0 < self.seq_vision_max <= 1:
+            raise ConfigError(f"--seq-vision-max must be within (0, 1], got {self.seq_vision_max}")
+        if self.window < 1 or self.lag < 1:
+            raise ConfigError("--window and --lag must be at least 1")
+
+    @property
+    def seq_vision_cap(self) -> int | None:
+        return int(self.seq_vision_max * self.seq_len) if self.seq_vision_max is not None else None
+
+
+def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) a pack; return the report, also written to ``report.json``."""
+    cfg.check()
+    started = time.monotonic()
+    out = Path(cfg.output)
+    mixture = load_mixture(cfg.mixture) if cfg.mixture else None
+    hash_seed = mixture.seed if mixture else cfg.seed
+    source = ManifestSource(cfg.input)
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("executor", "ray_address", "num_cpus",
+                                                                               "resume", "output")}
+    mixture_text = Path(cfg.mixture).read_text() if cfg.mixture else None
+    if prepare_output(out, {"settings": settings, "mixture": mixture_text, "input": str(Path(cfg.input).resolve())},
+                      cfg.resume):
+        return json.loads((out / REPORT).read_text())
+    say = on_stage or (lambda _message: None)
+
+    say("counting tokens")
+    partitions = source.partitions()
+    todo = [p for p in partitions if read_marker(out, f"items-{p:06d}") is None]
+    spec = StageSpec(PackItems, {"seq_len": cfg.seq_len, "preset": cfg.vision_preset,
+                                 "preset_overrides": dict(cfg.preset_overrides), "tokenizer": cfg.tokenizer,
+                                 "pattern": cfg.tiktoken_pattern, "seq_vision_cap": cfg.seq_vision_cap,
+                                 "video_group_tokens": cfg.video_group_tokens, "eos": cfg.eos, "hash_seed": hash_seed})
+    executor = make_executor(cfg.executor, cfg.ray_address, cfg.num_cpus)
+    if todo:
+        executor.run(source, [spec], partial(write_items, ItemsLayout(str(out))), todo)
+    summaries = [read_marker(out, f"items-{p:06d}") for p in partitions]
+
+    say("mixing")
+    source_tokens: dict[str, int] = {}
+    for summary in summaries:
+        for name, kinds in summary["tokens"].items():
+            source_tokens[name] = source_tokens.get(name, 0) + kinds["0"] + kinds["1"] + kinds["2"]
+    plan = plan_mixture(mixture, source_tokens, merge_histograms(summaries), seed=hash_seed)
+
+    say("packing windows")
+    drawer, natural = build_drawer(out / ITEMS_DIR, summaries, plan, cfg, hash_seed)
+    ratio = drawer.ratio
+    metrics = PackMetrics(cfg.seq_len, ratio, cfg.window)
+    params = PlanParams(cfg.seq_len, cfg.window, cfg.seq_vision_cap, cfg.seed, cfg.lag)
+    runner = RayRunner(executor.ray) if cfg.executor == "ray" else InlineRunner()
+    with atomic_path(out / PLAN) as tmp, pq.ParquetWriter(tmp, PLAN_SCHEMA) as writer:
+        next_id = [0]
+
+        def sink(rows: list[dict[str, Any]]) -> None:
+            metrics.add_window(rows)
+            for row in rows:
+                row["sequence_id"] = next_id[0]
+                next_id[0] += 1
+            if rows:
+                writer.write_table(pa.Table.from_pylist(rows, schema=PLAN_SCHEMA))
+
+        surplus = run_windows(drawer, params, runner, sink)
+
+    say("writing the ledger")
+    surplus_keys = np.array(sorted((item.info["partition"] << 32) | item.info["row"]
+                                   for items in surplus.values() for item in items if item.offset == 0), np.int64)
+    ledger = write_ledger(out, partitions, plan, surplus_keys)
+    summary = metrics.summary()
+    report = {
+        "step": "pack", "input": cfg.input, "plan": PLAN, "inputs": ledger["inputs"], "kept": ledger["kept"],
+        "dropped": ledger["dropped"], "failed": ledger["failed"], "reasons": ledger["reasons"],
+        **summary,
+        "vision_ratio_source": "given" if cfg.vision_ratio is not None else "corpus",
+        "corpus_vision_ratio": natural,
+        "within_tolerance": {"tolerance": cfg.ratio_tolerance,
+                             "global": abs(summary["global_ratio_error"]) <= cfg.ratio_tolerance,
+                             "windows": summary["window_ratio_error_max"] <= cfg.ratio_tolerance},
+        "rejected_oversize": sum(v for s in summaries for k, v in s["rejected"].items() if "oversize" in k),
+        "resized_media": sum(s["resized"] for s in summaries),
+        "surplus_items": {k: len(v) for k, v in surplus.items()},
+        "mixture": plan.report(summary["tokens_by_source"]),
+        "text_tokens_method": _method(cfg),
+        "vision_preset": cfg.vision_preset,
+    }
+    if cfg.materialize:
+        say("materializing shards")
+        from fusionforge.mixers.materialize import materialize
+
+        report["materialized"] = materialize(out, source, cfg)
+    report["seconds"] = round(time.monotonic() - started, 3)
+    dump_config(out / "config.yaml", {**dataclasses.asdict(cfg), "step": "pack"})
+    write_json_atomic(out / REPORT, report)
+    (out / SUCCESS).write_text("ok\n")
+    return report
+
+
+def _method(cfg: PackConfig) -> str:
+    if cfg.tokenizer is None:
+        return "estimate:chars/4 (no --tokenizer given: text token counts are estimates)"
+    return f"tokenizer:{cfg.tokenizer}"

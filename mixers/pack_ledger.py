@@ -1,0 +1,59 @@
+"""The pack ledger: every input record's fate, partition by partition (kept, or dropped with a reason).
+
+Reasons: ``mixers_pack_items_v1:oversize_*`` (too large even shrunk), ``pack:not_in_mixture`` (its
+source has no share), ``pack:not_sampled`` (the mixture's partial epoch did not choose it),
+``pack:surplus`` (chosen, but the target vision ratio left no room for it: the other kind ran out).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fusionforge.mixers.mixture import MixturePlan
+from fusionforge.mixers.pack_items import ITEMS_DIR
+from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.io import atomic_path
+from fusionforge.pipelines.core.ledger import DROPPED, KEPT, LEDGER_SCHEMA, ledger_summary
+from fusionforge.pipelines.writers.manifest import LEDGER
+
+
+def write_ledger(out: Path, partitions: list[int], plan: MixturePlan, surplus_keys: np.ndarray) -> dict[str, Any]:
+    """Write ``ledger.parquet``; ``surplus_keys`` are sorted ``partition << 32 | row`` of untouched surplus pieces."""
+    keys, counts = np.unique(surplus_keys, return_counts=True) if len(surplus_keys) else (surplus_keys, surplus_keys)
+    with atomic_path(out / LEDGER) as tmp, pq.ParquetWriter(tmp, LEDGER_SCHEMA) as writer:
+        for partition in partitions:
+            table = pq.read_table(out / ITEMS_DIR / f"part-{partition:06d}.parquet",
+                                  columns=[S.ID, S.SOURCE, S.MODALITY, S.INPUT_FILE, S.INPUT_POSITION, "row", "u",
+                                           "reject", "piece", "n_pieces"],
+                                  filters=[("piece", "<=", 0)])
+            rows = table.to_pylist()
+            statuses, reasons = [], []
+            for row in rows:
+                reason = _reason(row, partition, plan, keys, counts)
+                statuses.append(DROPPED if reason else KEPT)
+                reasons.append(reason)
+            ledger = pa.table({S.ID: table.column(S.ID), S.SOURCE: table.column(S.SOURCE),
+                               S.MODALITY: table.column(S.MODALITY), S.INPUT_FILE: table.column(S.INPUT_FILE),
+                               S.INPUT_POSITION: table.column(S.INPUT_POSITION),
+                               "status": pa.array(statuses, pa.string()), "reason": pa.array(reasons, pa.string()),
+                               "step": pa.array(["pack"] * len(rows), pa.string())}, schema=LEDGER_SCHEMA)
+            writer.write_table(ledger)
+    return ledger_summary(out / LEDGER)
+
+
+def _reason(row: dict[str, Any], partition: int, plan: MixturePlan, keys: np.ndarray, counts: np.ndarray) -> str | None:
+    if row["reject"]:
+        return row["reject"]
+    if row[S.SOURCE] not in plan.targets:
+        return "pack:not_in_mixture"
+    instances = plan.instances(row[S.SOURCE], row["u"])
+    if instances == 0:
+        return "pack:not_sampled"
+    key = (partition << 32) | row["row"]
+    at = int(np.searchsorted(keys, key))
+    unplaced = int(counts[at]) if at < len(keys) and keys[at] == key else 0
+    return "pack:surplus" if unplaced >= instances * row["n_pieces"] else None

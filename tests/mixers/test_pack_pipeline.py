@@ -1,0 +1,122 @@
+"""``pack`` end to end on the sample corpus: plan, ledger accounting, Ray = in-process, resume, materialize."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+from click.testing import CliRunner
+from fusionforge.cli.main import cli
+from fusionforge.mixers.pack_job import PackConfig, run_pack
+from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.shard import ShardConfig, run_shard
+
+
+@pytest.fixture(scope="module")
+def sharded(sample_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pack") / "shards"
+    corpus = {k: sample_corpus[k] for k in ("web", "news", "photos", "pairs", "docs", "clips")}
+    run_shard(ShardConfig(inputs=tuple(f"{k}={v}" for k, v in corpus.items()), output=str(out), shard_count=12,
+                          executor="local"))
+    return out
+
+
+def _pack(sharded, out, **kwargs):
+    params = {"seq_len": 1024, "vision_ratio": 0.1, "window": 4, "executor": "local", **kwargs}
+    return run_pack(PackConfig(input=str(sharded), output=str(out), **params))
+
+
+def test_plan_accounts_for_every_record_and_token(sharded, tiny_tokenizer, tmp_path):
+    report = _pack(sharded, tmp_path / "p", tokenizer=str(tiny_tokenizer))
+    manifest = pq.read_table(sharded / "manifest.parquet")
+    ledger = pq.read_table(tmp_path / "p" / "ledger.parquet")
+    assert ledger.num_rows == manifest.num_rows == report["inputs"] == report["kept"] + report["dropped"]
+    assert set(ledger.column("id").to_pylist()) == set(manifest.column("id").to_pylist())
+    plan = pq.read_table(tmp_path / "p" / "plan.parquet").to_pylist()
+    assert [r["sequence_id"] for r in plan] == list(range(len(plan)))
+    kept = {r["id"] for r in ledger.to_pylist() if r["status"] == "kept"}
+    placed = {s["sample_id"] for r in plan for s in r["segments"]}
+    assert placed == kept
+    for row in plan:
+        assert row["tokens"] <= 1024 and row["cu_seqlens"][-1] == row["tokens"]
+        assert row["vision_tokens"] == sum(s["vision_tokens"] for s in row["segments"])
+    assert report["text_tokens_method"] == f"tokenizer:{tiny_tokenizer}"
+    assert abs(report["global_vision_ratio"] - 0.1) < 0.01
+    assert report["vision_tokens"] > 0 and report["sequences"] == len(plan)
+    surplus = [r for r in ledger.to_pylist() if r["reason"] == "pack:surplus"]
+    assert len(surplus) == report["dropped"]
+
+
+def test_estimate_is_labelled_and_oversize_images_are_resized(sharded, tmp_path):
+    report = _pack(sharded, tmp_path / "e", seq_len=32, vision_ratio=None, window=2,
+                   preset_overrides={"max_patches": 16384})
+    assert report["text_tokens_method"].startswith("estimate")
+    assert report["resized_media"] > 0  # a 160x160 image costs 36 + 4 tokens at kimi-k25 defaults
+    plan = pq.read_table(tmp_path / "e" / "plan.parquet").to_pylist()
+    assert all(r["tokens"] <= 32 for r in plan)
+    images = [m for r in plan for s in r["segments"] for m in s["media"] if m["kind"] == "image"]
+    assert images and all(m["vision_tokens"] <= 28 for m in images)
+
+
+@pytest.mark.ray
+def test_ray_plan_equals_in_process_plan(ray_session, sharded, tmp_path):
+    _pack(sharded, tmp_path / "local")
+    _pack(sharded, tmp_path / "ray", executor="ray")
+    for name in ("plan.parquet", "ledger.parquet"):
+        assert pq.read_table(tmp_path / "ray" / name).equals(pq.read_table(tmp_path / "local" / name))
+
+
+def test_mixture_and_resume(sharded, tmp_path):
+    mix = tmp_path / "mix.yaml"
+    mix.write_text("seed: 3\nmax_epochs: 2\nsources:\n  web: {proportion: 0.5}\n  photos: {proportion: 0.3}\n"
+                   "  docs: {repeat: 2}\n")
+    report = _pack(sharded, tmp_path / "m", mixture=str(mix), vision_ratio=None)
+    assert set(report["mixture"]) == {"web", "photos", "docs"}
+    assert report["mixture"]["docs"]["epochs"] == 2.0
+    assert report["reasons"].get("pack:not_in_mixture", 0) > 0
+    plan = pq.read_table(tmp_path / "m" / "plan.parquet").to_pylist()
+    epochs = {s["epoch"] for r in plan for s in r["segments"] if s["source"] == "docs"}
+    assert epochs == {0, 1}
+    with pytest.raises(ConfigError, match="not empty"):
+        _pack(sharded, tmp_path / "m", mixture=str(mix), vision_ratio=None)
+    again = _pack(sharded, tmp_path / "m", mixture=str(mix), vision_ratio=None, resume=True)
+    assert again == report
+    (tmp_path / "m" / "_SUCCESS").unlink()
+    (tmp_path / "m" / "plan.parquet").unlink()
+    resumed = _pack(sharded, tmp_path / "m", mixture=str(mix), vision_ratio=None, resume=True)
+    assert pq.read_table(tmp_path / "m" / "plan.parquet").to_pylist() == plan
+    assert resumed["sequences"] == report["sequences"]
+
+
+def test_materialize_writes_token_ids_and_media_in_order(sharded, tiny_tokenizer, tmp_path):
+    report = _pack(sharded, tmp_path / "w", tokenizer=str(tiny_tokenizer), materialize=True, samples_per_shard=5)
+    assert report["materialized"]["samples"] == report["sequences"]
+    shards = sorted(str(p) for p in (tmp_path / "w" / "packed").glob("*.tar"))
+    samples = list(wds.WebDataset(shards, shardshuffle=False))
+    assert len(samples) == report["sequences"]
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tiny_tokenizer / "tokenizer.json"))
+    pad = tok.token_to_id("<|media_pad|>")
+    for sample in samples:
+        header = json.loads(sample["json"])
+        ids = np.load(__import__("io").BytesIO(sample["input_ids.npy"]))
+        assert ids.shape == (1024,)
+        assert int((ids[: header["tokens"]] == pad).sum()) == header["vision_tokens"]
+        for span in header["media"]:
+            assert span["member"].split(".", 1)[1] in sample
+            assert (ids[span["offset"]: span["offset"] + 1] != pad).all() or span["kind"] == "video"
+        assert header["cu_seqlens"][-1] == header["tokens"]
+
+
+def test_cli_pack_and_tokens(sharded, tmp_path):
+    result = CliRunner().invoke(cli, ["pack", str(sharded), "-o", str(tmp_path / "c"), "--seq-len", "2048",
+                                      "--vision-ratio", "0.1", "--window", "4", "--executor", "local", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["seq_len"] == 2048
+    result = CliRunner().invoke(cli, ["tokens", "--preset", "qwen2-vl", "640x480", "64x48x7", "1x300", "--json"])
+    rows = json.loads(result.stdout)["items"]
+    assert rows[0]["tokens"] == 17 * 23 and rows[1]["chunks"] == 4 and "aspect" in rows[2]["error"]
+    bad = CliRunner().invoke(cli, ["pack", str(sharded), "-o", str(tmp_path / "d"), "--vision-ratio", "2"])
+    assert bad.exit_code != 0 and "--vision-ratio" in bad.output
