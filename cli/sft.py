@@ -88,11 +88,13 @@ def build(inputs, output, mixture, evals, ngram, tokenizer, max_tokens, val_frac
 @click.option("--memory-mb", type=int, default=512, show_default=True, help="Address-space limit of a sandbox.")
 @click.option("--network", type=click.Choice(["auto", "namespace", "block"]), default="auto", show_default=True,
               help="How the sandbox is cut off: a new network namespace (unshare -n), or sockets disabled in-process.")
+@click.option("--partition-kb", type=float, default=4.0, show_default=True,
+              help="QA input bytes per unit of work (about a dozen rows): sandbox sessions spread over the workers.")
 @executor_options
 @run_options
 @library_errors
-def synth_vision_proxy(inputs, output, n_generate, tasks, timeout_s, memory_mb, network, executor, ray_address,
-                       num_cpus, seed, resume, strict, as_json):
+def synth_vision_proxy(inputs, output, n_generate, tasks, timeout_s, memory_mb, network, partition_kb, executor,
+                       ray_address, num_cpus, seed, resume, strict, as_json):
     """Turn image questions with known answers into verified, pixel-free tool-use trajectories.
 
     Each INPUT is a JSONL/Parquet file of rows {"image": PATH (relative to the file), "question",
@@ -111,8 +113,8 @@ def synth_vision_proxy(inputs, output, n_generate, tasks, timeout_s, memory_mb, 
     cfg = SynthConfig(
         inputs=tuple(inputs), output=output, generate=n_generate,
         tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()), seed=seed, timeout_s=timeout_s,
-        memory_mb=memory_mb, network=network, strict=strict, resume=resume, executor=executor,
-        ray_address=ray_address, num_cpus=num_cpus,
+        memory_mb=memory_mb, network=network, partition_kb=partition_kb, strict=strict, resume=resume,
+        executor=executor, ray_address=ray_address, num_cpus=num_cpus,
     )
     with partition_progress("synth-vision-proxy") as (on_plan, on_partition):
         report = run_synth(cfg, on_plan=on_plan, on_partition=on_partition)

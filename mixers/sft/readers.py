@@ -199,7 +199,7 @@ def _content(value: Any, media: list[str], turn: int) -> str:
         elif isinstance(part, dict):
             kind = part.get("type") or next((k for k in part if k in MEDIA_PART_TYPES), "text")
             if kind in TEXT_PART_TYPES or kind == "refusal":
-                texts.append(str(part.get("text", part.get("refusal", ""))))
+                texts.append(str(part.get("text") or part.get("refusal") or ""))
             else:
                 media.append(f"{kind} part in turn {turn}")
         else:

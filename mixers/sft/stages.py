@@ -71,6 +71,9 @@ class SftParse(Stage):
         if found and self.strip_vision:
             stripped = len(media) + strip_conversation(conv, self.scanner)
             conv.meta["vision_stripped"] = stripped
+            left = conversation_traces(conv, self.scanner)  # in names, which are not rewritten
+            if left:
+                reason = f"vision_content: {len(left)} vision part(s) that cannot be stripped: {'; '.join(left[:3])}"
         elif found:
             shown = "; ".join(found[:3]) + (f"; +{len(found) - 3} more" if len(found) > 3 else "")
             reason = f"vision_content: {len(found)} vision part(s): {shown}"

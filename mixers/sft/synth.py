@@ -67,12 +67,15 @@ def synthesize(qa: dict[str, Any], qa_file: str, record_id: str, source: str, li
     except BadImage as exc:
         return Outcome(None, f"undecodable_image: {resolved}: {exc}")
     rng = random.Random(f"{seed}:{record_id}")
-    params = qa.get("params") if isinstance(qa.get("params"), dict) else {}
+    params = qa.get("params") or {}
     try:
+        tolerance = float(params.get("tolerance", 0))
         program = (user_program(qa["program"], qa.get("final")) if "program" in qa
                    else build_program(str(qa.get("task")), params, image, rng))
     except UnsupportedTask as exc:
         return Outcome(None, str(exc))
+    except (ValueError, TypeError, AttributeError) as exc:
+        return Outcome(None, f"bad_field: 'params' {params!r}: {exc}")
     outputs, problem = _execute(program, image, resolved, limits)
     if problem:
         return Outcome(None, problem)
@@ -80,7 +83,7 @@ def synthesize(qa: dict[str, Any], qa_file: str, record_id: str, source: str, li
     expected = str(qa["answer"])
     if predicted is None:
         return Outcome(None, "no_result: the last cell printed no 'result: ...' line")
-    if not answers_match(predicted, expected, float(params.get("tolerance", 0))):
+    if not answers_match(predicted, expected, tolerance):
         return Outcome(None, f"wrong_answer: the code found {predicted!r}, the ground truth is {expected!r}", predicted)
     conv = _conversation(qa, image, program, outputs, predicted)
     conv.meta = {"format": "openai", "synthesis": "vision_proxy", "task": qa.get("task") or "custom",

@@ -97,7 +97,11 @@ def conversation_traces(conv: Conversation, scanner: VisionScanner) -> list[str]
 
 
 def strip_conversation(conv: Conversation, scanner: VisionScanner) -> int:
-    """Remove every vision trace from the conversation's text, in place; return how many."""
+    """Remove every vision trace from the conversation's text, in place; return how many.
+
+    Names (of tools, calls, tool turns) are not rewritten, since that would break the links
+    between calls and results: a trace left there is still found by ``conversation_traces``.
+    """
     removed = 0
     if conv.system:
         conv.system, n = scanner.strip(conv.system)
@@ -109,6 +113,15 @@ def strip_conversation(conv: Conversation, scanner: VisionScanner) -> int:
             if call.arguments is not None:
                 call.arguments, n = _strip_value(call.arguments, scanner)
                 removed += n
+    for tool in conv.tools:
+        tool.description, n = scanner.strip(tool.description)
+        removed += n
+        if tool.parameters is not None:
+            tool.parameters, n = _strip_value(tool.parameters, scanner)
+            removed += n
+    if "extra" in conv.meta:
+        conv.meta["extra"], n = _strip_value(conv.meta["extra"], scanner)
+        removed += n
     return removed
 
 
@@ -131,13 +144,16 @@ def _texts(conv: Conversation) -> Iterable[tuple[str, str]]:
     if conv.system:
         yield "the system prompt", conv.system
     for i, message in enumerate(conv.messages, start=1):
-        yield f"turn {i}", message.content
+        for text in _strings([message.content, message.name]):
+            yield f"turn {i}", text
         for call in message.tool_calls:
-            for text in _strings(call.arguments if call.arguments is not None else call.raw_arguments):
+            for text in _strings([call.name, call.arguments if call.arguments is not None else call.raw_arguments]):
                 yield f"turn {i} tool call {call.name}", text
     for tool in conv.tools:
-        for text in _strings([tool.description, tool.parameters]):
+        for text in _strings([tool.name, tool.description, tool.parameters]):
             yield f"tool {tool.name}", text
+    for text in _strings(conv.meta.get("extra")):
+        yield "the row's other fields", text
 
 
 def _strings(value: Any) -> Iterable[str]:

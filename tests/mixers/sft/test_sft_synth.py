@@ -94,7 +94,8 @@ def test_user_qa_files_keep_right_answers_and_reject_everything_else_with_a_reas
     (tmp_path / "qa" / "pics" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     count = {"task": "count", "params": {"color": "red"}, "question": "How many red shapes are there?"}
     loop = [{"say": "Let me look.", "code": "while True:\n    pass"}]
-    hog = [{"say": "Let me load everything.", "code": "blocks = []\nwhile True:\n    blocks.append(bytearray(2**24))"}]
+    hog = [{"say": "Let me load everything.",  # address space grows without bound, fast even on a busy machine
+            "code": "import numpy as np\nblocks = []\nwhile True:\n    blocks.append(np.empty(2**26, np.uint8))"}]
     custom = [{"say": "I'll measure the image.", "code": "from PIL import Image\nimg = Image.open('pics/three.png')\n"
                                                          "print('result:', img.size[0])"}]
     rows = [
@@ -108,6 +109,8 @@ def test_user_qa_files_keep_right_answers_and_reject_everything_else_with_a_reas
         {"id": "broken", "image": "pics/broken.png", "answer": "3", **count},
         {"id": "odd-task", "image": "pics/three.png", "question": "q?", "answer": "1", "task": "ocr"},
         {"id": "no-answer", "image": "pics/three.png", "question": "q?", "task": "count"},
+        {"id": "bad-params", "image": "pics/three.png", "answer": "3", **count, "params": {"color": "red",
+                                                                                        "tolerance": "some"}},
         '{"id": "cut", "image": ',
     ]
     qa = write_jsonl(tmp_path / "qa" / "user_qa.jsonl", rows)
@@ -126,7 +129,8 @@ def test_user_qa_files_keep_right_answers_and_reject_everything_else_with_a_reas
     assert reasons["mine/broken"].startswith("sft_synthesize_v1:undecodable_image")
     assert reasons["mine/odd-task"].startswith("sft_synthesize_v1:unknown_task")
     assert reasons["mine/no-answer"].startswith("sft_synthesize_v1:bad_field: 'answer'")
-    assert reasons["mine/user_qa.jsonl#10"].startswith("read:malformed_json")
+    assert reasons["mine/bad-params"].startswith("sft_synthesize_v1:bad_field: 'params'")
+    assert reasons["mine/user_qa.jsonl#11"].startswith("read:malformed_json")
     ledger = pq.read_table(out / "ledger.parquet").to_pylist()
     assert len(ledger) == len(rows) == report["inputs"] == report["kept"] + report["dropped"] + report["failed"]
 

@@ -39,6 +39,9 @@ VISION_ROWS = [
                   {"role": "assistant", "content": "ok"}]},
     {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AAAA"}}, "hi"]},
                   {"role": "assistant", "content": "ok"}]},
+    {"caption": "<image> a dog",
+     "messages": [{"role": "user", "content": "describe"}, {"role": "assistant", "content": "ok"}],
+     "tools": [{"type": "function", "function": {"name": "f", "description": "see <image>"}}]},
 ]
 
 
@@ -49,6 +52,7 @@ def test_every_kind_of_vision_part_is_caught_and_rejected_with_a_reason():
     assert "<image> in turn 1" in reasons[0]
     assert "image_url part in turn 1" in reasons[2]
     assert "row field 'image'" in reasons[5]
+    assert "<image> in tool f" in reasons[8] and "<image> in the row's other fields" in reasons[8]
     assert out.column(S.stage_column("sft_parse_v1", "vision_parts")).to_pylist()[1] == 3
 
 
@@ -69,6 +73,17 @@ def test_strip_vision_removes_every_part_and_marks_the_sample():
         assert count_vision_parts(C.output_row("x", "s", conv), scanner) == 0
     first = C.loads(out.column(CONVERSATION)[0].as_py())
     assert first.messages[0].content == "What colour is the car?"
+    last = C.loads(out.column(CONVERSATION)[8].as_py())
+    assert last.tools[0].description == "see" and last.meta["extra"] == {"caption": "a dog"}
+
+
+def test_traces_in_names_cannot_be_stripped_and_are_rejected():
+    row = {"messages": [{"role": "user", "content": "x"},
+                        {"role": "assistant", "content": None, "tool_calls": [
+                            {"id": "c", "type": "function", "function": {"name": "<image>", "arguments": "{}"}}]},
+                        {"role": "tool", "tool_call_id": "c", "content": "y"}, {"role": "assistant", "content": "z"}]}
+    reason = SftParse(strip_vision=True)(batch([row])).column(S.DROP_REASON)[0].as_py()
+    assert reason.startswith("sft_parse_v1:vision_content: 1 vision part(s) that cannot be stripped")
 
 
 def test_placeholder_list_is_configurable():
