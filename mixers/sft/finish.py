@@ -161,10 +161,15 @@ def _report(out: Path, fates: Fates, rows: dict[str, int], cfg: BuildConfig, fou
     ledger = ledger_summary(out / "ledger.parquet")
     kept = fates.kept()
     by_source: dict[str, dict[str, Any]] = {}
-    for source in fates.sources:
+    for i, source in enumerate(fates.sources):
         entry = by_source.setdefault(source, {"inputs": 0, "kept": 0, "train": 0, "val": 0, "train_rows": 0,
-                                              "train_tokens": 0, "val_tokens": 0, "with_tool_calls": 0})
+                                              "train_tokens": 0, "val_tokens": 0, "with_tool_calls": 0,
+                                              "reasons": {}})
         entry["inputs"] += 1
+        why = fates.errors[i] or fates.reasons[i]
+        if why:
+            key = why.split(": ", 1)[0]
+            entry["reasons"][key] = entry["reasons"].get(key, 0) + 1
     for i in kept:
         entry = by_source[fates.sources[i]]
         split = fates.split[i]

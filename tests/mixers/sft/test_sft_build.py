@@ -91,6 +91,8 @@ def test_build_writes_a_validated_deduplicated_decontaminated_zero_vision_set(in
     assert report["dedup"] == {"exact": 1, "near": 1, "near_threshold": 0.8}
     assert report["decontamination"]["eval_sets"]["arith"]["matched_conversations"] == 1
     assert report["by_source"]["chat"]["tool_use_share"] == pytest.approx(1 / 7, abs=1e-3)
+    assert report["by_source"]["share"]["reasons"] == {"sft_validate_v1:role_order": 1}
+    assert report["by_source"]["alpaca"]["kept"] == 1 and report["by_source"]["chat"]["inputs"] == 14
     assert report["tokens"]["method"].startswith("estimate")
     tool_row = next(row for row in train if row["id"] == "chat/t1")
     assert tool_row["tools"][0]["function"]["name"] == "get_weather"
