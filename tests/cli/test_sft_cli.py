@@ -36,3 +36,11 @@ def test_cli_errors_are_clean(tmp_path):
     assert result.exit_code != 0 and "--val-fraction must be in [0, 1)" in result.output
     result = CliRunner().invoke(cli, ["sft", "synth-vision-proxy", "-o", str(tmp_path / "p"), "--executor", "local"])
     assert result.exit_code != 0 and "--generate N" in result.output
+
+
+def test_strict_stops_at_the_first_unreadable_row(tmp_path):
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(json.dumps({"instruction": "hi", "output": "hello"}) + "\n" + '{"text": "no chat"}\n')
+    result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
+                                      "--strict"])
+    assert result.exit_code != 0 and f"{chats}:2" in result.output and "unknown_format" in result.output
