@@ -34,6 +34,7 @@ demo: setup
 	$(VENV)/bin/fusionforge demo -o $(DEMO_DIR)
 
 test: setup
+	@bash scripts/install-system-deps.sh --test
 	@rc=0; $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure, not a pass" >&2; exit 1; fi; \
 	exit $$rc
@@ -44,6 +45,9 @@ lint: setup
 bench: setup
 	$(PY) -m pip install --quiet -r bench/requirements.txt 2> >(grep -v "is ignored" >&2)
 	$(PY) bench/shard_throughput.py
+	$(PY) bench/pack.py
+	$(PY) bench/rft.py
+	$(PY) bench/audit.py
 	$(PY) bench/sft.py
 
 clean:

@@ -49,6 +49,8 @@ def demo(output, seed, executor, ray_address, num_cpus):
     console.print(_by_source(report))
     _pack_step(console, out, cfg.output, executor, ray_address, num_cpus, seed)
     _sft_step(out, cfg.output, seed, executor, ray_address, num_cpus, console)
+    _rft_step(console, out, seed)
+    audit_step(out, console, executor, ray_address, num_cpus)
     console.print(f"[bold]demo finished[/] in {time.monotonic() - started:.1f} s; outputs under {out}/")
 
 
@@ -115,3 +117,59 @@ def _sft_step(out: Path, shard_dir: str, seed: int, executor: str, ray_address, 
     table.add_row("tool-use share", f"{report['tool_use_share']['conversations']:.0%}")
     table.add_row("vision check", report["vision"]["check"].split(" in ")[0])
     console.print(table)
+
+
+# --- rft step (issue 8): rejection sampling against a local tiny model, a plumbing demonstration ---------
+def _rft_step(console: Console, out: Path, seed: int) -> None:
+    """Build a random-weight 2-layer model, serve it with `transformers serve`, run a small RFT loop on it.
+
+    It does not read the previous steps' output (RFT starts from prompts with verifiable answers):
+    it shows the loop's plumbing (sampling k answers, verifying, rounds, buckets, outputs) end to end.
+    """
+    import json
+
+    from fusionforge.cli.rft import summary_table as rft_table
+    from fusionforge.rft.clients import OpenAIClient, Sampling
+    from fusionforge.rft.loop import RFTConfig, run_rft
+    from fusionforge.rft.serve import TransformersServer, sampling_body
+    from fusionforge.rft.tiny_model import build_tiny_model
+
+    started = time.monotonic()
+    folder = out / "rft"
+    model = build_tiny_model(folder / "model", seed=seed)
+    prompts = folder / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"sum-{a}-{b}", "question": f"What is {a} + {b} ?", "answer": a + b,
+                                           "task": "numeric"}) + "\n" for a, b in ((1, 2), (2, 2), (3, 1), (4, 4))))
+    with TransformersServer(model) as server:
+        cfg = RFTConfig(prompts=str(prompts), output=str(folder / "out"), k=4, rounds=2, round_k_factor=1.5,
+                        accept="all", seed=seed,
+                        sampling=Sampling(temperature=1.0, max_tokens=24, extra_body=sampling_body(model)))
+        report = run_rft(cfg, OpenAIClient(server.url, str(model), concurrency=4))
+    console.print(rft_table(report, f"rft -> {cfg.output} (PLUMBING DEMONSTRATION: a random-weight 2-layer model "
+                                    f"served by transformers serve; its answers are noise)"))
+    console.print(f"[bold]rft[/] model built, served, sampled and verified in {time.monotonic() - started:.1f} s")
+
+
+# --- audit step (issue 6): every output above, audited; the HTML report's path printed -------------
+DEMO_VISION_RATIO = 0.10
+
+
+def audit_step(out: Path, console: Console, executor: str = "local", ray_address: str | None = None,
+               num_cpus: int | None = None) -> Path:
+    """Last step: audit every stage output under ``out`` and write the HTML report; return its path.
+
+    The target is Kimi K2.5's vision-token share of about 10%, so the report shows how far each
+    stage's output is from it.
+    """
+    from fusionforge.mixers.audit import AuditOptions, Target, run_audit
+    from fusionforge.mixers.audit.discover import is_output
+    from fusionforge.mixers.audit.terminal import short_summary
+    from fusionforge.mixers.report import write_html
+
+    outputs = [str(p) for p in sorted(out.iterdir()) if p.is_dir() and is_output(p)]
+    options = AuditOptions(executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    report = run_audit(outputs, options, Target(vision_ratio=DEMO_VISION_RATIO))
+    console.print(short_summary(report))
+    path = write_html(report, out / "audit.html").resolve()
+    console.print(f"[bold]audit report[/] {path}")
+    return path

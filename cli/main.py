@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import click
+from fusionforge.cli.audit import audit
 from fusionforge.cli.demo import demo
 from fusionforge.cli.options import CONTEXT_SETTINGS
 from fusionforge.cli.pack import pack
+from fusionforge.cli.rft import rft
 from fusionforge.cli.sft import sft
 from fusionforge.cli.shard import shard
 from fusionforge.cli.tokens import tokens
@@ -27,4 +29,6 @@ cli.add_command(shard)
 cli.add_command(demo)
 cli.add_command(tokens)
 cli.add_command(pack)
+cli.add_command(rft)
+cli.add_command(audit)
 cli.add_command(sft)

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages fusionforge needs (ffmpeg with ffprobe) when they are missing.
+# With --test it also installs chromium, the headless browser the audit tests render the HTML report in.
 # Runs apt-get only when a tool is absent, so it is a no-op on a prepared machine.
 set -euo pipefail
 
 missing=()
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+if [[ "${1:-}" == "--test" ]]; then
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+fi
 
 if ((${#missing[@]} == 0)); then
   exit 0

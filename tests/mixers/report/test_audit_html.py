@@ -1,0 +1,67 @@
+"""The HTML report: one self-contained file that a headless Chromium renders with its plots."""
+
+import base64
+import io
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audit_outputs import build_chain, build_plan
+from fusionforge.mixers.audit import Target, compare_reports, run_audit
+from fusionforge.mixers.mixture import parse_mixture
+from fusionforge.mixers.report import write_html
+from fusionforge.mixers.report.plots import REALISED, TARGET
+from PIL import Image
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    chain = build_chain(root)
+    packed = build_plan(root / "packed", chain["filter"])
+    target = Target(parse_mixture({"sources": {"web": {"proportion": 1}, "photos": {"proportion": 1}}}),
+                    vision_ratio=0.1)
+    full = run_audit([str(p) for p in (*chain.values(), packed)], target=target)
+    return compare_reports(full, run_audit([str(chain["shard"])]))
+
+
+def test_the_page_is_one_self_contained_file(report, tmp_path):
+    text = write_html(report, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in text and "<link" not in text and "http://" not in text and "https://" not in text
+    sources = re.findall(r'src="([^"]*)"', text)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) >= 6  # mixture, vision ratio, funnel, cluster sizes, distributions, filter scores
+    for source in sources:
+        image = Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1])))
+        assert image.format == "PNG" and image.size[0] > 300
+    for section in ("Mixture: realised vs target", "Funnel", "Duplicate clusters", "Distributions", "Packing",
+                    "Comparison", "Top drop and failure reasons"):
+        assert section in text
+    assert re.search(r'<td class="bad">vision_ratio</td>', text)  # 20.1% realised against 10% is marked red
+    assert "Exact: every record" in text
+
+
+def _close_to(pixels: np.ndarray, hex_color: str, tolerance: int = 12) -> int:
+    rgb = np.array([int(hex_color[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(pixels.astype(int) - rgb).max(axis=2) <= tolerance).sum())
+
+
+def test_headless_chromium_shows_the_plots(report, tmp_path):
+    assert CHROMIUM.exists(), "chromium is missing: run scripts/install-system-deps.sh as root (make test does)"
+    page = write_html(report, tmp_path / "report.html")
+    shot = tmp_path / "shot.png"
+    subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                    "--window-size=1200,2200", f"--screenshot={shot}", page.resolve().as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape[:2] == (2200, 1200)
+    assert (pixels.min(axis=2) < 200).mean() > 0.05  # not a blank page
+    assert _close_to(pixels, REALISED) > 3000  # the bars of the mixture and vision-ratio plots
+    assert _close_to(pixels, TARGET) > 500  # the target bars

@@ -1,0 +1,59 @@
+"""The code verifier's sandbox: passing and failing tests, stdin/stdout cases, hangs, limits."""
+
+import time
+
+from fusionforge.rft.verifiers import run_verifier
+from fusionforge.rft.verify_code import run_sandboxed
+
+ADD = "Here you go:\n```python\ndef add(a, b):\n    return a + b\n```\n"
+
+
+def test_passing_and_failing_asserts():
+    assert run_verifier("code", ADD, "assert add(1, 2) == 3\nassert add(-1, 1) == 0").status == "pass"
+    verdict = run_verifier("code", ADD.replace("a + b", "a - b"), "assert add(1, 2) == 3")
+    assert verdict.status == "fail" and "AssertionError" in verdict.detail
+
+
+def test_stdin_stdout_cases():
+    code = "```python\nimport sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n```"
+    cases = {"cases": [{"input": "1 2", "output": "3"}, {"input": "5 5 5", "output": "15\n"}]}
+    assert run_verifier("code", code, cases).status == "pass"
+    verdict = run_verifier("code", code, {"cases": [{"input": "1 2", "output": "4"}]})
+    assert verdict.status == "fail" and "case 1: wrong output" in verdict.detail
+
+
+def test_code_that_hangs_fails_at_its_time_limit_and_leaves_nothing_running():
+    started = time.monotonic()
+    verdict = run_verifier("code", "```python\nimport time\nwhile True:\n    time.sleep(0.01)\n```",
+                           {"tests": "", "time_limit_s": 1})
+    assert verdict.status == "fail" and "time limit exceeded" in verdict.detail
+    assert time.monotonic() - started < 5
+
+
+def test_children_of_the_candidate_are_killed_with_it(tmp_path):
+    marker = tmp_path / "survivor"
+    child = f"import time, pathlib; time.sleep(2); pathlib.Path({str(marker)!r}).write_text('x')"
+    source = f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {child!r}])\ntime.sleep(60)\n"
+    result = run_sandboxed(source, time_limit_s=0.5)
+    assert result.timed_out
+    time.sleep(2.5)
+    assert not marker.exists()
+
+
+def test_memory_and_output_limits():
+    result = run_sandboxed("x = bytearray(3 * 1024 ** 3)", time_limit_s=5, memory_mb=512)
+    assert result.returncode != 0 and "MemoryError" in result.stderr
+    result = run_sandboxed("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)", time_limit_s=5)
+    assert result.returncode not in (0, None)  # stopped by the file-size limit, not by the clock
+
+
+def test_sandbox_runs_in_a_clean_folder_and_environment():
+    result = run_sandboxed("import os\nprint(os.listdir('.'))\nprint(sorted(os.environ))")
+    listing, env = result.stdout.splitlines()
+    assert set(eval(listing)) <= {"main.py", "stdin.txt", "out.txt", "err.txt"}
+    assert "HF_HUB_OFFLINE" not in env and "PATH" in env
+
+
+def test_missing_code_block_fails():
+    verdict = run_verifier("code", "def add(a, b): return a + b", "assert add(1, 2) == 3")
+    assert verdict.status == "fail" and "no ```python code block" in verdict.detail
