@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from fusionforge.mixers.sft import stages as ST
 from fusionforge.mixers.sft.finish import finish_build
 from fusionforge.mixers.sft.mixture import check_sources, load_mixture
@@ -128,7 +126,3 @@ def _decontamination(cfg: BuildConfig, index: Any, matches: dict[str, int]) -> d
     return {"ngram": cfg.ngram, "min_eval_tokens": index.min_tokens, "indexed_ngrams": index.size,
             "eval_sets": sets, "removed": sum(matches.values()), "matches_file": "decontamination.jsonl"}
 
-
-def read_split(out: str | Path, split: str = "train") -> pa.Table:
-    """A written split as an Arrow table (the Parquet file)."""
-    return pq.read_table(Path(out) / f"{split}.parquet")
