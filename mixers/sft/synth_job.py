@@ -36,6 +36,7 @@ from fusionforge.pipelines.job import prepare_output
 from fusionforge.pipelines.readers.plan import plan_fingerprint
 
 SYNTH = "sft_synthesize_v1"
+STEP = "sft_synth_vision_proxy"  # the ledger's and the report's step name
 TRAJECTORY = S.stage_column(SYNTH, "trajectory")
 PREDICTED = S.stage_column(SYNTH, "predicted")
 TASK = S.stage_column(SYNTH, "task")
@@ -126,7 +127,7 @@ def run_synth(cfg: SynthConfig, on_plan: Callable[[int, int], None] | None = Non
         raise ConfigError(f"vision check failed: {found['trajectories']} vision parts in trajectories.jsonl")
     ledger = ledger_summary(out / "ledger.parquet")
     report = {
-        "step": "sft_synth_vision_proxy", "inputs": ledger["inputs"], "kept": ledger["kept"],
+        "step": STEP, "inputs": ledger["inputs"], "kept": ledger["kept"],
         "dropped": ledger["dropped"], "failed": ledger["failed"], "reasons": ledger["reasons"], "by_task": by_task,
         "generated_images": cfg.generate, "sandbox": {**cfg.limits(), "network": _network_mode(limits)},
         "vision_check": f"{found['trajectories']} vision parts in trajectories.jsonl",
@@ -164,7 +165,7 @@ def _write_outputs(out: Path, paths: list[Path]) -> dict[str, dict[str, int]]:
             pq.ParquetWriter(ledger_tmp, LEDGER_SCHEMA) as ledger:
         for batch in iter_part_batches(paths, columns, batch_size=1024):
             table = pa.Table.from_batches([batch])
-            ledger.write_table(ledger_rows(table, "sft_synth"))
+            ledger.write_table(ledger_rows(table, STEP))
             for row in table.to_pylist():
                 entry = by_task.setdefault(row[TASK] or "unreadable", {"inputs": 0, "kept": 0, "rejected": 0})
                 entry["inputs"] += 1

@@ -189,3 +189,9 @@ def test_ray_executor_gives_the_same_set(ray_session, inputs, tmp_path, tokenize
     run_build(config(inputs, on_ray, tokenizer=tokenizer_file, executor="ray"))
     for name in ("train.jsonl", "rejected.jsonl", "decontamination.jsonl"):
         assert (on_ray / name).read_bytes() == (local / name).read_bytes(), name
+
+
+def test_ledger_and_report_name_the_same_step(inputs, tmp_path):
+    report = run_build(config(inputs, tmp_path / "sft"))
+    steps = set(pq.read_table(tmp_path / "sft" / "ledger.parquet", columns=["step"]).column("step").to_pylist())
+    assert steps == {report["step"]} == {"sft_build"}

@@ -156,3 +156,9 @@ def test_generator_answers_come_from_the_pixels(tmp_path):
     assert generate(tmp_path / "again", 8, seed=11, tasks=("compare_sizes", "bar_value")) == items
     with pytest.raises(ValueError, match="unknown task"):
         generate(tmp_path, 1, tasks=("ocr",))
+
+
+def test_ledger_and_report_name_the_same_step(synthesized):
+    out, report = synthesized
+    steps = set(pq.read_table(out / "ledger.parquet", columns=["step"]).column("step").to_pylist())
+    assert steps == {report["step"]} == {"sft_synth_vision_proxy"}
