@@ -104,10 +104,12 @@ def _report(job: Job, summaries: list[dict[str, Any]], merged: dict[str, Any], s
     return {
         "step": job.step,
         "inputs": ledger["inputs"],
+        "derived": ledger["derived"],
         "kept": ledger["kept"],
         "dropped": ledger["dropped"],
         "failed": ledger["failed"],
         "reasons": ledger["reasons"],
+        "reasons_by_source": ledger["reasons_by_source"],
         "by_source_modality": ledger["by_source_modality"],
         "shards": sum(len(s["shards"]) for s in summaries),
         "shard_bytes": sum(s["bytes"] for s in summaries),
