@@ -26,7 +26,8 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, below, first_failing, texts_of
+from fusionforge.filters.rules import below, first_failing
+from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, set_column

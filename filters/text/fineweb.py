@@ -23,16 +23,8 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fusionforge.filters.text.base import (
-    DEFAULT_MODALITIES,
-    LANG_COLUMN,
-    TextFilter,
-    exceeds,
-    first_failing,
-    float_array,
-    safe_ratio,
-    texts_of,
-)
+from fusionforge.filters.rules import at_least, at_most, exceeds, first_failing, float_array, safe_ratio
+from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.filters.text.gopher_repetition import duplicate_stats
 from fusionforge.filters.text.words import matches, split_lines, split_words
 from fusionforge.pipelines.core.registry import register
@@ -80,20 +72,9 @@ class FineWebQuality(TextFilter):
     def decide(self, scores: dict[str, pa.Array]) -> list[str | None]:
         s = {k: v.to_numpy(zero_copy_only=False).astype(np.float64) for k, v in scores.items()}
         return first_failing(len(s["list_ratio"]), [
-            ("few_punctuated_lines", _at_most(s["line_punct_ratio"], self.line_punct_thr)),
-            ("short_lines", _at_least(s["short_line_ratio"], self.short_line_thr)),
-            ("duplicate_lines", _at_least(s["char_dup_ratio"], self.char_dup_thr)),
+            ("few_punctuated_lines", at_most(s["line_punct_ratio"], self.line_punct_thr)),
+            ("short_lines", at_least(s["short_line_ratio"], self.short_line_thr)),
+            ("duplicate_lines", at_least(s["char_dup_ratio"], self.char_dup_thr)),
             ("list_like", exceeds(s["list_ratio"], self.list_ratio_thr)),
         ])
 
-
-def _at_most(values: np.ndarray, limit: float | None) -> np.ndarray:
-    if limit is None:
-        return np.zeros(len(values), dtype=bool)
-    return np.nan_to_num(values, nan=np.inf) <= limit
-
-
-def _at_least(values: np.ndarray, limit: float | None) -> np.ndarray:
-    if limit is None:
-        return np.zeros(len(values), dtype=bool)
-    return np.nan_to_num(values, nan=-np.inf) >= limit

@@ -25,17 +25,8 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fusionforge.filters.text.base import (
-    DEFAULT_MODALITIES,
-    LANG_COLUMN,
-    TextFilter,
-    below,
-    exceeds,
-    first_failing,
-    float_array,
-    safe_ratio,
-    texts_of,
-)
+from fusionforge.filters.rules import below, exceeds, first_failing, float_array, safe_ratio
+from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.filters.text.words import matches, split_lines, split_words
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources

@@ -24,15 +24,8 @@ from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
-from fusionforge.filters.text.base import (
-    DEFAULT_MODALITIES,
-    LANG_COLUMN,
-    TextFilter,
-    exceeds,
-    first_failing,
-    float_array,
-    texts_of,
-)
+from fusionforge.filters.rules import exceeds, first_failing, float_array
+from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import pyarrow as pa
-from fusionforge.filters.text.base import DEFAULT_MODALITIES, TextFilter, first_failing, texts_of
+from fusionforge.filters.rules import first_failing
+from fusionforge.filters.text.base import DEFAULT_MODALITIES, TextFilter, texts_of
 from fusionforge.filters.text.fasttext_model import load_fasttext, predict_batch
 from fusionforge.pipelines.core.errors import MissingDependency
 from fusionforge.pipelines.core.registry import register

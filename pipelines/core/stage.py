@@ -73,6 +73,9 @@ class StageSpec:
         return entry
 
 
+ERROR_FIELD = "error"  # the score field through which a scoring stage reports rows it could not score
+
+
 class ScoringStage(Stage):
     """Adds namespaced score columns and a drop decision; scoring never removes a row.
 
@@ -80,7 +83,10 @@ class ScoringStage(Stage):
     per row, or None to keep). Rows that already carry an ``error`` are not scored; rows dropped by
     an earlier stage are scored too, so thresholds can be re-tuned later from stored scores. A stage
     that only judges some rows (say, text documents but not image captions) says which in
-    ``applies``; the others get null scores and no decision.
+    ``applies``; the others get null scores and no decision. A row that cannot be scored (its media
+    will not decode, a tool timed out) gets the score field ``error`` = ``"kind: detail"``: it
+    becomes the row's ``error`` (prefixed with the stage name), not a score column, and the row gets
+    no decision.
     """
 
     def applies(self, batch: pa.Table) -> pa.Array | None:
@@ -103,10 +109,16 @@ class ScoringStage(Stage):
         positions = pc.indices_nonzero(wanted)
         subset = batch.take(positions)
         scores = self.score(subset) if subset.num_rows else {}
+        failures = scores.pop(ERROR_FIELD, None)
         reasons = self.decide(scores) if subset.num_rows else []
         for field_name, values in scores.items():
             full = scatter(values, positions, batch.num_rows)
             batch = set_column(batch, S.stage_column(self.name, field_name), full)
+        if failures is not None:
+            failed = failures.to_pylist()
+            reasons = [None if f is not None else r for r, f in zip(reasons, failed)]
+            errors = pa.array([f"{self.name}:{f}" if f is not None else None for f in failed], pa.string())
+            batch = add_errors(batch, scatter(errors, positions, batch.num_rows))
         prefixed = pa.array([f"{self.name}:{r}" if r else None for r in reasons], pa.string())
         return add_drop_reasons(batch, scatter(prefixed, positions, batch.num_rows))
 
