@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 from fusionforge.cli.demo import demo
+from fusionforge.cli.filter import filter_command
+from fusionforge.cli.filters import filters
 from fusionforge.cli.options import CONTEXT_SETTINGS
 from fusionforge.cli.shard import shard
 
@@ -22,3 +24,5 @@ def cli() -> None:
 
 cli.add_command(shard)
 cli.add_command(demo)
+cli.add_command(filter_command)
+cli.add_command(filters)

@@ -31,10 +31,7 @@ class ScorePolicy:
 
     def init_policy(self, threshold: float | None, top_fraction: float | None, resolved_threshold: float | None,
                     reuse_scores: bool) -> None:
-        if threshold is not None and top_fraction is not None:
-            raise ValueError(f"{self.name}: give threshold or top_fraction, not both")
-        if top_fraction is not None and not 0 < top_fraction <= 1:
-            raise ValueError(f"{self.name}: top_fraction must be in (0, 1], got {top_fraction}")
+        check_policy(self.name, threshold, top_fraction)
         self.threshold = threshold
         self.top_fraction = top_fraction
         self.resolved_threshold = resolved_threshold
@@ -63,6 +60,14 @@ class ScorePolicy:
         if self.policy_field not in found:
             raise ConfigError(f"{self.name}: reuse_scores is on but the batch has no {prefix}{self.policy_field}")
         return found
+
+
+def check_policy(stage: str, threshold: float | None, top_fraction: float | None) -> None:
+    """Refuse contradictory or out-of-range policy parameters."""
+    if threshold is not None and top_fraction is not None:
+        raise ValueError(f"{stage}: give threshold or top_fraction, not both")
+    if top_fraction is not None and not 0 < top_fraction <= 1:
+        raise ValueError(f"{stage}: top_fraction must be in (0, 1], got {top_fraction}")
 
 
 def top_fraction_threshold(chunks: Callable[[], Iterable[np.ndarray]], fraction: float) -> float | None:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fusionforge.filters.image.clip_model import ClipScorer, check_clip_args
 from fusionforge.filters.media import first_of_kind, item_bytes
-from fusionforge.filters.policy import ScorePolicy
+from fusionforge.filters.policy import ScorePolicy, check_policy
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
@@ -46,6 +46,13 @@ class ImageClipScore(ScorePolicy, ScoringStage):
         self.model_name = model
         check_clip_args(model, pretrained)
         self.scorer = None if reuse_scores else ClipScorer(model, pretrained, device, precision)
+
+    @classmethod
+    def check(cls, model: str = "ViT-B-32", pretrained: str | None = None, threshold: float | None = None,
+              top_fraction: float | None = None, **_: object) -> None:
+        """Cheap checks before a run (building the stage loads the model)."""
+        check_policy(cls.name, threshold, top_fraction)
+        check_clip_args(model, pretrained)
 
     def applies(self, batch: pa.Table) -> pa.Array:
         return pc.equal(batch.column(S.MODALITY), S.Modality.IMAGE.value)

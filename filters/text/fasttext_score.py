@@ -9,13 +9,15 @@ by ``top_fraction`` (DCLM kept the top 10%), see ``filters/policy.py``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
-from fusionforge.filters.policy import ScorePolicy
+from fusionforge.filters.policy import ScorePolicy, check_policy
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.filters.text.fasttext_model import LABEL_PREFIX, label_probability, load_fasttext, predict_batch
+from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources
 
@@ -43,6 +45,14 @@ class FastTextScore(ScorePolicy, TextFilter):
             known = [name.removeprefix(LABEL_PREFIX) for name in self.model.get_labels()]
             if self.label not in known:
                 raise ValueError(f"{self.name}: label {self.label!r} is not one of the model's labels {known}")
+
+    @classmethod
+    def check(cls, model_path: str, threshold: float | None = None, top_fraction: float | None = None,
+              **_: object) -> None:
+        """Cheap checks before a run (building the stage loads the model)."""
+        check_policy(cls.name, threshold, top_fraction)
+        if not Path(model_path).is_file():
+            raise ConfigError(f"{cls.name}: fastText model {model_path} does not exist")
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         if self.reuse_scores:

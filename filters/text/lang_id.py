@@ -18,7 +18,7 @@ import pyarrow as pa
 from fusionforge.filters.rules import first_failing
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, TextFilter, texts_of
 from fusionforge.filters.text.fasttext_model import load_fasttext, predict_batch
-from fusionforge.pipelines.core.errors import MissingDependency
+from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources
 
@@ -74,6 +74,12 @@ class LanguageId(TextFilter):
         self.keep_languages = frozenset(languages) if languages else None
         self.min_score = min_score
         self.detector = FastTextDetector(model_path, max_chars) if model_path else Py3LangidDetector(max_chars)
+
+    @classmethod
+    def check(cls, model_path: str | None = None, **_: object) -> None:
+        """Cheap checks before a run (building the stage loads the model)."""
+        if model_path and not Path(model_path).is_file():
+            raise ConfigError(f"{cls.name}: language-ID model {model_path} does not exist")
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         texts = texts_of(batch).to_pylist()
