@@ -25,7 +25,7 @@ def filters() -> None:
 @click.option("--label-field", default="label", show_default=True, help="A label, or a list of labels, per row.")
 @click.option("--dim", type=int, default=64, show_default=True, help="Vector size.")
 @click.option("--epoch", type=int, default=10, show_default=True)
-@click.option("--lr", type=float, default=0.5, show_default=True)
+@click.option("--lr", type=float, default=0.1, show_default=True, help="Learning rate (fastText's default).")
 @click.option("--word-ngrams", type=int, default=2, show_default=True)
 @click.option("--min-count", type=int, default=1, show_default=True)
 @click.option("--bucket", type=int, default=200_000, show_default=True,

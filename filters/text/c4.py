@@ -7,7 +7,7 @@ Line rules (a failing line is removed from the document; defaults in brackets):
 - fewer than ``min_words_per_line`` [3] words;
 - the word "javascript" [``filter_javascript``]; a cookie / terms-of-use phrase [``filter_policy``].
 
-Wikipedia-style citation marks ("[1]", "[edit]", "[citation needed]") are removed from kept lines.
+Wikipedia-style citation marks ("[1]", "[edit]", "[citation needed]") are removed first, as C4 does.
 Document rules (the document is dropped): "lorem ipsum" anywhere [``filter_lorem_ipsum``], a curly
 bracket anywhere [``filter_curly_bracket``], fewer than ``min_sentences`` [5] sentences left.
 
@@ -61,10 +61,13 @@ def c4_clean(text: str, *, max_word_length: int | None = 1000, filter_no_termina
         if not line:
             continue
         words = line.split()
-        lower = line.lower()
         if max_word_length is not None and any(len(w) > max_word_length for w in words):
-            rule = "long_word"
-        elif filter_no_terminal_punct and (not line.endswith(TERMINAL_PUNCTUATION) or line.endswith("...")):
+            removed["long_word"] += 1
+            continue
+        if remove_citations:
+            line = CITATION.sub("", line).strip()
+        lower = line.lower()
+        if filter_no_terminal_punct and (not line.endswith(TERMINAL_PUNCTUATION) or line.endswith("...")):
             rule = "no_terminal_punct"
         elif min_words_per_line is not None and len(words) < min_words_per_line:
             rule = "too_few_words"
@@ -73,7 +76,7 @@ def c4_clean(text: str, *, max_word_length: int | None = 1000, filter_no_termina
         elif filter_policy and any(phrase in lower for phrase in POLICY_PHRASES):
             rule = "policy"
         else:
-            kept.append(CITATION.sub("", line).strip() if remove_citations else line)
+            kept.append(line)
             continue
         removed[rule] += 1
     sentences = sum(max(1, len(SENTENCE_END.findall(line))) for line in kept)
