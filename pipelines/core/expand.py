@@ -4,8 +4,10 @@ The Stage contract is "same rows in, same rows out"; an expanding stage keeps ev
 parent keeps its fate in the ledger, e.g. ``drop_reason="video_scenes_v1:split_into_clips"``) and
 appends derived rows. Each derived row is a copy of its parent with some columns replaced, a new
 id, ``parent_id`` set to the parent's id, the parent's ``_partition``/``_order`` and a
-``_suborder`` from 1, so the writer's sort (``runner.in_order``) puts it right after its parent on
-every executor, and resumed runs write the same shards.
+``_suborder`` that ranks it under its parent (three levels of 20-bit ranks in one int64, so a
+clip's own derived rows sort between it and the next clip), so the writer's sort
+(``runner.in_order``) puts it right after its parent on every executor, and resumed runs write the
+same shards.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.runner import SUBORDER_COL
 from fusionforge.pipelines.core.stage import set_column
 
-MAX_CHILDREN = 2**20  # a derived row's suborder is its parent's suborder * MAX_CHILDREN + its rank
+MAX_CHILDREN = 2**20
+LEVEL_SHIFTS = (40, 20, 0)  # a suborder holds up to three levels of 20-bit ranks: parent, child, grandchild
 
 
 def derive_rows(batch: pa.Table, parents: Sequence[int], ids: Sequence[str],
@@ -34,7 +37,7 @@ def derive_rows(batch: pa.Table, parents: Sequence[int], ids: Sequence[str],
             the batch's own rows).
 
     Returns:
-        The rows of ``batch`` (``_suborder`` 0) then the derived rows (``_suborder`` 1, 2, ...).
+        The rows of ``batch`` (``_suborder`` 0 unless derived earlier) then the derived rows, ranked.
     """
     if len(ids) != len(parents) or any(len(v) != len(parents) for v in updates.values()):
         raise ValueError("derive_rows needs one id and one value per column for every derived row")
@@ -51,9 +54,19 @@ def derive_rows(batch: pa.Table, parents: Sequence[int], ids: Sequence[str],
         if name not in batch.column_names:
             batch = set_column(batch, name, pa.nulls(batch.num_rows, children.schema.field(name).type))
     base = children.column(SUBORDER_COL).to_pylist()
-    suborders = [b * MAX_CHILDREN + k for b, k in zip(base, _counts(parents))]
+    suborders = [b + (k << _child_shift(b)) for b, k in zip(base, _counts(parents))]
     children = set_column(children, SUBORDER_COL, pa.array(suborders, pa.int64()))
     return pa.concat_tables([batch, children.select(batch.column_names)], promote_options="permissive")
+
+
+def _child_shift(suborder: int) -> int:
+    """Where a child's rank goes: one level below its parent's lowest used level (so order is lexicographic)."""
+    if suborder == 0:
+        return LEVEL_SHIFTS[0]
+    for upper, lower in zip(LEVEL_SHIFTS, LEVEL_SHIFTS[1:]):
+        if suborder % (1 << upper) == 0:
+            return lower
+    raise ValueError("derived rows may nest at most three levels deep")
 
 
 def _counts(parents: Sequence[int]) -> list[int]:
