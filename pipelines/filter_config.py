@@ -130,13 +130,13 @@ def build_specs(entries: list[FilterEntry]) -> list[StageSpec]:
     specs, seen = [], []
     for entry in entries:
         stage = registry.get(entry.stage)
-        _check_params(stage, entry)
         if entry.params.get("languages") and entry.stage != "text_lang_id_v1" and "text_lang_id_v1" not in seen:
             raise ConfigError(f"{entry.stage}: languages= judges only records of those languages, so "
                               "text_lang_id_v1 must come before it in the filter list")
         if entry.params.get("top_fraction") is not None and any(registry.get(s).expands for s in seen):
             raise ConfigError(f"{entry.stage}: top_fraction cannot follow a stage that derives records "
                               f"({', '.join(s for s in seen if registry.get(s).expands)}); use threshold")
+        _check_params(stage, entry)
         resources = Resources(**{**_as_dict(stage.resources), **entry.resources}) if entry.resources else None
         specs.append(StageSpec(stage, dict(entry.params), resources))
         seen.append(entry.stage)

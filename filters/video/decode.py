@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import ffmpeg
 import numpy as np
-from fusionforge.pipelines.core.video import BadVideo, require_tool, run_tool
+from fusionforge.pipelines.core.video import BadVideo, require_tool, run_tool, tool_message
 
 QUIET = ("-nostdin", "-hide_banner", "-v", "error")
 
@@ -21,7 +21,7 @@ def run_ffmpeg(stream: ffmpeg.nodes.OutputStream, timeout_s: float, threads: int
     """Run a built ffmpeg command; return its stdout (raise ``BadVideo`` on errors or a timeout)."""
     args = stream.global_args(*QUIET, "-threads", str(threads)).compile(cmd=require_tool("ffmpeg"))
     done = run_tool(args, timeout_s)
-    errors = done.stderr.decode(errors="replace").strip()
+    errors = tool_message(done.stderr)
     if done.returncode != 0 or errors:
         last = errors.splitlines()[-1] if errors else f"ffmpeg exited with {done.returncode}"
         raise BadVideo("corrupt_video", last[-300:])
