@@ -52,8 +52,8 @@ def train_fasttext(inputs, output, text_field, label_field, dim, epoch, lr, word
       fusionforge filters train-fasttext hq=wiki.jsonl lq=crawl.jsonl -o quality.bin --quantize
       fusionforge filters train-fasttext labelled.jsonl -o lang.bin --label-field lang
     """
-    from fusionforge.filters.text.fasttext_model import TrainConfig
-    from fusionforge.filters.text.fasttext_model import train_fasttext as train
+    from fusionforge.filters.text.fasttext_train import TrainConfig
+    from fusionforge.filters.text.fasttext_train import train_fasttext as train
 
     report = train(TrainConfig(
         inputs=tuple(inputs), output=output, text_field=text_field, label_field=label_field, dim=dim, epoch=epoch,
