@@ -13,18 +13,21 @@ A document is dropped when (defaults in brackets, None turns a rule off):
 
 Character fractions of n-grams are over the characters of words (whitespace excluded), as in
 RedPajama-V2's implementation of these rules. N-grams are compared through 64-bit polynomial hashes
-of word ids (numpy, no per-n-gram string building); a false match needs a 64-bit collision.
+of word ids (Arrow dictionary-encodes the words of the whole batch; one numpy sort per n-gram size
+and batch, no per-n-gram string building); a false match needs a 64-bit collision.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
-from fusionforge.filters.rules import exceeds, first_failing, float_array
+import pyarrow.compute as pc
+from fusionforge.filters.rules import exceeds, first_failing, float_array, safe_ratio
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources
@@ -51,59 +54,97 @@ def duplicate_stats(pieces: Sequence[str]) -> tuple[int, int]:
 def ngram_hashes(word_ids: np.ndarray, n: int) -> np.ndarray:
     """A 64-bit hash per n-gram start position (wrapping polynomial arithmetic)."""
     count = len(word_ids) - n + 1
-    hashes = np.zeros(count, dtype=np.uint64)
+    hashes = np.zeros(max(count, 0), dtype=np.uint64)
+    if count <= 0:
+        return hashes
     with np.errstate(over="ignore"):
         for k in range(n):
             hashes = hashes * _HASH_BASE + word_ids[k:k + count]
     return hashes
 
 
-def top_ngram_chars(hashes: np.ndarray, gram_chars: np.ndarray) -> int:
-    """Characters covered by the most frequent n-gram (the earliest on ties): length x count; 0 if none repeats."""
-    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
-    best = np.lexsort((first, -counts))[0]
-    return int(gram_chars[first[best]] * counts[best]) if counts[best] > 1 else 0
+@dataclass(frozen=True)
+class BatchWords:
+    """The whitespace words of a batch, flattened: an id per distinct word, its length, its document."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    docs: np.ndarray
+    n_docs: int
+
+    @classmethod
+    def of(cls, texts: pa.Array) -> BatchWords:
+        tokens = pc.utf8_split_whitespace(texts)
+        flat = pc.list_flatten(tokens)
+        ids = pc.dictionary_encode(flat).indices.to_numpy(zero_copy_only=False).astype(np.uint64) + np.uint64(1)
+        lengths = pc.utf8_length(flat).to_numpy(zero_copy_only=False).astype(np.int64)
+        return cls(ids, lengths, pc.list_parent_indices(tokens).to_numpy(zero_copy_only=False), len(texts))
+
+    def chars(self) -> np.ndarray:
+        return np.bincount(self.docs, weights=self.lengths, minlength=self.n_docs)
 
 
-def duplicated_ngram_chars(hashes: np.ndarray, word_lengths: np.ndarray, n: int) -> int:
-    """Characters of the words that lie inside any n-gram occurring more than once."""
-    _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
-    repeated = counts[inverse] > 1
-    covered = np.zeros(len(word_lengths), dtype=bool)
+def ngram_chars(words: BatchWords, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per document: characters of its most frequent repeated n-gram times its count, and of its words
+    inside repeated n-grams (each word once). One sort per batch, not per document."""
+    top = np.zeros(words.n_docs)
+    dup = np.zeros(words.n_docs)
+    hashes = ngram_hashes(words.ids, n)
+    starts = np.nonzero(words.docs[: len(hashes)] == words.docs[n - 1:])[0]  # n-grams inside one document
+    if len(starts) == 0:
+        return top, dup
+    with np.errstate(over="ignore"):
+        keys = hashes[starts] * _HASH_BASE + words.docs[starts].astype(np.uint64)
+    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    window = np.concatenate([[0], np.cumsum(words.lengths)])
+    gram_start = starts[first]
+    gram_doc = words.docs[gram_start]
+    order = np.lexsort((gram_start, -counts, gram_doc))  # per document: most frequent, then earliest
+    best = order[np.unique(gram_doc[order], return_index=True)[1]]
+    repeated = counts[best] > 1
+    top[gram_doc[best[repeated]]] = counts[best[repeated]] * (window[gram_start[best[repeated]] + n]
+                                                            - window[gram_start[best[repeated]]])
+    covered = np.zeros(len(words.ids), dtype=bool)
+    repeated_starts = starts[counts[inverse] > 1]
     for k in range(n):
-        covered[k:k + len(repeated)] |= repeated
-    return int(word_lengths[covered].sum())
+        covered[repeated_starts + k] = True
+    dup += np.bincount(words.docs[covered], weights=words.lengths[covered], minlength=words.n_docs)
+    return top, dup
+
+
+def repetition_scores(texts: pa.Array, top_ngrams: Mapping[int, float] = TOP_NGRAMS,
+                      dup_ngrams: Mapping[int, float] = DUP_NGRAMS) -> dict[str, np.ndarray]:
+    """The repetition statistics of every text of a batch (NaN where undefined, e.g. an empty text)."""
+    values = texts.to_pylist()
+    lengths = np.array([len(t) for t in values], dtype=np.float64)
+    stats: dict[str, list[float]] = {f"dup_{k}_{m}": [] for k in ("para", "line") for m in ("frac", "char")}
+    for text in values:
+        paragraphs = [p.strip() for p in PARAGRAPH_BREAK.split(text.strip()) if p.strip()]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        for kind, pieces in (("para", paragraphs), ("line", lines)):
+            count, chars = duplicate_stats(pieces)
+            stats[f"dup_{kind}_frac"].append(count / len(pieces) if pieces else np.nan)
+            stats[f"dup_{kind}_char"].append(chars)
+    out = {"dup_para_frac": np.array(stats["dup_para_frac"]),
+           "dup_para_char_frac": safe_ratio(np.array(stats["dup_para_char"]), lengths),
+           "dup_line_frac": np.array(stats["dup_line_frac"]),
+           "dup_line_char_frac": safe_ratio(np.array(stats["dup_line_char"]), lengths)}
+    words = BatchWords.of(texts)
+    word_chars = words.chars()
+    for n in sorted(set(top_ngrams) | set(dup_ngrams)):
+        top, dup = ngram_chars(words, n)
+        if n in top_ngrams:
+            out[f"top_{n}gram_char_frac"] = safe_ratio(top, word_chars)
+        if n in dup_ngrams:
+            out[f"dup_{n}gram_char_frac"] = safe_ratio(dup, word_chars)
+    return out
 
 
 def repetition_stats(text: str, top_ngrams: Mapping[int, float] = TOP_NGRAMS,
                      dup_ngrams: Mapping[int, float] = DUP_NGRAMS) -> dict[str, float]:
-    """The repetition statistics of one document (NaN where undefined, e.g. an empty text)."""
-    stats: dict[str, float] = {}
-    length = len(text) or np.nan
-    paragraphs = [p.strip() for p in PARAGRAPH_BREAK.split(text.strip()) if p.strip()]
-    dup_paras, dup_para_chars = duplicate_stats(paragraphs)
-    stats["dup_para_frac"] = dup_paras / len(paragraphs) if paragraphs else np.nan
-    stats["dup_para_char_frac"] = dup_para_chars / length
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    dup_lines, dup_line_chars = duplicate_stats(lines)
-    stats["dup_line_frac"] = dup_lines / len(lines) if lines else np.nan
-    stats["dup_line_char_frac"] = dup_line_chars / length
-    words = text.split()
-    vocabulary: dict[str, int] = {}
-    word_ids = np.fromiter((vocabulary.setdefault(w, len(vocabulary) + 1) for w in words), np.uint64, len(words))
-    word_lengths = np.fromiter((len(w) for w in words), np.int64, len(words))
-    word_chars = int(word_lengths.sum()) or np.nan
-    empty = 0.0 if words else np.nan  # too few words for an n-gram: nothing repeats
-    window = np.concatenate([[0], np.cumsum(word_lengths)])
-    for n in sorted(set(top_ngrams) | set(dup_ngrams)):
-        hashes = ngram_hashes(word_ids, n) if len(words) >= n else None
-        if n in top_ngrams:
-            stats[f"top_{n}gram_char_frac"] = empty if hashes is None else \
-                top_ngram_chars(hashes, window[n:] - window[:-n]) / word_chars
-        if n in dup_ngrams:
-            stats[f"dup_{n}gram_char_frac"] = empty if hashes is None else \
-                duplicated_ngram_chars(hashes, word_lengths, n) / word_chars
-    return stats
+    """The repetition statistics of one document."""
+    scores = repetition_scores(pa.array([text], pa.large_string()), top_ngrams, dup_ngrams)
+    return {k: float(v[0]) for k, v in scores.items()}
 
 
 @register
@@ -127,9 +168,8 @@ class GopherRepetition(TextFilter):
             raise ValueError(f"{self.name}: n-gram sizes must be >= 1")
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
-        rows = [repetition_stats(text, self.top_ngrams, self.dup_ngrams) for text in texts_of(batch).to_pylist()]
-        keys = list(rows[0]) if rows else []
-        return {k: float_array(np.array([r[k] for r in rows], dtype=np.float64)) for k in keys}
+        scores = repetition_scores(texts_of(batch), self.top_ngrams, self.dup_ngrams)
+        return {k: float_array(v) for k, v in scores.items()}
 
     def decide(self, scores: dict[str, pa.Array]) -> list[str | None]:
         s = {k: v.to_numpy(zero_copy_only=False).astype(np.float64) for k, v in scores.items()}

@@ -1,6 +1,7 @@
 import numpy as np
+import pyarrow as pa
 import pytest
-from fusionforge.filters.text.gopher_repetition import GopherRepetition, duplicated_ngram_chars, repetition_stats
+from fusionforge.filters.text.gopher_repetition import GopherRepetition, repetition_scores, repetition_stats
 from fusionforge.pipelines.core import schema as S
 
 WORDS = ("amber birch cedar delta ember fjord grove harbor island jasper kelp lagoon meadow nectar orchard "
@@ -52,9 +53,10 @@ def test_top_ngram_counts_length_times_occurrences_and_dup_ngrams_count_each_wor
     stats = repetition_stats(text, top_ngrams={2: 0.2}, dup_ngrams={3: 0.1})
     assert stats["top_2gram_char_frac"] == pytest.approx(3 * 2 / 8)  # "a b" x3, 2 word chars each, of 8
     assert stats["dup_3gram_char_frac"] == pytest.approx(6 / 8)  # a b a b a b covered, x y not
-    lengths = np.array([1] * 8)
-    hashes = np.array([1, 2, 1, 2, 3, 4], dtype=np.uint64)
-    assert duplicated_ngram_chars(hashes, lengths, 3) == 6
+    batch = repetition_scores(pa.array(["a b a b a b x y", "", "x y z", "a b a b a b x y"], pa.large_string()),
+                              top_ngrams={2: 0.2}, dup_ngrams={3: 0.1})
+    assert batch["dup_3gram_char_frac"].tolist()[0] == batch["dup_3gram_char_frac"].tolist()[3] == 6 / 8
+    assert np.isnan(batch["dup_3gram_char_frac"][1]) and batch["dup_3gram_char_frac"][2] == 0.0  # per document
 
 
 def test_thresholds_are_parameters(make_batch, make_record):
@@ -63,3 +65,39 @@ def test_thresholds_are_parameters(make_batch, make_record):
     out = GopherRepetition(top_ngrams={"2": 0.9}, dup_ngrams={})(make_batch([make_record("t/0", text)]))
     assert "text_gopher_repetition_v1__top_2gram_char_frac" in out.column_names
     assert "text_gopher_repetition_v1__top_3gram_char_frac" not in out.column_names
+
+
+def _plain_reference(text: str, n: int, kind: str) -> float:
+    """The n-gram rules written the obvious way, one document at a time."""
+    from collections import Counter
+
+    words = text.split()
+    total = sum(len(w) for w in words)
+    if not words:
+        return float("nan")
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    counts = Counter(grams)
+    if not grams:
+        return 0.0
+    if kind == "top":
+        best = max(counts.values())
+        gram = next(g for g in grams if counts[g] == best)
+        return sum(len(w) for w in gram) * best / total if best > 1 else 0.0
+    covered = [False] * len(words)
+    for i, gram in enumerate(grams):
+        if counts[gram] > 1:
+            covered[i:i + n] = [True] * n
+    return sum(len(w) for w, c in zip(words, covered) if c) / total
+
+
+def test_the_batch_computation_matches_a_plain_per_document_one():
+    import random
+
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice("a bb c dd e ff".split()) for _ in range(rng.randint(0, 40))) for _ in range(200)]
+    scores = repetition_scores(pa.array(texts, pa.large_string()))
+    for i, text in enumerate(texts):
+        for n in (2, 3, 4):
+            assert scores[f"top_{n}gram_char_frac"][i] == pytest.approx(_plain_reference(text, n, "top"), nan_ok=True)
+        for n in range(5, 11):
+            assert scores[f"dup_{n}gram_char_frac"][i] == pytest.approx(_plain_reference(text, n, "dup"), nan_ok=True)
