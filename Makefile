@@ -44,6 +44,7 @@ lint: setup
 bench: setup
 	$(PY) -m pip install --quiet -r bench/requirements.txt 2> >(grep -v "is ignored" >&2)
 	$(PY) bench/shard_throughput.py
+	$(PY) bench/filters.py
 
 clean:
 	rm -rf $(DEMO_DIR) build dist *.egg-info .pytest_cache

@@ -45,3 +45,14 @@ def test_specs_carry_resource_overrides():
                                "resources": {"num_cpus": 2, "num_gpus": 0.0, "concurrency": None, "batch_size": 7}}
     with pytest.raises(ConfigError, match="reuse_scores"):
         build_specs([FilterEntry("image_clip_score_v1", {"reuse_scores": True})])
+
+
+def test_the_documented_example_config_is_valid():
+    from pathlib import Path
+
+    from fusionforge.pipelines.filter_config import load_filters
+
+    example = Path(__file__).resolve().parents[2] / "docs" / "filters-example.yaml"
+    specs = build_specs(load_filters(str(example)))
+    assert [s.name for s in specs][:2] == ["text_lang_id_v1", "text_gopher_quality_v1"]
+    assert specs[-1].name == "video_frames_v1"
