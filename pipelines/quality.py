@@ -53,7 +53,7 @@ def run_quality(cfg: QualityConfig, on_partition: Callable[[dict[str, Any]], Non
     if ranked:
         if prepare_output(job.out, job.fingerprint, job.resume):
             return run_job(job)  # the finished run's report
-        chosen = run_score_pass(job, ranked)
+        chosen = run_score_pass(job, specs)
         specs = [_decide_from_scores(s, chosen) for s in specs]
         source = ScoreJoinSource(job.source, job.out / SCORES_DIR)
         job = dataclasses.replace(job, stages=specs, source=source, resume=True,

@@ -1,8 +1,9 @@
 """The score pass of top-fraction policies: score everything once, pick the threshold, reuse the scores.
 
-For each stage kept by ``top_fraction``: the stages run over the input (policy off) and only their
-score columns (and any error) are stored per input partition in ``OUT/_work/scores/`` (atomic,
-one file per partition: a killed pass resumes where it stopped). The exact threshold is then found
+For the stages kept by ``top_fraction``: the filter list up to the last of them runs over the input
+(their policy off) and only their score columns (and errors they raised) are stored per input
+partition in ``OUT/_work/scores/`` (atomic, one file per partition: a killed pass resumes where it
+stopped). The exact threshold is then found
 from those files (``filters/policy.py``), and the writing pass reads them back through
 ``ScoreJoinSource``, so each model runs once per record.
 """
@@ -33,25 +34,36 @@ def part_path(folder: Path, partition: int) -> Path:
     return folder / f"part-{partition:06d}.parquet"
 
 
-def write_scores(folder: str, prefixes: Sequence[str], partition: int, table: pa.Table) -> dict[str, Any]:
-    """The score pass's writer: id, error and the policy stages' columns of one partition."""
-    keep = [S.ID, S.ERROR] + [c for c in table.column_names if c.startswith(tuple(prefixes))]
+def write_scores(folder: str, stages: Sequence[str], partition: int, table: pa.Table) -> dict[str, Any]:
+    """The score pass's writer: id, the ranked stages' columns, and the errors those stages raised."""
+    prefixes = tuple(S.stage_column(name, "") for name in stages)
+    errors = table.column(S.ERROR).to_pylist()
+    own = [e if e is not None and e.startswith(tuple(f"{n}:" for n in stages)) else None for e in errors]
+    keep = table.select([S.ID] + [c for c in table.column_names if c.startswith(prefixes)])
+    keep = keep.append_column(S.ERROR, pa.array(own, pa.string()))
     with atomic_path(part_path(Path(folder), partition)) as tmp:
-        pq.write_table(table.select(keep), tmp)
+        pq.write_table(keep, tmp)
     return {"partition": partition, "rows": table.num_rows}
 
 
 def run_score_pass(job: Job, specs: Sequence[StageSpec]) -> dict[str, dict[str, Any]]:
-    """Score every record with the top-fraction stages; return each one's fraction and threshold."""
+    """Score every record with the top-fraction stages; return each one's fraction and threshold.
+
+    The stages up to the last ranked one run (ranked ones with their policy off), so a ranked stage
+    sees what it would see in the writing pass (e.g. the language column it is gated on); only the
+    ranked stages' columns are kept.
+    """
+    positions = [i for i, s in enumerate(specs) if s.params.get("top_fraction") is not None]
+    ranked = [specs[i] for i in positions]
+    scoring = [dataclasses.replace(s, params={**s.params, "top_fraction": None, "threshold": None})
+               if i in positions else s for i, s in enumerate(specs[: positions[-1] + 1])]
     folder = job.out / SCORES_DIR
-    scoring = [dataclasses.replace(s, params={**s.params, "top_fraction": None, "threshold": None}) for s in specs]
-    prefixes = [S.stage_column(s.name, "") for s in specs]
     todo = [p for p in job.source.partitions() if not part_path(folder, p).exists()]
     if todo:
         executor = make_executor(job.executor, job.ray_address, job.num_cpus)
-        executor.run(job.source, scoring, partial(write_scores, str(folder), prefixes), todo)
+        executor.run(job.source, scoring, partial(write_scores, str(folder), [s.name for s in ranked]), todo)
     result = {}
-    for spec in specs:
+    for spec in ranked:
         column = S.stage_column(spec.name, getattr(spec.stage, "policy_field", "score"))
         fraction = spec.params["top_fraction"]
         threshold = top_fraction_threshold(partial(_column_chunks, folder, column), fraction)

@@ -109,8 +109,8 @@ def test_top_fraction_scores_once_then_keeps_the_best(sharded, sample_corpus, tm
     labelled.write_text("\n".join(json.dumps({"text": r["text"], "label": r["lang"]}) for r in web))
     train_fasttext(TrainConfig(inputs=(str(labelled),), output=str(tmp_path / "en.bin"), bucket=20_000, dim=32,
                                epoch=25, lr=0.5))
-    filters = f"filters:\n  - stage: text_fasttext_v1\n    model_path: {tmp_path / 'en.bin'}\n" \
-              f"    label: en\n    top_fraction: 0.25\n"
+    filters = f"filters:\n  - text_lang_id_v1\n  - stage: text_fasttext_v1\n    model_path: {tmp_path / 'en.bin'}\n" \
+              f"    label: en\n    top_fraction: 0.25\n    languages: [en, de, fr, es]\n"
     report = _run(sharded, tmp_path / "top", filters)
     scored = [s for s in pq.read_table(tmp_path / "top" / "manifest.parquet").column("text_fasttext_v1__score")
               .to_pylist() + pq.read_table(tmp_path / "top" / "rejected").column("text_fasttext_v1__score").to_pylist()
@@ -122,7 +122,7 @@ def test_top_fraction_scores_once_then_keeps_the_best(sharded, sample_corpus, tm
     assert min(kept.to_pylist()) == threshold
     assert report["reasons"] == {"text_fasttext_v1:low_score": len(scored) - len(kept)}
     stages = yaml.safe_load((tmp_path / "top" / "config.yaml").read_text())["stages"]
-    assert stages[0]["reuse_scores"] is True and stages[0]["resolved_threshold"] == min(kept.to_pylist())
+    assert stages[1]["reuse_scores"] is True and stages[1]["resolved_threshold"] == min(kept.to_pylist())
     assert len(list((tmp_path / "top" / "_work" / "scores").glob("part-*.parquet"))) == report["partitions"]
     assert _run(sharded, tmp_path / "top", filters, resume=True) == report  # finished: the report, no new work
     with pytest.raises(ConfigError, match="not empty"):
