@@ -207,7 +207,7 @@ def bench_video(n: int, work: Path) -> list[tuple]:
     ref_clips = 0
     for path in paths:
         scenes = detect(str(path), ContentDetector())
-        split_video_ffmpeg(str(path), scenes, output_dir=str(work / "psd"), suppress_output=True)
+        split_video_ffmpeg(str(path), scenes, output_dir=str(work / "psd"), show_output=False)
         ref_clips += len(scenes)
     split_ref = time.perf_counter() - started
     started = time.perf_counter()

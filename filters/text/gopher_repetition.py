@@ -51,18 +51,6 @@ def duplicate_stats(pieces: Sequence[str]) -> tuple[int, int]:
     return count, chars
 
 
-def ngram_hashes(word_ids: np.ndarray, n: int) -> np.ndarray:
-    """A 64-bit hash per n-gram start position (wrapping polynomial arithmetic)."""
-    count = len(word_ids) - n + 1
-    hashes = np.zeros(max(count, 0), dtype=np.uint64)
-    if count <= 0:
-        return hashes
-    with np.errstate(over="ignore"):
-        for k in range(n):
-            hashes = hashes * _HASH_BASE + word_ids[k:k + count]
-    return hashes
-
-
 @dataclass(frozen=True)
 class BatchWords:
     """The whitespace words of a batch, flattened: an id per distinct word, its length, its document."""
@@ -84,32 +72,41 @@ class BatchWords:
         return np.bincount(self.docs, weights=self.lengths, minlength=self.n_docs)
 
 
-def ngram_chars(words: BatchWords, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per document: characters of its most frequent repeated n-gram times its count, and of its words
-    inside repeated n-grams (each word once). One sort per batch, not per document."""
-    top = np.zeros(words.n_docs)
-    dup = np.zeros(words.n_docs)
-    hashes = ngram_hashes(words.ids, n)
+def ngram_chars(words: BatchWords, n: int, hashes: np.ndarray, top: bool = True, dup: bool = True
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per document: characters of its most frequent repeated n-gram times its count (``top``), and of its
+    words inside repeated n-grams, each word once (``dup``). ``hashes`` are the n-gram hashes of
+    ``words.ids``. One sort per batch, not per document."""
+    top_chars = np.zeros(words.n_docs)
+    dup_chars = np.zeros(words.n_docs)
     starts = np.nonzero(words.docs[: len(hashes)] == words.docs[n - 1:])[0]  # n-grams inside one document
     if len(starts) == 0:
-        return top, dup
+        return top_chars, dup_chars
     with np.errstate(over="ignore"):
-        keys = hashes[starts] * _HASH_BASE + words.docs[starts].astype(np.uint64)
-    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
-    window = np.concatenate([[0], np.cumsum(words.lengths)])
-    gram_start = starts[first]
-    gram_doc = words.docs[gram_start]
-    order = np.lexsort((gram_start, -counts, gram_doc))  # per document: most frequent, then earliest
-    best = order[np.unique(gram_doc[order], return_index=True)[1]]
-    repeated = counts[best] > 1
-    top[gram_doc[best[repeated]]] = counts[best[repeated]] * (window[gram_start[best[repeated]] + n]
-                                                            - window[gram_start[best[repeated]]])
-    covered = np.zeros(len(words.ids), dtype=bool)
-    repeated_starts = starts[counts[inverse] > 1]
-    for k in range(n):
-        covered[repeated_starts + k] = True
-    dup += np.bincount(words.docs[covered], weights=words.lengths[covered], minlength=words.n_docs)
-    return top, dup
+        keys = hashes[starts] * _HASH_BASE + words.docs[starts].astype(np.uint64)  # never equal across documents
+    order = np.argsort(keys)
+    run_starts = np.concatenate([[0], np.flatnonzero(np.diff(keys[order])) + 1])
+    run_counts = np.diff(np.concatenate([run_starts, [len(keys)]]))
+    repeated_runs = run_counts > 1
+    if not repeated_runs.any():
+        return top_chars, dup_chars
+    if dup:
+        repeated = np.empty(len(keys), dtype=bool)
+        repeated[order] = np.repeat(repeated_runs, run_counts)
+        covered = np.zeros(len(words.ids), dtype=bool)
+        repeated_starts = starts[repeated]
+        for k in range(n):
+            covered[repeated_starts + k] = True
+        dup_chars = np.bincount(words.docs[covered], weights=words.lengths[covered], minlength=words.n_docs)
+    if top:
+        first = starts[np.minimum.reduceat(order, run_starts)[repeated_runs]]  # earliest start of each repeated gram
+        counts = run_counts[repeated_runs]
+        gram_doc = words.docs[first]
+        best = np.lexsort((first, -counts, gram_doc))  # per document: most frequent, then earliest
+        best = best[np.concatenate([[True], np.diff(gram_doc[best]) != 0])]
+        window = np.concatenate([[0], np.cumsum(words.lengths)])
+        top_chars[gram_doc[best]] = counts[best] * (window[first[best] + n] - window[first[best]])
+    return top_chars, dup_chars
 
 
 def repetition_scores(texts: pa.Array, top_ngrams: Mapping[int, float] = TOP_NGRAMS,
@@ -131,8 +128,13 @@ def repetition_scores(texts: pa.Array, top_ngrams: Mapping[int, float] = TOP_NGR
            "dup_line_char_frac": safe_ratio(np.array(stats["dup_line_char"]), lengths)}
     words = BatchWords.of(texts)
     word_chars = words.chars()
+    hashes, size = words.ids.copy(), 1
     for n in sorted(set(top_ngrams) | set(dup_ngrams)):
-        top, dup = ngram_chars(words, n)
+        with np.errstate(over="ignore"):
+            while size < n:  # extend the (size)-gram hashes to (size + 1)-grams: one pass per size
+                size += 1
+                hashes = hashes[:-1] * _HASH_BASE + words.ids[size - 1:] if len(hashes) > 1 else hashes[:0]
+        top, dup = ngram_chars(words, n, hashes, top=n in top_ngrams, dup=n in dup_ngrams)
         if n in top_ngrams:
             out[f"top_{n}gram_char_frac"] = safe_ratio(top, word_chars)
         if n in dup_ngrams:
