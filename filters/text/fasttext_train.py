@@ -6,9 +6,11 @@ training runs in a fresh child process with a timeout (see ``_train_in_child`` f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import multiprocessing
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -123,54 +125,55 @@ def _finite(value: float) -> float | None:
 
 
 def _train_in_child(cfg: TrainConfig, train_path: Path, valid_path: Path | None, output: Path) -> dict[str, Any]:
-    """Run ``_fit`` in a fresh process, with a timeout.
+    """Train in a fresh Python process (this module run as a script), with a timeout.
 
     fastText 0.9.x reads memory it never initialised while training (a freed buffer holding NaNs in
     this process makes the next training diverge; measured), so a model trained in a long-lived
     process depends on what that process did before. A fresh process starts from zeroed pages:
-    the same data and seed give the same model every time.
+    the same data and seed give the same model every time. A subprocess (not multiprocessing's
+    spawn) also works when the caller's ``__main__`` is stdin or a notebook.
     """
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_fit, args=(cfg, str(train_path), str(valid_path) if valid_path else None,
-                                               str(output), sender), daemon=True)
-    child.start()
-    sender.close()
-    if not receiver.poll(cfg.timeout_s):
-        child.terminate()
-        child.join(10)
-        raise ConfigError(f"fastText training took longer than {cfg.timeout_s:.0f} s; raise the timeout or sample")
+    job = {"config": dataclasses.asdict(cfg), "train": str(train_path),
+           "valid": str(valid_path) if valid_path else None, "output": str(output)}
+    args = [sys.executable, "-m", "fusionforge.filters.text.fasttext_train", json.dumps(job)]
     try:
-        kind, payload = receiver.recv()
-    except EOFError:  # the child died without a word (killed, out of memory, a crash)
-        child.join(10)
-        raise ConfigError(f"the fastText training process died (exit code {child.exitcode})") from None
-    child.join(10)
-    if kind == "error":
-        raise ConfigError(payload)
-    return payload
+        done = subprocess.run(args, capture_output=True, timeout=cfg.timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"fastText training took longer than {cfg.timeout_s:.0f} s; raise the timeout or "
+                          "train on a sample") from None
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip().splitlines()
+        raise ConfigError(message[-1] if message else f"the fastText training process exited with {done.returncode}")
+    return json.loads(done.stdout)
 
 
-def _fit(cfg: TrainConfig, train_path: str, valid_path: str | None, output: str, sender: Any) -> None:
+def _fit(job: dict[str, Any]) -> dict[str, Any]:
+    """The child's work: train, quantise, evaluate, save; raises ``ConfigError`` with the fix."""
     try:
         import fasttext
-    except ImportError:
-        sender.send(("error", str(MissingDependency("fasttext", "dev"))))
-        return
+    except ImportError as exc:
+        raise MissingDependency("fasttext", "dev") from exc
+    cfg = TrainConfig(**{**job["config"], "inputs": tuple(job["config"]["inputs"])})
     try:
         model = fasttext.train_supervised(
-            input=train_path, dim=cfg.dim, epoch=cfg.epoch, lr=cfg.lr, wordNgrams=cfg.word_ngrams,
+            input=job["train"], dim=cfg.dim, epoch=cfg.epoch, lr=cfg.lr, wordNgrams=cfg.word_ngrams,
             minCount=cfg.min_count, bucket=cfg.bucket, loss=cfg.loss, thread=cfg.threads, seed=cfg.seed, verbose=0)
         if cfg.quantize:
-            model.quantize(input=train_path, qnorm=True, retrain=True, thread=cfg.threads)
+            model.quantize(input=job["train"], qnorm=True, retrain=True, thread=cfg.threads)
     except RuntimeError as exc:  # fastText's "Encountered NaN": the training diverged
-        sender.send(("error", f"fastText training failed ({exc}); lower --lr or --epoch, or give more data"))
-        return
+        raise ConfigError(f"fastText training failed ({exc}); lower --lr or --epoch, or give more data") from exc
     report: dict[str, Any] = {}
-    if valid_path:
-        _, precision, recall = model.test(valid_path)
+    if job["valid"]:
+        _, precision, recall = model.test(job["valid"])
         report.update(precision_at_1=_finite(precision), recall_at_1=_finite(recall),
                       per_label={k.removeprefix(LABEL_PREFIX): {m: _finite(v) for m, v in scores.items()}
-                                 for k, scores in sorted(model.test_label(valid_path).items())})
-    model.save_model(output)
-    sender.send(("ok", report))
+                                 for k, scores in sorted(model.test_label(job["valid"]).items())})
+    model.save_model(job["output"])
+    return report
+
+
+if __name__ == "__main__":
+    try:
+        print(json.dumps(_fit(json.loads(sys.argv[1]))))
+    except ConfigError as error:
+        sys.exit(str(error))
