@@ -39,7 +39,8 @@ class ScorePolicy:
 
     @property
     def needs_score_pass(self) -> bool:
-        return self.top_fraction is not None and self.resolved_threshold is None
+        """A top fraction whose threshold no score pass has resolved (a pass that found no scores keeps all)."""
+        return self.top_fraction is not None and self.resolved_threshold is None and not self.reuse_scores
 
     def policy_reasons(self, values: np.ndarray) -> list[str | None]:
         """``low_score`` where the score is below the threshold in force; NaN (unscored) is kept."""

@@ -27,3 +27,14 @@ def test_threshold_equals_the_kth_best_score_also_when_narrowing(monkeypatch, fr
 def test_no_scores_and_all_equal_scores():
     assert top_fraction_threshold(lambda: iter([np.array([np.nan])]), 0.3) is None
     assert top_fraction_threshold(lambda: iter([np.full(10, 0.7)]), 0.3) == 0.7
+
+
+def test_policy_reasons_follow_the_threshold_in_force():
+    stage = policy.ScorePolicy()
+    stage.name = "test_policy_v1"
+    stage.init_policy(threshold=0.5, top_fraction=None, resolved_threshold=None, reuse_scores=False)
+    assert stage.policy_reasons(np.array([0.4, 0.5, np.nan])) == ["low_score", None, None]
+    stage.init_policy(threshold=None, top_fraction=0.3, resolved_threshold=0.8, reuse_scores=True)
+    assert stage.policy_reasons(np.array([0.7, 0.9])) == ["low_score", None]
+    stage.init_policy(threshold=None, top_fraction=0.3, resolved_threshold=None, reuse_scores=True)
+    assert stage.policy_reasons(np.array([0.1])) == [None]  # the score pass found nothing to rank
