@@ -76,8 +76,7 @@ filters:
   - video_probe_v1
   - video_scenes_v1                      # the 3-scene clip becomes 3 clip records
   - video_motion_v1                      # static test patterns are dropped
-  - stage: video_frames_v1               # 2 fps, chunks of 4 frames (Kimi K2.5's temporal unit)
-    max_side: 128
+  - video_frames_v1                      # 2 fps, chunks of 4 frames (Kimi K2.5's temporal unit)
 """
 
 

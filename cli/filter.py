@@ -40,7 +40,7 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
                    "image checks, video probe).")
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
               help="Set a stage parameter (repeatable), e.g. text_gopher_quality_v1.min_words=30.")
-@click.option("--languages", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+@click.option("--languages", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], metavar="CODES",
               help="Keep only these languages (comma-separated codes as the detector spells them).")
 @click.option("--lang-model", type=click.Path(exists=True, dir_okay=False),
               help="fastText language-ID model (lid.176.bin or GlotLID); default: py3langid's bundled model.")

@@ -7,9 +7,11 @@ with fewer frames is kept and flagged (``partial_chunk``). Columns (the contract
 ``fps`` (float64, the rate used), ``n_frames`` (int64), ``chunk_sizes`` (list<int32>), plus
 ``partial_chunk`` (bool) and ``frame_times`` (list<float64>, seconds from the start).
 
-With ``store_frames`` (default) the sampled frames are also stored: JPEG media items of kind
-``"frame"`` appended after the video (``{key}.001.jpg``, ... in the shard), at most ``max_side``
-pixels on the longer side, so a trainer reads decoded-ready frames instead of seeking in the video.
+With ``store_frames`` the sampled frames are also stored: JPEG media items of kind ``"frame"``
+appended after the video (``{key}.001.jpg``, ... in the shard), at most ``max_side`` pixels on the
+longer side, so a trainer reads decoded-ready frames instead of seeking in the video. It is off by
+default: a token counter that takes every non-image media item for a video would count each frame
+as one more video (count a video once, from ``n_frames``; skip ``"frame"`` items).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class FrameSampler(Stage):
     resources: ClassVar[Resources] = Resources(batch_size=4)
 
     def __init__(self, fps: float = 2.0, chunk_size: int = 4, max_frames: int = 256, max_side: int = 512,
-                 store_frames: bool = True, jpeg_quality: int = 90, timeout_s: float = 300.0) -> None:
+                 store_frames: bool = False, jpeg_quality: int = 90, timeout_s: float = 300.0) -> None:
         if fps <= 0 or chunk_size < 1 or max_frames < 1:
             raise ValueError(f"{self.name}: fps must be > 0, chunk_size and max_frames >= 1")
         self.fps, self.chunk_size, self.max_frames, self.max_side = fps, chunk_size, max_frames, max_side

@@ -29,6 +29,7 @@ filters:
   - video_motion_v1
   - stage: video_frames_v1
     max_side: 64
+    store_frames: true
 """
 
 

@@ -31,7 +31,7 @@ def test_chunks_of_four_with_a_flagged_partial_tail():
 
 
 def test_frames_are_sampled_counted_chunked_and_stored(clips, make_batch, make_record, make_media):
-    out = FrameSampler(fps=2.0, max_side=64)(_batch(make_batch, make_record, make_media, clips))
+    out = FrameSampler(fps=2.0, max_side=64, store_frames=True)(_batch(make_batch, make_record, make_media, clips))
     rows = {r[S.ID]: r for r in out.to_pylist()}
     moving = rows["v/moving"]
     assert moving["video_frames_v1__fps"] == 2.0 and moving["video_frames_v1__n_frames"] == 6
@@ -46,9 +46,9 @@ def test_frames_are_sampled_counted_chunked_and_stored(clips, make_batch, make_r
         assert image.size == (64, 48) == (frames[0]["width"], frames[0]["height"])
     assert rows["t/0"]["video_frames_v1__n_frames"] is None
     assert out.schema.field("video_frames_v1__chunk_sizes").type.value_type.bit_width == 32
-    again = FrameSampler(fps=2.0, max_side=64)(out)  # re-sampling replaces earlier frames, never stacks them
+    again = FrameSampler(fps=2.0, max_side=64, store_frames=True)(out)  # replaces earlier frames, never stacks
     assert sum(m["kind"] == "frame" for m in again.to_pylist()[0][S.MEDIA]) == 6
-    plain = FrameSampler(fps=2.0, store_frames=False)(_batch(make_batch, make_record, make_media, clips))
+    plain = FrameSampler(fps=2.0)(_batch(make_batch, make_record, make_media, clips))  # default: columns only
     assert all(m["kind"] == "video" for m in plain.to_pylist()[0][S.MEDIA])
 
 
