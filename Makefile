@@ -48,6 +48,7 @@ bench: setup
 	$(PY) bench/pack.py
 	$(PY) bench/rft.py
 	$(PY) bench/audit.py
+	$(PY) bench/filters.py
 
 clean:
 	rm -rf $(DEMO_DIR) build dist *.egg-info .pytest_cache
