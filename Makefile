@@ -49,6 +49,7 @@ bench: setup
 	$(PY) bench/rft.py
 	$(PY) bench/audit.py
 	$(PY) bench/sft.py
+	$(PY) bench/filters.py
 
 clean:
 	rm -rf $(DEMO_DIR) build dist *.egg-info .pytest_cache

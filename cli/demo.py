@@ -47,7 +47,8 @@ def demo(output, seed, executor, ray_address, num_cpus):
         report = run_shard(cfg, on_partition=on_partition, on_plan=on_plan)
     console.print(summary_table(report, f"shard -> {cfg.output}"))
     console.print(_by_source(report))
-    _pack_step(console, out, cfg.output, executor, ray_address, num_cpus, seed)
+    _filter_step(console, cfg.output, str(out / "filtered"), executor, ray_address, num_cpus)
+    _pack_step(console, out, str(out / "filtered"), executor, ray_address, num_cpus, seed)
     _sft_step(out, cfg.output, seed, executor, ray_address, num_cpus, console)
     _rft_step(console, out, seed)
     audit_step(out, console, executor, ray_address, num_cpus)
@@ -173,3 +174,49 @@ def audit_step(out: Path, console: Console, executor: str = "local", ray_address
     path = write_html(report, out / "audit.html").resolve()
     console.print(f"[bold]audit report[/] {path}")
     return path
+# --- filter step (issue 4): quality filters over the previous step's output -----------------------------------
+
+DEMO_FILTERS = """
+filters:
+  - text_lang_id_v1                      # py3langid's bundled model: works offline
+  - stage: text_gopher_quality_v1
+    languages: [en]                      # Gopher's stop words are English
+    min_words: 30                        # the demo documents are short
+  - text_gopher_repetition_v1
+  - stage: text_c4_lines_v1
+    min_sentences: 3
+  - text_fineweb_quality_v1
+  - image_checks_v1
+  - video_probe_v1
+  - video_scenes_v1                      # the 3-scene clip becomes 3 clip records
+  - video_motion_v1                      # static test patterns are dropped
+  - video_frames_v1                      # 2 fps, chunks of 4 frames (Kimi K2.5's temporal unit)
+"""
+
+
+def _filter_step(console: Console, input_dir: str, output_dir: str, executor: str, ray_address, num_cpus) -> None:
+    """Run the quality filters on the demo's shards and print drops per reason per source."""
+    import yaml
+    from fusionforge.pipelines.filter_config import parse_filters
+    from fusionforge.pipelines.quality import QualityConfig, run_quality
+    from fusionforge.pipelines.transform import TransformConfig
+
+    console.print("[yellow]skipped[/] CLIP image-text and keyframe scores: no CLIP weights are available offline "
+                  "(give a local checkpoint: fusionforge filter --clip-pretrained PATH)")
+    console.print("[yellow]skipped[/] fastText quality score: no quality model is available offline "
+                  "(train one: fusionforge filters train-fasttext hq=good.jsonl lq=bad.jsonl -o q.bin)")
+    cfg = QualityConfig(TransformConfig(input=input_dir, output=output_dir, shard_count=100, executor=executor,
+                                        ray_address=ray_address, num_cpus=num_cpus),
+                        tuple(parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")))
+    with partition_progress("filter") as (on_plan, on_partition):
+        report = run_quality(cfg, on_partition=on_partition, on_plan=on_plan)
+    table = Table(title=f"filter -> {output_dir} (language ID: {report['language_detector']})", header_style="bold")
+    for column in ("source", "reason", "records"):
+        table.add_column(column, justify="right" if column == "records" else "left")
+    for source, reasons in report["reasons_by_source"].items():
+        for reason, count in reasons.items():
+            table.add_row(source, reason, str(count))
+    table.add_row("all", "kept", str(report["kept"]))
+    table.add_row("all", "derived (scene clips)", str(report["derived"]))
+    console.print(table)
+

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 from fusionforge.cli.audit import audit
 from fusionforge.cli.demo import demo
+from fusionforge.cli.filter import filter_command
+from fusionforge.cli.filters import filters
 from fusionforge.cli.options import CONTEXT_SETTINGS
 from fusionforge.cli.pack import pack
 from fusionforge.cli.rft import rft
@@ -32,3 +34,5 @@ cli.add_command(pack)
 cli.add_command(rft)
 cli.add_command(audit)
 cli.add_command(sft)
+cli.add_command(filter_command)
+cli.add_command(filters)
