@@ -21,11 +21,17 @@ import math
 import time
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from fusionforge.mixers.items import ItemBatch, Stream
 from fusionforge.mixers.layout import Block, Layout, LayoutOptions, pieces
+from fusionforge.mixers.pack_items import MEDIA_SPAN
 from fusionforge.mixers.packing import LONG, TEXT, VISION
+from fusionforge.mixers.plan_table import SEGMENT_TYPE
 from fusionforge.mixers.planner import InlineRunner, PlanParams, run_windows
+from fusionforge.mixers.streams import merge_by_tokens
 from fusionforge.mixers.vision_tokens import get_preset
-from fusionforge.mixers.windows import Item, Stream, WindowDrawer
+from fusionforge.mixers.windows import WindowDrawer
 
 ASPECTS = [(1, 1), (4, 3), (3, 4), (16, 9), (9, 16), (3, 2), (2, 3), (21, 9), (1, 2), (2, 1)]
 PRESET = get_preset("kimi-k25")
@@ -91,14 +97,24 @@ def draw_to_ratio(rng, records, ratio):
     return kept
 
 
-def items_for_fusionforge(kept):
-    out = []
-    for doc, parts in kept:
-        for j, p in enumerate(parts):
-            info = {"id": f"d{doc}", "source": "bench", "modality": "x", "epoch": 0, "piece": j,
-                    "n_pieces": len(parts), "start": p.start, "media": []}
-            out.append(Item(p.kind, p.length, p.vision, info))
-    return out
+def items_for_fusionforge(kept, batch=10_000):
+    """Per kind, the drawn pieces as item batches (one per 10,000 pieces, as input shards give them)."""
+    rows = [(p.kind, p.length, p.vision, f"d{doc}", j, len(parts), p.start) for doc, parts in kept
+            for j, p in enumerate(parts)]
+    by_kind = {}
+    for kind in (VISION, TEXT, LONG):
+        mine = [r for r in rows if r[0] == kind]
+        batches = []
+        for first in range(0, len(mine), batch):
+            part = mine[first:first + batch]
+            n = len(part)
+            meta = pa.table({"sample_id": [r[3] for r in part], "source": ["bench"] * n, "modality": ["x"] * n,
+                             "media": pa.array([[]] * n, pa.list_(MEDIA_SPAN))})
+            batches.append(ItemBatch.build(meta, kind=kind, size=[r[1] for r in part], vision=[r[2] for r in part],
+                                           piece=[r[4] for r in part], n_pieces=[r[5] for r in part],
+                                           start=[r[6] for r in part]))
+        by_kind[kind] = batches
+    return by_kind, len(rows)
 
 
 def items_for_anchors(kept, seq_len):
@@ -201,24 +217,30 @@ def metrics(sequences, seq_len, target, batch=256, band=0.05):
 
 
 def run_fusionforge(kept, seq_len, ratio, window):
-    items = items_for_fusionforge(kept)
-    by_kind = {k: [i for i in items if i.kind == k] for k in (VISION, TEXT, LONG)}
-    text = sum(i.size for i in by_kind[TEXT] + by_kind[LONG])
-    drawer = WindowDrawer(Stream(iter(by_kind[VISION])), Stream(iter(by_kind[TEXT])), Stream(iter(by_kind[LONG])),
-                          seq_len, window, ratio, sum(i.size for i in by_kind[LONG]) / text)
-    rows = []
-    started = time.perf_counter()
-    surplus = run_windows(drawer, PlanParams(seq_len, window, None, 0, 8), InlineRunner(), rows.extend)
-    seconds = time.perf_counter() - started
-    split = sum(1 for r in rows for s in r["segments"] if s["split"] and s["sample_start"] == 0)
+    """Planning as ``fusionforge pack`` runs it once the items are counted: the merged per-kind streams, the
+    window drawer, the packer and the plan rows (Arrow tables with segments and cu_seqlens), in one process."""
+    by_kind, n_items = items_for_fusionforge(kept)
+    text = sum(int(b.size.sum()) for k in (TEXT, LONG) for b in by_kind[k])
+    long_share = sum(int(b.size.sum()) for b in by_kind[LONG]) / text
+    tables = []
+    started = time.process_time()
+    streams = [Stream(merge_by_tokens({"bench": iter(by_kind[k])}, {"bench": 1.0})) for k in (VISION, TEXT, LONG)]
+    drawer = WindowDrawer(*streams, seq_len, window, ratio, long_share)
+    surplus = run_windows(drawer, PlanParams(seq_len, window, None, 0, 8), InlineRunner(), tables.append)
+    seconds = time.process_time() - started
+    plan = pa.concat_tables(tables)
+    segments = pc.list_flatten(plan.column("segments")).combine_chunks().flatten()
+    split_field, start_field = (SEGMENT_TYPE.get_field_index(n) for n in ("split", "sample_start"))
+    split = int((segments[split_field].to_numpy(zero_copy_only=False) & (segments[start_field].to_numpy() == 0)).sum())
     left = sum(len(v) for v in surplus.values())
-    return [(r["tokens"], r["vision_tokens"]) for r in rows], seconds, len(items), split, left
+    sequences = list(zip(plan.column("tokens").to_pylist(), plan.column("vision_tokens").to_pylist()))
+    return sequences, seconds, n_items, split, left
 
 
 def run_anchor(fn, items, seq_len):
-    started = time.perf_counter()
+    started = time.process_time()
     bins = fn(items, seq_len)
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     split = len({doc for b in bins for (_, _, doc, is_split) in b if is_split})
     return [(sum(x[0] for x in b), sum(x[1] for x in b)) for b in bins], seconds, len(items), split, 0
 

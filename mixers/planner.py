@@ -13,10 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fusionforge.mixers.packing import LONG, TEXT, VISION
-from fusionforge.mixers.windows import Item, Window, WindowDrawer, plan_window
+import pyarrow as pa
+import pyarrow.compute as pc
+from fusionforge.mixers.items import ItemBatch
+from fusionforge.mixers.plan_table import plan_window
+from fusionforge.mixers.windows import Window, WindowDrawer
 
-Rows = list[dict[str, Any]]
+Planned = tuple[pa.Table, ItemBatch]
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,10 @@ class PlanParams:
 class InlineRunner:
     """Packs windows in this process (tests, small jobs)."""
 
-    def submit(self, window: Window, params: PlanParams) -> tuple[Rows, list[Item]]:
+    def submit(self, window: Window, params: PlanParams) -> Planned:
         return plan_window(window, params.seq_len, params.window, params.seq_vision_cap, params.seed)
 
-    def get(self, handle: tuple[Rows, list[Item]]) -> tuple[Rows, list[Item]]:
+    def get(self, handle: Planned) -> Planned:
         return handle
 
 
@@ -48,19 +51,19 @@ class RayRunner:
     def submit(self, window: Window, params: PlanParams) -> Any:
         return self._remote.remote(window, params.seq_len, params.window, params.seq_vision_cap, params.seed)
 
-    def get(self, handle: Any) -> tuple[Rows, list[Item]]:
+    def get(self, handle: Any) -> Planned:
         return self.ray.get(handle)
 
 
 def run_windows(drawer: WindowDrawer, params: PlanParams, runner: InlineRunner | RayRunner,
-                sink: Callable[[Rows], None]) -> dict[str, list[Item]]:
-    """Draw, pack and sink every window; return what is left in the streams (the surplus) by kind."""
+                sink: Callable[[pa.Table], None]) -> dict[str, ItemBatch]:
+    """Draw, pack and sink every window (its plan rows as a table); return what is left in the streams by kind."""
     inflight: deque[tuple[Window, Any]] = deque()
 
     def finish() -> None:
         window, handle = inflight.popleft()
         rows, leftovers = runner.get(handle)
-        drawer.settle(window, sum(r["tokens"] for r in rows), sum(r["vision_tokens"] for r in rows))
+        drawer.settle(window, _total(rows, "tokens"), _total(rows, "vision_tokens"))
         drawer.give_back(leftovers)
         sink(rows)
 
@@ -78,8 +81,8 @@ def run_windows(drawer: WindowDrawer, params: PlanParams, runner: InlineRunner |
             finish()
     while inflight:
         finish()
-    return {"vision": list(drawer.vision.drain()), "text": list(drawer.text.drain()),
-            "long": list(drawer.long.drain())}
+    return {"vision": drawer.vision.drain(), "text": drawer.text.drain(), "long": drawer.long.drain()}
 
 
-__all__ = ["LONG", "TEXT", "VISION", "InlineRunner", "PlanParams", "RayRunner", "run_windows"]
+def _total(rows: pa.Table, column: str) -> int:
+    return int(pc.sum(rows.column(column)).as_py() or 0)
