@@ -221,11 +221,11 @@ def run_fusionforge(kept, seq_len, ratio, window):
     window drawer, the packer and the plan rows (Arrow tables with segments and cu_seqlens), in one process."""
     by_kind, n_items = items_for_fusionforge(kept)
     text = sum(int(b.size.sum()) for k in (TEXT, LONG) for b in by_kind[k])
-    long_share = sum(int(b.size.sum()) for b in by_kind[LONG]) / text
+    long = sum(int(b.size.sum()) for b in by_kind[LONG])
     tables = []
     started = time.process_time()
     streams = [Stream(merge_by_tokens({"bench": iter(by_kind[k])}, {"bench": 1.0})) for k in (VISION, TEXT, LONG)]
-    drawer = WindowDrawer(*streams, seq_len, window, ratio, long_share)
+    drawer = WindowDrawer(*streams, seq_len, window, ratio, text, long)
     surplus = run_windows(drawer, PlanParams(seq_len, window, None, 0, 8), InlineRunner(), tables.append)
     seconds = time.process_time() - started
     plan = pa.concat_tables(tables)

@@ -78,15 +78,32 @@ class _Bins:
         self.parts.append((bins, refs, np.zeros(len(refs), np.int64) if start is None else start, sizes))
 
 
-def _place_vision(bins: _Bins, refs: np.ndarray, size: np.ndarray, vision: np.ndarray,
-                  cap: int | None) -> np.ndarray:
-    """LPT by rounds (see the module docstring); returns the refs that found no room."""
-    n = len(bins.free)
+def _place_large_text(bins: _Bins, refs: np.ndarray, size: np.ndarray, vision_size: int) -> tuple[int, np.ndarray]:
+    """Documents too long to sit beside a sequence's share of the vision items each get a sequence of their own
+    first, at the end (so they are not left over once vision has taken every sequence's room); return how many
+    sequences remain for vision and the other documents."""
+    n, seq_len = len(bins.free), int(bins.free.max(initial=0))
+    large = refs[size[refs] > seq_len - vision_size / max(1, n)]
+    spare = n - int(np.ceil(1.25 * vision_size / max(1, seq_len)))  # vision keeps room to spare
+    if not len(large) or spare <= 0:
+        return n, refs
+    large = sort_by(large, -size[large])[:spare]
+    targets = np.arange(n - len(large), n)
+    bins.free[targets] -= size[large]
+    bins.place(targets, large, size[large])
+    return n - len(large), np.setdiff1d(refs, large, assume_unique=True)
+
+
+def _place_vision(bins: _Bins, refs: np.ndarray, size: np.ndarray, vision: np.ndarray, cap: int | None,
+                  eligible: int) -> np.ndarray:
+    """LPT by rounds over the first ``eligible`` sequences (see the module docstring), then any sequence with room
+    for what did not fit; returns the refs that found no room."""
+    n = max(1, eligible)
     refs = sort_by(refs, -vision[refs], -size[refs])
     deferred = []
     for first in range(0, len(refs), n):
         chunk = refs[first:first + n]
-        targets = np.argsort(bins.load, kind="stable")[:len(chunk)]
+        targets = np.argsort(bins.load[:n], kind="stable")[:len(chunk)]
         fits = bins.free[targets] >= size[chunk]
         if cap is not None:
             fits &= bins.load[targets] + vision[chunk] <= cap
@@ -159,8 +176,10 @@ def _pack_fixed(n: int, kind: np.ndarray, size: np.ndarray, vision: np.ndarray, 
                 cap: int | None) -> tuple[_Bins, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     bins = _Bins(n, seq_len)
     is_vision = kind[atomic] == VISION
-    left_vision = _place_vision(bins, atomic[is_vision], size, vision, cap)
-    left_text = _place_text(bins, atomic[~is_vision], size)
+    vision_refs = atomic[is_vision]
+    eligible, text_refs = _place_large_text(bins, atomic[~is_vision], size, int(size[vision_refs].sum()))
+    left_vision = _place_vision(bins, vision_refs, size, vision, cap, eligible)
+    left_text = _place_text(bins, text_refs, size)
     rest = _top_off(bins, long_refs, size, long_used)
     return bins, np.concatenate([left_vision, left_text]), rest
 

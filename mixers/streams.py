@@ -108,7 +108,7 @@ def build_drawer(items_dir: Path, summaries: list[dict[str, Any]], plan: Mixture
     vision = sum(scale[n] * kinds[n]["vision"] for n in scale)
     natural = vision / all_tokens if all_tokens else 0.0
     text = sum(selected[TEXT].values()) + sum(selected[LONG].values())
-    long_share = sum(selected[LONG].values()) / text if text else 0.0
     ratio = cfg.vision_ratio if cfg.vision_ratio is not None else natural
-    drawer = WindowDrawer(streams[VISION], streams[TEXT], streams[LONG], cfg.seq_len, cfg.window, ratio, long_share)
+    drawer = WindowDrawer(streams[VISION], streams[TEXT], streams[LONG], cfg.seq_len, cfg.window, ratio, text,
+                          sum(selected[LONG].values()))
     return drawer, natural

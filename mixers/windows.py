@@ -59,7 +59,8 @@ class WindowDrawer:
     seq_len: int
     window: int  # B
     ratio: float
-    long_share: float  # share of text tokens in long documents (sizes the top-off reserve)
+    text_tokens: float  # text tokens (short and long documents, captions excluded) the streams will give
+    long_tokens: float  # of which in long documents: the top-off reserve keeps to what is left of both
     drawn_tokens: int = 0
     drawn_vision: int = 0
     count: int = 0
@@ -80,7 +81,7 @@ class WindowDrawer:
         vision_items = take_while(self.vision, vision_count)
         total, vision = int(vision_items.size.sum()), int(vision_items.vision.sum())
         vision_short = self.vision.exhausted and goal - vision > 0.001 * capacity  # ran out: keep r, shrink
-        reserve = int(self.long_share * (capacity - total))
+        reserve = int(self._long_share() * (capacity - total))
         text_items = take_while(self.text, lambda f: _first_false(total + np.cumsum(f.size) <= capacity - reserve))
         total += int(text_items.size.sum())
         need = capacity - total + self._slack
@@ -90,6 +91,8 @@ class WindowDrawer:
         total += int(more_text.size.sum())
         text_short = self.text.exhausted and self.long.exhausted and total + pool < capacity
         parts = [vision_items, text_items, long_items, more_text]
+        self.text_tokens -= total - int(vision_items.size.sum()) + pool
+        self.long_tokens -= pool
         full = not (vision_short or text_short)
         if not full:
             if not allow_partial:
@@ -114,9 +117,16 @@ class WindowDrawer:
         """Leftovers of a packed window: first in line for the next windows."""
         self._give_back(items)
 
+    def _long_share(self) -> float:
+        """Long text left over all text left: the reserve follows what remains, so long text lasts to the end."""
+        return min(1.0, max(0.0, self.long_tokens) / self.text_tokens) if self.text_tokens > 0 else 0.0
+
     def _give_back(self, items: ItemBatch) -> None:
         if not len(items):
             return
+        text = items.kind != VISION
+        self.text_tokens += int(items.size[text].sum())
+        self.long_tokens += int(items.size[items.kind == LONG].sum())
         kinds = np.unique(items.kind)
         for kind, stream in ((VISION, self.vision), (TEXT, self.text), (LONG, self.long)):
             if kind in kinds:

@@ -43,8 +43,7 @@ def make_drawer(items: list[tuple], seq_len: int, window: int, ratio: float, blo
         mine = [i for i in items if i[0] == kind]
         streams.append(Stream(iter([batch(mine[s:s + block]) for s in range(0, len(mine), block)])))
     text = sum(i[1] for i in items if i[0] != VISION)
-    long_share = sum(i[1] for i in items if i[0] == LONG) / text if text else 0.0
-    return WindowDrawer(*streams, seq_len, window, ratio, long_share)
+    return WindowDrawer(*streams, seq_len, window, ratio, text, sum(i[1] for i in items if i[0] == LONG))
 
 
 def plan(items, seq_len=512, window=16, ratio=0.1, cap=None, seed=0, runner=None, lag=4):
