@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fusionforge.mixers.items import ItemBatch, Stream
 from fusionforge.mixers.layout import Block, Layout, LayoutOptions, pieces
-from fusionforge.mixers.pack_items import MEDIA_SPAN
+from fusionforge.mixers.pack_items import MEDIA_SPAN, _piece_row
 from fusionforge.mixers.packing import LONG, TEXT, VISION
 from fusionforge.mixers.plan_table import SEGMENT_TYPE
 from fusionforge.mixers.planner import InlineRunner, PlanParams, run_windows
@@ -99,8 +99,8 @@ def draw_to_ratio(rng, records, ratio):
 
 def items_for_fusionforge(kept, batch=10_000):
     """Per kind, the drawn pieces as item batches (one per 10,000 pieces, as input shards give them)."""
-    rows = [(p.kind, p.length, p.vision, f"d{doc}", j, len(parts), p.start) for doc, parts in kept
-            for j, p in enumerate(parts)]
+    rows = [(p.kind, p.length, p.vision, f"d{doc}", j, len(parts), p.start, _piece_row(p)["media"])
+            for doc, parts in kept for j, p in enumerate(parts)]
     by_kind = {}
     for kind in (VISION, TEXT, LONG):
         mine = [r for r in rows if r[0] == kind]
@@ -109,7 +109,7 @@ def items_for_fusionforge(kept, batch=10_000):
             part = mine[first:first + batch]
             n = len(part)
             meta = pa.table({"sample_id": [r[3] for r in part], "source": ["bench"] * n, "modality": ["x"] * n,
-                             "media": pa.array([[]] * n, pa.list_(MEDIA_SPAN))})
+                             "media": pa.array([r[7] for r in part], pa.list_(MEDIA_SPAN))})
             batches.append(ItemBatch.build(meta, kind=kind, size=[r[1] for r in part], vision=[r[2] for r in part],
                                            piece=[r[4] for r in part], n_pieces=[r[5] for r in part],
                                            start=[r[6] for r in part]))

@@ -130,7 +130,7 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
         next_id = [0]
 
         def sink(rows: pa.Table) -> None:
-            metrics.add_window(rows)
+            metrics.add_rows(rows)
             ids = pa.array(np.arange(next_id[0], next_id[0] + rows.num_rows, dtype=np.int64))
             next_id[0] += rows.num_rows
             if rows.num_rows:

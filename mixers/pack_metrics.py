@@ -18,7 +18,7 @@ RATIO_BINS = 10_000  # per-sequence ratios are histogrammed at 1e-4 resolution: 
 
 
 class PackMetrics:
-    """Feed ``add_window(rows)`` (a window's plan table) in sequence order; ``summary()`` gives the report figures."""
+    """Feed ``add_rows(rows)`` (plan rows of whole windows) in sequence order; ``summary()`` gives the figures."""
 
     def __init__(self, seq_len: int, target: float, batch: int, band: float = 0.05) -> None:
         self.seq_len, self.target, self.batch, self.band = seq_len, target, batch, band
@@ -33,14 +33,17 @@ class PackMetrics:
         self.split_segments = self.split_documents = 0
         self.by_source: dict[str, int] = {}
 
-    def add_window(self, rows: pa.Table) -> None:
+    def add_rows(self, rows: pa.Table) -> None:
         if not rows.num_rows:
             return
         tokens = rows.column("tokens").to_numpy()
         vision = rows.column("vision_tokens").to_numpy()
         items = rows.column("items").to_numpy()
-        if tokens.sum():
-            self.window_errors.append(float(vision.sum() / tokens.sum()) - self.target)
+        _, first, window = np.unique(rows.column("window").to_numpy(), return_index=True, return_inverse=True)
+        window_tokens, window_vision = np.bincount(window, tokens), np.bincount(window, vision)
+        for w in np.argsort(first):  # windows in sequence order
+            if window_tokens[w]:
+                self.window_errors.append(float(window_vision[w] / window_tokens[w]) - self.target)
         self.sequences += len(tokens)
         self.tokens += int(tokens.sum())
         self.vision += int(vision.sum())

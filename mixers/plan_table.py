@@ -1,4 +1,5 @@
-"""One packed window as plan rows: sequence order, segment positions, ``cu_seqlens``, all built in bulk with Arrow.
+"""Packed windows as plan rows: sequence order and segment positions (numbers, on workers), then the rows
+themselves (segments, ``cu_seqlens``), built with Arrow for several windows at once in the driver.
 
 Sequence order inside a window: the sequences are interleaved so that every run of consecutive
 sequences carries the window's vision share, not only the whole window. Each sequence's excess
@@ -11,14 +12,14 @@ carries a mix of two windows that both hold the target share.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fusionforge.mixers.items import NUMBERS, ItemBatch
 from fusionforge.mixers.pack_items import MEDIA_SPAN
-from fusionforge.mixers.packing import LONG, Packed, pack_window, sort_by
+from fusionforge.mixers.packing import LONG, pack_window
 
 SEGMENT_TYPE = pa.struct([
     ("sample_id", pa.string()), ("source", pa.string()), ("modality", pa.string()), ("epoch", pa.int32()),
@@ -36,70 +37,98 @@ PLAN_SCHEMA = pa.schema([("sequence_id", pa.int64()), *WINDOW_SCHEMA])
 
 def interleave(tokens: np.ndarray, vision: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A sequence order whose every prefix keeps the window's vision share (see the module docstring)."""
-    share = vision.sum() / max(1, tokens.sum())
-    excess = vision - share * tokens
+    shuffled = rng.permutation(len(tokens))
+    excess = vision[shuffled] - vision.sum() / max(1, tokens.sum()) * tokens[shuffled]
+    rich = excess > 0
+    weight = np.abs(excess)
     key = np.empty(len(tokens))
-    for group in (excess > 0, excess <= 0):
-        members = rng.permutation(np.flatnonzero(group))
-        weight = np.abs(excess[members])
-        total = weight.sum()
+    for group in (rich, ~rich):
+        running = np.cumsum(np.where(group, weight, 0.0))
+        total = running[-1] if len(running) else 0.0
         if total > 0:
-            key[members] = (np.cumsum(weight) - weight / 2) / total
-        else:
-            key[members] = (np.arange(len(members)) + 0.5) / max(1, len(members))
-    return np.argsort(key, kind="stable")
+            key[group] = (running[group] - weight[group] / 2) / total
+        else:  # no excess at all (r = 0, or every sequence exactly at the share): spread evenly
+            count = np.cumsum(group)
+            key[group] = (count[group] - 0.5) / max(1, count[-1] if len(count) else 1)
+    return shuffled[np.argsort(key, kind="stable")]
 
 
-def plan_window(window: Any, seq_len: int, n_sequences: int, seq_vision_cap: int | None,
-                seed: int) -> tuple[pa.Table, ItemBatch]:
-    """Pack one window; return its plan rows (WINDOW_SCHEMA, in interleaved order) and its leftovers."""
-    items: ItemBatch = window.items
-    packed = pack_window(items.kind, items.size, items.vision, seq_len, n_sequences if window.full else None,
-                         seq_vision_cap)
-    rows = _window_table(window.index, items, packed, seq_len, seed)
-    rest = items.take(packed.rest_ref)
-    if len(rest):
-        rest = rest.with_rest(packed.rest_size, rest.offset + packed.rest_start)
-    leftovers = ItemBatch.concat([items.take(packed.leftovers), rest])
-    return rows, leftovers
+@dataclass
+class WindowPlan:
+    """A packed window in numbers (what a worker returns): sequences in plan order, their segments in order."""
+
+    index: int
+    tokens: np.ndarray  # per sequence
+    vision: np.ndarray  # per sequence
+    counts: np.ndarray  # segments per sequence
+    ref: np.ndarray  # per segment: the item (position in the window's batch)
+    start: np.ndarray  # per segment: tokens of the item before it (long text)
+    length: np.ndarray
+    position: np.ndarray  # per segment: its offset in the sequence
+    leftovers: np.ndarray  # items that found no room
+    rest_ref: np.ndarray  # long text not used: item, tokens used so far, tokens left
+    rest_start: np.ndarray
+    rest_size: np.ndarray
 
 
-def _window_table(index: int, items: ItemBatch, packed: Packed, seq_len: int, seed: int) -> pa.Table:
-    is_long = items.kind[packed.ref] == LONG
-    seg_vision = np.where(is_long, 0, items.vision[packed.ref])
+def plan_window(index: int, full: bool, kind: np.ndarray, size: np.ndarray, vision: np.ndarray, seq_len: int,
+                n_sequences: int, seq_vision_cap: int | None, seed: int) -> WindowPlan:
+    """Pack one window (numbers only: a worker needs no strings) and put its sequences in interleaved order."""
+    packed = pack_window(kind, size, vision, seq_len, n_sequences if full else None, seq_vision_cap)
+    seg_vision = np.where(kind[packed.ref] == LONG, 0, vision[packed.ref])
     tokens = np.bincount(packed.seq, packed.length, packed.n_sequences).astype(np.int64)
-    vision = np.bincount(packed.seq, seg_vision, packed.n_sequences).astype(np.int64)
+    seq_vision = np.bincount(packed.seq, seg_vision, packed.n_sequences).astype(np.int64)
     used = np.flatnonzero(tokens > 0)
     rng = np.random.default_rng((seed & 0xFFFFFFFFFFFFFFFF) << 32 | index)
-    order = used[interleave(tokens[used], vision[used], rng)]
+    order = used[interleave(tokens[used], seq_vision[used], rng)]
     rank = np.empty(packed.n_sequences, np.int64)
     rank[order] = np.arange(len(order))
-    segs = sort_by(np.arange(len(packed.seq)), rank[packed.seq])  # sequence order, placement order inside
-    seq, ref, length = rank[packed.seq[segs]], packed.ref[segs], packed.length[segs]
-    seg_vision, is_long = seg_vision[segs], is_long[segs]
-    counts = np.bincount(seq, minlength=len(order))
-    seq_tokens, seq_vision = tokens[order], vision[order]
-    before = np.cumsum(seq_tokens) - seq_tokens  # tokens of the window before each sequence
-    position = np.cumsum(length) - length - np.repeat(before, counts)
-    meta = items.meta.take(pa.array(ref))
-    column = {name: _single(meta.column(name)) for name in meta.column_names}
-    numbers = items.numbers[ref]
+    small = np.int16 if len(order) < 2**15 else np.int64  # int16: a radix sort
+    segs = np.argsort(rank[packed.seq].astype(small), kind="stable")  # by sequence, placement order inside
+    length = packed.length[segs]
+    counts = np.bincount(rank[packed.seq], minlength=len(order))
+    tokens = tokens[order]
+    position = np.cumsum(length) - length - np.repeat(np.cumsum(tokens) - tokens, counts)
+    return WindowPlan(index, tokens, seq_vision[order], counts, packed.ref[segs], packed.start[segs], length,
+                      position, packed.leftovers, packed.rest_ref, packed.rest_start, packed.rest_size)
+
+
+def leftovers(items: ItemBatch, plan: WindowPlan) -> ItemBatch:
+    """What goes back to the streams: items that found no room, and the unused part of long text."""
+    rest = items.take(plan.rest_ref)
+    if len(rest):
+        rest = rest.with_rest(plan.rest_size, rest.offset + plan.rest_start)
+    return ItemBatch.concat([items.take(plan.leftovers), rest])
+
+
+def plan_rows(windows: list[tuple[ItemBatch, WindowPlan]], seq_len: int) -> pa.Table:
+    """The plan rows (WINDOW_SCHEMA) of several packed windows, built with one pass of Arrow work."""
+    first = np.cumsum([0] + [len(items) for items, _ in windows[:-1]])
+    plans = [plan for _, plan in windows]
+    ref = np.concatenate([plan.ref + at for plan, at in zip(plans, first)])
+    counts = np.concatenate([p.counts for p in plans])
+    tokens, vision = np.concatenate([p.tokens for p in plans]), np.concatenate([p.vision for p in plans])
+    position, length = np.concatenate([p.position for p in plans]), np.concatenate([p.length for p in plans])
+    window = np.repeat([p.index for p in plans], [len(p.tokens) for p in plans])
+    numbers = np.concatenate([items.numbers for items, _ in windows])[ref]
     number = {name: numbers[:, i] for i, name in enumerate(NUMBERS)}
-    start = number["start"] + number["offset"] + packed.start[segs]
-    split = is_long | (number["n_pieces"] > 1)
+    meta = pa.concat_tables([items.meta for items, _ in windows]).take(pa.array(ref))
+    column = {name: _single(meta.column(name)) for name in meta.column_names}
+    is_long = number["kind"] == LONG
+    start = number["start"] + number["offset"] + np.concatenate([p.start for p in plans])
     segments = pa.StructArray.from_arrays(
         [column["sample_id"], column["source"], column["modality"], pa.array(number["epoch"], pa.int32()),
          pa.array(number["piece"], pa.int32()), pa.array(start), pa.array(length), pa.array(position),
-         pa.array(seg_vision), pa.array(split), _known(number["partition"]), _known(number["row"]),
-         _shift_media(column["media"], position)],
+         pa.array(np.where(is_long, 0, number["vision"])), pa.array(is_long | (number["n_pieces"] > 1)),
+         _known(number["partition"]), _known(number["row"]), _shift_media(column["media"], position)],
         fields=list(SEGMENT_TYPE))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     cu_offsets = offsets + np.arange(len(offsets), dtype=np.int32)
-    cu_values = np.zeros(len(seq) + len(order), np.int32)
-    cu_values[np.arange(len(seq)) + seq + 1] = position + length
+    cu_values = np.zeros(len(ref) + len(counts), np.int32)
+    cu_values[np.arange(len(ref)) + np.repeat(np.arange(len(counts)), counts) + 1] = position + length
     return pa.Table.from_arrays([
-        pa.array(np.full(len(order), index, np.int64)), pa.array(seq_tokens), pa.array(seq_tokens - seq_vision),
-        pa.array(seq_vision), pa.array(seq_len - seq_tokens), pa.array(counts.astype(np.int32)),
+        pa.array(window, pa.int64()), pa.array(tokens), pa.array(tokens - vision), pa.array(vision),
+        pa.array(seq_len - tokens), pa.array(counts.astype(np.int32)),
         pa.ListArray.from_arrays(pa.array(offsets), segments),
         pa.ListArray.from_arrays(pa.array(cu_offsets), pa.array(cu_values)),
     ], schema=WINDOW_SCHEMA)

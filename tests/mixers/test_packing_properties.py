@@ -47,10 +47,14 @@ def make_drawer(items: list[tuple], seq_len: int, window: int, ratio: float, blo
 
 
 def plan(items, seq_len=512, window=16, ratio=0.1, cap=None, seed=0, runner=None, lag=4):
-    tables: list[pa.Table] = []
+    """Plan rows split by window, and the surplus."""
+    groups: list[pa.Table] = []
     drawer = make_drawer(items, seq_len, window, ratio)
-    surplus = run_windows(drawer, PlanParams(seq_len, window, cap, seed, lag), runner or InlineRunner(), tables.append)
-    return tables, surplus
+    surplus = run_windows(drawer, PlanParams(seq_len, window, cap, seed, lag), runner or InlineRunner(), groups.append)
+    rows = pa.concat_tables(groups)
+    ids = rows.column("window").to_numpy()
+    assert (np.diff(ids) >= 0).all() and len(groups) == -(-len(np.unique(ids)) // lag)
+    return [rows.filter(pa.array(ids == w)) for w in np.unique(ids)], surplus
 
 
 def rows_of(tables):
@@ -165,12 +169,13 @@ def test_per_sequence_vision_cap_is_respected():
     assert all(row["vision_tokens"] <= 150 for row in rows_of(tables))
 
 
-def test_text_rounds_give_each_sequence_the_largest_document_that_fits():
-    kind = np.full(4, TEXT)
-    size = np.array([60, 50, 40, 30])
-    packed = pack_window(kind, size, np.zeros(4), seq_len=100, n_sequences=2)
-    contents = sorted(sorted(size[packed.ref[packed.seq == b]].tolist(), reverse=True) for b in range(2))
-    assert contents == [[50, 40], [60, 30]]  # round 1: 60 and 50; round 2: 40 to the larger room, 30 to the other
+def test_text_goes_largest_first_to_the_tightest_room():
+    # vision 70, 50, 30 leave rooms 30, 50, 70; documents 29, 48, 65 each fill the tightest room that fits
+    kind = np.array([VISION] * 3 + [TEXT] * 3)
+    size = np.array([70, 50, 30, 29, 48, 65])
+    packed = pack_window(kind, size, np.array([70, 50, 30, 0, 0, 0]), seq_len=100, n_sequences=3)
+    together = sorted(sorted(size[packed.ref[packed.seq == b]].tolist()) for b in range(3))
+    assert together == [[29, 70], [30, 65], [48, 50]]
     assert not len(packed.leftovers)
 
 
