@@ -203,3 +203,73 @@ def pack_fixed(n, seq_len, cap, size, vision, large, vision_order, text_order, l
                 position += 1
                 used = long_used[position] if position < len(long_refs) else 0
     return k, n_left, position, used
+
+
+@numba.njit(cache=True)
+def _splitmix(state):
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True)
+def order_sequences(n, seq, length, seg_vision, seed):
+    """Plan order of a window's sequences and of their segments (see ``plan_table``).
+
+    Returns the sequences in plan order (empty ones dropped), their tokens, vision tokens and segment
+    counts, the segment permutation (by sequence in plan order, placement order inside) and each
+    segment's offset in its sequence.
+    """
+    tokens = np.zeros(n, np.int64)
+    vision = np.zeros(n, np.int64)
+    for i in range(len(seq)):
+        tokens[seq[i]] += length[i]
+        vision[seq[i]] += seg_vision[i]
+    used = np.flatnonzero(tokens > 0)
+    m = len(used)
+    state = np.uint64(seed)
+    for i in range(m - 1, 0, -1):  # seeded Fisher-Yates
+        state, z = _splitmix(state)
+        j = np.int64(z % np.uint64(i + 1))
+        used[i], used[j] = used[j], used[i]
+    share = vision.sum() / max(1, tokens.sum())
+    excess = vision[used] - share * tokens[used]
+    key = np.empty(m)
+    for rich in (True, False):
+        total, members = 0.0, 0
+        for i in range(m):
+            if (excess[i] > 0) == rich:
+                total += abs(excess[i])
+                members += 1
+        running, rank = 0.0, 0
+        for i in range(m):
+            if (excess[i] > 0) == rich:
+                weight = abs(excess[i])
+                running += weight
+                rank += 1
+                key[i] = (running - weight / 2) / total if total > 0 else (rank - 0.5) / members
+    order = used[np.argsort(key, kind="mergesort")]
+    place = np.full(n, -1, np.int64)
+    for i in range(m):
+        place[order[i]] = i
+    counts = np.zeros(m, np.int64)
+    for i in range(len(seq)):
+        counts[place[seq[i]]] += 1
+    first = np.zeros(m, np.int64)
+    for i in range(1, m):
+        first[i] = first[i - 1] + counts[i - 1]
+    permutation = np.empty(len(seq), np.int64)
+    filled = first.copy()
+    for i in range(len(seq)):  # a counting sort: stable, so placement order holds inside a sequence
+        p = place[seq[i]]
+        permutation[filled[p]] = i
+        filled[p] += 1
+    position = np.empty(len(seq), np.int64)
+    for p in range(m):
+        at = 0
+        for j in range(first[p], first[p] + counts[p]):
+            position[j] = at
+            at += length[permutation[j]]
+    return order, tokens[order], vision[order], counts, permutation, position

@@ -1,13 +1,13 @@
 """Packed windows as plan rows: sequence order and segment positions (numbers, on workers), then the rows
 themselves (segments, ``cu_seqlens``), built with Arrow for several windows at once in the driver.
 
-Sequence order inside a window: the sequences are interleaved so that every run of consecutive
-sequences carries the window's vision share, not only the whole window. Each sequence's excess
-``vision - share * tokens`` is positive (vision-rich) or not; both groups are shuffled with the seed
-and merged by their cumulative excess (a sequence is placed where its group's running total
-reaches its midpoint, as a share of the group's total), so the running excess never strays further
-than about one sequence's worth from zero. A run of B sequences that straddles two windows then
-carries a mix of two windows that both hold the target share.
+Sequence order inside a window (``pack_kernels.order_sequences``): the sequences are interleaved so
+that every run of consecutive sequences carries the window's vision share, not only the whole
+window. Each sequence's excess ``vision - share * tokens`` is positive (vision-rich) or not; both
+groups are shuffled with the seed and merged by their cumulative excess (a sequence is placed where
+its group's running total reaches its midpoint, as a share of the group's total), so the running
+excess never strays further than about one sequence's worth from zero. A run of B sequences that
+straddles two windows then carries a mix of two windows that both hold the target share.
 """
 
 from __future__ import annotations
@@ -35,24 +35,6 @@ WINDOW_SCHEMA = pa.schema([
 PLAN_SCHEMA = pa.schema([("sequence_id", pa.int64()), *WINDOW_SCHEMA])
 
 
-def interleave(tokens: np.ndarray, vision: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A sequence order whose every prefix keeps the window's vision share (see the module docstring)."""
-    shuffled = rng.permutation(len(tokens))
-    excess = vision[shuffled] - vision.sum() / max(1, tokens.sum()) * tokens[shuffled]
-    rich = excess > 0
-    weight = np.abs(excess)
-    key = np.empty(len(tokens))
-    for group in (rich, ~rich):
-        running = np.cumsum(np.where(group, weight, 0.0))
-        total = running[-1] if len(running) else 0.0
-        if total > 0:
-            key[group] = (running[group] - weight[group] / 2) / total
-        else:  # no excess at all (r = 0, or every sequence exactly at the share): spread evenly
-            count = np.cumsum(group)
-            key[group] = (count[group] - 0.5) / max(1, count[-1] if len(count) else 1)
-    return shuffled[np.argsort(key, kind="stable")]
-
-
 @dataclass
 class WindowPlan:
     """A packed window in numbers (what a worker returns): sequences in plan order, their segments in order."""
@@ -74,22 +56,14 @@ class WindowPlan:
 def plan_window(index: int, full: bool, kind: np.ndarray, size: np.ndarray, vision: np.ndarray, seq_len: int,
                 n_sequences: int, seq_vision_cap: int | None, seed: int) -> WindowPlan:
     """Pack one window (numbers only: a worker needs no strings) and put its sequences in interleaved order."""
+    from fusionforge.mixers.pack_kernels import order_sequences
+
     packed = pack_window(kind, size, vision, seq_len, n_sequences if full else None, seq_vision_cap)
     seg_vision = np.where(kind[packed.ref] == LONG, 0, vision[packed.ref])
-    tokens = np.bincount(packed.seq, packed.length, packed.n_sequences).astype(np.int64)
-    seq_vision = np.bincount(packed.seq, seg_vision, packed.n_sequences).astype(np.int64)
-    used = np.flatnonzero(tokens > 0)
-    rng = np.random.default_rng((seed & 0xFFFFFFFFFFFFFFFF) << 32 | index)
-    order = used[interleave(tokens[used], seq_vision[used], rng)]
-    rank = np.empty(packed.n_sequences, np.int64)
-    rank[order] = np.arange(len(order))
-    small = np.int16 if len(order) < 2**15 else np.int64  # int16: a radix sort
-    segs = np.argsort(rank[packed.seq].astype(small), kind="stable")  # by sequence, placement order inside
-    length = packed.length[segs]
-    counts = np.bincount(rank[packed.seq], minlength=len(order))
-    tokens = tokens[order]
-    position = np.cumsum(length) - length - np.repeat(np.cumsum(tokens) - tokens, counts)
-    return WindowPlan(index, tokens, seq_vision[order], counts, packed.ref[segs], packed.start[segs], length,
+    mixed = (seed & 0xFFFFFFFF) << 32 ^ index * 0x9E3779B1 ^ seed >> 32 & 0xFFFFFFFF
+    _, tokens, seq_vision, counts, segs, position = order_sequences(packed.n_sequences, packed.seq, packed.length,
+                                                                   seg_vision, mixed & 0xFFFFFFFFFFFFFFFF)
+    return WindowPlan(index, tokens, seq_vision, counts, packed.ref[segs], packed.start[segs], packed.length[segs],
                       position, packed.leftovers, packed.rest_ref, packed.rest_start, packed.rest_size)
 
 

@@ -7,8 +7,9 @@ import pyarrow as pa
 import pytest
 from fusionforge.mixers.items import ItemBatch, Stream
 from fusionforge.mixers.pack_items import MEDIA_SPAN
+from fusionforge.mixers.pack_kernels import order_sequences
 from fusionforge.mixers.packing import LONG, TEXT, VISION, pack_window, sort_by
-from fusionforge.mixers.plan_table import PLAN_SCHEMA, interleave
+from fusionforge.mixers.plan_table import PLAN_SCHEMA
 from fusionforge.mixers.planner import InlineRunner, PlanParams, RayRunner, run_windows
 from fusionforge.mixers.windows import WindowDrawer
 
@@ -154,8 +155,10 @@ def test_interleave_keeps_every_prefix_near_the_share():
     tokens = rng.integers(500, 1025, 300)
     vision = np.where(rng.random(300) < 0.3, rng.integers(0, 900, 300), 0)
     vision = np.minimum(vision, tokens)
-    order = interleave(tokens, vision, np.random.default_rng(1))
-    assert sorted(order) == list(range(300))
+    order, ordered_tokens, _, counts, _, position = order_sequences(300, np.arange(300), tokens, vision, 1)
+    assert sorted(order) == list(range(300)) and (ordered_tokens == tokens[order]).all()
+    assert (counts == 1).all() and (position == 0).all()
+    assert order_sequences(300, np.arange(300), tokens, vision, 2)[0].tolist() != order.tolist()  # seeded
     share = vision.sum() / tokens.sum()
     excess = vision[order] - share * tokens[order]
     assert np.abs(np.cumsum(excess)).max() <= np.abs(excess).max() * 1.0001
