@@ -62,15 +62,12 @@ def sort_by(refs: np.ndarray, *keys: np.ndarray) -> np.ndarray:
     return refs[order]
 
 
-def _large_documents(text: np.ndarray, size: np.ndarray, vision_size: int, n: int, seq_len: int) -> np.ndarray:
-    """Documents too long to sit beside a sequence's share of the vision items, largest first: they get
-    sequences of their own before vision is placed (else vision takes every sequence's room and they are
-    left over), as many as leave vision a quarter more room than it needs."""
-    large = text[size[text] > seq_len - vision_size / max(1, n)]
-    spare = n - int(np.ceil(1.25 * vision_size / seq_len))
-    if not len(large) or spare <= 0:
-        return large[:0]
-    return sort_by(large, -size[large])[:spare]
+def _large_count(text_sizes: np.ndarray, vision_size: int, n: int, seq_len: int) -> int:
+    """How many of the largest documents (sizes given largest first) get a sequence of their own before vision
+    is placed: those too long to sit beside a sequence's share of the vision items (else vision takes every
+    sequence's room and they are left over), as many as leave vision a quarter more room than it needs."""
+    large = int(np.searchsorted(-text_sizes, vision_size / max(1, n) - seq_len))  # sizes > L - share
+    return max(0, min(large, n - int(np.ceil(1.25 * vision_size / seq_len))))
 
 
 def _pack_fixed(n: int, kind: np.ndarray, size: np.ndarray, vision: np.ndarray, atomic: np.ndarray,
@@ -79,15 +76,14 @@ def _pack_fixed(n: int, kind: np.ndarray, size: np.ndarray, vision: np.ndarray, 
 
     is_vision = kind[atomic] == VISION
     vision_refs, text = atomic[is_vision], atomic[~is_vision]
-    large = _large_documents(text, size, int(size[vision_refs].sum()), n, seq_len)
-    text = np.setdiff1d(text, large, assume_unique=True)
     vision_order = sort_by(vision_refs, -vision[vision_refs], -size[vision_refs])
     text_order = sort_by(text, -size[text])
+    large = _large_count(size[text_order], int(size[vision_refs].sum()), n, seq_len)
     room = len(atomic) + n + len(long_refs) + 1
     segments = [np.empty(room, np.int64) for _ in range(4)]
     left = np.empty(len(atomic), np.int64)
-    k, n_left, position, used = pack_fixed(n, seq_len, -1 if cap is None else cap, size, vision, large,
-                                           vision_order, text_order, long_refs, long_used, *segments, left)
+    k, n_left, position, used = pack_fixed(n, seq_len, -1 if cap is None else cap, size, vision, text_order[:large],
+                                           vision_order, text_order[large:], long_refs, long_used, *segments, left)
     rest_used = long_used[position:].copy()
     if len(rest_used):
         rest_used[0] = used
