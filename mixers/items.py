@@ -120,18 +120,18 @@ class Stream:
 
     def take(self, n: int) -> ItemBatch:
         """Remove and return the first ``n`` items (fewer only where the stream ends)."""
-        self._fill(n)
-        parts, need = [], n
-        while need > 0 and self._chunks:
-            chunk = self._chunks.popleft()
-            if len(chunk) > need:
-                self._chunks.appendleft(chunk.slice(need, len(chunk)))
-                chunk = chunk.slice(0, need)
-            parts.append(chunk)
-            need -= len(chunk)
-        taken = ItemBatch.concat(parts)
-        self._buffered -= len(taken)
+        taken = self.front(n)
+        self.drop(len(taken))
         return taken
+
+    def drop(self, n: int) -> None:
+        """Remove the first ``n`` items, which must be buffered (``front`` has read them)."""
+        self._buffered -= n
+        while n > 0:
+            chunk = self._chunks.popleft()
+            if len(chunk) > n:
+                self._chunks.appendleft(chunk.slice(n, len(chunk)))
+            n -= len(chunk)
 
     def push_front(self, batch: ItemBatch) -> None:
         if len(batch):

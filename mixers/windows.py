@@ -31,7 +31,8 @@ def take_while(stream: Stream, count: Callable[[ItemBatch], int]) -> ItemBatch:
         front = stream.front(n)
         k = count(front)
         if k < len(front) or len(front) < n:
-            return stream.take(k)
+            stream.drop(k)
+            return front.slice(0, k) if k < len(front) else front
         n *= 4
 
 
