@@ -77,15 +77,15 @@ def leftovers(items: ItemBatch, plan: WindowPlan) -> ItemBatch:
 
 def plan_rows(windows: list[tuple[ItemBatch, WindowPlan]], seq_len: int) -> pa.Table:
     """The plan rows (WINDOW_SCHEMA) of several packed windows, built with one pass of Arrow work."""
-    first = np.cumsum([0] + [len(items) for items, _ in windows[:-1]])
     plans = [plan for _, plan in windows]
-    ref = np.concatenate([plan.ref + at for plan, at in zip(plans, first)])
     counts = np.concatenate([p.counts for p in plans])
     tokens, vision = np.concatenate([p.tokens for p in plans]), np.concatenate([p.vision for p in plans])
     position, length = np.concatenate([p.position for p in plans]), np.concatenate([p.length for p in plans])
     window = np.repeat([p.index for p in plans], [len(p.tokens) for p in plans])
-    numbers = np.concatenate([items.numbers for items, _ in windows])[ref]
+    numbers = np.concatenate([items.numbers[plan.ref] for items, plan in windows])
     number = {name: numbers[:, i] for i, name in enumerate(NUMBERS)}
+    first = np.cumsum([0] + [len(items) for items, _ in windows[:-1]])
+    ref = np.concatenate([plan.ref + at for plan, at in zip(plans, first)])  # into the windows' items, end to end
     meta = pa.concat_tables([items.meta for items, _ in windows]).take(pa.array(ref))
     column = {name: _single(meta.column(name)) for name in meta.column_names}
     is_long = number["kind"] == LONG
@@ -98,8 +98,8 @@ def plan_rows(windows: list[tuple[ItemBatch, WindowPlan]], seq_len: int) -> pa.T
         fields=list(SEGMENT_TYPE))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     cu_offsets = offsets + np.arange(len(offsets), dtype=np.int32)
-    cu_values = np.zeros(len(ref) + len(counts), np.int32)
-    cu_values[np.arange(len(ref)) + np.repeat(np.arange(len(counts)), counts) + 1] = position + length
+    cu_values = np.zeros(len(length) + len(counts), np.int32)
+    cu_values[np.arange(len(length)) + np.repeat(np.arange(len(counts)), counts) + 1] = position + length
     return pa.Table.from_arrays([
         pa.array(window, pa.int64()), pa.array(tokens), pa.array(tokens - vision), pa.array(vision),
         pa.array(seq_len - tokens), pa.array(counts.astype(np.int32)),
