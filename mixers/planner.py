@@ -85,9 +85,10 @@ def run_windows(drawer: WindowDrawer, params: PlanParams, runner: InlineRunner |
 
     while True:
         window = drawer.draw(allow_partial=not inflight)
-        if window is None:
+        if window is None:  # the streams ran dry: what is in flight comes back before the last draw
             if inflight:
-                finish()
+                while inflight:
+                    finish()
                 continue
             break
         inflight.append((window, runner.submit(window, params)))
