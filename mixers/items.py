@@ -118,12 +118,6 @@ class Stream:
             need -= len(parts[-1])
         return ItemBatch.concat(parts)
 
-    def take(self, n: int) -> ItemBatch:
-        """Remove and return the first ``n`` items (fewer only where the stream ends)."""
-        taken = self.front(n)
-        self.drop(len(taken))
-        return taken
-
     def drop(self, n: int) -> None:
         """Remove the first ``n`` items, which must be buffered (``front`` has read them)."""
         self._buffered -= n

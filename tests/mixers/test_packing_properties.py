@@ -226,15 +226,17 @@ def test_final_window_is_sized_to_its_tokens():
     assert (per_sequence < 1024).sum() == 1
 
 
-def test_stream_front_take_and_push_back():
+def test_stream_front_drop_and_push_back():
     items = random_items(random.Random(1), 50, 512, vision_share=0)
     stream = Stream(iter([batch(items[:7]), batch(items[7:20]), batch(items[20:])]))
-    assert stream.front(10).meta.column("sample_id").to_pylist() == [i[3] for i in items[:10]]
-    first = stream.take(12)
+    first = stream.front(12)
+    assert first.meta.column("sample_id").to_pylist() == [i[3] for i in items[:12]]
+    stream.drop(12)
     stream.push_front(first.slice(9, 12))
-    assert stream.take(5).meta.column("sample_id").to_pylist() == [i[3] for i in items[9:14]]
+    assert stream.front(5).meta.column("sample_id").to_pylist() == [i[3] for i in items[9:14]]
+    stream.drop(5)
     assert stream.drain().size.tolist() == [i[1] for i in items[14:]]
-    assert stream.exhausted
+    assert stream.exhausted and not len(stream.front(3))
 
 
 @pytest.mark.ray
