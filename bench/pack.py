@@ -246,7 +246,7 @@ def first_call_seconds():
     """What the compiled kernels cost once per process (loaded from numba's cache, or compiled on a fresh install)."""
     started = time.perf_counter()
     pack_window(np.array([VISION, TEXT, LONG]), np.array([30, 20, 90]), np.array([20, 0, 0]), 64, None)
-    order_sequences(2, np.array([0, 1]), np.array([30, 20]), np.array([20, 0]), 0)
+    order_sequences(2, np.array([0, 1]), np.array([30, 20]), np.array([20, 0]), np.uint64(0))
     return time.perf_counter() - started
 
 

@@ -62,7 +62,7 @@ def plan_window(index: int, full: bool, kind: np.ndarray, size: np.ndarray, visi
     seg_vision = np.where(kind[packed.ref] == LONG, 0, vision[packed.ref])
     mixed = (seed & 0xFFFFFFFF) << 32 ^ index * 0x9E3779B1 ^ seed >> 32 & 0xFFFFFFFF
     _, tokens, seq_vision, counts, segs, position = order_sequences(packed.n_sequences, packed.seq, packed.length,
-                                                                   seg_vision, mixed & 0xFFFFFFFFFFFFFFFF)
+                                                                   seg_vision, np.uint64(mixed & 0xFFFFFFFFFFFFFFFF))
     return WindowPlan(index, tokens, seq_vision, counts, packed.ref[segs], packed.start[segs], packed.length[segs],
                       position, packed.leftovers, packed.rest_ref, packed.rest_start, packed.rest_size)
 

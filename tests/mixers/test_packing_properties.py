@@ -155,10 +155,11 @@ def test_interleave_keeps_every_prefix_near_the_share():
     tokens = rng.integers(500, 1025, 300)
     vision = np.where(rng.random(300) < 0.3, rng.integers(0, 900, 300), 0)
     vision = np.minimum(vision, tokens)
-    order, ordered_tokens, _, counts, _, position = order_sequences(300, np.arange(300), tokens, vision, 1)
+    sequences = np.arange(300)
+    order, ordered_tokens, _, counts, _, position = order_sequences(300, sequences, tokens, vision, np.uint64(1))
     assert sorted(order) == list(range(300)) and (ordered_tokens == tokens[order]).all()
     assert (counts == 1).all() and (position == 0).all()
-    assert order_sequences(300, np.arange(300), tokens, vision, 2)[0].tolist() != order.tolist()  # seeded
+    assert order_sequences(300, sequences, tokens, vision, np.uint64(2))[0].tolist() != order.tolist()  # seeded
     share = vision.sum() / tokens.sum()
     excess = vision[order] - share * tokens[order]
     assert np.abs(np.cumsum(excess)).max() <= np.abs(excess).max() * 1.0001
