@@ -48,6 +48,8 @@ bench: setup
 	$(PY) bench/pack.py
 	$(PY) bench/rft.py
 	$(PY) bench/audit.py
+	$(PY) bench/sft.py
+	$(PY) bench/filters.py
 	$(PY) bench/dedupe.py
 	$(PY) bench/dedupe_memory.py
 

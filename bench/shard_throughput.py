@@ -4,7 +4,7 @@ The reference is what a user would write by hand: read each image and caption, h
 ``ShardWriter``. fusionforge does more per sample (it decodes every image to catch corrupt files,
 hashes it, writes the manifest and the ledger), so the ratio says what that safety costs.
 
-    python bench/shard_throughput.py --images 3000 --size 256
+    python bench/shard_throughput.py --images 10000 --size 256
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ def shard_bytes(out: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=3000)
+    parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--per-shard", type=int, default=500)
+    parser.add_argument("--per-shard", type=int, default=1000)
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

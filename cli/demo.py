@@ -48,7 +48,9 @@ def demo(output, seed, executor, ray_address, num_cpus):
     console.print(summary_table(report, f"shard -> {cfg.output}"))
     console.print(_by_source(report))
     deduplicated = _dedupe_step(console, out, cfg.output, executor, ray_address, num_cpus)
-    _pack_step(console, out, deduplicated, executor, ray_address, num_cpus, seed)
+    _filter_step(console, deduplicated, str(out / "filtered"), executor, ray_address, num_cpus)
+    _pack_step(console, out, str(out / "filtered"), executor, ray_address, num_cpus, seed)
+    _sft_step(out, cfg.output, seed, executor, ray_address, num_cpus, console)
     _rft_step(console, out, seed)
     audit_step(out, console, executor, ray_address, num_cpus)
     console.print(f"[bold]demo finished[/] in {time.monotonic() - started:.1f} s; outputs under {out}/")
@@ -63,7 +65,7 @@ def _by_source(report: dict) -> Table:
     return table
 
 
-# --- dedupe step (issue 3): exact and near duplicates of the shard step's output -------------------
+# --- dedupe step (issue 3): exact and near duplicates of the shard step's output (filter reads it) ------
 def _dedupe_step(console: Console, out: Path, previous: str, executor: str, ray_address: str | None,
                  num_cpus: int | None) -> str:
     """Remove exact and near duplicates (text, images, video) from the previous step's output."""
@@ -105,6 +107,39 @@ def _pack_step(console: Console, out: Path, previous: str, executor, ray_address
     table.add_row("per-sequence p5 / p95", f"{ratio['p5']:.1%} / {ratio['p95']:.1%}")
     table.add_row("zero-vision sequences", f"{report['zero_vision_share']:.1%}")
     table.add_row("kept / surplus records", f"{report['kept']:,} / {report['reasons'].get('pack:surplus', 0):,}")
+    console.print(table)
+
+
+# ---- zero-vision SFT step (issue 7): the shard output's photos and drawn charts -> verified trajectories -> SFT set
+def _sft_step(out: Path, shard_dir: str, seed: int, executor: str, ray_address, num_cpus, console: Console) -> None:
+    """Questions about the shard step's photos (answers from their metadata) plus generated images go through
+    the sandboxed python tool; the verified trajectories join generated chats in a zero-vision SFT set."""
+    from fusionforge.mixers.sft.build import BuildConfig, run_build
+    from fusionforge.mixers.sft.sample_data import make_chat_corpus, questions_from_shards
+    from fusionforge.mixers.sft.synth_job import SynthConfig, run_synth
+
+    started = time.monotonic()
+    photo_qa = questions_from_shards(shard_dir, out / "raw" / "photo_qa")
+    run = {"executor": executor, "ray_address": ray_address, "num_cpus": num_cpus, "seed": seed}
+    synth = run_synth(SynthConfig(inputs=(f"photos={photo_qa}",) if photo_qa else (), output=str(out / "sft_proxy"),
+                                  generate=8, **run))
+    chats, evals = make_chat_corpus(out / "raw" / "chats", seed=seed, n=40)
+    inputs = (*(f"{k}={v}" for k, v in chats.items()), f"proxy={out / 'sft_proxy' / 'trajectories.jsonl'}")
+    report = run_build(BuildConfig(inputs=inputs, output=str(out / "sft"), decontaminate=(f"eval={evals}",),
+                                   val_fraction=0.05, **run))
+    table = Table(title=f"zero-vision SFT -> {out / 'sft'} ({time.monotonic() - started:.1f} s)", header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("trajectories kept / questions", f"{synth['kept']} / {synth['inputs']}")
+    for reason, count in synth["reasons"].items():
+        table.add_row(f"  {reason}", str(count))
+    table.add_row("conversations in / train / val",
+                  f"{report['inputs']} / {report['splits']['train']['conversations']} / "
+                  f"{report['splits']['val']['conversations']}")
+    for reason, count in report["reasons"].items():
+        table.add_row(f"  {reason}", str(count))
+    table.add_row("tool-use share", f"{report['tool_use_share']['conversations']:.0%}")
+    table.add_row("vision check", report["vision"]["check"].split(" in ")[0])
     console.print(table)
 
 
@@ -162,3 +197,49 @@ def audit_step(out: Path, console: Console, executor: str = "local", ray_address
     path = write_html(report, out / "audit.html").resolve()
     console.print(f"[bold]audit report[/] {path}")
     return path
+# --- filter step (issue 4): quality filters over the previous step's output -----------------------------------
+
+DEMO_FILTERS = """
+filters:
+  - text_lang_id_v1                      # py3langid's bundled model: works offline
+  - stage: text_gopher_quality_v1
+    languages: [en]                      # Gopher's stop words are English
+    min_words: 30                        # the demo documents are short
+  - text_gopher_repetition_v1
+  - stage: text_c4_lines_v1
+    min_sentences: 3
+  - text_fineweb_quality_v1
+  - image_checks_v1
+  - video_probe_v1
+  - video_scenes_v1                      # the 3-scene clip becomes 3 clip records
+  - video_motion_v1                      # static test patterns are dropped
+  - video_frames_v1                      # 2 fps, chunks of 4 frames (Kimi K2.5's temporal unit)
+"""
+
+
+def _filter_step(console: Console, input_dir: str, output_dir: str, executor: str, ray_address, num_cpus) -> None:
+    """Run the quality filters on the demo's shards and print drops per reason per source."""
+    import yaml
+    from fusionforge.pipelines.filter_config import parse_filters
+    from fusionforge.pipelines.quality import QualityConfig, run_quality
+    from fusionforge.pipelines.transform import TransformConfig
+
+    console.print("[yellow]skipped[/] CLIP image-text and keyframe scores: no CLIP weights are available offline "
+                  "(give a local checkpoint: fusionforge filter --clip-pretrained PATH)")
+    console.print("[yellow]skipped[/] fastText quality score: no quality model is available offline "
+                  "(train one: fusionforge filters train-fasttext hq=good.jsonl lq=bad.jsonl -o q.bin)")
+    cfg = QualityConfig(TransformConfig(input=input_dir, output=output_dir, shard_count=100, executor=executor,
+                                        ray_address=ray_address, num_cpus=num_cpus),
+                        tuple(parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")))
+    with partition_progress("filter") as (on_plan, on_partition):
+        report = run_quality(cfg, on_partition=on_partition, on_plan=on_plan)
+    table = Table(title=f"filter -> {output_dir} (language ID: {report['language_detector']})", header_style="bold")
+    for column in ("source", "reason", "records"):
+        table.add_column(column, justify="right" if column == "records" else "left")
+    for source, reasons in report["reasons_by_source"].items():
+        for reason, count in reasons.items():
+            table.add_row(source, reason, str(count))
+    table.add_row("all", "kept", str(report["kept"]))
+    table.add_row("all", "derived (scene clips)", str(report["derived"]))
+    console.print(table)
+

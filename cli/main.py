@@ -6,9 +6,12 @@ import click
 from fusionforge.cli.audit import audit
 from fusionforge.cli.dedupe import dedupe
 from fusionforge.cli.demo import demo
+from fusionforge.cli.filter import filter_command
+from fusionforge.cli.filters import filters
 from fusionforge.cli.options import CONTEXT_SETTINGS
 from fusionforge.cli.pack import pack
 from fusionforge.cli.rft import rft
+from fusionforge.cli.sft import sft
 from fusionforge.cli.shard import shard
 from fusionforge.cli.tokens import tokens
 
@@ -31,4 +34,7 @@ cli.add_command(tokens)
 cli.add_command(pack)
 cli.add_command(rft)
 cli.add_command(audit)
+cli.add_command(sft)
+cli.add_command(filter_command)
+cli.add_command(filters)
 cli.add_command(dedupe)

@@ -45,6 +45,8 @@ def summary_table(report: dict[str, Any], title: str) -> Table:
     table.add_column("value", justify="right")
     for label, key in (("inputs", "inputs"), ("kept", "kept"), ("dropped", "dropped"), ("failed", "failed")):
         table.add_row(label, f"{report.get(key, 0):,}")
+        if key == "inputs" and report.get("derived"):
+            table.add_row("derived (e.g. scene clips)", f"{report['derived']:,}")
     for reason, count in report.get("reasons", {}).items():
         table.add_row(f"  {reason}", f"{count:,}")
     if "shards" in report:

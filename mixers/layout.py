@@ -127,6 +127,8 @@ def _media_blocks(layout: Layout, record: dict[str, Any], index: int, opts: Layo
     if layout.reject:
         return
     item = record[S.MEDIA][index]
+    if item["kind"] not in ("image", "video"):
+        return  # e.g. "frame": sampled frames stored beside their video, already counted from its n_frames
     width, height = item["width"] or 0, item["height"] or 0
     preset = opts.preset
     try:

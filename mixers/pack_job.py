@@ -24,12 +24,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fusionforge.mixers.items import ItemBatch
 from fusionforge.mixers.mixture import load_mixture, plan_mixture
 from fusionforge.mixers.pack_items import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
 from fusionforge.mixers.pack_ledger import write_ledger
 from fusionforge.mixers.pack_metrics import PackMetrics
+from fusionforge.mixers.plan_table import PLAN_SCHEMA
 from fusionforge.mixers.planner import InlineRunner, PlanParams, RayRunner, run_windows
-from fusionforge.mixers.streams import PLAN_SCHEMA, build_drawer
+from fusionforge.mixers.streams import build_drawer
 from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic
@@ -127,19 +129,20 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
     with atomic_path(out / PLAN) as tmp, pq.ParquetWriter(tmp, PLAN_SCHEMA) as writer:
         next_id = [0]
 
-        def sink(rows: list[dict[str, Any]]) -> None:
-            metrics.add_window(rows)
-            for row in rows:
-                row["sequence_id"] = next_id[0]
-                next_id[0] += 1
-            if rows:
-                writer.write_table(pa.Table.from_pylist(rows, schema=PLAN_SCHEMA))
+        def sink(rows: pa.Table) -> None:
+            metrics.add_rows(rows)
+            ids = pa.array(np.arange(next_id[0], next_id[0] + rows.num_rows, dtype=np.int64))
+            next_id[0] += rows.num_rows
+            if rows.num_rows:
+                writer.write_table(rows.add_column(0, "sequence_id", ids).cast(PLAN_SCHEMA))
 
         surplus = run_windows(drawer, params, runner, sink)
 
     say("writing the ledger")
-    surplus_keys = np.array(sorted((item.info["partition"] << 32) | item.info["row"]
-                                   for items in surplus.values() for item in items if item.offset == 0), np.int64)
+    left = ItemBatch.concat(list(surplus.values()))
+    untouched = np.flatnonzero(left.offset == 0)
+    keys = (left.column("partition")[untouched] << 32) | left.column("row")[untouched]
+    surplus_keys = np.sort(keys.astype(np.int64))
     ledger = write_ledger(out, partitions, plan, surplus_keys)
     summary = metrics.summary()
     report = {

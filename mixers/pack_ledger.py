@@ -40,7 +40,9 @@ def write_ledger(out: Path, partitions: list[int], plan: MixturePlan, surplus_ke
                                S.MODALITY: table.column(S.MODALITY), S.INPUT_FILE: table.column(S.INPUT_FILE),
                                S.INPUT_POSITION: table.column(S.INPUT_POSITION),
                                "status": pa.array(statuses, pa.string()), "reason": pa.array(reasons, pa.string()),
-                               "step": pa.array(["pack"] * len(rows), pa.string())}, schema=LEDGER_SCHEMA)
+                               "step": pa.array(["pack"] * len(rows), pa.string()),
+                               S.PARENT_ID: pa.nulls(len(rows), pa.string())},  # pack derives no records
+                              schema=LEDGER_SCHEMA)
             writer.write_table(ledger)
     return ledger_summary(out / LEDGER)
 

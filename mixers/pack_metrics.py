@@ -8,16 +8,17 @@ items per sequence and tokens per source (the realised mixture).
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 RATIO_BINS = 10_000  # per-sequence ratios are histogrammed at 1e-4 resolution: exact enough for p5/p95
 
 
 class PackMetrics:
-    """Feed ``add_window(rows)`` in sequence order; ``summary()`` gives the report figures."""
+    """Feed ``add_rows(rows)`` (plan rows of whole windows) in sequence order; ``summary()`` gives the figures."""
 
     def __init__(self, seq_len: int, target: float, batch: int, band: float = 0.05) -> None:
         self.seq_len, self.target, self.batch, self.band = seq_len, target, batch, band
@@ -26,49 +27,54 @@ class PackMetrics:
         self.ratio_sum = 0.0
         self.histogram = np.zeros(RATIO_BINS + 1, np.int64)
         self.window_errors: list[float] = []
-        self.sliding: deque[tuple[int, int]] = deque()
-        self.sliding_tokens = self.sliding_vision = 0
+        self.tail = np.zeros((2, 0), np.int64)  # tokens and vision of the last batch - 1 sequences
         self.sliding_max_error = 0.0
         self.sliding_count = 0
         self.split_segments = self.split_documents = 0
         self.by_source: dict[str, int] = {}
 
-    def add_window(self, rows: list[dict[str, Any]]) -> None:
-        tokens = sum(r["tokens"] for r in rows)
-        vision = sum(r["vision_tokens"] for r in rows)
-        if tokens:
-            self.window_errors.append(vision / tokens - self.target)
-        for row in rows:
-            self._add_sequence(row)
+    def add_rows(self, rows: pa.Table) -> None:
+        if not rows.num_rows:
+            return
+        tokens = rows.column("tokens").to_numpy()
+        vision = rows.column("vision_tokens").to_numpy()
+        items = rows.column("items").to_numpy()
+        _, first, window = np.unique(rows.column("window").to_numpy(), return_index=True, return_inverse=True)
+        window_tokens, window_vision = np.bincount(window, tokens), np.bincount(window, vision)
+        for w in np.argsort(first):  # windows in sequence order
+            if window_tokens[w]:
+                self.window_errors.append(float(window_vision[w] / window_tokens[w]) - self.target)
+        self.sequences += len(tokens)
+        self.tokens += int(tokens.sum())
+        self.vision += int(vision.sum())
+        self.items += int(items.sum())
+        self.max_items = max(self.max_items, int(items.max()))
+        ratio = np.where(tokens > 0, vision / np.maximum(tokens, 1), 0.0)
+        self.ratio_sum += float(ratio.sum())
+        self.histogram += np.bincount(np.rint(ratio * RATIO_BINS).astype(np.int64), minlength=RATIO_BINS + 1)
+        self.zero_vision += int((vision == 0).sum())
+        self.within_band += int((np.abs(ratio - self.target) <= self.band + 1e-12).sum())
+        segments = pc.list_flatten(rows.column("segments")).combine_chunks()
+        field = dict(zip([f.name for f in segments.type], segments.flatten()))  # children, sliced like the struct
+        split = field["split"].to_numpy(zero_copy_only=False)
+        self.split_segments += int(split.sum())
+        self.split_documents += int((split & (field["sample_start"].to_numpy() == 0)).sum())  # each starts once
+        lengths = pa.table({"source": field["source"], "length": field["length"]})
+        for row in lengths.group_by("source").aggregate([("length", "sum")]).to_pylist():
+            self.by_source[row["source"]] = self.by_source.get(row["source"], 0) + row["length_sum"]
+        self._slide(np.concatenate([self.tail, np.stack([tokens, vision])], axis=1))
 
-    def _add_sequence(self, row: dict[str, Any]) -> None:
-        tokens, vision = row["tokens"], row["vision_tokens"]
-        self.sequences += 1
-        self.tokens += tokens
-        self.vision += vision
-        self.items += row["items"]
-        self.max_items = max(self.max_items, row["items"])
-        ratio = vision / tokens if tokens else 0.0
-        self.ratio_sum += ratio
-        self.histogram[int(round(ratio * RATIO_BINS))] += 1
-        self.zero_vision += vision == 0
-        self.within_band += abs(ratio - self.target) <= self.band + 1e-12
-        for segment in row["segments"]:
-            self.by_source[segment["source"]] = self.by_source.get(segment["source"], 0) + segment["length"]
-            if segment["split"]:
-                self.split_segments += 1
-                self.split_documents += segment["sample_start"] == 0  # each split document starts once
-        self.sliding.append((tokens, vision))
-        self.sliding_tokens += tokens
-        self.sliding_vision += vision
-        if len(self.sliding) > self.batch:
-            old_tokens, old_vision = self.sliding.popleft()
-            self.sliding_tokens -= old_tokens
-            self.sliding_vision -= old_vision
-        if len(self.sliding) == self.batch and self.sliding_tokens:
-            self.sliding_count += 1
-            error = abs(self.sliding_vision / self.sliding_tokens - self.target)
-            self.sliding_max_error = max(self.sliding_max_error, error)
+    def _slide(self, run: np.ndarray) -> None:
+        """Ratio error of every ``batch`` consecutive sequences that ends in this window."""
+        if run.shape[1] >= self.batch:
+            cumulative = np.concatenate([np.zeros((2, 1), np.int64), np.cumsum(run, axis=1)], axis=1)
+            sums = cumulative[:, self.batch:] - cumulative[:, :-self.batch]
+            counted = sums[0] > 0
+            self.sliding_count += int(counted.sum())
+            if counted.any():
+                error = np.abs(sums[1][counted] / sums[0][counted] - self.target)
+                self.sliding_max_error = max(self.sliding_max_error, float(error.max()))
+        self.tail = run[:, max(0, run.shape[1] - self.batch + 1):]
 
     def quantile(self, q: float) -> float:
         if not self.sequences:

@@ -1,157 +1,133 @@
-"""Packing one window of items into sequences: the pure core (no Ray, no I/O).
+"""Packing one window of items into sequences: the pure core (numpy arrays in, arrays out; no Ray, no I/O).
 
 A window is B sequences of L tokens (a training global batch). Its items come in three kinds:
 
 - vision items (an image with its caption, a video chunk group, an interleaved document or a piece
-  of one): atomic, never split. Placed first, heaviest vision first, each on the sequence that holds
-  the fewest vision tokens so far and still has room (longest-processing-time balancing), so the
-  window's vision share is spread over its sequences instead of stacked on a few;
+  of one): atomic, never split. Placed first, heaviest vision first, each onto the least
+  vision-loaded sequence that has room (longest-processing-time balancing), so the window's vision
+  is spread over its sequences instead of stacked on a few (best fit would stack them);
 - text documents up to L tokens: atomic (Fewer-Truncations: a document that fits is never cut),
-  placed by best-fit decreasing through a capacity index (smallest free room that fits, found by
-  bisection over the distinct free capacities: O(log L) per item, never a scan of the sequences);
-- documents longer than L: splittable; they top off whatever room is left, so padding goes to zero
-  without cutting any short document or any image.
+  placed by best-fit decreasing through a capacity index (smallest free room that fits: O(log L)
+  per document, never a scan of the sequences). Documents too long to sit beside a sequence's
+  share of vision get a sequence of their own first;
+- documents longer than L: splittable; they top off whatever room is left, in order, so padding
+  goes to zero without cutting any short document or any image.
 
+The loops run compiled (``pack_kernels``, numba); this module chooses the orders and the sizes.
 With ``seq_vision_cap`` a sequence never holds more than that many vision tokens (2-D packing).
-Items that find no room are returned as leftovers (the caller re-queues them); in ``open`` mode
-(the final window) new sequences are opened instead, so nothing is ever left behind.
+Items that find no room are returned as leftovers (the caller re-queues them). With
+``n_sequences=None`` (the final window) the window is sized to its tokens: floor(tokens / L) full
+sequences are packed as above, and what did not fit goes into a next, smaller set, until nothing is
+left, so only the last sequence is partly empty.
 """
 
 from __future__ import annotations
 
-import heapq
-from bisect import bisect_left, insort
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 VISION, TEXT, LONG = 0, 1, 2
 
 
-class CapacityIndex:
-    """Sequences keyed by free room; ``take_best(need)`` pops one with the smallest room >= need."""
-
-    def __init__(self) -> None:
-        self._caps: list[int] = []  # distinct free capacities, sorted
-        self._bins: dict[int, list[int]] = {}
-
-    def add(self, capacity: int, bin_id: int) -> None:
-        if capacity <= 0:
-            return
-        stack = self._bins.get(capacity)
-        if stack is None:
-            self._bins[capacity] = [bin_id]
-            insort(self._caps, capacity)
-        else:
-            stack.append(bin_id)
-
-    def take_best(self, need: int) -> tuple[int, int] | None:
-        i = bisect_left(self._caps, need)
-        if i == len(self._caps):
-            return None
-        capacity = self._caps[i]
-        stack = self._bins[capacity]
-        bin_id = stack.pop()
-        if not stack:
-            del self._bins[capacity]
-            del self._caps[i]
-        return capacity, bin_id
-
-
 @dataclass
-class WindowResult:
-    """Sequences as lists of ``(ref, offset, length)`` segments, plus what did not fit."""
+class Packed:
+    """Segments in placement order (per sequence: large text, vision, text, long text) and what did not fit."""
 
-    sequences: list[list[tuple[int, int, int]]]
-    vision_per_sequence: list[int]
-    leftovers: list[int] = field(default_factory=list)  # refs of atomic items that found no room
-    long_rest: list[tuple[int, int, int]] = field(default_factory=list)  # (ref, offset, remaining) unused
+    n_sequences: int
+    seq: np.ndarray  # sequence of each segment
+    ref: np.ndarray  # item index of each segment
+    start: np.ndarray  # tokens of the item before the segment (long text; 0 for atomic items)
+    length: np.ndarray
+    leftovers: np.ndarray  # item indices of atomic items that found no room
+    rest_ref: np.ndarray  # long text not used: item index, tokens already used, tokens remaining
+    rest_start: np.ndarray
+    rest_size: np.ndarray
 
 
-def pack_window(vision: list[tuple[int, int, int]], text: list[tuple[int, int]], long: list[tuple[int, int, int]],
-                seq_len: int, n_sequences: int | None, seq_vision_cap: int | None = None) -> WindowResult:
-    """Pack one window.
+def sort_by(refs: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+    """``refs`` (ascending) ordered by the keys, then by ref: one sort of a packed integer key, not a lexsort."""
+    if not len(refs):
+        return refs
+    spans = [int(k.max()) - int(k.min()) + 1 for k in keys]
+    total = len(refs)
+    for span in spans:
+        total *= span
+    if total >= 2**62:
+        return refs[np.lexsort((refs, *reversed(keys)))]
+    packed = np.zeros(len(refs), np.int64)
+    for key, span in zip(keys, spans):
+        packed = packed * span + (key - key.min())
+    order = np.sort(packed * len(refs) + np.arange(len(refs))) % len(refs)
+    return refs[order]
+
+
+def _large_count(text_sizes: np.ndarray, vision_size: int, n: int, seq_len: int) -> int:
+    """How many of the largest documents (sizes given largest first) get a sequence of their own before vision
+    is placed: those too long to sit beside a sequence's share of the vision items (else vision takes every
+    sequence's room and they are left over), as many as leave vision a quarter more room than it needs."""
+    large = int(np.searchsorted(-text_sizes, vision_size / max(1, n) - seq_len))  # sizes > L - share
+    return max(0, min(large, n - int(np.ceil(1.25 * vision_size / seq_len))))
+
+
+def _pack_fixed(n: int, kind: np.ndarray, size: np.ndarray, vision: np.ndarray, atomic: np.ndarray,
+                long_refs: np.ndarray, long_used: np.ndarray, seq_len: int, cap: int | None) -> tuple:
+    from fusionforge.mixers.pack_kernels import pack_fixed
+
+    is_vision = kind[atomic] == VISION
+    vision_refs, text = atomic[is_vision], atomic[~is_vision]
+    vision_order = sort_by(vision_refs, -vision[vision_refs], -size[vision_refs])
+    text_order = sort_by(text, -size[text])
+    large = _large_count(size[text_order], int(size[vision_refs].sum()), n, seq_len)
+    room = len(atomic) + n + len(long_refs) + 1
+    segments = [np.empty(room, np.int64) for _ in range(4)]
+    left = np.empty(len(atomic), np.int64)
+    k, n_left, position, used = pack_fixed(n, seq_len, -1 if cap is None else cap, size, vision, text_order[:large],
+                                           vision_order, text_order[large:], long_refs, long_used, *segments, left)
+    rest_used = long_used[position:].copy()
+    if len(rest_used):
+        rest_used[0] = used
+    return [s[:k] for s in segments], left[:n_left], long_refs[position:], rest_used
+
+
+def pack_window(kind: np.ndarray, size: np.ndarray, vision: np.ndarray, seq_len: int, n_sequences: int | None,
+                seq_vision_cap: int | None = None) -> Packed:
+    """Pack one window's items (index = position in these arrays; long text in the order given).
 
     Args:
-        vision: ``(size, vision_tokens, ref)`` of each vision item (size <= seq_len).
-        text: ``(size, ref)`` of each atomic text item (size <= seq_len).
-        long: ``(remaining, ref, offset)`` of each splittable document, in the order to use them.
+        kind: VISION, TEXT or LONG per item.
+        size: tokens per item (atomic items: <= seq_len).
+        vision: vision tokens per item.
         seq_len: L.
-        n_sequences: B, or None for open mode (as many sequences as needed, nothing left over).
+        n_sequences: B, or None for the final window (sized to its tokens, nothing left over).
         seq_vision_cap: the most vision tokens one sequence may hold (None: no bound).
     """
-    open_mode = n_sequences is None
-    if open_mode:
-        total = sum(s for s, _, _ in vision) + sum(s for s, _ in text) + sum(r for r, _, _ in long)
-        n_sequences = max(1, -(-total // seq_len))
-    free = [seq_len] * n_sequences
-    vload = [0] * n_sequences
-    segments: list[list[tuple[int, int, int]]] = [[] for _ in range(n_sequences)]
-    leftovers: list[int] = []
-
-    def open_sequence() -> int:
-        free.append(seq_len)
-        vload.append(0)
-        segments.append([])
-        return len(free) - 1
-
-    # 1. vision items, heaviest first, onto the least vision-loaded sequence with room (LPT balancing)
-    heap = [(0, b) for b in range(n_sequences)]
-    for size, vis, ref in sorted(vision, key=lambda item: (-item[1], -item[0], item[2])):
-        skipped, chosen = [], None
-        while heap:
-            load, b = heapq.heappop(heap)
-            if free[b] >= size and (seq_vision_cap is None or load + vis <= seq_vision_cap):
-                chosen = b
-                break
-            skipped.append((load, b))
-        for entry in skipped:
-            heapq.heappush(heap, entry)
-        if chosen is None:
-            if not open_mode:
-                leftovers.append(ref)
-                continue
-            chosen = open_sequence()
-        free[chosen] -= size
-        vload[chosen] += vis
-        segments[chosen].append((ref, 0, size))
-        heapq.heappush(heap, (vload[chosen], chosen))
-
-    # 2. short documents by best-fit decreasing through the capacity index
-    index = CapacityIndex()
-    for b, room in enumerate(free):
-        index.add(room, b)
-    for size, ref in sorted(text, key=lambda item: (-item[0], item[1])):
-        found = index.take_best(size)
-        if found is None:
-            if not open_mode:
-                leftovers.append(ref)
-                continue
-            b = open_sequence()
+    kind, size = np.ascontiguousarray(kind, np.int64), np.ascontiguousarray(size, np.int64)
+    vision = np.ascontiguousarray(vision, np.int64)
+    refs = np.arange(len(size))
+    atomic, long_refs = refs[kind != LONG], refs[kind == LONG]
+    long_used = np.zeros(len(long_refs), np.int64)
+    parts, base = [], 0
+    while True:
+        if n_sequences is not None:
+            n = n_sequences
         else:
-            b = found[1]
-        free[b] -= size
-        segments[b].append((ref, 0, size))
-        index.add(free[b], b)
-
-    # 3. top off every remaining gap with splittable text, in order
-    queue = list(long)
-    position = 0
-    for b in range(len(free)):
-        while free[b] and position < len(queue):
-            remaining, ref, offset = queue[position]
-            used = min(free[b], remaining)
-            segments[b].append((ref, offset, used))
-            free[b] -= used
-            if used == remaining:
-                position += 1
-            else:
-                queue[position] = (remaining - used, ref, offset + used)
-    rest = queue[position:]
-    while open_mode and rest:
-        remaining, ref, offset = rest[0]
-        b = open_sequence()
-        used = min(seq_len, remaining)
-        segments[b].append((ref, offset, used))
-        free[b] -= used
-        rest = rest[1:] if used == remaining else [(remaining - used, ref, offset + used), *rest[1:]]
-    keep = [b for b in range(len(segments)) if segments[b]]
-    return WindowResult([segments[b] for b in keep], [vload[b] for b in keep], leftovers, rest)
+            tokens = int(size[atomic].sum() + (size[long_refs] - long_used).sum())
+            if tokens == 0:
+                break
+            n = max(1, tokens // seq_len)
+        segments, left, long_refs, long_used = _pack_fixed(n, kind, size, vision, atomic, long_refs, long_used,
+                                                          seq_len, seq_vision_cap)
+        if n_sequences is None and not len(segments[0]):  # nothing fits (an item over the vision cap): alone
+            segments = [np.zeros(1, np.int64), left[:1], np.zeros(1, np.int64), size[left[:1]]]
+            left, n = left[1:], 1
+        segments[0] = segments[0] + base
+        parts.append(segments)
+        base += n
+        atomic = left
+        if n_sequences is not None:
+            break
+    seq, ref, start, length = (np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.int64)
+                               for i in range(4))
+    return Packed(base, seq, ref, start, length, np.asarray(atomic, np.int64), long_refs, long_used,
+                  size[long_refs] - long_used)

@@ -1,9 +1,11 @@
 """The window loop: draw windows in the driver, pack them in parallel, write them in order.
 
-Windows are packed by workers (Ray tasks) while the driver draws the next ones; at most ``lag``
-windows are in flight. The leftovers of window w (items that found no room, the unused part of the
-last long document) go back to the streams before window w+lag is drawn, whatever the timing, so
-the plan depends only on the inputs and the seed: Ray and in-process runs give identical plans.
+Windows are packed by workers (Ray tasks, which get the items' numbers only) while the driver draws
+the next ones; at most ``lag`` windows are in flight. The driver turns packed windows into plan rows
+``lag`` windows at a time (one pass of Arrow work for several windows). The leftovers of window w
+(items that found no room, the unused part of the last long document) go back to the streams before
+window w+lag is drawn, whatever the timing, so the plan depends only on the inputs and the seed: Ray
+and in-process runs give identical plans.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fusionforge.mixers.packing import LONG, TEXT, VISION
-from fusionforge.mixers.windows import Item, Window, WindowDrawer, plan_window
-
-Rows = list[dict[str, Any]]
+import pyarrow as pa
+from fusionforge.mixers.items import ItemBatch
+from fusionforge.mixers.plan_table import WindowPlan, leftovers, plan_rows, plan_window
+from fusionforge.mixers.windows import Window, WindowDrawer
 
 
 @dataclass(frozen=True)
@@ -28,13 +30,19 @@ class PlanParams:
     lag: int = 8
 
 
+def _pack(window: Window, params: PlanParams, runner_call: Callable[..., Any]) -> Any:
+    items = window.items  # a worker gets the numbers only
+    return runner_call(window.index, window.full, items.kind.copy(), items.size.copy(), items.vision.copy(),
+                       params.seq_len, params.window, params.seq_vision_cap, params.seed)
+
+
 class InlineRunner:
     """Packs windows in this process (tests, small jobs)."""
 
-    def submit(self, window: Window, params: PlanParams) -> tuple[Rows, list[Item]]:
-        return plan_window(window, params.seq_len, params.window, params.seq_vision_cap, params.seed)
+    def submit(self, window: Window, params: PlanParams) -> WindowPlan:
+        return _pack(window, params, plan_window)
 
-    def get(self, handle: tuple[Rows, list[Item]]) -> tuple[Rows, list[Item]]:
+    def get(self, handle: WindowPlan) -> WindowPlan:
         return handle
 
 
@@ -46,29 +54,41 @@ class RayRunner:
         self._remote = ray.remote(num_cpus=1)(plan_window)
 
     def submit(self, window: Window, params: PlanParams) -> Any:
-        return self._remote.remote(window, params.seq_len, params.window, params.seq_vision_cap, params.seed)
+        return _pack(window, params, self._remote.remote)
 
-    def get(self, handle: Any) -> tuple[Rows, list[Item]]:
+    def get(self, handle: Any) -> WindowPlan:
         return self.ray.get(handle)
 
 
 def run_windows(drawer: WindowDrawer, params: PlanParams, runner: InlineRunner | RayRunner,
-                sink: Callable[[Rows], None]) -> dict[str, list[Item]]:
-    """Draw, pack and sink every window; return what is left in the streams (the surplus) by kind."""
+                sink: Callable[[pa.Table], None]) -> dict[str, ItemBatch]:
+    """Draw, pack and sink every window; return what is left in the streams by kind.
+
+    ``sink`` gets the plan rows in order, a few windows at a time (the ``window`` column tells them apart).
+    """
     inflight: deque[tuple[Window, Any]] = deque()
+    packed: list[tuple[ItemBatch, WindowPlan]] = []
+
+    def flush() -> None:
+        if packed:
+            sink(plan_rows(packed, params.seq_len))
+            packed.clear()
 
     def finish() -> None:
         window, handle = inflight.popleft()
-        rows, leftovers = runner.get(handle)
-        drawer.settle(window, sum(r["tokens"] for r in rows), sum(r["vision_tokens"] for r in rows))
-        drawer.give_back(leftovers)
-        sink(rows)
+        plan = runner.get(handle)
+        drawer.settle(window, int(plan.tokens.sum()), int(plan.vision.sum()))
+        drawer.give_back(leftovers(window.items, plan))
+        packed.append((window.items, plan))
+        if len(packed) >= params.lag:
+            flush()
 
     while True:
         window = drawer.draw(allow_partial=not inflight)
-        if window is None:
+        if window is None:  # the streams ran dry: what is in flight comes back before the last draw
             if inflight:
-                finish()
+                while inflight:
+                    finish()
                 continue
             break
         inflight.append((window, runner.submit(window, params)))
@@ -78,8 +98,5 @@ def run_windows(drawer: WindowDrawer, params: PlanParams, runner: InlineRunner |
             finish()
     while inflight:
         finish()
-    return {"vision": list(drawer.vision.drain()), "text": list(drawer.text.drain()),
-            "long": list(drawer.long.drain())}
-
-
-__all__ = ["LONG", "TEXT", "VISION", "InlineRunner", "PlanParams", "RayRunner", "run_windows"]
+    flush()
+    return {"vision": drawer.vision.drain(), "text": drawer.text.drain(), "long": drawer.long.drain()}

@@ -8,65 +8,82 @@ so every stretch of a stream carries the mixture, not only the whole run.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fusionforge.mixers.items import ItemBatch, Stream
 from fusionforge.mixers.mixture import MixturePlan, SourceTarget, epoch_order
-from fusionforge.mixers.pack_items import MEDIA_SPAN
 from fusionforge.mixers.packing import LONG, TEXT, VISION
-from fusionforge.mixers.windows import Item, Stream, WindowDrawer
+from fusionforge.mixers.windows import WindowDrawer
 from fusionforge.pipelines.core import schema as S
-
-SEGMENT_TYPE = pa.struct([
-    ("sample_id", pa.string()), ("source", pa.string()), ("modality", pa.string()), ("epoch", pa.int32()),
-    ("piece", pa.int32()), ("sample_start", pa.int64()), ("length", pa.int64()), ("offset", pa.int64()),
-    ("vision_tokens", pa.int64()), ("split", pa.bool_()), ("partition", pa.int64()), ("row", pa.int64()),
-    ("media", pa.list_(MEDIA_SPAN)),
-])
-PLAN_SCHEMA = pa.schema([
-    ("sequence_id", pa.int64()), ("window", pa.int64()), ("tokens", pa.int64()), ("text_tokens", pa.int64()),
-    ("vision_tokens", pa.int64()), ("padding", pa.int64()), ("items", pa.int32()),
-    ("segments", pa.list_(SEGMENT_TYPE)), ("cu_seqlens", pa.list_(pa.int32())),
-])
 
 
 def source_items(items_dir: Path, partitions: list[int], source: str, kind: int, target: SourceTarget,
-                 seed: int) -> Iterator[Item]:
-    """The pieces of one kind of one source, epoch by epoch, in a seeded order."""
+                 seed: int) -> Iterator[ItemBatch]:
+    """The pieces of one kind of one source, epoch by epoch, in a seeded order: one batch per input shard."""
     epochs = target.epochs + (1 if target.threshold > 0 else 0)
     for epoch in range(epochs):
         for index in epoch_order(seed, source, epoch, len(partitions)):
             partition = partitions[index]
             table = pq.read_table(items_dir / f"part-{partition:06d}.parquet",
                                   filters=[(S.SOURCE, "=", source), ("kind", "=", kind)])
-            rows = table.to_pylist()
             if epoch == target.epochs:
-                rows = [r for r in rows if r["u"] < target.threshold]
-            for position in epoch_order(seed, f"{source}/{partition}", epoch, len(rows)):
-                row = rows[position]
-                info = {"id": row[S.ID], "source": source, "modality": row[S.MODALITY], "epoch": epoch,
-                        "piece": row["piece"], "n_pieces": row["n_pieces"], "start": row["start"],
-                        "media": row["media"], "partition": partition, "row": row["row"]}
-                yield Item(kind, row["length"], row["vision"], info)
+                table = table.filter(pc.less(table.column("u"), target.threshold))
+            table = table.take(pa.array(epoch_order(seed, f"{source}/{partition}", epoch, table.num_rows)))
+            sources = pa.array([source] * table.num_rows, pa.string())
+            meta = pa.table({"sample_id": table.column(S.ID), "source": sources, "modality": table.column(S.MODALITY),
+                             "media": table.column("media")})
+            yield ItemBatch.build(meta, kind=kind, size=table.column("length").to_numpy(),
+                                  vision=table.column("vision").to_numpy(), epoch=epoch,
+                                  piece=table.column("piece").to_numpy(), n_pieces=table.column("n_pieces").to_numpy(),
+                                  start=table.column("start").to_numpy(), partition=partition,
+                                  row=table.column("row").to_numpy())
 
 
-def merge_by_tokens(streams: dict[str, Iterator[Item]], weights: dict[str, float]) -> Iterator[Item]:
-    """One stream from several: the source with the fewest tokens emitted per unit of weight goes next."""
+def merge_by_tokens(streams: dict[str, Iterator[ItemBatch]], weights: dict[str, float]) -> Iterator[ItemBatch]:
+    """One stream from several: the source with the fewest tokens emitted per unit of weight goes next.
+
+    Item j of a source is due at (tokens of the source before j) / weight; the merge is the order of
+    those times (ties: sources by name), emitted in blocks: every item due no later than the last
+    buffered item of each unfinished source is final, since what a source has not read yet is due later.
+    """
     names = sorted(n for n in streams if weights.get(n, 0) > 0)
-    heap = [(0.0, i) for i in range(len(names))]
+    pending: list[ItemBatch | None] = [None] * len(names)
+    due: list[np.ndarray] = [np.zeros(0)] * len(names)
     emitted = [0] * len(names)
-    while heap:
-        _, i = heapq.heappop(heap)
-        item = next(streams[names[i]], None)
-        if item is None:
+    ended = [False] * len(names)
+    while True:
+        for i, name in enumerate(names):
+            while not ended[i] and (pending[i] is None or not len(pending[i])):
+                batch = next(streams[name], None)
+                if batch is None:
+                    ended[i] = True
+                    break
+                before = emitted[i] + np.cumsum(batch.size) - batch.size
+                emitted[i] += int(batch.size.sum())
+                pending[i], due[i] = batch, before / weights[name]
+        live = [i for i in range(len(names)) if pending[i] is not None and len(pending[i])]
+        if not live:
+            return
+        open_sources = [i for i in live if not ended[i]]
+        bound = min(due[i][-1] for i in open_sources) if open_sources else np.inf
+        parts, times, sources = [], [], []
+        for i in live:
+            k = int(np.searchsorted(due[i], bound, side="right"))
+            parts.append(pending[i].slice(0, k))
+            times.append(due[i][:k])
+            sources.append(np.full(k, i))
+            pending[i], due[i] = pending[i].slice(k, len(pending[i])), due[i][k:]
+        if len(parts) == 1:
+            yield parts[0]
             continue
-        yield item
-        emitted[i] += item.size
-        heapq.heappush(heap, (emitted[i] / weights[names[i]], i))
+        order = np.lexsort((np.concatenate(sources), np.concatenate(times)))
+        yield ItemBatch.concat(parts).take(order)
 
 
 def build_drawer(items_dir: Path, summaries: list[dict[str, Any]], plan: MixturePlan, cfg: Any,
@@ -91,7 +108,7 @@ def build_drawer(items_dir: Path, summaries: list[dict[str, Any]], plan: Mixture
     vision = sum(scale[n] * kinds[n]["vision"] for n in scale)
     natural = vision / all_tokens if all_tokens else 0.0
     text = sum(selected[TEXT].values()) + sum(selected[LONG].values())
-    long_share = sum(selected[LONG].values()) / text if text else 0.0
     ratio = cfg.vision_ratio if cfg.vision_ratio is not None else natural
-    drawer = WindowDrawer(streams[VISION], streams[TEXT], streams[LONG], cfg.seq_len, cfg.window, ratio, long_share)
+    drawer = WindowDrawer(streams[VISION], streams[TEXT], streams[LONG], cfg.seq_len, cfg.window, ratio, text,
+                          sum(selected[LONG].values()))
     return drawer, natural

@@ -23,7 +23,7 @@ from fusionforge.pipelines.core.io import WORK_DIR, read_marker, write_json_atom
 from fusionforge.pipelines.core.ledger import ledger_summary
 from fusionforge.pipelines.core.runner import Source, make_executor
 from fusionforge.pipelines.core.stage import StageSpec
-from fusionforge.pipelines.writers.manifest import LEDGER, MANIFEST, merge_parts, remove_parts
+from fusionforge.pipelines.writers.manifest import LEDGER, MANIFEST, merge_parts, remove_parts, unify_rejected
 from fusionforge.pipelines.writers.webdataset_writer import ShardLayout, write_partition
 
 SUCCESS = "_SUCCESS"
@@ -68,6 +68,7 @@ def run_job(job: Job, on_partition: Callable[[dict[str, Any]], None] | None = No
         executor.run(job.source, job.stages, partial(write_partition, job.layout), todo, on_partition)
     summaries = [read_marker(out, f"partition-{p:06d}") for p in partitions]
     merged = merge_parts(out, partitions)
+    unify_rejected(out)
     report = _report(job, summaries, merged, time.monotonic() - started)
     dump_config(out / "config.yaml", {**job.config, "stages": [s.describe() for s in job.stages]})
     write_json_atomic(out / REPORT, report)
@@ -104,10 +105,12 @@ def _report(job: Job, summaries: list[dict[str, Any]], merged: dict[str, Any], s
     return {
         "step": job.step,
         "inputs": ledger["inputs"],
+        "derived": ledger["derived"],
         "kept": ledger["kept"],
         "dropped": ledger["dropped"],
         "failed": ledger["failed"],
         "reasons": ledger["reasons"],
+        "reasons_by_source": ledger["reasons_by_source"],
         "by_source_modality": ledger["by_source_modality"],
         "shards": sum(len(s["shards"]) for s in summaries),
         "shard_bytes": sum(s["bytes"] for s in summaries),

@@ -114,11 +114,17 @@ def run_transform(cfg: TransformConfig, step: str, stages: Sequence[StageSpec], 
     resumed run must match. ``source`` replaces the default ``ManifestSource`` (e.g. one that joins
     per-record decisions computed by a global step).
     """
+    job = transform_job(cfg, step, stages, settings, source=source, extra_report=extra_report)
+    return run_job(job, on_partition=on_partition, on_plan=on_plan)
+
+
+def transform_job(cfg: TransformConfig, step: str, stages: Sequence[StageSpec], settings: dict[str, Any],
+                  source: Source | None = None, extra_report: dict[str, Any] | None = None) -> Job:
+    """The ``Job`` that ``run_transform`` runs (for steps that do work of their own before it, under its plan)."""
     source = source or ManifestSource(cfg.input)
     layout = ShardLayout(cfg.output, step, cfg.shard_size_mb, cfg.shard_count)
-    job = Job(
+    return Job(
         step=step, layout=layout, source=source, stages=list(stages), fingerprint=transform_fingerprint(cfg, settings),
         config={**dataclasses.asdict(cfg), "step": step, **settings}, executor=cfg.executor,
         ray_address=cfg.ray_address, num_cpus=cfg.num_cpus, resume=cfg.resume, extra_report=extra_report or {},
     )
-    return run_job(job, on_partition=on_partition, on_plan=on_plan)

@@ -35,7 +35,9 @@ def _funnel(state: AuditState, steps: list[str], group: str) -> list[dict[str, A
         inputs = round(sum(n for (st, so, mo, _, _), n in counts.items() if st == step and in_group(so, mo)))
         if remaining is None:
             rows.append(_row(step, "ingested" if step == "shard" else "input", None, 0, inputs))
-        elif inputs != remaining:
+        elif inputs > remaining:  # the step derived records (e.g. scene clips of a video): a negative removal
+            rows.append(_row(step, "derived records", None, remaining - inputs, inputs))
+        elif inputs < remaining:
             rows.append(_row(step, "not carried over", None, remaining - inputs, inputs))
         remaining = inputs
         removed_tokens = _removed_tokens(state, step, in_group)

@@ -88,7 +88,7 @@ def funnel(report: dict[str, Any]) -> str | None:
     axes.barh(range(len(rows)), [r["remaining"] for r in rows], color=colors)
     for i, row in enumerate(rows):
         if row["removed"]:
-            axes.text(row["remaining"], i, f"  -{row['removed']:,}", va="center", fontsize=8)
+            axes.text(row["remaining"], i, f"  {-row['removed']:+,}", va="center", fontsize=8)
     axes.set_yticks(range(len(rows)))
     axes.set_yticklabels(labels, fontsize=8)
     for tick, row in zip(axes.get_yticklabels(), rows):

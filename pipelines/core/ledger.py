@@ -1,7 +1,9 @@
 """The ledger: every input record's fate (kept, dropped with a reason, failed with an error).
 
 Each run writes one ledger row per input record, so ``inputs == kept + dropped + failed`` holds
-by construction and can be checked by anyone reading ``ledger.parquet``.
+by construction and can be checked by anyone reading ``ledger.parquet``. A step that derives records
+(scene clips of a video) adds one row per derived record, with ``parent_id`` set; then
+``inputs + derived == kept + dropped + failed``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ LEDGER_SCHEMA = pa.schema(
         ("status", pa.string()),
         ("reason", pa.string()),
         ("step", pa.string()),
+        (S.PARENT_ID, pa.string()),
     ]
 )
 
@@ -53,27 +56,42 @@ def ledger_rows(table: pa.Table, step: str) -> pa.Table:
             "status": status_of(table),
             "reason": reason,
             "step": pa.array([step] * table.num_rows, pa.string()),
+            S.PARENT_ID: table.column(S.PARENT_ID) if S.PARENT_ID in table.column_names
+            else pa.nulls(table.num_rows, pa.string()),
         },
         schema=LEDGER_SCHEMA,
     )
 
 
 def ledger_summary(path: str | Path) -> dict[str, Any]:
-    """Counts by status, by reason, and by source x modality x status, streamed over a ledger file."""
+    """Counts by status, by reason, by source x reason and by source x modality x status, streamed."""
     totals = {KEPT: 0, DROPPED: 0, FAILED: 0}
     reasons: dict[str, int] = {}
+    by_source: dict[str, dict[str, int]] = {}
     by_group: dict[str, dict[str, int]] = {}
-    columns = [S.SOURCE, S.MODALITY, "status", "reason"]
+    derived = 0
+    names = set(pq.read_schema(path).names)
+    columns = [S.SOURCE, S.MODALITY, "status", "reason"] + ([S.PARENT_ID] if S.PARENT_ID in names else [])
     for batch in pq.ParquetFile(path).iter_batches(columns=columns, batch_size=65536):
-        for source, modality, status, reason in zip(*(batch.column(i).to_pylist() for i in range(4))):
+        values = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+        parents = values[4] if len(values) > 4 else [None] * batch.num_rows
+        for source, modality, status, reason, parent in zip(*values[:4], parents):
             totals[status] += 1
+            derived += parent is not None
             group = by_group.setdefault(f"{source}/{modality}", {KEPT: 0, DROPPED: 0, FAILED: 0})
             group[status] += 1
             if reason is not None:
                 key = reason.split(": ", 1)[0]
                 reasons[key] = reasons.get(key, 0) + 1
+                per_source = by_source.setdefault(source, {})
+                per_source[key] = per_source.get(key, 0) + 1
     return {
-        "inputs": sum(totals.values()), **totals,
-        "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "inputs": sum(totals.values()) - derived, "derived": derived, **totals,
+        "reasons": _by_count(reasons),
+        "reasons_by_source": {source: _by_count(counts) for source, counts in sorted(by_source.items())},
         "by_source_modality": dict(sorted(by_group.items())),
     }
+
+
+def _by_count(counts: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -22,6 +22,8 @@ from fusionforge.pipelines.core.stage import Stage, StageSpec
 
 PARTITION_COL = "_partition"
 ORDER_COL = "_order"
+SUBORDER_COL = "_suborder"  # derived rows (an expanding stage's output) sort right after their parent
+BOOKKEEPING = (PARTITION_COL, ORDER_COL, SUBORDER_COL)
 PartitionWriter = Callable[[int, pa.Table], dict[str, Any]]
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -52,9 +54,18 @@ def tag_batches(partition: int, batches: Iterator[pa.Table]) -> Iterator[pa.Tabl
 
 
 def in_order(table: pa.Table) -> pa.Table:
-    """Rows sorted back into input order, without the executor's bookkeeping columns."""
-    table = table.take(pc.sort_indices(table, sort_keys=[(ORDER_COL, "ascending")]))
-    return table.drop_columns([c for c in (PARTITION_COL, ORDER_COL) if c in table.column_names])
+    """Rows sorted back into input order, without the executor's bookkeeping columns.
+
+    Derived rows carry their parent's ``_order`` and a ``_suborder`` from 1, so they follow their
+    parent (suborder 0, or null when no stage expanded that batch) in a deterministic order.
+    """
+    keys = [(ORDER_COL, "ascending")]
+    if SUBORDER_COL in table.column_names:
+        table = table.set_column(table.column_names.index(SUBORDER_COL), SUBORDER_COL,
+                                 pc.fill_null(table.column(SUBORDER_COL), 0))
+        keys.append((SUBORDER_COL, "ascending"))
+    table = table.take(pc.sort_indices(table, sort_keys=keys))
+    return table.drop_columns([c for c in BOOKKEEPING if c in table.column_names])
 
 
 class Executor(ABC):
@@ -82,7 +93,7 @@ class InProcessExecutor(Executor):
             batches = []
             for batch in tag_batches(partition, source.read(partition)):
                 for stage, spec in zip(built, stages):
-                    batch = _apply_in_slices(stage, batch, spec.stage.resources.batch_size)
+                    batch = _apply_in_slices(stage, batch, spec.effective_resources.batch_size)
                 batches.append(batch)
             if not batches:
                 continue
@@ -115,8 +126,9 @@ class RayExecutor(Executor):
         from fusionforge.pipelines.core.partition_datasource import PartitionDatasource
 
         ds = self.ray.data.read_datasource(PartitionDatasource(source, wanted), override_num_blocks=len(wanted))
+        pools = sum(1 for spec in stages if spec.stage.stateful and not spec.effective_resources.num_gpus)
         for spec in stages:
-            ds = self._apply(ds, spec)
+            ds = self._apply(ds, spec, pools)
         shuffle_partitions = max(1, min(len(wanted), 4 * int(self.ray.cluster_resources().get("CPU", 1))))
         ds = ds.groupby(PARTITION_COL, num_partitions=shuffle_partitions).map_groups(
             _write_group, fn_kwargs={"writer": writer}, batch_format="pyarrow")
@@ -128,22 +140,30 @@ class RayExecutor(Executor):
                 on_done(summary)
         return sorted(summaries, key=lambda s: s["partition"])
 
-    def _apply(self, ds, spec: StageSpec):
-        res = spec.stage.resources
+    def _apply(self, ds, spec: StageSpec, cpu_pools: int):
+        res = spec.effective_resources
         common = {"batch_format": "pyarrow", "batch_size": res.batch_size, "num_cpus": res.num_cpus}
         if res.num_gpus:
             common["num_gpus"] = res.num_gpus
         if spec.stage.stateful:
-            return ds.map_batches(spec.stage, fn_constructor_kwargs=dict(spec.params),
-                                  concurrency=(1, self._pool_size(res)), **common)
+            actor_cpus, size = self._pool(res, 1 if res.num_gpus else cpu_pools)
+            common["num_cpus"] = actor_cpus
+            return ds.map_batches(spec.stage, fn_constructor_kwargs=dict(spec.params), concurrency=(1, size),
+                                  **common)
         return ds.map_batches(_apply_stateless, fn_kwargs={"spec": spec}, **common)
 
+    def _pool(self, res, pools: int) -> tuple[float, int]:
+        """CPUs per actor and the largest pool size for one of ``pools`` CPU actor pools.
 
-    def _pool_size(self, res) -> int:
-        """Actors for a stateful stage: as asked, but leaving one CPU to the reads and writes (no deadlock)."""
-        cpus = int(self.ray.cluster_resources().get("CPU", 1))
-        fitting = max(1, int((cpus - 1) // max(res.num_cpus, 1e-9)))
-        return min(res.concurrency, fitting) if res.concurrency else fitting
+        Every pool starts with one actor, and all pools together leave one CPU to the reads and
+        writes: on a small machine several model stages get a fraction of a CPU each rather than
+        waiting forever for CPUs that the other pools hold (a deadlock).
+        """
+        cpus = float(self.ray.cluster_resources().get("CPU", 1))
+        budget = max(cpus - 1, 1.0) / max(pools, 1)
+        actor_cpus = min(res.num_cpus, budget)
+        fitting = max(1, int(budget // actor_cpus + 1e-9))
+        return actor_cpus, min(res.concurrency, fitting) if res.concurrency else fitting
 
 
 @lru_cache(maxsize=64)

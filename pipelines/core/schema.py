@@ -9,6 +9,7 @@ stage, they get a ``drop_reason`` (decided) or an ``error`` (failed) instead.
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 
 import pyarrow as pa
@@ -40,6 +41,7 @@ TEXT_TOKENS = "text_tokens"
 VISION_TOKENS = "vision_tokens"
 DROP_REASON = "drop_reason"
 ERROR = "error"
+PARENT_ID = "parent_id"
 
 MEDIA_TYPE = pa.struct(
     [
@@ -84,6 +86,7 @@ RECORD_SCHEMA = pa.schema(
         (VISION_TOKENS, pa.int64()),
         (DROP_REASON, pa.string()),  # null: kept; "{stage}:{reason}": decided against
         (ERROR, pa.string()),  # null: fine; "{stage}:{kind}: {detail}": could not be processed
+        (PARENT_ID, pa.string()),  # null: read from an input; else the id of the record it was derived from
     ]
 )
 CORE_COLUMNS = tuple(RECORD_SCHEMA.names)
@@ -94,6 +97,18 @@ _MODALITIES = frozenset(m.value for m in Modality)
 def stage_column(stage: str, field: str) -> str:
     """Name of a stage's output column, e.g. ``stage_column("text_gopher_v1", "word_count")``."""
     return f"{stage}__{field}"
+
+
+def content_hash(modality: str, text: str | None, media_hashes: list[str | None]) -> str:
+    """sha256 over what the record holds (text and media bytes' hashes), not where it came from."""
+    digest = hashlib.sha256()
+    digest.update(modality.encode())
+    digest.update(b"\x00")
+    digest.update((text or "").encode("utf-8"))
+    for media_hash in media_hashes:
+        digest.update(b"\x00")
+        digest.update((media_hash or "").encode())
+    return digest.hexdigest()
 
 
 def empty_table() -> pa.Table:

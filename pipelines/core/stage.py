@@ -8,6 +8,7 @@ tests call without Ray. A stage never deletes rows: it adds columns and may set 
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,10 +35,15 @@ class Stage(ABC):
     name: ClassVar[str]
     resources: ClassVar[Resources] = Resources()
     stateful: ClassVar[bool] = False  # True: heavy state in __init__, run as Ray actors
+    expands: ClassVar[bool] = False  # True: may add derived rows (see ``core/expand.py``)
 
     @abstractmethod
     def __call__(self, batch: pa.Table) -> pa.Table:
-        """Transform one batch; must return the same rows (and may add columns)."""
+        """Transform one batch; return the same rows (and may add columns).
+
+        An expanding stage (``expands = True``) also appends derived rows (e.g. the clips of a video)
+        built with ``core.expand.derive_rows``, so each keeps its parent's place in the input order.
+        """
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class StageSpec:
 
     stage: type[Stage]
     params: Mapping[str, Any] = field(default_factory=dict)
+    resources: Resources | None = None  # overrides the class's resources (e.g. num_gpus asked in a config)
 
     def build(self) -> Stage:
         return self.stage(**self.params)
@@ -54,9 +61,19 @@ class StageSpec:
     def name(self) -> str:
         return self.stage.name
 
+    @property
+    def effective_resources(self) -> Resources:
+        return self.resources or self.stage.resources
+
     def describe(self) -> dict[str, Any]:
         """The resolved config entry written next to outputs."""
-        return {"stage": self.stage.name, **dict(self.params)}
+        entry = {"stage": self.stage.name, **dict(self.params)}
+        if self.resources is not None:
+            entry["resources"] = dataclasses.asdict(self.resources)
+        return entry
+
+
+ERROR_FIELD = "error"  # the score field through which a scoring stage reports rows it could not score
 
 
 class ScoringStage(Stage):
@@ -64,8 +81,17 @@ class ScoringStage(Stage):
 
     Subclasses implement ``score`` (vectorised over the rows to score) and ``decide`` (a reason
     per row, or None to keep). Rows that already carry an ``error`` are not scored; rows dropped by
-    an earlier stage are scored too, so thresholds can be re-tuned later from stored scores.
+    an earlier stage are scored too, so thresholds can be re-tuned later from stored scores. A stage
+    that only judges some rows (say, text documents but not image captions) says which in
+    ``applies``; the others get null scores and no decision. A row that cannot be scored (its media
+    will not decode, a tool timed out) gets the score field ``error`` = ``"kind: detail"``: it
+    becomes the row's ``error`` (prefixed with the stage name), not a score column, and the row gets
+    no decision.
     """
+
+    def applies(self, batch: pa.Table) -> pa.Array | None:
+        """A boolean mask of the rows this stage judges, or None for all of them."""
+        return None
 
     @abstractmethod
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
@@ -76,14 +102,23 @@ class ScoringStage(Stage):
         """A drop reason (without the stage prefix) per row, or None to keep it."""
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        errored = batch.column(S.ERROR).is_valid()
-        positions = pc.indices_nonzero(pc.invert(errored))
+        wanted = pc.invert(batch.column(S.ERROR).is_valid())
+        applies = self.applies(batch)
+        if applies is not None:
+            wanted = pc.and_(wanted, pc.fill_null(applies, False))
+        positions = pc.indices_nonzero(wanted)
         subset = batch.take(positions)
         scores = self.score(subset) if subset.num_rows else {}
+        failures = scores.pop(ERROR_FIELD, None)
         reasons = self.decide(scores) if subset.num_rows else []
         for field_name, values in scores.items():
             full = scatter(values, positions, batch.num_rows)
             batch = set_column(batch, S.stage_column(self.name, field_name), full)
+        if failures is not None:
+            failed = failures.to_pylist()
+            reasons = [None if f is not None else r for r, f in zip(reasons, failed)]
+            errors = pa.array([f"{self.name}:{f}" if f is not None else None for f in failed], pa.string())
+            batch = add_errors(batch, scatter(errors, positions, batch.num_rows))
         prefixed = pa.array([f"{self.name}:{r}" if r else None for r in reasons], pa.string())
         return add_drop_reasons(batch, scatter(prefixed, positions, batch.num_rows))
 

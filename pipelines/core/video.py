@@ -8,6 +8,7 @@ never through a shell.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -50,6 +51,15 @@ def require_tool(name: str) -> str:
     return path
 
 
+_ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+")
+
+
+def tool_message(stderr: bytes) -> str:
+    """ffmpeg's stderr as text without the per-process object addresses ("[h264 @ 0x55d...]"),
+    so the same failure gives the same ledger reason in every process and on every executor."""
+    return _ADDRESS.sub("", stderr.decode(errors="replace")).strip()
+
+
 def run_tool(args: list[str], timeout_s: float, input_bytes: bytes | None = None) -> subprocess.CompletedProcess:
     """Run an ffmpeg-family command with a wall-clock timeout; a timeout is a ``BadVideo``."""
     try:
@@ -63,7 +73,7 @@ def probe_video(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> VideoInfo:
     args = [require_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url]
     done = run_tool(args, timeout_s)
     if done.returncode != 0:
-        raise BadVideo("unreadable_video", done.stderr.decode(errors="replace").strip()[-300:] or "ffprobe failed")
+        raise BadVideo("unreadable_video", tool_message(done.stderr)[-300:] or "ffprobe failed")
     info = json.loads(done.stdout or b"{}")
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
@@ -85,7 +95,7 @@ def verify_decode(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     args = [require_tool("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", url,
             "-map", "0:v:0", "-f", "null", "-"]
     done = run_tool(args, timeout_s)
-    errors = done.stderr.decode(errors="replace").strip()
+    errors = tool_message(done.stderr)
     if done.returncode != 0 or errors:
         last = errors.splitlines()[-1] if errors else f"ffmpeg exited with {done.returncode}"
         raise BadVideo("corrupt_video", last[-300:])

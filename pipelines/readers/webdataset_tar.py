@@ -128,8 +128,10 @@ def _restore(file: InputFile, position: int, header: dict[str, Any], text: str |
     for item, described in zip(media, header.get("media", [])):
         for field in ("sha256", "width", "height", "duration_s", "fps", "n_frames", "codec"):
             item[field] = described.get(field)
+        item["kind"] = described.get("kind") or item["kind"]  # e.g. "frame": a JPEG that is a sampled video frame
     row = record_row(file, position, header["modality"], text if text is not None else "", media=media,
                      segments=header.get("segments"), meta=header.get("meta") or {})
     row["id"] = header["id"]
     row["source"] = header["source"]
+    row["parent_id"] = header.get("parent_id")
     return row

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import ClassVar
 
 import pyarrow as pa
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.registry import register
+from fusionforge.pipelines.core.schema import content_hash
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, set_column
-
-
-def content_hash(modality: str, text: str | None, media_hashes: list[str | None]) -> str:
-    """sha256 over what the record holds (text and media bytes' hashes), not where it came from."""
-    digest = hashlib.sha256()
-    digest.update(modality.encode())
-    digest.update(b"\x00")
-    digest.update((text or "").encode("utf-8"))
-    for media_hash in media_hashes:
-        digest.update(b"\x00")
-        digest.update((media_hash or "").encode())
-    return digest.hexdigest()
 
 
 @register

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import xxhash
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import atomic_path
-from fusionforge.pipelines.writers.webdataset_writer import PARTS_DIR
+from fusionforge.pipelines.writers.webdataset_writer import PARTS_DIR, REJECTED_DIR
 
 MANIFEST = "manifest.parquet"
 LEDGER = "ledger.parquet"
@@ -32,6 +32,29 @@ def merge_parts(out_dir: str | Path, partitions: list[int]) -> dict[str, Any]:
         counts[kind] = _concat(paths, out / final)
     counts["duplicate_ids_across_partitions"] = count_duplicate_ids(out / LEDGER)
     return counts
+
+
+def unify_rejected(out_dir: str | Path) -> None:
+    """Give every ``rejected/part-*.parquet`` the same columns (missing ones as nulls).
+
+    Partitions add different score columns (a text-only shard has no video scores), and readers of a
+    Parquet folder take the first file's schema; unified parts read back as one table with every
+    score. Each file is rewritten atomically, so a killed run simply unifies again.
+    """
+    paths = sorted((Path(out_dir) / REJECTED_DIR).glob("part-*.parquet"))
+    schemas = {path: pq.read_schema(path) for path in paths}
+    if len({tuple(s.names) for s in schemas.values()}) <= 1:
+        return
+    unified = pa.unify_schemas(list(schemas.values()))
+    for path, schema in schemas.items():
+        if schema.equals(unified):
+            continue
+        table = pq.read_table(path)
+        for field in unified:
+            if field.name not in table.column_names:
+                table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
+        with atomic_path(path) as tmp:
+            pq.write_table(table.select(unified.names).cast(unified), tmp)
 
 
 def remove_parts(out_dir: str | Path) -> None:

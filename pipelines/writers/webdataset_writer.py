@@ -136,6 +136,8 @@ def _members(row: dict[str, Any], key: str) -> list[tuple[str, Any]]:
         S.CONTENT_HASH: row[S.CONTENT_HASH], S.META: json.loads(row[S.META] or "{}"), S.SEGMENTS: row[S.SEGMENTS],
         S.MEDIA: [{k: v for k, v in m.items() if k not in ("bytes", "uri", "offset")} for m in media],
     }
+    if row.get(S.PARENT_ID) is not None:  # a derived record (e.g. a scene clip) names its parent
+        header[S.PARENT_ID] = row[S.PARENT_ID]
     members: list[tuple[str, Any]] = [(f"{key}.json", json.dumps(header, ensure_ascii=False, sort_keys=True).encode())]
     if row[S.TEXT] is not None:
         members.append((f"{key}.txt", row[S.TEXT].encode("utf-8")))

@@ -1,0 +1,105 @@
+"""``fusionforge filter``: quality filters over an earlier output (config file and flags)."""
+
+from __future__ import annotations
+
+import click
+from fusionforge.cli.options import executor_options, library_errors
+from fusionforge.cli.render import partition_progress, print_report
+
+
+def _flag_settings(options: dict) -> list[tuple[str, dict]]:
+    """(stage, parameters) for every flag the user gave."""
+    pairs = [
+        ("text_lang_id_v1", {"languages": options["languages"], "model_path": options["lang_model"]}),
+        ("text_gopher_quality_v1", {"min_words": options["min_words"]}),
+        ("text_fasttext_v1", {"model_path": options["fasttext_model"], "label": options["fasttext_label"],
+                              "threshold": options["fasttext_threshold"],
+                              "top_fraction": options["fasttext_top_fraction"]}),
+        ("image_checks_v1", {"min_side": options["min_image_side"], "max_aspect_ratio": options["max_aspect_ratio"]}),
+        ("image_clip_score_v1", {"model": options["clip_model"], "pretrained": options["clip_pretrained"],
+                                 "threshold": options["clip_threshold"], "top_fraction": options["clip_top_fraction"],
+                                 "device": options["clip_device"]}),
+        ("video_probe_v1", {"min_duration_s": options["min_duration"], "max_duration_s": options["max_duration"]}),
+        ("video_scenes_v1", {"threshold": options["scene_threshold"]}),
+        ("video_motion_v1", {"min_motion": options["min_motion"]}),
+        ("video_frames_v1", {"fps": options["frames_fps"]}),
+    ]
+    out = []
+    for stage, params in pairs:
+        given = {k: v for k, v in params.items() if v is not None}
+        if given or (stage == "video_scenes_v1" and options["split_scenes"]):
+            out.append((stage, given))
+    return out
+
+
+@click.command("filter")
+@click.argument("input_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="YAML file with the ordered filter list (default: language ID, text heuristics, "
+                   "image checks, video probe).")
+@click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
+              help="Set a stage parameter (repeatable), e.g. text_gopher_quality_v1.min_words=30.")
+@click.option("--languages", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], metavar="CODES",
+              help="Keep only these languages (comma-separated codes as the detector spells them).")
+@click.option("--lang-model", type=click.Path(exists=True, dir_okay=False),
+              help="fastText language-ID model (lid.176.bin or GlotLID); default: py3langid's bundled model.")
+@click.option("--min-words", type=int, help="Gopher: fewest words a document may have.")
+@click.option("--fasttext-model", type=click.Path(exists=True, dir_okay=False), help="fastText classifier to score.")
+@click.option("--fasttext-label", help="Label whose probability is the score (e.g. hq).")
+@click.option("--fasttext-threshold", type=float, help="Keep records scoring at least this.")
+@click.option("--fasttext-top-fraction", type=float, help="Keep this fraction of records, best first.")
+@click.option("--min-image-side", type=int, help="Shortest image side allowed, in pixels.")
+@click.option("--max-aspect-ratio", type=float, help="Largest long/short side ratio of an image.")
+@click.option("--clip-model", help="open_clip model name, a model-config JSON, or local-dir:PATH.")
+@click.option("--clip-pretrained", help="CLIP weights: a local .pt/.safetensors file or a locally cached tag.")
+@click.option("--clip-threshold", type=float, help="Keep image-text pairs with a CLIP score of at least this.")
+@click.option("--clip-top-fraction", type=float, help="Keep this fraction of image-text pairs, best CLIP score first.")
+@click.option("--clip-device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where CLIP runs.")
+@click.option("--clip-gpus", type=float, help="GPUs per CLIP actor (Ray schedules the actors on GPU nodes).")
+@click.option("--min-duration", type=float, help="Shortest video allowed, in seconds.")
+@click.option("--max-duration", type=float, help="Longest video allowed, in seconds.")
+@click.option("--split-scenes", is_flag=True, help="Split videos at scene cuts into clip records.")
+@click.option("--scene-threshold", type=float, help="Scene-change score that starts a new clip (0-1).")
+@click.option("--min-motion", type=float, help="Drop videos whose mean frame difference is below this.")
+@click.option("--frames-fps", type=float, help="Sample video frames at this rate into 4-frame chunks.")
+@click.option("--shard-size", "shard_size_mb", type=float, default=256.0, show_default=True,
+              help="Close an output shard at about this many MB (0: no size limit).")
+@click.option("--shard-count", type=int, default=None, help="Close an output shard at this many samples.")
+@click.option("--resume", is_flag=True, help="Continue a killed run in the same -o; finished work is kept.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@executor_options
+@library_errors
+def filter_command(input_dir, output, config_path, overrides, clip_gpus, shard_size_mb, shard_count, resume,
+                   as_json, executor, ray_address, num_cpus, **flags):
+    """Score and filter the records of an earlier output (shard, dedupe or filter).
+
+    Filters run in the order of the list; each adds its scores as columns and a reason to records
+    it rejects. Kept records go to new shards, the rest to rejected/ with every score, and
+    report.json counts drops per reason per source.
+
+    \b
+    Example:
+      fusionforge filter dedup/ -o clean/ --config filters.yaml
+      fusionforge filter shards/ -o clean/ --languages en,de --min-words 30 --split-scenes
+    """
+    from fusionforge.pipelines.filter_config import (
+        apply_overrides,
+        default_filters,
+        load_filters,
+        with_resources,
+        with_setting,
+    )
+    from fusionforge.pipelines.quality import QualityConfig, default_transform, run_quality
+
+    entries = load_filters(config_path) if config_path else default_filters()
+    for stage, params in _flag_settings(flags):
+        entries = with_setting(entries, stage, **params)
+    entries = apply_overrides(entries, overrides)
+    if clip_gpus is not None:
+        entries = with_resources(entries, "image_clip_score_v1", num_gpus=clip_gpus)
+    transform = default_transform(input_dir, output, shard_size_mb=shard_size_mb or None, shard_count=shard_count,
+                                  executor=executor, ray_address=ray_address, num_cpus=num_cpus, resume=resume)
+    with partition_progress("filter") as (on_plan, on_partition):
+        report = run_quality(QualityConfig(transform, tuple(entries)), on_partition=on_partition, on_plan=on_plan)
+    print_report(report, as_json, f"fusionforge filter -> {output}")

@@ -1,0 +1,1 @@
+"""Image filters: decode and size checks, CLIP image-text score."""

@@ -1,0 +1,1 @@
+"""Video filters: probe facts, scene splitting, 4-frame chunks, motion, keyframe CLIP score."""

@@ -1,0 +1,114 @@
+"""The program a sandbox child runs: limits first, then a stateful exec loop (like an IPython kernel).
+
+Run as ``python -I -c <this source> <config json>`` by ``sandbox.PythonSandbox``; it imports nothing
+from fusionforge. Before any user code it sets its own rlimits (address space, CPU seconds, file
+size, open files, no core dumps) and, when the parent could not give it an empty network
+namespace, replaces socket creation and name resolution with functions that raise. Cells arrive
+as JSON lines on one pipe; each cell's printed output (capped) and status go back on another.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import json
+import os
+import resource
+import sys
+import traceback
+
+
+class CappedText(io.TextIOBase):
+    """A text sink that keeps the first ``limit`` characters and counts the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(text[:room])
+            self.kept += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def getvalue(self) -> str:
+        return "".join(self.parts)
+
+
+def apply_limits(config: dict) -> None:
+    memory = int(config["memory_mb"]) * 1024**2
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    cpu = int(config["cpu_s"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    size = int(config["file_mb"]) * 1024**2
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def block_network() -> None:
+    import _socket
+    import socket
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError("network access is disabled in this sandbox")
+
+    class NoSocket(_socket.socket):
+        def __init__(self, *_args, **_kwargs) -> None:
+            refuse()
+
+    for module in (_socket, socket):
+        module.socket = NoSocket
+        for name in ("socketpair", "getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr",
+                     "create_connection", "create_server", "fromfd"):
+            if hasattr(module, name):
+                setattr(module, name, refuse)
+    socket.SocketType = NoSocket
+
+
+def run_cell(code: str, namespace: dict, limit: int) -> dict:
+    """Execute one cell; like IPython, a final expression's value is printed."""
+    sink = CappedText(limit)
+    status, error = "ok", None
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        try:
+            tree = ast.parse(code, "<cell>", "exec")
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            exec(compile(tree, "<cell>", "exec"), namespace)  # noqa: S102 - running the cell is the point
+            if last is not None:
+                value = eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)  # noqa: S307
+                if value is not None:
+                    print(repr(value))
+        except MemoryError:
+            namespace.clear()
+            status, error = "memory_limit", "MemoryError: the cell exceeded the sandbox memory limit"
+        except BaseException as exc:  # noqa: BLE001 - a failing cell is reported, the kernel lives on
+            status, error = "error", f"{type(exc).__name__}: {exc}"
+            traceback.print_exc(limit=-3)
+    return {"status": status, "output": sink.getvalue(), "truncated_chars": sink.dropped, "error": error}
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    apply_limits(config)
+    if config["block_network"]:
+        block_network()
+    namespace: dict = {"__name__": "__main__"}
+    with os.fdopen(config["command_fd"], "r", encoding="utf-8") as commands, \
+            os.fdopen(config["result_fd"], "w", encoding="utf-8") as results:
+        for line in commands:
+            reply = run_cell(json.loads(line)["code"], namespace, int(config["output_chars"]))
+            results.write(json.dumps(reply) + "\n")
+            results.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""``fusionforge sft synth-vision-proxy``: image QA files (and/or generated ones) -> verified trajectories.
+
+QA rows are planned into small partitions so Ray spreads the sandbox sessions over the cluster's
+CPUs; each row becomes a trajectory or a rejection with its reason. Outputs: ``trajectories.jsonl``
+(OpenAI messages with a ``python`` tool, ready for ``sft build``), ``rejected.jsonl``,
+``ledger.parquet``, ``report.json`` (with the vision check of what was written) and, when images
+were generated, ``images/`` and ``qa.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fusionforge.mixers.sft.output import check_vision
+from fusionforge.mixers.sft.parts import PARTS, ROW, RowSource, iter_part_batches, part_paths, plan, run_parts
+from fusionforge.mixers.sft.sandbox import SandboxLimits
+from fusionforge.mixers.sft.synth_images import TASKS, generate
+from fusionforge.mixers.sft.vision import VisionScanner
+from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.config import dump_config
+from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic, write_marker
+from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
+from fusionforge.pipelines.core.registry import register
+from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, set_column
+from fusionforge.pipelines.job import prepare_output
+from fusionforge.pipelines.readers.plan import plan_fingerprint
+
+SYNTH = "sft_synthesize_v1"
+STEP = "sft_synth_vision_proxy"  # the ledger's and the report's step name
+TRAJECTORY = S.stage_column(SYNTH, "trajectory")
+PREDICTED = S.stage_column(SYNTH, "predicted")
+TASK = S.stage_column(SYNTH, "task")
+
+
+@register
+class SftSynthesize(Stage):
+    """Runs each QA row's program in a sandbox; keeps the trajectory only when the code's answer is right."""
+
+    name = SYNTH
+    resources = Resources(num_cpus=1, batch_size=8)  # small batches: each row is a sandbox session
+
+    def __init__(self, limits: dict[str, Any] | None = None, seed: int = 0) -> None:
+        self.limits = SandboxLimits(**(limits or {}))
+        self.seed = seed
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from fusionforge.mixers.sft.synth import synthesize
+
+        trajectories, predicted, tasks, reasons = [], [], [], []
+        columns = [batch.column(c).to_pylist() for c in (ROW, S.ERROR, S.INPUT_FILE, S.ID, S.SOURCE)]
+        for raw, error, qa_file, record_id, source in zip(*columns):
+            qa = json.loads(raw) if error is None else {}
+            outcome = synthesize(qa, qa_file, record_id, source, self.limits, self.seed) if error is None else None
+            trajectories.append(json.dumps(outcome.row, ensure_ascii=False) if outcome and outcome.row else None)
+            predicted.append(outcome.predicted if outcome else None)
+            tasks.append(str(qa.get("task") or ("custom" if "program" in qa else "unknown")) if qa else None)
+            reasons.append(f"{self.name}:{outcome.reason}" if outcome and outcome.reason else None)
+        batch = set_column(batch, TRAJECTORY, pa.array(trajectories, pa.large_string()))
+        batch = set_column(batch, PREDICTED, pa.array(predicted, pa.string()))
+        batch = set_column(batch, TASK, pa.array(tasks, pa.string()))
+        return add_drop_reasons(batch, pa.array(reasons, pa.string()))
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What ``synth-vision-proxy`` reads, generates and how it runs each sandbox session."""
+
+    inputs: tuple[str, ...]
+    output: str
+    generate: int = 0
+    tasks: tuple[str, ...] = TASKS
+    image_size: int = 256
+    seed: int = 0
+    timeout_s: float = 10.0
+    memory_mb: int = 512
+    cpu_s: int = 30
+    network: str = "auto"
+    partition_kb: float = 4.0  # QA rows per unit of work (~12 rows): sandbox sessions spread over workers
+    strict: bool = False
+    resume: bool = False
+    executor: str = "ray"
+    ray_address: str | None = None
+    num_cpus: int | None = None
+
+    def limits(self) -> dict[str, Any]:
+        return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "cpu_s": self.cpu_s,
+                "network": self.network}
+
+
+def run_synth(cfg: SynthConfig, on_plan: Callable[[int, int], None] | None = None,
+              on_partition: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Synthesise (or finish a killed run); return the report, also written to ``report.json``."""
+    started = time.monotonic()
+    if not cfg.inputs and cfg.generate <= 0:
+        raise ConfigError("give image-QA files, or --generate N to draw N synthetic images with known answers")
+    limits = SandboxLimits(**cfg.limits())  # bad limits fail before any work
+    out = Path(cfg.output)
+    user_plan = plan(cfg.inputs, cfg.partition_kb / 1024) if cfg.inputs else []
+    fingerprint = {"plan": plan_fingerprint(user_plan), "settings": {k: v for k, v in dataclasses.asdict(cfg).items()
+                                                                    if k not in ("resume", "executor", "ray_address",
+                                                                                 "num_cpus", "output")}}
+    if prepare_output(out, fingerprint, cfg.resume):
+        return json.loads((out / "report.json").read_text(encoding="utf-8"))
+    inputs = list(cfg.inputs)
+    if cfg.generate > 0:
+        if read_marker(out, "generated") is None:
+            generate(out, cfg.generate, cfg.seed, cfg.tasks, cfg.image_size)
+            write_marker(out, "generated", {"images": cfg.generate})
+        inputs.append(f"synthetic={out / 'qa.jsonl'}")
+    partitions = plan(inputs, cfg.partition_kb / 1024)
+    run_parts(out, RowSource(partitions, cfg.strict), [_spec(cfg)], executor=cfg.executor,
+              ray_address=cfg.ray_address, num_cpus=cfg.num_cpus, on_plan=on_plan, on_partition=on_partition)
+    by_task = _write_outputs(out, part_paths(out, partitions))
+    found = check_vision(out, VisionScanner(), ("trajectories",))
+    if found["trajectories"]:
+        (out / "trajectories.jsonl").unlink()
+        raise ConfigError(f"vision check failed: {found['trajectories']} vision parts in trajectories.jsonl")
+    ledger = ledger_summary(out / "ledger.parquet")
+    report = {
+        "step": STEP, "inputs": ledger["inputs"], "kept": ledger["kept"],
+        "dropped": ledger["dropped"], "failed": ledger["failed"], "reasons": ledger["reasons"], "by_task": by_task,
+        "generated_images": cfg.generate, "sandbox": {**cfg.limits(), "network": _network_mode(limits)},
+        "vision_check": f"{found['trajectories']} vision parts in trajectories.jsonl",
+        "outputs": {"trajectories": "trajectories.jsonl", "rejected": "rejected.jsonl", "ledger": "ledger.parquet"},
+        "executor": cfg.executor, "seconds": round(time.monotonic() - started, 3),
+    }
+    dump_config(out / "config.yaml", dataclasses.asdict(cfg))
+    write_json_atomic(out / "report.json", report)
+    (out / "_SUCCESS").write_text("ok\n")
+    shutil.rmtree(out / PARTS, ignore_errors=True)
+    return report
+
+
+def _spec(cfg: SynthConfig):
+    from fusionforge.pipelines.core.stage import StageSpec
+
+    return StageSpec(SftSynthesize, {"limits": cfg.limits(), "seed": cfg.seed})
+
+
+def _network_mode(limits: SandboxLimits) -> str:
+    from fusionforge.mixers.sft.sandbox import network_namespace_available
+
+    if limits.network == "auto":
+        return "namespace (unshare -n)" if network_namespace_available() else "block (sockets disabled in-process)"
+    return limits.network
+
+
+def _write_outputs(out: Path, paths: list[Path]) -> dict[str, dict[str, int]]:
+    by_task: dict[str, dict[str, int]] = {}
+    columns = [S.ID, S.SOURCE, S.MODALITY, S.INPUT_FILE, S.INPUT_POSITION, S.DROP_REASON, S.ERROR, ROW, TRAJECTORY,
+               PREDICTED, TASK]
+    with atomic_path(out / "trajectories.jsonl") as kept_tmp, atomic_path(out / "rejected.jsonl") as rejected_tmp, \
+            atomic_path(out / "ledger.parquet") as ledger_tmp, open(kept_tmp, "w", encoding="utf-8") as kept, \
+            open(rejected_tmp, "w", encoding="utf-8") as rejected, \
+            pq.ParquetWriter(ledger_tmp, LEDGER_SCHEMA) as ledger:
+        for batch in iter_part_batches(paths, columns, batch_size=1024):
+            table = pa.Table.from_batches([batch])
+            ledger.write_table(ledger_rows(table, STEP))
+            for row in table.to_pylist():
+                entry = by_task.setdefault(row[TASK] or "unreadable", {"inputs": 0, "kept": 0, "rejected": 0})
+                entry["inputs"] += 1
+                if row[TRAJECTORY] is not None and row[S.DROP_REASON] is None and row[S.ERROR] is None:
+                    kept.write(row[TRAJECTORY] + "\n")
+                    entry["kept"] += 1
+                    continue
+                entry["rejected"] += 1
+                rejected.write(json.dumps({
+                    "id": row[S.ID], "source": row[S.SOURCE], "input_file": row[S.INPUT_FILE],
+                    "input_position": row[S.INPUT_POSITION], "reason": row[S.ERROR] or row[S.DROP_REASON],
+                    "predicted": row[PREDICTED], "qa": json.loads(row[ROW]) if row[ROW] else None,
+                }, ensure_ascii=False) + "\n")
+    return by_task

@@ -1,0 +1,46 @@
+import json
+
+from click.testing import CliRunner
+from fusionforge.cli.main import cli
+
+
+def test_synth_then_build_through_the_cli(tmp_path):
+    runner = CliRunner()
+    proxy = tmp_path / "proxy"
+    synth = runner.invoke(cli, ["sft", "synth-vision-proxy", "--generate", "4", "--tasks", "count,locate", "-o",
+                                str(proxy), "--executor", "local", "--json"])
+    assert synth.exit_code == 0, synth.output
+    synth_report = json.loads(synth.stdout)
+    assert synth_report["kept"] == 4 and set(synth_report["by_task"]) == {"count", "locate"}
+
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("".join(json.dumps({"conversations": [
+        {"from": "human", "value": f"Question number {i}: what is {i} plus {i} in decimal notation please?"},
+        {"from": "gpt", "value": str(2 * i)}]}) + "\n" for i in range(6)))
+    sft = tmp_path / "sft"
+    trajectories = proxy / "trajectories.jsonl"
+    build = runner.invoke(cli, ["sft", "build", f"chat={chats}", f"proxy={trajectories}", "-o", str(sft),
+                                "--executor", "local", "--val-fraction", "0"])
+    assert build.exit_code == 0, build.output
+    assert "0 vision parts" in build.stdout and "tool-use share" in build.stdout
+    report = json.loads((sft / "report.json").read_text())
+    assert report["splits"]["train"]["conversations"] == 10
+    assert report["by_source"]["proxy"]["tool_use_share"] == 1.0
+
+
+def test_cli_errors_are_clean(tmp_path):
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(json.dumps({"instruction": "hi", "output": "hello"}) + "\n")
+    result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
+                                      "--val-fraction", "2"])
+    assert result.exit_code != 0 and "--val-fraction must be in [0, 1)" in result.output
+    result = CliRunner().invoke(cli, ["sft", "synth-vision-proxy", "-o", str(tmp_path / "p"), "--executor", "local"])
+    assert result.exit_code != 0 and "--generate N" in result.output
+
+
+def test_strict_stops_at_the_first_unreadable_row(tmp_path):
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(json.dumps({"instruction": "hi", "output": "hello"}) + "\n" + '{"text": "no chat"}\n')
+    result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
+                                      "--strict"])
+    assert result.exit_code != 0 and f"{chats}:2" in result.output and "unknown_format" in result.output

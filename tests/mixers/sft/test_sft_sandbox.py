@@ -1,0 +1,117 @@
+import socket
+import threading
+import time
+
+import pytest
+from fusionforge.mixers.sft.sandbox import PythonSandbox, SandboxLimits, network_namespace_available
+from fusionforge.pipelines.core.errors import ConfigError
+
+
+def test_cells_run_for_real_and_keep_state(tmp_path):
+    data = tmp_path / "numbers.txt"
+    data.write_text("3 4 5\n")
+    with PythonSandbox({"inputs/numbers.txt": data}) as box:
+        first = box.run("import numpy as np\nvalues = np.loadtxt('inputs/numbers.txt')\nprint(values.sum())")
+        second = box.run("values.max() * 2")  # state persists; a final expression is printed, as in IPython
+        failing = box.run("1 / 0")
+        after = box.run("print('still alive', len(values))")
+    assert (first.status, first.output) == ("ok", "12.0\n")
+    assert second.output.strip() == "np.float64(10.0)"
+    assert failing.status == "error" and "ZeroDivisionError" in failing.error
+    assert after.output == "still alive 3\n"
+
+
+def test_environment_is_empty_and_the_working_directory_temporary():
+    with PythonSandbox() as box:
+        result = box.run("import os, sys\nprint(sorted(os.environ))\nprint(os.getcwd())\nprint(sys.flags.isolated)")
+        workdir = box.workdir
+    env, cwd, isolated = result.output.splitlines()
+    assert "PYTHONPATH" not in env and "HOME" in env and "RAY" not in env
+    assert cwd.startswith(str(workdir)) and isolated == "1"
+    assert not workdir.exists(), "the temporary directory is removed with the session"
+
+
+def test_an_endless_loop_is_killed_at_the_timeout():
+    started = time.monotonic()
+    with PythonSandbox(limits=SandboxLimits(timeout_s=1.5)) as box:
+        result = box.run("while True:\n    pass")
+        process = box._process
+        after = box.run("print(1)")
+    assert result.status == "timeout" and "killed" in result.error
+    assert 1.4 < result.seconds < 8 and time.monotonic() - started < 15
+    assert process is None or process.poll() is not None
+    assert after.status == "crashed"
+
+
+def test_unbounded_allocation_hits_the_memory_limit():
+    with PythonSandbox(limits=SandboxLimits(memory_mb=256, timeout_s=30)) as box:
+        growing = box.run("chunks = []\nwhile True:\n    chunks.append(bytearray(8 * 1024 * 1024))")
+        huge = box.run("import numpy as np\nnp.ones(10**11)")
+    assert growing.status == "memory_limit" and "MemoryError" in growing.error
+    assert huge.status == "memory_limit"
+
+
+def test_output_is_capped_and_files_are_size_limited():
+    with PythonSandbox(limits=SandboxLimits(output_chars=100, file_mb=1)) as box:
+        chatty = box.run("print('x' * 5000)")
+        big_file = box.run("open('big.bin', 'wb').write(b'0' * (3 * 1024 * 1024))")
+    assert len(chatty.output) == 100 and chatty.truncated_chars == 5001 - 100
+    assert big_file.status == "error" and "File too large" in big_file.error
+
+
+def test_process_exit_is_reported():
+    with PythonSandbox() as box:
+        result = box.run("import os\nos._exit(3)")
+    assert result.status == "crashed" and "code 3" in result.error
+
+
+@pytest.fixture
+def listening_server():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    accepted = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept())
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.mark.parametrize("mode", ["auto", "block"])
+def test_no_network_from_the_sandbox(listening_server, mode):
+    port, accepted = listening_server
+    probe = socket.create_connection(("127.0.0.1", port), timeout=2)  # the server works from outside
+    probe.close()
+    time.sleep(0.3)
+    before = len(accepted)
+    code = f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\nprint('connected')"
+    with PythonSandbox(limits=SandboxLimits(network=mode)) as box:
+        result = box.run(code)
+        dns = box.run("import socket\nsocket.getaddrinfo('example.org', 80)")
+        used = box.network
+    time.sleep(0.3)
+    assert result.status == "error" and "connected" not in result.output
+    assert dns.status == "error"
+    assert len(accepted) == before
+    assert used == ("namespace" if mode == "auto" and network_namespace_available() else "block")
+
+
+def test_bad_limits_and_file_names_are_refused():
+    with pytest.raises(ConfigError):
+        SandboxLimits(memory_mb=10)
+    with pytest.raises(ConfigError):
+        SandboxLimits(network="internet")
+    with pytest.raises(ValueError, match="relative path"):
+        PythonSandbox({"../escape.png": "x"})
