@@ -24,19 +24,28 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, object_sto
     quiet_environment()
     import ray
 
-    if ray.is_initialized():
-        return ray
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        if num_cpus:
-            kwargs["num_cpus"] = num_cpus
-        if object_store_mb:
-            kwargs["object_store_memory"] = object_store_mb * 1024**2
-        ray.init(address="local", **kwargs)  # "local": never attach to a cluster `ray start` left behind
-    logging.getLogger("ray").setLevel(logging.ERROR)
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            if num_cpus:
+                kwargs["num_cpus"] = num_cpus
+            if object_store_mb:
+                kwargs["object_store_memory"] = object_store_mb * 1024**2
+            ray.init(address="local", **kwargs)  # "local": never attach to a cluster `ray start` left behind
+        logging.getLogger("ray").setLevel(logging.ERROR)
+    configure_data_context(ray)
+    return ray
+
+
+def configure_data_context(ray: Any) -> None:
+    """Ray Data settings every fusionforge job relies on (also when the caller started Ray itself)."""
+    from ray.data.context import ShuffleStrategy
+
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.execution_options.preserve_order = True
-    return ray
+    # Sort-based shuffles: measured several times faster than Ray 2.60's default hash shuffle for the
+    # groupbys fusionforge runs (regrouping rows by partition, grouping dedupe bands).
+    context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
