@@ -1,0 +1,34 @@
+"""The demo's last step: the pretraining chain's outputs audited, the HTML report written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+DEMO_VISION_RATIO = 0.10
+CHAIN = ("shards", "dedup", "filtered", "packed")  # the folders the pretraining steps write
+
+
+def audit_step(out: Path, console: Console, executor: str = "local", ray_address: str | None = None,
+               num_cpus: int | None = None) -> Path:
+    """Last step: audit the pretraining chain's outputs under ``out`` and write the HTML report; return its path.
+
+    The SFT and RFT outputs are a separate (post-training) chain and are left out, so the funnel
+    follows one corpus from ingestion to packed sequences.
+
+    The target is Kimi K2.5's vision-token share of about 10%, so the report shows how far each
+    stage's output is from it.
+    """
+    from fusionforge.mixers.audit import AuditOptions, Target, run_audit
+    from fusionforge.mixers.audit.discover import is_output
+    from fusionforge.mixers.audit.terminal import short_summary
+    from fusionforge.mixers.report import write_html
+
+    outputs = [str(out / name) for name in CHAIN if is_output(out / name)]
+    options = AuditOptions(executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    report = run_audit(outputs, options, Target(vision_ratio=DEMO_VISION_RATIO))
+    console.print(short_summary(report))
+    path = write_html(report, out / "audit.html").resolve()
+    console.print(f"[bold]audit report[/] {path}")
+    return path

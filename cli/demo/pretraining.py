@@ -1,0 +1,122 @@
+"""The demo's pretraining chain: shard -> dedupe -> filter -> pack, each step printing its table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fusionforge.cli.render import partition_progress, summary_table
+from rich.console import Console
+from rich.table import Table
+
+
+def shard_step(console: Console, inputs: dict[str, str], out: Path, seed: int, executor: str, ray_address,
+               num_cpus) -> str:
+    """Ingest the generated corpus into shards; return the output folder."""
+    from fusionforge.pipelines.shard import ShardConfig, run_shard
+
+    cfg = ShardConfig(inputs=tuple(f"{name}={path}" for name, path in inputs.items()), output=str(out / "shards"),
+                      shard_count=100, seed=seed, executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    with partition_progress("shard") as (on_plan, on_partition):
+        report = run_shard(cfg, on_partition=on_partition, on_plan=on_plan)
+    console.print(summary_table(report, f"shard -> {cfg.output}"))
+    console.print(by_source(report))
+    return cfg.output
+
+
+def by_source(report: dict) -> Table:
+    table = Table(title="records by source and modality", header_style="bold")
+    for column in ("source/modality", "kept", "dropped", "failed"):
+        table.add_column(column, justify="left" if column == "source/modality" else "right")
+    for group, counts in report["by_source_modality"].items():
+        table.add_row(group, str(counts["kept"]), str(counts["dropped"]), str(counts["failed"]))
+    return table
+
+
+def dedupe_step(console: Console, out: Path, previous: str, executor: str, ray_address: str | None,
+                 num_cpus: int | None) -> str:
+    """Remove exact and near duplicates (text, images, video) from the previous step's output."""
+    from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
+
+    cfg = DedupeConfig(input=previous, output=str(out / "dedup"), shard_count=100, executor=executor,
+                       ray_address=ray_address, num_cpus=num_cpus)
+    with partition_progress("dedupe") as (on_plan, on_partition):
+        report = run_dedupe(cfg, on_plan=on_plan, on_partition=on_partition)
+    stats = report["dedupe"]
+    table = Table(title=f"dedupe -> {cfg.output} ({stats['seconds_total']:.1f} s)", header_style="bold")
+    for column in ("space", "items", "clusters", "exact dropped", "near dropped"):
+        table.add_column(column, justify="left" if column == "space" else "right")
+    for space in ("text", "image", "video"):
+        table.add_row(space, str(stats["items"].get(space, 0)), str(stats[f"{space}_clusters"]),
+                      str(stats[f"{space}_exact_dropped"]), str(stats[f"{space}_near_dropped"]))
+    console.print(table)
+    console.print(f"kept {report['kept']} of {report['inputs']} records; clusters in {cfg.output}/clusters.parquet")
+    return cfg.output
+
+
+DEMO_FILTERS = """
+filters:
+  - text_lang_id_v1                      # py3langid's bundled model: works offline
+  - stage: text_gopher_quality_v1
+    languages: [en]                      # Gopher's stop words are English
+    min_words: 30                        # the demo documents are short
+  - text_gopher_repetition_v1
+  - stage: text_c4_lines_v1
+    min_sentences: 3
+  - text_fineweb_quality_v1
+  - image_checks_v1
+  - video_probe_v1
+  - video_scenes_v1                      # the 3-scene clip becomes 3 clip records
+  - video_motion_v1                      # static test patterns are dropped
+  - video_frames_v1                      # 2 fps, chunks of 4 frames (Kimi K2.5's temporal unit)
+"""
+
+
+def filter_step(console: Console, input_dir: str, output_dir: str, executor: str, ray_address, num_cpus) -> str:
+    """Run the quality filters on the demo's shards and print drops per reason per source."""
+    import yaml
+    from fusionforge.pipelines.filter_config import parse_filters
+    from fusionforge.pipelines.quality import QualityConfig, run_quality
+    from fusionforge.pipelines.transform import TransformConfig
+
+    console.print("[yellow]skipped[/] CLIP image-text and keyframe scores: no CLIP weights are available offline "
+                  "(give a local checkpoint: fusionforge filter --clip-pretrained PATH)")
+    console.print("[yellow]skipped[/] fastText quality score: no quality model is available offline "
+                  "(train one: fusionforge filters train-fasttext hq=good.jsonl lq=bad.jsonl -o q.bin)")
+    cfg = QualityConfig(TransformConfig(input=input_dir, output=output_dir, shard_count=100, executor=executor,
+                                        ray_address=ray_address, num_cpus=num_cpus),
+                        tuple(parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")))
+    with partition_progress("filter") as (on_plan, on_partition):
+        report = run_quality(cfg, on_partition=on_partition, on_plan=on_plan)
+    table = Table(title=f"filter -> {output_dir} (language ID: {report['language_detector']})", header_style="bold")
+    for column in ("source", "reason", "records"):
+        table.add_column(column, justify="right" if column == "records" else "left")
+    for source, reasons in report["reasons_by_source"].items():
+        for reason, count in reasons.items():
+            table.add_row(source, reason, str(count))
+    table.add_row("all", "kept", str(report["kept"]))
+    table.add_row("all", "derived (scene clips)", str(report["derived"]))
+    console.print(table)
+    return output_dir
+
+
+def pack_step(console: Console, out: Path, previous: str, executor, ray_address, num_cpus, seed: int) -> str:
+    """Pack the previous step's output into 2,048-token sequences at 10% vision (kimi-k25 tokens)."""
+    from fusionforge.mixers.pack_job import PackConfig, run_pack
+
+    cfg = PackConfig(input=previous, output=str(out / "packed"), seq_len=2048, vision_ratio=0.10, window=8,
+                     seed=seed, executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    report = run_pack(cfg)
+    table = Table(title=f"pack -> {cfg.output} (L=2048, r=10%, kimi-k25; text tokens estimated)",
+                  header_style="bold")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    ratio = report["per_sequence_ratio"]
+    table.add_row("sequences", f"{report['sequences']:,}")
+    table.add_row("padding", f"{report['padding_fraction']:.2%}")
+    table.add_row("vision ratio (global)", f"{report['global_vision_ratio']:.2%}")
+    table.add_row("worst window error", f"{report['window_ratio_error_max']:.2%}")
+    table.add_row("per-sequence p5 / p95", f"{ratio['p5']:.1%} / {ratio['p95']:.1%}")
+    table.add_row("zero-vision sequences", f"{report['zero_vision_share']:.1%}")
+    table.add_row("kept / surplus records", f"{report['kept']:,} / {report['reasons'].get('pack:surplus', 0):,}")
+    console.print(table)
+    return cfg.output
