@@ -9,39 +9,15 @@ frames is hashed in one call. Bits are packed row-major, first bit highest, as i
 
 from __future__ import annotations
 
-import io
-import warnings
 from functools import lru_cache
 
 import numpy as np
 import xxhash
-from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 HASH_KINDS = ("phash", "dhash")
 PHASH_SIDE = 32  # imagehash: hash_size 8 x highfreq_factor 4
 _BITS = 8
-
-
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode an encoded image fully, refusing more than ``max_pixels`` before any pixel is decoded."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise BadImage("too_many_pixels", f"{width}x{height} > {max_pixels} pixels")
-            image.load()
-            return image
-    except BadImage:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImage("decompression_bomb", str(exc)) from exc
-    except UnidentifiedImageError as exc:
-        raise BadImage("undecodable_image", "not a recognised image format") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImage("undecodable_image", f"{type(exc).__name__}: {exc}") from exc
 
 
 def pixel_key(image: Image.Image) -> tuple[int, int]:

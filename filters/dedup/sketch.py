@@ -17,7 +17,6 @@ import pyarrow as pa
 from fusionforge.filters.dedup.image_hash import (
     CROP_FRACTION,
     color_thumbnails,
-    decode_image,
     image_hashes,
     pixel_key,
 )
@@ -25,7 +24,7 @@ from fusionforge.filters.dedup.minhash import TextSketcher
 from fusionforge.filters.dedup.video_hash import frame_hashes, stream_key
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import BadRecord
-from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage
+from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
 from fusionforge.pipelines.core.io import read_range
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, add_errors, set_column

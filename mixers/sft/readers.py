@@ -15,6 +15,7 @@ from typing import Any
 from fusionforge.mixers.sft.schema import Conversation, Message, ToolCall, ToolDef
 from fusionforge.mixers.sft.vision import MEDIA_PART_TYPES, MEDIA_ROW_FIELDS, TEXT_PART_TYPES
 from fusionforge.pipelines.core.errors import BadRecord
+from fusionforge.pipelines.readers.base import split_meta
 
 FORMATS = ("openai", "sharegpt", "alpaca")
 ROLE_ALIASES = {
@@ -52,8 +53,7 @@ def parse_row(row: dict[str, Any], fmt: str | None = None) -> tuple[Conversation
     else:
         raise BadRecord(f"unknown_format: {fmt!r} (use one of {', '.join(FORMATS)})")
     _link_tool_results(conv.messages)
-    extra = {k: v for k, v in row.items() if k not in _CONSUMED[fmt] and k not in MEDIA_ROW_FIELDS
-             and k != "id" and _json_safe(v)}
+    extra = split_meta(row, {*_CONSUMED[fmt], *MEDIA_ROW_FIELDS, "id"})
     conv.meta = {"format": fmt, **({"extra": extra} if extra else {})}
     return conv, media
 
@@ -224,11 +224,3 @@ def _link_tool_results(messages: list[Message]) -> None:
 
 def _opt_str(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
-
-
-def _json_safe(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True

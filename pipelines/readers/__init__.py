@@ -6,11 +6,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from fusionforge.pipelines.readers.base import InputFile, ReaderOptions
-from fusionforge.pipelines.readers.image_folder import read_image_file
 from fusionforge.pipelines.readers.interleaved import read_interleaved
+from fusionforge.pipelines.readers.media_folder import read_image_file, read_video_file
 from fusionforge.pipelines.readers.pairs import read_pairs
 from fusionforge.pipelines.readers.text import read_text
-from fusionforge.pipelines.readers.video_folder import read_video_file
 from fusionforge.pipelines.readers.webdataset_tar import read_webdataset
 
 READERS: dict[str, Callable[[InputFile, ReaderOptions], Iterator[dict[str, Any]]]] = {

@@ -8,12 +8,11 @@ from fusionforge.filters.dedup.image_hash import (
     DEFAULT_MAX_DISTANCE,
     color_distance,
     color_thumbnails,
-    decode_image,
     image_hashes,
     pixel_key,
 )
 from fusionforge.filters.dedup.lsh import hamming64
-from fusionforge.pipelines.core.images import BadImage
+from fusionforge.pipelines.core.images import BadImage, decode_image
 from fusionforge.pipelines.demo_corpus import draw_shapes
 from media_fixtures import crop_fraction, encoded, picture
 
