@@ -179,7 +179,8 @@ def run_datatrove(corpus: Path, work: Path, tokenizer: str, workers: int) -> dic
     config = MinhashConfig()
     tasks = len(list(corpus.glob("*.jsonl")))  # datatrove splits work by file
     reader = JsonlReader(str(corpus), glob_pattern="*.jsonl", doc_progress=False)
-    common = {"logging_dir": None, "skip_completed": False}
+    # datatrove writes its logs to ./logs when logging_dir is None: keep them in the scratch folder instead.
+    common = {"logging_dir": str(work / "datatrove-logs"), "skip_completed": False}
     LocalPipelineExecutor([reader, MinhashDedupSignature(str(work / "sigs"), config=config, language=language)],
                           tasks=tasks, workers=workers, **common).run()
     LocalPipelineExecutor([MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)],

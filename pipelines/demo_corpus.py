@@ -206,12 +206,16 @@ def _interleaved(folder: Path, rng: random.Random) -> Path:
     images.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(20):
-        parts = [{"type": "text", "text": document(rng, "en", 3)}]
+        # A closing sentence in plain English prose, as web pages have: the word-list sentences alone
+        # hold too few stop words for Gopher's quality rule, and the demo should keep most documents.
+        intro = document(rng, "en", 3) + " The pictures below belong to the story and show what the children drew."
+        parts = [{"type": "text", "text": intro}]
         for j in range(rng.randint(1, 3)):
             image, caption, _ = draw_shapes(rng, (96, 96))
             name = f"d{i:03d}_{j}.png"
             (images / name).write_bytes(encode(image, "PNG"))
-            parts += [{"type": "image", "image": f"images/{name}"}, {"type": "text", "text": f"Figure: {caption}."}]
+            parts += [{"type": "image", "image": f"images/{name}"},
+                      {"type": "text", "text": f"Figure {j + 1}: {caption}."}]
         rows.append({"id": f"doc-{i:03d}", "parts": parts, "url": f"https://example.org/doc/{i}"})
     write_jsonl(folder / "docs.jsonl", rows)
     return folder / "docs.jsonl"
