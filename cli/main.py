@@ -11,6 +11,7 @@ from fusionforge.cli.filters import filters
 from fusionforge.cli.options import CONTEXT_SETTINGS
 from fusionforge.cli.pack import pack
 from fusionforge.cli.rft import rft
+from fusionforge.cli.run import run
 from fusionforge.cli.sft import sft
 from fusionforge.cli.shard import shard
 from fusionforge.cli.tokens import tokens
@@ -38,3 +39,4 @@ cli.add_command(sft)
 cli.add_command(filter_command)
 cli.add_command(filters)
 cli.add_command(dedupe)
+cli.add_command(run)
