@@ -6,11 +6,15 @@
 - fastText: the ``text_fasttext_v1`` stage versus a raw ``model.predict(list_of_lines, k=-1)``;
 - image checks: the ``image_checks_v1`` stage (full decode, and facts only) versus a Pillow loop;
 - video: ``video_probe_v1`` versus ``ffmpeg.probe`` per file, and ``video_scenes_v1`` (detect and cut
-  clips) versus PySceneDetect (``detect`` + ``split_video_ffmpeg``), videos/s and clips/s.
+  clips) versus PySceneDetect (``detect`` + ``split_video_ffmpeg``), videos/s and clips/s;
+- CLIP (``--clip-images N``, CPU): ``image_clip_score_v1`` on the in-process executor versus raw
+  open_clip (preprocess + ``encode_image``/``encode_text`` + cosine, same batch size) on the same
+  image-text pairs. Speed does not depend on weight values, so ViT-B-32 is built from random weights,
+  saved as ``.safetensors`` and loaded back through ``pretrained=PATH`` by both sides.
 
 ratio = fusionforge rate / reference rate (> 1: fusionforge is faster). One process, one core each.
 
-    python bench/filters.py --docs 3000 --lines 100000 --images 800 --videos 6
+    python bench/filters.py --docs 3000 --lines 100000 --images 800 --videos 6 --clip-images 64
 """
 
 from __future__ import annotations
@@ -223,12 +227,128 @@ def bench_video(n: int, work: Path) -> list[tuple]:
              f"clips {ours_clips} vs {ref_clips}; detect + libx264 clips")]
 
 
+def _clip_pairs(n: int, folder: Path) -> pa.Table:
+    """``n`` JPEG pictures of varied sizes, each with a caption, as image records pointing at the files."""
+    from fusionforge.pipelines.core import schema as S
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    words = random.Random(3)
+    rows = []
+    for i in range(n):
+        w, h = int(rng.integers(200, 640)), int(rng.integers(200, 640))
+        y, x = np.mgrid[0:h, 0:w]
+        channels = [np.sin(x / rng.uniform(5, 40) + y / rng.uniform(5, 40) + c) * 80 + 128 for c in range(3)]
+        path = folder / f"{i:05d}.jpg"
+        Image.fromarray(np.stack(channels, axis=-1).astype(np.uint8)).save(path, format="JPEG", quality=88)
+        item = {"kind": "image", "uri": str(path), "offset": None, "size": path.stat().st_size, "bytes": None,
+                "sha256": None, "format": "jpeg", "width": w, "height": h}
+        caption = "a photo of " + " ".join(words.choices(ZIPF_WORDS, k=words.randint(4, 14)))
+        rows.append({S.ID: f"c/{i}", S.SOURCE: "c", S.MODALITY: "image", S.TEXT: caption, S.MEDIA: [item],
+                     S.INPUT_FILE: str(path), S.INPUT_POSITION: 0})
+    return S.validate(pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA))
+
+
+def _clip_stage_pass(table: pa.Table, model_name: str, weights: Path) -> tuple[float, float, np.ndarray]:
+    """(scoring seconds, model-load seconds, scores) of ``image_clip_score_v1`` on the in-process executor."""
+    from fusionforge.filters.image.clip_score import ImageClipScore
+    from fusionforge.pipelines.core.runner import InProcessExecutor, Source
+    from fusionforge.pipelines.core.stage import StageSpec
+
+    class TableSource(Source):
+        def partitions(self) -> list[int]:
+            return [0]
+
+        def read(self, partition: int):
+            yield table
+
+    loads: list[float] = []
+
+    class TimedLoad(ImageClipScore):
+        """The stage, timing its construction (the model load) so the rate can leave it out."""
+
+        def __init__(self, **params) -> None:
+            started = time.perf_counter()
+            super().__init__(**params)
+            loads.append(time.perf_counter() - started)
+
+    written: dict[str, pa.Table] = {}
+
+    def writer(partition: int, rows: pa.Table) -> dict:
+        written["rows"] = rows
+        return {"partition": partition, "rows": rows.num_rows}
+
+    spec = StageSpec(TimedLoad, {"model": model_name, "pretrained": str(weights), "device": "cpu"})
+    started = time.perf_counter()
+    InProcessExecutor().run(TableSource(), [spec], writer)  # builds the stage (loads the model), then scores
+    seconds = time.perf_counter() - started - loads[0]
+    scores = np.array(written["rows"].column("image_clip_score_v1__score").to_pylist(), dtype=np.float64)
+    return seconds, loads[0], scores
+
+
+def _clip_reference_pass(table: pa.Table, model_name: str, weights: Path, batch: int
+                         ) -> tuple[float, float, np.ndarray]:
+    """The same with open_clip alone: open, preprocess, encode both towers, cosine, ``batch`` pairs at a time."""
+    import open_clip
+    import torch
+    from fusionforge.pipelines.core import schema as S
+    from PIL import Image
+
+    paths = [m[0]["uri"] for m in table.column(S.MEDIA).to_pylist()]
+    captions = table.column(S.TEXT).to_pylist()
+    started = time.perf_counter()
+    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=str(weights), device="cpu")
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(model_name)
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    scores = []
+    for i in range(0, len(paths), batch):
+        pixels = []
+        for path in paths[i:i + batch]:
+            with Image.open(path) as image:
+                pixels.append(preprocess(image.convert("RGB")))
+        with torch.no_grad():
+            image_emb = torch.nn.functional.normalize(model.encode_image(torch.stack(pixels)), dim=-1)
+            text_emb = torch.nn.functional.normalize(model.encode_text(tokenizer(captions[i:i + batch])), dim=-1)
+        scores.append((image_emb * text_emb).sum(dim=-1).numpy())
+    return time.perf_counter() - started, load_s, np.concatenate(scores)
+
+
+def bench_clip(n: int, work: Path, model_name: str = "ViT-B-32") -> list[tuple]:
+    import open_clip
+    import torch
+    from fusionforge.filters.image.clip_score import ImageClipScore
+    from safetensors.torch import save_file
+
+    torch.set_num_threads(1)  # one core, as a 1-CPU Ray actor gets (Ray sets OMP_NUM_THREADS=1)
+    torch.manual_seed(0)
+    weights = work / f"{model_name}-random.safetensors"
+    save_file(open_clip.create_model(model_name, pretrained=None).state_dict(), str(weights))
+    table = _clip_pairs(n, work / "clip")
+    batch = ImageClipScore.resources.batch_size
+    ours, ref = [], []
+    for side in ("ours", "ref", "ref", "ours"):  # ABBA, best of two each: less sensitive to other load
+        if side == "ours":
+            ours.append(_clip_stage_pass(table, model_name, weights))
+        else:
+            ref.append(_clip_reference_pass(table, model_name, weights, batch))
+    diff = float(np.max(np.abs(ours[0][2] - ref[0][2])))
+    ours_s, ref_s = min(r[0] for r in ours), min(r[0] for r in ref)
+    ours_load, ref_load = min(r[1] for r in ours), min(r[1] for r in ref)
+    return [(f"CLIP: image_clip_score_v1 vs raw open_clip ({model_name})", n / ours_s, n / ref_s, "images/s",
+             f"CPU, 1 thread, batch {batch}; model load {ours_load:.1f}s vs {ref_load:.1f}s, not in the rates; "
+             f"max |score diff| {diff:.1e}")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=3000)
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--images", type=int, default=800)
     parser.add_argument("--videos", type=int, default=6)
+    parser.add_argument("--clip-images", type=int, default=64, help="image-text pairs for CLIP (0: skip)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ff-bench-filters-"))
     try:
@@ -236,6 +356,7 @@ def main() -> None:
         rows += bench_fasttext(args.lines, work)
         rows += bench_images(args.images, work)
         rows += bench_video(args.videos, work)
+        rows += bench_clip(args.clip_images, work) if args.clip_images else []
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{'what':46} {'fusionforge':>12} {'reference':>12} {'unit':>9} {'ratio':>7}  note")

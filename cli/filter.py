@@ -6,9 +6,15 @@ import click
 from fusionforge.cli.options import executor_options, library_errors
 from fusionforge.cli.render import partition_progress, print_report
 
+CLIP_STAGES = {"image": ("image_clip_score_v1",), "video": ("video_clip_score_v1",),
+               "both": ("image_clip_score_v1", "video_clip_score_v1")}
+
 
 def _flag_settings(options: dict) -> list[tuple[str, dict]]:
-    """(stage, parameters) for every flag the user gave."""
+    """(stage, parameters) for every flag the user gave; the --clip-* flags go to the stages --clip-on names."""
+    clip = {"model": options["clip_model"], "pretrained": options["clip_pretrained"],
+            "threshold": options["clip_threshold"], "top_fraction": options["clip_top_fraction"],
+            "device": options["clip_device"]}
     pairs = [
         ("text_lang_id_v1", {"languages": options["languages"], "model_path": options["lang_model"]}),
         ("text_gopher_quality_v1", {"min_words": options["min_words"]}),
@@ -16,9 +22,7 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
                               "threshold": options["fasttext_threshold"],
                               "top_fraction": options["fasttext_top_fraction"]}),
         ("image_checks_v1", {"min_side": options["min_image_side"], "max_aspect_ratio": options["max_aspect_ratio"]}),
-        ("image_clip_score_v1", {"model": options["clip_model"], "pretrained": options["clip_pretrained"],
-                                 "threshold": options["clip_threshold"], "top_fraction": options["clip_top_fraction"],
-                                 "device": options["clip_device"]}),
+        *[(stage, dict(clip)) for stage in CLIP_STAGES[options["clip_on"]]],
         ("video_probe_v1", {"min_duration_s": options["min_duration"], "max_duration_s": options["max_duration"]}),
         ("video_scenes_v1", {"threshold": options["scene_threshold"]}),
         ("video_motion_v1", {"min_motion": options["min_motion"]}),
@@ -51,10 +55,13 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
 @click.option("--fasttext-top-fraction", type=float, help="Keep this fraction of records, best first.")
 @click.option("--min-image-side", type=int, help="Shortest image side allowed, in pixels.")
 @click.option("--max-aspect-ratio", type=float, help="Largest long/short side ratio of an image.")
+@click.option("--clip-on", type=click.Choice(sorted(CLIP_STAGES)), default="image", show_default=True,
+              help="Which CLIP stages the --clip-* flags configure (and add): image-text pairs "
+                   "(image_clip_score_v1), video keyframes against the caption (video_clip_score_v1), or both.")
 @click.option("--clip-model", help="open_clip model name, a model-config JSON, or local-dir:PATH.")
 @click.option("--clip-pretrained", help="CLIP weights: a local .pt/.safetensors file or a locally cached tag.")
-@click.option("--clip-threshold", type=float, help="Keep image-text pairs with a CLIP score of at least this.")
-@click.option("--clip-top-fraction", type=float, help="Keep this fraction of image-text pairs, best CLIP score first.")
+@click.option("--clip-threshold", type=float, help="Keep records with a CLIP score of at least this.")
+@click.option("--clip-top-fraction", type=float, help="Keep this fraction of the records CLIP scores, best first.")
 @click.option("--clip-device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where CLIP runs.")
 @click.option("--clip-gpus", type=float, help="GPUs per CLIP actor (Ray schedules the actors on GPU nodes).")
 @click.option("--min-duration", type=float, help="Shortest video allowed, in seconds.")
@@ -82,6 +89,8 @@ def filter_command(input_dir, output, config_path, overrides, clip_gpus, shard_s
     Example:
       fusionforge filter dedup/ -o clean/ --config filters.yaml
       fusionforge filter shards/ -o clean/ --languages en,de --min-words 30 --split-scenes
+      fusionforge filter shards/ -o clean/ --clip-pretrained clip-b32.safetensors --clip-top-fraction 0.3 \\
+        --clip-on both --clip-gpus 1 --executor ray
     """
     from fusionforge.pipelines.filter_config import (
         apply_overrides,
@@ -92,12 +101,17 @@ def filter_command(input_dir, output, config_path, overrides, clip_gpus, shard_s
     )
     from fusionforge.pipelines.quality import QualityConfig, default_transform, run_quality
 
+    clip_flags = ("clip_model", "clip_pretrained", "clip_threshold", "clip_top_fraction", "clip_device")
+    if flags["clip_on"] != "image" and clip_gpus is None and all(flags[k] is None for k in clip_flags):
+        raise click.UsageError("--clip-on only chooses the stages the --clip-* flags configure; give those flags "
+                               "(e.g. --clip-pretrained PATH)")
     entries = load_filters(config_path) if config_path else default_filters()
     for stage, params in _flag_settings(flags):
         entries = with_setting(entries, stage, **params)
     entries = apply_overrides(entries, overrides)
     if clip_gpus is not None:
-        entries = with_resources(entries, "image_clip_score_v1", num_gpus=clip_gpus)
+        for stage in CLIP_STAGES[flags["clip_on"]]:
+            entries = with_resources(entries, stage, num_gpus=clip_gpus)
     transform = default_transform(input_dir, output, shard_size_mb=shard_size_mb or None, shard_count=shard_count,
                                   executor=executor, ray_address=ray_address, num_cpus=num_cpus, resume=resume)
     with partition_progress("filter") as (on_plan, on_partition):

@@ -4,13 +4,14 @@ The model loads once per Ray actor (``stateful``) on ``device`` ("auto": the GPU
 actor one, else the CPU; ask for GPUs with ``num_gpus`` in the stage's ``resources``). A batch is
 scored in one forward pass per tower. ``score`` is the cosine similarity of the image and caption
 embeddings; keep by ``threshold`` (DataComp: 0.28 for ViT-B/32, 0.3 for ViT-L/14) or ``top_fraction``
-(DataComp's best baseline keeps the top 30%). An image that will not decode is an error on the row,
-not a score.
+(DataComp's best baseline keeps the top 30%). Images decode through the shared bounded decoder
+(``pipelines/core/images.py``: the pixel count is checked from the header against ``max_pixels``
+before any pixel is decoded). An image that will not decode, or is too big to, is an error on the
+row (its ``BadImage`` reason), not a score.
 """
 
 from __future__ import annotations
 
-import io
 from typing import ClassVar
 
 import numpy as np
@@ -20,15 +21,15 @@ from fusionforge.filters.image.clip_model import ClipScorer, check_clip_args
 from fusionforge.filters.media import first_of_kind, item_bytes
 from fusionforge.filters.policy import ScorePolicy, check_policy
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 
-def open_image(data: bytes) -> Image.Image:
-    """A decoded RGB image (Pillow's decompression-bomb guard stays on)."""
-    with Image.open(io.BytesIO(data)) as image:
-        return image.convert("RGB")
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """A decoded RGB image, through the bounded decoder (raises ``BadImage`` with a short reason)."""
+    return decode_image(data, max_pixels).convert("RGB")
 
 
 @register
@@ -41,9 +42,11 @@ class ImageClipScore(ScorePolicy, ScoringStage):
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str | None = None, device: str = "auto",
                  precision: str = "fp32", threshold: float | None = None, top_fraction: float | None = None,
-                 resolved_threshold: float | None = None, reuse_scores: bool = False) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, resolved_threshold: float | None = None,
+                 reuse_scores: bool = False) -> None:
         self.init_policy(threshold, top_fraction, resolved_threshold, reuse_scores)
         self.model_name = model
+        self.max_pixels = max_pixels
         check_clip_args(model, pretrained)
         self.scorer = None if reuse_scores else ClipScorer(model, pretrained, device, precision)
 
@@ -65,10 +68,16 @@ class ImageClipScore(ScorePolicy, ScoringStage):
         captions = batch.column(S.TEXT).to_pylist()
         for row, media in enumerate(batch.column(S.MEDIA).to_pylist()):
             item = first_of_kind(media, "image")
+            if item is None:
+                errors[row] = "no_image: an image record without an image item"
+                continue
             try:
-                images.append(open_image(item_bytes(item)))
-            except (OSError, UnidentifiedImageError, Image.DecompressionBombError, TypeError) as exc:
-                errors[row] = f"undecodable_image: {type(exc).__name__}: {exc}"
+                images.append(open_image(item_bytes(item), self.max_pixels))
+            except BadImage as exc:
+                errors[row] = str(exc)  # "{reason}: {detail}"
+                continue
+            except OSError as exc:
+                errors[row] = f"unreadable_media: {exc}"
                 continue
             texts.append(captions[row] or "")
             rows.append(row)

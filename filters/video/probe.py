@@ -1,8 +1,9 @@
 """Video probe facts and the rules on them: duration, frame rate, resolution, codec, stream count.
 
-ffprobe runs with a timeout on every video (inside a tar shard through a byte range, so nothing is
-copied); ``verify_decode`` additionally decodes the stream to nowhere, which catches a file cut
-short whose header still looks whole. A video ffprobe cannot read is an error on the row.
+ffprobe runs with a wall-clock timeout on every video, inside a tar shard through a byte range, so
+nothing is copied (``core/video.py: probe_video``; not ``ffmpeg.probe``, which has no timeout: that
+module says why); ``verify_decode`` additionally decodes the stream to nowhere, which catches a file
+cut short whose header still looks whole. A video ffprobe cannot read is an error on the row.
 Defaults: ``min_duration_s`` 1.0 and ``min_side`` 64; the other limits are off (None).
 """
 

@@ -3,6 +3,13 @@
 A media item inside a tar shard is addressed with ffmpeg's ``subfile`` protocol (a byte range of
 the tar), so nothing is copied to a temporary file. Processes are started with argument lists,
 never through a shell.
+
+Why ffprobe runs here rather than through ``ffmpeg.probe``: ffmpeg-python 0.2.0 (its latest release)
+has no timeout on ``probe`` (it calls ``Popen.communicate()`` without one, so a stalled read of a
+remote or damaged file would hang the worker), and its keyword arguments become ffprobe flags, so
+``timeout=`` would pass ffprobe's own ``-timeout`` (a network I/O option in microseconds, not a wall
+clock). ``run_tool`` gives every ffmpeg-family process a wall-clock timeout and kills it on expiry;
+ffmpeg-python still builds the longer ffmpeg command lines (``filters/video/decode.py``).
 """
 
 from __future__ import annotations

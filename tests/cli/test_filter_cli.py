@@ -74,3 +74,52 @@ def test_train_fasttext_command(tmp_path):
     assert report["labels"] == {"bad": 60, "good": 60} and model.stat().st_size == report["bytes"]
     missing = CliRunner().invoke(cli, ["filters", "train-fasttext", str(tmp_path / "nope.jsonl"), "-o", str(model)])
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+@pytest.fixture(scope="module")
+def photo_shards(tmp_path_factory):
+    """Eight captioned pictures, sharded."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("photos")
+    raw = folder / "raw"
+    raw.mkdir()
+    for i in range(8):
+        image = Image.new("RGB", (96, 80), (30 * i, 200 - 20 * i, 90))
+        image.paste((250, 250, 250), (8 * i, 10, 8 * i + 20, 40))
+        image.save(raw / f"img_{i}.png")
+        (raw / f"img_{i}.txt").write_text(f"a white square on a coloured background, number {i}")
+    run_shard(ShardConfig(inputs=(f"photos={raw}",), output=str(folder / "shards"), executor="local"))
+    return folder / "shards"
+
+
+@pytest.mark.parametrize(("clip_on", "stages"), [
+    (None, ["image_clip_score_v1"]),
+    ("video", ["video_clip_score_v1"]),
+    ("both", ["image_clip_score_v1", "video_clip_score_v1"]),
+])
+def test_clip_flags_reach_the_clip_stages(photo_shards, tiny_clip, tmp_path, clip_on, stages):
+    args = ["filter", str(photo_shards), "-o", str(tmp_path / "out"), "--clip-model", tiny_clip["config"],
+            "--clip-pretrained", tiny_clip["st"], "--clip-top-fraction", "0.5", "--clip-gpus", "0.5",
+            "--clip-device", "cpu", "--executor", "local", "--json"]
+    result = CliRunner().invoke(cli, args + (["--clip-on", clip_on] if clip_on else []))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    resolved = {s["stage"]: s for s in yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["stages"]}
+    assert [s for s in resolved if "clip" in s] == stages
+    for stage in stages:
+        entry = resolved[stage]
+        assert (entry["model"], entry["pretrained"], entry["device"]) == (tiny_clip["config"], tiny_clip["st"], "cpu")
+        assert entry["top_fraction"] == 0.5 and entry["resources"]["num_gpus"] == 0.5
+    scores = pq.read_table(tmp_path / "out" / "manifest.parquet").to_pydict().get("image_clip_score_v1__score")
+    if "image_clip_score_v1" in stages:  # 8 pictures scored, the best 4 kept
+        assert report["kept"] == 4 and len(scores) == 4 and None not in scores
+        assert report["reasons"]["image_clip_score_v1:low_score"] == 4
+        assert resolved["image_clip_score_v1"]["resolved_threshold"] == min(scores)
+    else:  # only videos are judged: none here, so nothing is dropped and no image score is written
+        assert report["kept"] == 8 and scores is None
+
+
+def test_clip_on_without_clip_flags_is_a_usage_error(photo_shards, tmp_path):
+    result = CliRunner().invoke(cli, ["filter", str(photo_shards), "-o", str(tmp_path / "o"), "--clip-on", "video"])
+    assert result.exit_code == 2 and "--clip-on only chooses" in result.output

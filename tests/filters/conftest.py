@@ -69,26 +69,3 @@ def make_media():
 @pytest.fixture(scope="session")
 def make_video():
     return lavfi_video
-
-
-TINY = {"embed_dim": 64, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
-
-
-@pytest.fixture(scope="session")
-def tiny_clip(tmp_path_factory):
-    """A tiny open_clip model from random weights, saved as .pt and .safetensors (the real loading path)."""
-    import open_clip
-    import torch
-    from safetensors.torch import save_file
-
-    folder = tmp_path_factory.mktemp("clip")
-    config = folder / "ff-tiny-clip.json"
-    config.write_text(json.dumps(TINY))
-    open_clip.add_model_config(config)
-    torch.manual_seed(0)
-    model = open_clip.create_model("ff-tiny-clip", pretrained=None)
-    torch.save(model.state_dict(), folder / "tiny.pt")
-    save_file(model.state_dict(), folder / "tiny.safetensors")
-    return {"config": str(config), "pt": str(folder / "tiny.pt"), "st": str(folder / "tiny.safetensors"),
-            "model": model.eval()}

@@ -130,6 +130,28 @@ def test_top_fraction_scores_once_then_keeps_the_best(sharded, sample_corpus, tm
         _run(sharded, tmp_path / "top", filters)
 
 
+def test_clip_top_fraction_keeps_the_best_scored_image_text_pairs(sharded, tiny_clip, tmp_path):
+    filters = (f"filters:\n  - stage: image_clip_score_v1\n    model: {tiny_clip['config']}\n"
+               f"    pretrained: {tiny_clip['st']}\n    device: cpu\n    top_fraction: 0.3\n")
+    report = _run(sharded, tmp_path / "clip", filters)
+    column = "image_clip_score_v1__score"
+    rows = [r for part in ("manifest.parquet", "rejected") for r in
+            pq.read_table(tmp_path / "clip" / part, columns=["id", "modality", "drop_reason", column]).to_pylist()]
+    scored = {r["id"]: r[column] for r in rows if r[column] is not None}
+    assert len(scored) >= 20 and {r["modality"] for r in rows if r["id"] in scored} == {"image"}
+    ranked = sorted(scored, key=scored.get, reverse=True)
+    best = set(ranked[:math.ceil(0.3 * len(scored))])
+    threshold = report["thresholds"]["image_clip_score_v1"]["threshold"]
+    assert threshold == min(scored[i] for i in best)
+    kept = {r["id"] for r in pq.read_table(tmp_path / "clip" / "manifest.parquet", columns=["id"]).to_pylist()}
+    assert kept & set(scored) == best  # exactly the top 30% of image-text pairs (random weights: no ties)
+    assert all(r["drop_reason"] == "image_clip_score_v1:low_score" for r in rows if r["id"] in set(scored) - best)
+    assert report["reasons"] == {"image_clip_score_v1:low_score": len(scored) - len(best)}
+    assert report["kept"] == report["inputs"] - len(scored) + len(best)  # records CLIP does not judge are kept
+    stage = yaml.safe_load((tmp_path / "clip" / "config.yaml").read_text())["stages"][0]
+    assert stage["reuse_scores"] is True and stage["resolved_threshold"] == threshold
+
+
 def test_bad_filter_lists_fail_before_any_output(sharded, tmp_path):
     cases = {
         "filters:\n  - text_nope_v1\n": "unknown stage",

@@ -73,3 +73,27 @@ def test_missing_or_absent_weights_are_refused(tiny_clip, tmp_path):
         ImageClipScore.check(model=tiny_clip["config"], pretrained=str(tmp_path / "none.safetensors"))
     with pytest.raises(ConfigError, match="local"):
         ClipScorer("ViT-B-32", "laion2b_s34b_b79k", device="cpu")  # a tag whose weights are not cached here
+
+
+def test_images_decode_through_the_bounded_decoder(tiny_clip, make_batch, make_record, tmp_path):
+    big = _png((90, 160, 30), size=(200, 150))  # 30,000 pixels
+    gone = {"kind": "image", "uri": str(tmp_path / "gone.png"), "offset": None, "size": 10, "bytes": None,
+            "format": "png"}
+    rows = _pairs(make_record, 2) + [
+        make_record("p/big", "a big picture", modality="image",
+                    media=[{"kind": "image", "uri": None, "offset": None, "size": len(big), "bytes": big,
+                            "format": "png"}]),
+        make_record("p/gone", "a lost picture", modality="image", media=[gone]),
+        make_record("p/none", "an image record with no image", modality="image"),
+    ]
+    stage = ImageClipScore(model=tiny_clip["config"], pretrained=tiny_clip["st"], device="cpu", max_pixels=10_000)
+    out = stage(make_batch(rows))
+    errors = out.column(S.ERROR).to_pylist()
+    assert errors[:2] == [None, None]  # 90 x 70 = 6,300 pixels: scored
+    assert errors[2] == "image_clip_score_v1:too_many_pixels: 200x150 > 10000 pixels"
+    assert errors[3].startswith("image_clip_score_v1:unreadable_media:")
+    assert errors[4].startswith("image_clip_score_v1:no_image")
+    scores = out.column("image_clip_score_v1__score").to_pylist()
+    assert all(s is not None for s in scores[:2]) and scores[2:] == [None, None, None]
+    default = ImageClipScore(model=tiny_clip["config"], pretrained=tiny_clip["st"], device="cpu")
+    assert default(make_batch(rows[2:3])).column(S.ERROR).to_pylist() == [None]  # within Pillow's own limit

@@ -66,3 +66,21 @@ def test_unreadable_media_is_an_error_not_a_decision(make_batch, make_record, tm
     assert out.column(S.ERROR)[0].as_py().startswith("image_checks_v1:unreadable_media:")
     with pytest.raises(ValueError, match="max_aspect_ratio"):
         ImageChecks(max_aspect_ratio=0.5)
+
+
+@pytest.mark.parametrize(("limits", "reason"), [
+    ({"max_bytes": 100_000}, None),
+    ({"max_bytes": 1_000}, "image_checks_v1:too_many_bytes"),
+    ({"min_bytes": 1_000}, None),
+    ({"min_bytes": 100_000}, "image_checks_v1:too_few_bytes"),
+])
+def test_byte_size_limits_keep_or_drop(make_batch, make_record, limits, reason):
+    noisy = Image.effect_noise((64, 64), 80).convert("RGB")  # noise does not compress: about 12 KB as PNG
+    buffer = io.BytesIO()
+    noisy.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    assert 1_000 < len(data) < 100_000
+    for decode in (True, False):
+        out = ImageChecks(**limits, decode=decode)(make_batch([_pair(make_record, "i/noisy", data, 64, 64)]))
+        assert out.column(S.DROP_REASON).to_pylist() == [reason]
+        assert out.column("image_checks_v1__max_bytes").to_pylist() == [len(data)]

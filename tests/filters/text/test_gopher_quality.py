@@ -15,6 +15,8 @@ def _judge(make_batch, make_record, texts, **params):
 @pytest.mark.parametrize(("text", "reason"), [
     (GOOD, None),
     ("the and of to " * 5, "text_gopher_quality_v1:too_few_words"),
+    ("the and of river " * 25_001, "text_gopher_quality_v1:too_many_words"),  # 100,004 words > 100,000
+    ("the and of river " * 24_999, None),  # 99,996 words
     (("the and " + "a " * 60).strip(), "text_gopher_quality_v1:short_words"),
     ("the and " + "incomprehensibilities " * 60, "text_gopher_quality_v1:long_words"),
     (GOOD + " #tag" * 20, "text_gopher_quality_v1:too_many_hashes"),

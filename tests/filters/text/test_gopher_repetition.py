@@ -13,6 +13,11 @@ def _unique_text(n_words: int, offset: int = 0) -> str:
     return " ".join(f"{WORDS[(i + offset) % 26]}{(i + offset) // 26}" for i in range(n_words))
 
 
+def _interleaved(gram: str, repeats: int, between: int) -> str:
+    """``gram`` repeated with ``between`` fresh words after each copy: only that n-gram and its parts repeat."""
+    return " ".join(f"{gram} {_unique_text(between, 200 + between * i)}" for i in range(repeats))
+
+
 def _reason(make_batch, make_record, text, **params):
     out = GopherRepetition(**params)(make_batch([make_record("t/0", text)]))
     return out.column(S.DROP_REASON)[0].as_py()
@@ -35,8 +40,18 @@ def test_a_text_without_repetition_is_kept(make_batch, make_record):
     (_unique_text(60, 0) + " " + " ".join(["salt pepper"] * 30), "text_gopher_repetition_v1:top_2gram"),
     (_unique_text(60, 0) + " " + _unique_text(20, 300) + " " + _unique_text(20, 300),
      "text_gopher_repetition_v1:dup_5gram"),
+    # 1 of 9 paragraphs repeats (0.11 <= 0.15), but it is long: 39% of the characters > 0.20
+    ("\n\n".join([_unique_text(40, 0)] * 2 + [_unique_text(3, 100 + 5 * i) for i in range(7)]),
+     "text_gopher_repetition_v1:dup_para_char_frac"),
+    ("\n\n".join([_unique_text(5, 0)] * 2 + [_unique_text(12, 100 + 12 * i) for i in range(7)]), None),  # 5%
+    # "salt pepper thyme" x8: its 3-gram covers 24% > 0.18 while its 2-grams cover 16% <= 0.20
+    (_interleaved("salt pepper thyme", 8, 7), "text_gopher_repetition_v1:top_3gram"),
+    (_interleaved("salt pepper thyme", 8, 12), None),
+    # a repeated 4-gram: 21% > 0.16, its 3-grams 15.5% <= 0.18 and 2-grams 10% <= 0.20
+    (_interleaved("salt pepper thyme basil", 8, 11), "text_gopher_repetition_v1:top_4gram"),
+    (_interleaved("salt pepper thyme basil", 8, 16), None),
 ])
-def test_each_repetition_rule_drops_with_its_reason(make_batch, make_record, text, reason):
+def test_each_repetition_rule_keeps_or_drops_with_its_reason(make_batch, make_record, text, reason):
     assert _reason(make_batch, make_record, text, max_dup_para_frac=0.15) == reason
 
 

@@ -1,6 +1,10 @@
+import subprocess
+
+import ffmpeg
 import pytest
 from fusionforge.filters.video.probe import VideoProbe
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.video import require_tool
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +49,32 @@ def test_limits_are_parameters(videos, make_batch, make_record, make_media):
     allowed = VideoProbe(codecs=["vp9"], min_duration_s=None, min_side=None)(
         _batch(make_batch, make_record, make_media, {"normal": videos["normal"]}))
     assert allowed.column(S.DROP_REASON).to_pylist()[0] == "video_probe_v1:codec_not_allowed"
+
+
+@pytest.fixture(scope="module")
+def with_audio(tmp_path_factory):
+    """A 2 s 160x120 H.264 video with an AAC sine tone: two streams."""
+    path = tmp_path_factory.mktemp("probe-av") / "av.mp4"
+    video = ffmpeg.input("testsrc=duration=2:size=160x120:rate=25", f="lavfi")
+    audio = ffmpeg.input("sine=frequency=440:duration=2", f="lavfi")
+    args = ffmpeg.output(video, audio, str(path), vcodec="libx264", pix_fmt="yuv420p", acodec="aac").global_args(
+        "-y", "-v", "error", "-threads", "1").compile(cmd=require_tool("ffmpeg"))
+    subprocess.run(args, check=True, capture_output=True, timeout=60)
+    return path
+
+
+@pytest.mark.parametrize(("name", "limits", "reason"), [
+    ("normal", {"max_fps": 24}, "video_probe_v1:high_fps"),  # 25 fps
+    ("normal", {"max_fps": 25}, None),
+    ("normal", {"max_side": 150}, "video_probe_v1:too_large"),  # 160 x 120
+    ("normal", {"max_side": 160}, None),
+    ("with_audio", {"max_streams": 1}, "video_probe_v1:too_many_streams"),  # video + audio
+    ("with_audio", {"max_streams": 2}, None),
+    ("normal", {"max_streams": 1}, None),
+])
+def test_upper_limits_keep_or_drop(videos, with_audio, make_batch, make_record, make_media, name, limits, reason):
+    path = with_audio if name == "with_audio" else videos[name]
+    out = VideoProbe(**limits)(make_batch([make_record(f"v/{name}", name, modality="video",
+                                                       media=[make_media(path, "video")])]))
+    assert out.column(S.DROP_REASON).to_pylist() == [reason]
+    assert out.column("video_probe_v1__n_streams").to_pylist() == [2 if name == "with_audio" else 1]
