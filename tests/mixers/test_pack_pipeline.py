@@ -120,3 +120,38 @@ def test_cli_pack_and_tokens(sharded, tmp_path):
     assert rows[0]["tokens"] == 17 * 23 and rows[1]["chunks"] == 4 and "aspect" in rows[2]["error"]
     bad = CliRunner().invoke(cli, ["pack", str(sharded), "-o", str(tmp_path / "d"), "--vision-ratio", "2"])
     assert bad.exit_code != 0 and "--vision-ratio" in bad.output
+
+
+def test_oversize_and_bad_media_are_rejected_with_their_reason_in_the_ledger(sample_corpus, tmp_path):
+    """qwen2-vl at L=128 with min_pixels forcing >= 160 tokens: every image is oversize (shrinking cannot help),
+    every video too (a frame costs >= 128 tokens), and a 600x2 image fails Qwen's aspect limit (bad_media_size)."""
+    from PIL import Image
+
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    Image.new("RGB", (600, 2), (200, 30, 30)).save(wide / "strip.png")
+    Image.new("RGB", (64, 64), (30, 30, 200)).save(wide / "square.png")
+    shards = tmp_path / "shards"
+    run_shard(ShardConfig(inputs=(f"web={sample_corpus['web']}", f"wide={wide}", f"clips={sample_corpus['clips']}"),
+                          output=str(shards), shard_count=3, executor="local"))
+    report = run_pack(PackConfig(input=str(shards), output=str(tmp_path / "o"), seq_len=128, vision_ratio=None,
+                                 window=4, executor="local", vision_preset="qwen2-vl",
+                                 preset_overrides={"min_pixels": 160 * 28 * 28}))
+    ledger = {r["id"]: r for r in pq.read_table(tmp_path / "o" / "ledger.parquet").to_pylist()}
+    manifest = pq.read_table(shards / "manifest.parquet").to_pylist()
+    assert set(ledger) == {r["id"] for r in manifest}
+    by_source = {}
+    for row in ledger.values():
+        by_source.setdefault(row["source"], []).append((row["status"], row["reason"]))
+    assert len(by_source["wide"]) == 2
+    strip = next(r for r in ledger.values() if r["source"] == "wide" and "strip" in r["id"])
+    square = next(r for r in ledger.values() if r["source"] == "wide" and "square" in r["id"])
+    assert (strip["status"], strip["reason"]) == ("dropped", "mixers_pack_items_v1:bad_media_size")
+    assert (square["status"], square["reason"]) == ("dropped", "mixers_pack_items_v1:oversize_image")
+    clips = by_source["clips"]
+    assert clips and set(clips) == {("dropped", "mixers_pack_items_v1:oversize_video_frame")}
+    assert report["rejected_oversize"] == 1 + len(clips)  # bad sizes are counted under their own reason
+    assert report["reasons"]["mixers_pack_items_v1:oversize_video_frame"] == len(clips)
+    assert report["reasons"]["mixers_pack_items_v1:bad_media_size"] == 1
+    assert all(status == "kept" for status, _ in by_source["web"]) and report["vision_tokens"] == 0
+    assert report["dropped"] == 2 + len(clips) and report["sequences"] > 0
