@@ -14,7 +14,10 @@ from fusionforge.cli.render import console, print_report
 @click.option("--vision-ratio", type=float, default=None,
               help="Target share of vision tokens in every window (default: the corpus's own share).")
 @click.option("--ratio-tolerance", type=float, default=0.01, show_default=True,
-              help="Allowed error of the global and per-window ratio (reported in report.json).")
+              help="Allowed error of the global and per-window ratio (report.json: within_tolerance).")
+@click.option("--fail-on-tolerance", is_flag=True,
+              help="Exit with status 3 when the global or a full window's ratio error exceeds --ratio-tolerance "
+                   "(the plan and report are written all the same).")
 @click.option("--vision-preset", default="kimi-k25", show_default=True,
               type=click.Choice(["qwen2-vl", "kimi-k25", "kimi-vl", "llava-onevision", "custom"]))
 @click.option("--preset-set", "preset_overrides", multiple=True, metavar="KEY=VALUE",
@@ -35,8 +38,8 @@ from fusionforge.cli.render import console, print_report
 @executor_options
 @run_options
 @library_errors
-def pack(input_dir, output, seq_len, vision_ratio, ratio_tolerance, vision_preset, preset_overrides, tokenizer,
-         mixture, window, seq_vision_max, video_group_tokens, eos, materialize, samples_per_shard, executor,
+def pack(input_dir, output, seq_len, vision_ratio, ratio_tolerance, fail_on_tolerance, vision_preset, preset_overrides,
+         tokenizer, mixture, window, seq_vision_max, video_group_tokens, eos, materialize, samples_per_shard, executor,
          ray_address, num_cpus, seed, resume, strict, as_json):
     """Pack an earlier output into fixed-length early-fusion sequences at a target vision-token ratio.
 
@@ -66,7 +69,27 @@ def pack(input_dir, output, seq_len, vision_ratio, ratio_tolerance, vision_prese
         report = run_pack(cfg, on_stage=lambda message: status.update(message))
     if as_json:
         print_report(report, True, "")
-        return
+    else:
+        _print_table(report, output)
+    from rich.text import Text
+
+    for warning in report.get("warnings", []):
+        console.print(Text.assemble(("warning: ", "bold yellow"), warning))
+    check = report["within_tolerance"]
+    if fail_on_tolerance and not check["ok"]:
+        raise OutsideTolerance(
+            f"vision ratio outside --ratio-tolerance {check['tolerance']}: global error "
+            f"{report['global_ratio_error']:+.4f}, worst window {report['window_ratio_error_max']:.4f} "
+            f"(plan and report written to {output})")
+
+
+class OutsideTolerance(click.ClickException):
+    """``--fail-on-tolerance``: the plan missed the ratio tolerance (its own exit status, so scripts can tell)."""
+
+    exit_code = 3
+
+
+def _print_table(report, output) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -79,7 +102,10 @@ def pack(input_dir, output, seq_len, vision_ratio, ratio_tolerance, vision_prese
         ("sequences x L", f"{report['sequences']:,} x {report['seq_len']:,}"),
         ("padding", f"{report['padding_fraction']:.3%}"),
         ("vision ratio: target / global", f"{report['target_vision_ratio']:.2%} / {report['global_vision_ratio']:.2%}"),
-        ("worst window error", f"{report['window_ratio_error_max']:.2%}"),
+        ("window error: mean / p95 / max", f"{report['window_ratio_error_mean']:.2%} / "
+                                            f"{report['window_ratio_error_p95']:.2%} / "
+                                            f"{report['window_ratio_error_max']:.2%}"),
+        ("within --ratio-tolerance", "yes" if report["within_tolerance"]["ok"] else "NO"),
         ("per-sequence ratio p5 / mean / p95", f"{ratio['p5']:.1%} / {ratio['mean']:.1%} / {ratio['p95']:.1%}"),
         ("zero-vision sequences", f"{report['zero_vision_share']:.1%}"),
         ("split documents", f"{report['split_documents']:,}"),

@@ -12,20 +12,28 @@ _ITEM = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
 
 
 @click.command()
-@click.argument("items", nargs=-1, required=True)
+@click.argument("items", nargs=-1)
 @click.option("--preset", default="kimi-k25", show_default=True,
               type=click.Choice(["qwen2-vl", "kimi-k25", "kimi-vl", "llava-onevision", "custom"]))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a preset parameter (max_patches=4096, max_pixels=..., fit=pad, ...).")
+@click.option("--presets", "show_presets", is_flag=True,
+              help="Print every preset's parameters and their defaults instead of counting items.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @library_errors
-def tokens(items, preset, overrides, as_json):
+def tokens(items, preset, overrides, show_presets, as_json):
     """Print the resized size, the patch grid and the LLM tokens of each WxH image or WxHxF video.
 
     \b
     Example:
       fusionforge tokens --preset kimi-k25 1920x1080 640x480x96 --json
+      fusionforge tokens --presets
     """
+    if show_presets:
+        _print_presets(as_json)
+        return
+    if not items:
+        raise click.UsageError("give at least one WxH or WxHxF item (or --presets)")
     from fusionforge.mixers.vision_tokens import get_preset
 
     params = {}
@@ -67,3 +75,24 @@ def tokens(items, preset, overrides, as_json):
             table.add_row(row["item"], "x".join(map(str, row["resized"])), ",".join(map(str, row["grid"])),
                           f"{row['tokens']:,}", str(row["wrapper_tokens"]), f"{row['total']:,}")
     Console().print(table)
+
+
+def _print_presets(as_json: bool) -> None:
+    from fusionforge.mixers.preset_table import MEANING, format_value, preset_rows
+
+    rows = preset_rows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    for name, params in rows.items():
+        table = Table(title=f"preset {name}", header_style="bold")
+        for column in ("parameter", "default", "meaning"):
+            table.add_column(column)
+        for key, value in params.items():
+            table.add_row(key, Text(format_value(value)), MEANING[key])
+        console.print(table)

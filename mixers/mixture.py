@@ -11,6 +11,15 @@ A mixture YAML (mosaicml-streaming style, but in *tokens*, not samples)::
       docs:   {repeat: 1.5}                  # 1.5 x the source's tokens
       clips:  {choose: 50_000}               # exactly this many tokens
 
+With a budget, each ``proportion`` source gets its share of what the fixed sources leave, but never
+more than ``max_epochs`` passes over it. When that limit bites, its tokens are *not* handed to the
+other sources (that would push their shares further from what the file says) and the shares are
+not scaled down to match (that would silently shrink the budget): the plan keeps every other
+target, falls short of the budget, and ``MixturePlan.warnings`` says which source, by how much, and
+the two fixes (raise its ``max_epochs`` or lower ``budget_tokens``). Without a budget the proportion
+sources' total is the largest the limits allow at the given shares, so they are never capped; a
+``repeat`` or ``choose`` beyond ``max_epochs`` is capped, with the same warning.
+
 A source is taken in whole epochs plus one partial epoch. Records of the partial epoch are chosen
 by a seeded hash ``u`` of their id: those below a threshold found on the token-weighted histogram
 of ``u``, so the chosen share is a share of *tokens* (not of records) and the sampler is
@@ -64,6 +73,7 @@ class SourceTarget:
 class MixturePlan:
     targets: dict[str, SourceTarget] = field(default_factory=dict)
     seed: int = 0
+    warnings: list[str] = field(default_factory=list)  # targets lowered by max_epochs, and what that costs
 
     def instances(self, source: str, u: float) -> int:
         """How many times a record with hash ``u`` is taken (0 when its source is not in the mixture)."""
@@ -157,15 +167,30 @@ def plan_mixture(mixture: Mixture | None, source_tokens: dict[str, int], histogr
         for name, weight in weighted.items():
             targets[name] = rest * weight / total_weight
     plan = MixturePlan(seed=mixture.seed)
+    wanted_total = sum(targets.values())
     for name, target in targets.items():
         size = source_tokens[name]
         cap = size * _epochs_limit(mixture, name)
         capped = target > cap + 1e-9
+        if capped:
+            spec = mixture.sources[name]
+            asks, fix = (("its proportion of budget_tokens", "lower budget_tokens") if spec.proportion is not None
+                         else (f"repeat {spec.repeat:g}", "lower repeat") if spec.repeat is not None
+                         else (f"choose {spec.choose:,}", "lower choose"))
+            plan.warnings.append(
+                f"mixture source {name!r}: {asks} asks for {int(round(target)):,} tokens but max_epochs "
+                f"{_epochs_limit(mixture, name):g} allows {int(round(cap)):,} ({size:,} tokens per epoch); it gets "
+                f"{int(round(cap)):,} and no other source takes its place. Raise its max_epochs or {fix}")
         target = int(round(min(target, cap)))
         epochs = target // size if size else 0
         remainder = target - epochs * size
         threshold = _threshold(histograms.get(name), remainder) if remainder else 0.0
         plan.targets[name] = SourceTarget(size, target, epochs, threshold, capped)
+    if plan.warnings:
+        total = sum(t.target for t in plan.targets.values())
+        plan.warnings.append(f"the mixture holds {total:,} tokens, {int(round(wanted_total - total)):,} fewer than "
+                             f"{'budget_tokens' if mixture.budget_tokens is not None else 'its sources ask for'}; "
+                             "the sources' shares differ from those the mixture file asks for")
     return plan
 
 

@@ -28,7 +28,7 @@ from fusionforge.mixers.items import ItemBatch
 from fusionforge.mixers.mixture import load_mixture, plan_mixture
 from fusionforge.mixers.pack_items import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
 from fusionforge.mixers.pack_ledger import write_ledger
-from fusionforge.mixers.pack_metrics import PackMetrics
+from fusionforge.mixers.pack_metrics import PackMetrics, tolerance_check
 from fusionforge.mixers.plan_table import PLAN_SCHEMA
 from fusionforge.mixers.planner import InlineRunner, PlanParams, RayRunner, run_windows
 from fusionforge.mixers.streams import build_drawer
@@ -79,6 +79,10 @@ class PackConfig:
             raise ConfigError(f"--seq-vision-max must be within (0, 1], got {self.seq_vision_max}")
         if self.window < 1 or self.lag < 1:
             raise ConfigError("--window and --lag must be at least 1")
+        if self.ratio_tolerance < 0:
+            raise ConfigError(f"--ratio-tolerance must be at least 0, got {self.ratio_tolerance}")
+        if self.materialize and not self.tokenizer:
+            raise ConfigError("--materialize writes token ids and needs a real tokenizer: pass --tokenizer PATH")
 
     @property
     def seq_vision_cap(self) -> int | None:
@@ -151,13 +155,12 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
         **summary,
         "vision_ratio_source": "given" if cfg.vision_ratio is not None else "corpus",
         "corpus_vision_ratio": natural,
-        "within_tolerance": {"tolerance": cfg.ratio_tolerance,
-                             "global": abs(summary["global_ratio_error"]) <= cfg.ratio_tolerance,
-                             "windows": summary["window_ratio_error_max"] <= cfg.ratio_tolerance},
+        "within_tolerance": tolerance_check(summary, cfg.ratio_tolerance),
         "rejected_oversize": sum(v for s in summaries for k, v in s["rejected"].items() if "oversize" in k),
         "resized_media": sum(s["resized"] for s in summaries),
         "surplus_items": {k: len(v) for k, v in surplus.items()},
         "mixture": plan.report(summary["tokens_by_source"]),
+        "warnings": list(plan.warnings),
         "text_tokens_method": _method(cfg),
         "vision_preset": cfg.vision_preset,
     }

@@ -1,9 +1,11 @@
 """Packing metrics, accumulated window by window in sequence order (integer bookkeeping, bounded memory).
 
-Padding fraction, global vision ratio, the ratio error of every window (as packed, B sequences)
-and of every run of ``batch`` consecutive sequences (sliding), the per-sequence ratio distribution
+Padding fraction, global vision ratio, the ratio error of every window (as packed, B sequences:
+max, mean and p95 of the absolute errors of the full windows; the final, smaller window apart) and
+of every run of ``batch`` consecutive sequences (sliding), the per-sequence ratio distribution
 (mean, p5, p95, the zero-vision share, the share within +-5 pp of the target), split documents,
-items per sequence and tokens per source (the realised mixture).
+items per sequence and tokens per source (the realised mixture). ``tolerance_check`` says whether
+the global and the per-window errors are within ``--ratio-tolerance``.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class PackMetrics:
     def summary(self) -> dict[str, Any]:
         n = max(1, self.sequences)
         full_windows = self.window_errors[:-1] if len(self.window_errors) > 1 else self.window_errors
+        errors = np.abs(np.array(full_windows, np.float64))
         return {
             "sequences": self.sequences,
             "seq_len": self.seq_len,
@@ -97,7 +100,9 @@ class PackMetrics:
             "global_vision_ratio": self.vision / self.tokens if self.tokens else 0.0,
             "global_ratio_error": (self.vision / self.tokens - self.target) if self.tokens else 0.0,
             "windows": len(self.window_errors),
-            "window_ratio_error_max": max((abs(e) for e in full_windows), default=0.0),
+            "window_ratio_error_max": float(errors.max()) if len(errors) else 0.0,
+            "window_ratio_error_mean": float(errors.mean()) if len(errors) else 0.0,
+            "window_ratio_error_p95": float(np.percentile(errors, 95)) if len(errors) else 0.0,
             "window_ratio_error_last": abs(self.window_errors[-1]) if self.window_errors else 0.0,
             "sliding_batch": self.batch,
             "sliding_ratio_error_max": self.sliding_max_error,
@@ -111,3 +116,11 @@ class PackMetrics:
             "items_per_sequence": {"mean": self.items / n, "max": self.max_items},
             "tokens_by_source": dict(sorted(self.by_source.items())),
         }
+
+
+def tolerance_check(summary: dict[str, Any], tolerance: float) -> dict[str, Any]:
+    """Whether the global ratio error and every full window's error are within ``tolerance`` (``ok``: both)."""
+    slack = 1e-12  # an error equal to the tolerance is within it, whatever the float rounding
+    global_ok = abs(summary["global_ratio_error"]) <= tolerance + slack
+    windows_ok = summary["window_ratio_error_max"] <= tolerance + slack
+    return {"tolerance": tolerance, "global": global_ok, "windows": windows_ok, "ok": global_ok and windows_ok}

@@ -17,7 +17,8 @@ processors in the tests) and the wrapper tokens its chat format puts around a me
   and one newline token per row; a video costs 196 tokens per frame plus one newline.
 - ``custom``: patch, merge, temporal unit and min/max pixels of your own model (Qwen-style rule).
 
-Limits are preset parameters; pass overrides (``image_tokens(w, h, "kimi-k25", max_patches=4096)``).
+Limits are preset parameters (defaults: ``Preset.describe()``, docs/formats.md, ``fusionforge tokens
+--presets``); pass overrides (``image_tokens(w, h, "kimi-k25", max_patches=4096)``).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fusionforge.pipelines.core.errors import ConfigError
 
 PRESETS = ("qwen2-vl", "kimi-k25", "kimi-vl", "llava-onevision", "custom")
-LLAVA_PINPOINTS = tuple((h, w) for h in range(384, 2305, 384) for w in range(384, 2305, 384))
+LLAVA_GRID_SIDE = 6  # anyres grids of 1x1 up to 6x6 tiles (image_grid_pinpoints 384..2304 at tile_size 384)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,11 @@ class VideoCount:
 
 @dataclass(frozen=True)
 class Preset:
-    """Every knob of every family; each family reads the ones it documents (see ``describe``)."""
+    """Every knob of every family; each family reads only the ones ``describe()`` lists.
+
+    The defaults of every built-in preset are tabled in docs/formats.md ("Vision-token presets"),
+    generated from ``describe()`` by ``fusionforge.mixers.preset_table`` (a test keeps them equal).
+    """
 
     name: str
     family: str
@@ -128,6 +134,10 @@ class Preset:
         if unknown:
             raise ConfigError(f"unknown vision preset parameter(s) {sorted(unknown)}; known: {sorted(known)}")
         return dataclasses.replace(self, **overrides)
+
+    def describe(self) -> dict[str, Any]:
+        """The parameters this preset's family reads, with their values (the rest are ignored)."""
+        return {name: getattr(self, name) for name in FAMILY_PARAMETERS[self.family]}
 
     def image(self, width: int, height: int) -> ImageCount:
         _check_size(width, height)
@@ -230,8 +240,9 @@ def _kimi_vl_image(p: Preset, width: int, height: int) -> ImageCount:
         w, h = w - w % factor, h - h % factor
         if w == 0 or h == 0:
             raise ValueError(f"{width}x{height} is smaller than one {factor}x{factor} merge window after cropping")
-    if w // p.patch_size >= 512 or h // p.patch_size >= 512:
-        raise ValueError(f"{width}x{height} exceeds the position embedding (512 patches per side) after resizing")
+    side = p.max_patches_per_side
+    if w // p.patch_size >= side or h // p.patch_size >= side:
+        raise ValueError(f"{width}x{height} exceeds the position embedding ({side} patches per side) after resizing")
     tokens = (h // factor) * (w // factor)
     return ImageCount(width, height, w, h, (1, h // p.patch_size, w // p.patch_size), tokens, p.image_wrapper.tokens)
 
@@ -258,7 +269,8 @@ def select_best_resolution(height: int, width: int, candidates: tuple[tuple[int,
 
 def _llava_image(p: Preset, width: int, height: int) -> ImageCount:
     side = int(math.sqrt(p.tile_tokens))
-    best_h, best_w = select_best_resolution(height, width, LLAVA_PINPOINTS)
+    tiles = range(p.tile_size, p.tile_size * LLAVA_GRID_SIDE + 1, p.tile_size)
+    best_h, best_w = select_best_resolution(height, width, tuple((h, w) for h in tiles for w in tiles))
     cur_h, cur_w = side * (best_h // p.tile_size), side * (best_w // p.tile_size)
     if width / height > cur_w / cur_h:
         cur_h -= ((cur_h - int(round(height * (cur_w / width), 7))) // 2) * 2
@@ -277,6 +289,19 @@ def _llava_video(p: Preset, width: int, height: int, n_frames: int) -> VideoCoun
     return VideoCount(width, height, n_frames, p.tile_size, p.tile_size, (n_frames, 27, 27), n_frames,
                       p.video_frame_tokens, 1, n_frames * p.video_frame_tokens + 1, p.video_wrapper.tokens)
 
+
+_QWEN_PARAMETERS = ("patch_size", "merge_size", "temporal_patch_size", "min_pixels", "max_pixels", "video_min_pixels",
+                    "video_max_pixels", "cap_pixels_per_frame", "max_video_tokens", "image_wrapper", "video_wrapper")
+FAMILY_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "qwen2-vl": _QWEN_PARAMETERS,
+    "custom": _QWEN_PARAMETERS,
+    "kimi-k25": ("patch_size", "merge_size", "temporal_patch_size", "max_patches", "video_max_patches",
+                 "max_patches_per_side", "image_wrapper", "video_wrapper", "chunk_wrapper"),
+    "kimi-vl": ("patch_size", "merge_size", "in_token_limit", "max_patches_per_side", "fit", "image_wrapper",
+                "video_wrapper"),
+    "llava-onevision": ("patch_size", "tile_size", "tile_tokens", "max_tiles", "video_frame_tokens", "image_wrapper",
+                        "video_wrapper"),
+}
 
 _FAMILIES = {
     "qwen2-vl": (_qwen_image, _qwen_video),

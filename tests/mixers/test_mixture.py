@@ -27,9 +27,16 @@ def test_targets_by_tokens_with_epoch_caps_and_partial_epochs():
         chosen = sum(int(s) for i, s in enumerate(sizes[name])
                      if plan.instances(name, record_hash(1, f"r{i}")) > 0)
         assert abs(chosen - plan.targets[name].target) <= 0.02 * plan.targets[name].target + max(sizes[name])
-    report = plan.report({"a": 10, "b": 10})
-    assert report["a"]["target_share"] == pytest.approx(plan.targets["a"].target / sum(
-        t.target for t in plan.targets.values()))
+    # the realised mixture (tokens of every record times the times it is taken) against the target shares
+    realised = {name: sum(int(s) * plan.instances(name, record_hash(1, f"r{i}")) for i, s in enumerate(sizes[name]))
+                for name in sizes}
+    report = plan.report(realised)
+    total_target = sum(t.target for t in plan.targets.values())
+    assert report["a"]["target_share"] == pytest.approx(plan.targets["a"].target / total_target)
+    assert report["a"]["target_share"] == pytest.approx(report["b"]["target_share"])  # 0.5 : 0.5 by tokens
+    for name in sizes:
+        assert abs(report[name]["realised_share"] - report[name]["target_share"]) < 0.01, (name, report[name])
+    assert plan.warnings == []  # b's limit sets the budget, so no source is cut below its share
 
 
 def test_budget_repeat_and_caps():
@@ -39,6 +46,16 @@ def test_budget_repeat_and_caps():
     assert plan.targets["z"].target == 100 and plan.targets["z"].epochs == 2
     assert plan.targets["y"].target == 225  # a quarter of the 900 left
     assert plan.targets["x"].target == 400 and plan.targets["x"].capped  # 675 wanted, 4 epochs allowed
+    # x's shortfall is not handed to y (that would move y further from its share); the plan says so
+    assert len(plan.warnings) == 2
+    assert "'x'" in plan.warnings[0] and "675" in plan.warnings[0] and "400" in plan.warnings[0]
+    assert "max_epochs" in plan.warnings[0] and "budget_tokens" in plan.warnings[0]
+    assert "725" in plan.warnings[1] and "275 fewer than budget_tokens" in plan.warnings[1]
+    assert plan.report({"x": 400, "y": 225, "z": 100})["x"]["capped_by_max_epochs"]
+    repeat = plan_mixture(parse_mixture({"max_epochs": 2, "sources": {"r": {"repeat": 3}, "s": {"proportion": 1}}}),
+                          {"r": 100, "s": 1000}, {})
+    assert repeat.targets["r"].target == 200 and "repeat 3" in repeat.warnings[0] and "lower repeat" in \
+        repeat.warnings[0]
     assert plan.instances("y", 0.99) == 0 and plan.instances("x", 0.5) == 4 and plan.instances("w", 0.1) == 0
 
 

@@ -74,6 +74,11 @@ def test_mixture_and_resume(sharded, tmp_path):
     report = _pack(sharded, tmp_path / "m", mixture=str(mix), vision_ratio=None)
     assert set(report["mixture"]) == {"web", "photos", "docs"}
     assert report["mixture"]["docs"]["epochs"] == 2.0
+    for name, row in report["mixture"].items():  # the plan realises the target mixture
+        assert abs(row["realised_share"] - row["target_share"]) < 0.01, (name, row)
+        if row["epochs"] == int(row["epochs"]):  # whole epochs: every token, exactly
+            assert row["realised_tokens"] == row["target_tokens"], (name, row)
+    assert report["warnings"] == []
     assert report["reasons"].get("pack:not_in_mixture", 0) > 0
     plan = pq.read_table(tmp_path / "m" / "plan.parquet").to_pylist()
     epochs = {s["epoch"] for r in plan for s in r["segments"] if s["source"] == "docs"}
@@ -89,8 +94,15 @@ def test_mixture_and_resume(sharded, tmp_path):
     assert resumed["sequences"] == report["sequences"]
 
 
+def test_materialize_needs_a_tokenizer_before_any_work(sharded, tmp_path):
+    with pytest.raises(ConfigError, match="--tokenizer"):
+        _pack(sharded, tmp_path / "x", materialize=True)
+    assert not (tmp_path / "x").exists()  # refused up front: no counting, no plan
+
+
 def test_materialize_writes_token_ids_and_media_in_order(sharded, tiny_tokenizer, tmp_path):
-    report = _pack(sharded, tmp_path / "w", tokenizer=str(tiny_tokenizer), materialize=True, samples_per_shard=5)
+    report = _pack(sharded, tmp_path / "w", tokenizer=str(tiny_tokenizer), materialize=True, samples_per_shard=5,
+                   seq_len=256)  # short enough that long texts are cut across sequences
     assert report["materialized"]["samples"] == report["sequences"]
     shards = sorted(str(p) for p in (tmp_path / "w" / "packed").glob("*.tar"))
     samples = list(wds.WebDataset(shards, shardshuffle=False))
@@ -102,21 +114,95 @@ def test_materialize_writes_token_ids_and_media_in_order(sharded, tiny_tokenizer
     for sample in samples:
         header = json.loads(sample["json"])
         ids = np.load(__import__("io").BytesIO(sample["input_ids.npy"]))
-        assert ids.shape == (1024,)
+        assert ids.shape == (256,)
         assert int((ids[: header["tokens"]] == pad).sum()) == header["vision_tokens"]
         for span in header["media"]:
             assert span["member"].split(".", 1)[1] in sample
             assert (ids[span["offset"]: span["offset"] + 1] != pad).all() or span["kind"] == "video"
         assert header["cu_seqlens"][-1] == header["tokens"]
+    # text records: the ids are the tokenizer's own encoding of the source text (+ EOS), split or not
+    from fusionforge.pipelines.transform import ManifestSource
+
+    source = ManifestSource(str(sharded))
+    rows = {}
+    eos = tok.token_to_id("<|endoftext|>")
+    checked = split = 0
+    for sample in samples:
+        header = json.loads(sample["json"])
+        ids = np.load(__import__("io").BytesIO(sample["input_ids.npy"]))
+        for seg in header["segments"]:
+            if seg["modality"] != "text":
+                continue
+            if seg["partition"] not in rows:
+                rows[seg["partition"]] = [r for t in source.read(seg["partition"]) for r in t.to_pylist()]
+            record = rows[seg["partition"]][seg["row"]]
+            assert record["id"] == seg["sample_id"]
+            expected = tok.encode(record["text"], add_special_tokens=False).ids + [eos]
+            start, length = seg["sample_start"], seg["length"]
+            assert ids[seg["offset"]: seg["offset"] + length].tolist() == expected[start: start + length]
+            checked += 1
+            split += seg["split"]
+    assert checked > 10 and split > 0  # text records checked, long ones cut across sequences among them
 
 
 def test_cli_pack_and_tokens(sharded, tmp_path):
     result = CliRunner().invoke(cli, ["pack", str(sharded), "-o", str(tmp_path / "c"), "--seq-len", "2048",
-                                      "--vision-ratio", "0.1", "--window", "4", "--executor", "local", "--json"])
+                                      "--vision-ratio", "0.1", "--window", "4", "--executor", "local", "--json",
+                                      "--ratio-tolerance", "1", "--fail-on-tolerance"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["seq_len"] == 2048
+    report = json.loads(result.stdout)
+    assert report["seq_len"] == 2048 and report["within_tolerance"]["ok"]
+    assert report["window_ratio_error_mean"] <= report["window_ratio_error_p95"] <= report["window_ratio_error_max"]
+    # a budget that photos cannot fill within max_epochs: a warning; a zero tolerance with the flag: exit status 3
+    mix = tmp_path / "mix.yaml"
+    mix.write_text("budget_tokens: 20000\nmax_epochs: 1\nsources:\n  web: {proportion: 0.5}\n"
+                   "  photos: {proportion: 0.5}\n")
+    missed = CliRunner().invoke(cli, ["pack", str(sharded), "-o", str(tmp_path / "t"), "--seq-len", "2048",
+                                      "--vision-ratio", "0.1", "--window", "4", "--executor", "local", "--mixture",
+                                      str(mix), "--ratio-tolerance", "0", "--fail-on-tolerance"])
+    assert missed.exit_code == 3, missed.output
+    assert "outside --ratio-tolerance 0.0" in missed.stderr and "within --ratio-tolerance" in missed.stdout
+    assert "warning:" in missed.stderr and "'photos'" in missed.stderr and "max_epochs" in missed.stderr
+    written = json.loads((tmp_path / "t" / "report.json").read_text())
+    assert not written["within_tolerance"]["ok"] and written["mixture"]["photos"]["capped_by_max_epochs"]
+    assert written["warnings"] and "budget_tokens" in written["warnings"][-1]
     result = CliRunner().invoke(cli, ["tokens", "--preset", "qwen2-vl", "640x480", "64x48x7", "1x300", "--json"])
     rows = json.loads(result.stdout)["items"]
     assert rows[0]["tokens"] == 17 * 23 and rows[1]["chunks"] == 4 and "aspect" in rows[2]["error"]
     bad = CliRunner().invoke(cli, ["pack", str(sharded), "-o", str(tmp_path / "d"), "--vision-ratio", "2"])
     assert bad.exit_code != 0 and "--vision-ratio" in bad.output
+
+
+def test_oversize_and_bad_media_are_rejected_with_their_reason_in_the_ledger(sample_corpus, tmp_path):
+    """qwen2-vl at L=128 with min_pixels forcing >= 160 tokens: every image is oversize (shrinking cannot help),
+    every video too (a frame costs >= 128 tokens), and a 600x2 image fails Qwen's aspect limit (bad_media_size)."""
+    from PIL import Image
+
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    Image.new("RGB", (600, 2), (200, 30, 30)).save(wide / "strip.png")
+    Image.new("RGB", (64, 64), (30, 30, 200)).save(wide / "square.png")
+    shards = tmp_path / "shards"
+    run_shard(ShardConfig(inputs=(f"web={sample_corpus['web']}", f"wide={wide}", f"clips={sample_corpus['clips']}"),
+                          output=str(shards), shard_count=3, executor="local"))
+    report = run_pack(PackConfig(input=str(shards), output=str(tmp_path / "o"), seq_len=128, vision_ratio=None,
+                                 window=4, executor="local", vision_preset="qwen2-vl",
+                                 preset_overrides={"min_pixels": 160 * 28 * 28}))
+    ledger = {r["id"]: r for r in pq.read_table(tmp_path / "o" / "ledger.parquet").to_pylist()}
+    manifest = pq.read_table(shards / "manifest.parquet").to_pylist()
+    assert set(ledger) == {r["id"] for r in manifest}
+    by_source = {}
+    for row in ledger.values():
+        by_source.setdefault(row["source"], []).append((row["status"], row["reason"]))
+    assert len(by_source["wide"]) == 2
+    strip = next(r for r in ledger.values() if r["source"] == "wide" and "strip" in r["id"])
+    square = next(r for r in ledger.values() if r["source"] == "wide" and "square" in r["id"])
+    assert (strip["status"], strip["reason"]) == ("dropped", "mixers_pack_items_v1:bad_media_size")
+    assert (square["status"], square["reason"]) == ("dropped", "mixers_pack_items_v1:oversize_image")
+    clips = by_source["clips"]
+    assert clips and set(clips) == {("dropped", "mixers_pack_items_v1:oversize_video_frame")}
+    assert report["rejected_oversize"] == 1 + len(clips)  # bad sizes are counted under their own reason
+    assert report["reasons"]["mixers_pack_items_v1:oversize_video_frame"] == len(clips)
+    assert report["reasons"]["mixers_pack_items_v1:bad_media_size"] == 1
+    assert all(status == "kept" for status, _ in by_source["web"]) and report["vision_tokens"] == 0
+    assert report["dropped"] == 2 + len(clips) and report["sequences"] > 0

@@ -20,6 +20,7 @@ SIZES = [(1, 1), (9, 9), (10, 10), (27, 29), (28, 28), (29, 57), (56, 1), (1, 15
 FRAMES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 17, 31, 33]
 VIDEO_SIZES = [(64, 48), (90, 60), (500, 30), (28, 28), (17, 300)]
 PROCESSED_SIZES = [(1, 1), (27, 29), (199, 1), (1, 150), (333, 777), (1920, 1080), (4000, 3000), (7000, 50)]
+ZERO_SIZES = [(0, 10), (10, 0), (0, 0)]  # the processors fail (ZeroDivisionError); we raise a ValueError that says why
 
 
 @pytest.fixture(scope="module")
@@ -52,25 +53,31 @@ def test_defaults_equal_the_processors(qwen, kimi):
     assert k.max_patches_per_side == ki.size["max_height"] == kv.size["max_height"]
 
 
-@pytest.mark.parametrize(("width", "height"), SIZES)
+@pytest.mark.parametrize(("width", "height"), SIZES + ZERO_SIZES)
 def test_image_tokens_match_processor_patch_counts(qwen, kimi, width, height):
     for preset, processor in (("qwen2-vl", qwen[0]), ("kimi-k25", kimi[0])):
         ref_raised, ref = _raises(lambda p=processor: p.get_number_of_image_patches(height, width))
         ours_raised, ours = _raises(lambda p=preset: image_tokens(width, height, p))
         assert ours_raised == ref_raised, (preset, width, height, ref, ours)
-        if not ref_raised:
+        if ours_raised:
+            assert isinstance(ours, ValueError) and str(ours)
+            if 0 in (width, height):
+                assert "must be positive" in str(ours)
+        else:
             assert ours.grid[1] * ours.grid[2] == ref
             assert ours.tokens == ref // 4
 
 
-@pytest.mark.parametrize(("width", "height"), PROCESSED_SIZES)
+@pytest.mark.parametrize(("width", "height"), PROCESSED_SIZES + ZERO_SIZES)
 def test_image_grid_matches_real_preprocessing(qwen, kimi, width, height):
     pixels = torch.zeros(3, height, width, dtype=torch.uint8)
     for preset, processor in (("qwen2-vl", qwen[0]), ("kimi-k25", kimi[0])):
         ref_raised, ref = _raises(lambda p=processor: p(images=[pixels], return_tensors="pt"))
         ours_raised, ours = _raises(lambda p=preset: image_tokens(width, height, p))
-        assert ours_raised == ref_raised
-        if not ref_raised:
+        assert ours_raised == ref_raised, (preset, width, height, ref, ours)
+        if ours_raised:
+            assert isinstance(ours, ValueError) and str(ours)
+        else:
             grid = tuple(ref["image_grid_thw"][0].tolist())
             assert ours.grid == grid
             assert ours.tokens == math.prod(grid) // 4
