@@ -8,6 +8,8 @@ from fusionforge.cli.render import partition_progress, summary_table
 from rich.console import Console
 from rich.table import Table
 
+MIXTURE_EXAMPLE = "sources: {chat: {proportion: 0.7}, proxy: {proportion: 0.3, max_epochs: 4}}"
+
 
 @click.group(context_settings=CONTEXT_SETTINGS)
 def sft() -> None:
@@ -24,7 +26,8 @@ def sft() -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--mixture", type=click.Path(exists=True, dir_okay=False),
-              help="YAML with each source's share of training tokens (sources: {NAME: {weight, max_epochs}}).")
+              help="YAML with each source's share of training tokens: per source one of proportion, repeat or "
+                   f"choose, optionally max_epochs (the format pack reads), e.g. '{MIXTURE_EXAMPLE}'.")
 @click.option("--decontaminate", "evals", multiple=True, metavar="[NAME=]EVAL",
               help="Eval file(s) (JSONL/Parquet); conversations sharing an n-gram with them are removed. Repeatable.")
 @click.option("--ngram", type=int, default=13, show_default=True, help="Decontamination n-gram size (words).")

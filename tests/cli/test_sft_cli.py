@@ -44,3 +44,20 @@ def test_strict_stops_at_the_first_unreadable_row(tmp_path):
     result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
                                       "--strict"])
     assert result.exit_code != 0 and f"{chats}:2" in result.output and "unknown_format" in result.output
+
+
+def test_the_mixture_example_in_the_help_is_a_mixture_file_that_parses(tmp_path):
+    import re
+
+    from fusionforge.mixers.mixture import load_mixture
+
+    shown = " ".join(CliRunner().invoke(cli, ["sft", "build", "--help"]).output.split())
+    start = shown.index("--mixture FILE")
+    mixture_help = shown[start:shown.index("--decontaminate", start)]
+    assert "weight" not in mixture_help
+    example = re.search(r"e\.g\. '([^']+)'", mixture_help).group(1)
+    path = tmp_path / "sft_mix.yaml"
+    path.write_text(example + "\n")
+    mixture = load_mixture(path)
+    assert {name: (s.proportion, s.max_epochs) for name, s in mixture.sources.items()} == {
+        "chat": (0.7, None), "proxy": (0.3, 4)}
