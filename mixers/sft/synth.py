@@ -1,7 +1,7 @@
 """Vision through code: an image question with a known answer -> a verified, pixel-free tool-use trajectory.
 
 The assistant never sees the image. It calls a ``python`` tool on the image's *file path*; the
-code (load, binarise, connected components, measure) runs for real in a ``PythonSandbox`` on that
+code (load, binarise, connected components, crop, measure) runs for real in a ``PythonSandbox`` on that
 file, each printed output becomes the tool result, and the final answer is the one the code
 printed. A trajectory is kept only when that answer matches the ground truth; otherwise it is
 rejected with the reason (a sandbox timeout or memory limit, an error, no result, a wrong answer).

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -78,6 +79,26 @@ def test_the_code_reads_the_pixels(synthesized, tmp_path):
     with PythonSandbox({qa["image"]: changed}) as box:
         outputs = [box.run(code).output for code in code_cells(trajectory)]
     assert extract_result(outputs[-1]) == str(int(qa["answer"]) + 1)
+
+
+def test_compare_sizes_crops_each_shape_and_measures_it_in_the_crop(synthesized):
+    out, _ = synthesized
+    truth = {q["id"]: q for q in read_jsonl(out / "qa.jsonl")}
+    compared = [t for t in read_jsonl(out / "trajectories.jsonl") if t["meta"]["task"] == "compare_sizes"]
+    assert len(compared) == 2
+    for trajectory in compared:
+        qa = truth[trajectory["meta"]["qa_id"]]
+        calls = [c for m in trajectory["messages"] for c in m.get("tool_calls") or []]
+        cells = [json.loads(c["function"]["arguments"])["code"] for c in calls]
+        crop_at = next(i for i, code in enumerate(cells) if ".crop(" in code)
+        result = next(m["content"] for m in trajectory["messages"] if m.get("tool_call_id") == calls[crop_at]["id"])
+        with PythonSandbox({qa["image"]: out / qa["image"]}) as box:
+            printed = [box.run(code).output.rstrip("\n") for code in cells[:crop_at + 1]][-1]
+        assert printed == result  # the tool result is what the crop cell printed when it ran on the image
+        measured = dict(re.findall(r"^(left|right) crop \d+x\d+: (\d+) shape pixels", result, re.MULTILINE))
+        assert [int(measured["left"]), int(measured["right"])] == qa["params"]["areas"]  # drawn-alone pixel counts
+        assert extract_result(result) == qa["answer"]
+        assert trajectory["messages"][-1]["content"] == f"The shape on the {qa['answer']} is larger."
 
 
 def draw_red_circles(path, centres):
