@@ -32,8 +32,10 @@ def sft() -> None:
               help="Eval file(s) (JSONL/Parquet); conversations sharing an n-gram with them are removed. Repeatable.")
 @click.option("--ngram", type=int, default=13, show_default=True, help="Decontamination n-gram size (words).")
 @click.option("--tokenizer", type=click.Path(exists=True),
-              help="tokenizer.json or a tokenizer folder (a chat template in it is used). Default: an estimate.")
-@click.option("--max-tokens", type=int, default=None, help="Reject conversations longer than this many tokens.")
+              help="tokenizer.json or a tokenizer folder (a chat template in it is used). Default: an estimate "
+                   "(characters/4, labelled so in the report).")
+@click.option("--max-tokens", type=int, default=None,
+              help="Reject conversations longer than this many tokens, as counted by --tokenizer (required).")
 @click.option("--val-fraction", type=float, default=0.01, show_default=True,
               help="Share of conversations held out for validation (by content hash).")
 @click.option("--strip-vision", is_flag=True,

@@ -34,6 +34,9 @@ def test_cli_errors_are_clean(tmp_path):
     result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
                                       "--val-fraction", "2"])
     assert result.exit_code != 0 and "--val-fraction must be in [0, 1)" in result.output
+    result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
+                                      "--max-tokens", "4096"])
+    assert result.exit_code != 0 and "give --tokenizer PATH" in result.output and not (tmp_path / "o").exists()
     result = CliRunner().invoke(cli, ["sft", "synth-vision-proxy", "-o", str(tmp_path / "p"), "--executor", "local"])
     assert result.exit_code != 0 and "--generate N" in result.output
 
