@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import click
 from fusionforge.cli.options import library_errors
-from fusionforge.cli.render import console, print_report
+from fusionforge.cli.render import console, print_report, print_sandbox_network
 from fusionforge.rft.verifiers import TASKS
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -131,6 +131,9 @@ def run(prompts, output, endpoint, model, k, rounds, temperature, top_p, max_tok
         print_report(report, True, "")
     else:
         console.print(summary_table(report, f"fusionforge rft run -> {output}"))
+        if report["code_sandbox"]["runs_by_network"]:
+            print_sandbox_network(report["code_sandbox"], "code verifier sandbox",
+                                  '--verify-options \'{"code": {"network": "namespace"}}\'')
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 from fusionforge.cli.options import CONTEXT_SETTINGS, executor_options, library_errors, run_options
-from fusionforge.cli.render import partition_progress, summary_table
+from fusionforge.cli.render import partition_progress, print_sandbox_network, summary_table
 from rich.console import Console
 from rich.table import Table
 
@@ -92,7 +92,9 @@ def build(inputs, output, mixture, evals, ngram, tokenizer, max_tokens, val_frac
               help="Wall-clock seconds per code cell; the sandbox is killed past it.")
 @click.option("--memory-mb", type=int, default=512, show_default=True, help="Address-space limit of a sandbox.")
 @click.option("--network", type=click.Choice(["auto", "namespace", "block"]), default="auto", show_default=True,
-              help="How the sandbox is cut off: a new network namespace (unshare -n), or sockets disabled in-process.")
+              help="How the sandbox is cut off the network: 'namespace' (unshare -n, required), 'block' (sockets "
+                   "disabled inside Python only: weaker), 'auto' (namespace where allowed, else block). The mode "
+                   "used is reported.")
 @click.option("--partition-kb", type=float, default=4.0, show_default=True,
               help="QA input bytes per unit of work (about a dozen rows): sandbox sessions spread over the workers.")
 @executor_options
@@ -123,18 +125,22 @@ def synth_vision_proxy(inputs, output, n_generate, tasks, timeout_s, memory_mb, 
     )
     with partition_progress("synth-vision-proxy") as (on_plan, on_partition):
         report = run_synth(cfg, on_plan=on_plan, on_partition=on_partition)
-    _print(report, as_json, f"fusionforge sft synth-vision-proxy -> {output}", synth_table(report))
+    console = _print(report, as_json, f"fusionforge sft synth-vision-proxy -> {output}", synth_table(report))
+    if console is not None:
+        print_sandbox_network(report["sandbox"], "sandbox", "--network namespace", console)
 
 
-def _print(report: dict, as_json: bool, title: str, detail: Table) -> None:
+def _print(report: dict, as_json: bool, title: str, detail: Table) -> Console | None:
+    """The report as JSON, or as tables on a console that is returned for more lines (None for JSON)."""
     import json
 
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
-        return
+        return None
     console = Console()
     console.print(summary_table(report, title))
     console.print(detail)
+    return console
 
 
 def build_table(report: dict) -> Table:
@@ -156,7 +162,7 @@ def build_table(report: dict) -> Table:
 
 def synth_table(report: dict) -> Table:
     """Kept and rejected trajectories per task."""
-    table = Table(title=f"trajectories (sandbox network: {report['sandbox']['network']})", header_style="bold")
+    table = Table(title="trajectories", header_style="bold")
     for column in ("task", "inputs", "kept", "rejected"):
         table.add_column(column, justify="left" if column == "task" else "right")
     for task, counts in sorted(report["by_task"].items()):

@@ -33,3 +33,34 @@ def sample_corpus(tmp_path_factory) -> dict[str, str]:
     from fusionforge.pipelines.demo_corpus import make_corpus
 
     return make_corpus(tmp_path_factory.mktemp("corpus"), seed=7, n_text=40)
+
+
+@pytest.fixture
+def listening_server():
+    """A TCP server on 127.0.0.1 that records every connection it accepts: ``(port, accepted)``.
+
+    Sandbox tests connect to it from inside a sandbox; a connection it accepted is network access.
+    """
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    accepted = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept())
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    server.close()

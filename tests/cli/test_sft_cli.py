@@ -64,3 +64,15 @@ def test_the_mixture_example_in_the_help_is_a_mixture_file_that_parses(tmp_path)
     mixture = load_mixture(path)
     assert {name: (s.proportion, s.max_epochs) for name, s in mixture.sources.items()} == {
         "chat": (0.7, None), "proxy": (0.3, 4)}
+
+
+def test_synthesis_says_how_the_sandbox_was_cut_off_and_warns_for_block(tmp_path):
+    result = CliRunner().invoke(cli, ["sft", "synth-vision-proxy", "--generate", "1", "--tasks", "count", "-o",
+                                      str(tmp_path / "p"), "--executor", "local", "--network", "block"])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "sandbox network: block (sockets disabled in-process only) [1 run]" in flat
+    assert "warning: the sandboxed code ran with the network blocked only inside Python" in flat
+    assert "--network namespace refuses to run without one" in flat
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    assert report["sandbox"]["network_requested"] == "block" and report["sandbox"]["runs_by_network"] == {"block": 1}
