@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import click
 from fusionforge.cli.options import library_errors
-from fusionforge.cli.render import console, print_report
+from fusionforge.cli.render import console, print_report, print_sandbox_network
 from fusionforge.rft.verifiers import TASKS
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -80,8 +80,11 @@ def rft() -> None:
 @click.option("--api-key", envvar="OPENAI_API_KEY", show_envvar=True, default=None)
 @click.option("--client", "client_kind", type=click.Choice(["openai", "transformers", "ray-vllm"]), default="openai",
               show_default=True, help="'transformers': in-process generate; 'ray-vllm': Ray Data LLM on GPUs.")
-@click.option("--engine-kwargs", default=None, help="ray-vllm: JSON engine_kwargs for vLLM.")
-@click.option("--engine-concurrency", type=int, default=1, show_default=True, help="ray-vllm: vLLM replicas.")
+@click.option("--engine-kwargs", default=None,
+              help='ray-vllm: vLLM engine_kwargs, a JSON object, e.g. \'{"tensor_parallel_size": 2}\' '
+                   "(needs the ray-vllm extra and GPUs; see docs/install.md).")
+@click.option("--engine-concurrency", type=int, default=1, show_default=True,
+              help="ray-vllm: vLLM replicas, each on tensor_parallel_size GPUs.")
 @click.option("--ray-address", envvar="FUSIONFORGE_RAY_ADDRESS", default=None, help="ray-vllm: Ray cluster.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base of every sample's seed.")
 @click.option("--resume", is_flag=True, help="Continue a killed run in the same -o; finished requests are not sent.")
@@ -128,6 +131,9 @@ def run(prompts, output, endpoint, model, k, rounds, temperature, top_p, max_tok
         print_report(report, True, "")
     else:
         console.print(summary_table(report, f"fusionforge rft run -> {output}"))
+        if report["code_sandbox"]["runs_by_network"]:
+            print_sandbox_network(report["code_sandbox"], "code verifier sandbox",
+                                  '--verify-options \'{"code": {"network": "namespace"}}\'')
 
 
 @contextmanager

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 from fusionforge.cli.options import CONTEXT_SETTINGS, executor_options, library_errors, run_options
-from fusionforge.cli.render import partition_progress, summary_table
+from fusionforge.cli.render import partition_progress, print_sandbox_network, summary_table
 from rich.console import Console
 from rich.table import Table
+
+MIXTURE_EXAMPLE = "sources: {chat: {proportion: 0.7}, proxy: {proportion: 0.3, max_epochs: 4}}"
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -24,13 +26,16 @@ def sft() -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--mixture", type=click.Path(exists=True, dir_okay=False),
-              help="YAML with each source's share of training tokens (sources: {NAME: {weight, max_epochs}}).")
+              help="YAML with each source's share of training tokens: per source one of proportion, repeat or "
+                   f"choose, optionally max_epochs (the format pack reads), e.g. '{MIXTURE_EXAMPLE}'.")
 @click.option("--decontaminate", "evals", multiple=True, metavar="[NAME=]EVAL",
               help="Eval file(s) (JSONL/Parquet); conversations sharing an n-gram with them are removed. Repeatable.")
 @click.option("--ngram", type=int, default=13, show_default=True, help="Decontamination n-gram size (words).")
 @click.option("--tokenizer", type=click.Path(exists=True),
-              help="tokenizer.json or a tokenizer folder (a chat template in it is used). Default: an estimate.")
-@click.option("--max-tokens", type=int, default=None, help="Reject conversations longer than this many tokens.")
+              help="tokenizer.json or a tokenizer folder (a chat template in it is used). Default: an estimate "
+                   "(characters/4, labelled so in the report).")
+@click.option("--max-tokens", type=int, default=None,
+              help="Reject conversations longer than this many tokens, as counted by --tokenizer (required).")
 @click.option("--val-fraction", type=float, default=0.01, show_default=True,
               help="Share of conversations held out for validation (by content hash).")
 @click.option("--strip-vision", is_flag=True,
@@ -87,7 +92,9 @@ def build(inputs, output, mixture, evals, ngram, tokenizer, max_tokens, val_frac
               help="Wall-clock seconds per code cell; the sandbox is killed past it.")
 @click.option("--memory-mb", type=int, default=512, show_default=True, help="Address-space limit of a sandbox.")
 @click.option("--network", type=click.Choice(["auto", "namespace", "block"]), default="auto", show_default=True,
-              help="How the sandbox is cut off: a new network namespace (unshare -n), or sockets disabled in-process.")
+              help="How the sandbox is cut off the network: 'namespace' (unshare -n, required), 'block' (sockets "
+                   "disabled inside Python only: weaker), 'auto' (namespace where allowed, else block). The mode "
+                   "used is reported.")
 @click.option("--partition-kb", type=float, default=4.0, show_default=True,
               help="QA input bytes per unit of work (about a dozen rows): sandbox sessions spread over the workers.")
 @executor_options
@@ -118,18 +125,22 @@ def synth_vision_proxy(inputs, output, n_generate, tasks, timeout_s, memory_mb, 
     )
     with partition_progress("synth-vision-proxy") as (on_plan, on_partition):
         report = run_synth(cfg, on_plan=on_plan, on_partition=on_partition)
-    _print(report, as_json, f"fusionforge sft synth-vision-proxy -> {output}", synth_table(report))
+    console = _print(report, as_json, f"fusionforge sft synth-vision-proxy -> {output}", synth_table(report))
+    if console is not None:
+        print_sandbox_network(report["sandbox"], "sandbox", "--network namespace", console)
 
 
-def _print(report: dict, as_json: bool, title: str, detail: Table) -> None:
+def _print(report: dict, as_json: bool, title: str, detail: Table) -> Console | None:
+    """The report as JSON, or as tables on a console that is returned for more lines (None for JSON)."""
     import json
 
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
-        return
+        return None
     console = Console()
     console.print(summary_table(report, title))
     console.print(detail)
+    return console
 
 
 def build_table(report: dict) -> Table:
@@ -151,7 +162,7 @@ def build_table(report: dict) -> Table:
 
 def synth_table(report: dict) -> Table:
     """Kept and rejected trajectories per task."""
-    table = Table(title=f"trajectories (sandbox network: {report['sandbox']['network']})", header_style="bold")
+    table = Table(title="trajectories", header_style="bold")
     for column in ("task", "inputs", "kept", "rejected"):
         table.add_column(column, justify="left" if column == "task" else "right")
     for task, counts in sorted(report["by_task"].items()):

@@ -309,7 +309,12 @@ def make_client(kind: str, model: str, **options: Any) -> Client:
     if kind == "ray-vllm":
         from fusionforge.rft.ray_vllm_client import RayVLLMClient
 
-        return RayVLLMClient(model, engine_kwargs=json.loads(options.get("engine_kwargs") or "{}"),
-                             concurrency=options.get("engine_concurrency", 1),
+        try:
+            engine_kwargs = json.loads(options.get("engine_kwargs") or "{}")
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--engine-kwargs is not valid JSON: {exc}") from exc
+        if not isinstance(engine_kwargs, dict):
+            raise ConfigError('--engine-kwargs must be a JSON object, e.g. \'{"tensor_parallel_size": 2}\'')
+        return RayVLLMClient(model, engine_kwargs=engine_kwargs, concurrency=options.get("engine_concurrency", 1),
                              ray_address=options.get("ray_address"))
     raise ConfigError(f"unknown client {kind!r}; use openai, transformers or ray-vllm")

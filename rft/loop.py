@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.sandbox_network import resolve_network_mode
 from fusionforge.pipelines.job import SUCCESS, prepare_output
 from fusionforge.rft.clients import Client, SampleRequest, SampleResult, Sampling
 from fusionforge.rft.prompts import Prompt, file_digest, load_prompts
@@ -32,7 +33,9 @@ from fusionforge.rft.verdict import PASS
 from fusionforge.rft.verifier_pool import VerifierPool
 from fusionforge.rft.verifiers import TASKS
 
-VERIFIER_VERSION = 1  # bump when a verifier's behaviour changes, so stored verdicts are redone
+# Bump when a verifier's behaviour changes, so stored verdicts are redone (2: code runs are cut off the network
+# and their verdicts say how).
+VERIFIER_VERSION = 2
 RESULTS_LOG = "results.jsonl"
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -75,6 +78,12 @@ class RFTConfig:
             problems.append("--near-dup-threshold must be in (0, 1]")
         if self.sampling.max_tokens < 1 or self.sampling.temperature < 0:
             problems.append("--max-tokens must be >= 1 and --temperature >= 0")
+        code_network = (self.verify_defaults.get("code") or {}).get("network")
+        if code_network is not None:
+            try:
+                resolve_network_mode(str(code_network))
+            except ConfigError as exc:
+                problems.append(f"--verify-options code.network: {exc}")
         if problems:
             raise ConfigError("; ".join(problems))
 

@@ -5,7 +5,8 @@
 - ``pass_rates.parquet``: one row per input prompt (invalid ones too, with their reason);
 - ``samples.parquet``: one row per sample: status, extracted answer, selection, tokens, latency;
 - ``report.json``: acceptance by task and round, pass@1/pass@k, buckets, tokens, latency
-  percentiles, errors by kind; ``config.yaml``: the resolved settings.
+  percentiles, errors by kind, how the code verifier's sandbox was cut off the network;
+  ``config.yaml``: the resolved settings.
 
 Statuses: ``pass``/``fail`` (verified), ``truncated`` (stopped at max tokens: counted as a failed
 attempt, never verified or accepted), ``gen_error`` (no response after every retry),
@@ -26,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fusionforge.pipelines.core.config import dump_config, to_plain
 from fusionforge.pipelines.core.io import atomic_path, write_json_atomic
+from fusionforge.pipelines.core.sandbox_network import network_summary
 from fusionforge.rft.loop import RESULTS_LOG, RoundPlan, RunState
 from fusionforge.rft.selection import ACCEPTED, DUP_EXACT, DUP_NEAR, select
 from fusionforge.rft.stats import INVALID, MIXED, bucket, pass_at_k, percentiles
@@ -75,9 +77,13 @@ class _Totals:
         self.buckets: Counter = Counter()
         self.pass1: list[float] = []
         self.passk: list[float] = []
+        self.code_network: Counter = Counter()  # code verifications by the sandbox network mode they ran under
 
-    def add_sample(self, plan: RoundPlan, record: dict[str, Any], status: str) -> None:
+    def add_sample(self, plan: RoundPlan, record: dict[str, Any], verdict: dict[str, Any] | None,
+                   status: str) -> None:
         self.status[status] += 1
+        if verdict is not None and verdict.get("sandbox_network"):
+            self.code_network[verdict["sandbox_network"]] += 1
         self.by_round[plan.index]["samples"] += 1
         self.by_round[plan.index]["passed"] += status == PASS
         if status == GEN_ERROR:
@@ -106,7 +112,7 @@ def write_outputs(state: RunState) -> dict[str, Any]:
                     status = sample_status(record, verdict)
                     if status is not None:
                         outcomes.append((plan, record, verdict, status))
-                        totals.add_sample(plan, record, status)
+                        totals.add_sample(plan, record, verdict, status)
         passing = [o for o in outcomes if o[3] == PASS]
         fates = select([o[1]["text"] for o in passing], cfg.accept, cfg.max_per_prompt, cfg.near_dup_threshold)
         fate_of = {(o[0].index, o[1]["index"]): fate for o, fate in zip(passing, fates)}
@@ -247,6 +253,7 @@ def _report(state: RunState, totals: _Totals, accepted: int, rl_pool: int) -> di
                    "verifier": {"verifier_timeout": totals.status["verifier_timeout"],
                                 "verifier_error": totals.status["verifier_error"]},
                    "verifier_processes_replaced": state.verifier_replacements},
+        "code_sandbox": network_summary(totals.code_network),
         "log": {"records_loaded": state.store.loaded_records, "torn_bytes_dropped": state.store.torn_bytes},
         "seconds": round(state.seconds, 3),
         "outputs": {"sft": "sft.jsonl", "rl_pool": "rl_pool.jsonl", "pass_rates": "pass_rates.parquet",

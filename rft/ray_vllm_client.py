@@ -1,7 +1,8 @@
 """Offline batch inference with Ray Data LLM and the vLLM engine, for GPU clusters.
 
-Needs ``vllm`` (a CUDA build; ``pip install vllm`` on the GPU machines) and Ray; without vllm the
-client refuses to start with that message. Configuration (``fusionforge rft run --client ray-vllm``):
+Needs the ``ray-vllm`` extra on every machine of the cluster (``pip install 'fusionforge[ray-vllm]'``:
+Ray Data LLM and the vLLM build it pins, CUDA GPUs); without it the client refuses to start and
+names the extra. Configuration (``fusionforge rft run --client ray-vllm``, see docs/install.md):
 
 - ``--model``: the model source vLLM loads (a local folder, or a hub name the cluster can reach);
 - ``--engine-kwargs JSON``: passed to vLLM as ``engine_kwargs`` (``tensor_parallel_size``,
@@ -15,18 +16,19 @@ Rows that fail come back with ``__inference_error__`` (``should_continue_on_erro
 recorded as generation errors. Prompts with images switch on the multimodal preparation stage.
 vLLM does not report a finish reason through Ray Data; a sample that used all ``max_tokens`` is
 marked ``length``. This path is not exercised by the test suite (vllm does not install on CPU-only
-machines); the row mapping functions below are.
+machines); the row mapping functions below and the refusal are.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.errors import MissingDependency
 from fusionforge.rft.clients import Client, SampleRequest, SampleResult
 
 
@@ -61,16 +63,22 @@ def result_from_row(row: dict[str, Any], latency_s: float) -> SampleResult:
     return base
 
 
+def require_engine() -> None:
+    """Refuse early, naming the extra, when vLLM or Ray Data LLM (and what it imports) is missing."""
+    for module in ("vllm", "ray.data.llm"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingDependency(module, "ray-vllm", f"{exc}; vLLM runs on CUDA GPUs: on a machine without "
+                                                        "them use --client openai or --client transformers") from exc
+
+
 class RayVLLMClient(Client):
     """Ray Data's ``vLLMEngineProcessorConfig`` + ``build_processor`` over the round's samples."""
 
     def __init__(self, model_source: str, engine_kwargs: dict[str, Any] | None = None, concurrency: int = 1,
                  batch_size: int = 64, ray_address: str | None = None) -> None:
-        try:
-            import vllm  # noqa: F401 - only checks that the engine is there
-        except ImportError as exc:
-            raise ConfigError("the ray-vllm client needs vllm, which installs only on GPU machines: "
-                              "pip install vllm (CUDA build); on CPU use --client openai or transformers") from exc
+        require_engine()
         self.model = model_source
         self.engine_kwargs = dict(engine_kwargs or {})
         self.concurrency = concurrency

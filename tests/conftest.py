@@ -58,3 +58,34 @@ def tiny_clip(tmp_path_factory):
     save_file(model.state_dict(), folder / "tiny.safetensors")
     return {"config": str(config), "pt": str(folder / "tiny.pt"), "st": str(folder / "tiny.safetensors"),
             "model": model.eval()}
+
+
+@pytest.fixture
+def listening_server():
+    """A TCP server on 127.0.0.1 that records every connection it accepts: ``(port, accepted)``.
+
+    Sandbox tests connect to it from inside a sandbox; a connection it accepted is network access.
+    """
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    accepted = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept())
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    server.close()

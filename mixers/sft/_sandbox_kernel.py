@@ -3,7 +3,8 @@
 Run as ``python -I -c <this source> <config json>`` by ``sandbox.PythonSandbox``; it imports nothing
 from fusionforge. Before any user code it sets its own rlimits (address space, CPU seconds, file
 size, open files, no core dumps) and, when the parent could not give it an empty network
-namespace, replaces socket creation and name resolution with functions that raise. Cells arrive
+namespace, runs the network guard the parent sent (``sandbox_network.block_network``: socket
+creation and name resolution replaced with functions that raise). Cells arrive
 as JSON lines on one pipe; each cell's printed output (capped) and status go back on another.
 """
 
@@ -54,26 +55,6 @@ def apply_limits(config: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def block_network() -> None:
-    import _socket
-    import socket
-
-    def refuse(*_args, **_kwargs):
-        raise PermissionError("network access is disabled in this sandbox")
-
-    class NoSocket(_socket.socket):
-        def __init__(self, *_args, **_kwargs) -> None:
-            refuse()
-
-    for module in (_socket, socket):
-        module.socket = NoSocket
-        for name in ("socketpair", "getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr",
-                     "create_connection", "create_server", "fromfd"):
-            if hasattr(module, name):
-                setattr(module, name, refuse)
-    socket.SocketType = NoSocket
-
-
 def run_cell(code: str, namespace: dict, limit: int) -> dict:
     """Execute one cell; like IPython, a final expression's value is printed."""
     sink = CappedText(limit)
@@ -99,8 +80,8 @@ def run_cell(code: str, namespace: dict, limit: int) -> dict:
 def main() -> None:
     config = json.loads(sys.argv[1])
     apply_limits(config)
-    if config["block_network"]:
-        block_network()
+    if config["network_guard"]:
+        exec(compile(config["network_guard"], "<network guard>", "exec"), {"__name__": "network_guard"})  # noqa: S102
     namespace: dict = {"__name__": "__main__"}
     with os.fdopen(config["command_fd"], "r", encoding="utf-8") as commands, \
             os.fdopen(config["result_fd"], "w", encoding="utf-8") as results:

@@ -67,6 +67,10 @@ class BuildConfig:
             raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ConfigError(f"--max-tokens must be a positive number of tokens, got {self.max_tokens}")
+        if self.max_tokens is not None and not self.tokenizer:
+            raise ConfigError("--max-tokens is a limit in the model's tokens: give --tokenizer PATH (tokenizer.json "
+                              "or a tokenizer folder) to count them; without one the count is a characters/4 "
+                              "estimate, which would keep conversations over the limit or drop ones within it")
         if self.near_dup_threshold is not None and not 0.0 <= self.near_dup_threshold <= 1.0:
             raise ConfigError(f"--near-dup-threshold must be in [0, 1] (0 turns near-dup removal off), "
                               f"got {self.near_dup_threshold}")

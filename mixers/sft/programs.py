@@ -1,10 +1,12 @@
 """The code an assistant writes to answer an image question through a ``python`` tool.
 
-Every built-in task runs two cells in one stateful session: look at the image (size, main
+Every built-in task runs its cells in one stateful session: look at the image (size, main
 colours), then binarise it (by hue for a named colour, by distance from the background, or dark
 pixels for a chart frame), find 8-connected components with a breadth-first search, measure them
-and print ``result: <answer>``. The final answer is read from that printed line (what the code
-really found), then checked against the ground truth. A user QA row may bring its own ``program``
+and print ``result: <answer>``. ``compare_sizes`` splits the last part in two, as a person would:
+find the regions, then crop each region's bounding box out of the image and measure the shape in
+the crop. The final answer is read from the last printed ``result:`` line (what the code really
+found), then checked against the ground truth. A user QA row may bring its own ``program``
 (a list of ``{"say", "code"}`` steps) for tasks beyond the built-ins.
 """
 
@@ -87,29 +89,34 @@ def _colour_mask(color: str) -> str:
     return f"mask = ({HUE_RANGES[color]}) & (sat > 90) & (val > 70)  # {color} pixels\n"
 
 
-def _count(params: dict[str, Any]) -> tuple[str, str]:
+def _count(params: dict[str, Any]) -> tuple[list[str], str]:
     color = params.get("color", "")
     code = COMPONENTS + "\n" + HSV + _colour_mask(color) + f'''print("{color} pixels:", int(mask.sum()))
 regions = components(mask)
 for area, centre, box in regions:
     print("region: area", area, "centre", tuple(round(c) for c in centre), "box", box)
 print("result:", len(regions))'''
-    return code, f"There {{is_are}} {{answer}} {color} shape{{plural}} in the image."
+    return [code], f"There {{is_are}} {{answer}} {color} shape{{plural}} in the image."
 
 
-def _compare(_params: dict[str, Any]) -> tuple[str, str]:
-    code = COMPONENTS + '''
+def _compare(_params: dict[str, Any]) -> tuple[list[str], str]:
+    find = COMPONENTS + '''
 background = colors[order[0]].astype(int)
 mask = np.abs(pixels.astype(int) - background).sum(axis=2) > 60  # anything that is not background
 regions = sorted(components(mask), key=lambda region: region[1][0])  # left to right
 for area, centre, box in regions:
-    print("region: area", area, "centre", tuple(round(c) for c in centre), "box", box)
-left, right = regions[0], regions[-1]
-print("result:", "left" if left[0] > right[0] else "right")'''
-    return code, "The shape on the {answer} is larger."
+    print("region: area", area, "centre", tuple(round(c) for c in centre), "box", box)'''
+    crop = '''measured = {}
+for side, (_, _, (x0, y0, x1, y1)) in (("left", regions[0]), ("right", regions[-1])):
+    crop = img.crop((x0, y0, x1 + 1, y1 + 1))  # the region's bounding box, edges included
+    shape = np.abs(np.asarray(crop).astype(int) - background).sum(axis=2) > 60
+    measured[side] = int(shape.sum())
+    print(f"{side} crop {crop.size[0]}x{crop.size[1]}: {measured[side]} shape pixels, {shape.mean():.0%} of the crop")
+print("result:", "left" if measured["left"] > measured["right"] else "right")'''
+    return [find, crop], "The shape on the {answer} is larger."
 
 
-def _bar(params: dict[str, Any]) -> tuple[str, str]:
+def _bar(params: dict[str, Any]) -> tuple[list[str], str]:
     index, axis_max = int(params.get("bar_index", 1)), params.get("axis_max", 100)
     code = HSV + f'''dark = pixels.max(axis=2) < 80
 frame_rows = np.nonzero(dark.sum(axis=1) > dark.shape[1] // 2)[0]
@@ -130,10 +137,10 @@ for number, (x0, x1) in enumerate(runs, start=1):
     values.append(value)
     print(f"bar {{number}}: columns {{x0}}-{{x1}}, top row {{bar_top}}, value {{value:.1f}}")
 print("result:", round(values[{index - 1}]))'''
-    return code, f"Bar {index} has a value of {{answer}}."
+    return [code], f"Bar {index} has a value of {{answer}}."
 
 
-def _locate(params: dict[str, Any]) -> tuple[str, str]:
+def _locate(params: dict[str, Any]) -> tuple[list[str], str]:
     color = params.get("color", "")
     code = COMPONENTS + "\n" + HSV + _colour_mask(color) + '''regions = components(mask)
 area, (cx, cy), box = max(regions)  # the largest region of that colour
@@ -147,22 +154,24 @@ elif column == "center":
     print("result:", row)
 else:
     print("result:", f"{row}-{column}")'''
-    return code, f"The {color} shape is in the {{answer}} part of the image."
+    return [code], f"The {color} shape is in the {{answer}} part of the image."
 
 
 TASK_CODE = {"count": _count, "compare_sizes": _compare, "bar_value": _bar, "locate": _locate}
 LOOK = ("Let me open the image and check its size and main colours.",
         "I'll load the image file first and look at which colours it contains.",
         "First, I'll read the image and list its most common colours.")
-MEASURE = {
-    "count": ("Now I'll binarise the {color} pixels and count the connected regions.",
-              "Next I'll make a mask of {color} pixels and count its connected components."),
-    "compare_sizes": ("I'll separate the shapes from the background and compare their pixel areas.",
-                      "Now I'll find the connected regions that differ from the background and measure them."),
-    "bar_value": ("I'll locate the plot frame and measure the height of each bar in pixels.",
-                  "Now I'll find the frame's top and bottom edges and convert each bar's height to axis units."),
-    "locate": ("I'll find the {color} region and see which part of the image its centre falls in.",
-               "Next I'll mask the {color} pixels and compute the centre of that region."),
+SAY = {  # per code cell after the first look: what the assistant may say before it
+    "count": [("Now I'll binarise the {color} pixels and count the connected regions.",
+               "Next I'll make a mask of {color} pixels and count its connected components.")],
+    "compare_sizes": [("I'll separate the shapes from the background and find their connected regions.",
+                       "Now I'll find the connected regions that differ from the background."),
+                      ("Now I'll crop each shape's bounding box and measure the shape inside the crop.",
+                       "Next I'll cut out each region's box and count the shape's pixels in it.")],
+    "bar_value": [("I'll locate the plot frame and measure the height of each bar in pixels.",
+                   "Now I'll find the frame's top and bottom edges and convert each bar's height to axis units.")],
+    "locate": [("I'll find the {color} region and see which part of the image its centre falls in.",
+                "Next I'll mask the {color} pixels and compute the centre of that region.")],
 }
 
 
@@ -171,9 +180,10 @@ def build_program(task: str, params: dict[str, Any], image_path: str, rng: rando
     if task not in TASK_CODE:
         raise UnsupportedTask(f"unknown_task: {task!r}; built-in tasks are {', '.join(TASK_CODE)} "
                               f"(or give the QA row a 'program')")
-    code, final = TASK_CODE[task](params)
-    measure = rng.choice(MEASURE[task]).format(color=params.get("color", ""))
-    return Program([Step(rng.choice(LOOK), INSPECT.format(path=image_path)), Step(measure, code)], final)
+    cells, final = TASK_CODE[task](params)
+    says = [rng.choice(options).format(color=params.get("color", "")) for options in SAY[task]]
+    look = Step(rng.choice(LOOK), INSPECT.format(path=image_path))
+    return Program([look, *(Step(say, code) for say, code in zip(says, cells))], final)
 
 
 def user_program(steps: Any, final: Any) -> Program:

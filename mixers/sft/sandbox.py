@@ -5,7 +5,8 @@ environment, a fresh temporary working directory holding only the files the conv
 rlimits on address space, CPU time, file size and open files (set by the child before any user
 code), a wall-clock timeout per cell (the whole process group is killed when it passes), and no
 network: a new, empty network namespace (``unshare -n``) when this machine allows it, otherwise
-socket creation and name resolution are disabled inside the child before user code runs.
+socket creation and name resolution are disabled inside the child before user code runs (weaker:
+``pipelines/core/sandbox_network.py``). ``PythonSandbox.network`` says which one the session got.
 """
 
 from __future__ import annotations
@@ -21,13 +22,18 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.sandbox_network import (
+    BLOCK,
+    block_network_source,
+    check_network_mode,
+    network_prefix,
+    resolve_network_mode,
+)
 
 KERNEL_SOURCE = (Path(__file__).with_name("_sandbox_kernel.py")).read_text(encoding="utf-8")
-NETWORK_MODES = ("auto", "namespace", "block")
 _EOF = b""  # returned by _read_line when the child is gone (a reply line is never empty)
 _SIGNAL_STATUS = {signal.SIGXCPU: "cpu_limit", signal.SIGXFSZ: "file_size_limit", signal.SIGKILL: "killed"}
 
@@ -41,11 +47,10 @@ class SandboxLimits:
     cpu_s: int = 30  # CPU seconds for the whole session
     file_mb: int = 16  # largest file the code may write
     output_chars: int = 4000  # printed output kept per cell
-    network: str = "auto"  # "auto", "namespace" (unshare -n, required) or "block" (in-process)
+    network: str = "auto"  # "auto", "namespace" (unshare -n, required) or "block" (in-process only)
 
     def __post_init__(self) -> None:
-        if self.network not in NETWORK_MODES:
-            raise ConfigError(f"network mode {self.network!r}: use one of {', '.join(NETWORK_MODES)}")
+        check_network_mode(self.network)
         if self.timeout_s <= 0 or self.memory_mb < 64 or self.cpu_s < 1:
             raise ConfigError("sandbox limits: timeout must be > 0 s, memory >= 64 MB, CPU >= 1 s")
 
@@ -65,19 +70,6 @@ class CellResult:
         return self.status == "ok"
 
 
-@lru_cache(maxsize=1)
-def network_namespace_available() -> bool:
-    """True when ``unshare -n`` can start a process in a new network namespace here (needs root or userns)."""
-    path = shutil.which("unshare")
-    if path is None:
-        return False
-    try:
-        done = subprocess.run([path, "-n", "true"], capture_output=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 class PythonSandbox:
     """``with PythonSandbox({"images/a.png": path}) as box: box.run("print(1)")``."""
 
@@ -88,11 +80,7 @@ class PythonSandbox:
             pure = PurePosixPath(rel)
             if pure.is_absolute() or ".." in pure.parts or not pure.parts:
                 raise ValueError(f"sandbox file name {rel!r} must be a relative path without '..'")
-        use_namespace = self.limits.network == "namespace" or (
-            self.limits.network == "auto" and network_namespace_available())
-        if self.limits.network == "namespace" and not network_namespace_available():
-            raise ConfigError("network mode 'namespace' needs 'unshare -n' to work here (root or user namespaces)")
-        self.network = "namespace" if use_namespace else "block"
+        self.network = resolve_network_mode(self.limits.network)  # "namespace" or "block": what this session gets
         self._process: subprocess.Popen | None = None
         self.workdir: Path | None = None
 
@@ -117,16 +105,17 @@ class PythonSandbox:
         command_r, self._command_w = os.pipe()
         self._result_r, result_w = os.pipe()
         config = {"memory_mb": self.limits.memory_mb, "cpu_s": self.limits.cpu_s, "file_mb": self.limits.file_mb,
-                  "output_chars": self.limits.output_chars, "block_network": self.network == "block",
+                  "output_chars": self.limits.output_chars,
+                  "network_guard": block_network_source() if self.network == BLOCK else None,
                   "command_fd": command_r, "result_fd": result_w}
-        prefix = [shutil.which("unshare"), "-n"] if self.network == "namespace" else []
         work = str(self.workdir / "work")
         env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
         self._log = open(self.workdir / "kernel.log", "wb")  # noqa: SIM115 - closed in close()
         try:
             self._process = subprocess.Popen(
-                [*prefix, sys.executable, "-I", "-c", KERNEL_SOURCE, json.dumps(config)], cwd=work, env=env,
+                [*network_prefix(self.network), sys.executable, "-I", "-c", KERNEL_SOURCE, json.dumps(config)],
+                cwd=work, env=env,
                 stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, pass_fds=(command_r, result_w),
                 start_new_session=True,
             )

@@ -1,7 +1,7 @@
 """Vision through code: an image question with a known answer -> a verified, pixel-free tool-use trajectory.
 
 The assistant never sees the image. It calls a ``python`` tool on the image's *file path*; the
-code (load, binarise, connected components, measure) runs for real in a ``PythonSandbox`` on that
+code (load, binarise, connected components, crop, measure) runs for real in a ``PythonSandbox`` on that
 file, each printed output becomes the tool result, and the final answer is the one the code
 printed. A trajectory is kept only when that answer matches the ground truth; otherwise it is
 rejected with the reason (a sandbox timeout or memory limit, an error, no result, a wrong answer).
@@ -46,11 +46,13 @@ PYTHON_TOOL = ToolDef(
 
 @dataclass
 class Outcome:
-    """A kept trajectory (``row``) or the reason there is none; ``predicted`` is what the code answered."""
+    """A kept trajectory (``row``) or the reason there is none; ``predicted`` is what the code answered,
+    ``network`` how its sandbox session was cut off the network (None when no session ran)."""
 
     row: dict[str, Any] | None
     reason: str | None
     predicted: str | None = None
+    network: str | None = None
 
 
 def synthesize(qa: dict[str, Any], qa_file: str, record_id: str, source: str, limits: SandboxLimits,
@@ -76,25 +78,26 @@ def synthesize(qa: dict[str, Any], qa_file: str, record_id: str, source: str, li
         return Outcome(None, str(exc))
     except (ValueError, TypeError, AttributeError) as exc:
         return Outcome(None, f"bad_field: 'params' {params!r}: {exc}")
-    outputs, problem = _execute(program, image, resolved, limits)
+    outputs, problem, network = _execute(program, image, resolved, limits)
     if problem:
-        return Outcome(None, problem)
+        return Outcome(None, problem, network=network)
     predicted = extract_result(outputs[-1])
     expected = str(qa["answer"])
     if predicted is None:
-        return Outcome(None, "no_result: the last cell printed no 'result: ...' line")
+        return Outcome(None, "no_result: the last cell printed no 'result: ...' line", network=network)
     if not answers_match(predicted, expected, tolerance):
-        return Outcome(None, f"wrong_answer: the code found {predicted!r}, the ground truth is {expected!r}", predicted)
+        return Outcome(None, f"wrong_answer: the code found {predicted!r}, the ground truth is {expected!r}", predicted,
+                       network)
     conv = _conversation(qa, image, program, outputs, predicted)
     conv.meta = {"format": "openai", "synthesis": "vision_proxy", "task": qa.get("task") or "custom",
                  "image": image, "expected": expected, "qa_id": qa.get("id")}
     row = output_row(record_id, source, conv)
     invalid = validate(conv)
     if invalid:
-        return Outcome(None, f"invalid_trajectory: {invalid}", predicted)
+        return Outcome(None, f"invalid_trajectory: {invalid}", predicted, network)
     if count_vision_parts(row, VisionScanner()):
-        return Outcome(None, "vision_in_trajectory: the trajectory text holds a vision part", predicted)
-    return Outcome(row, None, predicted)
+        return Outcome(None, "vision_in_trajectory: the trajectory text holds a vision part", predicted, network)
+    return Outcome(row, None, predicted, network)
 
 
 def _check_fields(qa: dict[str, Any]) -> str | None:
@@ -115,19 +118,21 @@ def _image_paths(image: str, qa_file: str) -> tuple[str, str]:
     return shown, resolved
 
 
-def _execute(program: Program, image: str, resolved: str, limits: SandboxLimits) -> tuple[list[str], str | None]:
+def _execute(program: Program, image: str, resolved: str,
+             limits: SandboxLimits) -> tuple[list[str], str | None, str]:
+    """The cells' outputs, the problem that stopped them (or None), and the session's network mode."""
     outputs = []
     with PythonSandbox({image: resolved}, limits) as box:
         for number, step in enumerate(program.steps, start=1):
             result = box.run(step.code)
             if not result.ok:
                 detail = (result.error or "").splitlines()[-1][:200] if result.error else result.status
-                return outputs, f"sandbox_{result.status}: step {number}: {detail}"
+                return outputs, f"sandbox_{result.status}: step {number}: {detail}", box.network
             text = result.output.rstrip("\n")
             if result.truncated_chars:
                 text += f"\n[... {result.truncated_chars} more characters not shown]"
             outputs.append(text)
-    return outputs, None
+    return outputs, None, box.network
 
 
 def _conversation(qa: dict[str, Any], image: str, program: Program, outputs: list[str], answer: str) -> Conversation:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic, write_marker
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
 from fusionforge.pipelines.core.registry import register
+from fusionforge.pipelines.core.sandbox_network import network_summary
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, set_column
 from fusionforge.pipelines.job import prepare_output
 from fusionforge.pipelines.readers.plan import plan_fingerprint
@@ -40,6 +42,7 @@ STEP = "sft_synth_vision_proxy"  # the ledger's and the report's step name
 TRAJECTORY = S.stage_column(SYNTH, "trajectory")
 PREDICTED = S.stage_column(SYNTH, "predicted")
 TASK = S.stage_column(SYNTH, "task")
+NETWORK = S.stage_column(SYNTH, "network")  # how the row's sandbox session was cut off the network
 
 
 @register
@@ -56,18 +59,20 @@ class SftSynthesize(Stage):
     def __call__(self, batch: pa.Table) -> pa.Table:
         from fusionforge.mixers.sft.synth import synthesize
 
-        trajectories, predicted, tasks, reasons = [], [], [], []
+        trajectories, predicted, tasks, networks, reasons = [], [], [], [], []
         columns = [batch.column(c).to_pylist() for c in (ROW, S.ERROR, S.INPUT_FILE, S.ID, S.SOURCE)]
         for raw, error, qa_file, record_id, source in zip(*columns):
             qa = json.loads(raw) if error is None else {}
             outcome = synthesize(qa, qa_file, record_id, source, self.limits, self.seed) if error is None else None
             trajectories.append(json.dumps(outcome.row, ensure_ascii=False) if outcome and outcome.row else None)
             predicted.append(outcome.predicted if outcome else None)
+            networks.append(outcome.network if outcome else None)
             tasks.append(str(qa.get("task") or ("custom" if "program" in qa else "unknown")) if qa else None)
             reasons.append(f"{self.name}:{outcome.reason}" if outcome and outcome.reason else None)
         batch = set_column(batch, TRAJECTORY, pa.array(trajectories, pa.large_string()))
         batch = set_column(batch, PREDICTED, pa.array(predicted, pa.string()))
         batch = set_column(batch, TASK, pa.array(tasks, pa.string()))
+        batch = set_column(batch, NETWORK, pa.array(networks, pa.string()))
         return add_drop_reasons(batch, pa.array(reasons, pa.string()))
 
 
@@ -120,7 +125,7 @@ def run_synth(cfg: SynthConfig, on_plan: Callable[[int, int], None] | None = Non
     partitions = plan(inputs, cfg.partition_kb / 1024)
     run_parts(out, RowSource(partitions, cfg.strict), [_spec(cfg)], executor=cfg.executor,
               ray_address=cfg.ray_address, num_cpus=cfg.num_cpus, on_plan=on_plan, on_partition=on_partition)
-    by_task = _write_outputs(out, part_paths(out, partitions))
+    by_task, networks = _write_outputs(out, part_paths(out, partitions))
     found = check_vision(out, VisionScanner(), ("trajectories",))
     if found["trajectories"]:
         (out / "trajectories.jsonl").unlink()
@@ -129,7 +134,8 @@ def run_synth(cfg: SynthConfig, on_plan: Callable[[int, int], None] | None = Non
     report = {
         "step": STEP, "inputs": ledger["inputs"], "kept": ledger["kept"],
         "dropped": ledger["dropped"], "failed": ledger["failed"], "reasons": ledger["reasons"], "by_task": by_task,
-        "generated_images": cfg.generate, "sandbox": {**cfg.limits(), "network": _network_mode(limits)},
+        "generated_images": cfg.generate,
+        "sandbox": {**cfg.limits(), "network_requested": limits.network, **network_summary(networks)},
         "vision_check": f"{found['trajectories']} vision parts in trajectories.jsonl",
         "outputs": {"trajectories": "trajectories.jsonl", "rejected": "rejected.jsonl", "ledger": "ledger.parquet"},
         "executor": cfg.executor, "seconds": round(time.monotonic() - started, 3),
@@ -147,18 +153,12 @@ def _spec(cfg: SynthConfig):
     return StageSpec(SftSynthesize, {"limits": cfg.limits(), "seed": cfg.seed})
 
 
-def _network_mode(limits: SandboxLimits) -> str:
-    from fusionforge.mixers.sft.sandbox import network_namespace_available
-
-    if limits.network == "auto":
-        return "namespace (unshare -n)" if network_namespace_available() else "block (sockets disabled in-process)"
-    return limits.network
-
-
-def _write_outputs(out: Path, paths: list[Path]) -> dict[str, dict[str, int]]:
+def _write_outputs(out: Path, paths: list[Path]) -> tuple[dict[str, dict[str, int]], Counter]:
+    """Write the outputs; return the counts per task and the sandbox sessions per network mode."""
     by_task: dict[str, dict[str, int]] = {}
+    networks: Counter = Counter()
     columns = [S.ID, S.SOURCE, S.MODALITY, S.INPUT_FILE, S.INPUT_POSITION, S.DROP_REASON, S.ERROR, ROW, TRAJECTORY,
-               PREDICTED, TASK]
+               PREDICTED, TASK, NETWORK]
     with atomic_path(out / "trajectories.jsonl") as kept_tmp, atomic_path(out / "rejected.jsonl") as rejected_tmp, \
             atomic_path(out / "ledger.parquet") as ledger_tmp, open(kept_tmp, "w", encoding="utf-8") as kept, \
             open(rejected_tmp, "w", encoding="utf-8") as rejected, \
@@ -167,6 +167,8 @@ def _write_outputs(out: Path, paths: list[Path]) -> dict[str, dict[str, int]]:
             table = pa.Table.from_batches([batch])
             ledger.write_table(ledger_rows(table, STEP))
             for row in table.to_pylist():
+                if row[NETWORK] is not None:
+                    networks[row[NETWORK]] += 1
                 entry = by_task.setdefault(row[TASK] or "unreadable", {"inputs": 0, "kept": 0, "rejected": 0})
                 entry["inputs"] += 1
                 if row[TRAJECTORY] is not None and row[S.DROP_REASON] is None and row[S.ERROR] is None:
@@ -179,4 +181,4 @@ def _write_outputs(out: Path, paths: list[Path]) -> dict[str, dict[str, int]]:
                     "input_position": row[S.INPUT_POSITION], "reason": row[S.ERROR] or row[S.DROP_REASON],
                     "predicted": row[PREDICTED], "qa": json.loads(row[ROW]) if row[ROW] else None,
                 }, ensure_ascii=False) + "\n")
-    return by_task
+    return by_task, networks

@@ -43,5 +43,6 @@ class RetryableError(FusionforgeError):
 class MissingDependency(ConfigError):
     """An optional extra is not installed; the message gives the pip line to run."""
 
-    def __init__(self, module: str, extra: str) -> None:
-        super().__init__(f"{module!r} is not installed; run: pip install 'fusionforge[{extra}]'")
+    def __init__(self, module: str, extra: str, hint: str = "") -> None:
+        super().__init__(f"{module!r} is not installed; run: pip install 'fusionforge[{extra}]'"
+                         + (f" ({hint})" if hint else ""))

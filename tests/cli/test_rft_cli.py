@@ -61,3 +61,33 @@ def test_bad_options_are_clear_errors(tmp_path):
                                       "--endpoint", "http://127.0.0.1:9/v1", "--round-k-factor", "0.5"])
     assert result.exit_code == 1 and "round-k-factor" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_the_code_sandbox_network_mode_is_reported_and_block_is_a_warning(tmp_path):
+    from fusionforge.pipelines.core.sandbox_network import BLOCK_WARNING, LABELS, resolve_network_mode
+
+    prompts = tmp_path / "code.jsonl"
+    prompts.write_text(json.dumps({"id": "add", "question": "Write add(a, b).", "task": "code",
+                                   "answer": "assert add(2, 3) == 5"}) + "\n")
+    answer = "```python\ndef add(a, b):\n    return a + b\n```"
+    with ScriptedServer(lambda call: Reply(answer)) as server:
+        common = ["rft", "run", str(prompts), "--endpoint", server.url, "--model", "scripted", "-k", "2",
+                  "--verifier-workers", "1"]
+        as_json = CliRunner().invoke(cli, [*common, "-o", str(tmp_path / "auto"), "--json"])
+        blocked = CliRunner().invoke(cli, [*common, "-o", str(tmp_path / "block"),
+                                           "--verify-options", '{"code": {"network": "block"}}'])
+        refused = CliRunner().invoke(cli, [*common, "-o", str(tmp_path / "bad"),
+                                           "--verify-options", '{"code": {"network": "internet"}}'])
+    assert as_json.exit_code == 0, as_json.output
+    mode = resolve_network_mode("auto")
+    warning = None if mode == "namespace" else BLOCK_WARNING
+    assert json.loads(as_json.stdout)["code_sandbox"] == {"network": LABELS[mode], "runs_by_network": {mode: 2},
+                                                          "warning": warning}
+    assert blocked.exit_code == 0, blocked.output
+    flat = " ".join(blocked.output.split())
+    assert "code verifier sandbox network: block (sockets disabled in-process only) [2 runs]" in flat
+    assert "warning: the sandboxed code ran with the network blocked only inside Python" in flat
+    assert """--verify-options '{"code": {"network": "namespace"}}' refuses to run without one""" in flat
+    report = json.loads((tmp_path / "block" / "report.json").read_text())
+    assert report["code_sandbox"]["runs_by_network"] == {"block": 2} and report["code_sandbox"]["warning"]
+    assert refused.exit_code == 1 and "code.network" in refused.output and not (tmp_path / "bad").exists()

@@ -34,6 +34,9 @@ def test_cli_errors_are_clean(tmp_path):
     result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
                                       "--val-fraction", "2"])
     assert result.exit_code != 0 and "--val-fraction must be in [0, 1)" in result.output
+    result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
+                                      "--max-tokens", "4096"])
+    assert result.exit_code != 0 and "give --tokenizer PATH" in result.output and not (tmp_path / "o").exists()
     result = CliRunner().invoke(cli, ["sft", "synth-vision-proxy", "-o", str(tmp_path / "p"), "--executor", "local"])
     assert result.exit_code != 0 and "--generate N" in result.output
 
@@ -44,3 +47,32 @@ def test_strict_stops_at_the_first_unreadable_row(tmp_path):
     result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
                                       "--strict"])
     assert result.exit_code != 0 and f"{chats}:2" in result.output and "unknown_format" in result.output
+
+
+def test_the_mixture_example_in_the_help_is_a_mixture_file_that_parses(tmp_path):
+    import re
+
+    from fusionforge.mixers.mixture import load_mixture
+
+    shown = " ".join(CliRunner().invoke(cli, ["sft", "build", "--help"]).output.split())
+    start = shown.index("--mixture FILE")
+    mixture_help = shown[start:shown.index("--decontaminate", start)]
+    assert "weight" not in mixture_help
+    example = re.search(r"e\.g\. '([^']+)'", mixture_help).group(1)
+    path = tmp_path / "sft_mix.yaml"
+    path.write_text(example + "\n")
+    mixture = load_mixture(path)
+    assert {name: (s.proportion, s.max_epochs) for name, s in mixture.sources.items()} == {
+        "chat": (0.7, None), "proxy": (0.3, 4)}
+
+
+def test_synthesis_says_how_the_sandbox_was_cut_off_and_warns_for_block(tmp_path):
+    result = CliRunner().invoke(cli, ["sft", "synth-vision-proxy", "--generate", "1", "--tasks", "count", "-o",
+                                      str(tmp_path / "p"), "--executor", "local", "--network", "block"])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "sandbox network: block (sockets disabled in-process only) [1 run]" in flat
+    assert "warning: the sandboxed code ran with the network blocked only inside Python" in flat
+    assert "--network namespace refuses to run without one" in flat
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    assert report["sandbox"]["network_requested"] == "block" and report["sandbox"]["runs_by_network"] == {"block": 1}

@@ -1,9 +1,12 @@
 """The Ray Data LLM (vLLM) client: its row mapping, and a clear refusal where vllm is not installed."""
 
+import json
 import sys
 
 import pytest
-from fusionforge.pipelines.core.errors import ConfigError
+from click.testing import CliRunner
+from fusionforge.cli.main import cli
+from fusionforge.pipelines.core.errors import MissingDependency
 from fusionforge.rft.clients import SampleRequest, Sampling
 from fusionforge.rft.ray_vllm_client import RayVLLMClient, request_rows, result_from_row
 
@@ -30,7 +33,20 @@ def test_output_rows_become_results():
     assert failed.error_kind == "engine_error" and "out of memory" in failed.error and failed.text is None
 
 
-def test_without_vllm_the_client_refuses_with_the_fix(monkeypatch):
-    monkeypatch.setitem(sys.modules, "vllm", None)  # as on a machine without vllm (this one has none anyway)
-    with pytest.raises(ConfigError, match="pip install vllm"):
+@pytest.mark.parametrize("missing", ["vllm", "ray.data.llm"])
+def test_without_the_engine_the_client_refuses_and_names_the_extra(monkeypatch, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # as on a machine without it (this one has neither)
+    with pytest.raises(MissingDependency, match=r"pip install 'fusionforge\[ray-vllm\]'.*--client openai"):
         RayVLLMClient("some/model")
+
+
+def test_the_cli_names_the_extra_and_checks_engine_kwargs(monkeypatch, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"id": "a", "question": "1 + 1?", "answer": 2, "task": "numeric"}) + "\n")
+    run = ["rft", "run", str(prompts), "-o", str(tmp_path / "out"), "--client", "ray-vllm", "--model", "m"]
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    result = CliRunner().invoke(cli, run)
+    assert result.exit_code != 0 and "fusionforge[ray-vllm]" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(cli, [*run, "--engine-kwargs", "{tensor_parallel_size: 2}"])
+    assert result.exit_code != 0 and "--engine-kwargs is not valid JSON" in result.output
+    assert not (tmp_path / "out").exists()

@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+from fusionforge.pipelines.core.sandbox_network import resolve_network_mode
 from fusionforge.rft.verifiers import run_verifier
 from fusionforge.rft.verify_code import run_sandboxed
 
@@ -57,3 +59,21 @@ def test_sandbox_runs_in_a_clean_folder_and_environment():
 def test_missing_code_block_fails():
     verdict = run_verifier("code", "def add(a, b): return a + b", "assert add(1, 2) == 3")
     assert verdict.status == "fail" and "no ```python code block" in verdict.detail
+
+
+@pytest.mark.parametrize("mode", ["auto", "block"])
+def test_candidate_code_has_no_network_and_the_verdict_says_how(listening_server, mode):
+    port, accepted = listening_server
+    expected = resolve_network_mode(mode)
+    time.sleep(0.3)
+    before = len(accepted)
+    reach = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).close()\nprint('connected')"
+    result = run_sandboxed(reach, time_limit_s=5, network=mode)
+    verdict = run_verifier("code", f"```python\n{reach}\n```", "assert True", {"network": mode})
+    passing = run_verifier("code", ADD, "assert add(1, 2) == 3", {"network": mode})
+    time.sleep(0.3)
+    assert result.returncode != 0 and "connected" not in result.stdout and result.network == expected
+    assert verdict.status == "fail" and verdict.sandbox_network == expected
+    assert passing.status == "pass" and passing.sandbox_network == expected
+    assert len(accepted) == before
+    assert run_verifier("code", "no code here", "assert True", {"network": mode}).sandbox_network is None

@@ -151,7 +151,9 @@ def test_bad_settings_fail_before_any_work(inputs, tmp_path):
         run_build(config(inputs, tmp_path / "b", mixture=str(mix)))
     with pytest.raises(ConfigError, match="tokenizer"):
         run_build(config(inputs, tmp_path / "c", tokenizer=str(tmp_path / "missing.json")))
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(ConfigError, match=r"--max-tokens .* give --tokenizer PATH"):  # no length check by estimate
+        run_build(config(inputs, tmp_path / "d", max_tokens=150))
+    assert not any((tmp_path / name).exists() for name in "abd")
 
 
 def test_a_crashed_run_resumes_to_the_same_outputs(inputs, tmp_path, monkeypatch):

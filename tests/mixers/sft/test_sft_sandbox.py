@@ -1,10 +1,10 @@
 import socket
-import threading
 import time
 
 import pytest
-from fusionforge.mixers.sft.sandbox import PythonSandbox, SandboxLimits, network_namespace_available
+from fusionforge.mixers.sft.sandbox import PythonSandbox, SandboxLimits
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.sandbox_network import network_namespace_available
 
 
 def test_cells_run_for_real_and_keep_state(tmp_path):
@@ -63,30 +63,6 @@ def test_process_exit_is_reported():
     with PythonSandbox() as box:
         result = box.run("import os\nos._exit(3)")
     assert result.status == "crashed" and "code 3" in result.error
-
-
-@pytest.fixture
-def listening_server():
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.settimeout(0.2)
-    accepted = []
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept())
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], accepted
-    stop.set()
-    thread.join()
-    server.close()
 
 
 @pytest.mark.parametrize("mode", ["auto", "block"])

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -10,6 +11,7 @@ from fusionforge.mixers.sft.synth_images import PALETTE, generate
 from fusionforge.mixers.sft.synth_job import SynthConfig, run_synth
 from fusionforge.mixers.sft.validate import validate
 from fusionforge.mixers.sft.vision import VisionScanner, count_vision_parts
+from fusionforge.pipelines.core.sandbox_network import LABELS, resolve_network_mode
 from PIL import Image, ImageDraw
 
 
@@ -41,6 +43,10 @@ def test_generated_questions_become_verified_zero_vision_trajectories(synthesize
     assert {t: c["kept"] for t, c in report["by_task"].items()} == {"count": 2, "compare_sizes": 2, "bar_value": 2,
                                                                     "locate": 2}
     assert report["vision_check"] == "0 vision parts in trajectories.jsonl"
+    mode = resolve_network_mode("auto")  # what each session really got on this machine, counted per session
+    assert report["sandbox"]["network_requested"] == "auto" and report["sandbox"]["runs_by_network"] == {mode: 8}
+    assert report["sandbox"]["network"] == LABELS[mode]
+    assert (report["sandbox"]["warning"] is None) == (mode == "namespace")
     for trajectory in trajectories:
         qa = truth[trajectory["meta"]["qa_id"]]
         printed = extract_result(tool_outputs(trajectory)[-1])
@@ -78,6 +84,26 @@ def test_the_code_reads_the_pixels(synthesized, tmp_path):
     with PythonSandbox({qa["image"]: changed}) as box:
         outputs = [box.run(code).output for code in code_cells(trajectory)]
     assert extract_result(outputs[-1]) == str(int(qa["answer"]) + 1)
+
+
+def test_compare_sizes_crops_each_shape_and_measures_it_in_the_crop(synthesized):
+    out, _ = synthesized
+    truth = {q["id"]: q for q in read_jsonl(out / "qa.jsonl")}
+    compared = [t for t in read_jsonl(out / "trajectories.jsonl") if t["meta"]["task"] == "compare_sizes"]
+    assert len(compared) == 2
+    for trajectory in compared:
+        qa = truth[trajectory["meta"]["qa_id"]]
+        calls = [c for m in trajectory["messages"] for c in m.get("tool_calls") or []]
+        cells = [json.loads(c["function"]["arguments"])["code"] for c in calls]
+        crop_at = next(i for i, code in enumerate(cells) if ".crop(" in code)
+        result = next(m["content"] for m in trajectory["messages"] if m.get("tool_call_id") == calls[crop_at]["id"])
+        with PythonSandbox({qa["image"]: out / qa["image"]}) as box:
+            printed = [box.run(code).output.rstrip("\n") for code in cells[:crop_at + 1]][-1]
+        assert printed == result  # the tool result is what the crop cell printed when it ran on the image
+        measured = dict(re.findall(r"^(left|right) crop \d+x\d+: (\d+) shape pixels", result, re.MULTILINE))
+        assert [int(measured["left"]), int(measured["right"])] == qa["params"]["areas"]  # drawn-alone pixel counts
+        assert extract_result(result) == qa["answer"]
+        assert trajectory["messages"][-1]["content"] == f"The shape on the {qa['answer']} is larger."
 
 
 def draw_red_circles(path, centres):
@@ -133,6 +159,8 @@ def test_user_qa_files_keep_right_answers_and_reject_everything_else_with_a_reas
     assert reasons["mine/user_qa.jsonl#11"].startswith("read:malformed_json")
     ledger = pq.read_table(out / "ledger.parquet").to_pylist()
     assert len(ledger) == len(rows) == report["inputs"] == report["kept"] + report["dropped"] + report["failed"]
+    # only rows that reached a sandbox count: right, wrong-truth, loops, hogs and custom
+    assert report["sandbox"]["runs_by_network"] == {resolve_network_mode("auto"): 5}
 
 
 @pytest.mark.ray
