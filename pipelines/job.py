@@ -93,9 +93,9 @@ def _rerun_repeated_ids(job: Job, partitions: list[int], writer: Callable, execu
     Partitions run independently, so a repeat across two of them shows only once both are written.
     The rerun gives the later records their position-derived ids (``Source.avoiding``), exactly what
     one partition holding both would have done. Its marker is removed first, so a run killed here
-    resumes by writing the partition again and finding the same repeat. Ids taken accumulate: a
-    rerun can only reuse ids that no earlier partition gives up, so the loop ends (one round in
-    practice, a second only when a position-derived id equals an own id of a later partition).
+    resumes by writing the partition again and finding the same repeat. Taken ids accumulate over
+    rounds, and an id once used by a partition stays used by it or an earlier one, so the loop ends:
+    one round in practice, more only when a position-derived id equals another record's own id.
     """
     taken: dict[int, set[str]] = {}
     reruns = 0
