@@ -29,13 +29,15 @@ from fusionforge.pipelines.readers.plan import FORMATS
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--caption-field", default="caption", show_default=True)
 @click.option("--image-field", default="image", show_default=True)
+@click.option("--video-field", default="video", show_default=True,
+              help="Pairs listings: a row without the image field but with this one is a video record.")
 @click.option("--parts-field", default="parts", show_default=True, help="Interleaved documents' list of parts.")
 @executor_options
 @run_options
 @library_errors
 def shard(inputs, output, fmt, shard_size_mb, shard_count, partition_mb, shuffle, max_pixels, video_check, timeout_s,
-          id_field, text_field, caption_field, image_field, parts_field, executor, ray_address, num_cpus, seed, resume,
-          strict, as_json):
+          id_field, text_field, caption_field, image_field, video_field, parts_field, executor, ray_address, num_cpus,
+          seed, resume, strict, as_json):
     """Ingest text, image-text pairs, interleaved documents and videos into WebDataset shards.
 
     Each INPUT is PATH or NAME=PATH (a file, a directory or a glob; .jsonl may be .gz/.zst).
@@ -50,7 +52,7 @@ def shard(inputs, output, fmt, shard_size_mb, shard_count, partition_mb, shuffle
     from fusionforge.pipelines.shard import ShardConfig, run_shard
 
     reader = ReaderOptions(id_field=id_field, text_field=text_field, caption_field=caption_field,
-                           image_field=image_field, parts_field=parts_field, strict=strict)
+                           image_field=image_field, video_field=video_field, parts_field=parts_field, strict=strict)
     cfg = ShardConfig(
         inputs=tuple(inputs), output=output, format=fmt, shard_size_mb=shard_size_mb or None, shard_count=shard_count,
         partition_mb=partition_mb, shuffle=shuffle, seed=seed, strict=strict, resume=resume,

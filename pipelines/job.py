@@ -19,11 +19,18 @@ from typing import Any
 
 from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import WORK_DIR, read_marker, write_json_atomic
+from fusionforge.pipelines.core.io import WORK_DIR, marker_path, read_marker, write_json_atomic
 from fusionforge.pipelines.core.ledger import ledger_summary
-from fusionforge.pipelines.core.runner import Source, make_executor
+from fusionforge.pipelines.core.runner import Executor, Source, make_executor
 from fusionforge.pipelines.core.stage import StageSpec
-from fusionforge.pipelines.writers.manifest import LEDGER, MANIFEST, merge_parts, remove_parts, unify_rejected
+from fusionforge.pipelines.writers.manifest import (
+    LEDGER,
+    MANIFEST,
+    ids_used_earlier,
+    merge_parts,
+    remove_parts,
+    unify_rejected,
+)
 from fusionforge.pipelines.writers.webdataset_writer import ShardLayout, write_partition
 
 SUCCESS = "_SUCCESS"
@@ -63,18 +70,45 @@ def run_job(job: Job, on_partition: Callable[[dict[str, Any]], None] | None = No
     todo = [p for p in partitions if read_marker(out, f"partition-{p:06d}") is None]
     if on_plan:
         on_plan(len(partitions), len(partitions) - len(todo))
+    writer = partial(write_partition, job.layout)
+    executor = make_executor(job.executor, job.ray_address, job.num_cpus) if todo else None
     if todo:
-        executor = make_executor(job.executor, job.ray_address, job.num_cpus)
-        executor.run(job.source, job.stages, partial(write_partition, job.layout), todo, on_partition)
+        executor.run(job.source, job.stages, writer, todo, on_partition)
+    rerun = _rerun_repeated_ids(job, partitions, writer, executor)
     summaries = [read_marker(out, f"partition-{p:06d}") for p in partitions]
     merged = merge_parts(out, partitions)
     unify_rejected(out)
     report = _report(job, summaries, merged, time.monotonic() - started)
+    report.update(skipped_partitions=len(partitions) - len(todo), rerun_partitions=rerun)
     dump_config(out / "config.yaml", {**job.config, "stages": [s.describe() for s in job.stages]})
     write_json_atomic(out / REPORT, report)
     (out / SUCCESS).write_text("ok\n")
     remove_parts(out)
     return report
+
+
+def _rerun_repeated_ids(job: Job, partitions: list[int], writer: Callable, executor: Executor | None) -> int:
+    """Rerun the partitions that use ids of earlier partitions, with those ids taken; return how many reruns.
+
+    Partitions run independently, so a repeat across two of them shows only once both are written.
+    The rerun gives the later records their position-derived ids (``Source.avoiding``), exactly what
+    one partition holding both would have done. Its marker is removed first, so a run killed here
+    resumes by writing the partition again and finding the same repeat. Taken ids accumulate over
+    rounds, and an id once used by a partition stays used by it or an earlier one, so the loop ends:
+    one round in practice, more only when a position-derived id equals another record's own id.
+    """
+    taken: dict[int, set[str]] = {}
+    reruns = 0
+    while repeats := ids_used_earlier(job.out, partitions):
+        for partition, ids in repeats.items():
+            taken.setdefault(partition, set()).update(ids)
+        source = job.source.avoiding({p: frozenset(ids) for p, ids in taken.items()})
+        for partition in repeats:
+            marker_path(job.out, f"partition-{partition:06d}").unlink(missing_ok=True)
+        executor = executor or make_executor(job.executor, job.ray_address, job.num_cpus)
+        executor.run(source, job.stages, writer, sorted(repeats))
+        reruns += len(repeats)
+    return reruns
 
 
 def prepare_output(out: Path, fingerprint: dict[str, Any], resume: bool) -> bool:
@@ -115,7 +149,7 @@ def _report(job: Job, summaries: list[dict[str, Any]], merged: dict[str, Any], s
         "shards": sum(len(s["shards"]) for s in summaries),
         "shard_bytes": sum(s["bytes"] for s in summaries),
         "manifest_rows": merged["manifest"],
-        "duplicate_ids_across_partitions": merged["duplicate_ids_across_partitions"],
+        "repeated_ids": sum(s.get("repeated_ids", 0) for s in summaries),
         "partitions": len(summaries),
         "seconds": round(seconds, 3),
         "executor": job.executor,

@@ -8,7 +8,7 @@ marker is written after its shards and parts, and ``--resume`` skips partitions 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from fusionforge.pipelines.core.runner import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.job import Job, run_job
 from fusionforge.pipelines.readers import read_file
-from fusionforge.pipelines.readers.base import ReaderOptions
+from fusionforge.pipelines.readers.base import ReaderOptions, claim_id
 from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_fingerprint, plan_partitions
 from fusionforge.pipelines.stages.finalize import FinalizeRecords
 from fusionforge.pipelines.stages.probe_media import ProbeMedia
@@ -62,20 +62,33 @@ class ShardConfig:
 
 
 class IngestSource(Source):
-    """Partitions of raw input files, read by the reader of each file's format."""
+    """Partitions of raw input files, read by the reader of each file's format.
 
-    def __init__(self, partitions: list[Partition], options: ReaderOptions, batch_rows: int = 1024) -> None:
+    Record ids are unique across the whole input: a record whose id an earlier record of its
+    partition uses gets its position-derived id (``claim_id``). Ids that *earlier partitions* use
+    are only known once they have run; ``avoiding`` gives the source that also treats those as used
+    (the job reruns the partitions concerned with it), so the outcome never depends on partitioning.
+    """
+
+    def __init__(self, partitions: list[Partition], options: ReaderOptions, batch_rows: int = 1024,
+                 taken: Mapping[int, frozenset[str]] | None = None) -> None:
         self._partitions = {p.index: p for p in partitions}
         self._options = options
         self._batch_rows = batch_rows
+        self._taken = dict(taken or {})
 
     def partitions(self) -> list[int]:
         return sorted(self._partitions)
 
+    def avoiding(self, taken: Mapping[int, frozenset[str]]) -> IngestSource:
+        return IngestSource(list(self._partitions.values()), self._options, self._batch_rows, taken)
+
     def read(self, partition: int) -> Iterator[pa.Table]:
         rows: list[dict[str, Any]] = []
+        used = set(self._taken.get(partition, ()))
         for file in self._partitions[partition].files:
             for row in read_file(file, self._options):
+                claim_id(row, file, used)
                 rows.append(row)
                 if len(rows) >= self._batch_rows:
                     yield pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA)

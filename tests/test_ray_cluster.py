@@ -7,13 +7,13 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
-RAY = str(Path(sys.executable).with_name("ray"))
+# the interpreter running the tests, not the `ray` script: a copied venv keeps the shebang of the one it came from
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]
 
 
 def _free_port() -> int:
@@ -34,13 +34,13 @@ def two_node_cluster():
     port = _free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+    head = subprocess.Popen([*RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
                              "--include-dashboard=false", *common], env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     worker = None
     try:
         time.sleep(5)
-        worker = subprocess.Popen([RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
+        worker = subprocess.Popen([*RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
                                   env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 90
         while _alive_nodes(address) < 2:

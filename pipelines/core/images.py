@@ -14,10 +14,11 @@ DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (about 
 
 
 class BadImage(ValueError):
-    """An image that cannot or must not be decoded; ``reason`` is a short code."""
+    """An image that cannot or must not be decoded; ``reason`` is a short code, ``detail`` the rest."""
 
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason
+        self.detail = detail
         super().__init__(f"{reason}: {detail}")
 
 

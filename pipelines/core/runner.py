@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from fusionforge.pipelines.core.errors import SchemaError
 from fusionforge.pipelines.core.stage import Stage, StageSpec
 
 PARTITION_COL = "_partition"
@@ -38,6 +39,17 @@ class Source(ABC):
     @abstractmethod
     def read(self, partition: int) -> Iterator[pa.Table]:
         """Record batches of one partition, in input order."""
+
+    def avoiding(self, taken: Mapping[int, frozenset[str]]) -> Source:
+        """This source, with partition ``p`` giving new ids to records whose ids are in ``taken[p]``.
+
+        ``taken[p]`` holds ids that earlier partitions use. Only a source that assigns ids (raw
+        inputs) can do this; records that already carry ids (an earlier output) cannot be renamed,
+        so an id repeated there is an error.
+        """
+        partition, ids = min(taken.items())
+        raise SchemaError(f"id {min(ids)!r} of partition {partition} is also used by an earlier partition of the "
+                          "input; ids must be unique (was the input written by fusionforge?)")
 
 
 def tag_batches(partition: int, batches: Iterator[pa.Table]) -> Iterator[pa.Table]:

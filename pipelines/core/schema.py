@@ -99,11 +99,24 @@ def stage_column(stage: str, field: str) -> str:
     return f"{stage}__{field}"
 
 
-def content_hash(modality: str, text: str | None, media_hashes: list[str | None]) -> str:
-    """sha256 over what the record holds (text and media bytes' hashes), not where it came from."""
+def content_hash(modality: str, text: str | None, media_hashes: list[str | None],
+                 segments: list[dict] | None = None) -> str:
+    """sha256 over what the record holds (text and media bytes' hashes), not where it came from.
+
+    An interleaved document is hashed part by part, in order (each part's type, then its text or its
+    media's hash, length-prefixed): the same parts in another order are another document.
+    """
     digest = hashlib.sha256()
     digest.update(modality.encode())
     digest.update(b"\x00")
+    if segments:
+        for segment in segments:
+            index = segment.get("media_index")
+            payload = segment.get("text") if index is None else media_hashes[index]
+            for value in (segment.get("type") or "", payload or ""):
+                data = value.encode("utf-8")
+                digest.update(b"%d:" % len(data) + data)
+        return digest.hexdigest()
     digest.update((text or "").encode("utf-8"))
     for media_hash in media_hashes:
         digest.update(b"\x00")

@@ -25,10 +25,11 @@ DEFAULT_TIMEOUT_S = 60.0
 
 
 class BadVideo(ValueError):
-    """A video that ffprobe/ffmpeg rejects; ``reason`` is a short code."""
+    """A video that ffprobe/ffmpeg rejects; ``reason`` is a short code, ``detail`` the rest."""
 
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason
+        self.detail = detail
         super().__init__(f"{reason}: {detail}")
 
 

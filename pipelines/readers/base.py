@@ -89,6 +89,28 @@ def derived_id(file: InputFile, position: int) -> str:
     return f"{file.source}/{file.rel}#{position}"
 
 
+def claim_id(row: dict[str, Any], file: InputFile, used: set[str]) -> None:
+    """Make the row's id one that no earlier record uses, and add it to ``used``.
+
+    The first record (in input order) with an id keeps it. A later one gets its position-derived id
+    (``{source}/{file}#{position}``; ``~2``, ``~3``... in the odd case that an own id already looks
+    like that), and ``meta.repeated_id`` names the id it would have had; ``meta.input_id`` still holds
+    the input's own id. The rule depends on input order only, never on how inputs were partitioned.
+    """
+    record_id = row[S.ID]
+    if record_id in used:
+        base = derived_id(file, row[S.INPUT_POSITION])
+        new_id, copy = base, 1
+        while new_id in used:
+            copy += 1
+            new_id = f"{base}~{copy}"
+        meta = json.loads(row[S.META] or "{}")
+        meta["repeated_id"] = record_id
+        row[S.META] = json.dumps(meta, ensure_ascii=False, sort_keys=True)
+        row[S.ID] = record_id = new_id
+    used.add(record_id)
+
+
 def failed_row(file: InputFile, position: int, error: str, modality: str = "text",
                options: ReaderOptions | None = None, own_id: Any = None) -> dict[str, Any]:
     """A row for an input that could not be read; raises instead under ``strict``."""

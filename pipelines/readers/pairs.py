@@ -1,7 +1,9 @@
-"""Image-text pairs from JSONL or Parquet: a local image path (or embedded bytes) and a caption.
+"""Image-text and video-text pairs from JSONL or Parquet: a local media path (or embedded bytes) and a caption.
 
 The image field may be a path string (relative paths resolve against the listing file's folder)
-or a Hugging Face style struct ``{"bytes": ..., "path": ...}``. A missing file is a failed row.
+or a Hugging Face style struct ``{"bytes": ..., "path": ...}``. A row without the image field but
+with the video field (WebVid-style listings) is a video record; videos must be files. A missing
+file is a failed row.
 """
 
 from __future__ import annotations
@@ -25,18 +27,26 @@ from fusionforge.pipelines.readers.base import (
 
 
 def read_pairs(file: InputFile, options: ReaderOptions) -> Iterator[dict[str, Any]]:
-    """One image record per row."""
+    """One image record per row with ``options.image_field``, else one video record per row with ``video_field``."""
     for position, row in iter_structured(file):
         if isinstance(row, str):
             yield failed_row(file, position, row, Modality.IMAGE, options)
             continue
-        media = image_from_field(row.get(options.image_field), file.path)
+        if options.image_field in row:
+            modality, field = Modality.IMAGE, options.image_field
+        elif options.video_field in row:
+            modality, field = Modality.VIDEO, options.video_field
+        else:
+            missing = f"missing_field: no {options.image_field!r} or {options.video_field!r} path"
+            yield failed_row(file, position, missing, Modality.IMAGE, options, row.get(options.id_field))
+            continue
+        media = image_from_field(row[field], file.path, modality.value)
         if isinstance(media, str):
-            yield failed_row(file, position, media, Modality.IMAGE, options, row.get(options.id_field))
+            yield failed_row(file, position, media, modality, options, row.get(options.id_field))
             continue
         caption = row.get(options.caption_field, row.get(options.text_field))
-        used = {options.image_field, options.caption_field, options.text_field, options.id_field}
-        yield record_row(file, position, Modality.IMAGE, caption if isinstance(caption, str) else "",
+        used = {options.image_field, options.video_field, options.caption_field, options.text_field, options.id_field}
+        yield record_row(file, position, modality, caption if isinstance(caption, str) else "",
                          media=[media], meta=split_meta(row, used), own_id=row.get(options.id_field))
 
 

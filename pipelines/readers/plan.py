@@ -186,7 +186,7 @@ def _detect_structured(path: Path) -> str:
         if isinstance(row, dict):
             if isinstance(row.get(options.parts_field), list) or ("texts" in row and "images" in row):
                 return "interleaved"
-            if options.image_field in row:
+            if options.image_field in row or options.video_field in row:
                 return "pairs"
             return "text"
     raise ConfigError(f"cannot tell the format of {path}: no readable row; pass --format")

@@ -22,14 +22,15 @@ class FinalizeRecords(Stage):
         modalities = batch.column(S.MODALITY).to_pylist()
         texts = batch.column(S.TEXT).to_pylist()
         media = batch.column(S.MEDIA).to_pylist()
+        segments = batch.column(S.SEGMENTS).to_pylist()
         errors = batch.column(S.ERROR).to_pylist()
         hashes, reasons = [], []
-        for modality, text, items, error in zip(modalities, texts, media, errors):
+        for modality, text, items, parts, error in zip(modalities, texts, media, segments, errors):
             if error is not None:
                 hashes.append(None)
                 reasons.append(None)
                 continue
-            hashes.append(content_hash(modality, text, [m["sha256"] for m in items or []]))
+            hashes.append(content_hash(modality, text, [m["sha256"] for m in items or []], parts))
             blank = modality == S.Modality.TEXT and not (text or "").strip()
             reasons.append(f"{self.name}:empty_text" if blank else None)
         batch = set_column(batch, S.CONTENT_HASH, pa.array(hashes, pa.string()))

@@ -50,10 +50,12 @@ class ProbeMedia(Stage):
                     self._probe(item)
             except (BadImage, BadVideo, OSError) as exc:
                 reason = getattr(exc, "reason", "unreadable_media")
-                uri = next((m["uri"] for m in media if m.get("sha256") is None), "")
+                detail = getattr(exc, "detail", f"{type(exc).__name__}: {exc}")
+                failing = next((m for m in media if m.get("sha256") is None), media[-1])
+                uri = failing["uri"] or ""
                 if self.strict:
-                    raise BadRecord(f"{reason}: {exc}", where=uri) from exc
-                errors[row] = f"probe:{reason}: {exc} ({uri})"
+                    raise BadRecord(f"{reason}: {detail}", where=_where(batch, row, failing)) from exc
+                errors[row] = f"probe:{reason}: {detail} ({uri})"
         batch = set_column(batch, S.MEDIA, pa.array(media_lists, pa.list_(S.MEDIA_TYPE)))
         return set_column(batch, S.ERROR, pa.array(errors, pa.string()))
 
@@ -78,6 +80,15 @@ class ProbeMedia(Stage):
         item.update(width=info.width, height=info.height, duration_s=info.duration_s, fps=info.fps,
                     n_frames=info.n_frames, codec=info.codec)
         item["sha256"] = file_sha256(item["uri"], item["offset"], item["size"])
+
+
+def _where(batch: pa.Table, row: int, item: dict[str, Any]) -> str:
+    """Where the bad media is: ``listing:line: media path``; a media file read on its own is just its
+    path, a member of an input tar is ``tar:sample``."""
+    listing, position = batch.column(S.INPUT_FILE)[row].as_py(), batch.column(S.INPUT_POSITION)[row].as_py()
+    if item["uri"] != listing:
+        return f"{listing}:{position}: {item['uri']}"
+    return listing if item.get("offset") is None else f"{listing}:{position}"
 
 
 def file_sha256(uri: str, offset: int | None, size: int | None) -> str:

@@ -24,14 +24,40 @@ LEDGER = "ledger.parquet"
 
 
 def merge_parts(out_dir: str | Path, partitions: list[int]) -> dict[str, Any]:
-    """Write the merged files; return row counts and the number of ids used in two partitions."""
+    """Write the merged files; return their row counts."""
     out = Path(out_dir)
     counts = {}
     for kind, final in (("manifest", MANIFEST), ("ledger", LEDGER)):
         paths = [out / PARTS_DIR / f"{kind}-{p:06d}.parquet" for p in partitions]
         counts[kind] = _concat(paths, out / final)
-    counts["duplicate_ids_across_partitions"] = count_duplicate_ids(out / LEDGER)
     return counts
+
+
+def ids_used_earlier(out_dir: str | Path, partitions: list[int]) -> dict[int, frozenset[str]]:
+    """Per partition, the ids of its ledger part that a ledger part of an earlier partition also holds.
+
+    Ids are compared by 64-bit hash first (8 bytes per record in memory); only the partitions that
+    hold a hash seen in two partitions are read again, and their ids with such hashes compared exactly.
+    """
+    paths = [Path(out_dir) / PARTS_DIR / f"ledger-{p:06d}.parquet" for p in partitions]
+    hashes = [np.unique(_id_hashes(pq.read_table(path, columns=[S.ID]).column(0))) for path in paths]
+    if not hashes:
+        return {}
+    values = np.sort(np.concatenate(hashes))
+    repeated = np.unique(values[1:][values[1:] == values[:-1]])
+    if not len(repeated):
+        return {}
+    used: set[str] = set()
+    found: dict[int, frozenset[str]] = {}
+    for partition, path, unique_hashes in zip(partitions, paths, hashes):
+        if not np.isin(unique_hashes, repeated).any():
+            continue
+        ids = pq.read_table(path, columns=[S.ID]).column(0)
+        candidates = set(ids.filter(pa.array(np.isin(_id_hashes(ids), repeated))).to_pylist())
+        if candidates & used:
+            found[partition] = frozenset(candidates & used)
+        used |= candidates
+    return found
 
 
 def unify_rejected(out_dir: str | Path) -> None:
@@ -77,12 +103,5 @@ def _concat(paths: list[Path], final: Path) -> int:
     return rows
 
 
-def count_duplicate_ids(ledger_path: Path) -> int:
-    """Ids that occur more than once in a ledger (64-bit hashes; memory 8 bytes per record)."""
-    hashes = []
-    for batch in pq.ParquetFile(ledger_path).iter_batches(columns=[S.ID], batch_size=65536):
-        hashes.append(np.fromiter((xxhash.xxh64_intdigest(i.encode()) for i in batch.column(0).to_pylist()), np.uint64))
-    if not hashes:
-        return 0
-    values = np.concatenate(hashes)
-    return int(len(values) - len(np.unique(values)))
+def _id_hashes(ids: pa.ChunkedArray) -> np.ndarray:
+    return np.fromiter((xxhash.xxh64_intdigest(i.encode()) for i in ids.to_pylist()), np.uint64, count=len(ids))

@@ -63,7 +63,7 @@ def sample_key(record_id: str) -> str:
 def write_partition(layout: ShardLayout, partition: int, table: pa.Table) -> dict[str, Any]:
     """Write shards, manifest part, ledger part and rejected part for one partition; return its summary."""
     out = Path(layout.out_dir)
-    table = S.validate(fail_duplicate_ids(table))
+    table = S.validate(table)
     kept = table.filter(kept_mask(table))
     if layout.shuffle_seed is not None:
         kept = kept.take(np.random.default_rng([layout.shuffle_seed, partition]).permutation(kept.num_rows))
@@ -85,26 +85,17 @@ def write_partition(layout: ShardLayout, partition: int, table: pa.Table) -> dic
         "partition": partition, "source": source, "shards": shard_names, "inputs": table.num_rows,
         "kept": status.count("kept"), "dropped": status.count("dropped"), "failed": status.count("failed"),
         "bytes": sum((out / SHARD_DIR / n).stat().st_size for n in shard_names),
+        "repeated_ids": count_repeated_ids(table),
     }
     write_marker(out, f"partition-{partition:06d}", summary)
     return summary
 
 
-def fail_duplicate_ids(table: pa.Table) -> pa.Table:
-    """A second record with an id already seen in this partition fails (under a position-derived id)."""
-    ids = table.column(S.ID).to_pylist()
-    if len(set(ids)) == len(ids):
-        return table
-    errors = table.column(S.ERROR).to_pylist()
-    seen: set[str] = set()
-    for row, record_id in enumerate(ids):
-        if record_id in seen:
-            position = table.column(S.INPUT_POSITION)[row].as_py()
-            ids[row] = f"{record_id}#dup{row}-{position}"
-            errors[row] = errors[row] or f"read:duplicate_id: {record_id!r} is used by an earlier record"
-        seen.add(ids[row])
-    table = table.set_column(table.column_names.index(S.ID), S.ID, pa.array(ids, pa.string()))
-    return table.set_column(table.column_names.index(S.ERROR), S.ERROR, pa.array(errors, pa.string()))
+def count_repeated_ids(table: pa.Table) -> int:
+    """Records that got a position-derived id because an earlier record used theirs (``meta.repeated_id``)."""
+    meta = table.column(S.META)
+    maybe = meta.filter(pc.fill_null(pc.match_substring(meta, '"repeated_id": '), False)).to_pylist()
+    return sum("repeated_id" in json.loads(text) for text in maybe)
 
 
 def _split(kept: pa.Table, layout: ShardLayout) -> list[list[dict[str, Any]]]:

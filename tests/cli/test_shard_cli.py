@@ -58,12 +58,67 @@ def test_resume_after_a_kill_gives_the_same_shards(sample_corpus, tmp_path):
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    done_at_kill = len(list((killed / "_markers").glob("*.done.json")))
+    markers = sorted((killed / "_markers").glob("*.done.json"))
+    done_at_kill = len(markers)
     assert 2 <= done_at_kill < total, "the run must be killed part-way for this test to mean anything"
     assert not (killed / "manifest.parquet").exists()
+    finished = [killed / "shards" / name for m in markers for name in json.loads(m.read_text())["shards"]]
+    stamps = {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in finished}
+    assert len(stamps) >= done_at_kill
 
     resumed = subprocess.run(_fusionforge("shard", *inputs, "-o", str(killed), *common, "--resume", "--json"),
                              env=ENV, timeout=300, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert _snapshot(killed) == _snapshot(clean)
     assert not list(killed.rglob(".*.tmp-*"))
+    # the partitions finished before the kill were skipped, not written again
+    assert json.loads(resumed.stdout)["skipped_partitions"] == done_at_kill
+    assert all((path.stat().st_ino, path.stat().st_mtime_ns) == stamps[path] for path in stamps)
+
+
+def _strict_shard(tmp_path, listing):
+    out = tmp_path / "o"
+    return CliRunner().invoke(cli, ["shard", f"p={listing}", "-o", str(out), "--executor", "local", "--strict",
+                                    "--format", "pairs"])
+
+
+def _good_png(path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (32, 24), (200, 40, 40)).save(path)
+
+
+def test_strict_names_listing_line_and_path_of_a_missing_image(tmp_path):
+    _good_png(tmp_path / "ok.png")
+    listing = tmp_path / "pairs.jsonl"
+    listing.write_text('{"image": "ok.png", "caption": "red"}\n{"image": "gone.jpg", "caption": "lost"}\n')
+    result = _strict_shard(tmp_path, listing)
+    assert result.exit_code != 0
+    assert f"Error: {listing}:2: missing_file: {tmp_path / 'gone.jpg'}" in result.output
+
+
+def test_strict_names_listing_line_and_path_of_an_undecodable_image(tmp_path):
+    _good_png(tmp_path / "ok.png")
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    listing = tmp_path / "pairs.jsonl"
+    listing.write_text('{"image": "ok.png", "caption": "red"}\n{"image": "bad.jpg", "caption": "broken"}\n')
+    result = _strict_shard(tmp_path, listing)
+    assert result.exit_code != 0
+    expected = f"Error: {listing}:2: {tmp_path / 'bad.jpg'}: undecodable_image: not a recognised image format"
+    assert expected in result.output
+    assert result.output.count("undecodable_image") == 1
+
+
+def test_strict_names_listing_line_and_path_of_a_truncated_video(tmp_path):
+    from fusionforge.pipelines.demo_corpus import make_video
+
+    make_video(tmp_path / "cut.mp4", "testsrc", seconds=3.0, faststart=True)
+    data = (tmp_path / "cut.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.6)])  # the header survives, frames do not
+    _good_png(tmp_path / "ok.png")
+    listing = tmp_path / "pairs.jsonl"
+    listing.write_text('{"image": "ok.png", "caption": "red"}\n{"video": "cut.mp4", "caption": "cut short"}\n')
+    result = _strict_shard(tmp_path, listing)
+    assert result.exit_code != 0
+    assert f"Error: {listing}:2: {tmp_path / 'cut.mp4'}: corrupt_video: " in result.output
+    assert result.output.count("corrupt_video") == 1

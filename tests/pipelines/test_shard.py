@@ -146,3 +146,85 @@ def test_refuses_to_overwrite_and_resume_checks_the_plan(sample_corpus, tmp_path
         _shard(corpus, tmp_path / "o", resume=True, shard_count=7)
     again = _shard(corpus, tmp_path / "o", resume=True)
     assert again["kept"] == pq.read_table(tmp_path / "o" / "manifest.parquet").num_rows
+
+
+def _repeated_id_corpus(root: Path) -> dict[str, str]:
+    """Two files of one source that reuse ids; one own id even looks like a derived id of b.jsonl."""
+    folder = root / "s"
+    folder.mkdir()
+    rows_a = [{"id": "X", "text": "first x"}, {"id": "Y", "text": "y"}, {"id": "X", "text": "second x, same file"},
+              {"id": "b.jsonl#3", "text": "an own id shaped like a derived one"}]
+    rows_b = [{"id": "X", "text": "third x, other file"}, {"id": "Z", "text": "z"}, {"text": "no id of its own"}]
+    for name, rows in (("a.jsonl", rows_a), ("b.jsonl", rows_b)):
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"s": str(folder)}
+
+
+def _ids_by_place(out: Path) -> dict[tuple[str, int], tuple[str, str, str]]:
+    manifest = {r[S.ID]: r for r in pq.read_table(out / "manifest.parquet").to_pylist()}
+    ledger = pq.read_table(out / "ledger.parquet").to_pylist()
+    assert len({r[S.ID] for r in ledger}) == len(ledger) and len(manifest) == len(ledger)
+    return {(Path(r[S.INPUT_FILE]).name, r[S.INPUT_POSITION]): (r[S.ID], r["status"], manifest[r[S.ID]][S.META])
+            for r in ledger}
+
+
+EXPECTED_IDS = {
+    ("a.jsonl", 1): "s/X", ("a.jsonl", 2): "s/Y", ("a.jsonl", 3): "s/a.jsonl#3", ("a.jsonl", 4): "s/b.jsonl#3",
+    ("b.jsonl", 1): "s/b.jsonl#1", ("b.jsonl", 2): "s/Z", ("b.jsonl", 3): "s/b.jsonl#3~2",
+}
+
+
+@pytest.mark.parametrize("split", ["one_partition", "per_file", "per_line"])
+def test_repeated_ids_get_position_ids_whatever_the_partitioning(tmp_path, split):
+    corpus = _repeated_id_corpus(tmp_path)
+    sizes = [p.stat().st_size for p in Path(corpus["s"]).iterdir()]
+    partition_mb = {"one_partition": 1.0, "per_file": (max(sizes) + 0.5) / 1024**2, "per_line": 1e-5}[split]
+    report = _shard(corpus, tmp_path / "out", partition_mb=partition_mb)
+    assert report["partitions"] == {"one_partition": 1, "per_file": 2, "per_line": 7}[split]
+    places = _ids_by_place(tmp_path / "out")
+    assert {place: record_id for place, (record_id, _, _) in places.items()} == EXPECTED_IDS
+    assert all(status == "kept" for _, status, _ in places.values())
+    metas = {place: json.loads(meta) for place, (_, _, meta) in places.items()}
+    assert metas[("a.jsonl", 3)] == {"input_id": "X", "repeated_id": "s/X"}
+    assert metas[("b.jsonl", 1)] == {"input_id": "X", "repeated_id": "s/X"}
+    assert metas[("b.jsonl", 3)] == {"repeated_id": "s/b.jsonl#3"}
+    assert metas[("a.jsonl", 1)] == {"input_id": "X"}
+    assert report["repeated_ids"] == 3
+    assert report["rerun_partitions"] == {"one_partition": 0, "per_file": 1, "per_line": 3}[split]
+    headers = []
+    for path in sorted((tmp_path / "out" / "shards").glob("*.tar")):
+        with tarfile.open(path) as tar:
+            headers += [json.load(tar.extractfile(m)) for m in tar.getmembers() if m.name.endswith(".json")]
+    assert sorted(h["id"] for h in headers) == sorted(EXPECTED_IDS.values())
+
+
+def test_a_run_killed_while_renaming_repeated_ids_resumes_to_the_same_output(tmp_path, monkeypatch):
+    from fusionforge.pipelines.core.runner import InProcessExecutor
+
+    corpus = _repeated_id_corpus(tmp_path)
+    _shard(corpus, tmp_path / "clean", partition_mb=1e-5)
+    real_run, calls = InProcessExecutor.run, []
+
+    def killed_in_the_rerun(self, source, stages, writer, partitions=None, on_done=None):
+        calls.append(list(partitions))
+        if len(calls) == 2:  # the first rerun: markers of the partitions to rerun are gone, nothing written yet
+            raise KeyboardInterrupt
+        return real_run(self, source, stages, writer, partitions, on_done)
+
+    monkeypatch.setattr(InProcessExecutor, "run", killed_in_the_rerun)
+    with pytest.raises(KeyboardInterrupt):
+        _shard(corpus, tmp_path / "killed", partition_mb=1e-5)
+    monkeypatch.setattr(InProcessExecutor, "run", real_run)
+    assert not (tmp_path / "killed" / "_SUCCESS").exists()
+    report = _shard(corpus, tmp_path / "killed", partition_mb=1e-5, resume=True)
+    assert report["skipped_partitions"] == 7 - len(calls[1])
+    assert _outputs(tmp_path / "killed") == _outputs(tmp_path / "clean")
+
+
+@pytest.mark.ray
+def test_repeated_ids_on_ray_match_in_process(ray_session, tmp_path):
+    corpus = _repeated_id_corpus(tmp_path)
+    _shard(corpus, tmp_path / "local", partition_mb=1e-5)
+    report = _shard(corpus, tmp_path / "ray", partition_mb=1e-5, executor="ray")
+    assert report["rerun_partitions"] == 3
+    assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local")

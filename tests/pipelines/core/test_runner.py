@@ -1,4 +1,5 @@
 import os
+import uuid
 
 import pyarrow as pa
 import pytest
@@ -26,7 +27,7 @@ class Square(Stage):
 
 
 class AddOffset(Stage):
-    """Stateful: built once per actor, remembers its process."""
+    """Stateful: built once per actor; each batch is stamped with the instance and the process that ran it."""
 
     name = "test_add_offset_v1"
     stateful = True
@@ -35,9 +36,21 @@ class AddOffset(Stage):
     def __init__(self, offset: int) -> None:
         self.offset = offset
         self.pid = os.getpid()
+        self.instance = uuid.uuid4().hex
+        self.batches = 0
 
     def __call__(self, batch):
-        return batch.append_column("z", pa.array([v + self.offset for v in batch.column("y").to_pylist()]))
+        self.batches += 1
+        n = batch.num_rows
+        batch = batch.append_column("z", pa.array([v + self.offset for v in batch.column("y").to_pylist()]))
+        stamps = {"pid": [self.pid] * n, "now_pid": [os.getpid()] * n, "instance": [self.instance] * n,
+                  "batch_no": [self.batches] * n}
+        for name, values in stamps.items():
+            batch = batch.append_column(name, pa.array(values))
+        return batch
+
+
+STAMPS = ["pid", "now_pid", "instance", "batch_no"]
 
 
 def collect(store):
@@ -55,7 +68,9 @@ def test_in_process_executor_applies_stages_in_order():
     store = {}
     summaries = InProcessExecutor().run(NumberSource(), STAGES, collect(store))
     assert [s["rows"] for s in summaries] == [37, 38, 39]
-    assert store[1][0] == {"x": 100, "y": 10000, "z": 10005}
+    assert {k: store[1][0][k] for k in ("x", "y", "z")} == {"x": 100, "y": 10000, "z": 10005}
+    assert {r["pid"] for rows in store.values() for r in rows} == {os.getpid()}  # built once, in this process
+    assert len({r["instance"] for rows in store.values() for r in rows}) == 1
     assert [r["x"] for r in store[2]] == list(range(200, 239))
 
 
@@ -73,6 +88,22 @@ def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_pat
     progress = []
     summaries = RayExecutor().run(NumberSource(), STAGES, file_writer, partitions=[0, 2], on_done=progress.append)
     assert [s["partition"] for s in summaries] == [0, 2] and len(progress) == 2
+    rows = []
     for partition in (0, 2):
-        assert json.loads((tmp_path / f"{partition}.json").read_text()) == expected[partition]
+        written = json.loads((tmp_path / f"{partition}.json").read_text())
+        assert [{k: v for k, v in r.items() if k not in STAMPS} for r in written] == [
+            {k: v for k, v in r.items() if k not in STAMPS} for r in expected[partition]]
+        rows += written
     assert not (tmp_path / "1.json").exists()
+    # the stateful stage ran as Ray actors: in other processes than this driver, each instance built once
+    # in its process and then fed batch after batch (its counter goes on), no more instances than the pool
+    instances = {}
+    for row in rows:
+        instances.setdefault(row["instance"], set()).add((row["pid"], row["now_pid"], row["batch_no"]))
+    assert 1 <= len(instances) <= AddOffset.resources.concurrency
+    assert all(pid != os.getpid() for row in rows for pid in (row["pid"], row["now_pid"]))
+    for stamps in instances.values():
+        (built_in, ran_in), = {(pid, now) for pid, now, _ in stamps}  # one process for all its batches...
+        assert built_in == ran_in  # ...the one that built it
+    batches = sorted(n for stamps in instances.values() for _, _, n in stamps)
+    assert len(batches) >= 76 // 7 and max(batches) > 1

@@ -25,7 +25,7 @@ def test_jsonl_text_rows_ids_and_meta(tmp_path):
     assert rows[1][S.ID] == "src/docs.jsonl.gz#3"
     assert rows[2][S.ERROR].startswith("read:malformed_json") and "line 4" in rows[2][S.ERROR]
     assert rows[3][S.ERROR].startswith("read:missing_field")
-    assert rows[4][S.ID] == "src/a1"  # a repeated own id is caught by the writer, not silently renamed here
+    assert rows[4][S.ID] == "src/a1"  # the reader keeps it; claim_id (shard's source) gives it another
 
 
 def test_exact_duplicate_texts_keep_distinct_ids(tmp_path):
@@ -61,6 +61,23 @@ def test_pairs_resolve_relative_paths_and_report_missing_files(tmp_path):
     assert rows[0][S.MEDIA][0]["uri"] == str(tmp_path / "img" / "a.jpg")
     assert rows[0][S.MEDIA][0]["format"] == "jpeg"
     assert rows[1][S.ERROR].startswith("read:missing_file")
+
+
+def test_pairs_listing_videos_by_the_video_field(tmp_path):
+    from fusionforge.pipelines.readers.plan import detect_format
+
+    (tmp_path / "clip.mp4").write_bytes(b"not checked here")
+    listing = tmp_path / "clips.jsonl"
+    listing.write_text("\n".join([json.dumps({"clip": "clip.mp4", "caption": "a clip", "fps": 24}),
+                                  json.dumps({"caption": "no media"}), json.dumps({"clip": "gone.mp4"})]))
+    assert detect_format(str(listing)) == "text"  # detection knows the default names only
+    rows = list(read_file(_file(listing, "pairs"), ReaderOptions(video_field="clip")))
+    assert rows[0][S.MODALITY] == "video" and rows[0][S.MEDIA][0]["kind"] == "video"
+    assert rows[0][S.MEDIA][0]["format"] == "mp4" and json.loads(rows[0][S.META]) == {"fps": 24}
+    assert rows[1][S.ERROR] == "read:missing_field: no 'image' or 'clip' path"
+    assert rows[2][S.MODALITY] == "video" and rows[2][S.ERROR].startswith("read:missing_file")
+    listing.write_text(json.dumps({"video": "clip.mp4", "caption": "default field name"}))
+    assert detect_format(str(listing)) == "pairs"
 
 
 def test_pairs_accept_embedded_bytes(tmp_path):
