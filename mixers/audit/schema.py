@@ -1,4 +1,4 @@
-"""The JSON Schema of ``fusionforge audit --json`` (``schema: fusionforge.audit/1``).
+"""The JSON Schema of ``fusionforge audit --json`` (``schema: fusionforge.audit/2``).
 
 Tools read audit JSON in CI, so its layout is a contract: every key is required and no other key is
 allowed. A change to the layout must change ``SCHEMA_ID``'s version and this schema together (the
@@ -59,6 +59,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                                 "estimate_rule": _object({"text": {"type": "string"}, "vision": {"type": "string"}}),
                                 "vision_preset": STRING}),
         "vision_by_preset": _rows({"preset": {"type": "string"}, "source": {"type": "string"},
+                                   "modality": {"type": "string"},
                                    "text_tokens": {"type": "integer"}, "vision_tokens": {"type": "integer"},
                                    "vision_ratio": NUMBER}),
         "mixture": _rows({"source": {"type": "string"}, "modality": {"type": "string"}, "language": {"type": "string"},

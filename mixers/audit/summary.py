@@ -19,7 +19,7 @@ from fusionforge.mixers.audit.state import AuditState
 from fusionforge.mixers.audit.target import Target, deviations
 from fusionforge.mixers.audit.tokens import ESTIMATE_RULE
 
-SCHEMA_ID = "fusionforge.audit/1"
+SCHEMA_ID = "fusionforge.audit/2"
 CANONICAL_STEPS = ("shard", "dedupe", "filter", "quality", "pack")
 
 
@@ -162,16 +162,21 @@ def _by_source(kept: RecordsState) -> list[dict[str, Any]]:
 
 
 def _vision_by_preset(kept: RecordsState, presets: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Vision tokens and ratio of the kept records under each preset, in all and per source."""
+    """Vision tokens and ratio of the kept records under each preset: in all, per modality, per source and per
+    source x modality (``"all"`` where a key is summed over)."""
+    pairs = sorted({(key[0], key[1]) for key in kept.groups})
+    cells = [("all", "all"), *(("all", m) for m in sorted({m for _, m in pairs}))]
+    for source in sorted({s for s, _ in pairs}):
+        cells += [(source, "all"), *((source, m) for s, m in pairs if s == source)]
     rows = []
-    sources = ["all", *sorted({key[0] for key in kept.groups})]
     for preset in presets:
-        for source in sources:
-            totals = kept.totals(lambda key, s=source: s == "all" or key[0] == s)
+        for source, modality in cells:
+            totals = kept.totals(lambda key, s=source, m=modality: s in ("all", key[0]) and m in ("all", key[1]))
             vision = totals[preset_measure(preset)]
             tokens = totals["text_tokens"] + vision
-            rows.append({"preset": preset, "source": source, "text_tokens": totals["text_tokens"],
-                         "vision_tokens": vision, "vision_ratio": vision / tokens if tokens else None})
+            rows.append({"preset": preset, "source": source, "modality": modality,
+                         "text_tokens": totals["text_tokens"], "vision_tokens": vision,
+                         "vision_ratio": vision / tokens if tokens else None})
     return rows
 
 

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from fusionforge.mixers.audit.presentation import (
+    APPROXIMATE_FOOTNOTE,
+    APPROXIMATE_NOTE,
+    funnel_steps,
+    has_approximate_quantiles,
+    quantile_mark,
+    remaining_after_steps,
+)
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -71,6 +79,8 @@ def _header(report: dict[str, Any]) -> Text:
         sample = report["sample"]
         text.append(f"  SAMPLED: {sample['fraction']:.2%} of row groups (seed {sample['seed']}); "
                     f"figures are estimates\n", style="bold yellow")
+    if has_approximate_quantiles(report):
+        text.append(f"  {APPROXIMATE_NOTE}\n", style="dim")
     basis = report["token_basis"]
     if basis["vision_preset"]:
         text.append(f"  vision tokens counted with the {basis['vision_preset']} preset\n")
@@ -122,11 +132,12 @@ def _vision(report: dict[str, Any]) -> Text:
 
 
 def _presets(report: dict[str, Any]) -> Table:
-    table = _table("vision tokens by preset (placeholders, without wrapper tokens)", "preset", "source",
-                   "text tokens", "vision tokens", "vision ratio", text_columns=2)
+    table = _table("vision tokens by preset (placeholders, without wrapper tokens)", "preset", "source", "modality",
+                   "text tokens", "vision tokens", "vision ratio", text_columns=3)
     for row in report["vision_by_preset"]:
-        table.add_row(row["preset"], row["source"], fmt(row["text_tokens"]), fmt(row["vision_tokens"]),
-                      fmt(row["vision_ratio"], True), style="bold" if row["source"] == "all" else None)
+        table.add_row(row["preset"], row["source"], row["modality"], fmt(row["text_tokens"]),
+                      fmt(row["vision_tokens"]), fmt(row["vision_ratio"], True),
+                      style="bold" if row["source"] == row["modality"] == "all" else None)
     return table
 
 
@@ -155,12 +166,10 @@ def _funnel(report: dict[str, Any]) -> Table:
 
 def _funnel_by_group(report: dict[str, Any]) -> Table:
     """Records left after each step, per source/modality."""
-    steps = list(dict.fromkeys(r["step"] for r in report["funnel"]["all"]))
+    steps = funnel_steps(report)
     table = _table("records left after each step, by source/modality", "source/modality", "input", *steps)
     for group, rows in report["funnel"].items():
-        after = {step: [r for r in rows if r["step"] == step][-1]["remaining"] for step in steps
-                 if any(r["step"] == step for r in rows)}
-        table.add_row(group, fmt(rows[0]["remaining"]), *(fmt(after.get(step)) for step in steps),
+        table.add_row(group, fmt(rows[0]["remaining"]), *(fmt(n) for n in remaining_after_steps(rows, steps)),
                       style="bold" if group == "all" else None)
     return table
 
@@ -184,14 +193,14 @@ def _duplicates(duplicates: dict[str, Any]) -> Table:
     table.add_row("cluster size p50 / p90 / p99 / max",
                   " / ".join(fmt(quantiles[k]) for k in ("p50", "p90", "p99", "max")))
     if duplicates["similarity"]["count"]:
-        table.add_row("similarity p5 / p50", " / ".join(
-            fmt(duplicates["similarity"]["quantiles"][k]) for k in ("p5", "p50")))
+        table.add_row("similarity p5 / p50", " / ".join(_quantiles(duplicates["similarity"], ("p5", "p50"))))
     return table
 
 
 def _distributions(report: dict[str, Any]) -> Table:
     table = _table("distributions (kept records; scores: kept vs rejected)", "step", "metric", "count", "p5", "p50",
                    "p95", "max", text_columns=2)
+    marked = False
     for step, by_status in report["distributions"].items():
         for status in ("kept", "rejected"):
             for metric, hist in by_status[status].items():
@@ -199,22 +208,30 @@ def _distributions(report: dict[str, Any]) -> Table:
                     continue
                 if step != report["final_step"] and not metric.startswith("score/"):
                     continue
-                q = hist["quantiles"]
                 label = f"{metric} ({status})" if metric.startswith("score/") else metric
-                table.add_row(step, label, fmt(hist["count"]), fmt(q.get("p5")), fmt(q.get("p50")), fmt(q.get("p95")),
+                table.add_row(step, label, fmt(hist["count"]), *_quantiles(hist, ("p5", "p50", "p95")),
                               fmt(hist["max"]))
+                marked = marked or bool(quantile_mark(hist))
+    if marked:
+        table.caption = APPROXIMATE_FOOTNOTE
     return table
+
+
+def _quantiles(histogram: dict[str, Any], keys: tuple[str, ...], percent: bool = False) -> list[str]:
+    """The quantile cells, each marked when read from bins."""
+    quantiles, mark = histogram.get("quantiles", {}), quantile_mark(histogram)
+    return [mark + fmt(quantiles.get(k), percent) if quantiles.get(k) is not None else "-" for k in keys]
 
 
 def _packing(packing: dict[str, Any]) -> Table:
     table = _table("packing", "measure", "value")
-    per_sequence = packing["per_sequence"].get("vision_ratio", {}).get("quantiles", {})
+    per_sequence = packing["per_sequence"].get("vision_ratio", {})
     for label, value in (
         ("sequences", fmt(packing["sequences"])), ("tokens", fmt(packing["tokens"])),
         ("padding", fmt(packing["padding_fraction"], True)), ("efficiency", fmt(packing["efficiency"], True)),
         ("vision ratio (global)", fmt(packing["vision_ratio"], True)),
         ("vision ratio per sequence p5 / p50 / p95",
-         " / ".join(fmt(per_sequence.get(k), True) for k in ("p5", "p50", "p95"))),
+         " / ".join(_quantiles(per_sequence, ("p5", "p50", "p95"), percent=True))),
         ("zero-vision sequences", fmt(packing["zero_vision_share"], True)),
         (f"sequences within ±{packing['band'] * 100:.0f} pp of the target", fmt(packing["within_band_share"], True)),
         ("split documents", fmt(packing["split_documents"])),

@@ -10,6 +10,14 @@ import html
 from pathlib import Path
 from typing import Any
 
+from fusionforge.mixers.audit.presentation import (
+    APPROXIMATE_FOOTNOTE,
+    APPROXIMATE_NOTE,
+    funnel_steps,
+    has_approximate_quantiles,
+    quantile_mark,
+    remaining_after_steps,
+)
 from fusionforge.mixers.report import plots
 from fusionforge.pipelines.core.io import atomic_path
 
@@ -49,7 +57,7 @@ def render_html(report: dict[str, Any]) -> str:
     if report["duplicates"]:
         body += _section("Duplicate clusters", [_image(plots.cluster_sizes(report["duplicates"]), "cluster sizes"),
                                                 _duplicates_table(report["duplicates"])])
-    body += _section("Distributions", _distribution_images(report))
+    body += _section("Distributions", _distribution_images(report) + [_distribution_table(report)])
     if report["packing"]:
         body += _section("Packing", [_packing_table(report["packing"])])
     if report["compare"]:
@@ -97,6 +105,8 @@ def _header(report: dict[str, Any]) -> str:
         + "</li>" for i in report["inputs"])
     if report["exact"]:
         exact = '<p class="ok">Exact: every record of these outputs was read.</p>'
+        if has_approximate_quantiles(report):
+            exact += f'<p class="note">{_e(APPROXIMATE_NOTE)}.</p>'
     else:
         s = report["sample"]
         exact = (f'<p class="warn">Sampled: {s["fraction"]:.2%} of the row groups of every file (seed {s["seed"]}); '
@@ -163,10 +173,10 @@ def _target_table(report: dict[str, Any]) -> str:
 def _presets_table(report: dict[str, Any]) -> str:
     if not report["vision_by_preset"]:
         return ""
-    rows = [[(_e(r["preset"]), ""), (_e(r["source"]), ""), (_num(r["text_tokens"]), "n"),
+    rows = [[(_e(r["preset"]), ""), (_e(r["source"]), ""), (_e(r["modality"]), ""), (_num(r["text_tokens"]), "n"),
              (_num(r["vision_tokens"]), "n"), (_num(r["vision_ratio"], True), "n")] for r in report["vision_by_preset"]]
     return '<p class="note">vision tokens by preset (placeholders, without wrapper tokens)</p>' + _table(
-        ["preset", "source", "text tokens", "vision tokens", "vision ratio"], rows)
+        ["preset", "source", "modality", "text tokens", "vision tokens", "vision ratio"], rows)
 
 
 def _mixture_table(report: dict[str, Any]) -> str:
@@ -178,12 +188,11 @@ def _mixture_table(report: dict[str, Any]) -> str:
 
 
 def _funnel_table(report: dict[str, Any]) -> str:
-    steps = list(dict.fromkeys(r["step"] for r in report["funnel"]["all"]))
+    steps = funnel_steps(report)
     rows = []
     for group, funnel in report["funnel"].items():
-        after = {s: [r for r in funnel if r["step"] == s][-1]["remaining"] for s in steps
-                 if any(r["step"] == s for r in funnel)}
-        rows.append([(_e(group), ""), (_num(funnel[0]["remaining"]), "n")] + [(_num(after.get(s)), "n") for s in steps])
+        after = remaining_after_steps(funnel, steps)
+        rows.append([(_e(group), ""), (_num(funnel[0]["remaining"]), "n")] + [(_num(n), "n") for n in after])
     detail = [[(_e(r["step"]), ""), (_e(r["stage"]), "bad" if r["status"] == "failed" else ""),
                (_num(r["removed"]) if r["removed"] else "", "n"), (_num(r["remaining"]), "n"),
                (_num(r["removed_tokens"]) if r["removed_tokens"] else "", "n")] for r in report["funnel"]["all"]]
@@ -204,7 +213,36 @@ def _duplicates_table(duplicates: dict[str, Any]) -> str:
         ("clusters", _num(duplicates["clusters"])), ("records in clusters", _num(duplicates["records_in_clusters"])),
         ("duplicates removed", _num(duplicates["duplicates"])),
         ("size p50 / p90 / p99 / max", " / ".join(_num(q[k]) for k in ("p50", "p90", "p99", "max"))))]
+    if duplicates["similarity"]["count"]:
+        rows.append([("similarity p5 / p50", ""), (" / ".join(_quantiles(duplicates["similarity"], ("p5", "p50"))),
+                                                   "n")])
     return _table(["measure", "value"], rows)
+
+
+def _quantiles(histogram: dict[str, Any], keys: tuple[str, ...], percent: bool = False) -> list[str]:
+    """Quantile cells, each marked when read from bins (see ``APPROXIMATE_NOTE``)."""
+    quantiles, mark = histogram.get("quantiles", {}), quantile_mark(histogram)
+    return [_e(mark) + _num(quantiles[k], percent) if quantiles.get(k) is not None else "-" for k in keys]
+
+
+def _distribution_table(report: dict[str, Any]) -> str:
+    """Count and quantiles of the final step's kept records, and of every score (kept and rejected)."""
+    rows, marked = [], False
+    for step, by_status in report["distributions"].items():
+        for status in ("kept", "rejected"):
+            for metric, hist in by_status[status].items():
+                score = metric.startswith("score/")
+                if not hist["count"] or (not score and (status == "rejected" or step != report["final_step"])):
+                    continue
+                label = f"{metric} ({status})" if score else metric
+                rows.append([(_e(step), ""), (_e(label), ""), (_num(hist["count"]), "n")]
+                            + [(cell, "n") for cell in _quantiles(hist, ("p5", "p50", "p95"))]
+                            + [(_num(hist["max"]), "n")])
+                marked = marked or bool(quantile_mark(hist))
+    if not rows:
+        return ""
+    note = f'<p class="note">{_e(APPROXIMATE_FOOTNOTE)}</p>' if marked else ""
+    return _table(["step", "metric", "count", "p5", "p50", "p95", "max"], rows) + note
 
 
 def _distribution_images(report: dict[str, Any]) -> list[str]:
@@ -228,12 +266,12 @@ _EMPTY = {"count": 0, "bins": [], "quantiles": {}, "min": None, "max": None}
 
 
 def _packing_table(packing: dict[str, Any]) -> str:
-    q = packing["per_sequence"].get("vision_ratio", {}).get("quantiles", {})
+    ratio = packing["per_sequence"].get("vision_ratio", {})
     rows = [[(_e(k), ""), (v, "n")] for k, v in (
         ("sequences", _num(packing["sequences"])), ("tokens", _num(packing["tokens"])),
         ("padding", _num(packing["padding_fraction"], True)), ("efficiency", _num(packing["efficiency"], True)),
         ("vision ratio (global)", _num(packing["vision_ratio"], True)),
-        ("per-sequence vision ratio p5 / p50 / p95", " / ".join(_num(q.get(k), True) for k in ("p5", "p50", "p95"))),
+        ("per-sequence vision ratio p5 / p50 / p95", " / ".join(_quantiles(ratio, ("p5", "p50", "p95"), True))),
         ("zero-vision sequences", _num(packing["zero_vision_share"], True)),
         (f"within ±{packing['band'] * 100:.0f} pp of the target ratio", _num(packing["within_band_share"], True)),
         ("split documents", _num(packing["split_documents"])))]

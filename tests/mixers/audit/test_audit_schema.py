@@ -30,7 +30,7 @@ def test_the_schema_itself_is_valid_and_pins_the_top_level_keys():
     report_schema = REPORT_SCHEMA["$defs"]["report"]
     assert list(report_schema["properties"]) == TOP_LEVEL
     assert report_schema["required"] == TOP_LEVEL and report_schema["additionalProperties"] is False
-    assert report_schema["properties"]["schema"] == {"const": "fusionforge.audit/1"}
+    assert report_schema["properties"]["schema"] == {"const": "fusionforge.audit/2"}
 
 
 def test_reports_of_every_kind_validate(outputs):

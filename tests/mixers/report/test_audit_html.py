@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audit_outputs import build_chain, build_plan
+from audit_outputs import build_chain, build_many_lengths, build_plan, build_untouched_chain
 from fusionforge.mixers.audit import Target, compare_reports, run_audit
+from fusionforge.mixers.audit.presentation import APPROXIMATE, APPROXIMATE_NOTE
 from fusionforge.mixers.mixture import parse_mixture
-from fusionforge.mixers.report import write_html
+from fusionforge.mixers.report import render_html, write_html
 from fusionforge.mixers.report.plots import REALISED, TARGET
 from PIL import Image
 
@@ -65,3 +66,34 @@ def test_headless_chromium_shows_the_plots(report, tmp_path):
     assert (pixels.min(axis=2) < 200).mean() > 0.05  # not a blank page
     assert _close_to(pixels, REALISED) > 3000  # the bars of the mixture and vision-ratio plots
     assert _close_to(pixels, TARGET) > 500  # the target bars
+
+
+def _row(page: str, cell: str, column: int = 0) -> list[str]:
+    """The cells (text, tags stripped) of the first table row that has ``cell`` in ``column``."""
+    for row in re.findall(r"<tr>(.*?)</tr>", page):
+        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row)]
+        if len(cells) > column and cells[column] == cell:
+            return cells
+    raise AssertionError(f"no row with {cell!r} in column {column}")
+
+
+def test_a_step_that_removed_nothing_from_a_group_carries_its_records(tmp_path):
+    page = render_html(run_audit(build_untouched_chain(tmp_path)))
+    assert _row(page, "source/modality") == ["source/modality", "input", "after shard", "after dedupe", "after filter"]
+    assert _row(page, "clips/video") == ["clips/video", "2", "2", "2", "1"]
+    assert _row(page, "web/text") == ["web/text", "3", "3", "2", "2"]
+
+
+def test_binned_quantiles_are_marked(tmp_path):
+    report = run_audit([str(build_many_lengths(tmp_path / "out"))])
+    quantiles = report["distributions"]["shard"]["kept"]["text_tokens/text"]["quantiles"]
+    page = render_html(report)
+    text_row, width_row = _row(page, "text_tokens/text", 1), _row(page, "image_width", 1)
+    assert text_row[1:6] == ["text_tokens/text", "300", *(f"{APPROXIMATE}{quantiles[k]:,.4g}" for k in ("p5", "p50",
+                                                                                                      "p95"))]
+    assert width_row[1:6] == ["image_width", "3", "28", "28", "56"] and APPROXIMATE not in "".join(width_row)
+    assert "Exact: every record" in page and APPROXIMATE_NOTE in page
+
+
+def test_exact_quantiles_carry_no_mark(report):
+    assert APPROXIMATE not in render_html(report)  # the chain's few values are all kept exactly
