@@ -54,18 +54,42 @@ def _close_to(pixels: np.ndarray, hex_color: str, tolerance: int = 12) -> int:
     return int((np.abs(pixels.astype(int) - rgb).max(axis=2) <= tolerance).sum())
 
 
-def test_headless_chromium_shows_the_plots(report, tmp_path):
+def _locate(screen: np.ndarray, plot: np.ndarray) -> tuple[int, int] | None:
+    """(top, left) of ``plot`` drawn 1:1 in ``screen``: its most varied row found by a byte search, then
+    the whole block compared (a PNG without a colour profile is drawn pixel for pixel)."""
+    row = int(np.argmax([len(np.unique(line, axis=0)) for line in plot]))
+    needle = plot[row].tobytes()
+    for y in range(row, screen.shape[0] - plot.shape[0] + row + 1):
+        at = screen[y].tobytes().find(needle)
+        if at >= 0 and at % 3 == 0:
+            top, left = y - row, at // 3
+            block = screen[top:top + plot.shape[0], left:left + plot.shape[1]]
+            if block.shape == plot.shape and np.abs(block.astype(int) - plot.astype(int)).max() <= 8:
+                return top, left
+    return None
+
+
+def test_headless_chromium_shows_every_plot_whole(report, tmp_path):
     assert CHROMIUM.exists(), "chromium is missing: run scripts/install-system-deps.sh as root (make test does)"
     page = write_html(report, tmp_path / "report.html")
     shot = tmp_path / "shot.png"
     subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                    "--window-size=1200,2200", f"--screenshot={shot}", page.resolve().as_uri()],
+                    "--window-size=1200,8000", f"--screenshot={shot}", page.resolve().as_uri()],
                    check=True, capture_output=True, timeout=120)
     pixels = np.asarray(Image.open(shot).convert("RGB"))
-    assert pixels.shape[:2] == (2200, 1200)
-    assert (pixels.min(axis=2) < 200).mean() > 0.05  # not a blank page
+    assert pixels.shape[:2] == (8000, 1200)
+    content = np.flatnonzero((pixels.min(axis=2) < 245).any(axis=1))
+    assert 2200 < content.max() < 8000 - 200  # longer than one screen, and the page ends inside the shot
+    assert (pixels[:content.max()].min(axis=2) < 200).mean() > 0.05  # not a blank page
     assert _close_to(pixels, REALISED) > 3000  # the bars of the mixture and vision-ratio plots
     assert _close_to(pixels, TARGET) > 500  # the target bars
+    plots = [np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))).convert("RGB"))
+             for uri in re.findall(r'src="data:image/png;base64,([^"]*)"', page.read_text(encoding="utf-8"))]
+    assert len(plots) == 6  # mixture, vision ratio, funnel, cluster sizes, distributions, filter scores
+    places = [_locate(pixels, plot) for plot in plots]
+    assert None not in places, [i for i, place in enumerate(places) if place is None]
+    tops = [top for top, _left in places]
+    assert tops == sorted(tops) and tops[-1] > 2200  # in page order, the funnel and histograms too
 
 
 def _row(page: str, cell: str, column: int = 0) -> list[str]:
