@@ -34,6 +34,8 @@ HISTOGRAM = _object({
                                         "minItems": 3, "maxItems": 3}},
 })
 HISTOGRAMS = {"type": "object", "additionalProperties": {"$ref": "#/$defs/histogram"}}
+SFT_FIGURES = {"rows": {"type": "integer"}, "conversations": {"type": "integer"}, "tokens": {"type": "integer"},
+               "tool_use_share": NUMBER}
 FUNNEL_ROW = {"step": {"type": "string"}, "stage": {"type": "string"}, "status": STRING, "removed": {"type": "integer"},
               "remaining": {"type": "integer"}, "removed_tokens": INTEGER}
 
@@ -97,6 +99,21 @@ REPORT_SCHEMA: dict[str, Any] = {
             "tokens_by_source": _rows({"source": {"type": "string"}, "tokens": {"type": "integer"},
                                        "token_share": NUMBER}),
             "per_sequence": HISTOGRAMS})]},
+        "sft": {"oneOf": [{"type": "null"}, _object({
+            "steps": {"type": "array", "items": {"type": "string"}},
+            "splits": _rows({"split": {"type": "string"}, **SFT_FIGURES}),
+            "by_source": _rows({"split": {"type": "string"}, "source": {"type": "string"}, **SFT_FIGURES,
+                                "token_share": NUMBER}),
+            "tokens_per_conversation": {"$ref": "#/$defs/histogram"}})]},
+        "rft": {"oneOf": [{"type": "null"}, _object({
+            "steps": {"type": "array", "items": {"type": "string"}}, "prompts": {"type": "integer"},
+            "mean_pass_rate": NUMBER, "buckets": _rows({"bucket": {"type": "string"}, "prompts": {"type": "integer"}}),
+            "by_task": _rows({"task": {"type": "string"}, **{k: {"type": "integer"} for k in ("prompts", "samples",
+                                                                                             "passed")},
+                              "pass_rate": NUMBER, "accepted": {"type": "integer"}}),
+            "pass_rate": {"$ref": "#/$defs/histogram"}, "samples": {"type": "integer"},
+            "by_status": _rows({"status": {"type": "string"}, "samples": {"type": "integer"}}),
+            **{k: {"type": "integer"} for k in ("accepted", "prompt_tokens", "completion_tokens")}})]},
         "target": {"oneOf": [{"type": "null"}, _object({
             "path": STRING, "tolerance": {"type": "number"}, "vision_tolerance": {"type": "number"},
             "ok": {"type": "boolean"},

@@ -13,6 +13,7 @@ from typing import Any
 from fusionforge.mixers.audit.discover import Discovery, Output
 from fusionforge.mixers.audit.funnel import drop_reasons, funnels
 from fusionforge.mixers.audit.histogram import round_significant
+from fusionforge.mixers.audit.posttraining import rft_section, sft_section
 from fusionforge.mixers.audit.records import GROUP_KEYS, MEASURES, RecordsState, preset_measure
 from fusionforge.mixers.audit.sections import duplicates, packing_figures
 from fusionforge.mixers.audit.state import AuditState
@@ -56,7 +57,7 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
         "sample": None if sample is None or sample >= 1 else {
             "fraction": sample, "seed": seed, "rows_read": state.rows_read, "rows_total": discovery.rows_total,
             "note": "figures are estimates scaled from whole row groups sampled in every file; "
-                    "duplicate clusters are always read in full"},
+                    "duplicate clusters, SFT sets and RFT results are always read in full"},
         "inputs": [_input(o) for o in discovery.outputs],
         "skipped": list(discovery.skipped),
         "rows_read": state.rows_read,
@@ -81,6 +82,8 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
         "distributions": {s: _distributions(state.step(s).kept, state.step(s).rejected) for s in records_steps
                           + [s for s in steps if s not in records_steps and state.step(s).rejected.groups]},
         "packing": packing,
+        "sft": sft_section({s: state.step(s).sft for s in steps}),
+        "rft": rft_section({s: state.step(s).rft for s in steps}),
         "target": None if target is None else {
             "path": target.path, "tolerance": target.tolerance, "vision_tolerance": target.vision_tolerance,
             "checks": checks, "ok": all(c["ok"] for c in checks)},

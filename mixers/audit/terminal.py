@@ -22,7 +22,9 @@ MAX_COMPARE_ROWS = 40
 
 def render(report: dict[str, Any]) -> RenderableType:
     """Every section of ``report`` that has data, as one renderable."""
-    parts: list[RenderableType] = [_header(report), _by_source(report), _vision(report)]
+    parts: list[RenderableType] = [_header(report)]
+    if report["by_source"]:  # outputs with records (not only ledgers, SFT sets or RFT results)
+        parts += [_by_source(report), _vision(report)]
     if report["vision_by_preset"]:
         parts.append(_presets(report))
     if report["mixture"]:
@@ -38,6 +40,10 @@ def render(report: dict[str, Any]) -> RenderableType:
         parts.append(_distributions(report))
     if report["packing"]:
         parts.append(_packing(report["packing"]))
+    if report["sft"]:
+        parts.append(_sft(report["sft"]))
+    if report["rft"]:
+        parts.append(_rft(report["rft"]))
     if report["target"]:
         parts.append(_target(report["target"]))
     if report["compare"]:
@@ -237,6 +243,34 @@ def _packing(packing: dict[str, Any]) -> Table:
         ("split documents", fmt(packing["split_documents"])),
     ):
         table.add_row(label, value)
+    return table
+
+
+def _sft(sft: dict[str, Any]) -> Table:
+    table = _table("SFT set (a row per copy the mixture repeats)", "split", "source", "conversations", "rows", "tokens",
+                   "share", "tool use", text_columns=2)
+    for total in sft["splits"]:
+        for row in [r for r in sft["by_source"] if r["split"] == total["split"]] + [{**total, "source": "all"}]:
+            table.add_row(row["split"], row["source"], fmt(row["conversations"]), fmt(row["rows"]), fmt(row["tokens"]),
+                          fmt(row.get("token_share", 1.0), True), fmt(row["tool_use_share"], True),
+                          style="bold" if row["source"] == "all" else None)
+    tokens = sft["tokens_per_conversation"]
+    if tokens["count"]:
+        table.caption = "tokens per conversation p50 / p95 / max: " + " / ".join(
+            [*_quantiles(tokens, ("p50", "p95")), fmt(tokens["max"])])
+    return table
+
+
+def _rft(rft: dict[str, Any]) -> Table:
+    title = f"RFT results: {rft['prompts']:,} prompts, mean pass rate {fmt(rft['mean_pass_rate'], True)}"
+    table = _table(title, "task", "prompts", "samples", "passed", "pass rate", "accepted")
+    for row in rft["by_task"]:
+        table.add_row(row["task"], fmt(row["prompts"]), fmt(row["samples"]), fmt(row["passed"]),
+                      fmt(row["pass_rate"], True), fmt(row["accepted"]))
+    buckets = ", ".join(f"{b['bucket']} {b['prompts']:,}" for b in rft["buckets"])
+    statuses = ", ".join(f"{s['status']} {s['samples']:,}" for s in rft["by_status"])
+    table.caption = (f"buckets: {buckets or '-'}; samples: {statuses or '-'} ({rft['accepted']:,} accepted); tokens: "
+                     f"{rft['prompt_tokens']:,} prompt, {rft['completion_tokens']:,} completion")
     return table
 
 

@@ -46,10 +46,12 @@ def write_html(report: dict[str, Any], path: str | Path) -> Path:
 
 def render_html(report: dict[str, Any]) -> str:
     body = [_header(report), _cards(report)]
-    body += _section("Mixture: realised vs target", [_image(plots.mixture_bars(report), "mixture"),
-                                                      _by_source_table(report), _target_table(report)])
-    body += _section("Vision-token ratio", [_image(plots.vision_ratio(report), "vision ratio"), _presets_table(report)])
-    body += _section("Records and tokens by source x modality x language", [_mixture_table(report)])
+    if report["by_source"] or report["target"]:  # records to show (not only ledgers, SFT sets, RFT results)
+        body += _section("Mixture: realised vs target", [_image(plots.mixture_bars(report), "mixture"),
+                                                          _by_source_table(report), _target_table(report)])
+        body += _section("Vision-token ratio", [_image(plots.vision_ratio(report), "vision ratio"),
+                                                _presets_table(report)])
+        body += _section("Records and tokens by source x modality x language", [_mixture_table(report)])
     if report["funnel"].get("all"):
         body += _section("Funnel", [_image(plots.funnel(report), "funnel"), _funnel_table(report)])
     if report["drop_reasons"]:
@@ -60,6 +62,12 @@ def render_html(report: dict[str, Any]) -> str:
     body += _section("Distributions", _distribution_images(report) + [_distribution_table(report)])
     if report["packing"]:
         body += _section("Packing", [_packing_table(report["packing"])])
+    if report["sft"]:
+        body += _section("SFT set", [_sft_table(report["sft"]), _image(plots.histograms(
+            [("tokens per conversation", report["sft"]["tokens_per_conversation"], None)]), "SFT tokens")])
+    if report["rft"]:
+        body += _section("RFT results", [_rft_table(report["rft"]), _image(plots.histograms(
+            [("pass rate per prompt", report["rft"]["pass_rate"], None)]), "RFT pass rates")])
     if report["compare"]:
         body += _section("Comparison (delta = this - other)", [_compare_table(report["compare"])])
     head = f'<head><meta charset="utf-8"><title>fusionforge audit</title><style>{CSS}</style></head>'
@@ -276,6 +284,29 @@ def _packing_table(packing: dict[str, Any]) -> str:
         (f"within ±{packing['band'] * 100:.0f} pp of the target ratio", _num(packing["within_band_share"], True)),
         ("split documents", _num(packing["split_documents"])))]
     return _table(["measure", "value"], rows)
+
+
+def _sft_table(sft: dict[str, Any]) -> str:
+    rows = []
+    for total in sft["splits"]:
+        for r in [r for r in sft["by_source"] if r["split"] == total["split"]] + [{**total, "source": "all"}]:
+            rows.append([(_e(r["split"]), ""), (_e(r["source"]), ""), (_num(r["conversations"]), "n"),
+                         (_num(r["rows"]), "n"), (_num(r["tokens"]), "n"), (_num(r.get("token_share", 1.0), True), "n"),
+                         (_num(r["tool_use_share"], True), "n")])
+    return '<p class="note">a row per copy the mixture repeats; tokens of every row</p>' + _table(
+        ["split", "source", "conversations", "rows", "tokens", "share", "tool use"], rows)
+
+
+def _rft_table(rft: dict[str, Any]) -> str:
+    rows = [[(_e(r["task"]), ""), (_num(r["prompts"]), "n"), (_num(r["samples"]), "n"), (_num(r["passed"]), "n"),
+             (_num(r["pass_rate"], True), "n"), (_num(r["accepted"]), "n")] for r in rft["by_task"]]
+    buckets = ", ".join(f"{b['bucket']} {b['prompts']:,}" for b in rft["buckets"])
+    statuses = ", ".join(f"{s['status']} {s['samples']:,}" for s in rft["by_status"])
+    note = (f"{rft['prompts']:,} prompts, mean pass rate {_num(rft['mean_pass_rate'], True)}; buckets: "
+            f"{buckets or '-'}; samples: {statuses or '-'} ({rft['accepted']:,} accepted); tokens: "
+            f"{rft['prompt_tokens']:,} prompt, {rft['completion_tokens']:,} completion")
+    return f'<p class="note">{_e(note)}</p>' + _table(["task", "prompts", "samples", "passed", "pass rate",
+                                                       "accepted"], rows)
 
 
 def _compare_table(compare: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from fusionforge.mixers.mixture import parse_mixture
 
 TOP_LEVEL = ["schema", "exact", "sample", "inputs", "skipped", "rows_read", "steps", "final_step", "totals",
              "token_basis", "vision_by_preset", "mixture", "by_source", "mixture_by_step", "vision_ratio", "funnel",
-             "drop_reasons", "duplicates", "distributions", "packing", "target", "compare"]
+             "drop_reasons", "duplicates", "distributions", "packing", "sft", "rft", "target", "compare"]
 
 
 @pytest.fixture(scope="module")
