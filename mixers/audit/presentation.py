@@ -40,6 +40,19 @@ def remaining_after_steps(rows: list[dict[str, Any]], steps: list[str]) -> list[
     return out
 
 
+def preset_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of ``vision_by_preset`` worth a line: a source's total is left out when the source has one
+    modality (its one source x modality row says the same)."""
+    rows = report["vision_by_preset"]
+    modalities: dict[tuple[str, str], int] = {}
+    for row in rows:
+        if row["source"] != "all" and row["modality"] != "all":
+            key = (row["preset"], row["source"])
+            modalities[key] = modalities.get(key, 0) + 1
+    return [r for r in rows if r["source"] == "all" or r["modality"] != "all"
+            or modalities.get((r["preset"], r["source"]), 0) != 1]
+
+
 def quantile_mark(histogram: dict[str, Any]) -> str:
     """``APPROXIMATE`` when the histogram's quantiles come from bins, else empty."""
     return "" if histogram.get("quantiles_exact", True) else APPROXIMATE

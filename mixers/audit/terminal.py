@@ -9,6 +9,7 @@ from fusionforge.mixers.audit.presentation import (
     APPROXIMATE_NOTE,
     funnel_steps,
     has_approximate_quantiles,
+    preset_rows,
     quantile_mark,
     remaining_after_steps,
 )
@@ -140,7 +141,7 @@ def _vision(report: dict[str, Any]) -> Text:
 def _presets(report: dict[str, Any]) -> Table:
     table = _table("vision tokens by preset (placeholders, without wrapper tokens)", "preset", "source", "modality",
                    "text tokens", "vision tokens", "vision ratio", text_columns=3)
-    for row in report["vision_by_preset"]:
+    for row in preset_rows(report):
         table.add_row(row["preset"], row["source"], row["modality"], fmt(row["text_tokens"]),
                       fmt(row["vision_tokens"]), fmt(row["vision_ratio"], True),
                       style="bold" if row["source"] == row["modality"] == "all" else None)

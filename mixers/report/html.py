@@ -15,6 +15,7 @@ from fusionforge.mixers.audit.presentation import (
     APPROXIMATE_NOTE,
     funnel_steps,
     has_approximate_quantiles,
+    preset_rows,
     quantile_mark,
     remaining_after_steps,
 )
@@ -182,7 +183,7 @@ def _presets_table(report: dict[str, Any]) -> str:
     if not report["vision_by_preset"]:
         return ""
     rows = [[(_e(r["preset"]), ""), (_e(r["source"]), ""), (_e(r["modality"]), ""), (_num(r["text_tokens"]), "n"),
-             (_num(r["vision_tokens"]), "n"), (_num(r["vision_ratio"], True), "n")] for r in report["vision_by_preset"]]
+             (_num(r["vision_tokens"]), "n"), (_num(r["vision_ratio"], True), "n")] for r in preset_rows(report)]
     return '<p class="note">vision tokens by preset (placeholders, without wrapper tokens)</p>' + _table(
         ["preset", "source", "modality", "text tokens", "vision tokens", "vision ratio"], rows)
 

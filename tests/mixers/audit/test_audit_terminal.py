@@ -4,7 +4,7 @@ import io
 import re
 
 import pytest
-from audit_outputs import build_many_lengths, build_untouched_chain, record, write_output
+from audit_outputs import build_many_lengths, build_untouched_chain, media, record, write_output
 from fusionforge.mixers.audit import load_target, run_audit
 from fusionforge.mixers.audit.presentation import APPROXIMATE, APPROXIMATE_NOTE
 from fusionforge.mixers.audit.terminal import render
@@ -83,3 +83,18 @@ def test_the_failing_sources_and_checks_are_red_in_a_terminal(tmp_path):
         assert bool(RED.search(next(line for line in by_source if source in line))) is failing, source
         assert bool(RED.search(next(line for line in checks if f"share:{source}" in line))) is failing, source
     assert "DEVIATIONS" in plain and not RED.search(plain)  # the colour is styling, not text
+
+
+def test_vision_tokens_by_preset_show_source_x_modality(tmp_path):
+    from fusionforge.mixers.audit import AuditOptions
+
+    out = write_output(tmp_path / "out", "shard", [
+        record("legacy/a", "legacy", "image", text="old", items=[media("image", 56, 56, 10)]),
+        record("legacy/b", "legacy", "text", text="x" * 20),
+        record("photos/c", "photos", "image", items=[media("image", 28, 28, 10)])])
+    report = run_audit([str(out)], AuditOptions(vision_presets=("qwen2-vl",)))
+    rows = {tuple(_cells(line, "qwen2-vl")[1:3]) for line in _text(report).splitlines()
+            if line.startswith("│ qwen2-vl ")}
+    assert rows == {("all", "all"), ("all", "image"), ("all", "text"), ("legacy", "all"), ("legacy", "image"),
+                    ("legacy", "text"), ("photos", "image")}  # photos' total would repeat its one modality
+    assert ("photos", "all") in {(r["source"], r["modality"]) for r in report["vision_by_preset"]}  # JSON has all
