@@ -1,9 +1,14 @@
 """Duplicate-cluster sizes from a dedupe step's ``clusters.parquet``, exactly and in bounded memory.
 
 A cluster's size is the number of its rows (plus one when its kept member is not listed), which
-needs the rows grouped by cluster id. The file is read in ``passes`` (from its row count): pass ``p``
-groups only the clusters whose id hashes to ``p``, so one pass holds at most about
-``ROWS_PER_PASS`` ids whatever the size of the file. Small files take one pass and no hashing.
+needs the rows grouped by cluster id. The kept member's own row is the one whose member id (and
+media index, for the image and video items of ``fusionforge dedupe``'s file) is the kept one's.
+Duplicates removed are the rows marked ``dropped`` where the file says (an image inside a kept
+document stays in its cluster but is not removed), else every member but the kept one.
+
+The file is read in ``passes`` (from its row count): pass ``p`` groups only the clusters whose id
+hashes to ``p``, so one pass holds at most about ``ROWS_PER_PASS`` ids whatever the size of the
+file. Small files take one pass and no hashing.
 """
 
 from __future__ import annotations
@@ -23,21 +28,24 @@ ROWS_PER_PASS = 4_000_000
 CLUSTER_COLUMNS = ("cluster_id", "cluster")
 MEMBER_COLUMNS = ("member_id", "id")
 KEPT_COLUMNS = ("kept_id", "kept")
+MEMBER_MEDIA, KEPT_MEDIA, DROPPED = "member_media", "kept_media", "dropped"
 SIMILARITY_COLUMNS = ("similarity", "jaccard")
 
 
 @dataclass
 class ClusterState:
-    """Clusters per size, listed members and the similarity of the non-kept members."""
+    """Clusters per size, listed members, members removed and the similarity of the non-kept members."""
 
     sizes: dict[int, int] = field(default_factory=dict)
     members: int = 0
+    removed: int = 0
     similarity: LogHistogram = field(default_factory=LogHistogram)
 
     def merge(self, other: ClusterState) -> ClusterState:
         for key, n in other.sizes.items():
             self.sizes[key] = self.sizes.get(key, 0) + n
         self.members += other.members
+        self.removed += other.removed
         self.similarity.merge(other.similarity)
         return self
 
@@ -54,39 +62,45 @@ def fold_clusters_file(path: str, rows_per_pass: int = ROWS_PER_PASS, batch_rows
     member, similarity = _pick(names, MEMBER_COLUMNS), _pick(names, SIMILARITY_COLUMNS)
     if cluster is None or kept is None:
         raise ConfigError(f"{path}: a clusters file needs a cluster id and a kept id column (have {names})")
-    columns = [c for c in (cluster, kept, member, similarity) if c]
+    media = (MEMBER_MEDIA, KEPT_MEDIA) if member and {MEMBER_MEDIA, KEPT_MEDIA} <= set(names) else None
+    dropped = DROPPED if DROPPED in names else None
+    columns = [c for c in (cluster, kept, member, similarity, dropped, *(media or ())) if c]
     passes = max(1, math.ceil(parquet.metadata.num_rows / rows_per_pass))
     state = ClusterState()
     for pass_index in range(passes):
         parts: list[pa.Table] = []
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
             table = pa.Table.from_batches([batch])
+            own = _kept_rows(table, kept, member, media)
             if pass_index == 0:  # row-wise figures: once, over every row
                 state.members += batch.num_rows
+                if dropped:
+                    state.removed += pc.sum(pc.fill_null(table.column(dropped), False).cast(pa.int64())).as_py() or 0
                 if similarity:
-                    _add_similarity(state, table, similarity, member, kept)
+                    values = table.column(similarity).filter(pc.invert(own))
+                    state.similarity.add(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False))
             if passes > 1:
-                table = table.filter(pa.array(_bucket(table.column(cluster), passes) == pass_index))
-            parts.append(_grouping_columns(table, cluster, kept, member))
+                chosen = pa.array(_bucket(table.column(cluster), passes) == pass_index)
+                table, own = table.filter(chosen), own.filter(chosen)
+            parts.append(pa.table({"cluster": table.column(cluster).cast(pa.string()),
+                                   "kept_listed": own.cast(pa.int64())}))
         _add_sizes(state, pa.concat_tables(parts) if parts else None)
+    if not dropped:
+        state.removed = sum((size - 1) * n for size, n in state.sizes.items())
     return state
 
 
-def _add_similarity(state: ClusterState, table: pa.Table, similarity: str, member: str | None, kept: str) -> None:
-    """Similarity of each duplicate to its kept member (the kept member's own row is left out)."""
-    values = table.column(similarity)
-    if member:
-        duplicate = pc.not_equal(table.column(member).cast(pa.string()), table.column(kept).cast(pa.string()))
-        values = values.filter(pc.fill_null(duplicate, True))
-    state.similarity.add(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False))
-
-
-def _grouping_columns(table: pa.Table, cluster: str, kept: str, member: str | None) -> pa.Table:
-    """Cluster id and whether the row is the kept member itself (then the cluster lists its kept member)."""
-    listed = pc.equal(table.column(member).cast(pa.string()), table.column(kept).cast(pa.string())) if member \
-        else pa.array(np.zeros(table.num_rows, bool))
-    return pa.table({"cluster": table.column(cluster).cast(pa.string()),
-                     "kept_listed": pc.fill_null(listed, False).cast(pa.int64())})
+def _kept_rows(table: pa.Table, kept: str, member: str | None,
+               media: tuple[str, str] | None) -> pa.ChunkedArray | pa.Array:
+    """Whether each row is the cluster's kept member itself (same id, and same media index when given)."""
+    if member is None:
+        return pa.array(np.zeros(table.num_rows, bool))
+    same = pc.equal(table.column(member).cast(pa.string()), table.column(kept).cast(pa.string()))
+    if media:
+        left, right = table.column(media[0]), table.column(media[1])
+        same_media = pc.or_(pc.and_(pc.is_null(left), pc.is_null(right)), pc.fill_null(pc.equal(left, right), False))
+        same = pc.and_(same, same_media)
+    return pc.fill_null(same, False)
 
 
 def _add_sizes(state: ClusterState, table: pa.Table | None) -> None:

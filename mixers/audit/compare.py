@@ -39,6 +39,13 @@ def figures(report: dict[str, Any]) -> dict[str, float | int | None]:
     if report["packing"]:
         for key in _PACKING:
             out[f"packing.{key}"] = report["packing"][key]
+    if report["sft"]:
+        for row in report["sft"]["splits"]:
+            for key in ("conversations", "rows", "tokens"):
+                out[f"sft.{row['split']}.{key}"] = row[key]
+    if report["rft"]:
+        for key in ("prompts", "mean_pass_rate", "samples", "accepted"):
+            out[f"rft.{key}"] = report["rft"][key]
     if report["final_step"]:
         for metric, histogram in report["distributions"][report["final_step"]]["kept"].items():
             out[f"median.{metric}"] = histogram["quantiles"].get("p50")

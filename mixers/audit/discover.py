@@ -5,7 +5,7 @@ An output folder is read as its run left it. A finished run (``_SUCCESS``) is re
 twice). An unfinished run is read from the parts of the partitions that have a completion marker,
 the same rule ``--resume`` trusts, so a killed-and-resumed run never counts a partition twice and an
 audit of a running job shows the work that is done. Any other Parquet file is classified by its
-columns: records (manifest or rejected), ledger, dedupe clusters, or pack plan.
+columns: records (manifest or rejected), ledger, dedupe clusters, pack plan, SFT set, or RFT results.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import yaml
 from fusionforge.mixers.audit.clusters import is_clusters_schema
 from fusionforge.mixers.audit.ledger_stats import LEDGER_COLUMNS
 from fusionforge.mixers.audit.plan import is_plan_schema
+from fusionforge.mixers.audit.posttraining import is_rft_prompts_schema, is_rft_samples_schema, is_sft_schema
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import MARKER_DIR, WORK_DIR
 from fusionforge.pipelines.writers.manifest import LEDGER as LEDGER_FILE
@@ -30,6 +31,8 @@ from fusionforge.pipelines.writers.manifest import MANIFEST as MANIFEST_FILE
 from fusionforge.pipelines.writers.webdataset_writer import PARTS_DIR, REJECTED_DIR, SHARD_DIR
 
 MANIFEST, REJECTED, LEDGER, CLUSTERS, PLAN = "manifest", "rejected", "ledger", "clusters", "plan"  # file kinds
+SFT, RFT_PROMPTS, RFT_SAMPLES = "sft", "rft_prompts", "rft_samples"
+WHOLE_KINDS = (CLUSTERS, SFT, RFT_PROMPTS, RFT_SAMPLES)  # always read in full, also with --sample
 UNIT_ROWS = 262_144  # rows per unit of work (whole row groups)
 _SKIP_DIRS = {SHARD_DIR, PARTS_DIR, WORK_DIR, MARKER_DIR, REJECTED_DIR}
 _PART = re.compile(r"-(\d{6})\.parquet$")
@@ -110,7 +113,7 @@ def is_output(path: Path) -> bool:
 def _output_files(folder: Path) -> tuple[Output, list[tuple[Path, str | None]]]:
     report, config = _read_json(folder / "report.json"), _read_yaml(folder / "config.yaml")
     step = report.get("step") or config.get("step") or _ledger_step(folder) or (
-        "shard" if "inputs" in config else folder.name)
+        "rft" if "rft" in config else "shard" if "inputs" in config else folder.name)
     upstream = config.get("input")
     seq_len = report.get("seq_len") or config.get("seq_len")
     complete = (folder / "_SUCCESS").exists()
@@ -175,6 +178,12 @@ def _classify(path: Path) -> str | None:
         return CLUSTERS
     if is_plan_schema(names):
         return PLAN
+    if is_sft_schema(names):
+        return SFT
+    if is_rft_prompts_schema(names):
+        return RFT_PROMPTS
+    if is_rft_samples_schema(names):
+        return RFT_SAMPLES
     if {"id", "source", "modality"} <= set(names):
         return MANIFEST if "shard" in names else REJECTED
     return None
@@ -186,7 +195,7 @@ def _units(file: Path, kind: str, output: Output, sample: float | None, seed: in
     if kind == CLUSTERS:  # cluster sizes need the whole file (read in bounded passes)
         return [Unit(str(file), kind, output.step, tuple(range(len(sizes))), sum(sizes), output.seq_len)]
     chosen, weight = list(range(len(sizes))), 1.0
-    if sample is not None and sample < 1 and sizes:
+    if sample is not None and sample < 1 and sizes and kind not in WHOLE_KINDS:
         chosen = _systematic(len(sizes), sample, random.Random(f"{seed}:{file}").random())
         picked = sum(sizes[i] for i in chosen)
         weight = sum(sizes) / picked if picked else 1.0

@@ -1,4 +1,4 @@
-"""The JSON Schema of ``fusionforge audit --json`` (``schema: fusionforge.audit/1``).
+"""The JSON Schema of ``fusionforge audit --json`` (``schema: fusionforge.audit/2``).
 
 Tools read audit JSON in CI, so its layout is a contract: every key is required and no other key is
 allowed. A change to the layout must change ``SCHEMA_ID``'s version and this schema together (the
@@ -34,6 +34,8 @@ HISTOGRAM = _object({
                                         "minItems": 3, "maxItems": 3}},
 })
 HISTOGRAMS = {"type": "object", "additionalProperties": {"$ref": "#/$defs/histogram"}}
+SFT_FIGURES = {"rows": {"type": "integer"}, "conversations": {"type": "integer"}, "tokens": {"type": "integer"},
+               "tool_use_share": NUMBER}
 FUNNEL_ROW = {"step": {"type": "string"}, "stage": {"type": "string"}, "status": STRING, "removed": {"type": "integer"},
               "remaining": {"type": "integer"}, "removed_tokens": INTEGER}
 
@@ -59,6 +61,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                                 "estimate_rule": _object({"text": {"type": "string"}, "vision": {"type": "string"}}),
                                 "vision_preset": STRING}),
         "vision_by_preset": _rows({"preset": {"type": "string"}, "source": {"type": "string"},
+                                   "modality": {"type": "string"},
                                    "text_tokens": {"type": "integer"}, "vision_tokens": {"type": "integer"},
                                    "vision_ratio": NUMBER}),
         "mixture": _rows({"source": {"type": "string"}, "modality": {"type": "string"}, "language": {"type": "string"},
@@ -96,6 +99,21 @@ REPORT_SCHEMA: dict[str, Any] = {
             "tokens_by_source": _rows({"source": {"type": "string"}, "tokens": {"type": "integer"},
                                        "token_share": NUMBER}),
             "per_sequence": HISTOGRAMS})]},
+        "sft": {"oneOf": [{"type": "null"}, _object({
+            "steps": {"type": "array", "items": {"type": "string"}},
+            "splits": _rows({"split": {"type": "string"}, **SFT_FIGURES}),
+            "by_source": _rows({"split": {"type": "string"}, "source": {"type": "string"}, **SFT_FIGURES,
+                                "token_share": NUMBER}),
+            "tokens_per_conversation": {"$ref": "#/$defs/histogram"}})]},
+        "rft": {"oneOf": [{"type": "null"}, _object({
+            "steps": {"type": "array", "items": {"type": "string"}}, "prompts": {"type": "integer"},
+            "mean_pass_rate": NUMBER, "buckets": _rows({"bucket": {"type": "string"}, "prompts": {"type": "integer"}}),
+            "by_task": _rows({"task": {"type": "string"}, **{k: {"type": "integer"} for k in ("prompts", "samples",
+                                                                                             "passed")},
+                              "pass_rate": NUMBER, "accepted": {"type": "integer"}}),
+            "pass_rate": {"$ref": "#/$defs/histogram"}, "samples": {"type": "integer"},
+            "by_status": _rows({"status": {"type": "string"}, "samples": {"type": "integer"}}),
+            **{k: {"type": "integer"} for k in ("accepted", "prompt_tokens", "completion_tokens")}})]},
         "target": {"oneOf": [{"type": "null"}, _object({
             "path": STRING, "tolerance": {"type": "number"}, "vision_tolerance": {"type": "number"},
             "ok": {"type": "boolean"},

@@ -24,7 +24,7 @@ def duplicates(state: AuditState, steps: list[str]) -> dict[str, Any] | None:
     return {
         "steps": with_clusters, "clusters": clusters, "members_listed": merged.members,
         "records_in_clusters": sum(size * n for size, n in sizes.items()),
-        "duplicates": sum((size - 1) * n for size, n in sizes.items()),
+        "duplicates": merged.removed,
         "size_distribution": [{"size": size, "clusters": n} for size, n in sorted(sizes.items())],
         "size_quantiles": _exact_quantiles(sizes),
         "similarity": merged.similarity.to_dict(),

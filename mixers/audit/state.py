@@ -8,13 +8,25 @@ order, on any worker, and an audit of a whole equals the merge of the audits of 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fusionforge.mixers.audit.clusters import ClusterState, fold_clusters_file
-from fusionforge.mixers.audit.discover import CLUSTERS, LEDGER, MANIFEST, PLAN, REJECTED, Unit
+from fusionforge.mixers.audit.discover import (
+    CLUSTERS,
+    LEDGER,
+    MANIFEST,
+    PLAN,
+    REJECTED,
+    RFT_PROMPTS,
+    RFT_SAMPLES,
+    SFT,
+    Unit,
+)
 from fusionforge.mixers.audit.ledger_stats import LedgerState
 from fusionforge.mixers.audit.plan import PlanState
+from fusionforge.mixers.audit.posttraining import RFT_PROMPT_READ, RFT_SAMPLE_READ, SFT_READ, RftState, SftState
 from fusionforge.mixers.audit.records import RecordsState
 
 BATCH_BYTES = 16 * 1024**2  # decoded bytes per batch: bounds memory whatever the row size
@@ -32,6 +44,8 @@ class StepState:
     ledger: LedgerState = field(default_factory=LedgerState)
     clusters: ClusterState = field(default_factory=ClusterState)
     plan: PlanState = field(default_factory=PlanState)
+    sft: SftState = field(default_factory=SftState)
+    rft: RftState = field(default_factory=RftState)
     files: dict[str, int] = field(default_factory=dict)  # kind -> units read
 
     def merge(self, other: StepState) -> StepState:
@@ -40,6 +54,8 @@ class StepState:
         self.ledger.merge(other.ledger)
         self.clusters.merge(other.clusters)
         self.plan.merge(other.plan)
+        self.sft.merge(other.sft)
+        self.rft.merge(other.rft)
         for kind, n in other.files.items():
             self.files[kind] = self.files.get(kind, 0) + n
         return self
@@ -90,10 +106,20 @@ def _fold_batch(step: StepState, unit: Unit, batch: pa.RecordBatch) -> None:
         step.ledger.fold(batch, unit.step)
     elif unit.kind == PLAN:
         step.plan.fold(batch, unit.seq_len)
+    elif unit.kind == SFT:
+        step.sft.fold(batch, Path(unit.path).stem)  # the split: train.parquet, val.parquet
+    elif unit.kind == RFT_PROMPTS:
+        step.rft.fold_prompts(batch)
+    elif unit.kind == RFT_SAMPLES:
+        step.rft.fold_samples(batch)
 
 
 def _columns(parquet: pq.ParquetFile, kind: str) -> list[str] | None:
-    """Leaf columns to decode: records skip what no figure needs (segments, member tables, media URIs)."""
+    """Leaf columns to decode: records skip what no figure needs (segments, member tables, media URIs), SFT sets
+    their messages."""
+    wanted = {SFT: SFT_READ, RFT_PROMPTS: RFT_PROMPT_READ, RFT_SAMPLES: RFT_SAMPLE_READ}.get(kind)
+    if wanted is not None:
+        return [name for name in wanted if name in parquet.schema_arrow.names]
     if kind not in (MANIFEST, REJECTED):
         return None
     out = []

@@ -13,13 +13,14 @@ from typing import Any
 from fusionforge.mixers.audit.discover import Discovery, Output
 from fusionforge.mixers.audit.funnel import drop_reasons, funnels
 from fusionforge.mixers.audit.histogram import round_significant
+from fusionforge.mixers.audit.posttraining import rft_section, sft_section
 from fusionforge.mixers.audit.records import GROUP_KEYS, MEASURES, RecordsState, preset_measure
 from fusionforge.mixers.audit.sections import duplicates, packing_figures
 from fusionforge.mixers.audit.state import AuditState
 from fusionforge.mixers.audit.target import Target, deviations
 from fusionforge.mixers.audit.tokens import ESTIMATE_RULE
 
-SCHEMA_ID = "fusionforge.audit/1"
+SCHEMA_ID = "fusionforge.audit/2"
 CANONICAL_STEPS = ("shard", "dedupe", "filter", "quality", "pack")
 
 
@@ -56,7 +57,7 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
         "sample": None if sample is None or sample >= 1 else {
             "fraction": sample, "seed": seed, "rows_read": state.rows_read, "rows_total": discovery.rows_total,
             "note": "figures are estimates scaled from whole row groups sampled in every file; "
-                    "duplicate clusters are always read in full"},
+                    "duplicate clusters, SFT sets and RFT results are always read in full"},
         "inputs": [_input(o) for o in discovery.outputs],
         "skipped": list(discovery.skipped),
         "rows_read": state.rows_read,
@@ -81,6 +82,8 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
         "distributions": {s: _distributions(state.step(s).kept, state.step(s).rejected) for s in records_steps
                           + [s for s in steps if s not in records_steps and state.step(s).rejected.groups]},
         "packing": packing,
+        "sft": sft_section({s: state.step(s).sft for s in steps}),
+        "rft": rft_section({s: state.step(s).rft for s in steps}),
         "target": None if target is None else {
             "path": target.path, "tolerance": target.tolerance, "vision_tolerance": target.vision_tolerance,
             "checks": checks, "ok": all(c["ok"] for c in checks)},
@@ -162,16 +165,21 @@ def _by_source(kept: RecordsState) -> list[dict[str, Any]]:
 
 
 def _vision_by_preset(kept: RecordsState, presets: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Vision tokens and ratio of the kept records under each preset, in all and per source."""
+    """Vision tokens and ratio of the kept records under each preset: in all, per modality, per source and per
+    source x modality (``"all"`` where a key is summed over)."""
+    pairs = sorted({(key[0], key[1]) for key in kept.groups})
+    cells = [("all", "all"), *(("all", m) for m in sorted({m for _, m in pairs}))]
+    for source in sorted({s for s, _ in pairs}):
+        cells += [(source, "all"), *((source, m) for s, m in pairs if s == source)]
     rows = []
-    sources = ["all", *sorted({key[0] for key in kept.groups})]
     for preset in presets:
-        for source in sources:
-            totals = kept.totals(lambda key, s=source: s == "all" or key[0] == s)
+        for source, modality in cells:
+            totals = kept.totals(lambda key, s=source, m=modality: s in ("all", key[0]) and m in ("all", key[1]))
             vision = totals[preset_measure(preset)]
             tokens = totals["text_tokens"] + vision
-            rows.append({"preset": preset, "source": source, "text_tokens": totals["text_tokens"],
-                         "vision_tokens": vision, "vision_ratio": vision / tokens if tokens else None})
+            rows.append({"preset": preset, "source": source, "modality": modality,
+                         "text_tokens": totals["text_tokens"], "vision_tokens": vision,
+                         "vision_ratio": vision / tokens if tokens else None})
     return rows
 
 

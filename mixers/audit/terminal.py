@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from fusionforge.mixers.audit.presentation import (
+    APPROXIMATE_FOOTNOTE,
+    APPROXIMATE_NOTE,
+    funnel_steps,
+    has_approximate_quantiles,
+    preset_rows,
+    quantile_mark,
+    remaining_after_steps,
+)
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -14,7 +23,9 @@ MAX_COMPARE_ROWS = 40
 
 def render(report: dict[str, Any]) -> RenderableType:
     """Every section of ``report`` that has data, as one renderable."""
-    parts: list[RenderableType] = [_header(report), _by_source(report), _vision(report)]
+    parts: list[RenderableType] = [_header(report)]
+    if report["by_source"]:  # outputs with records (not only ledgers, SFT sets or RFT results)
+        parts += [_by_source(report), _vision(report)]
     if report["vision_by_preset"]:
         parts.append(_presets(report))
     if report["mixture"]:
@@ -30,6 +41,10 @@ def render(report: dict[str, Any]) -> RenderableType:
         parts.append(_distributions(report))
     if report["packing"]:
         parts.append(_packing(report["packing"]))
+    if report["sft"]:
+        parts.append(_sft(report["sft"]))
+    if report["rft"]:
+        parts.append(_rft(report["rft"]))
     if report["target"]:
         parts.append(_target(report["target"]))
     if report["compare"]:
@@ -71,6 +86,8 @@ def _header(report: dict[str, Any]) -> Text:
         sample = report["sample"]
         text.append(f"  SAMPLED: {sample['fraction']:.2%} of row groups (seed {sample['seed']}); "
                     f"figures are estimates\n", style="bold yellow")
+    if has_approximate_quantiles(report):
+        text.append(f"  {APPROXIMATE_NOTE}\n", style="dim")
     basis = report["token_basis"]
     if basis["vision_preset"]:
         text.append(f"  vision tokens counted with the {basis['vision_preset']} preset\n")
@@ -122,11 +139,12 @@ def _vision(report: dict[str, Any]) -> Text:
 
 
 def _presets(report: dict[str, Any]) -> Table:
-    table = _table("vision tokens by preset (placeholders, without wrapper tokens)", "preset", "source",
-                   "text tokens", "vision tokens", "vision ratio", text_columns=2)
-    for row in report["vision_by_preset"]:
-        table.add_row(row["preset"], row["source"], fmt(row["text_tokens"]), fmt(row["vision_tokens"]),
-                      fmt(row["vision_ratio"], True), style="bold" if row["source"] == "all" else None)
+    table = _table("vision tokens by preset (placeholders, without wrapper tokens)", "preset", "source", "modality",
+                   "text tokens", "vision tokens", "vision ratio", text_columns=3)
+    for row in preset_rows(report):
+        table.add_row(row["preset"], row["source"], row["modality"], fmt(row["text_tokens"]),
+                      fmt(row["vision_tokens"]), fmt(row["vision_ratio"], True),
+                      style="bold" if row["source"] == row["modality"] == "all" else None)
     return table
 
 
@@ -155,12 +173,10 @@ def _funnel(report: dict[str, Any]) -> Table:
 
 def _funnel_by_group(report: dict[str, Any]) -> Table:
     """Records left after each step, per source/modality."""
-    steps = list(dict.fromkeys(r["step"] for r in report["funnel"]["all"]))
+    steps = funnel_steps(report)
     table = _table("records left after each step, by source/modality", "source/modality", "input", *steps)
     for group, rows in report["funnel"].items():
-        after = {step: [r for r in rows if r["step"] == step][-1]["remaining"] for step in steps
-                 if any(r["step"] == step for r in rows)}
-        table.add_row(group, fmt(rows[0]["remaining"]), *(fmt(after.get(step)) for step in steps),
+        table.add_row(group, fmt(rows[0]["remaining"]), *(fmt(n) for n in remaining_after_steps(rows, steps)),
                       style="bold" if group == "all" else None)
     return table
 
@@ -184,14 +200,14 @@ def _duplicates(duplicates: dict[str, Any]) -> Table:
     table.add_row("cluster size p50 / p90 / p99 / max",
                   " / ".join(fmt(quantiles[k]) for k in ("p50", "p90", "p99", "max")))
     if duplicates["similarity"]["count"]:
-        table.add_row("similarity p5 / p50", " / ".join(
-            fmt(duplicates["similarity"]["quantiles"][k]) for k in ("p5", "p50")))
+        table.add_row("similarity p5 / p50", " / ".join(_quantiles(duplicates["similarity"], ("p5", "p50"))))
     return table
 
 
 def _distributions(report: dict[str, Any]) -> Table:
     table = _table("distributions (kept records; scores: kept vs rejected)", "step", "metric", "count", "p5", "p50",
                    "p95", "max", text_columns=2)
+    marked = False
     for step, by_status in report["distributions"].items():
         for status in ("kept", "rejected"):
             for metric, hist in by_status[status].items():
@@ -199,27 +215,63 @@ def _distributions(report: dict[str, Any]) -> Table:
                     continue
                 if step != report["final_step"] and not metric.startswith("score/"):
                     continue
-                q = hist["quantiles"]
                 label = f"{metric} ({status})" if metric.startswith("score/") else metric
-                table.add_row(step, label, fmt(hist["count"]), fmt(q.get("p5")), fmt(q.get("p50")), fmt(q.get("p95")),
+                table.add_row(step, label, fmt(hist["count"]), *_quantiles(hist, ("p5", "p50", "p95")),
                               fmt(hist["max"]))
+                marked = marked or bool(quantile_mark(hist))
+    if marked:
+        table.caption = APPROXIMATE_FOOTNOTE
     return table
+
+
+def _quantiles(histogram: dict[str, Any], keys: tuple[str, ...], percent: bool = False) -> list[str]:
+    """The quantile cells, each marked when read from bins."""
+    quantiles, mark = histogram.get("quantiles", {}), quantile_mark(histogram)
+    return [mark + fmt(quantiles.get(k), percent) if quantiles.get(k) is not None else "-" for k in keys]
 
 
 def _packing(packing: dict[str, Any]) -> Table:
     table = _table("packing", "measure", "value")
-    per_sequence = packing["per_sequence"].get("vision_ratio", {}).get("quantiles", {})
+    per_sequence = packing["per_sequence"].get("vision_ratio", {})
     for label, value in (
         ("sequences", fmt(packing["sequences"])), ("tokens", fmt(packing["tokens"])),
         ("padding", fmt(packing["padding_fraction"], True)), ("efficiency", fmt(packing["efficiency"], True)),
         ("vision ratio (global)", fmt(packing["vision_ratio"], True)),
         ("vision ratio per sequence p5 / p50 / p95",
-         " / ".join(fmt(per_sequence.get(k), True) for k in ("p5", "p50", "p95"))),
+         " / ".join(_quantiles(per_sequence, ("p5", "p50", "p95"), percent=True))),
         ("zero-vision sequences", fmt(packing["zero_vision_share"], True)),
         (f"sequences within ±{packing['band'] * 100:.0f} pp of the target", fmt(packing["within_band_share"], True)),
         ("split documents", fmt(packing["split_documents"])),
     ):
         table.add_row(label, value)
+    return table
+
+
+def _sft(sft: dict[str, Any]) -> Table:
+    table = _table("SFT set (a row per copy the mixture repeats)", "split", "source", "conversations", "rows", "tokens",
+                   "share", "tool use", text_columns=2)
+    for total in sft["splits"]:
+        for row in [r for r in sft["by_source"] if r["split"] == total["split"]] + [{**total, "source": "all"}]:
+            table.add_row(row["split"], row["source"], fmt(row["conversations"]), fmt(row["rows"]), fmt(row["tokens"]),
+                          fmt(row.get("token_share", 1.0), True), fmt(row["tool_use_share"], True),
+                          style="bold" if row["source"] == "all" else None)
+    tokens = sft["tokens_per_conversation"]
+    if tokens["count"]:
+        table.caption = "tokens per conversation p50 / p95 / max: " + " / ".join(
+            [*_quantiles(tokens, ("p50", "p95")), fmt(tokens["max"])])
+    return table
+
+
+def _rft(rft: dict[str, Any]) -> Table:
+    title = f"RFT results: {rft['prompts']:,} prompts, mean pass rate {fmt(rft['mean_pass_rate'], True)}"
+    table = _table(title, "task", "prompts", "samples", "passed", "pass rate", "accepted")
+    for row in rft["by_task"]:
+        table.add_row(row["task"], fmt(row["prompts"]), fmt(row["samples"]), fmt(row["passed"]),
+                      fmt(row["pass_rate"], True), fmt(row["accepted"]))
+    buckets = ", ".join(f"{b['bucket']} {b['prompts']:,}" for b in rft["buckets"])
+    statuses = ", ".join(f"{s['status']} {s['samples']:,}" for s in rft["by_status"])
+    table.caption = (f"buckets: {buckets or '-'}; samples: {statuses or '-'} ({rft['accepted']:,} accepted); tokens: "
+                     f"{rft['prompt_tokens']:,} prompt, {rft['completion_tokens']:,} completion")
     return table
 
 

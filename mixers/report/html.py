@@ -10,6 +10,15 @@ import html
 from pathlib import Path
 from typing import Any
 
+from fusionforge.mixers.audit.presentation import (
+    APPROXIMATE_FOOTNOTE,
+    APPROXIMATE_NOTE,
+    funnel_steps,
+    has_approximate_quantiles,
+    preset_rows,
+    quantile_mark,
+    remaining_after_steps,
+)
 from fusionforge.mixers.report import plots
 from fusionforge.pipelines.core.io import atomic_path
 
@@ -38,10 +47,12 @@ def write_html(report: dict[str, Any], path: str | Path) -> Path:
 
 def render_html(report: dict[str, Any]) -> str:
     body = [_header(report), _cards(report)]
-    body += _section("Mixture: realised vs target", [_image(plots.mixture_bars(report), "mixture"),
-                                                      _by_source_table(report), _target_table(report)])
-    body += _section("Vision-token ratio", [_image(plots.vision_ratio(report), "vision ratio"), _presets_table(report)])
-    body += _section("Records and tokens by source x modality x language", [_mixture_table(report)])
+    if report["by_source"] or report["target"]:  # records to show (not only ledgers, SFT sets, RFT results)
+        body += _section("Mixture: realised vs target", [_image(plots.mixture_bars(report), "mixture"),
+                                                          _by_source_table(report), _target_table(report)])
+        body += _section("Vision-token ratio", [_image(plots.vision_ratio(report), "vision ratio"),
+                                                _presets_table(report)])
+        body += _section("Records and tokens by source x modality x language", [_mixture_table(report)])
     if report["funnel"].get("all"):
         body += _section("Funnel", [_image(plots.funnel(report), "funnel"), _funnel_table(report)])
     if report["drop_reasons"]:
@@ -49,9 +60,15 @@ def render_html(report: dict[str, Any]) -> str:
     if report["duplicates"]:
         body += _section("Duplicate clusters", [_image(plots.cluster_sizes(report["duplicates"]), "cluster sizes"),
                                                 _duplicates_table(report["duplicates"])])
-    body += _section("Distributions", _distribution_images(report))
+    body += _section("Distributions", _distribution_images(report) + [_distribution_table(report)])
     if report["packing"]:
         body += _section("Packing", [_packing_table(report["packing"])])
+    if report["sft"]:
+        body += _section("SFT set", [_sft_table(report["sft"]), _image(plots.histograms(
+            [("tokens per conversation", report["sft"]["tokens_per_conversation"], None)]), "SFT tokens")])
+    if report["rft"]:
+        body += _section("RFT results", [_rft_table(report["rft"]), _image(plots.histograms(
+            [("pass rate per prompt", report["rft"]["pass_rate"], None)]), "RFT pass rates")])
     if report["compare"]:
         body += _section("Comparison (delta = this - other)", [_compare_table(report["compare"])])
     head = f'<head><meta charset="utf-8"><title>fusionforge audit</title><style>{CSS}</style></head>'
@@ -97,6 +114,8 @@ def _header(report: dict[str, Any]) -> str:
         + "</li>" for i in report["inputs"])
     if report["exact"]:
         exact = '<p class="ok">Exact: every record of these outputs was read.</p>'
+        if has_approximate_quantiles(report):
+            exact += f'<p class="note">{_e(APPROXIMATE_NOTE)}.</p>'
     else:
         s = report["sample"]
         exact = (f'<p class="warn">Sampled: {s["fraction"]:.2%} of the row groups of every file (seed {s["seed"]}); '
@@ -163,10 +182,10 @@ def _target_table(report: dict[str, Any]) -> str:
 def _presets_table(report: dict[str, Any]) -> str:
     if not report["vision_by_preset"]:
         return ""
-    rows = [[(_e(r["preset"]), ""), (_e(r["source"]), ""), (_num(r["text_tokens"]), "n"),
-             (_num(r["vision_tokens"]), "n"), (_num(r["vision_ratio"], True), "n")] for r in report["vision_by_preset"]]
+    rows = [[(_e(r["preset"]), ""), (_e(r["source"]), ""), (_e(r["modality"]), ""), (_num(r["text_tokens"]), "n"),
+             (_num(r["vision_tokens"]), "n"), (_num(r["vision_ratio"], True), "n")] for r in preset_rows(report)]
     return '<p class="note">vision tokens by preset (placeholders, without wrapper tokens)</p>' + _table(
-        ["preset", "source", "text tokens", "vision tokens", "vision ratio"], rows)
+        ["preset", "source", "modality", "text tokens", "vision tokens", "vision ratio"], rows)
 
 
 def _mixture_table(report: dict[str, Any]) -> str:
@@ -178,12 +197,11 @@ def _mixture_table(report: dict[str, Any]) -> str:
 
 
 def _funnel_table(report: dict[str, Any]) -> str:
-    steps = list(dict.fromkeys(r["step"] for r in report["funnel"]["all"]))
+    steps = funnel_steps(report)
     rows = []
     for group, funnel in report["funnel"].items():
-        after = {s: [r for r in funnel if r["step"] == s][-1]["remaining"] for s in steps
-                 if any(r["step"] == s for r in funnel)}
-        rows.append([(_e(group), ""), (_num(funnel[0]["remaining"]), "n")] + [(_num(after.get(s)), "n") for s in steps])
+        after = remaining_after_steps(funnel, steps)
+        rows.append([(_e(group), ""), (_num(funnel[0]["remaining"]), "n")] + [(_num(n), "n") for n in after])
     detail = [[(_e(r["step"]), ""), (_e(r["stage"]), "bad" if r["status"] == "failed" else ""),
                (_num(r["removed"]) if r["removed"] else "", "n"), (_num(r["remaining"]), "n"),
                (_num(r["removed_tokens"]) if r["removed_tokens"] else "", "n")] for r in report["funnel"]["all"]]
@@ -204,7 +222,36 @@ def _duplicates_table(duplicates: dict[str, Any]) -> str:
         ("clusters", _num(duplicates["clusters"])), ("records in clusters", _num(duplicates["records_in_clusters"])),
         ("duplicates removed", _num(duplicates["duplicates"])),
         ("size p50 / p90 / p99 / max", " / ".join(_num(q[k]) for k in ("p50", "p90", "p99", "max"))))]
+    if duplicates["similarity"]["count"]:
+        rows.append([("similarity p5 / p50", ""), (" / ".join(_quantiles(duplicates["similarity"], ("p5", "p50"))),
+                                                   "n")])
     return _table(["measure", "value"], rows)
+
+
+def _quantiles(histogram: dict[str, Any], keys: tuple[str, ...], percent: bool = False) -> list[str]:
+    """Quantile cells, each marked when read from bins (see ``APPROXIMATE_NOTE``)."""
+    quantiles, mark = histogram.get("quantiles", {}), quantile_mark(histogram)
+    return [_e(mark) + _num(quantiles[k], percent) if quantiles.get(k) is not None else "-" for k in keys]
+
+
+def _distribution_table(report: dict[str, Any]) -> str:
+    """Count and quantiles of the final step's kept records, and of every score (kept and rejected)."""
+    rows, marked = [], False
+    for step, by_status in report["distributions"].items():
+        for status in ("kept", "rejected"):
+            for metric, hist in by_status[status].items():
+                score = metric.startswith("score/")
+                if not hist["count"] or (not score and (status == "rejected" or step != report["final_step"])):
+                    continue
+                label = f"{metric} ({status})" if score else metric
+                rows.append([(_e(step), ""), (_e(label), ""), (_num(hist["count"]), "n")]
+                            + [(cell, "n") for cell in _quantiles(hist, ("p5", "p50", "p95"))]
+                            + [(_num(hist["max"]), "n")])
+                marked = marked or bool(quantile_mark(hist))
+    if not rows:
+        return ""
+    note = f'<p class="note">{_e(APPROXIMATE_FOOTNOTE)}</p>' if marked else ""
+    return _table(["step", "metric", "count", "p5", "p50", "p95", "max"], rows) + note
 
 
 def _distribution_images(report: dict[str, Any]) -> list[str]:
@@ -228,16 +275,39 @@ _EMPTY = {"count": 0, "bins": [], "quantiles": {}, "min": None, "max": None}
 
 
 def _packing_table(packing: dict[str, Any]) -> str:
-    q = packing["per_sequence"].get("vision_ratio", {}).get("quantiles", {})
+    ratio = packing["per_sequence"].get("vision_ratio", {})
     rows = [[(_e(k), ""), (v, "n")] for k, v in (
         ("sequences", _num(packing["sequences"])), ("tokens", _num(packing["tokens"])),
         ("padding", _num(packing["padding_fraction"], True)), ("efficiency", _num(packing["efficiency"], True)),
         ("vision ratio (global)", _num(packing["vision_ratio"], True)),
-        ("per-sequence vision ratio p5 / p50 / p95", " / ".join(_num(q.get(k), True) for k in ("p5", "p50", "p95"))),
+        ("per-sequence vision ratio p5 / p50 / p95", " / ".join(_quantiles(ratio, ("p5", "p50", "p95"), True))),
         ("zero-vision sequences", _num(packing["zero_vision_share"], True)),
         (f"within ±{packing['band'] * 100:.0f} pp of the target ratio", _num(packing["within_band_share"], True)),
         ("split documents", _num(packing["split_documents"])))]
     return _table(["measure", "value"], rows)
+
+
+def _sft_table(sft: dict[str, Any]) -> str:
+    rows = []
+    for total in sft["splits"]:
+        for r in [r for r in sft["by_source"] if r["split"] == total["split"]] + [{**total, "source": "all"}]:
+            rows.append([(_e(r["split"]), ""), (_e(r["source"]), ""), (_num(r["conversations"]), "n"),
+                         (_num(r["rows"]), "n"), (_num(r["tokens"]), "n"), (_num(r.get("token_share", 1.0), True), "n"),
+                         (_num(r["tool_use_share"], True), "n")])
+    return '<p class="note">a row per copy the mixture repeats; tokens of every row</p>' + _table(
+        ["split", "source", "conversations", "rows", "tokens", "share", "tool use"], rows)
+
+
+def _rft_table(rft: dict[str, Any]) -> str:
+    rows = [[(_e(r["task"]), ""), (_num(r["prompts"]), "n"), (_num(r["samples"]), "n"), (_num(r["passed"]), "n"),
+             (_num(r["pass_rate"], True), "n"), (_num(r["accepted"]), "n")] for r in rft["by_task"]]
+    buckets = ", ".join(f"{b['bucket']} {b['prompts']:,}" for b in rft["buckets"])
+    statuses = ", ".join(f"{s['status']} {s['samples']:,}" for s in rft["by_status"])
+    note = (f"{rft['prompts']:,} prompts, mean pass rate {_num(rft['mean_pass_rate'], True)}; buckets: "
+            f"{buckets or '-'}; samples: {statuses or '-'} ({rft['accepted']:,} accepted); tokens: "
+            f"{rft['prompt_tokens']:,} prompt, {rft['completion_tokens']:,} completion")
+    return f'<p class="note">{_e(note)}</p>' + _table(["task", "prompts", "samples", "passed", "pass rate",
+                                                       "accepted"], rows)
 
 
 def _compare_table(compare: dict[str, Any]) -> str:

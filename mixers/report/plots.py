@@ -7,6 +7,7 @@ import io
 import math
 from typing import Any
 
+from fusionforge.mixers.audit.presentation import quantile_mark
 from fusionforge.pipelines.core.errors import MissingDependency
 
 STEP_COLORS = ("#9ecae1", "#6baed6", "#3182bd", "#08519c", "#08306b")
@@ -144,7 +145,8 @@ def histograms(panels: list[tuple[str, dict[str, Any], dict[str, Any] | None]]) 
             _bars(axes, rejected, REJECTED, "rejected", log=positive, alpha=0.6)
             axes.legend(fontsize=7)
         median = kept["quantiles"].get("p50") if kept["count"] else None
-        axes.set_title(f"{title}" + (f"  (p50 {median:.4g})" if median is not None else ""), fontsize=9)
+        mark = quantile_mark(kept)
+        axes.set_title(f"{title}" + (f"  (p50 {mark}{median:.4g})" if median is not None else ""), fontsize=9)
         axes.tick_params(labelsize=7)
     for axes in list(grid.flat)[len(panels):]:
         axes.axis("off")

@@ -114,3 +114,25 @@ def build_plan(folder: Path, upstream: Path) -> Path:
     (folder / "config.yaml").write_text(yaml.safe_dump({"step": "pack", "input": str(upstream)}))
     (folder / "_SUCCESS").write_text("ok\n")
     return folder
+
+
+def build_untouched_chain(root: Path) -> list[str]:
+    """shard (3 web, 2 clips) -> dedupe (one web copy) -> filter (one clip): dedupe never touches clips."""
+    web = [record(f"web/w{i}", "web", text="word " * (4 * i)) for i in (1, 2, 3)]
+    clips = [record(f"clips/c{i}", "clips", "video", text="clip", items=[media("video", 28, 28, 500, 8, 0.8)])
+             for i in (1, 2)]
+    shard = write_output(root / "out", "shard", web + clips)
+    dedupe = write_output(root / "dedup", "dedupe", [web[0], {**web[1], "drop_reason": "dedupe:exact_dup_of:web/w1"},
+                                                     web[2], *clips], upstream=shard)
+    clean = write_output(root / "clean", "filter", [web[0], web[2], clips[0],
+                                                    {**clips[1], "drop_reason": "video_motion_v1:static"}],
+                         upstream=dedupe)
+    return [str(shard), str(dedupe), str(clean)]
+
+
+def build_many_lengths(folder: Path) -> Path:
+    """300 texts of 1..300 tokens (more distinct values than a histogram keeps exactly), 3 images of 2 widths."""
+    rows = [record(f"web/w{i}", "web", text="x" * (4 * i)) for i in range(1, 301)]
+    rows += [record(f"photos/p{i}", "photos", "image", items=[media("image", 28 * (1 + i % 2), 28, 100)])
+             for i in range(3)]
+    return write_output(folder, "shard", rows)

@@ -111,3 +111,31 @@ def test_upstream_follows_the_chain_from_the_last_output(chain):
     followed = run_audit([str(chain["filter"])], AuditOptions(upstream=True))
     assert followed["steps"] == ["shard", "dedupe", "filter"]
     assert followed["funnel"] == run_audit([str(p) for p in chain.values()])["funnel"]
+
+
+def test_clusters_in_dedupes_layout_count_removed_members_and_media_items(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from fusionforge.pipelines.dedupe.clusters import CLUSTER_SCHEMA
+
+    def row(cluster, space, member, media, kept, kept_media, similarity, duplicate, dropped):
+        return {"cluster": cluster, "space": space, "member_id": member, "member_media": media, "kept_id": kept,
+                "kept_media": kept_media, "similarity": similarity, "duplicate": duplicate, "dropped": dropped}
+
+    rows = [
+        row(0, "text", "docs/d1", None, "docs/d1", None, 1.0, None, False),
+        row(0, "text", "docs/d2", None, "docs/d1", None, 0.9, "near", True),
+        row(1, "image", "docs/d1", 0, "docs/d1", 0, 1.0, None, False),  # kept: the first image of kept d1
+        row(1, "image", "docs/d1", 1, "docs/d1", 0, 0.97, "near", False),  # the same picture again inside d1
+        row(1, "image", "photos/p1", 0, "docs/d1", 0, 1.0, "exact", True),  # a stand-alone copy: removed
+        row(1, "image", "docs/d3", 0, "docs/d1", 0, 0.95, "near", False),  # inside another kept document
+    ]
+    folder = tmp_path / "dedup"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=CLUSTER_SCHEMA), folder / "clusters.parquet")
+    (folder / "report.json").write_text('{"step": "dedupe"}')
+    duplicates = run_audit([str(folder)])["duplicates"]
+    assert duplicates["size_distribution"] == [{"size": 2, "clusters": 1}, {"size": 4, "clusters": 1}]
+    assert duplicates["duplicates"] == 2  # d2 and p1; the images inside kept documents stay
+    similarity = duplicates["similarity"]
+    assert (similarity["count"], similarity["min"], similarity["max"]) == (4, 0.9, 1.0)  # d1's 2nd image counts

@@ -1,12 +1,16 @@
-"""Exactness on real shard outputs: whole == sum of parts, resume-safe, Ray == in-process, --sample labelled."""
+"""Exactness on real outputs (shard, dedupe, pack): whole == sum of parts, resume-safe, Ray == in-process,
+--sample labelled."""
 
 import json
 import shutil
+from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from fusionforge.mixers.audit import AuditOptions, collect_state, run_audit
+from fusionforge.mixers.audit import AuditOptions, Target, collect_state, run_audit
 from fusionforge.mixers.audit.summary import build_report
+from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 
 
@@ -40,18 +44,51 @@ def test_audit_of_the_whole_equals_the_sum_of_audits_of_separate_runs(sample_cor
     assert expected["totals"]["records"] == pq.ParquetFile(f"{whole}/manifest.parquet").metadata.num_rows
 
 
-def test_rows_split_anywhere_add_up_to_the_whole(whole, tmp_path):
-    parts = [tmp_path / "p1", tmp_path / "p2"]
+def _split_output(whole: str, root: Path) -> list[str]:
+    """Every Parquet file of the output ``whole`` cut at an arbitrary row into two parts (odd row-group sizes).
+
+    A clusters file is cut between clusters instead: a cluster's size needs all of its rows, and a
+    dedupe never writes one cluster into two files.
+    """
+    parts = [root / "p1", root / "p2"]
     for part in parts:
-        (part / "rejected").mkdir(parents=True)
-        shutil.copy(f"{whole}/report.json", part / "report.json")
-    for name in ("manifest.parquet", "ledger.parquet", "rejected"):
+        part.mkdir(parents=True)
+        for name in ("report.json", "config.yaml"):
+            if (Path(whole) / name).exists():
+                shutil.copy(Path(whole) / name, part / name)
+    for name in ("manifest.parquet", "ledger.parquet", "rejected", "plan.parquet", "clusters.parquet"):
+        if not (Path(whole) / name).exists():
+            continue
         table = pq.read_table(f"{whole}/{name}")
-        cut = table.num_rows * 2 // 5
         target = "rejected/part-000000.parquet" if name == "rejected" else name
-        pq.write_table(table.slice(0, cut), parts[0] / target, row_group_size=7)
-        pq.write_table(table.slice(cut), parts[1] / target, row_group_size=11)
-    assert _figures(run_audit([str(p) for p in parts])) == _figures(run_audit([whole]))
+        if name == "clusters.parquet":
+            even = pc.equal(pc.bit_wise_and(table.column("cluster"), 1), 0)
+            pieces = [table.filter(even), table.filter(pc.invert(even))]
+        else:
+            cut = table.num_rows * 2 // 5
+            pieces = [table.slice(0, cut), table.slice(cut)]
+        for part, piece, group_rows in zip(parts, pieces, (7, 11)):
+            (part / target).parent.mkdir(exist_ok=True)
+            pq.write_table(piece, part / target, row_group_size=group_rows)
+    return [str(p) for p in parts]
+
+
+def test_rows_split_anywhere_add_up_to_the_whole(whole, tmp_path):
+    assert _figures(run_audit(_split_output(whole, tmp_path))) == _figures(run_audit([whole]))
+
+
+def test_a_dedupe_output_split_anywhere_adds_up_to_the_whole(real_chain, tmp_path):
+    dedupe = real_chain["dedupe"]
+    expected = _figures(run_audit([dedupe]))
+    assert expected["duplicates"]["clusters"] > 1 and expected["drop_reasons"]  # ledger reasons, clusters, records
+    assert _figures(run_audit(_split_output(dedupe, tmp_path))) == expected
+
+
+def test_a_pack_plan_split_anywhere_adds_up_to_the_whole(real_chain, tmp_path):
+    pack, target = real_chain["pack"], Target(vision_ratio=0.1)
+    expected = _figures(run_audit([pack], target=target))
+    assert expected["packing"]["sequences"] > 11 and expected["packing"]["within_band_share"] is not None
+    assert _figures(run_audit(_split_output(pack, tmp_path), target=target)) == expected
 
 
 def test_an_output_named_twice_is_read_once(whole):
@@ -88,6 +125,26 @@ def test_unfinished_and_resumed_runs_are_counted_once(sample_corpus, whole, tmp_
     assert _figures(resumed) == _figures(run_audit([whole]))
     shutil.copytree(leftover, out / "_parts")  # killed between _SUCCESS and the clean-up: parts are left behind
     assert _figures(run_audit([str(out)])) == _figures(resumed)
+
+
+def test_a_dedupe_killed_while_writing_and_resumed_is_counted_once(real_chain, tmp_path):
+    cfg = DedupeConfig(input=real_chain["shard"], output=str(tmp_path / "dedup"), shard_count=4, executor="local")
+    phase, written = [], []
+
+    def kill_after_two_written(summary):
+        if phase[-1] == "write":
+            written.append(summary)
+            if len(written) == 2:
+                raise Killed
+
+    with pytest.raises(Killed):
+        run_dedupe(cfg, on_partition=kill_after_two_written, on_phase=phase.append)
+    partial = run_audit([cfg.output])
+    assert partial["inputs"][0]["complete"] is False and partial["inputs"][0]["partitions_done"] == 2
+    assert partial["totals"]["records"] == sum(s["kept"] for s in written)
+    assert partial["funnel"]["all"][0]["remaining"] == sum(s["inputs"] for s in written)
+    run_dedupe(DedupeConfig(**{**cfg.__dict__, "resume": True}))
+    assert _figures(run_audit([cfg.output])) == _figures(run_audit([real_chain["dedupe"]]))
 
 
 @pytest.mark.ray

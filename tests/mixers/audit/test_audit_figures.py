@@ -98,17 +98,38 @@ def test_vision_presets_count_every_item_with_the_packers_rule(shard_out):
         clips = video_tokens(28, 28, 5, preset).tokens + video_tokens(56, 56, 8, preset).tokens  # sampled frames first
         docs = 2 * image_tokens(28, 28, preset).tokens  # the preset replaces the recorded 100
         expected[preset] = {"photos": photos, "clips": clips, "docs": docs, "web": 0}
-    rows = {(r["preset"], r["source"]): r for r in report["vision_by_preset"]}
+    rows = {(r["preset"], r["source"], r["modality"]): r for r in report["vision_by_preset"]}
+    modality_of = {"photos": "image", "clips": "video", "docs": "interleaved", "web": "text"}
     for preset, per_source in expected.items():
         for source, tokens in per_source.items():
-            assert rows[(preset, source)]["vision_tokens"] == tokens, (preset, source)
-        total = rows[(preset, "all")]
+            assert rows[(preset, source, "all")]["vision_tokens"] == tokens, (preset, source)
+            assert rows[(preset, source, modality_of[source])]["vision_tokens"] == tokens, (preset, source)
+            assert rows[(preset, "all", modality_of[source])]["vision_tokens"] == tokens, (preset, source)
+        total = rows[(preset, "all", "all")]
         assert total["vision_tokens"] == sum(per_source.values()) and total["text_tokens"] == 66
         assert total["vision_ratio"] == pytest.approx(total["vision_tokens"] / (66 + total["vision_tokens"]))
+    web_text = rows[("kimi-k25", "web", "text")]  # 3 + 10 text tokens (a: estimated, b: recorded), no media
+    assert (web_text["text_tokens"], web_text["vision_tokens"], web_text["vision_ratio"]) == (13, 0, 0.0)
+    assert len(report["vision_by_preset"]) == 2 * (1 + 4 + 4 + 4)  # all; 4 modalities; 4 sources; 4 pairs
     assert expected["kimi-k25"] != expected["qwen2-vl"]
     assert report["token_basis"]["vision_preset"] == "kimi-k25"
     assert report["token_basis"]["vision_estimated_records"] == 0
     assert report["totals"]["vision_tokens"] == sum(expected["kimi-k25"].values())
+
+
+def test_vision_presets_split_a_source_by_modality(tmp_path):
+    from fusionforge.mixers.audit import AuditOptions
+    from fusionforge.mixers.vision_tokens import image_tokens
+
+    out = write_output(tmp_path / "shard", "shard", [
+        record("legacy/a", "legacy", "image", text="old", items=[media("image", 56, 56, 10)]),
+        record("legacy/b", "legacy", "text", text="x" * 20),
+        record("legacy/c", "legacy", "image", items=[media("image", 28, 84, 10)])])
+    report = run_audit([str(out)], AuditOptions(vision_presets=("qwen2-vl",)))
+    rows = {(r["source"], r["modality"]): (r["text_tokens"], r["vision_tokens"]) for r in report["vision_by_preset"]}
+    images = image_tokens(56, 56, "qwen2-vl").tokens + image_tokens(28, 84, "qwen2-vl").tokens
+    assert rows == {("all", "all"): (1 + 5, images), ("all", "image"): (1, images), ("all", "text"): (5, 0),
+                    ("legacy", "all"): (1 + 5, images), ("legacy", "image"): (1, images), ("legacy", "text"): (5, 0)}
 
 
 def test_an_unknown_preset_is_refused_before_any_work(shard_out):

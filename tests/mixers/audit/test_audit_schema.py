@@ -11,7 +11,7 @@ from fusionforge.mixers.mixture import parse_mixture
 
 TOP_LEVEL = ["schema", "exact", "sample", "inputs", "skipped", "rows_read", "steps", "final_step", "totals",
              "token_basis", "vision_by_preset", "mixture", "by_source", "mixture_by_step", "vision_ratio", "funnel",
-             "drop_reasons", "duplicates", "distributions", "packing", "target", "compare"]
+             "drop_reasons", "duplicates", "distributions", "packing", "sft", "rft", "target", "compare"]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_the_schema_itself_is_valid_and_pins_the_top_level_keys():
     report_schema = REPORT_SCHEMA["$defs"]["report"]
     assert list(report_schema["properties"]) == TOP_LEVEL
     assert report_schema["required"] == TOP_LEVEL and report_schema["additionalProperties"] is False
-    assert report_schema["properties"]["schema"] == {"const": "fusionforge.audit/1"}
+    assert report_schema["properties"]["schema"] == {"const": "fusionforge.audit/2"}
 
 
 def test_reports_of_every_kind_validate(outputs):
