@@ -33,7 +33,13 @@ _U64 = np.uint64
 
 
 def band_recall(distance: int, width: int, bands: int, bits: int = BITS) -> float:
-    """Chance that two hashes ``distance`` bits apart agree on all ``width`` bits of at least one of ``bands`` masks."""
+    """Chance that two hashes ``distance`` bits apart agree on all ``width`` bits of at least one of ``bands`` masks.
+
+    Masks that fit in one permutation are disjoint: more of them than flipped bits always find
+    the pair (pigeonhole); otherwise the bands count as independent.
+    """
+    if bands * width <= bits and bands > distance:
+        return 1.0
     agree = comb(bits - distance, width) / comb(bits, width) if distance <= bits - width else 0.0
     return 1.0 - (1.0 - agree) ** bands
 
