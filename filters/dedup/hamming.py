@@ -146,8 +146,9 @@ def hamming_matches(rows: Mapping[str, np.ndarray], max_distance: int, fanout: i
     """Pairs of items whose hashes are within ``max_distance`` bits, compared inside each band bucket.
 
     Vectorised over all buckets: every row gets runs of partners (a stored row: the later stored
-    rows of its bucket; a probe row: the bucket's stored rows but its own item's), cut at
-    ``fanout``; the runs are expanded ``block`` comparisons at a time, so memory stays bounded.
+    rows of its bucket; a probe row: the bucket's stored rows but its own picture's), cut at
+    ``fanout`` (stored rows in the order of their content key, so the cut does not depend on the
+    input order); the runs are expanded ``block`` comparisons at a time, so memory stays bounded.
     """
     s = _bucket_rows(rows)
     n = len(s["item"])
@@ -155,24 +156,19 @@ def hamming_matches(rows: Mapping[str, np.ndarray], max_distance: int, fanout: i
         empty = np.empty(0, np.int64)
         return HammingMatches(empty, empty, empty, 0, 0, 0)
     new_bucket = np.ones(n, bool)
-    new_bucket[1:] = (s["space"][1:] != s["space"][:-1]) | (s["band"][1:] != s["band"][:-1]) | (
-        s["key"][1:] != s["key"][:-1])
+    new_bucket[1:] = (s["group"][1:] != s["group"][:-1]) | (s["key"][1:] != s["key"][:-1])
     bucket = np.cumsum(new_bucket) - 1
-    first = np.flatnonzero(new_bucket)  # a bucket's stored rows come first, by item
-    stored = ~s["probe"]
-    size = np.bincount(bucket, weights=stored, minlength=len(first)).astype(np.int64)
+    first = np.flatnonzero(new_bucket)  # a bucket's stored rows come first
+    size = np.bincount(bucket, weights=~s["probe"], minlength=len(first)).astype(np.int64)
     # stored row at rank r: the later stored rows (all of them while r < fanout, else none)
-    st = np.flatnonzero(stored)
+    st = np.flatnonzero(~s["probe"])
     rank = st - first[bucket[st]]
     st_count = np.where(rank < fanout, size[bucket[st]] - 1 - rank, 0)
-    # probe row: the stored rows before and after its own item's stored row (if there), fanout in all
+    # probe row: the stored rows before and after its own picture's stored row (if there), fanout in all
     pr = np.flatnonzero(s["probe"])
-    _, dense = np.unique(s["item"], return_inverse=True)
-    combined = bucket.astype(np.int64) * (int(dense.max()) + 1) + dense
-    at = np.minimum(np.searchsorted(combined[st], combined[pr]), max(len(st) - 1, 0))
-    own = (combined[st][at] == combined[pr]) if len(st) else np.zeros(len(pr), bool)
+    own, at = _own_stored_row(bucket, s["exact_hi"], st, pr)
     begin, total = first[bucket[pr]], size[bucket[pr]]
-    before = np.where(own, st[at] - begin, total)
+    before = np.where(own, at - begin, total)
     count_1 = np.minimum(before, fanout)
     count_2 = np.where(own, np.minimum(total - before - 1, fanout - count_1), 0)
     left = np.concatenate([st, pr, pr])
@@ -190,22 +186,48 @@ def hamming_matches(rows: Mapping[str, np.ndarray], max_distance: int, fanout: i
 
 
 def _bucket_rows(rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The LSH rows sorted by bucket, stored rows first (by item); rows of one exact content count once."""
-    lsh = np.flatnonzero(np.asarray(rows["band"]) != EXACT_BAND)
-    names = ("space", "band", "key", "item", "exact_hi", "exact_lo", "hash", "probe")
-    cols = {c: np.asarray(rows[c])[lsh] for c in names}
+    """The LSH rows sorted by bucket, stored rows first, then by content key and hash.
+
+    Rows equal in bucket, kind, content key (64 bits of it) and hash count once, as their
+    smallest item: exact copies of a picture meet through their exact-key rows already.
+    """
+    band = np.asarray(rows["band"])
+    lsh = np.flatnonzero(band != EXACT_BAND)
+    group = (np.asarray(rows["space"])[lsh].astype(np.int32) << 16) | band[lsh].astype(np.int32)
+    cols = {"group": group, **{c: np.asarray(rows[c])[lsh] for c in ("key", "probe", "exact_hi", "hash", "item")}}
     cols["hash"] = cols["hash"].astype(_U64)
-    order = np.lexsort(tuple(cols[c] for c in ("item", "hash", "exact_lo", "exact_hi", "probe", "key", "band",
-                                               "space")))
+    by_key = np.argsort(cols["key"])  # first drop rows alone with their key, or with probes only: cheaper to sort
+    keys = cols["key"][by_key]
+    run = np.cumsum(np.r_[True, keys[1:] != keys[:-1]]) - 1 if len(keys) else np.empty(0, np.int64)
+    useful = np.zeros(len(keys), bool)
+    useful[by_key] = (np.bincount(run)[run] > 1) & (np.bincount(run, weights=~cols["probe"][by_key])[run] > 0)
+    cols = {c: v[useful] for c, v in cols.items()}
+    order = np.lexsort((cols["hash"], cols["exact_hi"], cols["probe"], cols["key"], cols["group"]))
     cols = {c: v[order] for c, v in cols.items()}
-    repeat = np.zeros(len(order), bool)
+    new = np.ones(len(order), bool)
     if len(order):
-        repeat[1:] = True
-        for c in ("space", "band", "key", "probe", "exact_hi", "exact_lo", "hash"):
-            repeat[1:] &= cols[c][1:] == cols[c][:-1]
-    cols = {c: v[~repeat] for c, v in cols.items()}
-    order = np.lexsort((cols["item"], cols["probe"], cols["key"], cols["band"], cols["space"]))
-    return {c: v[order] for c, v in cols.items()}
+        new[1:] = False
+        for c in ("group", "key", "probe", "exact_hi", "hash"):
+            new[1:] |= cols[c][1:] != cols[c][:-1]
+    starts = np.flatnonzero(new)
+    out = {c: v[starts] for c, v in cols.items() if c != "item"}
+    out["item"] = np.minimum.reduceat(cols["item"], starts) if len(starts) else cols["item"]
+    return out
+
+
+def _own_stored_row(bucket: np.ndarray, content: np.ndarray, stored: np.ndarray,
+                    probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each probe row: is its picture's stored row in its bucket, and where (rows sorted by bucket, content)."""
+    if len(stored) == 0 or len(probes) == 0:
+        return np.zeros(len(probes), bool), np.zeros(len(probes), np.int64)
+    values = np.unique(content[stored])
+    rank = np.minimum(np.searchsorted(values, content[probes]), len(values) - 1)
+    known = values[rank] == content[probes]
+    stored_key = bucket[stored].astype(np.int64) * len(values) + np.searchsorted(values, content[stored])
+    probe_key = bucket[probes].astype(np.int64) * len(values) + rank
+    position = np.minimum(np.searchsorted(stored_key, probe_key), len(stored) - 1)
+    own = known & (stored_key[position] == probe_key)
+    return own, stored[position]
 
 
 def _expand(item: np.ndarray, hashes: np.ndarray, left: np.ndarray, starts: np.ndarray, counts: np.ndarray,
