@@ -110,9 +110,8 @@ def hash_band_rows(space: int, items: np.ndarray, exact: np.ndarray, hashes: np.
     n, k = hashes.shape
     bands = len(masks)
     rows = np.flatnonzero(usable)
-    take, band, key, value, probe = [np.arange(n)], [np.full(n, EXACT_BAND, np.int16)], [exact[:, 0]], [], []
-    value.append(np.zeros(n, _U64))
-    probe.append(np.zeros(n, bool))
+    take, band, key = [np.arange(n)], [np.full(n, EXACT_BAND, np.int16)], [exact[:, 0]]  # the exact-key rows
+    value, probe = [np.zeros(n, _U64)], [np.zeros(n, bool)]
     for c in range(k):
         column = hashes[rows, c]
         keep = np.ones(len(rows), bool) if per_column or c == 0 else ~(hashes[rows, :c] == column[:, None]).any(axis=1)
