@@ -45,7 +45,7 @@ def make_corpus(folder: Path, n: int, files: int = 8, seed: int = 0) -> dict[str
     vocab = np.array([_word(i) for i in range(50_000)])  # letters only: datatrove folds digits to 0
     weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.05
     weights /= weights.sum()
-    originals = int(n / 1.1)
+    originals = next(o for o in range(n * 10 // 11, n + 1) if o + -(-o // 11) >= n)  # one copy per 11 originals
     families: dict[str, list[str]] = {}
     folder.mkdir(parents=True, exist_ok=True)
     outs = [open(folder / f"part-{k:02d}.jsonl", "w", encoding="utf-8") for k in range(files)]  # noqa: SIM115
@@ -67,6 +67,8 @@ def make_corpus(folder: Path, n: int, files: int = 8, seed: int = 0) -> dict[str
             written += 1
     for out in outs:
         out.close()
+    if written != n:
+        raise RuntimeError(f"wrote {written} documents instead of {n}")
     return families
 
 

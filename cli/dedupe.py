@@ -28,8 +28,8 @@ from fusionforge.cli.render import console, partition_progress, print_report
 @click.option("--keep-whitespace", "collapse_whitespace", is_flag=True, flag_value=False, default=True,
               help="Exact text keys keep whitespace as it is.")
 @click.option("--image-hash", type=click.Choice(["phash", "dhash"]), default="phash", show_default=True)
-@click.option("--image-hamming", type=int, default=8, show_default=True,
-              help="Most differing bits (of 64) between near-duplicate images.")
+@click.option("--image-hamming", type=int, default=None,
+              help="Most differing bits (of 64) between near-duplicate images (default: 8 for pHash, 6 for dHash).")
 @click.option("--image-crops", type=float, default=0.03, show_default=True,
               help="Also hash crops cutting this fraction per side, so cropped copies match (0: off).")
 @click.option("--image-color", type=float, default=100.0, show_default=True,
@@ -91,3 +91,7 @@ def dedupe(input_dir, output, keep, text_threshold, num_perm, ngram, char_ngrams
         console.print(f"clusters: {stats['clusters']} (text {stats['text_clusters']}, image {stats['image_clusters']}, "
                       f"video {stats['video_clusters']}); LSH {stats['lsh']['bands']} bands x "
                       f"{stats['lsh']['rows']} rows; details in {output}/clusters.parquet")
+        for space, lsh in stats["hamming_lsh"].items():
+            if lsh["capped_buckets"]:
+                console.print(f"[yellow]{space}: {lsh['capped_buckets']} buckets held more than {lsh['fanout']} "
+                              f"distinct hashes; {lsh['skipped_comparisons']} comparisons skipped (the fanout cap)")

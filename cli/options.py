@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from fusionforge.pipelines.core.config import DEFAULT_SEED
 from fusionforge.pipelines.core.errors import FusionforgeError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -27,7 +28,8 @@ def run_options(func: Callable) -> Callable:
     func = click.option("--strict", is_flag=True, help="Stop at the first bad record (file and position).")(func)
     func = click.option("--resume", is_flag=True,
                         help="Continue a killed run in the same -o; finished work is kept.")(func)
-    return click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")(func)
+    return click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True,
+                        help="Seed for every random choice.")(func)
 
 
 def library_errors(func: Callable) -> Callable:

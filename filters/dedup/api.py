@@ -14,6 +14,7 @@ from fusionforge.filters.dedup.minhash import TextSketcher, exact_jaccard
 from fusionforge.filters.dedup.text_normalize import exact_keys, normalize_exact
 from fusionforge.filters.dedup.union_find import connected_components
 from fusionforge.filters.dedup.verify import DEFAULT_RECHECK_MARGIN, verify_text_pairs
+from fusionforge.pipelines.core.config import DEFAULT_SEED
 
 
 def exact_duplicates(texts: Sequence[str], *, casefold: bool = True,
@@ -31,7 +32,7 @@ def exact_duplicates(texts: Sequence[str], *, casefold: bool = True,
 
 
 def near_duplicates(texts: Sequence[str], *, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5,
-                    seed: int = 1) -> list[int | None]:
+                    seed: int = DEFAULT_SEED) -> list[int | None]:
     """Per text: None when it is kept (the first of its cluster, in input order), else the index of the kept text.
 
     Clusters join texts whose word ``ngram`` shingle sets have Jaccard >= ``threshold`` (MinHash LSH

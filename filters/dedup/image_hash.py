@@ -63,6 +63,10 @@ def dhash_gray(frames: np.ndarray) -> np.ndarray:
 CROP_FRACTION = 0.03
 VARIANTS = 9  # crops per image
 DEFAULT_MAX_DISTANCE = 8  # pHash bits; measured: copies (resized, re-encoded, cropped <= 5%) <= 8, distinct >= 10
+# dHash bits; measured: copies <= 6, but distinct pictures from 2 bits (wave photos: 13 of 1,770 pairs <= 6,
+# 24 <= 8), so the colour check does most of the separating and the threshold stays as low as the copies allow
+DHASH_MAX_DISTANCE = 6
+MAX_DISTANCES = {"phash": DEFAULT_MAX_DISTANCE, "dhash": DHASH_MAX_DISTANCE}
 THUMB_SIDE = 16
 DEFAULT_MAX_COLOR_DISTANCE = 100.0  # measured: copies <= 81, distinct drawings that pHash confuses >= 126 but 1 in 65
 _THUMB_SIDE = 128

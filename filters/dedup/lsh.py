@@ -1,9 +1,7 @@
-"""Locality-sensitive hashing: band keys from signatures or bit chunks, and candidate pairs from buckets.
+"""Locality-sensitive hashing of texts: band keys from signatures, and candidate pairs from buckets.
 
-Text: a MinHash signature is cut into ``bands`` bands of ``rows`` values; two documents become a
-candidate pair when any band is equal. Perceptual hashes: a 64-bit hash is cut into ``d + 1`` bit
-chunks; by the pigeonhole principle two hashes within Hamming distance ``d`` share at least one
-chunk exactly, so the chunk buckets find every such pair without comparing all pairs.
+A MinHash signature is cut into ``bands`` bands of ``rows`` values; two documents become a
+candidate pair when any band is equal. (Perceptual hashes have their own bands: ``hamming.py``.)
 
 ``bucket_pairs`` is the reduce step both the distributed pipeline (per shuffle partition) and the
 in-process helpers run: rows are sorted, so its output never depends on arrival order.
@@ -17,7 +15,7 @@ import numpy as np
 from fusionforge.filters.dedup.minhash import fmix64
 
 EXACT_BAND = -1  # band number of the rows that carry a record's exact-content key
-BAND_COLUMNS = ("space", "band", "key", "item", "exact_hi", "exact_lo", "hash", "full")
+BAND_COLUMNS = ("space", "band", "key", "item", "exact_hi", "exact_lo", "hash", "probe")
 RECALL_WEIGHTS = (0.02, 0.98)  # (false positive, false negative): candidates are verified, so favour recall
 _U64 = np.uint64
 
@@ -49,31 +47,6 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int, salt: int = 0) -> n
     for r in range(rows):
         acc = fmix64(acc ^ (cube[:, :, r] * _U64(0xC2B2AE3D27D4EB4F) + _U64(r)))
     return acc
-
-
-def chunk_bounds(n_chunks: int, bits: int = 64) -> list[tuple[int, int]]:
-    """``n_chunks`` contiguous (start, width) bit ranges covering ``bits`` bits, as even as possible."""
-    if not 1 <= n_chunks <= bits:
-        raise ValueError(f"need between 1 and {bits} chunks, got {n_chunks}")
-    edges = np.linspace(0, bits, n_chunks + 1).round().astype(int)
-    return [(int(lo), int(hi - lo)) for lo, hi in zip(edges[:-1], edges[1:])]
-
-
-def pigeonhole_keys(hashes: np.ndarray, max_distance: int, bits: int = 64, salt: int = 0) -> np.ndarray:
-    """``(n, max_distance + 1)`` keys: chunk ``j`` of each hash, tagged with ``j`` and ``salt``."""
-    hashes = np.asarray(hashes, dtype=_U64)
-    chunks = chunk_bounds(max_distance + 1, bits)
-    out = np.empty((len(hashes), len(chunks)), _U64)
-    tags = fmix64(np.arange(len(chunks), dtype=_U64) + fmix64(np.array([salt], _U64)))
-    for j, (start, width) in enumerate(chunks):
-        value = (hashes >> _U64(start)) & _U64((1 << width) - 1)
-        out[:, j] = fmix64(value ^ tags[j])
-    return out
-
-
-def hamming64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bit differences between uint64 hashes (element-wise)."""
-    return np.bitwise_count(np.bitwise_xor(np.asarray(a, _U64), np.asarray(b, _U64))).astype(np.int64)
 
 
 def bucket_pairs(rows: Mapping[str, np.ndarray], fanout: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray,
@@ -149,69 +122,4 @@ def band_rows(space: int, items: np.ndarray, exact: np.ndarray, keys: np.ndarray
     take = np.concatenate([np.arange(n), rep])
     return {"space": np.full(len(take), space, np.int8), "band": band, "key": key.astype(_U64),
             "item": items[take], "exact_hi": exact[take, 0], "exact_lo": exact[take, 1],
-            "hash": np.zeros(len(take), _U64), "full": np.zeros(len(take), bool)}
-
-
-def hamming_matches(rows: Mapping[str, np.ndarray], max_distance: int,
-                    block: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs of items whose hashes are within ``max_distance`` bits, found and checked inside chunk buckets.
-
-    Each row is one chunk of one hash of an item: its own hash (``full``) or one of its crops. A row
-    of an item's own hash is compared with every other row of its bucket, so an image matches a copy
-    whose own hash, or any crop's, is near its own. Exact-key rows (``EXACT_BAND``) are ignored here.
-    Returns ``(a, b, distance)`` with ``a < b``, one row per pair (its smallest distance).
-    """
-    space, band, key, item, hashes, full = (rows[c] for c in ("space", "band", "key", "item", "hash", "full"))
-    lsh = np.flatnonzero(band != EXACT_BAND)
-    order = lsh[np.lexsort((item[lsh], key[lsh], band[lsh], space[lsh]))]
-    s_item, s_hash, s_full = item[order], np.asarray(hashes, np.uint64)[order], full[order]
-    s_space, s_band, s_key = space[order], band[order], key[order]
-    edges = np.flatnonzero((s_space[1:] != s_space[:-1]) | (s_band[1:] != s_band[:-1]) | (s_key[1:] != s_key[:-1]))
-    starts, stops = np.r_[0, edges + 1], np.r_[edges + 1, len(order)]
-    found_a, found_b, found_d = [], [], []
-    for start, stop in zip(starts[stops - starts > 1], stops[stops - starts > 1]):
-        members, member_hash = s_item[start:stop], s_hash[start:stop]
-        probes = np.flatnonzero(s_full[start:stop])
-        for lo in range(0, len(probes), block):
-            probe = probes[lo: lo + block]
-            distance = np.bitwise_count(member_hash[probe][:, None] ^ member_hash[None, :]).astype(np.int64)
-            i, j = np.nonzero((distance <= max_distance) & (members[probe][:, None] != members[None, :]))
-            a, b = members[probe][i], members[j]
-            found_a.append(np.minimum(a, b))
-            found_b.append(np.maximum(a, b))
-            found_d.append(distance[i, j])
-    if not found_a:
-        empty = np.empty(0, np.int64)
-        return empty, empty, empty
-    a, b, d = np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_d)
-    if len(a) == 0:
-        return a, b, d
-    by_distance = np.lexsort((d, b, a))
-    a, b, d = a[by_distance], b[by_distance], d[by_distance]
-    first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
-    return a[first], b[first], d[first]
-
-
-def hash_band_rows(space: int, items: np.ndarray, exact: np.ndarray, hashes: np.ndarray, max_distance: int,
-                   usable: np.ndarray, own_hash_columns: int = 1) -> dict[str, np.ndarray]:
-    """Rows for ``hamming_matches``: an exact-key row per item, and one row per chunk of each hash of usable items.
-
-    ``hashes`` is ``(n, k)`` uint64. Rows of the first ``own_hash_columns`` columns are probes (``full``);
-    with ``own_hash_columns == k`` every column is compared only with the same column of other items
-    (video anchors: frame ``i`` with frame ``i``), otherwise all columns share the chunk bands (image crops).
-    """
-    items = np.asarray(items, dtype=np.int64)
-    n, k = hashes.shape
-    chunks = max_distance + 1
-    rows = np.flatnonzero(usable)
-    keys = [pigeonhole_keys(hashes[rows, c], max_distance, salt=space) for c in range(k)]  # each (len(rows), chunks)
-    per_column_band = own_hash_columns == k
-    band = np.concatenate([np.full(n, EXACT_BAND, np.int16)] + [
-        np.tile(np.arange(chunks, dtype=np.int16) + (c * chunks if per_column_band else 0), len(rows))
-        for c in range(k)])
-    take = np.concatenate([np.arange(n)] + [np.repeat(rows, chunks)] * k)
-    hash_values = np.concatenate([np.zeros(n, _U64)] + [np.repeat(hashes[rows, c], chunks) for c in range(k)])
-    full = np.concatenate([np.zeros(n, bool)] + [np.full(len(rows) * chunks, c < own_hash_columns) for c in range(k)])
-    key = np.concatenate([exact[:, 0]] + [keys[c].ravel() for c in range(k)])
-    return {"space": np.full(len(take), space, np.int8), "band": band, "key": key.astype(_U64), "item": items[take],
-            "exact_hi": exact[take, 0], "exact_lo": exact[take, 1], "hash": hash_values, "full": full}
+            "hash": np.zeros(len(take), _U64), "probe": np.zeros(len(take), bool)}

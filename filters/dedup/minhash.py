@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fusionforge.filters.dedup import text_normalize as tn
+from fusionforge.pipelines.core.config import DEFAULT_SEED
 
 _U64 = np.uint64
 _U32 = np.uint32
@@ -106,7 +107,7 @@ def shingle_hashes(hashes: np.ndarray, counts: np.ndarray, ngram: int) -> tuple[
 class MinHasher:
     """``num_perm`` affine permutations of 32-bit shingle hashes (datasketch's ``affine32`` scheme)."""
 
-    def __init__(self, num_perm: int = 128, seed: int = 1) -> None:
+    def __init__(self, num_perm: int = 128, seed: int = DEFAULT_SEED) -> None:
         if num_perm < 2:
             raise ValueError(f"num_perm must be at least 2, got {num_perm}")
         self.num_perm = num_perm
@@ -169,7 +170,7 @@ class TextSketcher:
 
     num_perm: int = 128
     ngram: int = 5
-    seed: int = 1
+    seed: int = DEFAULT_SEED
     char_ngrams: bool = False
     casefold: bool = True
     collapse_whitespace: bool = True

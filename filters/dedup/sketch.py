@@ -23,6 +23,7 @@ from fusionforge.filters.dedup.image_hash import (
 from fusionforge.filters.dedup.minhash import TextSketcher
 from fusionforge.filters.dedup.video_hash import frame_hashes, stream_key
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.config import DEFAULT_SEED
 from fusionforge.pipelines.core.errors import BadRecord
 from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
 from fusionforge.pipelines.core.io import read_range
@@ -55,7 +56,7 @@ class DedupeSketch(Stage):
     resources: ClassVar[Resources] = Resources(batch_size=256)
 
     def __init__(self, text: bool = True, images: bool = True, videos: bool = True, num_perm: int = 128,
-                 ngram: int = 5, seed: int = 1, char_ngrams: bool = False, casefold: bool = True,
+                 ngram: int = 5, seed: int = DEFAULT_SEED, char_ngrams: bool = False, casefold: bool = True,
                  collapse_whitespace: bool = True, keep_shingles: bool = True, image_hash: str = "phash",
                  crop_fraction: float = CROP_FRACTION, max_pixels: int = DEFAULT_MAX_PIXELS, video_fps: float = 1.0,
                  video_max_frames: int = 32, timeout_s: float = 60.0, strict: bool = False,

@@ -69,9 +69,22 @@ def word_tokens(normalized: pa.Array) -> pa.ListArray:
 
 
 def char_codepoints(normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Code points of each text's words joined by single spaces, and the count per text."""
-    texts = [" ".join(w for w in words if w) if words else "" for words in word_tokens(normalized).to_pylist()]
-    parts = [np.frombuffer(t.encode("utf-32-le"), "<u4") for t in texts]
-    counts = np.fromiter((len(p) for p in parts), np.int64, len(parts))
-    values = np.concatenate(parts).astype(np.uint64) if parts else np.empty(0, np.uint64)
+    """Code points of each text's words joined by single spaces, and the count per text.
+
+    Empty tokens are dropped and the rest joined in Arrow (``binary_join``); the whole batch's
+    UTF-8 buffer is then decoded to UTF-32 in one codec call, so nothing runs per token or per text.
+    """
+    tokens = word_tokens(normalized)
+    flat = pc.list_flatten(tokens)
+    parents = np.asarray(pc.list_parent_indices(tokens), dtype=np.int64)
+    nonempty = np.asarray(pc.greater(pc.binary_length(flat), 0).fill_null(False), dtype=bool)
+    per_text = np.bincount(parents[nonempty], minlength=len(tokens))
+    words = pa.LargeListArray.from_arrays(pa.array(np.r_[0, np.cumsum(per_text)], pa.int64()),
+                                          flat.filter(pa.array(nonempty)).cast(pa.large_string()))
+    joined = pc.binary_join(words, pa.scalar(" ", pa.large_string()))
+    counts = np.asarray(pc.utf8_length(joined).fill_null(0), dtype=np.int64)
+    offsets = np.frombuffer(joined.buffers()[1], np.int64)[joined.offset: joined.offset + len(joined) + 1]
+    data = joined.buffers()[2]
+    raw = b"" if data is None else data.to_pybytes()[int(offsets[0]): int(offsets[-1])]
+    values = np.frombuffer(raw.decode("utf-8").encode("utf-32-le"), "<u4").astype(np.uint64)
     return values, counts

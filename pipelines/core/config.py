@@ -10,6 +10,8 @@ import yaml
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import atomic_path
 
+DEFAULT_SEED = 0  # every command's --seed and every library default that the CLI passes it to
+
 
 def load_yaml(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """A YAML mapping with ``a.b=value`` overrides applied (values parsed as YAML scalars)."""

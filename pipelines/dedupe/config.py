@@ -6,14 +6,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from fusionforge.filters.dedup.hamming import HAMMING_FANOUT, hamming_band_params
 from fusionforge.filters.dedup.image_hash import (
     CROP_FRACTION,
     DEFAULT_MAX_COLOR_DISTANCE,
     DEFAULT_MAX_DISTANCE,
     HASH_KINDS,
+    MAX_DISTANCES,
 )
 from fusionforge.filters.dedup.lsh import lsh_params
 from fusionforge.filters.dedup.verify import DEFAULT_RECHECK_MARGIN
+from fusionforge.pipelines.core.config import DEFAULT_SEED
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.transform import TransformConfig
 
@@ -40,9 +43,9 @@ class DedupeConfig:
     recheck_margin: float = DEFAULT_RECHECK_MARGIN  # exact Jaccard for estimates this close to the threshold
     casefold: bool = True
     collapse_whitespace: bool = True
-    seed: int = 1
+    seed: int = DEFAULT_SEED  # the CLI's --seed default too: same signatures from the CLI and the library
     image_hash: str = "phash"
-    image_hamming: int = DEFAULT_MAX_DISTANCE
+    image_hamming: int | None = None  # None: the measured default of the hash (pHash 8, dHash 6)
     image_crops: float = CROP_FRACTION  # 0: no crop variants
     image_color: float = DEFAULT_MAX_COLOR_DISTANCE  # colour-thumbnail check of pHash matches (0: off)
     video_fps: float = 1.0
@@ -50,7 +53,8 @@ class DedupeConfig:
     video_hamming: int = DEFAULT_MAX_DISTANCE
     video_match: float = 0.8
     keep: str = "first"  # first | longest | best:<column>
-    bucket_fanout: int = 64
+    bucket_fanout: int = 64  # text: a bucket's first 64 members are paired with every other
+    hamming_fanout: int = HAMMING_FANOUT  # images, videos: stored hashes a row is compared with per bucket
     rows_per_shuffle_partition: int = 2_000_000
     timeout_s: float = 60.0
     strict: bool = False
@@ -77,8 +81,11 @@ class DedupeConfig:
         if self.image_hash not in HASH_KINDS:
             problems.append(f"--image-hash must be one of {', '.join(HASH_KINDS)}, got {self.image_hash!r}")
         for name, value in (("--image-hamming", self.image_hamming), ("--video-hamming", self.video_hamming)):
-            if not 0 <= value <= 31:
+            if value is not None and not 0 <= value <= 31:
                 problems.append(f"{name} must be between 0 and 31 bits, got {value}")
+        if self.bucket_fanout < 1 or self.hamming_fanout < 1:
+            problems.append(f"bucket_fanout and hamming_fanout must be >= 1 (got {self.bucket_fanout}, "
+                            f"{self.hamming_fanout})")
         if self.image_color < 0:
             problems.append(f"--image-color must be >= 0 (0: no colour check), got {self.image_color}")
         if not 0.0 <= self.image_crops < 0.25:
@@ -110,6 +117,18 @@ class DedupeConfig:
         if self.bands is not None:
             return self.bands, self.rows
         return lsh_params(self.text_threshold, self.num_perm)
+
+    @property
+    def image_max_distance(self) -> int:
+        """``image_hamming``, or the default measured for ``image_hash``."""
+        return MAX_DISTANCES[self.image_hash] if self.image_hamming is None else self.image_hamming
+
+    def hamming_bands(self) -> dict[str, int]:
+        """Bit-sampling bands of image and video hashes: bits per band and bands, from each threshold."""
+        image_bits, image_bands = hamming_band_params(self.image_max_distance)
+        video_bits, video_bands = hamming_band_params(self.video_hamming)
+        return {"image_band_bits": image_bits, "image_bands": image_bands, "video_band_bits": video_bits,
+                "video_bands": video_bands}
 
     def transform(self, resume: bool | None = None) -> TransformConfig:
         return TransformConfig(input=self.input, output=self.output, shard_size_mb=self.shard_size_mb,

@@ -9,22 +9,27 @@ engine runs the same two functions in a loop and gives the same edges.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fusionforge.filters.dedup.hamming import hamming_matches
 from fusionforge.filters.dedup.image_hash import color_distance
-from fusionforge.filters.dedup.lsh import EXACT_BAND, bucket_pairs, hamming_matches, unique_pairs
+from fusionforge.filters.dedup.lsh import EXACT_BAND, bucket_pairs, unique_pairs
 from fusionforge.filters.dedup.minhash import exact_jaccard, fmix64
 from fusionforge.filters.dedup.verify import verify_text_pairs
 from fusionforge.filters.dedup.video_hash import sequence_similarity
+from fusionforge.pipelines.core.io import write_json_atomic
 from fusionforge.pipelines.core.runner import ORDER_COL, PARTITION_COL, Source
-from fusionforge.pipelines.dedupe.store import IMAGE, TEXT, VIDEO, SketchReader
+from fusionforge.pipelines.dedupe.store import IMAGE, SPACES, TEXT, VIDEO, SketchReader
 
 PART = "part"
+HAMMING_COSTS = "hamming-costs"
 PAIR_SCHEMA = pa.schema([("space", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("exact", pa.bool_()),
                          ("distance", pa.int64())])
 EDGE_SCHEMA = pa.schema([("space", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("exact", pa.bool_()),
@@ -58,7 +63,14 @@ def add_part(batch: pa.Table, parts: int) -> pa.Table:
 
 
 def reduce_part(rows: pa.Table, params: dict[str, Any]) -> pa.Table:
-    """Exact edges, text candidates, image matches and video candidates of one shuffle partition."""
+    """Exact edges, text candidates, image matches and video candidates of one shuffle partition.
+
+    What the Hamming search cost (comparisons, and those the fanout cap skipped) goes to a small
+    file per partition, which the driver adds up into the report.
+    """
+    if rows.num_rows == 0:
+        return PAIR_SCHEMA.empty_table()
+    part = int(rows.column(PART)[0].as_py())
     cols = {name: rows.column(name).to_numpy(zero_copy_only=False) for name in rows.column_names if name != PART}
     space, band = cols["space"], cols["band"]
     plain = (band == EXACT_BAND) | (space == TEXT)
@@ -67,12 +79,27 @@ def reduce_part(rows: pa.Table, params: dict[str, Any]) -> pa.Table:
     text_items = cols["item"][plain]
     out = [_pairs(_space_of(cols, exact_member), exact_member, exact_first, True, -1),
            _pairs(np.full(len(left), TEXT, np.int8), text_items[left], text_items[right], False, -1)]
+    costs = {}
     for media_space, distance in ((IMAGE, params["image_hamming"]), (VIDEO, params["video_hamming"])):
         media = space == media_space
         if media.any():
-            a, b, d = hamming_matches({k: v[media] for k, v in cols.items()}, distance)
-            out.append(_pairs(np.full(len(a), media_space, np.int8), a, b, False, d))
+            found = hamming_matches({k: v[media] for k, v in cols.items()}, distance, params["hamming_fanout"])
+            out.append(_pairs(np.full(len(found.a), media_space, np.int8), found.a, found.b, False, found.distance))
+            costs[SPACES[media_space]] = {"comparisons": found.comparisons, "skipped_comparisons": found.skipped,
+                                          "capped_buckets": found.capped_buckets, "matches": len(found.a)}
+    write_json_atomic(Path(params["store"]) / f"{HAMMING_COSTS}-{part:06d}.json", costs)
     return pa.concat_tables(out)
+
+
+def hamming_costs(root: Path) -> dict[str, dict[str, int]]:
+    """The Hamming search costs of every shuffle partition, added up per space."""
+    total: dict[str, dict[str, int]] = {}
+    for path in sorted(Path(root).glob(f"{HAMMING_COSTS}-*.json")):
+        for space, counts in json.loads(path.read_text()).items():
+            into = total.setdefault(space, dict.fromkeys(counts, 0))
+            for name, value in counts.items():
+                into[name] += value
+    return total
 
 
 def _space_of(cols: dict[str, np.ndarray], items: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from fusionforge.pipelines.core.runner import Source, make_executor
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.dedupe.clusters import CLUSTERS, resolve, write_results
 from fusionforge.pipelines.dedupe.config import DedupeConfig
-from fusionforge.pipelines.dedupe.grouping import edges_in_process, edges_on_ray, shuffle_parts
+from fusionforge.pipelines.dedupe.grouping import edges_in_process, edges_on_ray, hamming_costs, shuffle_parts
 from fusionforge.pipelines.dedupe.store import SketchReader, file_path, sketch_marker, store_dir, write_sketches
 from fusionforge.pipelines.job import REPORT, prepare_output
 from fusionforge.pipelines.transform import ManifestSource, run_transform, transform_fingerprint
@@ -88,6 +88,7 @@ def run_dedupe(cfg: DedupeConfig, on_plan: Callback = None, on_partition: Callba
     starts = tuple(source.row_range(p)[0] for p in partitions)
     bands, rows = cfg.lsh()
     params = {**cfg.settings(), "bands": bands, "rows": rows, "score_column": cfg.score_column,
+              "image_hamming": cfg.image_max_distance, **cfg.hamming_bands(),
               "keep_shingles": cfg.recheck_margin > 0, "store": str(root), "starts": list(starts)}
     summary = read_marker(out, GLOBAL_MARKER)
     if summary is None:
@@ -156,7 +157,14 @@ def _global_phase(cfg, source, partitions, starts, params, root, on_plan, on_par
     for s in sketches:
         for space, count in s["items"].items():
             items[space] = items.get(space, 0) + count
+    costs = hamming_costs(root)
+    hamming = {space: {"hash": cfg.image_hash if space == "image" else "phash",
+                       "max_distance": params[f"{space}_hamming"], "bits_per_band": params[f"{space}_band_bits"],
+                       "bands": params[f"{space}_bands"], "fanout": cfg.hamming_fanout,
+                       **costs.get(space, {"comparisons": 0, "skipped_comparisons": 0, "capped_buckets": 0,
+                                           "matches": 0})} for space in ("image", "video")}
     return {"lsh": {"bands": params["bands"], "rows": params["rows"], "num_perm": cfg.num_perm},
+            "hamming_lsh": hamming,
             "items": items, "failed_items": sum(s["failed_items"] for s in sketches), "band_rows": band_rows,
             "shuffle_partitions": parts, "edges": edges.num_rows, **stats, "clusters_file": CLUSTERS,
             "seconds": timings, "driver_peak_rss_mb": _peak_rss_mb()}

@@ -24,10 +24,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 from fusionforge.filters.dedup import sketch as sk
+from fusionforge.filters.dedup.hamming import band_masks, hash_band_rows
 from fusionforge.filters.dedup.image_hash import THUMB_SIDE
-from fusionforge.filters.dedup.lsh import BAND_COLUMNS, band_keys, band_rows, hash_band_rows
+from fusionforge.filters.dedup.lsh import BAND_COLUMNS, band_keys, band_rows
 from fusionforge.filters.dedup.minhash import EMPTY
-from fusionforge.filters.dedup.video_hash import ANCHORS, anchor_hashes
+from fusionforge.filters.dedup.video_hash import anchor_hashes
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import WORK_DIR, atomic_path, write_marker
 
@@ -143,11 +144,13 @@ def _media_items(table, rows, ids, salts, scores, errors, params, item_rows) -> 
         items = np.array([e[0] for e in entries], np.int64)
         salt = np.array([e[3] for e in entries], np.uint64)
         exact = np.array([(e[1], e[2]) for e in entries], np.uint64) ^ salt[:, None]
-        if space == IMAGE:
-            hashes, distance, own = np.stack([e[4] for e in entries]), params["image_hamming"], 1
-        else:
-            hashes, distance, own = np.stack([anchor_hashes(e[4]) for e in entries]), params["video_hamming"], ANCHORS
-        table_rows = hash_band_rows(space, items, exact, hashes, distance, np.ones(len(items), bool), own)
+        name = SPACES[space]
+        masks = band_masks(params[f"{name}_band_bits"], params[f"{name}_bands"])
+        if space == IMAGE:  # own hash stored, crops probe
+            hashes, per_column = np.stack([e[4] for e in entries]), False
+        else:  # anchor frame i meets anchor frame i
+            hashes, per_column = np.stack([anchor_hashes(e[4]) for e in entries]), True
+        table_rows = hash_band_rows(space, items, exact, hashes, masks, np.ones(len(items), bool), per_column)
         lsh = table_rows["band"] >= 0
         table_rows["key"] = np.where(lsh, table_rows["key"] ^ salt[np.searchsorted(items, table_rows["item"])],
                                      table_rows["key"])

@@ -3,6 +3,7 @@ import random
 import imagehash
 import numpy as np
 import pytest
+from fusionforge.filters.dedup.hamming import hamming64
 from fusionforge.filters.dedup.image_hash import (
     DEFAULT_MAX_COLOR_DISTANCE,
     DEFAULT_MAX_DISTANCE,
@@ -11,7 +12,6 @@ from fusionforge.filters.dedup.image_hash import (
     image_hashes,
     pixel_key,
 )
-from fusionforge.filters.dedup.lsh import hamming64
 from fusionforge.pipelines.core.images import BadImage, decode_image
 from fusionforge.pipelines.demo_corpus import draw_shapes
 from media_fixtures import crop_fraction, encoded, picture

@@ -7,10 +7,7 @@ from fusionforge.filters.dedup.lsh import (
     band_rows,
     bucket_pairs,
     candidate_probability,
-    chunk_bounds,
-    hamming64,
     lsh_params,
-    pigeonhole_keys,
     unique_pairs,
 )
 
@@ -34,20 +31,6 @@ def test_equal_bands_give_equal_keys_and_different_bands_differ():
     assert band_keys(sigs, 4, 5, salt=1)[0, 0] != keys[0, 0]
     with pytest.raises(ValueError, match="permutations"):
         band_keys(sigs, 5, 5)
-
-
-def test_pigeonhole_chunks_find_every_pair_within_the_distance():
-    rng = np.random.default_rng(1)
-    base = rng.integers(0, 2**63, 400, dtype=np.int64).astype(np.uint64)
-    flips = np.zeros(400, np.uint64)
-    for i in range(400):
-        for bit in rng.choice(64, size=rng.integers(0, 9), replace=False):
-            flips[i] |= np.uint64(1) << np.uint64(bit)
-    other = base ^ flips
-    assert hamming64(base, other).max() <= 8
-    shared = (pigeonhole_keys(base, 8) == pigeonhole_keys(other, 8)).any(axis=1)
-    assert shared.all()
-    assert sum(w for _, w in chunk_bounds(9)) == 64
 
 
 def test_bucket_pairs_exact_edges_collapsed_copies_and_fanout():

@@ -86,6 +86,31 @@ def test_char_ngrams_compare_texts_without_spaces():
     assert estimated_jaccard(sketch.signatures[0], sketch.signatures[2]) < 0.2
 
 
+def _codepoints_per_text(normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The earlier per-text definition: non-empty words joined by single spaces, as UTF-32 code points."""
+    texts = [" ".join(w for w in words if w) if words else "" for words in tn.word_tokens(normalized).to_pylist()]
+    parts = [np.frombuffer(t.encode("utf-32-le"), "<u4") for t in texts]
+    return np.concatenate(parts).astype(np.uint64), np.array([len(p) for p in parts], np.int64)
+
+
+def test_char_codepoints_equal_the_per_text_definition():
+    import random
+
+    rng = random.Random(4)
+    pieces = ["Hello,", "world!", "«déjà»", "vu", "—", "東京タワー", "🎉🎉", "ß", "ǅ", "e\u0301", "...", "!!!", "x",
+              "Ωμέγα", "नमस्ते", "مرحبا", "\t", "\n\n", "“quoted”", "end."]
+    texts = [" ".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(300)]
+    texts[::37] = [None] * len(texts[::37])
+    texts[5], texts[6] = "", "  ... !!! — "
+    normalized = tn.normalize_exact(texts)
+    for batch in (normalized, normalized.slice(3, 120), normalized.slice(0, 0)):
+        values, counts = tn.char_codepoints(batch)
+        expected_values, expected_counts = _codepoints_per_text(batch) if len(batch) else (np.empty(0), np.empty(0))
+        assert np.array_equal(values, expected_values) and np.array_equal(counts, expected_counts)
+        assert values.dtype == np.uint64 and counts.dtype == np.int64
+    assert list(tn.char_codepoints(normalized)[1][5:7]) == [0, 0]  # empty, and punctuation only
+
+
 def test_bad_parameters_are_rejected():
     with pytest.raises(ValueError, match="num_perm"):
         MinHasher(num_perm=1)

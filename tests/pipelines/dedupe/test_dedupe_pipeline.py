@@ -4,7 +4,7 @@ from itertools import combinations
 
 import pyarrow.parquet as pq
 import pytest
-from dedupe_inputs import baseline_run, precision_recall, sharded_corpus, true_pairs
+from dedupe_inputs import baseline_run, local_config, precision_recall, sharded_corpus, true_pairs
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
@@ -53,6 +53,25 @@ def test_every_kind_of_duplicate_is_found_and_accounted_for(corpus, local_run):
     for reason in filter(None, reasons.values()):
         assert reason.split("_dup_of:", 1)[1] in kept_ids
     assert report["dedupe"]["image_clusters"] == 5 and report["dedupe"]["video_clusters"] == 1
+    image_lsh = report["dedupe"]["hamming_lsh"]["image"]
+    assert (image_lsh["hash"], image_lsh["max_distance"], image_lsh["bits_per_band"], image_lsh["bands"]) == (
+        "phash", 8, 16, 44)
+    assert image_lsh["comparisons"] > 0 and image_lsh["skipped_comparisons"] == image_lsh["capped_buckets"] == 0
+
+
+def test_dhash_finds_the_same_copies_with_its_own_threshold(corpus, tmp_path):
+    root, _ = corpus
+    report = run_dedupe(local_config(root / "in", tmp_path / "dhash", image_hash="dhash", text=False, videos=False))
+    assert report["dedupe"]["hamming_lsh"]["image"]["max_distance"] == 6  # dHash's measured default
+    reasons = {k: v for k, v in _reasons(tmp_path / "dhash").items() if k.startswith("photos/")}
+    assert reasons == {
+        "photos/p0_small.jpg#0": "dedupe:near_dup_of:photos/p0.png#0",
+        "photos/p1_jpeg.jpg#0": "dedupe:near_dup_of:photos/p1.png#0",
+        "photos/p2_crop.png#0": "dedupe:near_dup_of:photos/p2.png#0",
+        "photos/p3_lossless.webp#0": "dedupe:exact_dup_of:photos/p3.png#0",
+        "photos/p5.png#0": "dedupe:exact_dup_of:docs/doc-0",
+        **{f"photos/p{i}.png#0": None for i in (0, 1, 2, 3, 4, 6, 7)},
+    }
 
 
 def test_clusters_file_lists_members_kept_copy_and_similarity(local_run):
