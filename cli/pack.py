@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from fusionforge.cli.options import executor_options, library_errors, run_options
 from fusionforge.cli.render import console, print_report
+from fusionforge.pipelines.core.errors import ConfigError
 
 
 @click.command()
@@ -52,13 +53,12 @@ def pack(input_dir, output, seq_len, vision_ratio, ratio_tolerance, fail_on_tole
           --tokenizer tok/tokenizer.json --mixture mix.yaml --materialize
     """
     from fusionforge.mixers.pack_job import PackConfig, run_pack
+    from fusionforge.mixers.vision_tokens import parse_override
 
-    overrides = {}
-    for item in preset_overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} must look like key=value", param_hint="--preset-set")
-        overrides[key] = value if not value.lstrip("-").isdigit() else int(value)
+    try:
+        overrides = dict(parse_override(item) for item in preset_overrides)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--preset-set") from exc
     cfg = PackConfig(input=input_dir, output=output, seq_len=seq_len, vision_ratio=vision_ratio,
                      ratio_tolerance=ratio_tolerance, vision_preset=vision_preset, preset_overrides=overrides,
                      tokenizer=tokenizer, mixture=mixture, window=window, seq_vision_max=seq_vision_max,

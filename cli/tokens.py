@@ -7,6 +7,7 @@ import re
 
 import click
 from fusionforge.cli.options import library_errors
+from fusionforge.pipelines.core.errors import ConfigError
 
 _ITEM = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
 
@@ -34,15 +35,12 @@ def tokens(items, preset, overrides, show_presets, as_json):
         return
     if not items:
         raise click.UsageError("give at least one WxH or WxHxF item (or --presets)")
-    from fusionforge.mixers.vision_tokens import get_preset
+    from fusionforge.mixers.vision_tokens import get_preset, parse_override
 
-    params = {}
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{override!r} must look like key=value", param_hint="--set")
-        params[key] = value if key == "fit" else (value.lower() == "true" if value.lower() in ("true", "false")
-                                                  else int(value))
+    try:
+        params = dict(parse_override(override) for override in overrides)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from exc
     chosen = get_preset(preset, **params)
     rows = []
     for item in items:

@@ -336,6 +336,26 @@ def get_preset(preset: str | Preset = "kimi-k25", **overrides) -> Preset:
     return base.with_overrides(**overrides) if overrides else base
 
 
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"key=value"`` from a command line -> ``(key, value)`` typed as the preset parameter is."""
+    key, sep, text = item.partition("=")
+    fields = {f.name: f.type for f in dataclasses.fields(Preset)} if sep else {}
+    if key not in fields or key in ("name", "family"):
+        known = sorted(set(fields or {f.name for f in dataclasses.fields(Preset)}) - {"name", "family"})
+        raise ConfigError(f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
+    kind = str(fields[key])
+    if kind == "bool":
+        if text.lower() not in ("true", "false"):
+            raise ConfigError(f"{item!r}: {key} is true or false")
+        return key, text.lower() == "true"
+    if kind == "int":
+        try:
+            return key, int(text)
+        except ValueError:
+            raise ConfigError(f"{item!r}: {key} is a whole number") from None
+    return key, text
+
+
 def image_tokens(width: int, height: int, preset: str | Preset = "kimi-k25", **overrides) -> ImageCount:
     """Tokens of one ``width`` x ``height`` image under ``preset``."""
     return get_preset(preset, **overrides).image(width, height)

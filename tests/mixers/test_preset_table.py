@@ -77,3 +77,35 @@ def test_cli_prints_the_presets():
     assert table.exit_code == 0 and "max_patches_per_side" in table.output and "<|media_begin|>" in table.output
     missing = CliRunner().invoke(cli, ["tokens"])
     assert missing.exit_code != 0 and "--presets" in missing.output
+
+
+def test_command_line_overrides_are_typed_like_the_preset_parameters():
+    from fusionforge.mixers.vision_tokens import parse_override
+    from fusionforge.pipelines.core.errors import ConfigError
+
+    assert parse_override("cap_pixels_per_frame=false") == ("cap_pixels_per_frame", False)
+    assert parse_override("cap_pixels_per_frame=True") == ("cap_pixels_per_frame", True)
+    assert parse_override("max_patches=4096") == ("max_patches", 4096)
+    assert parse_override("fit=pad") == ("fit", "pad")
+    for bad, message in (("cap_pixels_per_frame=no", "true or false"), ("max_patches=4k", "whole number"),
+                         ("max_patchez=1", "max_patches"), ("max_patches", "KEY=VALUE"), ("family=x", "KEY")):
+        with pytest.raises(ConfigError, match=message):
+            parse_override(bad)
+
+
+def test_a_false_flag_on_the_command_line_means_false():
+    from click.testing import CliRunner
+    from fusionforge.cli.main import cli
+
+    def video_tokens(*settings: str) -> int:
+        args = ["tokens", "--preset", "qwen2-vl", "1920x1080x768", "--json"]
+        for setting in settings:
+            args += ["--set", setting]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["items"][0]["tokens"]
+
+    assert video_tokens("cap_pixels_per_frame=false") == video_tokens()
+    assert video_tokens("cap_pixels_per_frame=true") != video_tokens()
+    bad = CliRunner().invoke(cli, ["pack", "x", "-o", "y", "--preset-set", "cap_pixels_per_frame=maybe"])
+    assert bad.exit_code == 2 and "true or false" in bad.output
