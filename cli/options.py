@@ -41,6 +41,8 @@ def library_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except FusionforgeError as exc:
             raise click.ClickException(str(exc)) from exc
+        except click.ClickException:
+            raise  # already a clean CLI error (a usage error keeps its exit status 2)
         except Exception as exc:
             cause = _fusionforge_cause(exc)
             if cause is None:

@@ -93,7 +93,7 @@ def test_command_line_overrides_are_typed_like_the_preset_parameters():
             parse_override(bad)
 
 
-def test_a_false_flag_on_the_command_line_means_false():
+def test_a_false_flag_on_the_command_line_means_false(tmp_path):
     from click.testing import CliRunner
     from fusionforge.cli.main import cli
 
@@ -107,5 +107,6 @@ def test_a_false_flag_on_the_command_line_means_false():
 
     assert video_tokens("cap_pixels_per_frame=false") == video_tokens()
     assert video_tokens("cap_pixels_per_frame=true") != video_tokens()
-    bad = CliRunner().invoke(cli, ["pack", "x", "-o", "y", "--preset-set", "cap_pixels_per_frame=maybe"])
+    bad = CliRunner().invoke(cli, ["pack", str(tmp_path), "-o", str(tmp_path / "out"),
+                                   "--preset-set", "cap_pixels_per_frame=maybe"])
     assert bad.exit_code == 2 and "true or false" in bad.output
