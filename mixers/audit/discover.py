@@ -49,6 +49,7 @@ class Output:
     seq_len: int | None = None
     partitions_done: int | None = None  # unfinished runs: partitions with a completion marker
     partitions_seen: int | None = None
+    vision_ratio: float | None = None  # the target vision share a pack run recorded in its config
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def _output_files(folder: Path) -> tuple[Output, list[tuple[Path, str | None]]]:
         "rft" if "rft" in config else "shard" if "inputs" in config else folder.name)
     upstream = config.get("input")
     seq_len = report.get("seq_len") or config.get("seq_len")
+    vision_ratio = report.get("target_vision_ratio") or config.get("vision_ratio")
     complete = (folder / "_SUCCESS").exists()
     files: list[tuple[Path, str | None]] = []
     done = seen = None
@@ -137,7 +139,8 @@ def _output_files(folder: Path) -> tuple[Output, list[tuple[Path, str | None]]]:
     files += [(p, REJECTED) for p in rejected if not p.name.startswith(".")]
     files += [(p, None) for p in _other_parquet(folder)]
     output = Output(str(folder), str(step), complete, str(upstream) if upstream else None,
-                    int(seq_len) if seq_len else None, done, seen)
+                    int(seq_len) if seq_len else None, done, seen,
+                    float(vision_ratio) if isinstance(vision_ratio, (int, float)) else None)
     return output, files
 
 
@@ -154,7 +157,7 @@ def _loose_files(path: Path) -> tuple[Output, list[tuple[Path, str | None]]]:
             raise ConfigError(f"{path} holds no Parquet files and no fusionforge output")
     in_rejected = [(f, REJECTED if f.parent.name == REJECTED_DIR else None) for f in files]
     output = Output(str(path), step, True, context.upstream if context else None,
-                    context.seq_len if context else None)
+                    context.seq_len if context else None, vision_ratio=context.vision_ratio if context else None)
     return output, in_rejected
 
 

@@ -75,3 +75,9 @@ def histograms_of(report: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def has_approximate_quantiles(report: dict[str, Any]) -> bool:
     return any(quantile_mark(h) for h in histograms_of(report) if h["count"])
+
+
+def band_target_label(packing: dict[str, Any]) -> str:
+    """What the per-sequence band is centred on: the target share, or why there is none."""
+    target = packing.get("band_target")
+    return "the target (none given or recorded)" if target is None else f"the target {target:.2%}"

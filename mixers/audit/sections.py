@@ -68,7 +68,8 @@ def packing_figures(state: AuditState, plan_steps: list[str], goal: float | None
         "efficiency": plan.used_with_capacity / plan.capacity if plan.capacity_known and plan.capacity else None,
         "zero_vision_sequences": round(plan.zero_vision),
         "zero_vision_share": plan.zero_vision / plan.sequences if plan.sequences else None,
-        "band": RATIO_BAND, "within_band_share": plan.share_within(goal, RATIO_BAND) if goal is not None else None,
+        "band": RATIO_BAND, "band_target": goal,
+        "within_band_share": plan.share_within(goal, RATIO_BAND) if goal is not None else None,
         "split_documents": round(plan.split_documents), "split_segments": round(plan.split_segments),
         "tokens_by_source": [{"source": s, "tokens": round(n), "token_share": n / source_total if source_total
                               else None} for s, n in sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0]))],

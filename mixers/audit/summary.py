@@ -32,7 +32,7 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
     final = records_steps[-1] if records_steps else None
     kept = state.step(final).kept if final else RecordsState()
     plan_steps = [s for s in steps if state.step(s).plan.sequences]
-    packing = packing_figures(state, plan_steps, target.vision_ratio if target else None)
+    packing = packing_figures(state, plan_steps, band_target(discovery.outputs, plan_steps, target))
     by_source = _by_source(kept)
     realised_shares = {row["source"]: row["token_share"] for row in by_source}
     realised_vision, vision_basis = _ratio(kept.totals()), f"records of step {final}" if final else None
@@ -90,6 +90,15 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
         "compare": None,
     }
     return rounded(report)
+
+
+def band_target(outputs: list[Output], plan_steps: list[str], target: Target | None) -> float | None:
+    """The vision share per-sequence ratios are judged against: the user's target, else the one the
+    pack runs recorded (when they agree), so a plain ``fusionforge audit packed/`` reports it too."""
+    if target and target.vision_ratio is not None:
+        return target.vision_ratio
+    recorded = {o.vision_ratio for o in outputs if o.step in plan_steps and o.vision_ratio is not None}
+    return recorded.pop() if len(recorded) == 1 else None
 
 
 def order_steps(outputs: list[Output], state: AuditState) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 from fusionforge.mixers.audit.presentation import (
     APPROXIMATE_FOOTNOTE,
     APPROXIMATE_NOTE,
+    band_target_label,
     funnel_steps,
     has_approximate_quantiles,
     preset_rows,
@@ -240,7 +241,8 @@ def _packing(packing: dict[str, Any]) -> Table:
         ("vision ratio per sequence p5 / p50 / p95",
          " / ".join(_quantiles(per_sequence, ("p5", "p50", "p95"), percent=True))),
         ("zero-vision sequences", fmt(packing["zero_vision_share"], True)),
-        (f"sequences within ±{packing['band'] * 100:.0f} pp of the target", fmt(packing["within_band_share"], True)),
+        (f"sequences within ±{packing['band'] * 100:.0f} pp of {band_target_label(packing)}",
+         fmt(packing["within_band_share"], True)),
         ("split documents", fmt(packing["split_documents"])),
     ):
         table.add_row(label, value)

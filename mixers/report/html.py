@@ -13,6 +13,7 @@ from typing import Any
 from fusionforge.mixers.audit.presentation import (
     APPROXIMATE_FOOTNOTE,
     APPROXIMATE_NOTE,
+    band_target_label,
     funnel_steps,
     has_approximate_quantiles,
     preset_rows,
@@ -282,7 +283,8 @@ def _packing_table(packing: dict[str, Any]) -> str:
         ("vision ratio (global)", _num(packing["vision_ratio"], True)),
         ("per-sequence vision ratio p5 / p50 / p95", " / ".join(_quantiles(ratio, ("p5", "p50", "p95"), True))),
         ("zero-vision sequences", _num(packing["zero_vision_share"], True)),
-        (f"within ±{packing['band'] * 100:.0f} pp of the target ratio", _num(packing["within_band_share"], True)),
+        (f"within ±{packing['band'] * 100:.0f} pp of {band_target_label(packing)}",
+         _num(packing["within_band_share"], True)),
         ("split documents", _num(packing["split_documents"])))]
     return _table(["measure", "value"], rows)
 

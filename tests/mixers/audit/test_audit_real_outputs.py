@@ -78,3 +78,14 @@ def test_packing_matches_the_plan_and_the_packers_report(real_chain, audited):
     packed = {r["stage"]: r for r in audited["funnel"]["all"] if r["step"] == "pack"}
     assert packed["packed"]["remaining"] == packer["kept"]
     assert {k: r["removed"] for k, r in packed.items() if r["status"]} == packer["reasons"]
+
+
+def test_without_a_target_the_band_is_centred_on_the_share_the_pack_run_recorded(real_chain, audited):
+    packer = _report(real_chain["pack"])
+    plain = run_audit([real_chain["pack"]])
+    assert plain["packing"]["band_target"] == packer["target_vision_ratio"]
+    assert plain["packing"]["within_band_share"] == pytest.approx(packer["within_band_share"])
+    assert audited["packing"]["band_target"] == 0.1  # a target given to the audit wins
+    other = run_audit([real_chain["pack"]], target=Target(vision_ratio=0.5))
+    assert other["packing"]["band_target"] == 0.5
+    assert other["packing"]["within_band_share"] != plain["packing"]["within_band_share"]
