@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fusionforge.filters.policy import ScorePolicy, check_policy
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
@@ -35,6 +36,17 @@ def check_clip_args(model: str, pretrained: str | None) -> None:
     looks_like_path = pretrained.endswith(CHECKPOINT_SUFFIXES) or os.sep in pretrained
     if looks_like_path and not Path(pretrained).is_file():
         raise ConfigError(f"CLIP checkpoint {pretrained} does not exist")
+
+
+class ClipPolicy(ScorePolicy):
+    """The keep policy of a CLIP-scored stage, plus the checks its model arguments get before a run."""
+
+    @classmethod
+    def check(cls, model: str = "ViT-B-32", pretrained: str | None = None, threshold: float | None = None,
+              top_fraction: float | None = None, **_: object) -> None:
+        """Cheap checks before a run (building the stage loads the model)."""
+        check_policy(cls.name, threshold, top_fraction)
+        check_clip_args(model, pretrained)
 
 
 class ClipScorer:

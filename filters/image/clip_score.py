@@ -17,9 +17,8 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fusionforge.filters.image.clip_model import ClipScorer, check_clip_args
+from fusionforge.filters.image.clip_model import ClipPolicy, ClipScorer, check_clip_args
 from fusionforge.filters.media import first_of_kind, item_bytes
-from fusionforge.filters.policy import ScorePolicy, check_policy
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
 from fusionforge.pipelines.core.registry import register
@@ -33,7 +32,7 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
 
 
 @register
-class ImageClipScore(ScorePolicy, ScoringStage):
+class ImageClipScore(ClipPolicy, ScoringStage):
     """``image_clip_score_v1``: CLIP similarity of each image-text pair's image and caption."""
 
     name: ClassVar[str] = "image_clip_score_v1"
@@ -49,13 +48,6 @@ class ImageClipScore(ScorePolicy, ScoringStage):
         self.max_pixels = max_pixels
         check_clip_args(model, pretrained)
         self.scorer = None if reuse_scores else ClipScorer(model, pretrained, device, precision)
-
-    @classmethod
-    def check(cls, model: str = "ViT-B-32", pretrained: str | None = None, threshold: float | None = None,
-              top_fraction: float | None = None, **_: object) -> None:
-        """Cheap checks before a run (building the stage loads the model)."""
-        check_policy(cls.name, threshold, top_fraction)
-        check_clip_args(model, pretrained)
 
     def applies(self, batch: pa.Table) -> pa.Array:
         return pc.equal(batch.column(S.MODALITY), S.Modality.IMAGE.value)

@@ -13,9 +13,8 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fusionforge.filters.image.clip_model import ClipScorer, check_clip_args
+from fusionforge.filters.image.clip_model import ClipPolicy, ClipScorer, check_clip_args
 from fusionforge.filters.media import first_of_kind, video_url
-from fusionforge.filters.policy import ScorePolicy, check_policy
 from fusionforge.filters.video.common import video_facts
 from fusionforge.filters.video.decode import decode_frames
 from fusionforge.pipelines.core import schema as S
@@ -33,7 +32,7 @@ def spread(count: int, wanted: int) -> list[int]:
 
 
 @register
-class VideoClipScore(ScorePolicy, ScoringStage):
+class VideoClipScore(ClipPolicy, ScoringStage):
     """``video_clip_score_v1``: CLIP similarity of a video's keyframes with its caption."""
 
     name: ClassVar[str] = "video_clip_score_v1"
@@ -49,13 +48,6 @@ class VideoClipScore(ScorePolicy, ScoringStage):
         self.max_keyframes = max_keyframes
         self.timeout_s = timeout_s
         self.scorer = None if reuse_scores else ClipScorer(model, pretrained, device, precision)
-
-    @classmethod
-    def check(cls, model: str = "ViT-B-32", pretrained: str | None = None, threshold: float | None = None,
-              top_fraction: float | None = None, **_: object) -> None:
-        """Cheap checks before a run (building the stage loads the model)."""
-        check_policy(cls.name, threshold, top_fraction)
-        check_clip_args(model, pretrained)
 
     def applies(self, batch: pa.Table) -> pa.Array:
         has_video = pa.array([first_of_kind(m, "video") is not None for m in batch.column(S.MEDIA).to_pylist()])
