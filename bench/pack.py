@@ -28,16 +28,16 @@ from functools import partial
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fusionforge.mixers.items import ItemBatch, Stream
-from fusionforge.mixers.layout import Block, Layout, LayoutOptions, pieces
-from fusionforge.mixers.pack_items import MEDIA_SPAN, _piece_row
-from fusionforge.mixers.pack_kernels import order_sequences
-from fusionforge.mixers.packing import LONG, TEXT, VISION, pack_window
-from fusionforge.mixers.plan_table import SEGMENT_TYPE
-from fusionforge.mixers.planner import InlineRunner, PlanParams, run_windows
-from fusionforge.mixers.streams import merge_by_tokens
-from fusionforge.mixers.vision_tokens import get_preset
-from fusionforge.mixers.windows import WindowDrawer
+from fusionforge.mixers.packing.counting import MEDIA_SPAN, _piece_row
+from fusionforge.mixers.packing.items import ItemBatch, Stream
+from fusionforge.mixers.packing.kernels import order_sequences
+from fusionforge.mixers.packing.layout import Block, Layout, LayoutOptions, pieces
+from fusionforge.mixers.packing.packer import LONG, TEXT, VISION, pack_window
+from fusionforge.mixers.packing.plan_table import SEGMENT_TYPE
+from fusionforge.mixers.packing.planner import InlineRunner, PlanParams, run_windows
+from fusionforge.mixers.packing.streams import merge_by_tokens
+from fusionforge.mixers.packing.windows import WindowDrawer
+from fusionforge.mixers.tokens.vision import get_preset
 
 ASPECTS = [(1, 1), (4, 3), (3, 4), (16, 9), (9, 16), (3, 2), (2, 3), (21, 9), (1, 2), (2, 1)]
 PRESET = get_preset("kimi-k25")

@@ -68,7 +68,7 @@ def audit(paths, as_json, html_path, compare_paths, target_path, vision_ratio, t
     if compare_paths:
         report = compare_reports(report, _run(compare_paths, options, None, "audit --compare"))
     if html_path:
-        from fusionforge.mixers.report import write_html
+        from fusionforge.mixers.audit.html import write_html
 
         written = write_html(report, html_path)
         console.print(f"HTML report: {written}")

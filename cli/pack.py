@@ -52,8 +52,8 @@ def pack(input_dir, output, seq_len, vision_ratio, ratio_tolerance, fail_on_tole
       fusionforge pack clean/ -o packed/ --seq-len 8192 --vision-ratio 0.10 --vision-preset kimi-k25 \\
           --tokenizer tok/tokenizer.json --mixture mix.yaml --materialize
     """
-    from fusionforge.mixers.pack_job import PackConfig, run_pack
-    from fusionforge.mixers.vision_tokens import parse_override
+    from fusionforge.mixers.packing.job import PackConfig, run_pack
+    from fusionforge.mixers.tokens.vision import parse_override
 
     try:
         overrides = dict(parse_override(item) for item in preset_overrides)

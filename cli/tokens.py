@@ -35,7 +35,7 @@ def tokens(items, preset, overrides, show_presets, as_json):
         return
     if not items:
         raise click.UsageError("give at least one WxH or WxHxF item (or --presets)")
-    from fusionforge.mixers.vision_tokens import get_preset, parse_override
+    from fusionforge.mixers.tokens.vision import get_preset, parse_override
 
     try:
         params = dict(parse_override(override) for override in overrides)
@@ -76,7 +76,7 @@ def tokens(items, preset, overrides, show_presets, as_json):
 
 
 def _print_presets(as_json: bool) -> None:
-    from fusionforge.mixers.preset_table import MEANING, format_value, preset_rows
+    from fusionforge.mixers.tokens.preset_table import MEANING, format_value, preset_rows
 
     rows = preset_rows()
     if as_json:

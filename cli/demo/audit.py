@@ -22,8 +22,8 @@ def audit_step(out: Path, console: Console, executor: str = "local", ray_address
     """
     from fusionforge.mixers.audit import AuditOptions, Target, run_audit
     from fusionforge.mixers.audit.discover import is_output
+    from fusionforge.mixers.audit.html import write_html
     from fusionforge.mixers.audit.terminal import short_summary
-    from fusionforge.mixers.report import write_html
 
     outputs = [str(out / name) for name in CHAIN if is_output(out / name)]
     options = AuditOptions(executor=executor, ray_address=ray_address, num_cpus=num_cpus)

@@ -101,7 +101,7 @@ def filter_step(console: Console, input_dir: str, output_dir: str, executor: str
 
 def pack_step(console: Console, out: Path, previous: str, executor, ray_address, num_cpus, seed: int) -> str:
     """Pack the previous step's output into 2,048-token sequences at 10% vision (kimi-k25 tokens)."""
-    from fusionforge.mixers.pack_job import PackConfig, run_pack
+    from fusionforge.mixers.packing.job import PackConfig, run_pack
 
     cfg = PackConfig(input=previous, output=str(out / "packed"), seq_len=2048, vision_ratio=0.10, window=8,
                      seed=seed, executor=executor, ray_address=ray_address, num_cpus=num_cpus)

@@ -4,7 +4,7 @@ Records carry ``text_tokens`` and ``vision_tokens`` once a token-counting stage 
 tokenizer, a vision-token preset). Where a count is missing the audit estimates it and counts how
 many records were estimated, so a report never passes an estimate off as a measurement:
 
-- text: ``ceil(characters / 4)``, the same estimate as ``fusionforge.mixers.text_tokens`` without a
+- text: ``ceil(characters / 4)``, the same estimate as ``fusionforge.mixers.tokens.text`` without a
   tokenizer (about four characters per token for BPE vocabularies on web text);
 - vision: 28-pixel merged patches, padded (``ceil(w/28) * ceil(h/28)`` per image) and videos in
   chunks of 4 frames (``ceil(frames/4)`` times one frame), with the sampled frame count of
@@ -12,7 +12,7 @@ many records were estimated, so a report never passes an estimate off as a measu
   without its size limits and wrapper tokens.
 
 With a vision preset (``--vision-preset kimi-k25``), ``vision_token_counts`` counts every media item
-with ``fusionforge.mixers.vision_tokens`` (the packer's own rule: placeholder tokens, without the
+with ``fusionforge.mixers.tokens.vision`` (the packer's own rule: placeholder tokens, without the
 wrapper tokens around an item), the sampled frame count of ``video_frames_v1`` first, as the packer does.
 """
 
@@ -68,7 +68,7 @@ def vision_token_counts(batch: pa.RecordBatch, media: MediaItems,
 @lru_cache(maxsize=65536)
 def _preset_count(preset: str, kind: str | None, width: float, height: float, frames: float) -> int:
     """Placeholder tokens of one item under ``preset``; 0 when its size is unknown or invalid."""
-    from fusionforge.mixers.vision_tokens import image_tokens, video_tokens
+    from fusionforge.mixers.tokens.vision import image_tokens, video_tokens
 
     if not (width > 0 and height > 0):  # NaN (unknown) or zero
         return 0
@@ -84,7 +84,7 @@ def _preset_count(preset: str, kind: str | None, width: float, height: float, fr
 
 def check_preset(preset: str) -> None:
     """Raise ``ConfigError`` for an unknown preset name, before any work."""
-    from fusionforge.mixers.vision_tokens import get_preset
+    from fusionforge.mixers.tokens.vision import get_preset
 
     get_preset(preset)
 

@@ -3,7 +3,7 @@
 ``--tokenizer PATH`` is a ``tokenizer.json`` file, a tiktoken file or a folder. A folder with a
 chat template is counted the way a trainer sees it (``apply_chat_template`` with the tools);
 otherwise the conversation is rendered in ChatML (tools in the system turn, calls in
-``<tool_call>`` tags) and counted by the project's shared ``mixers.text_tokens.TextCounter``.
+``<tool_call>`` tags) and counted by the project's shared ``mixers.tokens.text.TextCounter``.
 Without a tokenizer the count is that module's labelled estimate.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionforge.mixers.sft.schema import Conversation, openai_messages, openai_tools
-from fusionforge.mixers.text_tokens import TextCounter
+from fusionforge.mixers.tokens.text import TextCounter
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 
 

@@ -3,17 +3,22 @@
 A registered name never changes behaviour: a change makes ``_v2``. Stage modules register
 themselves on import; ``get`` imports the packages that hold stages the first time a name is
 unknown, so heavy optional dependencies are still only imported inside stage constructors.
+
+Which packages hold stages is declared in ``pyproject.toml`` (entry points of the group
+``fusionforge.stages``), not here: this bottom layer never names the layers above it, and a
+plug-in package can add stages the same way.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from importlib.metadata import entry_points
 
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.stage import Stage
 
-STAGE_PACKAGES = ("fusionforge.pipelines.stages", "fusionforge.filters", "fusionforge.mixers")
+STAGE_ENTRY_POINTS = "fusionforge.stages"  # each entry point names a package whose modules define stages
 _REGISTRY: dict[str, type[Stage]] = {}
 _scanned = False
 
@@ -47,11 +52,8 @@ def _import_stage_modules() -> None:
     global _scanned
     if _scanned:
         return
-    for package_name in STAGE_PACKAGES:
-        try:
-            package = importlib.import_module(package_name)
-        except ModuleNotFoundError:
-            continue
-        for module in pkgutil.walk_packages(package.__path__, prefix=package_name + "."):
+    for point in entry_points(group=STAGE_ENTRY_POINTS):
+        package = importlib.import_module(point.value)
+        for module in pkgutil.walk_packages(package.__path__, prefix=point.value + "."):
             importlib.import_module(module.name)
     _scanned = True

@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def real_chain(sample_corpus, tmp_path_factory) -> dict[str, str]:
     """Folders of a real ``shard`` -> ``dedupe`` -> ``pack`` run (256-token sequences at 10% vision)."""
-    from fusionforge.mixers.pack_job import PackConfig, run_pack
+    from fusionforge.mixers.packing.job import PackConfig, run_pack
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
     from fusionforge.pipelines.shard import ShardConfig, run_shard
 

@@ -89,7 +89,7 @@ def test_funnel_and_drop_reasons_of_one_step(shard_out):
 
 def test_vision_presets_count_every_item_with_the_packers_rule(shard_out):
     from fusionforge.mixers.audit import AuditOptions
-    from fusionforge.mixers.vision_tokens import image_tokens, video_tokens
+    from fusionforge.mixers.tokens.vision import image_tokens, video_tokens
 
     report = run_audit([str(shard_out)], AuditOptions(vision_presets=("kimi-k25", "qwen2-vl")))
     expected = {}
@@ -119,7 +119,7 @@ def test_vision_presets_count_every_item_with_the_packers_rule(shard_out):
 
 def test_vision_presets_split_a_source_by_modality(tmp_path):
     from fusionforge.mixers.audit import AuditOptions
-    from fusionforge.mixers.vision_tokens import image_tokens
+    from fusionforge.mixers.tokens.vision import image_tokens
 
     out = write_output(tmp_path / "shard", "shard", [
         record("legacy/a", "legacy", "image", text="old", items=[media("image", 56, 56, 10)]),

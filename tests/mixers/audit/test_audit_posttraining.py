@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from fusionforge.mixers.audit import AuditOptions, run_audit
+from fusionforge.mixers.audit.html import render_html
 from fusionforge.mixers.audit.schema import REPORT_SCHEMA
 from fusionforge.mixers.audit.terminal import render
-from fusionforge.mixers.report import render_html
 from rich.console import Console
 
 PROMPTS = [

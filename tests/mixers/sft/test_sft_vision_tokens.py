@@ -8,7 +8,7 @@ from fusionforge.mixers.sft.readers import parse_row
 from fusionforge.mixers.sft.stages import CONVERSATION, SftParse
 from fusionforge.mixers.sft.tokens import TokenCounter, render_chatml
 from fusionforge.mixers.sft.vision import VisionScanner, count_vision_parts
-from fusionforge.mixers.text_tokens import ESTIMATE
+from fusionforge.mixers.tokens.text import ESTIMATE
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 

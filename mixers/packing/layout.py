@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fusionforge.mixers.packing import LONG, TEXT, VISION
-from fusionforge.mixers.vision_tokens import Preset, Wrapper, fit_image, fit_size
+from fusionforge.mixers.packing.packer import LONG, TEXT, VISION
+from fusionforge.mixers.tokens.vision import Preset, Wrapper, fit_image, fit_size
 from fusionforge.pipelines.core import schema as S
 
 FRAMES_COLUMN = "video_frames_v1__n_frames"  # the video filters' frame sampling (preferred over ffprobe's count)

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from fusionforge.mixers.vision_tokens import fit_image, get_preset, image_tokens, video_tokens
+from fusionforge.mixers.tokens.vision import fit_image, get_preset, image_tokens, video_tokens
 from fusionforge.pipelines.core.errors import ConfigError
 from transformers.models.kimi_k25.image_processing_kimi_k25 import Kimi_K25ImageProcessor
 from transformers.models.kimi_k25.video_processing_kimi_k25 import Kimi_K25VideoProcessor

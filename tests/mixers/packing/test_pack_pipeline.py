@@ -8,7 +8,7 @@ import pytest
 import webdataset as wds
 from click.testing import CliRunner
 from fusionforge.cli.main import cli
-from fusionforge.mixers.pack_job import PackConfig, run_pack
+from fusionforge.mixers.packing.job import PackConfig, run_pack
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 

@@ -1,7 +1,7 @@
 """Packed windows as plan rows: sequence order and segment positions (numbers, on workers), then the rows
 themselves (segments, ``cu_seqlens``), built with Arrow for several windows at once in the driver.
 
-Sequence order inside a window (``pack_kernels.order_sequences``): the sequences are interleaved so
+Sequence order inside a window (``kernels.order_sequences``): the sequences are interleaved so
 that every run of consecutive sequences carries the window's vision share, not only the whole
 window. Each sequence's excess ``vision - share * tokens`` is positive (vision-rich) or not; both
 groups are shuffled with the seed and merged by their cumulative excess (a sequence is placed where
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fusionforge.mixers.items import NUMBERS, ItemBatch
-from fusionforge.mixers.pack_items import MEDIA_SPAN
-from fusionforge.mixers.packing import LONG, pack_window
+from fusionforge.mixers.packing.counting import MEDIA_SPAN
+from fusionforge.mixers.packing.items import NUMBERS, ItemBatch
+from fusionforge.mixers.packing.packer import LONG, pack_window
 
 SEGMENT_TYPE = pa.struct([
     ("sample_id", pa.string()), ("source", pa.string()), ("modality", pa.string()), ("epoch", pa.int32()),
@@ -56,7 +56,7 @@ class WindowPlan:
 def plan_window(index: int, full: bool, kind: np.ndarray, size: np.ndarray, vision: np.ndarray, seq_len: int,
                 n_sequences: int, seq_vision_cap: int | None, seed: int) -> WindowPlan:
     """Pack one window (numbers only: a worker needs no strings) and put its sequences in interleaved order."""
-    from fusionforge.mixers.pack_kernels import order_sequences
+    from fusionforge.mixers.packing.kernels import order_sequences
 
     packed = pack_window(kind, size, vision, seq_len, n_sequences if full else None, seq_vision_cap)
     seg_vision = np.where(kind[packed.ref] == LONG, 0, vision[packed.ref])

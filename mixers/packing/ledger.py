@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fusionforge.mixers.mixture import MixturePlan
-from fusionforge.mixers.pack_items import ITEMS_DIR
+from fusionforge.mixers.packing.counting import ITEMS_DIR
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.ledger import DROPPED, KEPT, LEDGER_SCHEMA, ledger_summary

@@ -10,6 +10,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from fusionforge.mixers.audit import plots
 from fusionforge.mixers.audit.presentation import (
     APPROXIMATE_FOOTNOTE,
     APPROXIMATE_NOTE,
@@ -20,7 +21,6 @@ from fusionforge.mixers.audit.presentation import (
     quantile_mark,
     remaining_after_steps,
 )
-from fusionforge.mixers.report import plots
 from fusionforge.pipelines.core.io import atomic_path
 
 CSS = """

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from fusionforge.mixers.items import ItemBatch, Stream
-from fusionforge.mixers.packing import LONG, TEXT, VISION
+from fusionforge.mixers.packing.items import ItemBatch, Stream
+from fusionforge.mixers.packing.packer import LONG, TEXT, VISION
 
 FIRST_BLOCK = 2048
 

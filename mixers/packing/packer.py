@@ -13,7 +13,7 @@ A window is B sequences of L tokens (a training global batch). Its items come in
 - documents longer than L: splittable; they top off whatever room is left, in order, so padding
   goes to zero without cutting any short document or any image.
 
-The loops run compiled (``pack_kernels``, numba); this module chooses the orders and the sizes.
+The loops run compiled (``kernels``, numba); this module chooses the orders and the sizes.
 With ``seq_vision_cap`` a sequence never holds more than that many vision tokens (2-D packing).
 Items that find no room are returned as leftovers (the caller re-queues them). With
 ``n_sequences=None`` (the final window) the window is sized to its tokens: floor(tokens / L) full
@@ -72,7 +72,7 @@ def _large_count(text_sizes: np.ndarray, vision_size: int, n: int, seq_len: int)
 
 def _pack_fixed(n: int, kind: np.ndarray, size: np.ndarray, vision: np.ndarray, atomic: np.ndarray,
                 long_refs: np.ndarray, long_used: np.ndarray, seq_len: int, cap: int | None) -> tuple:
-    from fusionforge.mixers.pack_kernels import pack_fixed
+    from fusionforge.mixers.packing.kernels import pack_fixed
 
     is_vision = kind[atomic] == VISION
     vision_refs, text = atomic[is_vision], atomic[~is_vision]

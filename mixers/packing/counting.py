@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fusionforge.mixers.layout import FPS_COLUMN, FRAMES_COLUMN, LayoutOptions, Wrappers, pieces, record_layout
 from fusionforge.mixers.mixture import HASH_BUCKETS, hash_bucket, record_hash
-from fusionforge.mixers.text_tokens import TextTokens
-from fusionforge.mixers.vision_tokens import get_preset
+from fusionforge.mixers.packing.layout import FPS_COLUMN, FRAMES_COLUMN, LayoutOptions, Wrappers, pieces, record_layout
+from fusionforge.mixers.tokens.text import TextTokens
+from fusionforge.mixers.tokens.vision import get_preset
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import WORK_DIR, atomic_path, write_marker
 from fusionforge.pipelines.core.registry import register

@@ -5,13 +5,13 @@ import random
 import numpy as np
 import pyarrow as pa
 import pytest
-from fusionforge.mixers.items import ItemBatch, Stream
-from fusionforge.mixers.pack_items import MEDIA_SPAN
-from fusionforge.mixers.pack_kernels import order_sequences
-from fusionforge.mixers.packing import LONG, TEXT, VISION, pack_window, sort_by
-from fusionforge.mixers.plan_table import PLAN_SCHEMA
-from fusionforge.mixers.planner import InlineRunner, PlanParams, RayRunner, run_windows
-from fusionforge.mixers.windows import WindowDrawer
+from fusionforge.mixers.packing.counting import MEDIA_SPAN
+from fusionforge.mixers.packing.items import ItemBatch, Stream
+from fusionforge.mixers.packing.kernels import order_sequences
+from fusionforge.mixers.packing.packer import LONG, TEXT, VISION, pack_window, sort_by
+from fusionforge.mixers.packing.plan_table import PLAN_SCHEMA
+from fusionforge.mixers.packing.planner import InlineRunner, PlanParams, RayRunner, run_windows
+from fusionforge.mixers.packing.windows import WindowDrawer
 
 
 def random_items(rng: random.Random, n: int, seq_len: int, vision_share: float = 0.3) -> list[tuple]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fusionforge.cli.main import cli
-from fusionforge.mixers.preset_table import preset_rows, presets_markdown
-from fusionforge.mixers.vision_tokens import BUILTIN, PRESETS, Wrapper
+from fusionforge.mixers.tokens.preset_table import preset_rows, presets_markdown
+from fusionforge.mixers.tokens.vision import BUILTIN, PRESETS, Wrapper
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
 IMAGES = [(1, 1), (20, 500), (640, 480), (1000, 500), (4000, 3000), (12000, 100), (30000, 300)]
@@ -23,7 +23,8 @@ def _documented_block() -> str:
 
 def test_docs_table_is_generated_from_the_presets():
     assert _documented_block().rstrip("\n") == presets_markdown().rstrip("\n"), (
-        "docs/formats.md is stale: paste `python -m fusionforge.mixers.preset_table` between the presets markers")
+        "docs/formats.md is stale: paste `python -m fusionforge.mixers.tokens.preset_table` "
+        "between the presets markers")
     kimi = preset_rows()["kimi-k25"]
     assert (kimi["max_patches"], kimi["video_max_patches"], kimi["max_patches_per_side"]) == (16384, 4096, 512)
     assert "| `in_token_limit` | `4096` |" in presets_markdown()
@@ -80,7 +81,7 @@ def test_cli_prints_the_presets():
 
 
 def test_command_line_overrides_are_typed_like_the_preset_parameters():
-    from fusionforge.mixers.vision_tokens import parse_override
+    from fusionforge.mixers.tokens.vision import parse_override
     from fusionforge.pipelines.core.errors import ConfigError
 
     assert parse_override("cap_pixels_per_frame=false") == ("cap_pixels_per_frame", False)

@@ -1,4 +1,4 @@
-"""The packer's inner loops, compiled with numba (imported on first use: ``packing.pack_window``).
+"""The packer's inner loops, compiled with numba (imported on first use: ``packer.pack_window``).
 
 One call packs one set of B sequences, item by item, in O(N log B + N log L):
 

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fusionforge.mixers.items import ItemBatch
 from fusionforge.mixers.mixture import load_mixture, plan_mixture
-from fusionforge.mixers.pack_items import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
-from fusionforge.mixers.pack_ledger import write_ledger
-from fusionforge.mixers.pack_metrics import PackMetrics, tolerance_check
-from fusionforge.mixers.plan_table import PLAN_SCHEMA
-from fusionforge.mixers.planner import InlineRunner, PlanParams, RayRunner, run_windows
-from fusionforge.mixers.streams import build_drawer
+from fusionforge.mixers.packing.counting import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
+from fusionforge.mixers.packing.items import ItemBatch
+from fusionforge.mixers.packing.ledger import write_ledger
+from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
+from fusionforge.mixers.packing.plan_table import PLAN_SCHEMA
+from fusionforge.mixers.packing.planner import InlineRunner, PlanParams, RayRunner, run_windows
+from fusionforge.mixers.packing.streams import build_drawer
 from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic
@@ -166,7 +166,7 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
     }
     if cfg.materialize:
         say("materializing shards")
-        from fusionforge.mixers.materialize import materialize
+        from fusionforge.mixers.packing.materialize import materialize
 
         report["materialized"] = materialize(out, source, cfg)
     report["seconds"] = round(time.monotonic() - started, 3)

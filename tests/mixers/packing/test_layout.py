@@ -1,7 +1,7 @@
 import pytest
-from fusionforge.mixers.layout import LayoutOptions, Wrappers, pieces, record_layout
-from fusionforge.mixers.packing import LONG, TEXT, VISION
-from fusionforge.mixers.vision_tokens import get_preset, video_tokens
+from fusionforge.mixers.packing.layout import LayoutOptions, Wrappers, pieces, record_layout
+from fusionforge.mixers.packing.packer import LONG, TEXT, VISION
+from fusionforge.mixers.tokens.vision import get_preset, video_tokens
 from fusionforge.pipelines.core import schema as S
 
 

@@ -16,10 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from fusionforge.mixers.items import ItemBatch, Stream
 from fusionforge.mixers.mixture import MixturePlan, SourceTarget, epoch_order
-from fusionforge.mixers.packing import LONG, TEXT, VISION
-from fusionforge.mixers.windows import WindowDrawer
+from fusionforge.mixers.packing.items import ItemBatch, Stream
+from fusionforge.mixers.packing.packer import LONG, TEXT, VISION
+from fusionforge.mixers.packing.windows import WindowDrawer
 from fusionforge.pipelines.core import schema as S
 
 

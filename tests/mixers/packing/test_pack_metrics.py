@@ -2,8 +2,8 @@
 
 import pyarrow as pa
 import pytest
-from fusionforge.mixers.pack_metrics import PackMetrics, tolerance_check
-from fusionforge.mixers.plan_table import WINDOW_SCHEMA
+from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
+from fusionforge.mixers.packing.plan_table import WINDOW_SCHEMA
 
 L, TARGET = 100, 0.1
 

@@ -21,9 +21,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from fusionforge.mixers.layout import FPS_COLUMN, FRAMES_COLUMN, LayoutOptions, Wrappers, chunk_timestamp, record_layout
-from fusionforge.mixers.text_tokens import TextCounter, record_texts
-from fusionforge.mixers.vision_tokens import get_preset
+from fusionforge.mixers.packing.layout import (
+    FPS_COLUMN,
+    FRAMES_COLUMN,
+    LayoutOptions,
+    Wrappers,
+    chunk_timestamp,
+    record_layout,
+)
+from fusionforge.mixers.tokens.text import TextCounter, record_texts
+from fusionforge.mixers.tokens.vision import get_preset
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import atomic_path, read_marker, read_range, write_marker

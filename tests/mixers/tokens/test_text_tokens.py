@@ -3,7 +3,7 @@ import json
 
 import pyarrow as pa
 import pytest
-from fusionforge.mixers.text_tokens import ESTIMATE, TextCounter, TextTokens
+from fusionforge.mixers.tokens.text import ESTIMATE, TextCounter, TextTokens
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 from tokenizers import Tokenizer

@@ -92,7 +92,7 @@ class Preset:
     """Every knob of every family; each family reads only the ones ``describe()`` lists.
 
     The defaults of every built-in preset are tabled in docs/formats.md ("Vision-token presets"),
-    generated from ``describe()`` by ``fusionforge.mixers.preset_table`` (a test keeps them equal).
+    generated from ``describe()`` by ``fusionforge.mixers.tokens.preset_table`` (a test keeps them equal).
     """
 
     name: str

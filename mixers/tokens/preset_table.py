@@ -3,14 +3,14 @@
 ``preset_rows`` is what ``fusionforge tokens --presets`` prints; ``presets_markdown`` is the block
 between the ``presets:begin`` / ``presets:end`` markers of docs/formats.md (a test compares them, so
 the documented defaults cannot drift from the code). Regenerate with
-``python -m fusionforge.mixers.preset_table``.
+``python -m fusionforge.mixers.tokens.preset_table``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fusionforge.mixers.vision_tokens import BUILTIN, PRESETS, Wrapper
+from fusionforge.mixers.tokens.vision import BUILTIN, PRESETS, Wrapper
 
 MEANING = {
     "patch_size": "side of one encoder patch, in pixels",

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from fusionforge.mixers.items import ItemBatch
-from fusionforge.mixers.plan_table import WindowPlan, leftovers, plan_rows, plan_window
-from fusionforge.mixers.windows import Window, WindowDrawer
+from fusionforge.mixers.packing.items import ItemBatch
+from fusionforge.mixers.packing.plan_table import WindowPlan, leftovers, plan_rows, plan_window
+from fusionforge.mixers.packing.windows import Window, WindowDrawer
 
 
 @dataclass(frozen=True)
