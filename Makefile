@@ -41,6 +41,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: setup
 	$(PY) -m pip install --quiet -r bench/requirements.txt 2> >(grep -v "is ignored" >&2)

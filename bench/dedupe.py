@@ -102,6 +102,7 @@ def shingles(text: str) -> list[bytes]:
 
 def signature_throughput(texts: list[str]) -> dict[str, float]:
     from datasketch import MinHash
+
     from fusionforge.filters.dedup.minhash import TextSketcher
 
     out = {}
@@ -216,6 +217,7 @@ def datatrove_clusters(corpus: Path, remove: Path) -> dict[str, int]:
 def dedupe_only(src: Path, out: Path, executor: str, cpus: int) -> tuple[dict[str, int], dict]:
     """``fusionforge dedupe`` (text only) of an already sharded corpus: (cluster of each document, report)."""
     import pyarrow.parquet as pq
+
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
     report = run_dedupe(DedupeConfig(input=str(src), output=str(out), images=False, videos=False,

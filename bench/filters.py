@@ -73,6 +73,7 @@ def bench_text(docs: list[str]) -> list[tuple]:
         GopherQualityFilter,
         GopherRepetitionFilter,
     )
+
     from fusionforge.filters.text.c4 import C4Lines
     from fusionforge.filters.text.fineweb import FineWebQuality
     from fusionforge.filters.text.gopher_quality import GopherQuality
@@ -136,9 +137,10 @@ def bench_fasttext(n_lines: int, work: Path) -> list[tuple]:
 
 
 def bench_images(n: int, work: Path) -> list[tuple]:
+    from PIL import Image
+
     from fusionforge.filters.image.checks import ImageChecks
     from fusionforge.pipelines.core import schema as S
-    from PIL import Image
 
     folder = work / "images"
     folder.mkdir()
@@ -176,12 +178,13 @@ def bench_images(n: int, work: Path) -> list[tuple]:
 
 def bench_video(n: int, work: Path) -> list[tuple]:
     import ffmpeg
+    from scenedetect import ContentDetector, detect, split_video_ffmpeg
+
     from fusionforge.filters.video.probe import VideoProbe
     from fusionforge.filters.video.split import SceneSplit
     from fusionforge.pipelines.core import schema as S
     from fusionforge.pipelines.core.video import probe_video, require_tool
     from fusionforge.pipelines.demo_corpus import make_video
-    from scenedetect import ContentDetector, detect, split_video_ffmpeg
 
     folder = work / "videos"
     folder.mkdir()
@@ -229,8 +232,9 @@ def bench_video(n: int, work: Path) -> list[tuple]:
 
 def _clip_pairs(n: int, folder: Path) -> pa.Table:
     """``n`` JPEG pictures of varied sizes, each with a caption, as image records pointing at the files."""
-    from fusionforge.pipelines.core import schema as S
     from PIL import Image
+
+    from fusionforge.pipelines.core import schema as S
 
     folder.mkdir()
     rng = np.random.default_rng(3)
@@ -292,8 +296,9 @@ def _clip_reference_pass(table: pa.Table, model_name: str, weights: Path, batch:
     """The same with open_clip alone: open, preprocess, encode both towers, cosine, ``batch`` pairs at a time."""
     import open_clip
     import torch
-    from fusionforge.pipelines.core import schema as S
     from PIL import Image
+
+    from fusionforge.pipelines.core import schema as S
 
     paths = [m[0]["uri"] for m in table.column(S.MEDIA).to_pylist()]
     captions = table.column(S.TEXT).to_pylist()
@@ -319,8 +324,9 @@ def _clip_reference_pass(table: pa.Table, model_name: str, weights: Path, batch:
 def bench_clip(n: int, work: Path, model_name: str = "ViT-B-32") -> list[tuple]:
     import open_clip
     import torch
-    from fusionforge.filters.image.clip_score import ImageClipScore
     from safetensors.torch import save_file
+
+    from fusionforge.filters.image.clip_score import ImageClipScore
 
     torch.set_num_threads(1)  # one core, as a 1-CPU Ray actor gets (Ray sets OMP_NUM_THREADS=1)
     torch.manual_seed(0)

@@ -28,6 +28,7 @@ from functools import partial
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.mixers.packing.counting import MEDIA_SPAN, _piece_row
 from fusionforge.mixers.packing.items import ItemBatch, Stream
 from fusionforge.mixers.packing.kernels import order_sequences

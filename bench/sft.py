@@ -29,8 +29,9 @@ def train_tokenizer(path: Path) -> str:
     """A byte-level BPE (vocab 8k) trained on generated English, saved as tokenizer.json."""
     import random
 
-    from fusionforge.pipelines.demo_corpus import document
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from fusionforge.pipelines.demo_corpus import document
 
     rng = random.Random(0)
     tokenizer = Tokenizer(models.BPE())

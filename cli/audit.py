@@ -6,10 +6,11 @@ import json
 import sys
 
 import click
-from fusionforge.cli.options import executor_options, library_errors
-from fusionforge.cli.render import console
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fusionforge.cli.options import executor_options, library_errors
+from fusionforge.cli.render import console
 
 DEVIATION_EXIT_CODE = 3
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from fusionforge.cli.options import executor_options, library_errors, run_options
 from fusionforge.cli.render import console, partition_progress, print_report
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from fusionforge.cli.options import executor_options, library_errors
 from fusionforge.cli.render import partition_progress, print_report
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+
 from fusionforge.cli.options import CONTEXT_SETTINGS, library_errors
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from fusionforge.cli.audit import audit
 from fusionforge.cli.dedupe import dedupe
 from fusionforge.cli.demo import demo

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+
 from fusionforge.pipelines.core.config import DEFAULT_SEED
 from fusionforge.pipelines.core.errors import FusionforgeError
 

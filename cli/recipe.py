@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 import yaml
+
 from fusionforge.pipelines.core.errors import ConfigError
 
 STEP_KEYS = ("inputs", "output", "name")

@@ -6,11 +6,12 @@ import json
 from contextlib import contextmanager
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
 from fusionforge.cli.options import library_errors
 from fusionforge.cli.render import console, print_report, print_sandbox_network
 from fusionforge.rft.verifiers import TASKS
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 
 def _json_object(ctx: click.Context, param: click.Parameter, value: str | None) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import yaml
+
 from fusionforge.cli.recipe import load_recipe
 from fusionforge.cli.render import console
 from fusionforge.pipelines.core.errors import FusionforgeError

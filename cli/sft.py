@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import click
-from fusionforge.cli.options import CONTEXT_SETTINGS, executor_options, library_errors, run_options
-from fusionforge.cli.render import partition_progress, print_sandbox_network, summary_table
 from rich.console import Console
 from rich.table import Table
+
+from fusionforge.cli.options import CONTEXT_SETTINGS, executor_options, library_errors, run_options
+from fusionforge.cli.render import partition_progress, print_sandbox_network, summary_table
 
 MIXTURE_EXAMPLE = "sources: {chat: {proportion: 0.7}, proxy: {proportion: 0.3, max_epochs: 4}}"
 

@@ -6,6 +6,7 @@ import json
 import re
 
 import click
+
 from fusionforge.cli.options import library_errors
 from fusionforge.pipelines.core.errors import ConfigError
 

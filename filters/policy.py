@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 

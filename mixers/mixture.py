@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import xxhash
+
 from fusionforge.pipelines.core.config import load_yaml
 from fusionforge.pipelines.core.errors import ConfigError
 

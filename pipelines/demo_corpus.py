@@ -19,8 +19,9 @@ from typing import Any
 
 import ffmpeg
 import zstandard
-from fusionforge.pipelines.core.video import require_tool
 from PIL import Image, ImageDraw
+
+from fusionforge.pipelines.core.video import require_tool
 
 WORDS = {
     "en": "the a river city morning light people market window street garden old new small bright quiet house "

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
 from fusionforge.pipelines.core import registry
 from fusionforge.pipelines.core.config import load_yaml
 from fusionforge.pipelines.core.errors import ConfigError

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import write_json_atomic
 from fusionforge.pipelines.core.stage import StageSpec

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS
 from fusionforge.pipelines.core.runner import Source

@@ -25,6 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fusionforge.pipelines.core.config import dump_config, to_plain
 from fusionforge.pipelines.core.io import atomic_path, write_json_atomic
 from fusionforge.pipelines.core.sandbox_network import network_summary

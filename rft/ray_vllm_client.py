@@ -104,8 +104,9 @@ class RayVLLMClient(Client):
     def _run(self, rows: list[dict[str, Any]], loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
         try:
             import ray
-            from fusionforge.pipelines.core.ray_env import init_ray
             from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+
+            from fusionforge.pipelines.core.ray_env import init_ray
 
             init_ray(self.ray_address)
             has_images = any(isinstance(m.get("content"), list) and any(p.get("type") == "image_url"

@@ -15,8 +15,9 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the whole session: each start costs seconds and about 1 GB."""
-    from fusionforge.pipelines.core.ray_env import init_ray
     from ray import cloudpickle
+
+    from fusionforge.pipelines.core.ray_env import init_ray
 
     tests_dir = os.path.dirname(__file__)
     for module in list(sys.modules.values()):  # test modules are imported by now (collection comes first)

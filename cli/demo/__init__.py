@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 import click
+from rich.console import Console
+
 from fusionforge.cli.demo.audit import audit_step
 from fusionforge.cli.demo.posttraining import rft_step, sft_step
 from fusionforge.cli.demo.pretraining import dedupe_step, filter_step, pack_step, shard_step
 from fusionforge.cli.options import executor_options, library_errors
-from rich.console import Console
 
 
 @click.command()

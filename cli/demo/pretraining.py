@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fusionforge.cli.render import partition_progress, summary_table
 from rich.console import Console
 from rich.table import Table
+
+from fusionforge.cli.render import partition_progress, summary_table
 
 
 def shard_step(console: Console, inputs: dict[str, str], out: Path, seed: int, executor: str, ray_address,
@@ -74,6 +75,7 @@ filters:
 def filter_step(console: Console, input_dir: str, output_dir: str, executor: str, ray_address, num_cpus) -> str:
     """Run the quality filters on the demo's shards and print drops per reason per source."""
     import yaml
+
     from fusionforge.pipelines.filter_config import parse_filters
     from fusionforge.pipelines.quality import QualityConfig, run_quality
     from fusionforge.pipelines.transform import TransformConfig

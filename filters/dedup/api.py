@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from fusionforge.filters.dedup.lsh import band_keys, band_rows, bucket_pairs, lsh_params, unique_pairs
 from fusionforge.filters.dedup.minhash import TextSketcher, exact_jaccard
 from fusionforge.filters.dedup.text_normalize import exact_keys, normalize_exact

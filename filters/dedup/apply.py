@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pyarrow as pa
+
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, add_errors
 

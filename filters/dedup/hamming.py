@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from math import ceil, comb, log1p
 
 import numpy as np
+
 from fusionforge.filters.dedup.lsh import EXACT_BAND
 from fusionforge.filters.dedup.minhash import fmix64
 

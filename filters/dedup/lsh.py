@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+
 from fusionforge.filters.dedup.minhash import fmix64
 
 EXACT_BAND = -1  # band number of the rows that carry a record's exact-content key

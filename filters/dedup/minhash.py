@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.filters.dedup import text_normalize as tn
 from fusionforge.pipelines.core.config import DEFAULT_SEED
 

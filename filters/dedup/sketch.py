@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+
 from fusionforge.filters.dedup.image_hash import (
     CROP_FRACTION,
     color_thumbnails,

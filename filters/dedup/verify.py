@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 from fusionforge.filters.dedup.minhash import estimated_jaccard
 
 DEFAULT_RECHECK_MARGIN = 0.1

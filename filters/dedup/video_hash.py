@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ffmpeg
 import numpy as np
+
 from fusionforge.filters.dedup.image_hash import PHASH_SIDE, phash_gray
 from fusionforge.pipelines.core.video import DEFAULT_TIMEOUT_S, BadVideo, require_tool, run_tool
 

@@ -20,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.filters.media import item_bytes, items_of_kind
 from fusionforge.filters.rules import below, exceeds, first_failing
 from fusionforge.pipelines.core import schema as S

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fusionforge.filters.policy import ScorePolicy, check_policy
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 

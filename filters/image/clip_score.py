@@ -17,13 +17,14 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from PIL import Image
+
 from fusionforge.filters.image.clip_model import ClipPolicy, ClipScorer, check_clip_args
 from fusionforge.filters.media import first_of_kind, item_bytes
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
-from PIL import Image
 
 
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:

@@ -26,6 +26,7 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.filters.rules import below, first_failing
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.pipelines.core import schema as S

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 
 LABEL_PREFIX = "__label__"

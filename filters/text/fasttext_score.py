@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
+
 from fusionforge.filters.policy import ScorePolicy, check_policy
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.filters.text.fasttext_model import LABEL_PREFIX, label_probability, load_fasttext, predict_batch

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fusionforge.filters.text.fasttext_model import LABEL_PREFIX, one_line
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 from fusionforge.pipelines.core.io import atomic_path, open_text

@@ -24,6 +24,7 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.filters.rules import at_least, at_most, exceeds, first_failing, float_array, safe_ratio
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.filters.text.gopher_repetition import duplicate_stats

@@ -25,6 +25,7 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.filters.rules import below, exceeds, first_failing, float_array, safe_ratio
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.filters.text.words import matches, split_lines, split_words

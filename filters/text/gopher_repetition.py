@@ -27,6 +27,7 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.filters.rules import exceeds, first_failing, float_array, safe_ratio
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.pipelines.core.registry import register

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pyarrow as pa
+
 from fusionforge.filters.rules import first_failing
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, TextFilter, texts_of
 from fusionforge.filters.text.fasttext_model import load_fasttext, predict_batch

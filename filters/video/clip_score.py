@@ -13,6 +13,8 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from PIL import Image
+
 from fusionforge.filters.image.clip_model import ClipPolicy, ClipScorer, check_clip_args
 from fusionforge.filters.media import first_of_kind, video_url
 from fusionforge.filters.video.common import video_facts
@@ -21,7 +23,6 @@ from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
 from fusionforge.pipelines.core.video import BadVideo
-from PIL import Image
 
 
 def spread(count: int, wanted: int) -> list[int]:

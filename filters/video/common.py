@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+
 from fusionforge.filters.media import first_of_kind, video_url
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.video import VideoInfo, probe_video

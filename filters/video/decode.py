@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import ffmpeg
 import numpy as np
+
 from fusionforge.pipelines.core.video import BadVideo, require_tool, run_tool, tool_message
 
 QUIET = ("-nostdin", "-hide_banner", "-v", "error")

@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+from PIL import Image
+
 from fusionforge.filters.media import video_url
 from fusionforge.filters.video.common import live_video_rows, video_facts
 from fusionforge.filters.video.decode import decode_frames
@@ -29,7 +31,6 @@ from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, add_errors, set_column
 from fusionforge.pipelines.core.video import BadVideo
-from PIL import Image
 
 
 def chunk_sizes(n_frames: int, chunk_size: int = 4) -> list[int]:

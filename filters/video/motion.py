@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.filters.media import first_of_kind, video_url
 from fusionforge.filters.rules import below, first_failing
 from fusionforge.filters.video.common import video_facts

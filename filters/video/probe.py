@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
+
 from fusionforge.filters.media import first_of_kind, video_url
 from fusionforge.filters.rules import below, exceeds, first_failing
 from fusionforge.pipelines.core import schema as S

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ffmpeg
+
 from fusionforge.filters.video.decode import run_ffmpeg, scaled_size
 from fusionforge.pipelines.core.video import VideoInfo, probe_video
 

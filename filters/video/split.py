@@ -17,6 +17,7 @@ import json
 from typing import Any, ClassVar
 
 import pyarrow as pa
+
 from fusionforge.filters.media import video_url
 from fusionforge.filters.video.common import live_video_rows, video_facts
 from fusionforge.filters.video.scenes import ClipEncoding, extract_clip, plan_clips, scene_scores

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
+
 from fusionforge.mixers.audit.histogram import LogHistogram
 from fusionforge.pipelines.core.errors import ConfigError
 

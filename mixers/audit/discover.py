@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import yaml
+
 from fusionforge.mixers.audit.clusters import is_clusters_schema
 from fusionforge.mixers.audit.ledger_stats import LEDGER_COLUMNS
 from fusionforge.mixers.audit.plan import is_plan_schema

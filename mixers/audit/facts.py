@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.pipelines.core import schema as S
 
 UNKNOWN_LANGUAGE = "und"  # BCP-47 "undetermined"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.mixers.audit.facts import reason_keys
 
 EXAMPLES = 3

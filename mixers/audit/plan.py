@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.mixers.audit.histogram import LogHistogram
 
 SEQUENCE_COLUMNS = ("sequence_id", "seq_id")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.mixers.audit.histogram import LogHistogram
 
 SFT_COLUMNS = ("id", "source", "messages", "n_tokens")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.mixers.audit.facts import (
     FRAMES_COLUMN,
     languages,

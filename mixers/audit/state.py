@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fusionforge.mixers.audit.clusters import ClusterState, fold_clusters_file
 from fusionforge.mixers.audit.discover import (
     CLUSTERS,

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
 from fusionforge.mixers.audit.presentation import (
     APPROXIMATE_FOOTNOTE,
     APPROXIMATE_NOTE,
@@ -14,9 +18,6 @@ from fusionforge.mixers.audit.presentation import (
     quantile_mark,
     remaining_after_steps,
 )
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
 
 MAX_MIXTURE_ROWS = 15
 MAX_COMPARE_ROWS = 40

@@ -23,6 +23,7 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.mixers.audit.facts import FRAMES_COLUMN, MediaItems, has_text, text_chars
 from fusionforge.pipelines.core import schema as S
 

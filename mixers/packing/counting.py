@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fusionforge.mixers.mixture import HASH_BUCKETS, hash_bucket, record_hash
 from fusionforge.mixers.packing.layout import FPS_COLUMN, FRAMES_COLUMN, LayoutOptions, Wrappers, pieces, record_layout
 from fusionforge.mixers.tokens.text import TextTokens

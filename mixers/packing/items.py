@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from fusionforge.mixers.packing.counting import MEDIA_SPAN
 
 # Per item, what the packer works on and what a plan segment copies: numbers in one int64 matrix (one numpy

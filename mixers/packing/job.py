@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fusionforge.mixers.mixture import load_mixture, plan_mixture
 from fusionforge.mixers.packing.counting import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
 from fusionforge.mixers.packing.items import ItemBatch

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fusionforge.mixers.mixture import MixturePlan
 from fusionforge.mixers.packing.counting import ITEMS_DIR
 from fusionforge.pipelines.core import schema as S

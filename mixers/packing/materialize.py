@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+
 from fusionforge.mixers.packing.layout import (
     FPS_COLUMN,
     FRAMES_COLUMN,

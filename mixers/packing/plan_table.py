@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.mixers.packing.counting import MEDIA_SPAN
 from fusionforge.mixers.packing.items import NUMBERS, ItemBatch
 from fusionforge.mixers.packing.packer import LONG, pack_window

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+
 from fusionforge.mixers.packing.items import ItemBatch
 from fusionforge.mixers.packing.plan_table import WindowPlan, leftovers, plan_rows, plan_window
 from fusionforge.mixers.packing.windows import Window, WindowDrawer

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from fusionforge.mixers.mixture import MixturePlan, SourceTarget, epoch_order
 from fusionforge.mixers.packing.items import ItemBatch, Stream
 from fusionforge.mixers.packing.packer import LONG, TEXT, VISION

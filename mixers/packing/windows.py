@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from fusionforge.mixers.packing.items import ItemBatch, Stream
 from fusionforge.mixers.packing.packer import LONG, TEXT, VISION
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import xxhash
+
 from fusionforge.pipelines.core.errors import BadRecord, ConfigError
 from fusionforge.pipelines.readers.base import InputFile, iter_structured
 from fusionforge.pipelines.readers.plan import parse_input

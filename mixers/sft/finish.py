@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fusionforge.mixers.sft import schema as C
 from fusionforge.mixers.sft import stages as ST
 from fusionforge.mixers.sft.dedupe import duplicate_reasons

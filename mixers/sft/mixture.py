@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import xxhash
+
 from fusionforge.mixers.mixture import HASH_BUCKETS, Mixture, hash_bucket, load_mixture, plan_mixture, record_hash
 from fusionforge.pipelines.core.errors import ConfigError
 

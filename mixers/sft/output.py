@@ -16,6 +16,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from fusionforge.mixers.sft.schema import OUTPUT_SCHEMA, parquet_row
 from fusionforge.mixers.sft.vision import MEDIA_ROW_FIELDS, VisionScanner, count_in_texts
 from fusionforge.pipelines.core.io import atomic_path

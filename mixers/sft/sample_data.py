@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fusionforge.pipelines.demo_corpus import document, sentence, write_jsonl
 
 WEATHER = {"type": "function", "function": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+
 from fusionforge.mixers.sft import schema as C
 from fusionforge.mixers.sft.parts import ROW
 from fusionforge.mixers.sft.readers import parse_row

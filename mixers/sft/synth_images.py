@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fusionforge.pipelines.core.io import atomic_path
 from PIL import Image, ImageDraw
+
+from fusionforge.pipelines.core.io import atomic_path
 
 TASKS = ("count", "compare_sizes", "bar_value", "locate")
 PALETTE = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30)}

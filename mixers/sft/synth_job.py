@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fusionforge.mixers.sft.output import check_vision
 from fusionforge.mixers.sft.parts import PARTS, ROW, RowSource, iter_part_batches, part_paths, plan, run_parts
 from fusionforge.mixers.sft.sandbox import SandboxLimits

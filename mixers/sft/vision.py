@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.mixers.sft.schema import Conversation
 
 # Placeholders of the common VLM chat formats: LLaVA, Qwen2-VL/2.5-VL, Kimi-VL/K2.5, Llama 3.2 Vision,

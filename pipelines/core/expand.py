@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.runner import SUBORDER_COL
 from fusionforge.pipelines.core.stage import set_column

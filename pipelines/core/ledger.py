@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from fusionforge.pipelines.core import schema as S
 
 KEPT, DROPPED, FAILED = "kept", "dropped", "failed"

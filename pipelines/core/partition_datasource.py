@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fusionforge.pipelines.core.runner import Source, tag_batches
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
+
+from fusionforge.pipelines.core.runner import Source, tag_batches
 
 
 class PartitionDatasource(Datasource):

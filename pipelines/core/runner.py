@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.pipelines.core.errors import SchemaError
 from fusionforge.pipelines.core.stage import Stage, StageSpec
 

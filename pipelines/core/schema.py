@@ -14,6 +14,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.pipelines.core.errors import SchemaError
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from fusionforge.pipelines.core import schema as S
 
 

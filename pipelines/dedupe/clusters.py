@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from fusionforge.filters.dedup.hamming import hamming64
 from fusionforge.filters.dedup.union_find import connected_components
 from fusionforge.filters.dedup.video_hash import sequence_similarity

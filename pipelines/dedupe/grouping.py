@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from fusionforge.filters.dedup.hamming import hamming_matches
 from fusionforge.filters.dedup.image_hash import color_distance
 from fusionforge.filters.dedup.lsh import EXACT_BAND, bucket_pairs, unique_pairs

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fusionforge.filters.dedup.apply import DedupeApply, empty_decisions
 from fusionforge.filters.dedup.sketch import DedupeSketch
 from fusionforge.pipelines.core import schema as S

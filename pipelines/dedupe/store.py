@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
+
 from fusionforge.filters.dedup import sketch as sk
 from fusionforge.filters.dedup.hamming import band_masks, hash_band_rows
 from fusionforge.filters.dedup.image_hash import THUMB_SIDE

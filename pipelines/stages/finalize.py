@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pyarrow as pa
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.schema import content_hash

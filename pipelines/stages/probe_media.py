@@ -11,6 +11,7 @@ import hashlib
 from typing import Any, ClassVar
 
 import pyarrow as pa
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import BadRecord
 from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage, inspect_image

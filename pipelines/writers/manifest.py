@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.writers.webdataset_writer import PARTS_DIR, REJECTED_DIR

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import atomic_path, read_range, safe_name, shard_name, write_marker
 from fusionforge.pipelines.core.ledger import kept_mask, ledger_rows

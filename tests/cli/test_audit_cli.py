@@ -5,6 +5,7 @@ import json
 import jsonschema
 import pytest
 from click.testing import CliRunner
+
 from fusionforge.cli.main import cli
 from fusionforge.mixers.audit.schema import REPORT_SCHEMA
 
@@ -111,8 +112,9 @@ def test_the_demo_ends_with_the_audit_and_prints_the_report_path(outputs, tmp_pa
     import io
     import shutil
 
-    from fusionforge.cli.demo import audit_step
     from rich.console import Console
+
+    from fusionforge.cli.demo import audit_step
 
     demo = tmp_path / "demo"
     (demo / "raw").mkdir(parents=True)

@@ -3,6 +3,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+
 from fusionforge.cli.main import cli
 
 

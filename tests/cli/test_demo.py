@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+
 from fusionforge.cli.main import cli
 from fusionforge.pipelines.demo_corpus import make_corpus
 

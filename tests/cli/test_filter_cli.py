@@ -4,6 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from click.testing import CliRunner
+
 from fusionforge.cli.main import cli
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 

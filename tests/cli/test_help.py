@@ -1,6 +1,7 @@
 import click
 import pytest
 from click.testing import CliRunner
+
 from fusionforge.cli.main import cli
 
 

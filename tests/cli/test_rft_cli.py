@@ -3,6 +3,7 @@
 import json
 
 from click.testing import CliRunner
+
 from fusionforge.cli.main import cli
 from fusionforge.rft.scripted_server import Call, Reply, ScriptedServer
 

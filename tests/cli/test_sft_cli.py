@@ -1,6 +1,7 @@
 import json
 
 from click.testing import CliRunner
+
 from fusionforge.cli.main import cli
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import ffmpeg
 import pyarrow as pa
 import pytest
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.video import probe_video, require_tool
 

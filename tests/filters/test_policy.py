@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+
 from fusionforge.filters import policy
 from fusionforge.filters.policy import top_fraction_threshold
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from fusionforge.mixers.mixture import HASH_BUCKETS, hash_bucket, parse_mixture, plan_mixture, record_hash
 from fusionforge.pipelines.core.errors import ConfigError
 

@@ -1,4 +1,5 @@
 import pytest
+
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.filter_config import (
     FilterEntry,

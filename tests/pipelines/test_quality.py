@@ -7,6 +7,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
+
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.filter_config import FilterEntry, load_filters
 from fusionforge.pipelines.quality import QualityConfig, run_quality

@@ -3,6 +3,7 @@ import hashlib
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.stage import ScoringStage, StageSpec

@@ -4,6 +4,7 @@ import asyncio
 import time
 
 import pytest
+
 from fusionforge.rft.clients import OpenAIClient, SampleRequest, Sampling
 from fusionforge.rft.scripted_server import Call, Fault, Reply, ScriptedServer, table_responder
 

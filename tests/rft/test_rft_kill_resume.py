@@ -11,6 +11,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
+
 from fusionforge.rft.clients import OpenAIClient, Sampling
 from fusionforge.rft.loop import RFTConfig, run_rft
 from fusionforge.rft.scripted_server import Call, Reply, ScriptedServer

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.rft.clients import OpenAIClient, Sampling
 from fusionforge.rft.loop import RFTConfig, run_rft

@@ -6,9 +6,10 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
+
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.rft.prompts import load_prompts
-from PIL import Image
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+
 from fusionforge.cli.main import cli
 from fusionforge.pipelines.core.errors import MissingDependency
 from fusionforge.rft.clients import SampleRequest, Sampling

@@ -1,6 +1,7 @@
 """Acceptance: exact and near-duplicate passing responses are dropped per prompt, then the policy picks."""
 
 import pytest
+
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.rft.selection import select
 

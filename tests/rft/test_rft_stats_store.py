@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+
 from fusionforge.rft.stats import bucket, pass_at_k, percentiles
 from fusionforge.rft.store import ResultStore, sample_seed, stable_hash
 

@@ -7,6 +7,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+
 from fusionforge.rft.clients import OpenAIClient, SampleRequest, Sampling
 from fusionforge.rft.local_client import TransformersClient
 from fusionforge.rft.loop import RFTConfig, run_rft

@@ -4,6 +4,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from fusionforge.rft.verifier_pool import VerifierPool
 
 HANG = "$9^{9^{9^{9}}}$"  # math-verify parses it, then sympy never finishes comparing it with 3

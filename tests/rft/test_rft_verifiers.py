@@ -1,6 +1,7 @@
 """Verifiers on real answer forms: LaTeX, units, choices in prose, boxes in two conventions, JSON, code."""
 
 import pytest
+
 from fusionforge.rft import extract
 from fusionforge.rft.verifiers import run_verifier
 from fusionforge.rft.verify_bbox import iou, to_norm1000

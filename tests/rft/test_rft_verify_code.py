@@ -3,6 +3,7 @@
 import time
 
 import pytest
+
 from fusionforge.pipelines.core.sandbox_network import resolve_network_mode
 from fusionforge.rft.verifiers import run_verifier
 from fusionforge.rft.verify_code import run_sandboxed

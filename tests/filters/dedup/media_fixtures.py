@@ -8,8 +8,9 @@ from pathlib import Path
 
 import ffmpeg
 import numpy as np
-from fusionforge.pipelines.core.video import require_tool
 from PIL import Image, ImageDraw
+
+from fusionforge.pipelines.core.video import require_tool
 
 
 def picture(seed: int, size: int = 256) -> Image.Image:

@@ -9,6 +9,7 @@ from dedup_corpus import (
     translate,
     true_pairs,
 )
+
 from fusionforge.filters.dedup.api import exact_duplicates, near_duplicates
 from fusionforge.pipelines.demo_corpus import WORDS
 

@@ -2,6 +2,8 @@ import random
 
 import numpy as np
 import pytest
+from media_fixtures import crop_fraction, encoded, picture
+
 from fusionforge.filters.dedup.hamming import (
     HAMMING_RECALL,
     MAX_HAMMING_BANDS,
@@ -17,7 +19,6 @@ from fusionforge.filters.dedup.image_hash import image_hashes
 from fusionforge.filters.dedup.union_find import connected_components
 from fusionforge.pipelines.core.images import decode_image
 from fusionforge.pipelines.demo_corpus import draw_shapes
-from media_fixtures import crop_fraction, encoded, picture
 
 D = 8
 

@@ -3,6 +3,8 @@ import random
 import imagehash
 import numpy as np
 import pytest
+from media_fixtures import crop_fraction, encoded, picture
+
 from fusionforge.filters.dedup.hamming import hamming64
 from fusionforge.filters.dedup.image_hash import (
     DEFAULT_MAX_COLOR_DISTANCE,
@@ -14,7 +16,6 @@ from fusionforge.filters.dedup.image_hash import (
 )
 from fusionforge.pipelines.core.images import BadImage, decode_image
 from fusionforge.pipelines.demo_corpus import draw_shapes
-from media_fixtures import crop_fraction, encoded, picture
 
 
 def _distance(a, b):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from datasketch.lsh import _optimal_param
+
 from fusionforge.filters.dedup.lsh import (
     EXACT_BAND,
     band_keys,

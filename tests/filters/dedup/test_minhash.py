@@ -3,6 +3,7 @@ import pyarrow as pa
 import pytest
 from datasketch import MinHash
 from dedup_corpus import random_doc, shingles
+
 from fusionforge.filters.dedup import text_normalize as tn
 from fusionforge.filters.dedup.minhash import (
     EMPTY,

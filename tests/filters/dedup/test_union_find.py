@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from fusionforge.filters.dedup.union_find import connected_components
 
 

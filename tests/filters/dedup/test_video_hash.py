@@ -1,7 +1,8 @@
 import pytest
+from media_fixtures import clip, transcode
+
 from fusionforge.filters.dedup.video_hash import anchor_hashes, frame_hashes, sequence_similarity, stream_key
 from fusionforge.pipelines.core.video import BadVideo, ffmpeg_url
-from media_fixtures import clip, transcode
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,12 @@ import io
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from fusionforge.filters.image.clip_model import ClipScorer
 from fusionforge.filters.image.clip_score import ImageClipScore
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
-from PIL import Image
 
 
 def _png(color: tuple[int, int, int], size=(90, 70)) -> bytes:

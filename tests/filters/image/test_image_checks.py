@@ -1,9 +1,10 @@
 import io
 
 import pytest
+from PIL import Image
+
 from fusionforge.filters.image.checks import ImageChecks
 from fusionforge.pipelines.core import schema as S
-from PIL import Image
 
 
 def _png(width: int, height: int) -> bytes:

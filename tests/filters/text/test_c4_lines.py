@@ -1,6 +1,7 @@
 import hashlib
 
 import pytest
+
 from fusionforge.filters.text.c4 import C4Lines, c4_clean
 from fusionforge.pipelines.core import schema as S
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fusionforge.filters.text.fasttext_model import load_fasttext, predict_batch
 from fusionforge.filters.text.fasttext_score import FastTextScore
 from fusionforge.filters.text.fasttext_train import TrainConfig, train_fasttext

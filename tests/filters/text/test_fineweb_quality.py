@@ -1,4 +1,5 @@
 import pytest
+
 from fusionforge.filters.text.fineweb import FineWebQuality, fineweb_scores
 from fusionforge.pipelines.core import schema as S
 

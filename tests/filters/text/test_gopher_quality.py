@@ -1,4 +1,5 @@
 import pytest
+
 from fusionforge.filters.text.gopher_quality import GopherQuality
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError

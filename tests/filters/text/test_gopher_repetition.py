@@ -1,6 +1,7 @@
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from fusionforge.filters.text.gopher_repetition import GopherRepetition, repetition_scores, repetition_stats
 from fusionforge.pipelines.core import schema as S
 

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from fusionforge.filters.text.fasttext_train import TrainConfig, train_fasttext
 from fusionforge.filters.text.lang_id import LanguageId
 from fusionforge.pipelines.core import schema as S

@@ -2,10 +2,11 @@ import io
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from fusionforge.filters.video.frames import FrameSampler, chunk_sizes, sampling_rate
 from fusionforge.filters.video.motion import MotionScore, motion_score
 from fusionforge.pipelines.core import schema as S
-from PIL import Image
 
 
 @pytest.fixture(scope="module")

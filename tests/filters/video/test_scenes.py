@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from fusionforge.filters.video.scenes import parse_scene_scores, plan_clips, scene_scores
 from fusionforge.filters.video.split import SceneSplit
 from fusionforge.pipelines.core import schema as S

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from fusionforge.filters.video.clip_score import VideoClipScore, spread
 from fusionforge.pipelines.core import schema as S
 

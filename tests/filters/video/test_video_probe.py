@@ -2,6 +2,7 @@ import subprocess
 
 import ffmpeg
 import pytest
+
 from fusionforge.filters.video.probe import VideoProbe
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.video import require_tool

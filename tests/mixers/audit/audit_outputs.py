@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.ledger import kept_mask, ledger_rows
 

@@ -2,6 +2,7 @@
 
 import pytest
 from audit_outputs import GOPHER, build_chain, build_plan
+
 from fusionforge.mixers.audit import run_audit
 from fusionforge.mixers.audit.clusters import fold_clusters_file
 
@@ -116,6 +117,7 @@ def test_upstream_follows_the_chain_from_the_last_output(chain):
 def test_clusters_in_dedupes_layout_count_removed_members_and_media_items(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from fusionforge.pipelines.dedupe.clusters import CLUSTER_SCHEMA
 
     def row(cluster, space, member, media, kept, kept_media, similarity, duplicate, dropped):

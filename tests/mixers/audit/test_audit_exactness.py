@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+
 from fusionforge.mixers.audit import AuditOptions, Target, collect_state, run_audit
 from fusionforge.mixers.audit.summary import build_report
 from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe

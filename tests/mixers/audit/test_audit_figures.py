@@ -3,6 +3,7 @@
 import pyarrow as pa
 import pytest
 from audit_outputs import media, record, write_output
+
 from fusionforge.mixers.audit import run_audit
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from fusionforge.mixers.audit.histogram import EXACT_LIMIT, QUANTILES, RELATIVE_ERROR, LogHistogram
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audit_outputs import build_chain, build_many_lengths, build_plan, build_untouched_chain
+from PIL import Image
+
 from fusionforge.mixers.audit import Target, compare_reports, run_audit
 from fusionforge.mixers.audit.html import render_html, write_html
 from fusionforge.mixers.audit.plots import REALISED, TARGET
 from fusionforge.mixers.audit.presentation import APPROXIMATE, APPROXIMATE_NOTE
 from fusionforge.mixers.mixture import parse_mixture
-from PIL import Image
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -8,11 +8,12 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
+
 from fusionforge.mixers.audit import AuditOptions, run_audit
 from fusionforge.mixers.audit.html import render_html
 from fusionforge.mixers.audit.schema import REPORT_SCHEMA
 from fusionforge.mixers.audit.terminal import render
-from rich.console import Console
 
 PROMPTS = [
     {"id": "one", "question": "What is 1 + 1?", "answer": "2", "task": "numeric"},

@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+
 from fusionforge.mixers.audit import Target, run_audit
 
 QUANTILES = {"p5": 5, "p50": 50, "p95": 95}

@@ -5,6 +5,7 @@ import json
 import jsonschema
 import pytest
 from audit_outputs import build_chain, build_plan
+
 from fusionforge.mixers.audit import AuditOptions, Target, compare_reports, run_audit
 from fusionforge.mixers.audit.schema import REPORT_SCHEMA
 from fusionforge.mixers.mixture import parse_mixture

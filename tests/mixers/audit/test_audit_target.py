@@ -2,6 +2,7 @@
 
 import pytest
 from audit_outputs import record, write_output
+
 from fusionforge.mixers.audit import load_target, run_audit
 from fusionforge.mixers.audit.target import deviations
 from fusionforge.pipelines.core.errors import ConfigError

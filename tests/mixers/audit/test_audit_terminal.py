@@ -5,10 +5,11 @@ import re
 
 import pytest
 from audit_outputs import build_many_lengths, build_untouched_chain, media, record, write_output
+from rich.console import Console
+
 from fusionforge.mixers.audit import load_target, run_audit
 from fusionforge.mixers.audit.presentation import APPROXIMATE, APPROXIMATE_NOTE
 from fusionforge.mixers.audit.terminal import render
-from rich.console import Console
 
 RED = re.compile(r"\x1b\[(?:\d+;)*31m")  # SGR foreground red, alone or after bold
 

@@ -1,4 +1,5 @@
 import pytest
+
 from fusionforge.mixers.packing.layout import LayoutOptions, Wrappers, pieces, record_layout
 from fusionforge.mixers.packing.packer import LONG, TEXT, VISION
 from fusionforge.mixers.tokens.vision import get_preset, video_tokens

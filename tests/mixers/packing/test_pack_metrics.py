@@ -2,6 +2,7 @@
 
 import pyarrow as pa
 import pytest
+
 from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
 from fusionforge.mixers.packing.plan_table import WINDOW_SCHEMA
 

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 from click.testing import CliRunner
+
 from fusionforge.cli.main import cli
 from fusionforge.mixers.packing.job import PackConfig, run_pack
 from fusionforge.pipelines.core.errors import ConfigError

@@ -5,6 +5,7 @@ import random
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from fusionforge.mixers.packing.counting import MEDIA_SPAN
 from fusionforge.mixers.packing.items import ItemBatch, Stream
 from fusionforge.mixers.packing.kernels import order_sequences

@@ -4,6 +4,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from fusionforge.mixers.sft import parts
 from fusionforge.mixers.sft.build import BuildConfig, run_build
 from fusionforge.pipelines.core.errors import ConfigError

@@ -1,4 +1,5 @@
 import pytest
+
 from fusionforge.mixers.sft.decontaminate import EvalIndex, normalize, window_hashes
 from fusionforge.mixers.sft.mixture import check_sources, load_mixture, plan_copies, split_of
 from fusionforge.pipelines.core.errors import ConfigError
@@ -62,6 +63,7 @@ def items(source, count, tokens):
 
 def mixture(text):
     import yaml
+
     from fusionforge.mixers.mixture import parse_mixture
 
     return parse_mixture(yaml.safe_load(text))

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from fusionforge.mixers.sft.readers import parse_row
 from fusionforge.mixers.sft.schema import dumps, loads, openai_messages, openai_tools
 from fusionforge.mixers.sft.validate import validate

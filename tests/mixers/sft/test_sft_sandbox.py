@@ -2,6 +2,7 @@ import socket
 import time
 
 import pytest
+
 from fusionforge.mixers.sft.sandbox import PythonSandbox, SandboxLimits
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.sandbox_network import network_namespace_available

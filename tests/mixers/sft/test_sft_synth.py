@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image, ImageDraw
+
 from fusionforge.mixers.sft.programs import answers_match, extract_result
 from fusionforge.mixers.sft.readers import parse_row
 from fusionforge.mixers.sft.sandbox import PythonSandbox
@@ -12,7 +14,6 @@ from fusionforge.mixers.sft.synth_job import SynthConfig, run_synth
 from fusionforge.mixers.sft.validate import validate
 from fusionforge.mixers.sft.vision import VisionScanner, count_vision_parts
 from fusionforge.pipelines.core.sandbox_network import LABELS, resolve_network_mode
-from PIL import Image, ImageDraw
 
 
 def read_jsonl(path):

@@ -2,6 +2,7 @@ import json
 
 import pyarrow as pa
 import pytest
+
 from fusionforge.mixers.sft import schema as C
 from fusionforge.mixers.sft.parts import ROW
 from fusionforge.mixers.sft.readers import parse_row

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from fusionforge.cli.main import cli
 from fusionforge.mixers.tokens.preset_table import preset_rows, presets_markdown
 from fusionforge.mixers.tokens.vision import BUILTIN, PRESETS, Wrapper
@@ -96,6 +97,7 @@ def test_command_line_overrides_are_typed_like_the_preset_parameters():
 
 def test_a_false_flag_on_the_command_line_means_false(tmp_path):
     from click.testing import CliRunner
+
     from fusionforge.cli.main import cli
 
     def video_tokens(*settings: str) -> int:

@@ -3,10 +3,11 @@ import json
 
 import pyarrow as pa
 import pytest
+from tokenizers import Tokenizer
+
 from fusionforge.mixers.tokens.text import ESTIMATE, TextCounter, TextTokens
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
-from tokenizers import Tokenizer
 
 
 def test_hf_tokenizer_file_and_folder_count_like_the_tokenizer(tiny_tokenizer):

@@ -4,13 +4,14 @@ import math
 
 import pytest
 import torch
-from fusionforge.mixers.tokens.vision import fit_image, get_preset, image_tokens, video_tokens
-from fusionforge.pipelines.core.errors import ConfigError
 from transformers.models.kimi_k25.image_processing_kimi_k25 import Kimi_K25ImageProcessor
 from transformers.models.kimi_k25.video_processing_kimi_k25 import Kimi_K25VideoProcessor
 from transformers.models.llava_onevision.processing_llava_onevision import LlavaOnevisionProcessor
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
 from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+from fusionforge.mixers.tokens.vision import fit_image, get_preset, image_tokens, video_tokens
+from fusionforge.pipelines.core.errors import ConfigError
 
 # (width, height): tiny, odd, square, extreme aspect ratios on both sides of Qwen's 200 limit, 4K, 8K strips
 SIZES = [(1, 1), (9, 9), (10, 10), (27, 29), (28, 28), (29, 57), (56, 1), (1, 150), (199, 1), (1, 200), (200, 1),

@@ -1,5 +1,6 @@
 import pyarrow as pa
 import pytest
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.expand import MAX_CHILDREN, derive_rows
 from fusionforge.pipelines.core.runner import ORDER_COL, SUBORDER_COL, InProcessExecutor, Source, in_order

@@ -3,6 +3,7 @@ import os
 
 import pytest
 import zstandard
+
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import atomic_path, expand_paths, open_text, read_range
 

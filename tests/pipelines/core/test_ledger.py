@@ -1,5 +1,6 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, kept_mask, ledger_rows, ledger_summary, status_of
 

@@ -3,10 +3,11 @@ import struct
 import zlib
 
 import pytest
+from PIL import Image
+
 from fusionforge.pipelines.core.images import BadImage, inspect_image
 from fusionforge.pipelines.core.video import BadVideo, ffmpeg_url, probe_video, verify_decode
 from fusionforge.pipelines.demo_corpus import make_video
-from PIL import Image
 
 
 def _png(width, height):

@@ -3,6 +3,7 @@ import uuid
 
 import pyarrow as pa
 import pytest
+
 from fusionforge.pipelines.core.runner import InProcessExecutor, RayExecutor, Source
 from fusionforge.pipelines.core.stage import Resources, Stage, StageSpec
 

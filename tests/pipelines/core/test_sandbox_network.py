@@ -5,6 +5,7 @@ import sys
 import time
 
 import pytest
+
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.sandbox_network import (
     BLOCK_WARNING,

@@ -1,5 +1,6 @@
 import pyarrow as pa
 import pytest
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import SchemaError
 

@@ -1,4 +1,5 @@
 import pyarrow as pa
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.stage import ScoringStage
 

@@ -14,8 +14,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "filters" / "dedup"))
 
 from dedup_corpus import injected_corpus, precision_recall, translate, true_pairs  # noqa: E402, F401
-from fusionforge.pipelines.demo_corpus import document  # noqa: E402
 from media_fixtures import clip, crop_fraction, encoded, picture, transcode  # noqa: E402
+
+from fusionforge.pipelines.demo_corpus import document  # noqa: E402
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:

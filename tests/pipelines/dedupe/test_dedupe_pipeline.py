@@ -5,6 +5,7 @@ from itertools import combinations
 import pyarrow.parquet as pq
 import pytest
 from dedupe_inputs import baseline_run, local_config, precision_recall, sharded_corpus, true_pairs
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe

@@ -4,6 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dedupe_inputs import baseline_run, local_config, sharded_corpus
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.stage import ScoringStage, StageSpec
 from fusionforge.pipelines.dedupe import DedupeConfig, run, run_dedupe

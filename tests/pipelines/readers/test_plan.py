@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.readers import read_file

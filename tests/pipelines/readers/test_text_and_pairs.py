@@ -4,6 +4,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import BadRecord
 from fusionforge.pipelines.readers import read_file

@@ -1,6 +1,7 @@
 import hashlib
 
 import pyarrow as pa
+
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.stages.finalize import FinalizeRecords
 
