@@ -27,8 +27,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SOURCES = [("web", "text", 0.55), ("books", "text", 0.10), ("photos", "image", 0.20), ("docs", "interleaved", 0.10),
-           ("clips", "video", 0.05)]
+SOURCES = [
+    ("web", "text", 0.55),
+    ("books", "text", 0.10),
+    ("photos", "image", 0.20),
+    ("docs", "interleaved", 0.10),
+    ("clips", "video", 0.05),
+]
 LANGUAGES = (["en"] * 6) + ["de", "fr", "es", "zh"]
 LANG_COLUMN = "text_lang_v1__lang"
 SCORE_COLUMN = "text_gopher_quality_v1__mean_word_length"
@@ -42,8 +47,10 @@ def make_manifest(path: Path, records: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     vocabulary = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), rng.integers(2, 10))) for _ in range(5000)]
     pool = " ".join(rng.choice(vocabulary, 2_000_000))
-    schema = pa.schema(list(S.RECORD_SCHEMA) + [(LANG_COLUMN, pa.string()), (SCORE_COLUMN, pa.float64()),
-                                                ("shard", pa.string()), ("key", pa.string())])
+    schema = pa.schema(
+        list(S.RECORD_SCHEMA)
+        + [(LANG_COLUMN, pa.string()), (SCORE_COLUMN, pa.float64()), ("shard", pa.string()), ("key", pa.string())]
+    )
     kinds = np.array([k for _, k, _ in SOURCES])
     names = np.array([n for n, _, _ in SOURCES])
     with pq.ParquetWriter(path, schema) as writer:
@@ -54,21 +61,33 @@ def make_manifest(path: Path, records: int, seed: int = 0) -> None:
             lengths = np.where(modality == "text", rng.lognormal(6.9, 1.0, n), rng.lognormal(4, 0.8, n))
             lengths = np.minimum(lengths.astype(np.int64) + 1, 200_000)
             offsets = rng.integers(0, len(pool) - 200_001, n)
-            texts = [pool[o:o + k] for o, k in zip(offsets.tolist(), lengths.tolist())]
+            texts = [pool[o : o + k] for o, k in zip(offsets.tolist(), lengths.tolist())]
             media = [_media(rng, m) for m in modality.tolist()]
-            table = pa.table({
-                S.ID: [f"{names[p]}/{start + i}" for i, p in enumerate(pick.tolist())],
-                S.CONTENT_HASH: [None] * n, S.SOURCE: names[pick], S.MODALITY: modality,
-                S.TEXT: pa.array(texts, pa.large_string()), S.SEGMENTS: pa.nulls(n, schema.field(S.SEGMENTS).type),
-                S.MEDIA: pa.array(media, schema.field(S.MEDIA).type),
-                S.META: pa.array([json.dumps({"url": f"https://example.org/{start + i}"}) for i in range(n)],
-                                 pa.large_string()),
-                S.INPUT_FILE: ["input.jsonl"] * n, S.INPUT_POSITION: np.arange(start, start + n),
-                S.TEXT_TOKENS: lengths // 4, S.VISION_TOKENS: pa.nulls(n, pa.int64()),
-                S.DROP_REASON: pa.nulls(n, pa.string()), S.ERROR: pa.nulls(n, pa.string()),
-                LANG_COLUMN: rng.choice(LANGUAGES, n), SCORE_COLUMN: rng.normal(5, 1, n),
-                "shard": [f"shards/part-{start // GROUP_ROWS:06d}.tar"] * n, "key": [str(start + i) for i in range(n)],
-            }, schema=schema)
+            table = pa.table(
+                {
+                    S.ID: [f"{names[p]}/{start + i}" for i, p in enumerate(pick.tolist())],
+                    S.CONTENT_HASH: [None] * n,
+                    S.SOURCE: names[pick],
+                    S.MODALITY: modality,
+                    S.TEXT: pa.array(texts, pa.large_string()),
+                    S.SEGMENTS: pa.nulls(n, schema.field(S.SEGMENTS).type),
+                    S.MEDIA: pa.array(media, schema.field(S.MEDIA).type),
+                    S.META: pa.array(
+                        [json.dumps({"url": f"https://example.org/{start + i}"}) for i in range(n)], pa.large_string()
+                    ),
+                    S.INPUT_FILE: ["input.jsonl"] * n,
+                    S.INPUT_POSITION: np.arange(start, start + n),
+                    S.TEXT_TOKENS: lengths // 4,
+                    S.VISION_TOKENS: pa.nulls(n, pa.int64()),
+                    S.DROP_REASON: pa.nulls(n, pa.string()),
+                    S.ERROR: pa.nulls(n, pa.string()),
+                    LANG_COLUMN: rng.choice(LANGUAGES, n),
+                    SCORE_COLUMN: rng.normal(5, 1, n),
+                    "shard": [f"shards/part-{start // GROUP_ROWS:06d}.tar"] * n,
+                    "key": [str(start + i) for i in range(n)],
+                },
+                schema=schema,
+            )
             writer.write_table(table)
 
 
@@ -76,9 +95,18 @@ def _media(rng: np.random.Generator, modality: str) -> list[dict]:
     def item(kind: str) -> dict:
         width, height = int(rng.integers(64, 4096)), int(rng.integers(64, 4096))
         frames = int(rng.integers(4, 600)) if kind == "video" else None
-        return {"kind": kind, "uri": "shards/part.tar", "offset": 512, "size": int(rng.integers(5_000, 5_000_000)),
-                "format": "mp4" if kind == "video" else "jpeg", "width": width, "height": height,
-                "duration_s": frames / 30 if frames else None, "fps": 30.0 if frames else None, "n_frames": frames}
+        return {
+            "kind": kind,
+            "uri": "shards/part.tar",
+            "offset": 512,
+            "size": int(rng.integers(5_000, 5_000_000)),
+            "format": "mp4" if kind == "video" else "jpeg",
+            "width": width,
+            "height": height,
+            "duration_s": frames / 30 if frames else None,
+            "fps": 30.0 if frames else None,
+            "n_frames": frames,
+        }
 
     if modality == "image":
         return [item("image")]
@@ -133,8 +161,11 @@ def run_pandas_child(path: str) -> dict:
     frame = pd.read_parquet(path, columns=["source", "modality", LANG_COLUMN, "text", "text_tokens", "vision_tokens"])
     frame["text_chars"] = frame["text"].str.len()
     table = frame.groupby(["source", "modality", LANG_COLUMN]).agg(
-        records=("source", "size"), text_chars=("text_chars", "sum"), text_tokens=("text_tokens", "sum"),
-        vision_tokens=("vision_tokens", "sum"))
+        records=("source", "size"),
+        text_chars=("text_chars", "sum"),
+        text_tokens=("text_tokens", "sum"),
+        vision_tokens=("vision_tokens", "sum"),
+    )
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "records": int(table["records"].sum()), "groups": len(table)}
 
@@ -168,8 +199,11 @@ def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if args.child:
-        result = run_audit_child(args.path, args.executor, args.sample) if args.child == "audit" else \
-            run_pandas_child(args.path)
+        result = (
+            run_audit_child(args.path, args.executor, args.sample)
+            if args.child == "audit"
+            else run_pandas_child(args.path)
+        )
         print(json.dumps({**result, "peak_mb": peak_rss_mb()}))
         return
     work = Path(args.workdir) / str(args.records)
@@ -181,14 +215,18 @@ def main() -> None:
         (work / ".manifest.tmp").rename(path)
         print(f"generated {args.records:,} records in {time.perf_counter() - started:.0f} s")
     size = path.stat().st_size
-    print(f"manifest: {path} ({args.records:,} records, {size / 1e9:.2f} GB, "
-          f"{pq.ParquetFile(path).metadata.num_row_groups} row groups); load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"manifest: {path} ({args.records:,} records, {size / 1e9:.2f} GB, "
+        f"{pq.ParquetFile(path).metadata.num_row_groups} row groups); load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     contenders = [
         ("pandas read_parquet + groupby (reference)", ["--child", "pandas", "--path", str(path)]),
         ("fusionforge audit, in-process (exact)", ["--child", "audit", "--path", str(path)]),
-        ("fusionforge audit, Ray tasks, 2 CPUs (exact)", ["--child", "audit", "--executor", "ray", "--path",
-                                                          str(path)]),
+        (
+            "fusionforge audit, Ray tasks, 2 CPUs (exact)",
+            ["--child", "audit", "--executor", "ray", "--path", str(path)],
+        ),
         ("fusionforge audit --sample 0.1, in-process", ["--child", "audit", "--sample", "0.1", "--path", str(path)]),
     ]
     with open(path, "rb") as handle:  # warm the page cache once, for every contender alike
@@ -209,14 +247,20 @@ def main() -> None:
     for r in results:
         memory = f"{r['peak_mb']:,.0f}"
         if "workers_peak_mb" in r:
-            memory = (f"{r['peak_mb'] + r['workers_peak_mb']:,.0f} (driver {r['peak_mb']:,.0f} + "
-                      f"{r['workers']} workers {r['workers_peak_mb']:,.0f})")
-        print(f"| {r['label']} | {r['seconds']:.1f} | {r['records_per_s']:,.0f} | "
-              f"{r['records_per_s'] / reference['records_per_s']:.2f}x | {memory} |")
+            memory = (
+                f"{r['peak_mb'] + r['workers_peak_mb']:,.0f} (driver {r['peak_mb']:,.0f} + "
+                f"{r['workers']} workers {r['workers_peak_mb']:,.0f})"
+            )
+        print(
+            f"| {r['label']} | {r['seconds']:.1f} | {r['records_per_s']:,.0f} | "
+            f"{r['records_per_s'] / reference['records_per_s']:.2f}x | {memory} |"
+        )
     for r in results:
         if "daemons_peak_mb" in r:
-            print(f"\n({r['label']}: peaks of the driver and of each task worker, summed; Ray's daemons (GCS, raylet, "
-                  f"dashboard, agents) held {r['daemons_peak_mb']:,.0f} MB more.)")
+            print(
+                f"\n({r['label']}: peaks of the driver and of each task worker, summed; Ray's daemons (GCS, raylet, "
+                f"dashboard, agents) held {r['daemons_peak_mb']:,.0f} MB more.)"
+            )
     assert all(r["records"] == args.records for r in results[:3]), [r["records"] for r in results]
 
 

@@ -95,10 +95,11 @@ def read_jsonl(folder: Path) -> tuple[list[str], list[str]]:
 
 def shingles(text: str) -> list[bytes]:
     words = WORD.findall(text.lower())
-    return [" ".join(words[i: i + 5]).encode() for i in range(max(1, len(words) - 4))]
+    return [" ".join(words[i : i + 5]).encode() for i in range(max(1, len(words) - 4))]
 
 
 # -- 1. signature throughput ------------------------------------------------------------------
+
 
 def signature_throughput(texts: list[str]) -> dict[str, float]:
     from datasketch import MinHash
@@ -111,7 +112,7 @@ def signature_throughput(texts: list[str]) -> dict[str, float]:
     MinHash.bulk([shingles(t) for t in texts[:50]], num_perm=NUM_PERM)
     start = time.perf_counter()
     for i in range(0, len(texts), 1000):
-        sketcher.sketch(texts[i: i + 1000])
+        sketcher.sketch(texts[i : i + 1000])
     out["fusionforge TextSketcher.sketch (batches of 1000)"] = len(texts) / (time.perf_counter() - start)
     sample = texts[: max(200, len(texts) // 10)]
     start = time.perf_counter()
@@ -127,6 +128,7 @@ def signature_throughput(texts: list[str]) -> dict[str, float]:
 
 
 # -- 2. end-to-end pipelines -----------------------------------------------------------------
+
 
 def run_datasketch(ids: list[str], texts: list[str]) -> dict[str, int]:
     """The pipeline a datasketch user writes: bulk signatures, an LSH index, union-find over query hits."""
@@ -184,15 +186,33 @@ def run_datatrove(corpus: Path, work: Path, tokenizer: str, workers: int) -> dic
     reader = JsonlReader(str(corpus), glob_pattern="*.jsonl", doc_progress=False)
     # datatrove writes its logs to ./logs when logging_dir is None: keep them in the scratch folder instead.
     common = {"logging_dir": str(work / "datatrove-logs"), "skip_completed": False}
-    LocalPipelineExecutor([reader, MinhashDedupSignature(str(work / "sigs"), config=config, language=language)],
-                          tasks=tasks, workers=workers, **common).run()
-    LocalPipelineExecutor([MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)],
-                          tasks=config.num_buckets, workers=workers, **common).run()
-    LocalPipelineExecutor([MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config,
-                                               save_cluster_id=True)], tasks=1, **common).run()
-    LocalPipelineExecutor([reader, MinhashDedupFilter(str(work / "remove"),
-                                                      exclusion_writer=JsonlWriter(str(work / "removed"))),
-                           JsonlWriter(str(work / "kept"))], tasks=tasks, workers=workers, **common).run()
+    LocalPipelineExecutor(
+        [reader, MinhashDedupSignature(str(work / "sigs"), config=config, language=language)],
+        tasks=tasks,
+        workers=workers,
+        **common,
+    ).run()
+    LocalPipelineExecutor(
+        [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)],
+        tasks=config.num_buckets,
+        workers=workers,
+        **common,
+    ).run()
+    LocalPipelineExecutor(
+        [MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=config, save_cluster_id=True)],
+        tasks=1,
+        **common,
+    ).run()
+    LocalPipelineExecutor(
+        [
+            reader,
+            MinhashDedupFilter(str(work / "remove"), exclusion_writer=JsonlWriter(str(work / "removed"))),
+            JsonlWriter(str(work / "kept")),
+        ],
+        tasks=tasks,
+        workers=workers,
+        **common,
+    ).run()
     return datatrove_clusters(corpus, work / "remove")
 
 
@@ -220,9 +240,19 @@ def dedupe_only(src: Path, out: Path, executor: str, cpus: int) -> tuple[dict[st
 
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
-    report = run_dedupe(DedupeConfig(input=str(src), output=str(out), images=False, videos=False,
-                                     text_threshold=THRESHOLD, num_perm=NUM_PERM, executor=executor, num_cpus=cpus,
-                                     shard_count=5000))
+    report = run_dedupe(
+        DedupeConfig(
+            input=str(src),
+            output=str(out),
+            images=False,
+            videos=False,
+            text_threshold=THRESHOLD,
+            num_perm=NUM_PERM,
+            executor=executor,
+            num_cpus=cpus,
+            shard_count=5000,
+        )
+    )
     clusters = pq.read_table(out / "clusters.parquet", columns=["member_id", "cluster"]).to_pylist()
     return {r["member_id"].split("/", 1)[1]: r["cluster"] for r in clusters}, report
 
@@ -231,8 +261,16 @@ def run_fusionforge(corpus: Path, work: Path, cpus: int) -> tuple[dict[str, int]
     from fusionforge.pipelines.shard import ShardConfig, run_shard
 
     start = time.perf_counter()
-    run_shard(ShardConfig(inputs=(f"bench={corpus}",), output=str(work / "in"), shard_count=5000, partition_mb=16,
-                          executor="ray", num_cpus=cpus))
+    run_shard(
+        ShardConfig(
+            inputs=(f"bench={corpus}",),
+            output=str(work / "in"),
+            shard_count=5000,
+            partition_mb=16,
+            executor="ray",
+            num_cpus=cpus,
+        )
+    )
     shard_seconds = time.perf_counter() - start
     labels, report = dedupe_only(work / "in", work / "out", "ray", cpus)
     return labels, report, shard_seconds
@@ -273,8 +311,10 @@ class PeakMemory:
 
 # -- 3. precision and recall -----------------------------------------------------------------
 
-def sample_truth(ids: list[str], texts: list[str], families: dict[str, list[str]], size: int,
-                 seed: int = 1) -> tuple[list[str], set[tuple[str, str]]]:
+
+def sample_truth(
+    ids: list[str], texts: list[str], families: dict[str, list[str]], size: int, seed: int = 1
+) -> tuple[list[str], set[tuple[str, str]]]:
     """A sample of whole families plus random documents, and its pairs with exact Jaccard >= threshold."""
     rng = np.random.default_rng(seed)
     chosen_families = rng.choice(sorted(families), min(len(families), size // 3), replace=False)
@@ -291,8 +331,7 @@ def sample_truth(ids: list[str], texts: list[str], families: dict[str, list[str]
     for group in index.values():
         if len(group) < 50:
             candidates.update(combinations(sorted(group), 2))
-    truth = {(a, b) for a, b in candidates
-             if len(sets[a] & sets[b]) / len(sets[a] | sets[b]) >= THRESHOLD}
+    truth = {(a, b) for a, b in candidates if len(sets[a] & sets[b]) / len(sets[a] | sets[b]) >= THRESHOLD}
     return members, truth
 
 
@@ -312,8 +351,12 @@ def main() -> None:
     parser.add_argument("--sig-docs", type=int, default=5_000)
     parser.add_argument("--sample", type=int, default=3_000)
     parser.add_argument("--cpus", type=int, default=2)
-    parser.add_argument("--skip", action="append", default=[],
-                        help="fusionforge-local, datatrove-spacy, datatrove-whitespace, datasketch")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        help="fusionforge-local, datatrove-spacy, datatrove-whitespace, datasketch",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -338,32 +381,48 @@ def main() -> None:
         with PeakMemory() as memory:
             start = time.perf_counter()
             labels, report, shard_seconds = run_fusionforge(corpus, work / "ff", args.cpus)
-            rows["fusionforge dedupe (Ray, 2 CPUs)"] = (time.perf_counter() - start - shard_seconds, args.cpus,
-                                                        *score(labels, members, truth))
-        results["fusionforge"] = {"shard_seconds": shard_seconds, "report": report["dedupe"],
-                                  "peak_rss_mb_all_processes": memory.peak / 2**20,
-                                  "peak_rss_mb_driver": memory.driver_peak / 2**20}
+            rows["fusionforge dedupe (Ray, 2 CPUs)"] = (
+                time.perf_counter() - start - shard_seconds,
+                args.cpus,
+                *score(labels, members, truth),
+            )
+        results["fusionforge"] = {
+            "shard_seconds": shard_seconds,
+            "report": report["dedupe"],
+            "peak_rss_mb_all_processes": memory.peak / 2**20,
+            "peak_rss_mb_driver": memory.driver_peak / 2**20,
+        }
         if "fusionforge-local" not in args.skip:
             with PeakMemory() as memory:
                 start = time.perf_counter()
                 labels, local = dedupe_only(work / "ff" / "in", work / "ff" / "out-local", "local", 1)
-                rows["fusionforge dedupe (in-process, 1 CPU)"] = (time.perf_counter() - start, 1,
-                                                                  *score(labels, members, truth))
+                rows["fusionforge dedupe (in-process, 1 CPU)"] = (
+                    time.perf_counter() - start,
+                    1,
+                    *score(labels, members, truth),
+                )
             results["fusionforge_local"] = {"report": local["dedupe"], "peak_rss_mb": memory.peak / 2**20}
         for tokenizer in ("whitespace", "spacy"):
             if f"datatrove-{tokenizer}" in args.skip:
                 continue
             start = time.perf_counter()
             labels = run_datatrove(corpus, work / f"dt-{tokenizer}", tokenizer, args.cpus)
-            rows[f"datatrove MinHash, {tokenizer} tokenizer (2 workers)"] = (time.perf_counter() - start, args.cpus,
-                                                                              *score(labels, members, truth))
+            rows[f"datatrove MinHash, {tokenizer} tokenizer (2 workers)"] = (
+                time.perf_counter() - start,
+                args.cpus,
+                *score(labels, members, truth),
+            )
         if "datasketch" not in args.skip:
             start = time.perf_counter()
             labels = run_datasketch(ids, texts)
-            rows["datasketch bulk + MinHashLSH + union-find"] = (time.perf_counter() - start, 1,
-                                                                  *score(labels, members, truth))
-        results["end_to_end"] = {k: {"seconds": v[0], "cpus": v[1], "precision": v[2], "recall": v[3]}
-                                 for k, v in rows.items()}
+            rows["datasketch bulk + MinHashLSH + union-find"] = (
+                time.perf_counter() - start,
+                1,
+                *score(labels, members, truth),
+            )
+        results["end_to_end"] = {
+            k: {"seconds": v[0], "cpus": v[1], "precision": v[2], "recall": v[3]} for k, v in rows.items()
+        }
         results["load_after"] = os.getloadavg()
         print_tables(results)
         if args.json:
@@ -382,23 +441,37 @@ def print_tables(results: dict) -> None:
     rows = results["end_to_end"]
     ours = [k for k in rows if k.startswith("fusionforge")]
     cpu_seconds = {k: rows[k]["seconds"] * rows[k]["cpus"] for k in rows}
-    print(f"\nend to end, {results['docs']:,} documents (threshold {THRESHOLD}); ratios = CPU-seconds of the row / "
-          "CPU-seconds of fusionforge (> 1: fusionforge faster per CPU)")
-    print("| pipeline | seconds | CPUs | docs/s per CPU | " + " | ".join(f"vs {k}" for k in ours)
-          + " | precision | recall |")
+    print(
+        f"\nend to end, {results['docs']:,} documents (threshold {THRESHOLD}); ratios = CPU-seconds of the row / "
+        "CPU-seconds of fusionforge (> 1: fusionforge faster per CPU)"
+    )
+    print(
+        "| pipeline | seconds | CPUs | docs/s per CPU | "
+        + " | ".join(f"vs {k}" for k in ours)
+        + " | precision | recall |"
+    )
     print("| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in ours) + " | ---: | ---: |")
     for name, row in rows.items():
         per_cpu = results["docs"] / row["seconds"] / row["cpus"]
         ratios = " | ".join(f"{cpu_seconds[name] / cpu_seconds[k]:.2f}x" for k in ours)
-        print(f"| {name} | {row['seconds']:.1f} | {row['cpus']} | {per_cpu:,.0f} | {ratios} | "
-              f"{row['precision']:.3f} | {row['recall']:.3f} |")
+        print(
+            f"| {name} | {row['seconds']:.1f} | {row['cpus']} | {per_cpu:,.0f} | {ratios} | "
+            f"{row['precision']:.3f} | {row['recall']:.3f} |"
+        )
     ff = results["fusionforge"]
-    print(f"\nfusionforge phases (s): Ray {ff['report']['seconds']}"
-          + (f"; in-process {results['fusionforge_local']['report']['seconds']}" if "fusionforge_local" in results
-             else ""))
-    print(f"fusionforge: shard step {ff['shard_seconds']:.1f} s (not counted above); peak RSS "
-          f"{ff['peak_rss_mb_all_processes']:,.0f} MB all processes, {ff['peak_rss_mb_driver']:,.0f} MB driver; "
-          f"load average before/after {results['load_before'][0]:.1f}/{results['load_after'][0]:.1f}")
+    print(
+        f"\nfusionforge phases (s): Ray {ff['report']['seconds']}"
+        + (
+            f"; in-process {results['fusionforge_local']['report']['seconds']}"
+            if "fusionforge_local" in results
+            else ""
+        )
+    )
+    print(
+        f"fusionforge: shard step {ff['shard_seconds']:.1f} s (not counted above); peak RSS "
+        f"{ff['peak_rss_mb_all_processes']:,.0f} MB all processes, {ff['peak_rss_mb_driver']:,.0f} MB driver; "
+        f"load average before/after {results['load_before'][0]:.1f}/{results['load_after'][0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -75,14 +75,44 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="ff-bench-dedupe-mem-"))
         try:
             make_corpus(work / "corpus", n)
-            subprocess.run([*cli, "shard", f"bench={work / 'corpus'}", "-o", str(work / "in"), "--shard-count", "5000",
-                            "--partition-mb", "16", "--executor", "local"], check=True, capture_output=True,
-                           timeout=3600)
+            subprocess.run(
+                [
+                    *cli,
+                    "shard",
+                    f"bench={work / 'corpus'}",
+                    "-o",
+                    str(work / "in"),
+                    "--shard-count",
+                    "5000",
+                    "--partition-mb",
+                    "16",
+                    "--executor",
+                    "local",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=3600,
+            )
             for executor in ("ray", "local"):
                 out = work / f"out-{executor}"
-                seconds, driver, total = watch([*cli, "dedupe", str(work / "in"), "-o", str(out), "--only", "text",
-                                                "--executor", executor, "--num-cpus", "2", "--shard-count", "5000",
-                                                "--json"])
+                seconds, driver, total = watch(
+                    [
+                        *cli,
+                        "dedupe",
+                        str(work / "in"),
+                        "-o",
+                        str(out),
+                        "--only",
+                        "text",
+                        "--executor",
+                        executor,
+                        "--num-cpus",
+                        "2",
+                        "--shard-count",
+                        "5000",
+                        "--json",
+                    ]
+                )
                 print(f"| {n:,} | {executor} | {seconds:.1f} | {driver:,.0f} | {total:,.0f} |", flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)

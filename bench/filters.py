@@ -31,11 +31,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-ZIPF_WORDS = ("the of and to in a is that for it as was with be by on not he this are or his from at which but have "
-              "an they you were her she there been one all we their has would when if so no will more can who out "
-              "river market light history science garden station language winter council research village teacher "
-              "engine harvest journey painting museum theory shipping festival mountain bridge weather lecture "
-              "harbour election medicine forest kitchen orchestra library factory poetry island").split()
+ZIPF_WORDS = (
+    "the of and to in a is that for it as was with be by on not he this are or his from at which but have "
+    "an they you were her she there been one all we their has would when if so no will more can who out "
+    "river market light history science garden station language winter council research village teacher "
+    "engine harvest journey painting museum theory shipping festival mountain bridge weather lecture "
+    "harbour election medicine forest kitchen orchestra library factory poetry island"
+).split()
 
 
 def synthetic_docs(n: int, seed: int = 0) -> list[str]:
@@ -80,13 +82,17 @@ def bench_text(docs: list[str]) -> list[tuple]:
     from fusionforge.filters.text.gopher_repetition import GopherRepetition
     from fusionforge.pipelines.core import schema as S
 
-    rows = [{S.ID: f"d/{i}", S.SOURCE: "d", S.MODALITY: "text", S.TEXT: t, S.INPUT_FILE: "d", S.INPUT_POSITION: i}
-            for i, t in enumerate(docs)]
+    rows = [
+        {S.ID: f"d/{i}", S.SOURCE: "d", S.MODALITY: "text", S.TEXT: t, S.INPUT_FILE: "d", S.INPUT_POSITION: i}
+        for i, t in enumerate(docs)
+    ]
     table = S.validate(pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA))
-    pairs = [("Gopher quality", GopherQuality(), GopherQualityFilter()),
-             ("Gopher repetition", GopherRepetition(), GopherRepetitionFilter()),
-             ("C4 lines", C4Lines(), C4QualityFilter()),
-             ("FineWeb quality", FineWebQuality(), FineWebQualityFilter())]
+    pairs = [
+        ("Gopher quality", GopherQuality(), GopherQualityFilter()),
+        ("Gopher repetition", GopherRepetition(), GopherRepetitionFilter()),
+        ("C4 lines", C4Lines(), C4QualityFilter()),
+        ("FineWeb quality", FineWebQuality(), FineWebQualityFilter()),
+    ]
     results, total_ours, total_ref = [], 0.0, 0.0
     for name, ours, theirs in pairs:
         theirs.filter(Document(text=docs[0], id="warm"))  # load spaCy outside the timing
@@ -99,8 +105,15 @@ def bench_text(docs: list[str]) -> list[tuple]:
         ours_keep = [r is None for r in out.column(S.DROP_REASON).to_pylist()]
         ref_keep = [v is True for v in verdicts]
         agree = np.mean([a == b for a, b in zip(ours_keep, ref_keep)])
-        results.append((f"text: {name}", len(docs) / ours_s, len(docs) / ref_s, "docs/s",
-                        f"agree {agree:.1%}, kept {np.mean(ours_keep):.0%} vs {np.mean(ref_keep):.0%}"))
+        results.append(
+            (
+                f"text: {name}",
+                len(docs) / ours_s,
+                len(docs) / ref_s,
+                "docs/s",
+                f"agree {agree:.1%}, kept {np.mean(ours_keep):.0%} vs {np.mean(ref_keep):.0%}",
+            )
+        )
         total_ours += ours_s
         total_ref += ref_s
     results.append(("text: all four", len(docs) / total_ours, len(docs) / total_ref, "docs/s", "datatrove + spaCy"))
@@ -116,24 +129,34 @@ def bench_fasttext(n_lines: int, work: Path) -> list[tuple]:
     docs = synthetic_docs(4000, seed=1)
     rng = random.Random(2)
     labelled = work / "labelled.jsonl"
-    labelled.write_text("\n".join(json.dumps({"text": d, "label": "hq" if "•" not in d and "|" not in d else "lq"})
-                                  for d in docs))
+    labelled.write_text(
+        "\n".join(json.dumps({"text": d, "label": "hq" if "•" not in d and "|" not in d else "lq"}) for d in docs)
+    )
     train_fasttext(TrainConfig(inputs=(str(labelled),), output=str(work / "q.bin")))
     lines = [" ".join(rng.choices(ZIPF_WORDS, k=rng.randint(20, 80))) for _ in range(n_lines)]
     model = load_fasttext(work / "q.bin")
     started = time.perf_counter()
     model.predict(lines, k=-1)
     raw_s = time.perf_counter() - started
-    rows = [{S.ID: f"l/{i}", S.SOURCE: "l", S.MODALITY: "text", S.TEXT: t, S.INPUT_FILE: "l", S.INPUT_POSITION: i}
-            for i, t in enumerate(lines)]
+    rows = [
+        {S.ID: f"l/{i}", S.SOURCE: "l", S.MODALITY: "text", S.TEXT: t, S.INPUT_FILE: "l", S.INPUT_POSITION: i}
+        for i, t in enumerate(lines)
+    ]
     table = S.validate(pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA))
     stage = FastTextScore(model_path=str(work / "q.bin"), label="hq", threshold=0.5)
     started = time.perf_counter()
     for i in range(0, table.num_rows, 1024):
         stage(table.slice(i, 1024))
     ours_s = time.perf_counter() - started
-    return [("fastText: text_fasttext_v1 vs raw predict", n_lines / ours_s, n_lines / raw_s, "lines/s",
-             "batch 1024, k=-1, P(hq) + decision")]
+    return [
+        (
+            "fastText: text_fasttext_v1 vs raw predict",
+            n_lines / ours_s,
+            n_lines / raw_s,
+            "lines/s",
+            "batch 1024, k=-1, P(hq) + decision",
+        )
+    ]
 
 
 def bench_images(n: int, work: Path) -> list[tuple]:
@@ -152,10 +175,28 @@ def bench_images(n: int, work: Path) -> list[tuple]:
         pixels = np.stack([(np.sin(x / rng.uniform(5, 40)) * 60 + 128 + rng.normal(0, 10, (h, w)))] * 3, axis=-1)
         path = folder / f"{i:05d}.jpg"
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, format="JPEG", quality=88)
-        item = {"kind": "image", "uri": str(path), "offset": None, "size": path.stat().st_size, "bytes": None,
-                "sha256": None, "format": "jpeg", "width": w, "height": h}
-        rows.append({S.ID: f"i/{i}", S.SOURCE: "i", S.MODALITY: "image", S.TEXT: "a picture", S.MEDIA: [item],
-                     S.INPUT_FILE: str(path), S.INPUT_POSITION: 0})
+        item = {
+            "kind": "image",
+            "uri": str(path),
+            "offset": None,
+            "size": path.stat().st_size,
+            "bytes": None,
+            "sha256": None,
+            "format": "jpeg",
+            "width": w,
+            "height": h,
+        }
+        rows.append(
+            {
+                S.ID: f"i/{i}",
+                S.SOURCE: "i",
+                S.MODALITY: "image",
+                S.TEXT: "a picture",
+                S.MEDIA: [item],
+                S.INPUT_FILE: str(path),
+                S.INPUT_POSITION: 0,
+            }
+        )
     table = S.validate(pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA))
     started = time.perf_counter()
     for path in sorted(folder.glob("*.jpg")):
@@ -197,11 +238,31 @@ def bench_video(n: int, work: Path) -> list[tuple]:
     rows = []
     for i, path in enumerate(paths):
         info = probe_video(str(path))
-        item = {"kind": "video", "uri": str(path), "offset": None, "size": path.stat().st_size, "bytes": None,
-                "format": "mp4", "width": info.width, "height": info.height, "duration_s": info.duration_s,
-                "fps": info.fps, "n_frames": info.n_frames, "codec": info.codec}
-        rows.append({S.ID: f"v/{i}", S.SOURCE: "v", S.MODALITY: "video", S.TEXT: "clip", S.MEDIA: [item],
-                     S.INPUT_FILE: str(path), S.INPUT_POSITION: 0})
+        item = {
+            "kind": "video",
+            "uri": str(path),
+            "offset": None,
+            "size": path.stat().st_size,
+            "bytes": None,
+            "format": "mp4",
+            "width": info.width,
+            "height": info.height,
+            "duration_s": info.duration_s,
+            "fps": info.fps,
+            "n_frames": info.n_frames,
+            "codec": info.codec,
+        }
+        rows.append(
+            {
+                S.ID: f"v/{i}",
+                S.SOURCE: "v",
+                S.MODALITY: "video",
+                S.TEXT: "clip",
+                S.MEDIA: [item],
+                S.INPUT_FILE: str(path),
+                S.INPUT_POSITION: 0,
+            }
+        )
     table = S.validate(pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA))
     rounds = 10  # probing is quick: repeat it so the timing is not noise
     started = time.perf_counter()
@@ -225,9 +286,16 @@ def bench_video(n: int, work: Path) -> list[tuple]:
     split_ours = time.perf_counter() - started
     ours_clips = out.num_rows - table.num_rows
     require_tool("ffmpeg")
-    return [("video: video_probe_v1 vs ffmpeg.probe", n / probe_ours, n / probe_ref, "videos/s", "ffprobe either way"),
-            ("video: video_scenes_v1 vs PySceneDetect", n / split_ours, n / split_ref, "videos/s",
-             f"clips {ours_clips} vs {ref_clips}; detect + libx264 clips")]
+    return [
+        ("video: video_probe_v1 vs ffmpeg.probe", n / probe_ours, n / probe_ref, "videos/s", "ffprobe either way"),
+        (
+            "video: video_scenes_v1 vs PySceneDetect",
+            n / split_ours,
+            n / split_ref,
+            "videos/s",
+            f"clips {ours_clips} vs {ref_clips}; detect + libx264 clips",
+        ),
+    ]
 
 
 def _clip_pairs(n: int, folder: Path) -> pa.Table:
@@ -246,11 +314,29 @@ def _clip_pairs(n: int, folder: Path) -> pa.Table:
         channels = [np.sin(x / rng.uniform(5, 40) + y / rng.uniform(5, 40) + c) * 80 + 128 for c in range(3)]
         path = folder / f"{i:05d}.jpg"
         Image.fromarray(np.stack(channels, axis=-1).astype(np.uint8)).save(path, format="JPEG", quality=88)
-        item = {"kind": "image", "uri": str(path), "offset": None, "size": path.stat().st_size, "bytes": None,
-                "sha256": None, "format": "jpeg", "width": w, "height": h}
+        item = {
+            "kind": "image",
+            "uri": str(path),
+            "offset": None,
+            "size": path.stat().st_size,
+            "bytes": None,
+            "sha256": None,
+            "format": "jpeg",
+            "width": w,
+            "height": h,
+        }
         caption = "a photo of " + " ".join(words.choices(ZIPF_WORDS, k=words.randint(4, 14)))
-        rows.append({S.ID: f"c/{i}", S.SOURCE: "c", S.MODALITY: "image", S.TEXT: caption, S.MEDIA: [item],
-                     S.INPUT_FILE: str(path), S.INPUT_POSITION: 0})
+        rows.append(
+            {
+                S.ID: f"c/{i}",
+                S.SOURCE: "c",
+                S.MODALITY: "image",
+                S.TEXT: caption,
+                S.MEDIA: [item],
+                S.INPUT_FILE: str(path),
+                S.INPUT_POSITION: 0,
+            }
+        )
     return S.validate(pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA))
 
 
@@ -291,8 +377,9 @@ def _clip_stage_pass(table: pa.Table, model_name: str, weights: Path) -> tuple[f
     return seconds, loads[0], scores
 
 
-def _clip_reference_pass(table: pa.Table, model_name: str, weights: Path, batch: int
-                         ) -> tuple[float, float, np.ndarray]:
+def _clip_reference_pass(
+    table: pa.Table, model_name: str, weights: Path, batch: int
+) -> tuple[float, float, np.ndarray]:
     """The same with open_clip alone: open, preprocess, encode both towers, cosine, ``batch`` pairs at a time."""
     import open_clip
     import torch
@@ -311,12 +398,12 @@ def _clip_reference_pass(table: pa.Table, model_name: str, weights: Path, batch:
     scores = []
     for i in range(0, len(paths), batch):
         pixels = []
-        for path in paths[i:i + batch]:
+        for path in paths[i : i + batch]:
             with Image.open(path) as image:
                 pixels.append(preprocess(image.convert("RGB")))
         with torch.no_grad():
             image_emb = torch.nn.functional.normalize(model.encode_image(torch.stack(pixels)), dim=-1)
-            text_emb = torch.nn.functional.normalize(model.encode_text(tokenizer(captions[i:i + batch])), dim=-1)
+            text_emb = torch.nn.functional.normalize(model.encode_text(tokenizer(captions[i : i + batch])), dim=-1)
         scores.append((image_emb * text_emb).sum(dim=-1).numpy())
     return time.perf_counter() - started, load_s, np.concatenate(scores)
 
@@ -343,9 +430,16 @@ def bench_clip(n: int, work: Path, model_name: str = "ViT-B-32") -> list[tuple]:
     diff = float(np.max(np.abs(ours[0][2] - ref[0][2])))
     ours_s, ref_s = min(r[0] for r in ours), min(r[0] for r in ref)
     ours_load, ref_load = min(r[1] for r in ours), min(r[1] for r in ref)
-    return [(f"CLIP: image_clip_score_v1 vs raw open_clip ({model_name})", n / ours_s, n / ref_s, "images/s",
-             f"CPU, 1 thread, batch {batch}; model load {ours_load:.1f}s vs {ref_load:.1f}s, not in the rates; "
-             f"max |score diff| {diff:.1e}")]
+    return [
+        (
+            f"CLIP: image_clip_score_v1 vs raw open_clip ({model_name})",
+            n / ours_s,
+            n / ref_s,
+            "images/s",
+            f"CPU, 1 thread, batch {batch}; model load {ours_load:.1f}s vs {ref_load:.1f}s, not in the rates; "
+            f"max |score diff| {diff:.1e}",
+        )
+    ]
 
 
 def main() -> None:

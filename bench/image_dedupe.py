@@ -43,8 +43,9 @@ def photo(rng: np.random.Generator, size: int = 96) -> Image.Image:
     for _ in range(rng.integers(2, 6)):
         x0, y0 = rng.integers(0, size - 20, 2)
         width = int(rng.integers(10, size // 2))
-        draw.ellipse((int(x0), int(y0), int(x0) + width, int(y0) + width),
-                     fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        draw.ellipse(
+            (int(x0), int(y0), int(x0) + width, int(y0) + width), fill=tuple(int(c) for c in rng.integers(0, 255, 3))
+        )
     return image
 
 
@@ -65,8 +66,10 @@ def make_images(n: int, seed: int = 0) -> list[Image.Image]:
 
     rng, shapes = np.random.default_rng(seed), random.Random(seed)
     originals = n - n // 11
-    images = [photo(rng) if i % 2 else draw_shapes(shapes, shapes.choice([(96, 72), (72, 96), (96, 96)]))[0]
-              for i in range(originals)]
+    images = [
+        photo(rng) if i % 2 else draw_shapes(shapes, shapes.choice([(96, 72), (72, 96), (96, 96)]))[0]
+        for i in range(originals)
+    ]
     images += [copy_of(images[i * 10], i % 4, rng) for i in range(n - originals)]
     return images
 
@@ -77,7 +80,7 @@ def all_pairs(hashes: np.ndarray, max_distance: int) -> set[tuple[int, int]]:
     block = max(1, (1 << 24) // (n * k))
     found = []
     for lo in range(0, n, block):
-        distance = np.bitwise_count(hashes[lo: lo + block, 0][:, None, None] ^ hashes[None]).min(axis=2)
+        distance = np.bitwise_count(hashes[lo : lo + block, 0][:, None, None] ^ hashes[None]).min(axis=2)
         i, j = np.nonzero(distance <= max_distance)
         i = i + lo
         off = i != j
@@ -103,8 +106,9 @@ def lsh(hashes: np.ndarray, max_distance: int):
 
     n = len(hashes)
     exact = np.stack([np.arange(n, dtype=np.uint64), np.zeros(n, np.uint64)], axis=1)
-    rows = hash_band_rows(1, np.arange(n), exact, hashes, band_masks(*hamming_band_params(max_distance)),
-                          np.ones(n, bool))
+    rows = hash_band_rows(
+        1, np.arange(n), exact, hashes, band_masks(*hamming_band_params(max_distance)), np.ones(n, bool)
+    )
     return hamming_matches(rows, max_distance), len(rows["item"])
 
 
@@ -120,38 +124,53 @@ def measure(name: str, hashes: np.ndarray, hash_seconds: float | None) -> dict[s
     assert pairs <= reference, "a pair beyond the threshold"
     image_pairs = n * (n - 1) / 2
     return {
-        "set": name, "images": n, "hash_seconds": hash_seconds, "lsh_seconds": lsh_seconds,
-        "reference_seconds": reference_seconds, "band_rows_per_image": band_rows / n,
-        "lsh_comparisons": found.comparisons, "reference_comparisons": n * hashes.size,
-        "chunk_comparisons": chunk_comparisons(hashes, MAX_DISTANCE), "image_pairs": image_pairs,
-        "reference_pairs": len(reference), "recall": len(pairs & reference) / len(reference) if reference else 1.0,
+        "set": name,
+        "images": n,
+        "hash_seconds": hash_seconds,
+        "lsh_seconds": lsh_seconds,
+        "reference_seconds": reference_seconds,
+        "band_rows_per_image": band_rows / n,
+        "lsh_comparisons": found.comparisons,
+        "reference_comparisons": n * hashes.size,
+        "chunk_comparisons": chunk_comparisons(hashes, MAX_DISTANCE),
+        "image_pairs": image_pairs,
+        "reference_pairs": len(reference),
+        "recall": len(pairs & reference) / len(reference) if reference else 1.0,
         "skipped": found.skipped,
     }
 
 
 def print_tables(results: list[dict[str, object]]) -> None:
     print("\nSpeed (one process; images/s include hashing, the same for both):\n")
-    print("| images | hashing images/s | fusionforge LSH s | all pairs s | fusionforge images/s | all pairs images/s "
-          "| fusionforge is |")
+    print(
+        "| images | hashing images/s | fusionforge LSH s | all pairs s | fusionforge images/s | all pairs images/s "
+        "| fusionforge is |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         if r["hash_seconds"] is None:
             continue
         ours = r["images"] / (r["hash_seconds"] + r["lsh_seconds"])
         theirs = r["images"] / (r["hash_seconds"] + r["reference_seconds"])
-        print(f"| {r['images']:,} | {r['images'] / r['hash_seconds']:,.0f} | {r['lsh_seconds']:.2f} | "
-              f"{r['reference_seconds']:.2f} | {ours:,.0f} | {theirs:,.0f} | "
-              f"{r['reference_seconds'] / r['lsh_seconds']:.2f}x (matching), {ours / theirs:.2f}x (with hashing) |")
+        print(
+            f"| {r['images']:,} | {r['images'] / r['hash_seconds']:,.0f} | {r['lsh_seconds']:.2f} | "
+            f"{r['reference_seconds']:.2f} | {ours:,.0f} | {theirs:,.0f} | "
+            f"{r['reference_seconds'] / r['lsh_seconds']:.2f}x (matching), {ours / theirs:.2f}x (with hashing) |"
+        )
     print("\nCost and recall (hash comparisons; n^2 / 2 = image pairs):\n")
-    print("| hashes | images | band rows / image | fusionforge comparisons | / (n^2 / 2) | all pairs comparisons "
-          "| / (n^2 / 2) | earlier 9-chunk buckets / (n^2 / 2) | reference pairs | recall |")
+    print(
+        "| hashes | images | band rows / image | fusionforge comparisons | / (n^2 / 2) | all pairs comparisons "
+        "| / (n^2 / 2) | earlier 9-chunk buckets / (n^2 / 2) | reference pairs | recall |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         pairs = r["image_pairs"]
-        print(f"| {r['set']} | {r['images']:,} | {r['band_rows_per_image']:.0f} | {r['lsh_comparisons']:,} | "
-              f"{r['lsh_comparisons'] / pairs:.4f} | {r['reference_comparisons']:,} | "
-              f"{r['reference_comparisons'] / pairs:.1f} | {r['chunk_comparisons'] / pairs:.3f} | "
-              f"{r['reference_pairs']:,} | {r['recall']:.4f} |")
+        print(
+            f"| {r['set']} | {r['images']:,} | {r['band_rows_per_image']:.0f} | {r['lsh_comparisons']:,} | "
+            f"{r['lsh_comparisons'] / pairs:.4f} | {r['reference_comparisons']:,} | "
+            f"{r['reference_comparisons'] / pairs:.1f} | {r['chunk_comparisons'] / pairs:.3f} | "
+            f"{r['reference_pairs']:,} | {r['recall']:.4f} |"
+        )
 
 
 def main() -> None:

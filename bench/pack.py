@@ -106,20 +106,37 @@ def draw_to_ratio(rng, records, ratio):
 
 def items_for_fusionforge(kept, batch=10_000):
     """Per kind, the drawn pieces as item batches (one per 10,000 pieces, as input shards give them)."""
-    rows = [(p.kind, p.length, p.vision, f"d{doc}", j, len(parts), p.start, _piece_row(p)["media"])
-            for doc, parts in kept for j, p in enumerate(parts)]
+    rows = [
+        (p.kind, p.length, p.vision, f"d{doc}", j, len(parts), p.start, _piece_row(p)["media"])
+        for doc, parts in kept
+        for j, p in enumerate(parts)
+    ]
     by_kind = {}
     for kind in (VISION, TEXT, LONG):
         mine = [r for r in rows if r[0] == kind]
         batches = []
         for first in range(0, len(mine), batch):
-            part = mine[first:first + batch]
+            part = mine[first : first + batch]
             n = len(part)
-            meta = pa.table({"sample_id": [r[3] for r in part], "source": ["bench"] * n, "modality": ["x"] * n,
-                             "media": pa.array([r[7] for r in part], pa.list_(MEDIA_SPAN))})
-            batches.append(ItemBatch.build(meta, kind=kind, size=[r[1] for r in part], vision=[r[2] for r in part],
-                                           piece=[r[4] for r in part], n_pieces=[r[5] for r in part],
-                                           start=[r[6] for r in part]))
+            meta = pa.table(
+                {
+                    "sample_id": [r[3] for r in part],
+                    "source": ["bench"] * n,
+                    "modality": ["x"] * n,
+                    "media": pa.array([r[7] for r in part], pa.list_(MEDIA_SPAN)),
+                }
+            )
+            batches.append(
+                ItemBatch.build(
+                    meta,
+                    kind=kind,
+                    size=[r[1] for r in part],
+                    vision=[r[2] for r in part],
+                    piece=[r[4] for r in part],
+                    n_pieces=[r[5] for r in part],
+                    start=[r[6] for r in part],
+                )
+            )
         by_kind[kind] = batches
     return by_kind, len(rows)
 
@@ -141,7 +158,7 @@ def items_for_anchors(kept, seq_len):
 def energon_example(items, seq_len, buffer=1000):
     bins = []
     for s in range(0, len(items), buffer):
-        samples = sorted(items[s:s + buffer], key=lambda x: x[0])
+        samples = sorted(items[s : s + buffer], key=lambda x: x[0])
         while samples:
             batch, length = [], 0
             while samples and length + samples[0][0] < seq_len:
@@ -162,7 +179,7 @@ def _search_for_fit(numbers, capacity):
 def greedy_knapsack(items, seq_len, buffer=1000):
     bins = []
     for s in range(0, len(items), buffer):
-        chunk = sorted(items[s:s + buffer], key=lambda x: x[0])
+        chunk = sorted(items[s : s + buffer], key=lambda x: x[0])
         sizes = [x[0] for x in chunk]
         while sizes:
             knapsack, remaining = [], seq_len
@@ -211,16 +228,23 @@ def metrics(sequences, seq_len, target, batch=256, band=0.05):
     tokens = np.array([t for t, _ in sequences], np.int64)
     vision = np.array([v for _, v in sequences], np.int64)
     ratio = vision / np.maximum(tokens, 1)
-    windows = [(vision[i:i + batch].sum() / tokens[i:i + batch].sum()) for i in range(0, len(tokens) - batch + 1,
-                                                                                       batch)]
+    windows = [
+        (vision[i : i + batch].sum() / tokens[i : i + batch].sum()) for i in range(0, len(tokens) - batch + 1, batch)
+    ]
     csum_t, csum_v = np.concatenate([[0], np.cumsum(tokens)]), np.concatenate([[0], np.cumsum(vision)])
     sliding = (csum_v[batch:] - csum_v[:-batch]) / (csum_t[batch:] - csum_t[:-batch]) if len(tokens) >= batch else []
-    return {"sequences": len(tokens), "padding": 1 - tokens.sum() / (len(tokens) * seq_len),
-            "global": vision.sum() / tokens.sum(),
-            "window_err": max((abs(w - target) for w in windows), default=float("nan")),
-            "sliding_err": float(np.max(np.abs(np.asarray(sliding) - target))) if len(sliding) else float("nan"),
-            "p5": float(np.percentile(ratio, 5)), "mean": float(ratio.mean()), "p95": float(np.percentile(ratio, 95)),
-            "zero": float((vision == 0).mean()), "band": float((np.abs(ratio - target) <= band + 1e-12).mean())}
+    return {
+        "sequences": len(tokens),
+        "padding": 1 - tokens.sum() / (len(tokens) * seq_len),
+        "global": vision.sum() / tokens.sum(),
+        "window_err": max((abs(w - target) for w in windows), default=float("nan")),
+        "sliding_err": float(np.max(np.abs(np.asarray(sliding) - target))) if len(sliding) else float("nan"),
+        "p5": float(np.percentile(ratio, 5)),
+        "mean": float(ratio.mean()),
+        "p95": float(np.percentile(ratio, 95)),
+        "zero": float((vision == 0).mean()),
+        "band": float((np.abs(ratio - target) <= band + 1e-12).mean()),
+    }
 
 
 def run_fusionforge(by_kind, n_items, seq_len, ratio, window):
@@ -276,10 +300,12 @@ def main() -> None:
         kept = draw_to_ratio(rng, records, args.ratio)
         anchor_items = items_for_anchors(kept, seq_len)
         by_kind, n_items = items_for_fusionforge(kept)
-        packers = {"fusionforge": partial(run_fusionforge, by_kind, n_items, seq_len, args.ratio, args.window),
-                   "(a) energon example": partial(run_anchor, energon_example, anchor_items, seq_len),
-                   "(b) nemo greedy_knapsack": partial(run_anchor, greedy_knapsack, anchor_items, seq_len),
-                   "(c) offline FFD": partial(run_anchor, first_fit_decreasing, anchor_items, seq_len)}
+        packers = {
+            "fusionforge": partial(run_fusionforge, by_kind, n_items, seq_len, args.ratio, args.window),
+            "(a) energon example": partial(run_anchor, energon_example, anchor_items, seq_len),
+            "(b) nemo greedy_knapsack": partial(run_anchor, greedy_knapsack, anchor_items, seq_len),
+            "(c) offline FFD": partial(run_anchor, first_fit_decreasing, anchor_items, seq_len),
+        }
         results, best = {}, {}
         for _ in range(args.repeat):  # interleaved, so a burst of load on the machine hits every packer alike
             for name, run in packers.items():
@@ -287,22 +313,28 @@ def main() -> None:
                 best[name] = min(best.get(name, math.inf), results[name][1])
         total = sum(sum(p.length for p in parts) for _, parts in kept)
         vision = sum(sum(p.vision for p in parts) for _, parts in kept)
-        print(f"\nL={seq_len}: {len(kept):,} documents drawn ({n_items:,} pieces), {total / 1e6:.1f}M tokens, item "
-              f"vision share {vision / total:.2%}, windows of {args.window} sequences "
-              f"({len(results['fusionforge'][0]) / args.window:.1f} windows), target r={args.ratio:.0%}; "
-              f"items/s: CPU time, fastest of {args.repeat}")
-        header = (f"{'packer':26} {'seqs':>7} {'padding':>8} {'global':>7} {'win err':>8} {'slide err':>9} "
-                  f"{'p5':>6} {'mean':>6} {'p95':>6} {'zero-vis':>8} {'+-5pp':>6} {'split':>6} {'items/s':>10} "
-                  f"{'vs knap':>7}")
+        print(
+            f"\nL={seq_len}: {len(kept):,} documents drawn ({n_items:,} pieces), {total / 1e6:.1f}M tokens, item "
+            f"vision share {vision / total:.2%}, windows of {args.window} sequences "
+            f"({len(results['fusionforge'][0]) / args.window:.1f} windows), target r={args.ratio:.0%}; "
+            f"items/s: CPU time, fastest of {args.repeat}"
+        )
+        header = (
+            f"{'packer':26} {'seqs':>7} {'padding':>8} {'global':>7} {'win err':>8} {'slide err':>9} "
+            f"{'p5':>6} {'mean':>6} {'p95':>6} {'zero-vis':>8} {'+-5pp':>6} {'split':>6} {'items/s':>10} "
+            f"{'vs knap':>7}"
+        )
         print(header)
         knap_rate = results["(b) nemo greedy_knapsack"][2] / best["(b) nemo greedy_knapsack"]
         for name, (seqs, _, n, split, left) in results.items():
             m = metrics(seqs, seq_len, args.ratio, args.window)
             rate = n / best[name]
-            print(f"{name:26} {m['sequences']:7,} {m['padding']:8.3%} {m['global']:7.2%} {m['window_err']:8.2%} "
-                  f"{m['sliding_err']:9.2%} {m['p5']:6.1%} {m['mean']:6.1%} {m['p95']:6.1%} {m['zero']:8.1%} "
-                  f"{m['band']:6.1%} {split:6,} {rate:10,.0f} {rate / knap_rate:7.2f}"
-                  + (f"  ({left} items left as surplus)" if left else ""))
+            print(
+                f"{name:26} {m['sequences']:7,} {m['padding']:8.3%} {m['global']:7.2%} {m['window_err']:8.2%} "
+                f"{m['sliding_err']:9.2%} {m['p5']:6.1%} {m['mean']:6.1%} {m['p95']:6.1%} {m['zero']:8.1%} "
+                f"{m['band']:6.1%} {split:6,} {rate:10,.0f} {rate / knap_rate:7.2f}"
+                + (f"  ({left} items left as surplus)" if left else "")
+            )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,11 @@ K = 4
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "fusionforge.rft.scripted_server", "--latency", str(latency),
-                             "--text", "\\boxed{4}"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fusionforge.rft.scripted_server", "--latency", str(latency), "--text", "\\boxed{4}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     url = proc.stdout.readline().strip()
     if not url.startswith("http"):
         proc.kill()
@@ -42,8 +45,10 @@ def start_server(latency: float) -> tuple[subprocess.Popen, str]:
 
 def write_prompts(folder: Path, requests: int) -> Path:
     path = folder / "prompts.jsonl"
-    rows = [{"id": f"p{i}", "question": f"How many apples are in basket {i}?", "answer": 4, "task": "count"}
-            for i in range(max(1, requests // K))]
+    rows = [
+        {"id": f"p{i}", "question": f"How many apples are in basket {i}?", "answer": 4, "task": "count"}
+        for i in range(max(1, requests // K))
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -80,7 +85,8 @@ def openai_reference(url: str, prompts: Path, concurrency: int) -> tuple[int, fl
         async def one(question: str, seed: int) -> str:
             async with gate:
                 reply = await client.chat.completions.create(
-                    model="scripted", messages=[{"role": "user", "content": question}], max_tokens=16, seed=seed)
+                    model="scripted", messages=[{"role": "user", "content": question}], max_tokens=16, seed=seed
+                )
                 return reply.choices[0].message.content
 
         answers = await asyncio.gather(*(one(q, i) for q in questions for i in range(K)))
@@ -112,20 +118,29 @@ def main() -> None:
             samples, loop_s, total_s = fusionforge_loop(url, prompts, folder / "out", concurrency)
             ref_count, ref_s = openai_reference(url, prompts, concurrency)
             rows.append((concurrency, samples, ideal, samples / loop_s, ref_count / ref_s, total_s))
-            print(f"concurrency {concurrency}: {samples} samples, fusionforge {samples / loop_s:.1f}/s, "
-                  f"reference {ref_count / ref_s:.1f}/s, ideal {ideal:.1f}/s", flush=True)
+            print(
+                f"concurrency {concurrency}: {samples} samples, fusionforge {samples / loop_s:.1f}/s, "
+                f"reference {ref_count / ref_s:.1f}/s, ideal {ideal:.1f}/s",
+                flush=True,
+            )
     finally:
         server.kill()
         server.wait()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nlatency {args.latency:g} s per request, k = {K}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}\n")
-    print("| concurrency | requests | ideal req/s | fusionforge req/s | vs ideal | AsyncOpenAI+semaphore req/s "
-          "| vs ideal | fusionforge / reference | fusionforge end to end s |")
+    print(
+        f"\nlatency {args.latency:g} s per request, k = {K}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}\n"
+    )
+    print(
+        "| concurrency | requests | ideal req/s | fusionforge req/s | vs ideal | AsyncOpenAI+semaphore req/s "
+        "| vs ideal | fusionforge / reference | fusionforge end to end s |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for concurrency, samples, ideal, ours, ref, total in rows:
-        print(f"| {concurrency} | {samples} | {ideal:.1f} | {ours:.1f} | {ours / ideal:.2f} | {ref:.1f} | "
-              f"{ref / ideal:.2f} | {ours / ref:.2f} | {total:.1f} |")
+        print(
+            f"| {concurrency} | {samples} | {ideal:.1f} | {ours:.1f} | {ours / ideal:.2f} | {ref:.1f} | "
+            f"{ref / ideal:.2f} | {ours / ref:.2f} | {total:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,11 @@ def train_tokenizer(path: Path) -> str:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=8000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  special_tokens=["<|im_start|>", "<|im_end|>"])
+    trainer = trainers.BpeTrainer(
+        vocab_size=8000,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=["<|im_start|>", "<|im_end|>"],
+    )
     tokenizer.train_from_iterator([document(rng, "en") for _ in range(3000)], trainer)
     tokenizer.save(str(path))
     return str(path)
@@ -56,7 +59,7 @@ def reference(files: list[str], eval_file: str, tokenizer_path: str, max_tokens:
 
     def grams(text: str, n: int = 13) -> set[tuple[str, ...]]:
         tokens = words.findall(unicodedata.normalize("NFKC", text).casefold())
-        return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+        return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
     eval_grams: set[tuple[str, ...]] = set()
     with open(eval_file, encoding="utf-8") as handle:
@@ -77,9 +80,11 @@ def reference(files: list[str], eval_file: str, tokenizer_path: str, max_tokens:
         if messages is None or not valid(messages, row, jsonschema):
             counts["invalid"] += 1
             continue
-        rendered = "".join(f"<|im_start|>{m['role']}\n{m.get('content') or ''}"
-                           f"{json.dumps(m.get('tool_calls')) if m.get('tool_calls') else ''}<|im_end|>\n"
-                           for m in messages)
+        rendered = "".join(
+            f"<|im_start|>{m['role']}\n{m.get('content') or ''}"
+            f"{json.dumps(m.get('tool_calls')) if m.get('tool_calls') else ''}<|im_end|>\n"
+            for m in messages
+        )
         if len(tokenizer.encode(rendered).ids) > max_tokens:
             counts["invalid"] += 1
             continue
@@ -92,7 +97,7 @@ def reference(files: list[str], eval_file: str, tokenizer_path: str, max_tokens:
         tokens = key.split()
         minhash = MinHash(num_perm=128)
         for j in range(max(1, len(tokens) - 4)):
-            minhash.update(" ".join(tokens[j:j + 5]).encode())
+            minhash.update(" ".join(tokens[j : j + 5]).encode())
         if lsh.query(minhash):
             counts["duplicates"] += 1
             continue
@@ -126,8 +131,10 @@ def to_messages(row: dict) -> list[dict] | None:
         roles = {"human": "user", "gpt": "assistant", "function_call": "assistant", "observation": "tool"}
         return [{"role": roles.get(t["from"], t["from"]), "content": t["value"]} for t in row["conversations"]]
     if "instruction" in row:
-        return [{"role": "user", "content": row["instruction"] + ("\n\n" + row["input"] if row.get("input") else "")},
-                {"role": "assistant", "content": row["output"]}]
+        return [
+            {"role": "user", "content": row["instruction"] + ("\n\n" + row["input"] if row.get("input") else "")},
+            {"role": "assistant", "content": row["output"]},
+        ]
     return None
 
 
@@ -190,21 +197,33 @@ def main() -> None:
                 init_ray()
                 print(f"(ray start-up, not counted below: {time.perf_counter() - began:.1f} s)")
             started = time.perf_counter()
-            report = run_build(BuildConfig(inputs=inputs, output=str(work / f"out-{executor}"), tokenizer=tokenizer,
-                                           max_tokens=args.max_tokens, decontaminate=(f"eval={eval_file}",),
-                                           executor=executor, val_fraction=0.01))
+            report = run_build(
+                BuildConfig(
+                    inputs=inputs,
+                    output=str(work / f"out-{executor}"),
+                    tokenizer=tokenizer,
+                    max_tokens=args.max_tokens,
+                    decontaminate=(f"eval={eval_file}",),
+                    executor=executor,
+                    val_fraction=0.01,
+                )
+            )
             reasons = report["reasons"]
-            counts = {"kept": report["kept"],
-                      "invalid": sum(v for k, v in reasons.items() if k.startswith(("sft_validate", "sft_parse"))),
-                      "duplicates": report["dedup"]["exact"] + report["dedup"]["near"],
-                      "contaminated": report["decontamination"]["removed"]}
+            counts = {
+                "kept": report["kept"],
+                "invalid": sum(v for k, v in reasons.items() if k.startswith(("sft_validate", "sft_parse"))),
+                "duplicates": report["dedup"]["exact"] + report["dedup"]["near"],
+                "contaminated": report["decontamination"]["removed"],
+            }
             rows.append((f"fusionforge sft build --executor {executor}", time.perf_counter() - started, counts))
         print(f"\n{'pipeline':40} {'seconds':>8} {'conv/s':>8} {'ratio':>6}  kept / invalid / dup / contaminated")
         ref_rate = total / rows[0][1]
         for name, seconds, c in rows:
             rate = total / seconds
-            print(f"{name:40} {seconds:8.2f} {rate:8.0f} {rate / ref_rate:6.2f}  "
-                  f"{c['kept']} / {c['invalid']} / {c['duplicates']} / {c['contaminated']}")
+            print(
+                f"{name:40} {seconds:8.2f} {rate:8.0f} {rate / ref_rate:6.2f}  "
+                f"{c['kept']} / {c['invalid']} / {c['duplicates']} / {c['contaminated']}"
+            )
         print("\nratio = conversations/s of the pipeline / conversations/s of the hand-written script, same run")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -47,8 +47,14 @@ def reference_webdataset(folder: Path, out: Path, per_shard: int) -> float:
     started = time.perf_counter()
     with wds.ShardWriter(str(out / "ref-%06d.tar"), maxcount=per_shard, verbose=0) as sink:
         for image in sorted(folder.glob("*.jpg")):
-            sink.write({"__key__": image.stem, "jpg": image.read_bytes(),
-                        "txt": image.with_suffix(".txt").read_text(), "json": json.dumps({"id": image.stem})})
+            sink.write(
+                {
+                    "__key__": image.stem,
+                    "jpg": image.read_bytes(),
+                    "txt": image.with_suffix(".txt").read_text(),
+                    "json": json.dumps({"id": image.stem}),
+                }
+            )
     return time.perf_counter() - started
 
 
@@ -56,8 +62,16 @@ def fusionforge_shard(folder: Path, out: Path, per_shard: int, executor: str) ->
     from fusionforge.pipelines.shard import ShardConfig, run_shard
 
     started = time.perf_counter()
-    run_shard(ShardConfig(inputs=(f"bench={folder}",), output=str(out), shard_count=per_shard, shard_size_mb=None,
-                          executor=executor, partition_mb=64))
+    run_shard(
+        ShardConfig(
+            inputs=(f"bench={folder}",),
+            output=str(out),
+            shard_count=per_shard,
+            shard_size_mb=None,
+            executor=executor,
+            partition_mb=64,
+        )
+    )
     return time.perf_counter() - started
 
 
@@ -92,16 +106,21 @@ def main() -> None:
             written = shard_bytes(work / f"ff-{executor}") / 1e6
             rows.append((f"fusionforge shard --executor {executor}", seconds, written))
         media_mb = media / 1e6
-        print(f"\n{'writer':42} {'seconds':>8} {'MB out':>8} {'out MB/s':>9} {'ratio':>6} {'media MB/s':>11} "
-              f"{'ratio':>6}")
+        print(
+            f"\n{'writer':42} {'seconds':>8} {'MB out':>8} {'out MB/s':>9} {'ratio':>6} {'media MB/s':>11} {'ratio':>6}"
+        )
         ref_rate, ref_media_rate = ref_mb / ref_s, media_mb / ref_s
         for name, seconds, mb in rows:
             rate, media_rate = mb / seconds, media_mb / seconds
-            print(f"{name:42} {seconds:8.2f} {mb:8.1f} {rate:9.1f} {rate / ref_rate:6.2f} {media_rate:11.1f} "
-                  f"{media_rate / ref_media_rate:6.2f}")
+            print(
+                f"{name:42} {seconds:8.2f} {mb:8.1f} {rate:9.1f} {rate / ref_rate:6.2f} {media_rate:11.1f} "
+                f"{media_rate / ref_media_rate:6.2f}"
+            )
         print("\nout MB/s = bytes each writer wrote / its seconds (the tar layouts differ in size);")
-        print(f"media MB/s = the same {media_mb:.1f} MB of input media / its seconds: that ratio compares like with "
-              "like (= the ratio of times)")
+        print(
+            f"media MB/s = the same {media_mb:.1f} MB of input media / its seconds: that ratio compares like with "
+            "like (= the ratio of times)"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

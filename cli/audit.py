@@ -18,31 +18,82 @@ DEVIATION_EXIT_CODE = 3
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print every figure as JSON (stable schema) instead of tables.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write a self-contained HTML report with plots to this file.")
-@click.option("--compare", "compare_paths", multiple=True, type=click.Path(exists=True),
-              help="Audit this output too and show both side by side with deltas (repeat for several parts).")
-@click.option("--target", "target_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="The mixture YAML of pack --mixture (plus optional vision_ratio, tolerance) to check against.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write a self-contained HTML report with plots to this file.",
+)
+@click.option(
+    "--compare",
+    "compare_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Audit this output too and show both side by side with deltas (repeat for several parts).",
+)
+@click.option(
+    "--target",
+    "target_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The mixture YAML of pack --mixture (plus optional vision_ratio, tolerance) to check against.",
+)
 @click.option("--vision-ratio", type=float, default=None, help="Target vision-token ratio (overrides the YAML).")
-@click.option("--tolerance", type=float, default=None,
-              help="Allowed |realised - target| of a source's token share (default 0.02, or the YAML's).")
-@click.option("--vision-tolerance", type=float, default=None,
-              help="Allowed |realised - target| of the vision ratio (default 0.01, or the YAML's).")
-@click.option("--fail-on-deviation", is_flag=True,
-              help=f"Exit with status {DEVIATION_EXIT_CODE} when a figure is outside its tolerance (for CI).")
-@click.option("--sample", type=float, default=None,
-              help="Read only this fraction of each file's row groups (faster; the report says it is an estimate).")
+@click.option(
+    "--tolerance",
+    type=float,
+    default=None,
+    help="Allowed |realised - target| of a source's token share (default 0.02, or the YAML's).",
+)
+@click.option(
+    "--vision-tolerance",
+    type=float,
+    default=None,
+    help="Allowed |realised - target| of the vision ratio (default 0.01, or the YAML's).",
+)
+@click.option(
+    "--fail-on-deviation",
+    is_flag=True,
+    help=f"Exit with status {DEVIATION_EXIT_CODE} when a figure is outside its tolerance (for CI).",
+)
+@click.option(
+    "--sample",
+    type=float,
+    default=None,
+    help="Read only this fraction of each file's row groups (faster; the report says it is an estimate).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample's choice of row groups.")
 @click.option("--upstream", is_flag=True, help="Also audit the outputs these were made from (their config's input).")
-@click.option("--vision-preset", "vision_presets", multiple=True, metavar="NAME",
-              help="Count vision tokens with this preset (qwen2-vl, kimi-k25, kimi-vl, llava-onevision); repeat "
-                   "to compare presets, the first one drives the mixture. Default: the records' counts, else an "
-                   "estimate.")
+@click.option(
+    "--vision-preset",
+    "vision_presets",
+    multiple=True,
+    metavar="NAME",
+    help="Count vision tokens with this preset (qwen2-vl, kimi-k25, kimi-vl, llava-onevision); repeat "
+    "to compare presets, the first one drives the mixture. Default: the records' counts, else an "
+    "estimate.",
+)
 @executor_options
 @library_errors
-def audit(paths, as_json, html_path, compare_paths, target_path, vision_ratio, tolerance, vision_tolerance,
-          fail_on_deviation, sample, seed, upstream, vision_presets, executor, ray_address, num_cpus):
+def audit(
+    paths,
+    as_json,
+    html_path,
+    compare_paths,
+    target_path,
+    vision_ratio,
+    tolerance,
+    vision_tolerance,
+    fail_on_deviation,
+    sample,
+    seed,
+    upstream,
+    vision_presets,
+    executor,
+    ray_address,
+    num_cpus,
+):
     """Mixture statistics of fusionforge outputs: tables, JSON and an HTML report with plots.
 
     Each PATH is an output folder (shard, dedupe, filter, pack), or a Parquet file of one (manifest,
@@ -63,8 +114,15 @@ def audit(paths, as_json, html_path, compare_paths, target_path, vision_ratio, t
     from fusionforge.mixers.audit.terminal import render
 
     target = load_target(target_path, vision_ratio, tolerance, vision_tolerance)
-    options = AuditOptions(sample=sample, seed=seed, upstream=upstream, executor=executor, ray_address=ray_address,
-                           num_cpus=num_cpus, vision_presets=tuple(vision_presets))
+    options = AuditOptions(
+        sample=sample,
+        seed=seed,
+        upstream=upstream,
+        executor=executor,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
+        vision_presets=tuple(vision_presets),
+    )
     report = _run(paths, options, target, "audit")
     if compare_paths:
         report = compare_reports(report, _run(compare_paths, options, None, "audit --compare"))
@@ -86,8 +144,20 @@ def audit(paths, as_json, html_path, compare_paths, target_path, vision_ratio, t
 def _run(paths, options, target, label: str) -> dict:
     from fusionforge.mixers.audit import run_audit
 
-    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task(label, total=None)
-        return run_audit(list(paths), options, target, on_plan=lambda rows: progress.update(task, total=rows),
-                           on_unit=lambda unit: progress.advance(task, unit.rows))
+        return run_audit(
+            list(paths),
+            options,
+            target,
+            on_plan=lambda rows: progress.update(task, total=rows),
+            on_unit=lambda unit: progress.advance(task, unit.rows),
+        )

@@ -11,52 +11,145 @@ from fusionforge.cli.render import console, partition_progress, print_report
 @click.command()
 @click.argument("input_dir", metavar="IN", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
-@click.option("--keep", default="first", show_default=True,
-              help="Copy kept per cluster: first (input order), longest, or best:<score column>.")
-@click.option("--text-threshold", type=float, default=0.8, show_default=True,
-              help="Jaccard of word n-gram shingles at or above which two texts are duplicates.")
+@click.option(
+    "--keep",
+    default="first",
+    show_default=True,
+    help="Copy kept per cluster: first (input order), longest, or best:<score column>.",
+)
+@click.option(
+    "--text-threshold",
+    type=float,
+    default=0.8,
+    show_default=True,
+    help="Jaccard of word n-gram shingles at or above which two texts are duplicates.",
+)
 @click.option("--num-perm", type=int, default=128, show_default=True, help="MinHash permutations.")
 @click.option("--ngram", type=int, default=5, show_default=True, help="Shingle size (words, or characters).")
 @click.option("--char-ngrams", is_flag=True, help="Shingle characters instead of words (for texts without spaces).")
 @click.option("--bands", type=int, default=None, help="LSH bands (with --rows; default: from the threshold).")
 @click.option("--rows", type=int, default=None, help="Rows per LSH band (with --bands).")
-@click.option("--no-verify", "verify", is_flag=True, flag_value=False, default=True,
-              help="Accept every LSH candidate (no Jaccard check): faster, less precise.")
-@click.option("--recheck-margin", type=float, default=0.1, show_default=True,
-              help="Estimates this close to the threshold are settled by the exact Jaccard (0: never).")
-@click.option("--no-casefold", "casefold", is_flag=True, flag_value=False, default=True,
-              help="Exact text keys keep case.")
-@click.option("--keep-whitespace", "collapse_whitespace", is_flag=True, flag_value=False, default=True,
-              help="Exact text keys keep whitespace as it is.")
+@click.option(
+    "--no-verify",
+    "verify",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Accept every LSH candidate (no Jaccard check): faster, less precise.",
+)
+@click.option(
+    "--recheck-margin",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Estimates this close to the threshold are settled by the exact Jaccard (0: never).",
+)
+@click.option(
+    "--no-casefold", "casefold", is_flag=True, flag_value=False, default=True, help="Exact text keys keep case."
+)
+@click.option(
+    "--keep-whitespace",
+    "collapse_whitespace",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Exact text keys keep whitespace as it is.",
+)
 @click.option("--image-hash", type=click.Choice(["phash", "dhash"]), default="phash", show_default=True)
-@click.option("--image-hamming", type=int, default=None,
-              help="Most differing bits (of 64) between near-duplicate images (default: 8 for pHash, 6 for dHash).")
-@click.option("--image-crops", type=float, default=0.03, show_default=True,
-              help="Also hash crops cutting this fraction per side, so cropped copies match (0: off).")
-@click.option("--image-color", type=float, default=100.0, show_default=True,
-              help="Largest colour difference of 16x16 thumbnails (mean of the 4 worst cells) for a pHash match "
-                   "to count (0: no colour check).")
+@click.option(
+    "--image-hamming",
+    type=int,
+    default=None,
+    help="Most differing bits (of 64) between near-duplicate images (default: 8 for pHash, 6 for dHash).",
+)
+@click.option(
+    "--image-crops",
+    type=float,
+    default=0.03,
+    show_default=True,
+    help="Also hash crops cutting this fraction per side, so cropped copies match (0: off).",
+)
+@click.option(
+    "--image-color",
+    type=float,
+    default=100.0,
+    show_default=True,
+    help="Largest colour difference of 16x16 thumbnails (mean of the 4 worst cells) for a pHash match "
+    "to count (0: no colour check).",
+)
 @click.option("--video-fps", type=float, default=1.0, show_default=True, help="Frames sampled per second.")
 @click.option("--video-max-frames", type=int, default=32, show_default=True, help="Frames sampled at most.")
-@click.option("--video-hamming", type=int, default=8, show_default=True,
-              help="Most differing bits between two aligned frames that match.")
-@click.option("--video-match", type=float, default=0.8, show_default=True,
-              help="Fraction of aligned frames that must match (of the longer video).")
-@click.option("--only", type=click.Choice(["text", "images", "videos"]), multiple=True,
-              help="Compare only these (repeat the option); default: all three.")
+@click.option(
+    "--video-hamming",
+    type=int,
+    default=8,
+    show_default=True,
+    help="Most differing bits between two aligned frames that match.",
+)
+@click.option(
+    "--video-match",
+    type=float,
+    default=0.8,
+    show_default=True,
+    help="Fraction of aligned frames that must match (of the longer video).",
+)
+@click.option(
+    "--only",
+    type=click.Choice(["text", "images", "videos"]),
+    multiple=True,
+    help="Compare only these (repeat the option); default: all three.",
+)
 @click.option("--within-source", is_flag=True, help="Only look for duplicates inside each source.")
-@click.option("--shard-size", "shard_size_mb", type=float, default=256.0, show_default=True,
-              help="Close an output shard at about this many MB (0: no size limit).")
+@click.option(
+    "--shard-size",
+    "shard_size_mb",
+    type=float,
+    default=256.0,
+    show_default=True,
+    help="Close an output shard at about this many MB (0: no size limit).",
+)
 @click.option("--shard-count", type=int, default=None, help="Close an output shard at this many samples.")
-@click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True,
-              help="Seconds allowed for each ffmpeg call.")
+@click.option(
+    "--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Seconds allowed for each ffmpeg call."
+)
 @executor_options
 @run_options
 @library_errors
-def dedupe(input_dir, output, keep, text_threshold, num_perm, ngram, char_ngrams, bands, rows, verify,
-           recheck_margin, casefold, collapse_whitespace, image_hash, image_hamming, image_crops, image_color,
-           video_fps, video_max_frames, video_hamming, video_match, only, within_source, shard_size_mb, shard_count,
-           timeout_s, executor, ray_address, num_cpus, seed, resume, strict, as_json):
+def dedupe(
+    input_dir,
+    output,
+    keep,
+    text_threshold,
+    num_perm,
+    ngram,
+    char_ngrams,
+    bands,
+    rows,
+    verify,
+    recheck_margin,
+    casefold,
+    collapse_whitespace,
+    image_hash,
+    image_hamming,
+    image_crops,
+    image_color,
+    video_fps,
+    video_max_frames,
+    video_hamming,
+    video_match,
+    only,
+    within_source,
+    shard_size_mb,
+    shard_count,
+    timeout_s,
+    executor,
+    ray_address,
+    num_cpus,
+    seed,
+    resume,
+    strict,
+    as_json,
+):
     """Remove exact and near duplicates (text, images, video) from an earlier output IN.
 
     Texts: normalised exact keys, then MinHash LSH over word 5-grams with verified candidates.
@@ -73,26 +166,59 @@ def dedupe(input_dir, output, keep, text_threshold, num_perm, ngram, char_ngrams
 
     kinds = set(only) or {"text", "images", "videos"}
     cfg = DedupeConfig(
-        input=input_dir, output=output, text="text" in kinds, images="images" in kinds, videos="videos" in kinds,
-        within_source=within_source, text_threshold=text_threshold, num_perm=num_perm, ngram=ngram,
-        char_ngrams=char_ngrams, bands=bands, rows=rows, verify=verify, recheck_margin=recheck_margin,
-        casefold=casefold, collapse_whitespace=collapse_whitespace, seed=seed, image_hash=image_hash,
-        image_hamming=image_hamming, image_crops=image_crops, image_color=image_color, video_fps=video_fps,
+        input=input_dir,
+        output=output,
+        text="text" in kinds,
+        images="images" in kinds,
+        videos="videos" in kinds,
+        within_source=within_source,
+        text_threshold=text_threshold,
+        num_perm=num_perm,
+        ngram=ngram,
+        char_ngrams=char_ngrams,
+        bands=bands,
+        rows=rows,
+        verify=verify,
+        recheck_margin=recheck_margin,
+        casefold=casefold,
+        collapse_whitespace=collapse_whitespace,
+        seed=seed,
+        image_hash=image_hash,
+        image_hamming=image_hamming,
+        image_crops=image_crops,
+        image_color=image_color,
+        video_fps=video_fps,
         video_max_frames=video_max_frames,
-        video_hamming=video_hamming, video_match=video_match, keep=keep, timeout_s=timeout_s, strict=strict,
-        shard_size_mb=shard_size_mb or None, shard_count=shard_count, executor=executor, ray_address=ray_address,
-        num_cpus=num_cpus, resume=resume,
+        video_hamming=video_hamming,
+        video_match=video_match,
+        keep=keep,
+        timeout_s=timeout_s,
+        strict=strict,
+        shard_size_mb=shard_size_mb or None,
+        shard_count=shard_count,
+        executor=executor,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
+        resume=resume,
     )
     with partition_progress("dedupe") as (on_plan, on_partition):
-        report = run_dedupe(cfg, on_plan=on_plan, on_partition=on_partition,
-                            on_phase=lambda phase: console.log(f"dedupe: {phase}") if not as_json else None)
+        report = run_dedupe(
+            cfg,
+            on_plan=on_plan,
+            on_partition=on_partition,
+            on_phase=lambda phase: console.log(f"dedupe: {phase}") if not as_json else None,
+        )
     print_report(report, as_json, f"fusionforge dedupe -> {output}")
     if not as_json:
         stats = report["dedupe"]
-        console.print(f"clusters: {stats['clusters']} (text {stats['text_clusters']}, image {stats['image_clusters']}, "
-                      f"video {stats['video_clusters']}); LSH {stats['lsh']['bands']} bands x "
-                      f"{stats['lsh']['rows']} rows; details in {output}/clusters.parquet")
+        console.print(
+            f"clusters: {stats['clusters']} (text {stats['text_clusters']}, image {stats['image_clusters']}, "
+            f"video {stats['video_clusters']}); LSH {stats['lsh']['bands']} bands x "
+            f"{stats['lsh']['rows']} rows; details in {output}/clusters.parquet"
+        )
         for space, lsh in stats["hamming_lsh"].items():
             if lsh["capped_buckets"]:
-                console.print(f"[yellow]{space}: {lsh['capped_buckets']} buckets held more than {lsh['fanout']} "
-                              f"distinct hashes; {lsh['skipped_comparisons']} comparisons skipped (the fanout cap)")
+                console.print(
+                    f"[yellow]{space}: {lsh['capped_buckets']} buckets held more than {lsh['fanout']} "
+                    f"distinct hashes; {lsh['skipped_comparisons']} comparisons skipped (the fanout cap)"
+                )

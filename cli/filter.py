@@ -7,21 +7,34 @@ import click
 from fusionforge.cli.options import executor_options, library_errors
 from fusionforge.cli.render import partition_progress, print_report
 
-CLIP_STAGES = {"image": ("image_clip_score_v1",), "video": ("video_clip_score_v1",),
-               "both": ("image_clip_score_v1", "video_clip_score_v1")}
+CLIP_STAGES = {
+    "image": ("image_clip_score_v1",),
+    "video": ("video_clip_score_v1",),
+    "both": ("image_clip_score_v1", "video_clip_score_v1"),
+}
 
 
 def _flag_settings(options: dict) -> list[tuple[str, dict]]:
     """(stage, parameters) for every flag the user gave; the --clip-* flags go to the stages --clip-on names."""
-    clip = {"model": options["clip_model"], "pretrained": options["clip_pretrained"],
-            "threshold": options["clip_threshold"], "top_fraction": options["clip_top_fraction"],
-            "device": options["clip_device"]}
+    clip = {
+        "model": options["clip_model"],
+        "pretrained": options["clip_pretrained"],
+        "threshold": options["clip_threshold"],
+        "top_fraction": options["clip_top_fraction"],
+        "device": options["clip_device"],
+    }
     pairs = [
         ("text_lang_id_v1", {"languages": options["languages"], "model_path": options["lang_model"]}),
         ("text_gopher_quality_v1", {"min_words": options["min_words"]}),
-        ("text_fasttext_v1", {"model_path": options["fasttext_model"], "label": options["fasttext_label"],
-                              "threshold": options["fasttext_threshold"],
-                              "top_fraction": options["fasttext_top_fraction"]}),
+        (
+            "text_fasttext_v1",
+            {
+                "model_path": options["fasttext_model"],
+                "label": options["fasttext_label"],
+                "threshold": options["fasttext_threshold"],
+                "top_fraction": options["fasttext_top_fraction"],
+            },
+        ),
         ("image_checks_v1", {"min_side": options["min_image_side"], "max_aspect_ratio": options["max_aspect_ratio"]}),
         *[(stage, dict(clip)) for stage in CLIP_STAGES[options["clip_on"]]],
         ("video_probe_v1", {"min_duration_s": options["min_duration"], "max_duration_s": options["max_duration"]}),
@@ -40,15 +53,30 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
 @click.command("filter")
 @click.argument("input_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              help="YAML file with the ordered filter list (default: language ID, text heuristics, "
-                   "image checks, video probe).")
-@click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
-              help="Set a stage parameter (repeatable), e.g. text_gopher_quality_v1.min_words=30.")
-@click.option("--languages", type=lambda s: [x.strip() for x in s.split(",") if x.strip()], metavar="CODES",
-              help="Keep only these languages (comma-separated codes as the detector spells them).")
-@click.option("--lang-model", type=click.Path(exists=True, dir_okay=False),
-              help="fastText language-ID model (lid.176.bin or GlotLID); default: py3langid's bundled model.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML file with the ordered filter list (default: language ID, text heuristics, image checks, video probe).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="STAGE.PARAM=VALUE",
+    help="Set a stage parameter (repeatable), e.g. text_gopher_quality_v1.min_words=30.",
+)
+@click.option(
+    "--languages",
+    type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+    metavar="CODES",
+    help="Keep only these languages (comma-separated codes as the detector spells them).",
+)
+@click.option(
+    "--lang-model",
+    type=click.Path(exists=True, dir_okay=False),
+    help="fastText language-ID model (lid.176.bin or GlotLID); default: py3langid's bundled model.",
+)
 @click.option("--min-words", type=int, help="Gopher: fewest words a document may have.")
 @click.option("--fasttext-model", type=click.Path(exists=True, dir_okay=False), help="fastText classifier to score.")
 @click.option("--fasttext-label", help="Label whose probability is the score (e.g. hq).")
@@ -56,9 +84,14 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
 @click.option("--fasttext-top-fraction", type=float, help="Keep this fraction of records, best first.")
 @click.option("--min-image-side", type=int, help="Shortest image side allowed, in pixels.")
 @click.option("--max-aspect-ratio", type=float, help="Largest long/short side ratio of an image.")
-@click.option("--clip-on", type=click.Choice(sorted(CLIP_STAGES)), default="image", show_default=True,
-              help="Which CLIP stages the --clip-* flags configure (and add): image-text pairs "
-                   "(image_clip_score_v1), video keyframes against the caption (video_clip_score_v1), or both.")
+@click.option(
+    "--clip-on",
+    type=click.Choice(sorted(CLIP_STAGES)),
+    default="image",
+    show_default=True,
+    help="Which CLIP stages the --clip-* flags configure (and add): image-text pairs "
+    "(image_clip_score_v1), video keyframes against the caption (video_clip_score_v1), or both.",
+)
 @click.option("--clip-model", help="open_clip model name, a model-config JSON, or local-dir:PATH.")
 @click.option("--clip-pretrained", help="CLIP weights: a local .pt/.safetensors file or a locally cached tag.")
 @click.option("--clip-threshold", type=float, help="Keep records with a CLIP score of at least this.")
@@ -71,15 +104,34 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
 @click.option("--scene-threshold", type=float, help="Scene-change score that starts a new clip (0-1).")
 @click.option("--min-motion", type=float, help="Drop videos whose mean frame difference is below this.")
 @click.option("--frames-fps", type=float, help="Sample video frames at this rate into 4-frame chunks.")
-@click.option("--shard-size", "shard_size_mb", type=float, default=256.0, show_default=True,
-              help="Close an output shard at about this many MB (0: no size limit).")
+@click.option(
+    "--shard-size",
+    "shard_size_mb",
+    type=float,
+    default=256.0,
+    show_default=True,
+    help="Close an output shard at about this many MB (0: no size limit).",
+)
 @click.option("--shard-count", type=int, default=None, help="Close an output shard at this many samples.")
 @click.option("--resume", is_flag=True, help="Continue a killed run in the same -o; finished work is kept.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @executor_options
 @library_errors
-def filter_command(input_dir, output, config_path, overrides, clip_gpus, shard_size_mb, shard_count, resume,
-                   as_json, executor, ray_address, num_cpus, **flags):
+def filter_command(
+    input_dir,
+    output,
+    config_path,
+    overrides,
+    clip_gpus,
+    shard_size_mb,
+    shard_count,
+    resume,
+    as_json,
+    executor,
+    ray_address,
+    num_cpus,
+    **flags,
+):
     """Score and filter the records of an earlier output (shard, dedupe or filter).
 
     Filters run in the order of the list; each adds its scores as columns and a reason to records
@@ -104,8 +156,10 @@ def filter_command(input_dir, output, config_path, overrides, clip_gpus, shard_s
 
     clip_flags = ("clip_model", "clip_pretrained", "clip_threshold", "clip_top_fraction", "clip_device")
     if flags["clip_on"] != "image" and clip_gpus is None and all(flags[k] is None for k in clip_flags):
-        raise click.UsageError("--clip-on only chooses the stages the --clip-* flags configure; give those flags "
-                               "(e.g. --clip-pretrained PATH)")
+        raise click.UsageError(
+            "--clip-on only chooses the stages the --clip-* flags configure; give those flags "
+            "(e.g. --clip-pretrained PATH)"
+        )
     entries = load_filters(config_path) if config_path else default_filters()
     for stage, params in _flag_settings(flags):
         entries = with_setting(entries, stage, **params)
@@ -113,8 +167,16 @@ def filter_command(input_dir, output, config_path, overrides, clip_gpus, shard_s
     if clip_gpus is not None:
         for stage in CLIP_STAGES[flags["clip_on"]]:
             entries = with_resources(entries, stage, num_gpus=clip_gpus)
-    transform = default_transform(input_dir, output, shard_size_mb=shard_size_mb or None, shard_count=shard_count,
-                                  executor=executor, ray_address=ray_address, num_cpus=num_cpus, resume=resume)
+    transform = default_transform(
+        input_dir,
+        output,
+        shard_size_mb=shard_size_mb or None,
+        shard_count=shard_count,
+        executor=executor,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
+        resume=resume,
+    )
     with partition_progress("filter") as (on_plan, on_partition):
         report = run_quality(QualityConfig(transform, tuple(entries)), on_partition=on_partition, on_plan=on_plan)
     print_report(report, as_json, f"fusionforge filter -> {output}")

@@ -29,19 +29,50 @@ def filters() -> None:
 @click.option("--lr", type=float, default=0.1, show_default=True, help="Learning rate (fastText's default).")
 @click.option("--word-ngrams", type=int, default=2, show_default=True)
 @click.option("--min-count", type=int, default=1, show_default=True)
-@click.option("--bucket", type=int, default=200_000, show_default=True,
-              help="Hash buckets for n-grams (fastText's 2,000,000 default makes a 256 MB model).")
-@click.option("--loss", type=click.Choice(["softmax", "ova", "hs", "ns"]), default="softmax", show_default=True,
-              help="ova: independent labels (multi-label).")
+@click.option(
+    "--bucket",
+    type=int,
+    default=200_000,
+    show_default=True,
+    help="Hash buckets for n-grams (fastText's 2,000,000 default makes a 256 MB model).",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(["softmax", "ova", "hs", "ns"]),
+    default="softmax",
+    show_default=True,
+    help="ova: independent labels (multi-label).",
+)
 @click.option("--threads", type=int, default=1, show_default=True, help="Training threads (1: reproducible).")
-@click.option("--valid-fraction", type=float, default=0.1, show_default=True,
-              help="Rows held out to measure precision and recall.")
+@click.option(
+    "--valid-fraction",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Rows held out to measure precision and recall.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quantize", is_flag=True, help="Quantise the model (much smaller file, slightly less accurate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
 @library_errors
-def train_fasttext(inputs, output, text_field, label_field, dim, epoch, lr, word_ngrams, min_count, bucket, loss,
-                   threads, valid_fraction, seed, quantize, as_json):
+def train_fasttext(
+    inputs,
+    output,
+    text_field,
+    label_field,
+    dim,
+    epoch,
+    lr,
+    word_ngrams,
+    min_count,
+    bucket,
+    loss,
+    threads,
+    valid_fraction,
+    seed,
+    quantize,
+    as_json,
+):
     """Train a supervised fastText classifier (quality or language ID) from labelled JSONL.
 
     Each INPUT is PATH (rows carry --label-field) or LABEL=PATH (every row of PATH gets LABEL),
@@ -56,15 +87,34 @@ def train_fasttext(inputs, output, text_field, label_field, dim, epoch, lr, word
     from fusionforge.filters.text.fasttext_train import TrainConfig
     from fusionforge.filters.text.fasttext_train import train_fasttext as train
 
-    report = train(TrainConfig(
-        inputs=tuple(inputs), output=output, text_field=text_field, label_field=label_field, dim=dim, epoch=epoch,
-        lr=lr, word_ngrams=word_ngrams, min_count=min_count, bucket=bucket, loss=loss, threads=threads,
-        valid_fraction=valid_fraction, seed=seed, quantize=quantize))
+    report = train(
+        TrainConfig(
+            inputs=tuple(inputs),
+            output=output,
+            text_field=text_field,
+            label_field=label_field,
+            dim=dim,
+            epoch=epoch,
+            lr=lr,
+            word_ngrams=word_ngrams,
+            min_count=min_count,
+            bucket=bucket,
+            loss=loss,
+            threads=threads,
+            valid_fraction=valid_fraction,
+            seed=seed,
+            quantize=quantize,
+        )
+    )
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
         return
-    click.echo(f"wrote {report['output']} ({report['bytes']:,} bytes) from {report['train_rows']:,} rows "
-               f"({report['skipped_rows']} skipped) in {report['seconds']:.1f} s; labels: {report['labels']}")
+    click.echo(
+        f"wrote {report['output']} ({report['bytes']:,} bytes) from {report['train_rows']:,} rows "
+        f"({report['skipped_rows']} skipped) in {report['seconds']:.1f} s; labels: {report['labels']}"
+    )
     if report.get("valid_rows"):
-        click.echo(f"held-out rows: {report['valid_rows']:,}; precision@1 {report['precision_at_1']}, "
-                   f"recall@1 {report['recall_at_1']}")
+        click.echo(
+            f"held-out rows: {report['valid_rows']:,}; precision@1 {report['precision_at_1']}, "
+            f"recall@1 {report['recall_at_1']}"
+        )

@@ -17,20 +17,32 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 def executor_options(func: Callable) -> Callable:
     """``--executor``, ``--ray-address`` and ``--num-cpus``."""
     func = click.option("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all).")(func)
-    func = click.option("--ray-address", envvar="FUSIONFORGE_RAY_ADDRESS", default=None, show_envvar=True,
-                        help="Join this Ray cluster (host:port) instead of starting a local Ray.")(func)
-    return click.option("--executor", type=click.Choice(["ray", "local"]), default="ray", show_default=True,
-                        help="'ray': Ray Data (local or --ray-address); 'local': in this process.")(func)
+    func = click.option(
+        "--ray-address",
+        envvar="FUSIONFORGE_RAY_ADDRESS",
+        default=None,
+        show_envvar=True,
+        help="Join this Ray cluster (host:port) instead of starting a local Ray.",
+    )(func)
+    return click.option(
+        "--executor",
+        type=click.Choice(["ray", "local"]),
+        default="ray",
+        show_default=True,
+        help="'ray': Ray Data (local or --ray-address); 'local': in this process.",
+    )(func)
 
 
 def run_options(func: Callable) -> Callable:
     """``--seed``, ``--resume``, ``--strict`` and ``--json``."""
     func = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(func)
     func = click.option("--strict", is_flag=True, help="Stop at the first bad record (file and position).")(func)
-    func = click.option("--resume", is_flag=True,
-                        help="Continue a killed run in the same -o; finished work is kept.")(func)
-    return click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True,
-                        help="Seed for every random choice.")(func)
+    func = click.option("--resume", is_flag=True, help="Continue a killed run in the same -o; finished work is kept.")(
+        func
+    )
+    return click.option(
+        "--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed for every random choice."
+    )(func)
 
 
 def library_errors(func: Callable) -> Callable:

@@ -13,36 +13,97 @@ from fusionforge.pipelines.core.errors import ConfigError
 @click.argument("input_dir", metavar="IN", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--seq-len", type=int, default=8192, show_default=True, help="Tokens per packed sequence (L).")
-@click.option("--vision-ratio", type=float, default=None,
-              help="Target share of vision tokens in every window (default: the corpus's own share).")
-@click.option("--ratio-tolerance", type=float, default=0.01, show_default=True,
-              help="Allowed error of the global and per-window ratio (report.json: within_tolerance).")
-@click.option("--fail-on-tolerance", is_flag=True,
-              help="Exit with status 3 when the global or a full window's ratio error exceeds --ratio-tolerance "
-                   "(the plan and report are written all the same).")
-@click.option("--vision-preset", default="kimi-k25", show_default=True,
-              type=click.Choice(["qwen2-vl", "kimi-k25", "kimi-vl", "llava-onevision", "custom"]))
-@click.option("--preset-set", "preset_overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a vision preset parameter, e.g. max_patches=4096.")
-@click.option("--tokenizer", type=click.Path(exists=True), default=None,
-              help="tokenizer.json, a folder with one, or a tiktoken BPE file (default: a labelled estimate).")
-@click.option("--mixture", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Mixture YAML: per-source proportion / repeat / choose in tokens, budget, max epochs, seed.")
-@click.option("--window", type=int, default=256, show_default=True,
-              help="Sequences per window (a global batch): every window carries the target ratio.")
-@click.option("--seq-vision-max", type=float, default=None,
-              help="Most vision share one sequence may hold (2-D packing), e.g. 0.5.")
-@click.option("--video-group-tokens", type=int, default=None,
-              help="Largest video chunk group placed as one item (default: L).")
+@click.option(
+    "--vision-ratio",
+    type=float,
+    default=None,
+    help="Target share of vision tokens in every window (default: the corpus's own share).",
+)
+@click.option(
+    "--ratio-tolerance",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Allowed error of the global and per-window ratio (report.json: within_tolerance).",
+)
+@click.option(
+    "--fail-on-tolerance",
+    is_flag=True,
+    help="Exit with status 3 when the global or a full window's ratio error exceeds --ratio-tolerance "
+    "(the plan and report are written all the same).",
+)
+@click.option(
+    "--vision-preset",
+    default="kimi-k25",
+    show_default=True,
+    type=click.Choice(["qwen2-vl", "kimi-k25", "kimi-vl", "llava-onevision", "custom"]),
+)
+@click.option(
+    "--preset-set",
+    "preset_overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a vision preset parameter, e.g. max_patches=4096.",
+)
+@click.option(
+    "--tokenizer",
+    type=click.Path(exists=True),
+    default=None,
+    help="tokenizer.json, a folder with one, or a tiktoken BPE file (default: a labelled estimate).",
+)
+@click.option(
+    "--mixture",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Mixture YAML: per-source proportion / repeat / choose in tokens, budget, max epochs, seed.",
+)
+@click.option(
+    "--window",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Sequences per window (a global batch): every window carries the target ratio.",
+)
+@click.option(
+    "--seq-vision-max",
+    type=float,
+    default=None,
+    help="Most vision share one sequence may hold (2-D packing), e.g. 0.5.",
+)
+@click.option(
+    "--video-group-tokens", type=int, default=None, help="Largest video chunk group placed as one item (default: L)."
+)
 @click.option("--eos/--no-eos", default=True, show_default=True, help="End every sample with the EOS token.")
 @click.option("--materialize", is_flag=True, help="Also write WebDataset shards of packed samples (packed/).")
 @click.option("--samples-per-shard", type=int, default=1000, show_default=True)
 @executor_options
 @run_options
 @library_errors
-def pack(input_dir, output, seq_len, vision_ratio, ratio_tolerance, fail_on_tolerance, vision_preset, preset_overrides,
-         tokenizer, mixture, window, seq_vision_max, video_group_tokens, eos, materialize, samples_per_shard, executor,
-         ray_address, num_cpus, seed, resume, strict, as_json):
+def pack(
+    input_dir,
+    output,
+    seq_len,
+    vision_ratio,
+    ratio_tolerance,
+    fail_on_tolerance,
+    vision_preset,
+    preset_overrides,
+    tokenizer,
+    mixture,
+    window,
+    seq_vision_max,
+    video_group_tokens,
+    eos,
+    materialize,
+    samples_per_shard,
+    executor,
+    ray_address,
+    num_cpus,
+    seed,
+    resume,
+    strict,
+    as_json,
+):
     """Pack an earlier output into fixed-length early-fusion sequences at a target vision-token ratio.
 
     Writes plan.parquet (segments and cu_seqlens per sequence), ledger.parquet, report.json and
@@ -60,12 +121,28 @@ def pack(input_dir, output, seq_len, vision_ratio, ratio_tolerance, fail_on_tole
         overrides = dict(parse_override(item) for item in preset_overrides)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--preset-set") from exc
-    cfg = PackConfig(input=input_dir, output=output, seq_len=seq_len, vision_ratio=vision_ratio,
-                     ratio_tolerance=ratio_tolerance, vision_preset=vision_preset, preset_overrides=overrides,
-                     tokenizer=tokenizer, mixture=mixture, window=window, seq_vision_max=seq_vision_max,
-                     video_group_tokens=video_group_tokens, eos=eos, seed=seed, materialize=materialize,
-                     samples_per_shard=samples_per_shard, executor=executor, ray_address=ray_address,
-                     num_cpus=num_cpus, resume=resume)
+    cfg = PackConfig(
+        input=input_dir,
+        output=output,
+        seq_len=seq_len,
+        vision_ratio=vision_ratio,
+        ratio_tolerance=ratio_tolerance,
+        vision_preset=vision_preset,
+        preset_overrides=overrides,
+        tokenizer=tokenizer,
+        mixture=mixture,
+        window=window,
+        seq_vision_max=seq_vision_max,
+        video_group_tokens=video_group_tokens,
+        eos=eos,
+        seed=seed,
+        materialize=materialize,
+        samples_per_shard=samples_per_shard,
+        executor=executor,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
+        resume=resume,
+    )
     with console.status("packing") as status:
         report = run_pack(cfg, on_stage=lambda message: status.update(message))
     if as_json:
@@ -81,7 +158,8 @@ def pack(input_dir, output, seq_len, vision_ratio, ratio_tolerance, fail_on_tole
         raise OutsideTolerance(
             f"vision ratio outside --ratio-tolerance {check['tolerance']}: global error "
             f"{report['global_ratio_error']:+.4f}, worst window {report['window_ratio_error_max']:.4f} "
-            f"(plan and report written to {output})")
+            f"(plan and report written to {output})"
+        )
 
 
 class OutsideTolerance(click.ClickException):
@@ -103,9 +181,12 @@ def _print_table(report, output) -> None:
         ("sequences x L", f"{report['sequences']:,} x {report['seq_len']:,}"),
         ("padding", f"{report['padding_fraction']:.3%}"),
         ("vision ratio: target / global", f"{report['target_vision_ratio']:.2%} / {report['global_vision_ratio']:.2%}"),
-        ("window error: mean / p95 / max", f"{report['window_ratio_error_mean']:.2%} / "
-                                            f"{report['window_ratio_error_p95']:.2%} / "
-                                            f"{report['window_ratio_error_max']:.2%}"),
+        (
+            "window error: mean / p95 / max",
+            f"{report['window_ratio_error_mean']:.2%} / "
+            f"{report['window_ratio_error_p95']:.2%} / "
+            f"{report['window_ratio_error_max']:.2%}",
+        ),
         ("within --ratio-tolerance", "yes" if report["within_tolerance"]["ok"] else "NO"),
         ("per-sequence ratio p5 / mean / p95", f"{ratio['p5']:.1%} / {ratio['mean']:.1%} / {ratio['p95']:.1%}"),
         ("zero-vision sequences", f"{report['zero_vision_share']:.1%}"),

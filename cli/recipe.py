@@ -73,12 +73,19 @@ def load_recipe(path: str, group: click.Group, overrides: dict[str, Any] | None 
     return recipe
 
 
-def resolve_step(entry: Any, where: str, group: click.Group, root: str, outputs: list[str],
-                 defaults: dict[str, Any], overrides: dict[str, Any]) -> Step:
+def resolve_step(
+    entry: Any,
+    where: str,
+    group: click.Group,
+    root: str,
+    outputs: list[str],
+    defaults: dict[str, Any],
+    overrides: dict[str, Any],
+) -> Step:
     """One ``{command: {option: value}}`` entry -> the argv that runs it."""
     if not isinstance(entry, dict) or len(entry) != 1:
         raise ConfigError(f"{where}: a step is a mapping with one key, the command (e.g. 'dedupe: {{...}}')")
-    (spelled, options), = entry.items()
+    ((spelled, options),) = entry.items()
     path = tuple(str(spelled).split())
     command = find_command(group, path, where)
     options = dict(options or {})
@@ -158,8 +165,11 @@ def option_args(command: click.Command, key: str, value: Any, where: str) -> lis
     """``key: value`` -> the command-line words that set it."""
     found = find_param(command, key)
     if found is None:
-        known = sorted(max(p.opts, key=len).lstrip("-").replace("-", "_")
-                       for p in command.params if isinstance(p, click.Option) and p.name != "help")
+        known = sorted(
+            max(p.opts, key=len).lstrip("-").replace("-", "_")
+            for p in command.params
+            if isinstance(p, click.Option) and p.name != "help"
+        )
         raise ConfigError(f"{where}: unknown option {key!r}; known: {', '.join(known)}")
     param, spelled = found
     flag = spelled or long_option(param)

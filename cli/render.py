@@ -17,8 +17,14 @@ console = Console(stderr=True)
 @contextmanager
 def partition_progress(description: str):
     """Yields (on_plan, on_partition) callbacks that drive a progress bar over partitions."""
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task(description, total=None)
 
         def on_plan(total: int, done: int) -> None:
@@ -62,7 +68,6 @@ def _human_bytes(n: float) -> str:
             return f"{n:,.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n} B"
-
 
 
 def print_sandbox_network(summary: dict[str, Any], what: str, require: str, out: Console = console) -> None:

@@ -39,63 +39,171 @@ def rft() -> None:
 @rft.command("run")
 @click.argument("prompts", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
-@click.option("--endpoint", envvar="FUSIONFORGE_RFT_ENDPOINT", show_envvar=True,
-              help="OpenAI-compatible base URL (vLLM, SGLang, transformers serve), e.g. http://127.0.0.1:8000/v1.")
+@click.option(
+    "--endpoint",
+    envvar="FUSIONFORGE_RFT_ENDPOINT",
+    show_envvar=True,
+    help="OpenAI-compatible base URL (vLLM, SGLang, transformers serve), e.g. http://127.0.0.1:8000/v1.",
+)
 @click.option("--model", required=True, help="Served model name (openai client) or model folder/source.")
 @click.option("-k", "k", type=int, default=8, show_default=True, help="Samples per prompt in round 1.")
-@click.option("--rounds", type=int, default=1, show_default=True,
-              help="Rounds; prompts with no accepted sample are sent again in the next round.")
+@click.option(
+    "--rounds",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Rounds; prompts with no accepted sample are sent again in the next round.",
+)
 @click.option("--temperature", type=float, default=1.0, show_default=True)
 @click.option("--top-p", type=float, default=None)
-@click.option("--max-tokens", type=int, default=1024, show_default=True,
-              help="Per response; a response cut at this length counts as failed (truncated).")
+@click.option(
+    "--max-tokens",
+    type=int,
+    default=1024,
+    show_default=True,
+    help="Per response; a response cut at this length counts as failed (truncated).",
+)
 @click.option("--stop", multiple=True, help="Stop string (repeatable).")
 @click.option("--concurrency", type=int, default=16, show_default=True, help="Requests in flight.")
-@click.option("--verifier", type=click.Choice(["auto", *TASKS]), default="auto", show_default=True,
-              help="'auto': each prompt's task field; a name: that verifier for every prompt.")
-@click.option("--accept", type=click.Choice(["first", "all", "shortest"]), default="first", show_default=True,
-              help="Which distinct passing samples of a prompt go to sft.jsonl.")
+@click.option(
+    "--verifier",
+    type=click.Choice(["auto", *TASKS]),
+    default="auto",
+    show_default=True,
+    help="'auto': each prompt's task field; a name: that verifier for every prompt.",
+)
+@click.option(
+    "--accept",
+    type=click.Choice(["first", "all", "shortest"]),
+    default="first",
+    show_default=True,
+    help="Which distinct passing samples of a prompt go to sft.jsonl.",
+)
 @click.option("--max-per-prompt", type=int, default=None, help="With --accept all: at most this many per prompt.")
-@click.option("--round-k-factor", type=float, default=2.0, show_default=True,
-              help="Round r sends ceil(k * factor^r) samples per unsolved prompt.")
-@click.option("--round-temperature-step", type=float, default=0.0, show_default=True,
-              help="Round r samples at temperature + r * step.")
+@click.option(
+    "--round-k-factor",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Round r sends ceil(k * factor^r) samples per unsolved prompt.",
+)
+@click.option(
+    "--round-temperature-step",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Round r samples at temperature + r * step.",
+)
 @click.option("--max-temperature", type=float, default=2.0, show_default=True)
-@click.option("--near-dup-threshold", type=float, default=0.8, show_default=True,
-              help="Accepted responses of a prompt this similar (Jaccard of word 5-grams) count as duplicates.")
+@click.option(
+    "--near-dup-threshold",
+    type=float,
+    default=0.8,
+    show_default=True,
+    help="Accepted responses of a prompt this similar (Jaccard of word 5-grams) count as duplicates.",
+)
 @click.option("--system-prompt", default=None, help="Prepended to prompts that have no system message.")
-@click.option("--extra-body", callback=_json_object, default=None,
-              help="JSON object merged into every request (top_k, generation_config ...).")
-@click.option("--verify-options", callback=_json_object, default=None,
-              help='JSON defaults per task, e.g. \'{"numeric": {"rel_tol": 0.05}}\' (a prompt\'s verify wins).')
-@click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True,
-              help="Seconds per request attempt.")
-@click.option("--max-retries", type=int, default=5, show_default=True,
-              help="Retries on timeouts, connection errors, 408, 429 and 5xx (exponential backoff, jitter).")
-@click.option("--n-mode", type=click.Choice(["auto", "never"]), default="auto", show_default=True,
-              help="'auto': ask for k samples with n and fall back to one request per sample if the server "
-                   "ignores n; 'never': one request per sample.")
-@click.option("--verifier-timeout", type=float, default=10.0, show_default=True,
-              help="Wall-clock seconds per verification (then verifier_timeout).")
+@click.option(
+    "--extra-body",
+    callback=_json_object,
+    default=None,
+    help="JSON object merged into every request (top_k, generation_config ...).",
+)
+@click.option(
+    "--verify-options",
+    callback=_json_object,
+    default=None,
+    help='JSON defaults per task, e.g. \'{"numeric": {"rel_tol": 0.05}}\' (a prompt\'s verify wins).',
+)
+@click.option(
+    "--timeout", "timeout_s", type=float, default=300.0, show_default=True, help="Seconds per request attempt."
+)
+@click.option(
+    "--max-retries",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Retries on timeouts, connection errors, 408, 429 and 5xx (exponential backoff, jitter).",
+)
+@click.option(
+    "--n-mode",
+    type=click.Choice(["auto", "never"]),
+    default="auto",
+    show_default=True,
+    help="'auto': ask for k samples with n and fall back to one request per sample if the server "
+    "ignores n; 'never': one request per sample.",
+)
+@click.option(
+    "--verifier-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Wall-clock seconds per verification (then verifier_timeout).",
+)
 @click.option("--verifier-workers", type=int, default=2, show_default=True, help="Verifier processes.")
 @click.option("--api-key", envvar="OPENAI_API_KEY", show_envvar=True, default=None)
-@click.option("--client", "client_kind", type=click.Choice(["openai", "transformers", "ray-vllm"]), default="openai",
-              show_default=True, help="'transformers': in-process generate; 'ray-vllm': Ray Data LLM on GPUs.")
-@click.option("--engine-kwargs", default=None,
-              help='ray-vllm: vLLM engine_kwargs, a JSON object, e.g. \'{"tensor_parallel_size": 2}\' '
-                   "(needs the ray-vllm extra and GPUs; see docs/install.md).")
-@click.option("--engine-concurrency", type=int, default=1, show_default=True,
-              help="ray-vllm: vLLM replicas, each on tensor_parallel_size GPUs.")
+@click.option(
+    "--client",
+    "client_kind",
+    type=click.Choice(["openai", "transformers", "ray-vllm"]),
+    default="openai",
+    show_default=True,
+    help="'transformers': in-process generate; 'ray-vllm': Ray Data LLM on GPUs.",
+)
+@click.option(
+    "--engine-kwargs",
+    default=None,
+    help="ray-vllm: vLLM engine_kwargs, a JSON object, e.g. '{\"tensor_parallel_size\": 2}' "
+    "(needs the ray-vllm extra and GPUs; see docs/install.md).",
+)
+@click.option(
+    "--engine-concurrency",
+    type=int,
+    default=1,
+    show_default=True,
+    help="ray-vllm: vLLM replicas, each on tensor_parallel_size GPUs.",
+)
 @click.option("--ray-address", envvar="FUSIONFORGE_RAY_ADDRESS", default=None, help="ray-vllm: Ray cluster.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base of every sample's seed.")
 @click.option("--resume", is_flag=True, help="Continue a killed run in the same -o; finished requests are not sent.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @library_errors
-def run(prompts, output, endpoint, model, k, rounds, temperature, top_p, max_tokens, stop, concurrency, verifier,
-        accept, max_per_prompt, round_k_factor, round_temperature_step, max_temperature, near_dup_threshold,
-        system_prompt, extra_body, verify_options, timeout_s, max_retries, n_mode, verifier_timeout,
-        verifier_workers, api_key, client_kind, engine_kwargs, engine_concurrency, ray_address, seed, resume,
-        as_json):
+def run(
+    prompts,
+    output,
+    endpoint,
+    model,
+    k,
+    rounds,
+    temperature,
+    top_p,
+    max_tokens,
+    stop,
+    concurrency,
+    verifier,
+    accept,
+    max_per_prompt,
+    round_k_factor,
+    round_temperature_step,
+    max_temperature,
+    near_dup_threshold,
+    system_prompt,
+    extra_body,
+    verify_options,
+    timeout_s,
+    max_retries,
+    n_mode,
+    verifier_timeout,
+    verifier_workers,
+    api_key,
+    client_kind,
+    engine_kwargs,
+    engine_concurrency,
+    ray_address,
+    seed,
+    resume,
+    as_json,
+):
     """Sample k responses per prompt, verify each against the prompt's answer, and write the results.
 
     PROMPTS is JSONL or Parquet: id, messages or question, optional images (local paths),
@@ -114,18 +222,42 @@ def run(prompts, output, endpoint, model, k, rounds, temperature, top_p, max_tok
     from fusionforge.rft.loop import RFTConfig, run_rft
 
     cfg = RFTConfig(
-        prompts=prompts, output=output, k=k, rounds=rounds,
-        sampling=Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=tuple(stop),
-                          extra_body=extra_body),
-        round_k_factor=round_k_factor, round_temperature_step=round_temperature_step, max_temperature=max_temperature,
-        accept=accept, max_per_prompt=max_per_prompt, verifier=verifier, verify_defaults=verify_options,
-        verifier_timeout_s=verifier_timeout, verifier_workers=verifier_workers,
-        near_dup_threshold=near_dup_threshold, system_prompt=system_prompt, seed=seed, resume=resume,
+        prompts=prompts,
+        output=output,
+        k=k,
+        rounds=rounds,
+        sampling=Sampling(
+            temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=tuple(stop), extra_body=extra_body
+        ),
+        round_k_factor=round_k_factor,
+        round_temperature_step=round_temperature_step,
+        max_temperature=max_temperature,
+        accept=accept,
+        max_per_prompt=max_per_prompt,
+        verifier=verifier,
+        verify_defaults=verify_options,
+        verifier_timeout_s=verifier_timeout,
+        verifier_workers=verifier_workers,
+        near_dup_threshold=near_dup_threshold,
+        system_prompt=system_prompt,
+        seed=seed,
+        resume=resume,
     )
     cfg.validate()
-    client = make_client(client_kind, model, endpoint=endpoint, api_key=api_key, concurrency=concurrency,
-                         timeout_s=timeout_s, max_retries=max_retries, n_mode=n_mode, seed=seed,
-                         engine_kwargs=engine_kwargs, engine_concurrency=engine_concurrency, ray_address=ray_address)
+    client = make_client(
+        client_kind,
+        model,
+        endpoint=endpoint,
+        api_key=api_key,
+        concurrency=concurrency,
+        timeout_s=timeout_s,
+        max_retries=max_retries,
+        n_mode=n_mode,
+        seed=seed,
+        engine_kwargs=engine_kwargs,
+        engine_concurrency=engine_concurrency,
+        ray_address=ray_address,
+    )
     with sample_progress() as progress:
         report = run_rft(cfg, client, progress=progress)
     if as_json:
@@ -133,21 +265,33 @@ def run(prompts, output, endpoint, model, k, rounds, temperature, top_p, max_tok
     else:
         console.print(summary_table(report, f"fusionforge rft run -> {output}"))
         if report["code_sandbox"]["runs_by_network"]:
-            print_sandbox_network(report["code_sandbox"], "code verifier sandbox",
-                                  '--verify-options \'{"code": {"network": "namespace"}}\'')
+            print_sandbox_network(
+                report["code_sandbox"],
+                "code verifier sandbox",
+                '--verify-options \'{"code": {"network": "namespace"}}\'',
+            )
 
 
 @contextmanager
 def sample_progress():
     """Yields a progress callback: one bar per round over the samples it sends."""
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         current = []
 
         def update(kind: str, data: dict) -> None:
             if kind == "round":
-                current[:] = [bar.add_task(f"round {data['round'] + 1}: {data['prompts']} prompts x {data['k']}",
-                                           total=data["to_send"])]
+                current[:] = [
+                    bar.add_task(
+                        f"round {data['round'] + 1}: {data['prompts']} prompts x {data['k']}", total=data["to_send"]
+                    )
+                ]
             elif kind == "sample" and current:
                 bar.advance(current[0])
 

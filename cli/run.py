@@ -16,13 +16,18 @@ from fusionforge.pipelines.core.io import atomic_path
 
 @click.command()
 @click.argument("recipe_file", metavar="RECIPE", type=click.Path(exists=True, dir_okay=False))
-@click.option("--executor", type=click.Choice(["ray", "local"]), default=None,
-              help="Override every step's executor.")
-@click.option("--ray-address", envvar="FUSIONFORGE_RAY_ADDRESS", default=None, show_envvar=True,
-              help="Run every step on this Ray cluster (host:port).")
+@click.option("--executor", type=click.Choice(["ray", "local"]), default=None, help="Override every step's executor.")
+@click.option(
+    "--ray-address",
+    envvar="FUSIONFORGE_RAY_ADDRESS",
+    default=None,
+    show_envvar=True,
+    help="Run every step on this Ray cluster (host:port).",
+)
 @click.option("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all).")
-@click.option("--resume", is_flag=True, default=None,
-              help="Resume every step that can: finished steps and partitions are kept.")
+@click.option(
+    "--resume", is_flag=True, default=None, help="Resume every step that can: finished steps and partitions are kept."
+)
 @click.option("--dry-run", is_flag=True, help="Check the recipe and print each step's command; run nothing.")
 @click.pass_context
 def run(ctx: click.Context, recipe_file, executor, ray_address, num_cpus, resume, dry_run):
@@ -61,9 +66,15 @@ def run(ctx: click.Context, recipe_file, executor, ray_address, num_cpus, resume
     root = Path(recipe.output)
     root.mkdir(parents=True, exist_ok=True)
     with atomic_path(root / "recipe.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump({"recipe": str(Path(recipe_file).resolve()),
-                                       "steps": [{"name": s.name, "command": s.line()} for s in recipe.steps]},
-                                      sort_keys=False))
+        tmp.write_text(
+            yaml.safe_dump(
+                {
+                    "recipe": str(Path(recipe_file).resolve()),
+                    "steps": [{"name": s.name, "command": s.line()} for s in recipe.steps],
+                },
+                sort_keys=False,
+            )
+        )
     started = time.monotonic()
     for index, step in enumerate(recipe.steps, start=1):
         console.rule(f"{index}/{len(recipe.steps)} {step.name}")
@@ -76,5 +87,7 @@ def run(ctx: click.Context, recipe_file, executor, ray_address, num_cpus, resume
         if isinstance(code, int) and code != 0:
             console.print(f"[red]step {index} ({step.name}) exited with status {code}; later steps not run[/]")
             ctx.exit(code)
-    console.print(f"[bold]recipe finished[/]: {len(recipe.steps)} steps in {time.monotonic() - started:.1f} s; "
-                  f"outputs under {root}/")
+    console.print(
+        f"[bold]recipe finished[/]: {len(recipe.steps)} steps in {time.monotonic() - started:.1f} s; "
+        f"outputs under {root}/"
+    )

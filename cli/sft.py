@@ -26,33 +26,84 @@ def sft() -> None:
 @sft.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
-@click.option("--mixture", type=click.Path(exists=True, dir_okay=False),
-              help="YAML with each source's share of training tokens: per source one of proportion, repeat or "
-                   f"choose, optionally max_epochs (the format pack reads), e.g. '{MIXTURE_EXAMPLE}'.")
-@click.option("--decontaminate", "evals", multiple=True, metavar="[NAME=]EVAL",
-              help="Eval file(s) (JSONL/Parquet); conversations sharing an n-gram with them are removed. Repeatable.")
+@click.option(
+    "--mixture",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML with each source's share of training tokens: per source one of proportion, repeat or "
+    f"choose, optionally max_epochs (the format pack reads), e.g. '{MIXTURE_EXAMPLE}'.",
+)
+@click.option(
+    "--decontaminate",
+    "evals",
+    multiple=True,
+    metavar="[NAME=]EVAL",
+    help="Eval file(s) (JSONL/Parquet); conversations sharing an n-gram with them are removed. Repeatable.",
+)
 @click.option("--ngram", type=int, default=13, show_default=True, help="Decontamination n-gram size (words).")
-@click.option("--tokenizer", type=click.Path(exists=True),
-              help="tokenizer.json or a tokenizer folder (a chat template in it is used). Default: an estimate "
-                   "(characters/4, labelled so in the report).")
-@click.option("--max-tokens", type=int, default=None,
-              help="Reject conversations longer than this many tokens, as counted by --tokenizer (required).")
-@click.option("--val-fraction", type=float, default=0.01, show_default=True,
-              help="Share of conversations held out for validation (by content hash).")
-@click.option("--strip-vision", is_flag=True,
-              help="Remove vision parts and keep the sample (marked meta.vision_stripped) instead of rejecting it.")
-@click.option("--vision-placeholders", default=None, metavar="TOKENS",
-              help="Comma-separated placeholder tokens that count as vision (replaces the default list).")
-@click.option("--near-dup-threshold", type=float, default=0.8, show_default=True,
-              help="Jaccard threshold for near-duplicate user turns (0: exact duplicates only).")
-@click.option("--partition-mb", type=float, default=64.0, show_default=True,
-              help="Input bytes per unit of work (and of resume).")
+@click.option(
+    "--tokenizer",
+    type=click.Path(exists=True),
+    help="tokenizer.json or a tokenizer folder (a chat template in it is used). Default: an estimate "
+    "(characters/4, labelled so in the report).",
+)
+@click.option(
+    "--max-tokens",
+    type=int,
+    default=None,
+    help="Reject conversations longer than this many tokens, as counted by --tokenizer (required).",
+)
+@click.option(
+    "--val-fraction",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Share of conversations held out for validation (by content hash).",
+)
+@click.option(
+    "--strip-vision",
+    is_flag=True,
+    help="Remove vision parts and keep the sample (marked meta.vision_stripped) instead of rejecting it.",
+)
+@click.option(
+    "--vision-placeholders",
+    default=None,
+    metavar="TOKENS",
+    help="Comma-separated placeholder tokens that count as vision (replaces the default list).",
+)
+@click.option(
+    "--near-dup-threshold",
+    type=float,
+    default=0.8,
+    show_default=True,
+    help="Jaccard threshold for near-duplicate user turns (0: exact duplicates only).",
+)
+@click.option(
+    "--partition-mb", type=float, default=64.0, show_default=True, help="Input bytes per unit of work (and of resume)."
+)
 @executor_options
 @run_options
 @library_errors
-def build(inputs, output, mixture, evals, ngram, tokenizer, max_tokens, val_fraction, strip_vision,
-          vision_placeholders, near_dup_threshold, partition_mb, executor, ray_address, num_cpus, seed, resume, strict,
-          as_json):
+def build(
+    inputs,
+    output,
+    mixture,
+    evals,
+    ngram,
+    tokenizer,
+    max_tokens,
+    val_fraction,
+    strip_vision,
+    vision_placeholders,
+    near_dup_threshold,
+    partition_mb,
+    executor,
+    ray_address,
+    num_cpus,
+    seed,
+    resume,
+    strict,
+    as_json,
+):
     """Validate, dedupe, decontaminate, mix and split chat data into a zero-vision SFT set.
 
     Each INPUT is PATH or NAME=PATH: JSONL (optionally compressed) or Parquet with OpenAI
@@ -69,13 +120,30 @@ def build(inputs, output, mixture, evals, ngram, tokenizer, max_tokens, val_frac
     from fusionforge.mixers.sft.build import BuildConfig, run_build
     from fusionforge.mixers.sft.vision import DEFAULT_PLACEHOLDERS
 
-    placeholders = (tuple(t.strip() for t in vision_placeholders.split(",") if t.strip())
-                    if vision_placeholders is not None else DEFAULT_PLACEHOLDERS)
+    placeholders = (
+        tuple(t.strip() for t in vision_placeholders.split(",") if t.strip())
+        if vision_placeholders is not None
+        else DEFAULT_PLACEHOLDERS
+    )
     cfg = BuildConfig(
-        inputs=tuple(inputs), output=output, mixture=mixture, decontaminate=tuple(evals), ngram=ngram,
-        tokenizer=tokenizer, max_tokens=max_tokens, val_fraction=val_fraction, seed=seed, strip_vision=strip_vision,
-        vision_placeholders=placeholders, near_dup_threshold=near_dup_threshold or None, partition_mb=partition_mb,
-        strict=strict, resume=resume, executor=executor, ray_address=ray_address, num_cpus=num_cpus,
+        inputs=tuple(inputs),
+        output=output,
+        mixture=mixture,
+        decontaminate=tuple(evals),
+        ngram=ngram,
+        tokenizer=tokenizer,
+        max_tokens=max_tokens,
+        val_fraction=val_fraction,
+        seed=seed,
+        strip_vision=strip_vision,
+        vision_placeholders=placeholders,
+        near_dup_threshold=near_dup_threshold or None,
+        partition_mb=partition_mb,
+        strict=strict,
+        resume=resume,
+        executor=executor,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
     )
     with partition_progress("sft build") as (on_plan, on_partition):
         report = run_build(cfg, on_plan=on_plan, on_partition=on_partition)
@@ -85,24 +153,65 @@ def build(inputs, output, mixture, evals, ngram, tokenizer, max_tokens, val_frac
 @sft.command("synth-vision-proxy")
 @click.argument("inputs", nargs=-1)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
-@click.option("--generate", "n_generate", type=int, default=0, show_default=True,
-              help="Also draw this many synthetic images with known answers (Pillow) and use them.")
-@click.option("--tasks", default="count,compare_sizes,bar_value,locate", show_default=True,
-              help="Tasks of the generated images, comma-separated.")
-@click.option("--timeout", "timeout_s", type=float, default=10.0, show_default=True,
-              help="Wall-clock seconds per code cell; the sandbox is killed past it.")
+@click.option(
+    "--generate",
+    "n_generate",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Also draw this many synthetic images with known answers (Pillow) and use them.",
+)
+@click.option(
+    "--tasks",
+    default="count,compare_sizes,bar_value,locate",
+    show_default=True,
+    help="Tasks of the generated images, comma-separated.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Wall-clock seconds per code cell; the sandbox is killed past it.",
+)
 @click.option("--memory-mb", type=int, default=512, show_default=True, help="Address-space limit of a sandbox.")
-@click.option("--network", type=click.Choice(["auto", "namespace", "block"]), default="auto", show_default=True,
-              help="How the sandbox is cut off the network: 'namespace' (unshare -n, required), 'block' (sockets "
-                   "disabled inside Python only: weaker), 'auto' (namespace where allowed, else block). The mode "
-                   "used is reported.")
-@click.option("--partition-kb", type=float, default=4.0, show_default=True,
-              help="QA input bytes per unit of work (about a dozen rows): sandbox sessions spread over the workers.")
+@click.option(
+    "--network",
+    type=click.Choice(["auto", "namespace", "block"]),
+    default="auto",
+    show_default=True,
+    help="How the sandbox is cut off the network: 'namespace' (unshare -n, required), 'block' (sockets "
+    "disabled inside Python only: weaker), 'auto' (namespace where allowed, else block). The mode "
+    "used is reported.",
+)
+@click.option(
+    "--partition-kb",
+    type=float,
+    default=4.0,
+    show_default=True,
+    help="QA input bytes per unit of work (about a dozen rows): sandbox sessions spread over the workers.",
+)
 @executor_options
 @run_options
 @library_errors
-def synth_vision_proxy(inputs, output, n_generate, tasks, timeout_s, memory_mb, network, partition_kb, executor,
-                       ray_address, num_cpus, seed, resume, strict, as_json):
+def synth_vision_proxy(
+    inputs,
+    output,
+    n_generate,
+    tasks,
+    timeout_s,
+    memory_mb,
+    network,
+    partition_kb,
+    executor,
+    ray_address,
+    num_cpus,
+    seed,
+    resume,
+    strict,
+    as_json,
+):
     """Turn image questions with known answers into verified, pixel-free tool-use trajectories.
 
     Each INPUT is a JSONL/Parquet file of rows {"image": PATH (relative to the file), "question",
@@ -119,10 +228,20 @@ def synth_vision_proxy(inputs, output, n_generate, tasks, timeout_s, memory_mb, 
     from fusionforge.mixers.sft.synth_job import SynthConfig, run_synth
 
     cfg = SynthConfig(
-        inputs=tuple(inputs), output=output, generate=n_generate,
-        tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()), seed=seed, timeout_s=timeout_s,
-        memory_mb=memory_mb, network=network, partition_kb=partition_kb, strict=strict, resume=resume,
-        executor=executor, ray_address=ray_address, num_cpus=num_cpus,
+        inputs=tuple(inputs),
+        output=output,
+        generate=n_generate,
+        tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+        seed=seed,
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        network=network,
+        partition_kb=partition_kb,
+        strict=strict,
+        resume=resume,
+        executor=executor,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
     )
     with partition_progress("synth-vision-proxy") as (on_plan, on_partition):
         report = run_synth(cfg, on_plan=on_plan, on_partition=on_partition)
@@ -150,8 +269,10 @@ def build_table(report: dict) -> Table:
     table.add_column("measure")
     table.add_column("value", justify="right")
     for split, facts in report["splits"].items():
-        table.add_row(f"{split}: conversations / rows / tokens",
-                      f"{facts['conversations']:,} / {facts['rows']:,} / {facts['tokens']:,}")
+        table.add_row(
+            f"{split}: conversations / rows / tokens",
+            f"{facts['conversations']:,} / {facts['rows']:,} / {facts['tokens']:,}",
+        )
     table.add_row("token count", str(report["tokens"]["method"]))
     table.add_row("tool-use share (conversations)", f"{report['tool_use_share']['conversations']:.1%}")
     table.add_row("duplicates (exact / near)", f"{report['dedup']['exact']} / {report['dedup']['near']}")

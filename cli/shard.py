@@ -13,32 +13,82 @@ from fusionforge.pipelines.readers.plan import FORMATS
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
-@click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
-              help="Input format (auto: detected per input).")
-@click.option("--shard-size", "shard_size_mb", type=float, default=256.0, show_default=True,
-              help="Close a shard at about this many MB (0: no size limit).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="Input format (auto: detected per input).",
+)
+@click.option(
+    "--shard-size",
+    "shard_size_mb",
+    type=float,
+    default=256.0,
+    show_default=True,
+    help="Close a shard at about this many MB (0: no size limit).",
+)
 @click.option("--shard-count", type=int, default=None, help="Close a shard at this many samples.")
-@click.option("--partition-mb", type=float, default=512.0, show_default=True,
-              help="Input bytes per unit of work (and of resume).")
+@click.option(
+    "--partition-mb", type=float, default=512.0, show_default=True, help="Input bytes per unit of work (and of resume)."
+)
 @click.option("--shuffle", is_flag=True, help="Shuffle records inside each partition (deterministic under --seed).")
 @click.option("--max-pixels", type=int, default=None, help="Reject images with more pixels (default: Pillow's limit).")
-@click.option("--video-check", type=click.Choice(["decode", "probe"]), default="decode", show_default=True,
-              help="'decode' decodes every video once to catch truncation; 'probe' only reads headers.")
-@click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True,
-              help="Seconds allowed for each ffprobe/ffmpeg call.")
+@click.option(
+    "--video-check",
+    type=click.Choice(["decode", "probe"]),
+    default="decode",
+    show_default=True,
+    help="'decode' decodes every video once to catch truncation; 'probe' only reads headers.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds allowed for each ffprobe/ffmpeg call.",
+)
 @click.option("--id-field", default="id", show_default=True)
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--caption-field", default="caption", show_default=True)
 @click.option("--image-field", default="image", show_default=True)
-@click.option("--video-field", default="video", show_default=True,
-              help="Pairs listings: a row without the image field but with this one is a video record.")
+@click.option(
+    "--video-field",
+    default="video",
+    show_default=True,
+    help="Pairs listings: a row without the image field but with this one is a video record.",
+)
 @click.option("--parts-field", default="parts", show_default=True, help="Interleaved documents' list of parts.")
 @executor_options
 @run_options
 @library_errors
-def shard(inputs, output, fmt, shard_size_mb, shard_count, partition_mb, shuffle, max_pixels, video_check, timeout_s,
-          id_field, text_field, caption_field, image_field, video_field, parts_field, executor, ray_address, num_cpus,
-          seed, resume, strict, as_json):
+def shard(
+    inputs,
+    output,
+    fmt,
+    shard_size_mb,
+    shard_count,
+    partition_mb,
+    shuffle,
+    max_pixels,
+    video_check,
+    timeout_s,
+    id_field,
+    text_field,
+    caption_field,
+    image_field,
+    video_field,
+    parts_field,
+    executor,
+    ray_address,
+    num_cpus,
+    seed,
+    resume,
+    strict,
+    as_json,
+):
     """Ingest text, image-text pairs, interleaved documents and videos into WebDataset shards.
 
     Each INPUT is PATH or NAME=PATH (a file, a directory or a glob; .jsonl may be .gz/.zst).
@@ -52,13 +102,33 @@ def shard(inputs, output, fmt, shard_size_mb, shard_count, partition_mb, shuffle
     from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS
     from fusionforge.pipelines.shard import ShardConfig, run_shard
 
-    reader = ReaderOptions(id_field=id_field, text_field=text_field, caption_field=caption_field,
-                           image_field=image_field, video_field=video_field, parts_field=parts_field, strict=strict)
+    reader = ReaderOptions(
+        id_field=id_field,
+        text_field=text_field,
+        caption_field=caption_field,
+        image_field=image_field,
+        video_field=video_field,
+        parts_field=parts_field,
+        strict=strict,
+    )
     cfg = ShardConfig(
-        inputs=tuple(inputs), output=output, format=fmt, shard_size_mb=shard_size_mb or None, shard_count=shard_count,
-        partition_mb=partition_mb, shuffle=shuffle, seed=seed, strict=strict, resume=resume,
-        max_pixels=max_pixels or DEFAULT_MAX_PIXELS, video_check=video_check, timeout_s=timeout_s, reader=reader,
-        executor=executor, ray_address=ray_address, num_cpus=num_cpus,
+        inputs=tuple(inputs),
+        output=output,
+        format=fmt,
+        shard_size_mb=shard_size_mb or None,
+        shard_count=shard_count,
+        partition_mb=partition_mb,
+        shuffle=shuffle,
+        seed=seed,
+        strict=strict,
+        resume=resume,
+        max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+        video_check=video_check,
+        timeout_s=timeout_s,
+        reader=reader,
+        executor=executor,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
     )
     with partition_progress("shard") as (on_plan, on_partition):
         report = run_shard(cfg, on_partition=on_partition, on_plan=on_plan)

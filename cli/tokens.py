@@ -15,12 +15,25 @@ _ITEM = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
 
 @click.command()
 @click.argument("items", nargs=-1)
-@click.option("--preset", default="kimi-k25", show_default=True,
-              type=click.Choice(["qwen2-vl", "kimi-k25", "kimi-vl", "llava-onevision", "custom"]))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a preset parameter (max_patches=4096, max_pixels=..., fit=pad, ...).")
-@click.option("--presets", "show_presets", is_flag=True,
-              help="Print every preset's parameters and their defaults instead of counting items.")
+@click.option(
+    "--preset",
+    default="kimi-k25",
+    show_default=True,
+    type=click.Choice(["qwen2-vl", "kimi-k25", "kimi-vl", "llava-onevision", "custom"]),
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a preset parameter (max_patches=4096, max_pixels=..., fit=pad, ...).",
+)
+@click.option(
+    "--presets",
+    "show_presets",
+    is_flag=True,
+    help="Print every preset's parameters and their defaults instead of counting items.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @library_errors
 def tokens(items, preset, overrides, show_presets, as_json):
@@ -54,10 +67,18 @@ def tokens(items, preset, overrides, show_presets, as_json):
         except ValueError as exc:
             rows.append({"item": item, "error": str(exc)})
             continue
-        rows.append({"item": item, "kind": "video" if frames else "image", "resized": [count.resized_width,
-                     count.resized_height], "grid": list(count.grid), "tokens": count.tokens,
-                     "wrapper_tokens": count.wrapper_tokens, "total": count.total,
-                     **({"chunks": count.chunks} if frames else {})})
+        rows.append(
+            {
+                "item": item,
+                "kind": "video" if frames else "image",
+                "resized": [count.resized_width, count.resized_height],
+                "grid": list(count.grid),
+                "tokens": count.tokens,
+                "wrapper_tokens": count.wrapper_tokens,
+                "total": count.total,
+                **({"chunks": count.chunks} if frames else {}),
+            }
+        )
     if as_json:
         click.echo(json.dumps({"preset": preset, "overrides": params, "items": rows}, indent=2))
         return
@@ -71,8 +92,14 @@ def tokens(items, preset, overrides, show_presets, as_json):
         if "error" in row:
             table.add_row(row["item"], "error", row["error"], "", "", "")
         else:
-            table.add_row(row["item"], "x".join(map(str, row["resized"])), ",".join(map(str, row["grid"])),
-                          f"{row['tokens']:,}", str(row["wrapper_tokens"]), f"{row['total']:,}")
+            table.add_row(
+                row["item"],
+                "x".join(map(str, row["resized"])),
+                ",".join(map(str, row["grid"])),
+                f"{row['tokens']:,}",
+                str(row["wrapper_tokens"]),
+                f"{row['total']:,}",
+            )
     Console().print(table)
 
 

@@ -30,8 +30,9 @@ class ScorePolicy:
     name: str
     policy_field = "score"
 
-    def init_policy(self, threshold: float | None, top_fraction: float | None, resolved_threshold: float | None,
-                    reuse_scores: bool) -> None:
+    def init_policy(
+        self, threshold: float | None, top_fraction: float | None, resolved_threshold: float | None, reuse_scores: bool
+    ) -> None:
         check_policy(self.name, threshold, top_fraction)
         self.threshold = threshold
         self.top_fraction = top_fraction
@@ -46,8 +47,10 @@ class ScorePolicy:
     def policy_reasons(self, values: np.ndarray) -> list[str | None]:
         """``low_score`` where the score is below the threshold in force; NaN (unscored) is kept."""
         if self.needs_score_pass:
-            raise ConfigError(f"{self.name}: top_fraction={self.top_fraction} needs every score first; run it "
-                              "through `fusionforge filter` (a score pass), or give a threshold")
+            raise ConfigError(
+                f"{self.name}: top_fraction={self.top_fraction} needs every score first; run it "
+                "through `fusionforge filter` (a score pass), or give a threshold"
+            )
         limit = self.resolved_threshold if self.top_fraction is not None else self.threshold
         if limit is None:
             return [None] * len(values)
@@ -58,7 +61,7 @@ class ScorePolicy:
     def stored_scores(self, batch: pa.Table) -> dict[str, pa.Array]:
         """This stage's score columns as an earlier pass stored them (``reuse_scores``)."""
         prefix = S.stage_column(self.name, "")
-        found = {c[len(prefix):]: batch.column(c).combine_chunks() for c in batch.column_names if c.startswith(prefix)}
+        found = {c[len(prefix) :]: batch.column(c).combine_chunks() for c in batch.column_names if c.startswith(prefix)}
         if self.policy_field not in found:
             raise ConfigError(f"{self.name}: reuse_scores is on but the batch has no {prefix}{self.policy_field}")
         return found

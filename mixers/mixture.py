@@ -87,10 +87,17 @@ class MixturePlan:
         """Target against realised token shares per source."""
         total_target = sum(t.target for t in self.targets.values()) or 1
         total_real = sum(realised.values()) or 1
-        return {name: {"target_tokens": t.target, "target_share": t.target / total_target,
-                       "realised_tokens": realised.get(name, 0), "realised_share": realised.get(name, 0) / total_real,
-                       "epochs": t.target / t.tokens if t.tokens else 0.0, "capped_by_max_epochs": t.capped}
-                for name, t in sorted(self.targets.items())}
+        return {
+            name: {
+                "target_tokens": t.target,
+                "target_share": t.target / total_target,
+                "realised_tokens": realised.get(name, 0),
+                "realised_share": realised.get(name, 0) / total_real,
+                "epochs": t.target / t.tokens if t.tokens else 0.0,
+                "capped_by_max_epochs": t.capped,
+            }
+            for name, t in sorted(self.targets.items())
+        }
 
 
 def record_hash(seed: int, record_id: str) -> float:
@@ -137,8 +144,9 @@ def parse_mixture(data: dict[str, Any]) -> Mixture:
     return Mixture(specs, budget, max_epochs, int(data.get("seed", 0)))
 
 
-def plan_mixture(mixture: Mixture | None, source_tokens: dict[str, int], histograms: dict[str, np.ndarray],
-                 seed: int = 0) -> MixturePlan:
+def plan_mixture(
+    mixture: Mixture | None, source_tokens: dict[str, int], histograms: dict[str, np.ndarray], seed: int = 0
+) -> MixturePlan:
     """Targets per source from the sources' sizes; ``histograms`` are token sums per hash bucket.
 
     Without a mixture every source is taken once, whole (hashes use ``seed``); with one, its own seed.
@@ -147,8 +155,9 @@ def plan_mixture(mixture: Mixture | None, source_tokens: dict[str, int], histogr
         return MixturePlan({n: SourceTarget(t, t, 1, 0.0) for n, t in source_tokens.items() if t > 0}, seed)
     missing = set(mixture.sources) - set(source_tokens)
     if missing:
-        raise ConfigError(f"mixture names source(s) {sorted(missing)} that the input does not have "
-                          f"(it has: {sorted(source_tokens)})")
+        raise ConfigError(
+            f"mixture names source(s) {sorted(missing)} that the input does not have (it has: {sorted(source_tokens)})"
+        )
     targets: dict[str, float] = {}
     for name, spec in mixture.sources.items():
         if spec.choose is not None:
@@ -175,13 +184,18 @@ def plan_mixture(mixture: Mixture | None, source_tokens: dict[str, int], histogr
         capped = target > cap + 1e-9
         if capped:
             spec = mixture.sources[name]
-            asks, fix = (("its proportion of budget_tokens", "lower budget_tokens") if spec.proportion is not None
-                         else (f"repeat {spec.repeat:g}", "lower repeat") if spec.repeat is not None
-                         else (f"choose {spec.choose:,}", "lower choose"))
+            asks, fix = (
+                ("its proportion of budget_tokens", "lower budget_tokens")
+                if spec.proportion is not None
+                else (f"repeat {spec.repeat:g}", "lower repeat")
+                if spec.repeat is not None
+                else (f"choose {spec.choose:,}", "lower choose")
+            )
             plan.warnings.append(
                 f"mixture source {name!r}: {asks} asks for {int(round(target)):,} tokens but max_epochs "
                 f"{_epochs_limit(mixture, name):g} allows {int(round(cap)):,} ({size:,} tokens per epoch); it gets "
-                f"{int(round(cap)):,} and no other source takes its place. Raise its max_epochs or {fix}")
+                f"{int(round(cap)):,} and no other source takes its place. Raise its max_epochs or {fix}"
+            )
         target = int(round(min(target, cap)))
         epochs = target // size if size else 0
         remainder = target - epochs * size
@@ -189,9 +203,11 @@ def plan_mixture(mixture: Mixture | None, source_tokens: dict[str, int], histogr
         plan.targets[name] = SourceTarget(size, target, epochs, threshold, capped)
     if plan.warnings:
         total = sum(t.target for t in plan.targets.values())
-        plan.warnings.append(f"the mixture holds {total:,} tokens, {int(round(wanted_total - total)):,} fewer than "
-                             f"{'budget_tokens' if mixture.budget_tokens is not None else 'its sources ask for'}; "
-                             "the sources' shares differ from those the mixture file asks for")
+        plan.warnings.append(
+            f"the mixture holds {total:,} tokens, {int(round(wanted_total - total)):,} fewer than "
+            f"{'budget_tokens' if mixture.budget_tokens is not None else 'its sources ask for'}; "
+            "the sources' shares differ from those the mixture file asks for"
+        )
     return plan
 
 

@@ -25,21 +25,21 @@ from fusionforge.pipelines.core.video import require_tool
 
 WORDS = {
     "en": "the a river city morning light people market window street garden old new small bright quiet house "
-          "children walk slowly under across between water bread music evening north bridge stone tree school "
-          "train station letter friend story winter summer road field village book table coffee rain wind "
-          "builds finds carries opens remembers watches paints writes sells repairs".split(),
+    "children walk slowly under across between water bread music evening north bridge stone tree school "
+    "train station letter friend story winter summer road field village book table coffee rain wind "
+    "builds finds carries opens remembers watches paints writes sells repairs".split(),
     "de": "der die das ein eine Fluss Stadt Morgen Licht Menschen Markt Fenster Strasse Garten alt neu klein hell "
-          "ruhig Haus Kinder gehen langsam unter über zwischen Wasser Brot Musik Abend Norden Brücke Stein Baum "
-          "Schule Zug Bahnhof Brief Freund Geschichte Winter Sommer Weg Feld Dorf Buch Tisch Kaffee Regen Wind "
-          "baut findet trägt öffnet erinnert beobachtet malt schreibt verkauft repariert".split(),
+    "ruhig Haus Kinder gehen langsam unter über zwischen Wasser Brot Musik Abend Norden Brücke Stein Baum "
+    "Schule Zug Bahnhof Brief Freund Geschichte Winter Sommer Weg Feld Dorf Buch Tisch Kaffee Regen Wind "
+    "baut findet trägt öffnet erinnert beobachtet malt schreibt verkauft repariert".split(),
     "fr": "le la un une rivière ville matin lumière gens marché fenêtre rue jardin vieux nouveau petit clair "
-          "calme maison enfants marchent lentement sous à travers entre eau pain musique soir nord pont pierre "
-          "arbre école train gare lettre ami histoire hiver été route champ village livre table café pluie vent "
-          "construit trouve porte ouvre rappelle regarde peint écrit vend répare".split(),
+    "calme maison enfants marchent lentement sous à travers entre eau pain musique soir nord pont pierre "
+    "arbre école train gare lettre ami histoire hiver été route champ village livre table café pluie vent "
+    "construit trouve porte ouvre rappelle regarde peint écrit vend répare".split(),
     "es": "el la un una río ciudad mañana luz gente mercado ventana calle jardín viejo nuevo pequeño claro "
-          "tranquilo casa niños caminan despacio bajo través entre agua pan música tarde norte puente piedra "
-          "árbol escuela tren estación carta amigo historia invierno verano camino campo pueblo libro mesa café "
-          "lluvia viento construye encuentra lleva abre recuerda mira pinta escribe vende repara".split(),
+    "tranquilo casa niños caminan despacio bajo través entre agua pan música tarde norte puente piedra "
+    "árbol escuela tren estación carta amigo historia invierno verano camino campo pueblo libro mesa café "
+    "lluvia viento construye encuentra lleva abre recuerda mira pinta escribe vende repara".split(),
 }
 SHAPES = ("circle", "square", "triangle")
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30)}
@@ -91,15 +91,25 @@ def encode(image: Image.Image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def make_video(path: Path, source: str, seconds: float = 2.0, size: str = "160x120", rate: int = 10,
-               faststart: bool = False, timeout_s: float = 60.0) -> None:
+def make_video(
+    path: Path,
+    source: str,
+    seconds: float = 2.0,
+    size: str = "160x120",
+    rate: int = 10,
+    faststart: bool = False,
+    timeout_s: float = 60.0,
+) -> None:
     """A short H.264 clip from one of ffmpeg's lavfi test sources (or several, concatenated)."""
     spec = f"duration={seconds}:size={size}:rate={rate}"
     parts = [ffmpeg.input(f"{name}={spec}", f="lavfi") for name in source.split("+")]
     stream = parts[0] if len(parts) == 1 else ffmpeg.concat(*parts, v=1, a=0)
     extra = {"movflags": "+faststart"} if faststart else {}
-    args = stream.output(str(path), vcodec="libx264", pix_fmt="yuv420p", g=rate, **extra).global_args(
-        "-y", "-v", "error", "-threads", "1").compile(cmd=require_tool("ffmpeg"))
+    args = (
+        stream.output(str(path), vcodec="libx264", pix_fmt="yuv420p", g=rate, **extra)
+        .global_args("-y", "-v", "error", "-threads", "1")
+        .compile(cmd=require_tool("ffmpeg"))
+    )
     subprocess.run(args, check=True, capture_output=True, timeout=timeout_s)
 
 
@@ -144,7 +154,9 @@ def _text_source(path: Path, rng: random.Random, n: int) -> Path:
     rows = []
     for i in range(n):
         lang = langs[i % len(langs)]
-        rows.append({"id": f"web-{i:05d}", "text": document(rng, lang), "lang": lang, "url": f"https://example.org/{i}"})
+        rows.append(
+            {"id": f"web-{i:05d}", "text": document(rng, lang), "lang": lang, "url": f"https://example.org/{i}"}
+        )
     for j in range(12):  # exact duplicates under new ids
         rows.append({**rows[rng.randrange(n)], "id": f"web-exact-{j:03d}"})
     for j, rate in enumerate([0.01, 0.02, 0.03, 0.05] * 4):  # near duplicates at known word-edit rates
@@ -215,8 +227,10 @@ def _interleaved(folder: Path, rng: random.Random) -> Path:
             image, caption, _ = draw_shapes(rng, (96, 96))
             name = f"d{i:03d}_{j}.png"
             (images / name).write_bytes(encode(image, "PNG"))
-            parts += [{"type": "image", "image": f"images/{name}"},
-                      {"type": "text", "text": f"Figure {j + 1}: {caption}."}]
+            parts += [
+                {"type": "image", "image": f"images/{name}"},
+                {"type": "text", "text": f"Figure {j + 1}: {caption}."},
+            ]
         rows.append({"id": f"doc-{i:03d}", "parts": parts, "url": f"https://example.org/doc/{i}"})
     write_jsonl(folder / "docs.jsonl", rows)
     return folder / "docs.jsonl"
@@ -224,8 +238,12 @@ def _interleaved(folder: Path, rng: random.Random) -> Path:
 
 def _videos(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    clips = {"testsrc": "a test card with a moving counter", "smptebars": "colour bars",
-             "rgbtestsrc": "red, green and blue stripes", "testsrc+smptebars+rgbtestsrc": "three scenes, cut hard"}
+    clips = {
+        "testsrc": "a test card with a moving counter",
+        "smptebars": "colour bars",
+        "rgbtestsrc": "red, green and blue stripes",
+        "testsrc+smptebars+rgbtestsrc": "three scenes, cut hard",
+    }
     for i, (source, caption) in enumerate(clips.items()):
         make_video(folder / f"clip_{i:02d}.mp4", source, seconds=2.0 if "+" not in source else 1.5)
         (folder / f"clip_{i:02d}.txt").write_text(caption)
@@ -239,6 +257,7 @@ def _videos(folder: Path) -> Path:
 def _legacy_tar(path: Path, rng: random.Random) -> Path:
     """A WebDataset tar from "another tool", with one member that tries to escape the archive."""
     with tarfile.open(path, "w") as tar:
+
         def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size, info.mtime = len(data), 0

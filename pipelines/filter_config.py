@@ -33,9 +33,19 @@ from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.stage import Resources, StageSpec
 
 ORDER = (
-    "text_lang_id_v1", "text_gopher_quality_v1", "text_gopher_repetition_v1", "text_c4_lines_v1",
-    "text_fineweb_quality_v1", "text_fasttext_v1", "image_checks_v1", "image_clip_score_v1", "video_probe_v1",
-    "video_scenes_v1", "video_motion_v1", "video_frames_v1", "video_clip_score_v1",
+    "text_lang_id_v1",
+    "text_gopher_quality_v1",
+    "text_gopher_repetition_v1",
+    "text_c4_lines_v1",
+    "text_fineweb_quality_v1",
+    "text_fasttext_v1",
+    "image_checks_v1",
+    "image_clip_score_v1",
+    "video_probe_v1",
+    "video_scenes_v1",
+    "video_motion_v1",
+    "video_frames_v1",
+    "video_clip_score_v1",
 )
 DEFAULT_FILTERS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("text_lang_id_v1", {}),
@@ -100,7 +110,7 @@ def with_setting(entries: list[FilterEntry], stage: str, **params: Any) -> list[
     """``entries`` with ``params`` set on ``stage`` (added at its place in ``ORDER`` when missing)."""
     for i, entry in enumerate(entries):
         if entry.stage == stage:
-            return [*entries[:i], FilterEntry(stage, {**entry.params, **params}, entry.resources), *entries[i + 1:]]
+            return [*entries[:i], FilterEntry(stage, {**entry.params, **params}, entry.resources), *entries[i + 1 :]]
     rank = ORDER.index(stage) if stage in ORDER else len(ORDER)
     at = next((i for i, e in enumerate(entries) if e.stage in ORDER and ORDER.index(e.stage) > rank), len(entries))
     return [*entries[:at], FilterEntry(stage, dict(params)), *entries[at:]]
@@ -111,8 +121,9 @@ def with_resources(entries: list[FilterEntry], stage: str, **resources: Any) -> 
     found = [e for e in entries if e.stage == stage]
     if not found:
         raise ConfigError(f"{stage} is not in the filter list; add it before setting its resources")
-    return [FilterEntry(e.stage, e.params, {**(e.resources or {}), **resources}) if e.stage == stage else e
-            for e in entries]
+    return [
+        FilterEntry(e.stage, e.params, {**(e.resources or {}), **resources}) if e.stage == stage else e for e in entries
+    ]
 
 
 def apply_overrides(entries: list[FilterEntry], overrides: Iterable[str]) -> list[FilterEntry]:
@@ -132,11 +143,15 @@ def build_specs(entries: list[FilterEntry]) -> list[StageSpec]:
     for entry in entries:
         stage = registry.get(entry.stage)
         if entry.params.get("languages") and entry.stage != "text_lang_id_v1" and "text_lang_id_v1" not in seen:
-            raise ConfigError(f"{entry.stage}: languages= judges only records of those languages, so "
-                              "text_lang_id_v1 must come before it in the filter list")
+            raise ConfigError(
+                f"{entry.stage}: languages= judges only records of those languages, so "
+                "text_lang_id_v1 must come before it in the filter list"
+            )
         if entry.params.get("top_fraction") is not None and any(registry.get(s).expands for s in seen):
-            raise ConfigError(f"{entry.stage}: top_fraction cannot follow a stage that derives records "
-                              f"({', '.join(s for s in seen if registry.get(s).expands)}); use threshold")
+            raise ConfigError(
+                f"{entry.stage}: top_fraction cannot follow a stage that derives records "
+                f"({', '.join(s for s in seen if registry.get(s).expands)}); use threshold"
+            )
         _check_params(stage, entry)
         resources = Resources(**{**_as_dict(stage.resources), **entry.resources}) if entry.resources else None
         specs.append(StageSpec(stage, dict(entry.params), resources))

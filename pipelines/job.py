@@ -58,8 +58,11 @@ class Job:
         return Path(self.layout.out_dir)
 
 
-def run_job(job: Job, on_partition: Callable[[dict[str, Any]], None] | None = None,
-            on_plan: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def run_job(
+    job: Job,
+    on_partition: Callable[[dict[str, Any]], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Run ``job`` (or finish a killed run of it); return the report, also written to ``report.json``."""
     started = time.monotonic()
     out = job.out

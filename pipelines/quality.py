@@ -42,8 +42,11 @@ class QualityConfig:
     filters: tuple[FilterEntry, ...]
 
 
-def run_quality(cfg: QualityConfig, on_partition: Callable[[dict[str, Any]], None] | None = None,
-                on_plan: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def run_quality(
+    cfg: QualityConfig,
+    on_partition: Callable[[dict[str, Any]], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Run the filters; return the report (also in ``report.json``)."""
     entries = list(cfg.filters)
     specs = build_specs(entries)
@@ -57,8 +60,9 @@ def run_quality(cfg: QualityConfig, on_partition: Callable[[dict[str, Any]], Non
         chosen = run_score_pass(job, specs)
         specs = [_decide_from_scores(s, chosen) for s in specs]
         source = ScoreJoinSource(job.source, job.out / SCORES_DIR)
-        job = dataclasses.replace(job, stages=specs, source=source, resume=True,
-                                  extra_report={**extra, "thresholds": chosen})
+        job = dataclasses.replace(
+            job, stages=specs, source=source, resume=True, extra_report={**extra, "thresholds": chosen}
+        )
     finished = (job.out / "_SUCCESS").exists()
     report = run_job(job, on_partition=on_partition, on_plan=on_plan)
     if not finished and "scores" not in report:
@@ -98,8 +102,11 @@ def score_summary(out: Path, stages: list[str], sample: int = 200_000, seed: int
     stats: dict[str, dict[str, Any]] = {}
     for path in files:
         parquet = pq.ParquetFile(path)
-        columns = [f.name for f in parquet.schema_arrow if f.name.startswith(prefixes)
-                   and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))]
+        columns = [
+            f.name
+            for f in parquet.schema_arrow
+            if f.name.startswith(prefixes) and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+        ]
         for batch in parquet.iter_batches(columns=columns, batch_size=65536) if columns else []:
             for name in columns:
                 values = batch.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
@@ -109,8 +116,11 @@ def score_summary(out: Path, stages: list[str], sample: int = 200_000, seed: int
     for name, entry in sorted(stats.items()):
         if entry["n"]:
             sample = entry["sample"]
-            result[name] = {"count": entry["n"], "mean": round(entry["sum"] / entry["n"], 6),
-                            **{f"p{int(q * 100)}": round(float(np.quantile(sample, q)), 6) for q in QUANTILES}}
+            result[name] = {
+                "count": entry["n"],
+                "mean": round(entry["sum"] / entry["n"], 6),
+                **{f"p{int(q * 100)}": round(float(np.quantile(sample, q)), 6) for q in QUANTILES},
+            }
     return result
 
 
@@ -124,8 +134,9 @@ def _add_sample(entry: dict[str, Any], values: np.ndarray, limit: int, rng: np.r
         return
     take_new = min(len(values), int(rng.binomial(limit, len(values) / entry["n"])))
     take_old = min(limit - take_new, len(sample))
-    entry["sample"] = np.concatenate([rng.choice(sample, take_old, replace=False),
-                                      rng.choice(values, take_new, replace=False)])
+    entry["sample"] = np.concatenate(
+        [rng.choice(sample, take_old, replace=False), rng.choice(values, take_new, replace=False)]
+    )
 
 
 def default_transform(input_dir: str, output_dir: str, **kwargs: Any) -> TransformConfig:

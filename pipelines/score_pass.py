@@ -56,8 +56,10 @@ def run_score_pass(job: Job, specs: Sequence[StageSpec]) -> dict[str, dict[str, 
     """
     positions = [i for i, s in enumerate(specs) if s.params.get("top_fraction") is not None]
     ranked = [specs[i] for i in positions]
-    scoring = [dataclasses.replace(s, params={**s.params, "top_fraction": None, "threshold": None})
-               if i in positions else s for i, s in enumerate(specs[: positions[-1] + 1])]
+    scoring = [
+        dataclasses.replace(s, params={**s.params, "top_fraction": None, "threshold": None}) if i in positions else s
+        for i, s in enumerate(specs[: positions[-1] + 1])
+    ]
     folder = job.out / SCORES_DIR
     todo = [p for p in job.source.partitions() if not part_path(folder, p).exists()]
     if todo:

@@ -51,14 +51,29 @@ class ShardConfig:
     num_cpus: int | None = None
 
     def stages(self) -> list[StageSpec]:
-        probe = {"max_pixels": self.max_pixels, "max_media_mb": self.max_media_mb, "video_check": self.video_check,
-                 "timeout_s": self.timeout_s, "strict": self.strict}
+        probe = {
+            "max_pixels": self.max_pixels,
+            "max_media_mb": self.max_media_mb,
+            "video_check": self.video_check,
+            "timeout_s": self.timeout_s,
+            "strict": self.strict,
+        }
         return [StageSpec(ProbeMedia, probe), StageSpec(FinalizeRecords)]
 
     def output_settings(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run it continues."""
-        keep = ("format", "shard_size_mb", "shard_count", "partition_mb", "shuffle", "seed", "max_pixels",
-                "max_media_mb", "video_check", "reader")
+        keep = (
+            "format",
+            "shard_size_mb",
+            "shard_count",
+            "partition_mb",
+            "shuffle",
+            "seed",
+            "max_pixels",
+            "max_media_mb",
+            "video_check",
+            "reader",
+        )
         return {k: v for k, v in dataclasses.asdict(self).items() if k in keep}
 
 
@@ -71,8 +86,13 @@ class IngestSource(Source):
     (the job reruns the partitions concerned with it), so the outcome never depends on partitioning.
     """
 
-    def __init__(self, partitions: list[Partition], options: ReaderOptions, batch_rows: int = 1024,
-                 taken: Mapping[int, frozenset[str]] | None = None) -> None:
+    def __init__(
+        self,
+        partitions: list[Partition],
+        options: ReaderOptions,
+        batch_rows: int = 1024,
+        taken: Mapping[int, frozenset[str]] | None = None,
+    ) -> None:
         self._partitions = {p.index: p for p in partitions}
         self._options = options
         self._batch_rows = batch_rows
@@ -98,16 +118,25 @@ class IngestSource(Source):
             yield pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA)
 
 
-def run_shard(cfg: ShardConfig, on_partition: Callable[[dict[str, Any]], None] | None = None,
-              on_plan: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def run_shard(
+    cfg: ShardConfig,
+    on_partition: Callable[[dict[str, Any]], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Run the shard job; return the report (also written to ``report.json``)."""
     specs = [parse_input(text, cfg.format) for text in cfg.inputs]
     partitions = plan_partitions(specs, cfg.partition_mb)
     layout = ShardLayout(cfg.output, "shard", cfg.shard_size_mb, cfg.shard_count, cfg.seed if cfg.shuffle else None)
     job = Job(
-        step="shard", layout=layout, source=IngestSource(partitions, cfg.reader), stages=cfg.stages(),
+        step="shard",
+        layout=layout,
+        source=IngestSource(partitions, cfg.reader),
+        stages=cfg.stages(),
         fingerprint={"plan": plan_fingerprint(partitions), "settings": cfg.output_settings()},
-        config=dataclasses.asdict(cfg), executor=cfg.executor, ray_address=cfg.ray_address, num_cpus=cfg.num_cpus,
+        config=dataclasses.asdict(cfg),
+        executor=cfg.executor,
+        ray_address=cfg.ray_address,
+        num_cpus=cfg.num_cpus,
         resume=cfg.resume,
     )
     return run_job(job, on_partition=on_partition, on_plan=on_plan)

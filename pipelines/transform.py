@@ -100,15 +100,23 @@ class ManifestSource(Source):
 def transform_fingerprint(cfg: TransformConfig, settings: dict[str, Any]) -> dict[str, Any]:
     """What a resumed run must share with the run it continues: the input's identity, the settings, the sharding."""
     input_report = Path(cfg.input) / "_SUCCESS"
-    identity = {"input": str(Path(cfg.input).resolve()), "input_finished": input_report.stat().st_mtime_ns
-                if input_report.exists() else None}
+    identity = {
+        "input": str(Path(cfg.input).resolve()),
+        "input_finished": input_report.stat().st_mtime_ns if input_report.exists() else None,
+    }
     return {"input": identity, "settings": settings, "sharding": [cfg.shard_size_mb, cfg.shard_count]}
 
 
-def run_transform(cfg: TransformConfig, step: str, stages: Sequence[StageSpec], settings: dict[str, Any],
-                  on_partition: Callable[[dict[str, Any]], None] | None = None,
-                  on_plan: Callable[[int, int], None] | None = None,
-                  source: Source | None = None, extra_report: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_transform(
+    cfg: TransformConfig,
+    step: str,
+    stages: Sequence[StageSpec],
+    settings: dict[str, Any],
+    on_partition: Callable[[dict[str, Any]], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+    source: Source | None = None,
+    extra_report: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Apply ``stages`` to every record of ``cfg.input`` and write ``cfg.output``.
 
     ``settings`` are the step's own options; with the input's identity they form the fingerprint a
@@ -119,13 +127,27 @@ def run_transform(cfg: TransformConfig, step: str, stages: Sequence[StageSpec], 
     return run_job(job, on_partition=on_partition, on_plan=on_plan)
 
 
-def transform_job(cfg: TransformConfig, step: str, stages: Sequence[StageSpec], settings: dict[str, Any],
-                  source: Source | None = None, extra_report: dict[str, Any] | None = None) -> Job:
+def transform_job(
+    cfg: TransformConfig,
+    step: str,
+    stages: Sequence[StageSpec],
+    settings: dict[str, Any],
+    source: Source | None = None,
+    extra_report: dict[str, Any] | None = None,
+) -> Job:
     """The ``Job`` that ``run_transform`` runs (for steps that do work of their own before it, under its plan)."""
     source = source or ManifestSource(cfg.input)
     layout = ShardLayout(cfg.output, step, cfg.shard_size_mb, cfg.shard_count)
     return Job(
-        step=step, layout=layout, source=source, stages=list(stages), fingerprint=transform_fingerprint(cfg, settings),
-        config={**dataclasses.asdict(cfg), "step": step, **settings}, executor=cfg.executor,
-        ray_address=cfg.ray_address, num_cpus=cfg.num_cpus, resume=cfg.resume, extra_report=extra_report or {},
+        step=step,
+        layout=layout,
+        source=source,
+        stages=list(stages),
+        fingerprint=transform_fingerprint(cfg, settings),
+        config={**dataclasses.asdict(cfg), "step": step, **settings},
+        executor=cfg.executor,
+        ray_address=cfg.ray_address,
+        num_cpus=cfg.num_cpus,
+        resume=cfg.resume,
+        extra_report=extra_report or {},
     )

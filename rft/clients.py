@@ -44,8 +44,13 @@ class Sampling:
     extra_body: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
-                "stop": list(self.stop), "extra_body": dict(self.extra_body)}
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+            "extra_body": dict(self.extra_body),
+        }
 
 
 @dataclass(frozen=True)
@@ -105,9 +110,20 @@ RETRYABLE_STATUS = {408, 429}
 class OpenAIClient(Client):
     """An OpenAI-compatible chat-completions endpoint; see the module docstring for the behaviour."""
 
-    def __init__(self, endpoint: str, model: str, *, api_key: str | None = None, concurrency: int = 16,
-                 timeout_s: float = 300.0, max_retries: int = 5, backoff_base_s: float = 0.5,
-                 backoff_max_s: float = 30.0, n_mode: str = "auto", seed: int = 0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        concurrency: int = 16,
+        timeout_s: float = 300.0,
+        max_retries: int = 5,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        n_mode: str = "auto",
+        seed: int = 0,
+    ) -> None:
         import httpx
 
         if concurrency < 1 or timeout_s <= 0 or max_retries < 0:
@@ -128,9 +144,15 @@ class OpenAIClient(Client):
         ssl_context = httpx.create_ssl_context()  # built once: each client would load the CA bundle again
         # One single-connection client per worker: httpcore's shared pool scans every connection for each
         # request, which at 64 connections cost more CPU than everything else in the loop (see bench/rft.py).
-        self._http = [httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout_s + 5.0), verify=ssl_context,
-                                        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
-                      for _ in range(concurrency)]
+        self._http = [
+            httpx.AsyncClient(
+                headers=headers,
+                timeout=httpx.Timeout(timeout_s + 5.0),
+                verify=ssl_context,
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            )
+            for _ in range(concurrency)
+        ]
 
     def identity(self) -> dict[str, Any]:
         return {"client": "openai", "model": self.model}
@@ -195,8 +217,13 @@ class OpenAIClient(Client):
 
     def _body(self, request: SampleRequest) -> dict[str, Any]:
         s = request.sampling
-        body: dict[str, Any] = {"model": self.model, "messages": request.messages, "max_tokens": s.max_tokens,
-                                "temperature": s.temperature, "seed": request.seeds[0]}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.messages,
+            "max_tokens": s.max_tokens,
+            "temperature": s.temperature,
+            "seed": request.seeds[0],
+        }
         if s.top_p is not None:
             body["top_p"] = s.top_p
         if s.stop:
@@ -251,8 +278,9 @@ class OpenAIClient(Client):
             delay = max(delay, min(retry_after, self.backoff_max_s))
         return delay
 
-    def _parse(self, request: SampleRequest, payload: dict[str, Any], started: float, attempts: int,
-               retries: dict[str, int]) -> tuple[list[SampleResult], list[SampleRequest]]:
+    def _parse(
+        self, request: SampleRequest, payload: dict[str, Any], started: float, attempts: int, retries: dict[str, int]
+    ) -> tuple[list[SampleResult], list[SampleRequest]]:
         choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))[: len(request.indices)]
         if not choices:
             raise ValueError("no choices")
@@ -265,23 +293,44 @@ class OpenAIClient(Client):
             reasoning = message.get("reasoning_content") or message.get("reasoning")
             if reasoning:
                 text = f"<think>{reasoning}</think>{text}"
-            results.append(SampleResult(
-                request.prompt_id, request.round, request.indices[position], request.seeds[position], text,
-                choice.get("finish_reason"),
-                usage.get("prompt_tokens") if position == 0 else None,
-                usage.get("completion_tokens") if position == 0 else None,  # request totals, on the first choice
-                latency, attempts, dict(retries)))
-        missing = request.singles()[len(choices):]
+            results.append(
+                SampleResult(
+                    request.prompt_id,
+                    request.round,
+                    request.indices[position],
+                    request.seeds[position],
+                    text,
+                    choice.get("finish_reason"),
+                    usage.get("prompt_tokens") if position == 0 else None,
+                    usage.get("completion_tokens") if position == 0 else None,  # request totals, on the first choice
+                    latency,
+                    attempts,
+                    dict(retries),
+                )
+            )
+        missing = request.singles()[len(choices) :]
         if missing:
             self.use_n = False  # n was ignored: ask for each sample on its own from now on
         return results, missing
 
-    def _failed(self, request: SampleRequest, kind: str, detail: str, started: float, attempts: int,
-                retries: dict[str, int]) -> list[SampleResult]:
+    def _failed(
+        self, request: SampleRequest, kind: str, detail: str, started: float, attempts: int, retries: dict[str, int]
+    ) -> list[SampleResult]:
         latency = time.monotonic() - started
-        return [SampleResult(request.prompt_id, request.round, i, s, latency_s=latency, attempts=attempts,
-                             retries=dict(retries), error_kind=kind, error=f"{kind}: {detail}")
-                for i, s in zip(request.indices, request.seeds)]
+        return [
+            SampleResult(
+                request.prompt_id,
+                request.round,
+                i,
+                s,
+                latency_s=latency,
+                attempts=attempts,
+                retries=dict(retries),
+                error_kind=kind,
+                error=f"{kind}: {detail}",
+            )
+            for i, s in zip(request.indices, request.seeds)
+        ]
 
     async def aclose(self) -> None:
         for http in self._http:
@@ -314,7 +363,11 @@ def make_client(kind: str, model: str, **options: Any) -> Client:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--engine-kwargs is not valid JSON: {exc}") from exc
         if not isinstance(engine_kwargs, dict):
-            raise ConfigError('--engine-kwargs must be a JSON object, e.g. \'{"tensor_parallel_size": 2}\'')
-        return RayVLLMClient(model, engine_kwargs=engine_kwargs, concurrency=options.get("engine_concurrency", 1),
-                             ray_address=options.get("ray_address"))
+            raise ConfigError("--engine-kwargs must be a JSON object, e.g. '{\"tensor_parallel_size\": 2}'")
+        return RayVLLMClient(
+            model,
+            engine_kwargs=engine_kwargs,
+            concurrency=options.get("engine_concurrency", 1),
+            ray_address=options.get("ray_address"),
+        )
     raise ConfigError(f"unknown client {kind!r}; use openai, transformers or ray-vllm")

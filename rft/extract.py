@@ -30,9 +30,13 @@ _ANSWER_LINE = re.compile(
 NUMBER = r"[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+−]?\.\d+"
 _NUMBER = re.compile(rf"(?<![\w.])(?:{NUMBER})(?:\s*/\s*\d+)?")
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
-_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
+_WORDS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def strip_reasoning(text: str) -> str:
     """The text after the last ``</think>``; empty when a ``<think>`` is never closed."""
     closes = list(_THINK_CLOSE.finditer(text))
     if closes:
-        return text[closes[-1].end():]
+        return text[closes[-1].end() :]
     if _THINK_OPEN.search(text):
         return ""
     return text
@@ -65,7 +69,7 @@ def last_boxed(text: str) -> str | None:
                 elif text[pos] == "}":
                     depth -= 1
                     if depth == 0:
-                        return text[start + 1:pos].strip()
+                        return text[start + 1 : pos].strip()
             continue  # unbalanced: try an earlier box
         bare = re.match(r"[^\s$]+", text[start:])
         if bare:
@@ -124,8 +128,9 @@ def parse_number(text: str) -> Number | None:
     """A number from an answer string: ``1,234.5``, ``$12``, ``12 cm``, ``50%``, ``-3``, ``1/2``, ``\\frac{1}{2}``."""
     cleaned = text.strip().replace("−", "-").replace("\\!", "").replace("\\,", "").replace("{,}", ",")
     cleaned = re.sub(r"\\[dt]?frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}", r"\1/\2", cleaned)
-    cleaned = re.sub(r"\\text\{[^{}]*\}|\\(?:mathrm|mbox)\{[^{}]*\}|\\%", lambda m: "%" if m.group(0) == "\\%" else "",
-                     cleaned)
+    cleaned = re.sub(
+        r"\\text\{[^{}]*\}|\\(?:mathrm|mbox)\{[^{}]*\}|\\%", lambda m: "%" if m.group(0) == "\\%" else "", cleaned
+    )
     cleaned = cleaned.replace("$", "").replace("\\", "").strip()
     match = re.search(rf"({NUMBER})(?:\s*/\s*({NUMBER}))?\s*(%)?", cleaned)
     if not match:
@@ -231,8 +236,10 @@ def extract_json(text: str) -> tuple[Any, str | None]:
 
 
 _COORD = r"[-+−]?\d+(?:\.\d+)?"
-_BOX = re.compile(rf"\[\s*({_COORD})\s*,\s*({_COORD})\s*,\s*({_COORD})\s*,\s*({_COORD})\s*\]"
-                  rf"|\(\s*({_COORD})\s*,\s*({_COORD})\s*\)\s*,?\s*\(\s*({_COORD})\s*,\s*({_COORD})\s*\)")
+_BOX = re.compile(
+    rf"\[\s*({_COORD})\s*,\s*({_COORD})\s*,\s*({_COORD})\s*,\s*({_COORD})\s*\]"
+    rf"|\(\s*({_COORD})\s*,\s*({_COORD})\s*\)\s*,?\s*\(\s*({_COORD})\s*,\s*({_COORD})\s*\)"
+)
 
 
 def extract_boxes(text: str) -> list[list[float]]:

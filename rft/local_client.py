@@ -47,15 +47,28 @@ class TransformersClient(Client):
         started = time.monotonic()
         messages = _text_messages(request.messages)
         if messages is None:
-            return [SampleResult(request.prompt_id, request.round, i, s, error_kind="unsupported_input",
-                                 error="unsupported_input: the transformers client takes text prompts only")
-                    for i, s in zip(request.indices, request.seeds)]
+            return [
+                SampleResult(
+                    request.prompt_id,
+                    request.round,
+                    i,
+                    s,
+                    error_kind="unsupported_input",
+                    error="unsupported_input: the transformers client takes text prompts only",
+                )
+                for i, s in zip(request.indices, request.seeds)
+            ]
         s = request.sampling
-        inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                    return_dict=True).to(self.device)
+        inputs = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(self.device)
         prompt_len = inputs["input_ids"].shape[1]
-        kwargs: dict[str, Any] = {"max_new_tokens": s.max_tokens, "num_return_sequences": len(request.indices),
-                                  "do_sample": s.temperature > 0, "pad_token_id": self._pad_id()}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": s.max_tokens,
+            "num_return_sequences": len(request.indices),
+            "do_sample": s.temperature > 0,
+            "pad_token_id": self._pad_id(),
+        }
         if s.temperature > 0:
             kwargs["temperature"] = s.temperature
             if s.top_p is not None:
@@ -73,9 +86,19 @@ class TransformersClient(Client):
             ends = [n for n, token in enumerate(sequence) if token in eos]
             length = ends[0] + 1 if ends else len(sequence)
             text = self.tokenizer.decode(sequence[:length], skip_special_tokens=True)
-            results.append(SampleResult(
-                request.prompt_id, request.round, request.indices[position], request.seeds[position], text,
-                "stop" if ends or length < s.max_tokens else "length", prompt_len, length, latency))
+            results.append(
+                SampleResult(
+                    request.prompt_id,
+                    request.round,
+                    request.indices[position],
+                    request.seeds[position],
+                    text,
+                    "stop" if ends or length < s.max_tokens else "length",
+                    prompt_len,
+                    length,
+                    latency,
+                )
+            )
         return results
 
     def _pad_id(self) -> int | None:

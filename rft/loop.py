@@ -166,9 +166,18 @@ async def _run_rounds(state: RunState, client: Client, pool: VerifierPool, progr
             options = {**cfg.verify_defaults.get(prompt.task, {}), **prompt.verify_options()}
             began = time.monotonic()
             verdict = await pool.verify_async(prompt.task, text, prompt.answer, options)
-            store.append({"kind": "verdict", "prompt_id": key[0], "round": key[1], "index": key[2],
-                          "settings": key[3], "verifier": verifier, **verdict.to_dict(),
-                          "seconds": round(time.monotonic() - began, 4)})
+            store.append(
+                {
+                    "kind": "verdict",
+                    "prompt_id": key[0],
+                    "round": key[1],
+                    "index": key[2],
+                    "settings": key[3],
+                    "verifier": verifier,
+                    **verdict.to_dict(),
+                    "seconds": round(time.monotonic() - began, 4),
+                }
+            )
             if verdict.status != PASS:
                 store.forget_text(key)
         finally:
@@ -190,23 +199,48 @@ async def _run_rounds(state: RunState, client: Client, pool: VerifierPool, progr
             if not active:
                 break
             k, sampling = cfg.round_settings(round_index)
-            settings = stable_hash({"sampler": client.identity(), "sampling": sampling.describe(), "seed": cfg.seed,
-                                    "system_prompt": cfg.system_prompt})
+            settings = stable_hash(
+                {
+                    "sampler": client.identity(),
+                    "sampling": sampling.describe(),
+                    "seed": cfg.seed,
+                    "system_prompt": cfg.system_prompt,
+                }
+            )
             plan = RoundPlan(round_index, k, sampling, settings, [p.id for p in active])
             state.rounds.append(plan)
-            todo = [(p, [i for i, key in enumerate(state.keys(plan, p.id)) if not store.has_response(key)])
-                    for p in active]
+            todo = [
+                (p, [i for i, key in enumerate(state.keys(plan, p.id)) if not store.has_response(key)]) for p in active
+            ]
             plan.sent = sum(len(missing) for _, missing in todo)
             plan.reused = len(active) * k - plan.sent
-            progress("round", {"round": round_index, "prompts": len(active), "k": k, "to_send": plan.sent,
-                               "reused": plan.reused, "temperature": sampling.temperature})
+            progress(
+                "round",
+                {
+                    "round": round_index,
+                    "prompts": len(active),
+                    "k": k,
+                    "to_send": plan.sent,
+                    "reused": plan.reused,
+                    "temperature": sampling.temperature,
+                },
+            )
             for p in active:
                 for key in state.keys(plan, p.id):
                     if store.has_response(key) and store.needs_verdict(key, verifier):
                         await schedule(key)
-            requests = (SampleRequest(p.id, p.request_messages(cfg.system_prompt), round_index, tuple(missing),
-                                      tuple(sample_seed(cfg.seed, p.id, round_index, i) for i in missing), sampling)
-                        for p, missing in todo if missing)
+            requests = (
+                SampleRequest(
+                    p.id,
+                    p.request_messages(cfg.system_prompt),
+                    round_index,
+                    tuple(missing),
+                    tuple(sample_seed(cfg.seed, p.id, round_index, i) for i in missing),
+                    sampling,
+                )
+                for p, missing in todo
+                if missing
+            )
             async for result in client.generate(requests):
                 key = (result.prompt_id, result.round, result.index, settings)
                 store.append(_sample_record(result, settings))
@@ -227,13 +261,30 @@ async def _run_rounds(state: RunState, client: Client, pool: VerifierPool, progr
 
 def _passed(store: ResultStore, key: SampleKey, verifier: str) -> bool:
     record, verdict = store.samples.get(key), store.verdict(key, verifier)
-    return (record is not None and record.get("finish_reason") != "length" and verdict is not None
-            and verdict["status"] == PASS)
+    return (
+        record is not None
+        and record.get("finish_reason") != "length"
+        and verdict is not None
+        and verdict["status"] == PASS
+    )
 
 
 def _sample_record(result: SampleResult, settings: str) -> dict[str, Any]:
-    return {"kind": "sample", "prompt_id": result.prompt_id, "round": result.round, "index": result.index,
-            "settings": settings, "seed": result.seed, "text": result.text, "finish_reason": result.finish_reason,
-            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-            "latency_s": round(result.latency_s, 4), "attempts": result.attempts, "retries": result.retries,
-            "error_kind": result.error_kind, "error": result.error, "time": round(time.time(), 3)}
+    return {
+        "kind": "sample",
+        "prompt_id": result.prompt_id,
+        "round": result.round,
+        "index": result.index,
+        "settings": settings,
+        "seed": result.seed,
+        "text": result.text,
+        "finish_reason": result.finish_reason,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "latency_s": round(result.latency_s, 4),
+        "attempts": result.attempts,
+        "retries": result.retries,
+        "error_kind": result.error_kind,
+        "error": result.error,
+        "time": round(time.time(), 3),
+    }

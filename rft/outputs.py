@@ -37,20 +37,49 @@ from fusionforge.rft.verdict import FAIL, PASS
 TRUNCATED, GEN_ERROR, UNVERIFIED_SAMPLE = "truncated", "gen_error", "unverified"
 COUNTED = (PASS, FAIL, TRUNCATED)
 
-PASS_RATES_SCHEMA = pa.schema([
-    ("id", pa.string()), ("task", pa.string()), ("bucket", pa.string()), ("n", pa.int64()), ("passed", pa.int64()),
-    ("pass_rate", pa.float64()), ("pass_at_1", pa.float64()), ("pass_at_k", pa.float64()), ("k", pa.int64()),
-    ("samples", pa.int64()), ("truncated", pa.int64()), ("gen_errors", pa.int64()),
-    ("verifier_timeouts", pa.int64()), ("verifier_errors", pa.int64()), ("accepted", pa.int64()),
-    ("rounds_sent", pa.int64()), ("solved_round", pa.int64()), ("error", pa.string()),
-])
-SAMPLES_SCHEMA = pa.schema([
-    ("prompt_id", pa.string()), ("round", pa.int64()), ("index", pa.int64()), ("seed", pa.int64()),
-    ("settings", pa.string()), ("status", pa.string()), ("detail", pa.string()), ("extracted", pa.string()),
-    ("selection", pa.string()), ("finish_reason", pa.string()), ("prompt_tokens", pa.int64()),
-    ("completion_tokens", pa.int64()), ("chars", pa.int64()), ("latency_s", pa.float64()), ("attempts", pa.int64()),
-    ("retries", pa.string()), ("error", pa.string()),
-])
+PASS_RATES_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("task", pa.string()),
+        ("bucket", pa.string()),
+        ("n", pa.int64()),
+        ("passed", pa.int64()),
+        ("pass_rate", pa.float64()),
+        ("pass_at_1", pa.float64()),
+        ("pass_at_k", pa.float64()),
+        ("k", pa.int64()),
+        ("samples", pa.int64()),
+        ("truncated", pa.int64()),
+        ("gen_errors", pa.int64()),
+        ("verifier_timeouts", pa.int64()),
+        ("verifier_errors", pa.int64()),
+        ("accepted", pa.int64()),
+        ("rounds_sent", pa.int64()),
+        ("solved_round", pa.int64()),
+        ("error", pa.string()),
+    ]
+)
+SAMPLES_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),
+        ("round", pa.int64()),
+        ("index", pa.int64()),
+        ("seed", pa.int64()),
+        ("settings", pa.string()),
+        ("status", pa.string()),
+        ("detail", pa.string()),
+        ("extracted", pa.string()),
+        ("selection", pa.string()),
+        ("finish_reason", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("chars", pa.int64()),
+        ("latency_s", pa.float64()),
+        ("attempts", pa.int64()),
+        ("retries", pa.string()),
+        ("error", pa.string()),
+    ]
+)
 
 
 def sample_status(record: dict[str, Any] | None, verdict: dict[str, Any] | None) -> str | None:
@@ -80,8 +109,7 @@ class _Totals:
         self.passk: list[float] = []
         self.code_network: Counter = Counter()  # code verifications by the sandbox network mode they ran under
 
-    def add_sample(self, plan: RoundPlan, record: dict[str, Any], verdict: dict[str, Any] | None,
-                   status: str) -> None:
+    def add_sample(self, plan: RoundPlan, record: dict[str, Any], verdict: dict[str, Any] | None, status: str) -> None:
         self.status[status] += 1
         if verdict is not None and verdict.get("sandbox_network"):
             self.code_network[verdict["sandbox_network"]] += 1
@@ -131,8 +159,15 @@ def write_outputs(state: RunState) -> dict[str, Any]:
             if row["solved_round"] == plan.index:
                 totals.by_round[plan.index]["newly_solved"] += 1
         task = totals.by_task[prompt.task]
-        task.update({"prompts": 1, "solved": int(row["solved_round"] is not None), "accepted_samples": row["accepted"],
-                     "samples": row["n"], "passed": row["passed"]})
+        task.update(
+            {
+                "prompts": 1,
+                "solved": int(row["solved_round"] is not None),
+                "accepted_samples": row["accepted"],
+                "samples": row["n"],
+                "passed": row["passed"],
+            }
+        )
         if row["pass_at_1"] is not None:
             totals.pass1.append(row["pass_at_1"])
         if row["pass_at_k"] is not None:
@@ -140,8 +175,15 @@ def write_outputs(state: RunState) -> dict[str, Any]:
         if row["bucket"] == MIXED:
             rl_pool.append(_rl_line(state, prompt, row))
     for bad in state.invalid:
-        prompt_rows.append({**{f.name: None for f in PASS_RATES_SCHEMA}, "id": bad.id, "bucket": INVALID,
-                            "error": bad.reason, "k": cfg.k})
+        prompt_rows.append(
+            {
+                **{f.name: None for f in PASS_RATES_SCHEMA},
+                "id": bad.id,
+                "bucket": INVALID,
+                "error": bad.reason,
+                "k": cfg.k,
+            }
+        )
         totals.buckets[INVALID] += 1
     _write_jsonl(out / "sft.jsonl", sft)
     _write_jsonl(out / "rl_pool.jsonl", rl_pool)
@@ -160,13 +202,24 @@ def _prompt_row(prompt, outcomes, fates, k: int) -> dict[str, Any]:
     n0, c0 = sum(s in COUNTED for s in round0), sum(s == PASS for s in round0)
     solved = [o[0].index for o in outcomes if o[3] == PASS]
     return {
-        "id": prompt.id, "task": prompt.task, "bucket": bucket(n, statuses[PASS]), "n": n, "passed": statuses[PASS],
-        "pass_rate": statuses[PASS] / n if n else None, "pass_at_1": c0 / n0 if n0 else None,
-        "pass_at_k": pass_at_k(n0, c0, k) if n0 else None, "k": k, "samples": len(outcomes),
-        "truncated": statuses[TRUNCATED], "gen_errors": statuses[GEN_ERROR],
-        "verifier_timeouts": statuses["verifier_timeout"], "verifier_errors": statuses["verifier_error"],
-        "accepted": sum(f == ACCEPTED for f in fates), "rounds_sent": len({o[0].index for o in outcomes}),
-        "solved_round": min(solved) if solved else None, "error": None,
+        "id": prompt.id,
+        "task": prompt.task,
+        "bucket": bucket(n, statuses[PASS]),
+        "n": n,
+        "passed": statuses[PASS],
+        "pass_rate": statuses[PASS] / n if n else None,
+        "pass_at_1": c0 / n0 if n0 else None,
+        "pass_at_k": pass_at_k(n0, c0, k) if n0 else None,
+        "k": k,
+        "samples": len(outcomes),
+        "truncated": statuses[TRUNCATED],
+        "gen_errors": statuses[GEN_ERROR],
+        "verifier_timeouts": statuses["verifier_timeout"],
+        "verifier_errors": statuses["verifier_error"],
+        "accepted": sum(f == ACCEPTED for f in fates),
+        "rounds_sent": len({o[0].index for o in outcomes}),
+        "solved_round": min(solved) if solved else None,
+        "error": None,
     }
 
 
@@ -174,31 +227,59 @@ def _sample_row(record, verdict, status, fate) -> dict[str, Any]:
     verdict = verdict or {}
     chars = record.get("chars", len(record["text"]) if record.get("text") is not None else None)
     return {
-        "prompt_id": record["prompt_id"], "round": record["round"], "index": record["index"], "seed": record["seed"],
-        "settings": record["settings"], "status": status, "detail": verdict.get("detail"),
-        "extracted": verdict.get("extracted"), "selection": fate, "finish_reason": record.get("finish_reason"),
-        "prompt_tokens": record.get("prompt_tokens"), "completion_tokens": record.get("completion_tokens"),
-        "chars": chars, "latency_s": record.get("latency_s"), "attempts": record.get("attempts"),
-        "retries": json.dumps(record.get("retries") or {}, sort_keys=True), "error": record.get("error"),
+        "prompt_id": record["prompt_id"],
+        "round": record["round"],
+        "index": record["index"],
+        "seed": record["seed"],
+        "settings": record["settings"],
+        "status": status,
+        "detail": verdict.get("detail"),
+        "extracted": verdict.get("extracted"),
+        "selection": fate,
+        "finish_reason": record.get("finish_reason"),
+        "prompt_tokens": record.get("prompt_tokens"),
+        "completion_tokens": record.get("completion_tokens"),
+        "chars": chars,
+        "latency_s": record.get("latency_s"),
+        "attempts": record.get("attempts"),
+        "retries": json.dumps(record.get("retries") or {}, sort_keys=True),
+        "error": record.get("error"),
     }
 
 
 def _sft_line(state: RunState, prompt, plan: RoundPlan, record, verdict) -> dict[str, Any]:
     messages = [*prompt.sft_messages(state.config.system_prompt), {"role": "assistant", "content": record["text"]}]
     return {
-        "id": f"{prompt.id}#r{plan.index}s{record['index']}", "prompt_id": prompt.id, "messages": messages,
-        "images": list(prompt.images), "task": prompt.task, "answer": prompt.answer,
-        "extracted": verdict.get("extracted"), "metadata": prompt.metadata, "round": plan.index,
-        "sample_index": record["index"], "seed": record["seed"], "temperature": plan.sampling.temperature,
-        "model": state.model, "settings": plan.settings,
+        "id": f"{prompt.id}#r{plan.index}s{record['index']}",
+        "prompt_id": prompt.id,
+        "messages": messages,
+        "images": list(prompt.images),
+        "task": prompt.task,
+        "answer": prompt.answer,
+        "extracted": verdict.get("extracted"),
+        "metadata": prompt.metadata,
+        "round": plan.index,
+        "sample_index": record["index"],
+        "seed": record["seed"],
+        "temperature": plan.sampling.temperature,
+        "model": state.model,
+        "settings": plan.settings,
     }
 
 
 def _rl_line(state: RunState, prompt, row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": prompt.id, "messages": prompt.sft_messages(state.config.system_prompt), "images": list(prompt.images),
-        "answer": prompt.answer, "task": prompt.task, "verify": prompt.verify, "metadata": prompt.metadata,
-        "pass_rate": row["pass_rate"], "n": row["n"], "passed": row["passed"], "pass_at_1": row["pass_at_1"],
+        "id": prompt.id,
+        "messages": prompt.sft_messages(state.config.system_prompt),
+        "images": list(prompt.images),
+        "answer": prompt.answer,
+        "task": prompt.task,
+        "verify": prompt.verify,
+        "metadata": prompt.metadata,
+        "pass_rate": row["pass_rate"],
+        "n": row["n"],
+        "passed": row["passed"],
+        "pass_at_1": row["pass_at_1"],
     }
 
 
@@ -222,19 +303,38 @@ def _report(state: RunState, totals: _Totals, accepted: int, rl_pool: int) -> di
     invalid_reasons = Counter(bad.reason.split(":", 1)[0] for bad in state.invalid)
     by_task = {}
     for task, c in sorted(totals.by_task.items()):
-        by_task[task] = {"prompts": c["prompts"], "solved": c["solved"], "accepted_samples": c["accepted_samples"],
-                         "samples_counted": c["samples"], "passed": c["passed"],
-                         "pass_rate": round(c["passed"] / c["samples"], 6) if c["samples"] else None}
-    by_round = [{"round": plan.index, "k": plan.k, "temperature": plan.sampling.temperature,
-                 "prompts": len(plan.prompt_ids), "requests_sent": plan.sent, "reused_from_log": plan.reused,
-                 "samples": totals.by_round[plan.index]["samples"], "passed": totals.by_round[plan.index]["passed"],
-                 "newly_solved": totals.by_round[plan.index]["newly_solved"],
-                 "accepted_samples": totals.by_round[plan.index]["accepted"]} for plan in state.rounds]
+        by_task[task] = {
+            "prompts": c["prompts"],
+            "solved": c["solved"],
+            "accepted_samples": c["accepted_samples"],
+            "samples_counted": c["samples"],
+            "passed": c["passed"],
+            "pass_rate": round(c["passed"] / c["samples"], 6) if c["samples"] else None,
+        }
+    by_round = [
+        {
+            "round": plan.index,
+            "k": plan.k,
+            "temperature": plan.sampling.temperature,
+            "prompts": len(plan.prompt_ids),
+            "requests_sent": plan.sent,
+            "reused_from_log": plan.reused,
+            "samples": totals.by_round[plan.index]["samples"],
+            "passed": totals.by_round[plan.index]["passed"],
+            "newly_solved": totals.by_round[plan.index]["newly_solved"],
+            "accepted_samples": totals.by_round[plan.index]["accepted"],
+        }
+        for plan in state.rounds
+    ]
     return {
         "step": "rft",
         "model": state.model,
-        "prompts": {"inputs": len(state.prompts) + len(state.invalid), "valid": len(state.prompts),
-                    "invalid": len(state.invalid), "invalid_reasons": dict(sorted(invalid_reasons.items()))},
+        "prompts": {
+            "inputs": len(state.prompts) + len(state.invalid),
+            "valid": len(state.prompts),
+            "invalid": len(state.invalid),
+            "invalid_reasons": dict(sorted(invalid_reasons.items())),
+        },
         "solved": sum(r["newly_solved"] for r in by_round),
         "accepted_samples": accepted,
         "rl_pool": rl_pool,
@@ -249,14 +349,23 @@ def _report(state: RunState, totals: _Totals, accepted: int, rl_pool: int) -> di
         "acceptance_by_round": by_round,
         "tokens": {**totals.tokens, "total": totals.tokens["prompt"] + totals.tokens["completion"]},
         "latency_s": percentiles(totals.latencies),
-        "errors": {"generation": dict(sorted(totals.gen_errors.items())),
-                   "retries": dict(sorted(totals.retries.items())),
-                   "verifier": {"verifier_timeout": totals.status["verifier_timeout"],
-                                "verifier_error": totals.status["verifier_error"]},
-                   "verifier_processes_replaced": state.verifier_replacements},
+        "errors": {
+            "generation": dict(sorted(totals.gen_errors.items())),
+            "retries": dict(sorted(totals.retries.items())),
+            "verifier": {
+                "verifier_timeout": totals.status["verifier_timeout"],
+                "verifier_error": totals.status["verifier_error"],
+            },
+            "verifier_processes_replaced": state.verifier_replacements,
+        },
         "code_sandbox": network_summary(totals.code_network),
         "log": {"records_loaded": state.store.loaded_records, "torn_bytes_dropped": state.store.torn_bytes},
         "seconds": round(state.seconds, 3),
-        "outputs": {"sft": "sft.jsonl", "rl_pool": "rl_pool.jsonl", "pass_rates": "pass_rates.parquet",
-                    "samples": "samples.parquet", "log": RESULTS_LOG},
+        "outputs": {
+            "sft": "sft.jsonl",
+            "rl_pool": "rl_pool.jsonl",
+            "pass_rates": "pass_rates.parquet",
+            "samples": "samples.parquet",
+            "log": RESULTS_LOG,
+        },
     }

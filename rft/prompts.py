@@ -27,8 +27,14 @@ from fusionforge.pipelines.core.io import open_text, strip_compression
 from fusionforge.rft.verifiers import TASKS
 
 KNOWN_FIELDS = {"id", "messages", "question", "images", "answer", "task", "verify", "metadata"}
-_MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif", "bmp": "image/bmp",
-         "tiff": "image/tiff"}
+_MIME = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "bmp": "image/bmp",
+    "tiff": "image/tiff",
+}
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,11 @@ def read_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any] | None, st
             except json.JSONDecodeError as exc:
                 yield f"{path.name}:{number}", None, f"malformed_json: {exc}"
                 continue
-            yield (f"{path.name}:{number}", row, None) if isinstance(row, dict) else \
-                (f"{path.name}:{number}", None, "not_an_object: a prompt line must be a JSON object")
+            yield (
+                (f"{path.name}:{number}", row, None)
+                if isinstance(row, dict)
+                else (f"{path.name}:{number}", None, "not_an_object: a prompt line must be a JSON object")
+            )
 
 
 def load_prompts(path: str | Path, task_override: str | None = None) -> tuple[list[Prompt], list[InvalidPrompt]]:
@@ -164,9 +173,13 @@ def _build(prompt_id: str, row: dict[str, Any], base: Path, task_override: str |
         messages = [{"role": "user", "content": content}]
     else:
         raise _Invalid("missing_prompt: give 'messages' (a list) or 'question' (a non-empty string)")
-    paths = tuple(part["image_url"]["url"] for m in messages if isinstance(m.get("content"), list)
-                  for part in m["content"] if part.get("type") == "image_url"
-                  and not part["image_url"]["url"].startswith("data:"))
+    paths = tuple(
+        part["image_url"]["url"]
+        for m in messages
+        if isinstance(m.get("content"), list)
+        for part in m["content"]
+        if part.get("type") == "image_url" and not part["image_url"]["url"].startswith("data:")
+    )
     sizes = tuple(_image_size(p) for p in paths)
     verify = row.get("verify") or {}
     metadata = dict(row.get("metadata") or {})
@@ -180,7 +193,7 @@ def _resolve(path: Any, base: Path) -> str:
     if not isinstance(path, str) or not path:
         raise _Invalid(f"bad_image: {path!r} is not a path")
     if path.startswith("file://"):
-        path = path[len("file://"):]
+        path = path[len("file://") :]
     if "://" in path:
         raise _Invalid(f"remote_image: {path} (fusionforge never downloads; fetch it and give a local path)")
     resolved = (base / path).resolve()

@@ -43,16 +43,23 @@ def request_rows(requests: Iterable[SampleRequest]) -> list[dict[str, Any]]:
                 params["top_p"] = s.top_p
             if s.stop:
                 params["stop"] = list(s.stop)
-            rows.append({"prompt_id": request.prompt_id, "round": request.round, "index": index, "seed": seed,
-                         "messages": request.messages, "sampling_params": params})
+            rows.append(
+                {
+                    "prompt_id": request.prompt_id,
+                    "round": request.round,
+                    "index": index,
+                    "seed": seed,
+                    "messages": request.messages,
+                    "sampling_params": params,
+                }
+            )
     return rows
 
 
 def result_from_row(row: dict[str, Any], latency_s: float) -> SampleResult:
     """A ``SampleResult`` from one output row of the vLLM processor."""
     error = row.get("__inference_error__") or None
-    base = SampleResult(row["prompt_id"], int(row["round"]), int(row["index"]), int(row["seed"]),
-                        latency_s=latency_s)
+    base = SampleResult(row["prompt_id"], int(row["round"]), int(row["index"]), int(row["seed"]), latency_s=latency_s)
     if error:
         base.error_kind, base.error = "engine_error", f"engine_error: {str(error)[:300]}"
         return base
@@ -69,15 +76,25 @@ def require_engine() -> None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise MissingDependency(module, "ray-vllm", f"{exc}; vLLM runs on CUDA GPUs: on a machine without "
-                                                        "them use --client openai or --client transformers") from exc
+            raise MissingDependency(
+                module,
+                "ray-vllm",
+                f"{exc}; vLLM runs on CUDA GPUs: on a machine without "
+                "them use --client openai or --client transformers",
+            ) from exc
 
 
 class RayVLLMClient(Client):
     """Ray Data's ``vLLMEngineProcessorConfig`` + ``build_processor`` over the round's samples."""
 
-    def __init__(self, model_source: str, engine_kwargs: dict[str, Any] | None = None, concurrency: int = 1,
-                 batch_size: int = 64, ray_address: str | None = None) -> None:
+    def __init__(
+        self,
+        model_source: str,
+        engine_kwargs: dict[str, Any] | None = None,
+        concurrency: int = 1,
+        batch_size: int = 64,
+        ray_address: str | None = None,
+    ) -> None:
         require_engine()
         self.model = model_source
         self.engine_kwargs = dict(engine_kwargs or {})
@@ -109,18 +126,36 @@ class RayVLLMClient(Client):
             from fusionforge.pipelines.core.ray_env import init_ray
 
             init_ray(self.ray_address)
-            has_images = any(isinstance(m.get("content"), list) and any(p.get("type") == "image_url"
-                                                                        for p in m["content"])
-                             for row in rows for m in row["messages"])
+            has_images = any(
+                isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"])
+                for row in rows
+                for m in row["messages"]
+            )
             config = vLLMEngineProcessorConfig(
-                model_source=self.model, engine_kwargs=self.engine_kwargs, concurrency=self.concurrency,
-                batch_size=self.batch_size, should_continue_on_error=True, prepare_multimodal_stage=has_images)
+                model_source=self.model,
+                engine_kwargs=self.engine_kwargs,
+                concurrency=self.concurrency,
+                batch_size=self.batch_size,
+                should_continue_on_error=True,
+                prepare_multimodal_stage=has_images,
+            )
             processor = build_processor(
                 config,
                 preprocess=lambda row: {"messages": row["messages"], "sampling_params": row["sampling_params"]},
-                postprocess=lambda row: {k: row.get(k) for k in (
-                    "prompt_id", "round", "index", "seed", "sampling_params", "generated_text",
-                    "num_generated_tokens", "num_input_tokens", "__inference_error__")},
+                postprocess=lambda row: {
+                    k: row.get(k)
+                    for k in (
+                        "prompt_id",
+                        "round",
+                        "index",
+                        "seed",
+                        "sampling_params",
+                        "generated_text",
+                        "num_generated_tokens",
+                        "num_input_tokens",
+                        "__inference_error__",
+                    )
+                },
             )
             started = time.monotonic()
             for row in processor(ray.data.from_items(rows)).iter_rows():

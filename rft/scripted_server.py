@@ -82,8 +82,14 @@ def prompt_text(body: Mapping[str, Any]) -> str:
 class ScriptedServer:
     """The server on 127.0.0.1 in a background thread; ``url`` is its ``/v1`` base."""
 
-    def __init__(self, responder: Responder, latency_s: float = 0.0, n_support: str = "ignore",
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        responder: Responder,
+        latency_s: float = 0.0,
+        n_support: str = "ignore",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         if n_support not in ("ignore", "honour", "reject"):
             raise ValueError("n_support must be ignore, honour or reject")
         self.responder = responder
@@ -160,8 +166,13 @@ class ScriptedServer:
     async def _respond(self, method: str, path: str, raw: bytes, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection was dropped on purpose."""
         if method == "GET" and path in ("/health", "/v1/models"):
-            await _send(writer, 200, {"status": "ok"} if path == "/health" else
-                        {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+            await _send(
+                writer,
+                200,
+                {"status": "ok"}
+                if path == "/health"
+                else {"object": "list", "data": [{"id": "scripted", "object": "model"}]},
+            )
             return True
         if method != "POST" or not path.endswith("/chat/completions"):
             await _send(writer, 404, {"error": f"no route {method} {path}"})
@@ -171,8 +182,16 @@ class ScriptedServer:
         prompt, seed = prompt_text(body), body.get("seed")
         if n > 1 and self.n_support == "reject":
             with self._lock:
-                self.calls.append({"prompt": prompt, "seed": seed, "n": n, "attempt": 0, "time": time.monotonic(),
-                                   "outcome": "n_rejected"})
+                self.calls.append(
+                    {
+                        "prompt": prompt,
+                        "seed": seed,
+                        "n": n,
+                        "attempt": 0,
+                        "time": time.monotonic(),
+                        "outcome": "n_rejected",
+                    }
+                )
             await _send(writer, 422, {"detail": "Unexpected fields in the request: {'n'}"})
             return True
         with self._lock:
@@ -183,8 +202,16 @@ class ScriptedServer:
         outcomes = [self.responder(Call(prompt, seed, j, attempt, body)) for j in range(choices)]
         first = outcomes[0]
         with self._lock:
-            self.calls.append({"prompt": prompt, "seed": seed, "n": n, "attempt": attempt, "time": time.monotonic(),
-                               "outcome": first.kind if isinstance(first, Fault) else "reply"})
+            self.calls.append(
+                {
+                    "prompt": prompt,
+                    "seed": seed,
+                    "n": n,
+                    "attempt": attempt,
+                    "time": time.monotonic(),
+                    "outcome": first.kind if isinstance(first, Fault) else "reply",
+                }
+            )
         await asyncio.sleep(self.latency_s + first.delay_s)
         if isinstance(first, Fault):
             if first.kind == "drop":
@@ -197,15 +224,25 @@ class ScriptedServer:
             await _send(writer, first.status, {"error": {"message": f"scripted {first.status}"}}, extra)
             return True
         replies = [o if isinstance(o, Reply) else Reply("") for o in outcomes]
-        await _send(writer, 200, {
-            "id": f"scripted-{len(self.calls)}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", "scripted"),
-            "choices": [{"index": j, "message": {"role": "assistant", "content": r.text},
-                         "finish_reason": r.finish_reason} for j, r in enumerate(replies)],
-            "usage": {"prompt_tokens": len(prompt.split()),
-                      "completion_tokens": sum(len(r.text.split()) for r in replies),
-                      "total_tokens": len(prompt.split()) + sum(len(r.text.split()) for r in replies)},
-        })
+        await _send(
+            writer,
+            200,
+            {
+                "id": f"scripted-{len(self.calls)}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "scripted"),
+                "choices": [
+                    {"index": j, "message": {"role": "assistant", "content": r.text}, "finish_reason": r.finish_reason}
+                    for j, r in enumerate(replies)
+                ],
+                "usage": {
+                    "prompt_tokens": len(prompt.split()),
+                    "completion_tokens": sum(len(r.text.split()) for r in replies),
+                    "total_tokens": len(prompt.split()) + sum(len(r.text.split()) for r in replies),
+                },
+            },
+        )
         return True
 
 
@@ -214,8 +251,12 @@ async def _send(writer: asyncio.StreamWriter, status: int, payload: Any, headers
 
 
 async def _send_raw(writer: asyncio.StreamWriter, status: int, data: bytes, headers: Mapping[str, str]) -> None:
-    head = [f"HTTP/1.1 {status} Scripted", "Content-Type: application/json", f"Content-Length: {len(data)}",
-            *(f"{k}: {v}" for k, v in headers.items())]
+    head = [
+        f"HTTP/1.1 {status} Scripted",
+        "Content-Type: application/json",
+        f"Content-Length: {len(data)}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
     await writer.drain()
 

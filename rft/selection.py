@@ -22,8 +22,9 @@ POLICIES = ("first", "all", "shortest")
 ACCEPTED, DUP_EXACT, DUP_NEAR, NOT_SELECTED = "accepted", "duplicate_exact", "duplicate_near", "not_selected"
 
 
-def select(texts: Sequence[str], policy: str = "first", max_per_prompt: int | None = None,
-           near_threshold: float = 0.8) -> list[str]:
+def select(
+    texts: Sequence[str], policy: str = "first", max_per_prompt: int | None = None, near_threshold: float = 0.8
+) -> list[str]:
     """The fate of each passing sample (given in round, index order): accepted, a duplicate, or not selected."""
     if policy not in POLICIES:
         raise ConfigError(f"unknown acceptance policy {policy!r}; use one of {', '.join(POLICIES)}")

@@ -41,8 +41,9 @@ def free_port() -> int:
 class TransformersServer:
     """``transformers serve MODEL_DIR`` on 127.0.0.1, pinned to that model; a context manager."""
 
-    def __init__(self, model_dir: str | Path, port: int | None = None, device: str = "cpu",
-                 startup_timeout_s: float = 180.0) -> None:
+    def __init__(
+        self, model_dir: str | Path, port: int | None = None, device: str = "cpu", startup_timeout_s: float = 180.0
+    ) -> None:
         self.model = str(model_dir)
         self.port = port or free_port()
         self.device = device
@@ -58,9 +59,27 @@ class TransformersServer:
         """Start the server and wait until ``/health`` answers (or raise with the log's tail)."""
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "transformers.cli.transformers", "serve", self.model, "--host", "127.0.0.1",
-             "--port", str(self.port), "--device", self.device, "--log-level", "error"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "transformers.cli.transformers",
+                "serve",
+                self.model,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--device",
+                self.device,
+                "--log-level",
+                "error",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -48,14 +48,28 @@ def build_tiny_model(folder: str | Path, seed: int = 0, hidden_size: int = 64, l
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     backend.decoder = decoders.WordPiece(cleanup=False)  # words joined by spaces, so "1 7" stays two numbers
     backend.train_from_iterator(arithmetic_corpus(seed=seed), trainers.WordLevelTrainer(special_tokens=SPECIAL))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        unk_token="[UNK]", additional_special_tokens=["<|im_start|>"])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="[UNK]",
+        additional_special_tokens=["<|im_start|>"],
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    config = Olmo2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers,
-                         num_attention_heads=4, num_key_value_heads=2, intermediate_size=hidden_size * 2,
-                         max_position_embeddings=1024, eos_token_id=eos, pad_token_id=pad, bos_token_id=pad,
-                         tie_word_embeddings=True)
+    config = Olmo2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=hidden_size * 2,
+        max_position_embeddings=1024,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        bos_token_id=pad,
+        tie_word_embeddings=True,
+    )
     torch.manual_seed(seed)
     model = Olmo2ForCausalLM(config)
     model.generation_config.eos_token_id = eos

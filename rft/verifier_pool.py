@@ -41,7 +41,10 @@ class _Worker:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker; closed in kill()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fusionforge.rft.verifier_worker", str(os.getpid()), *preload],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            start_new_session=True,
         )
         self._buffer = b""
 
@@ -114,8 +117,9 @@ class VerifierPool:
         start_timeout_s: seconds a worker may take to start.
     """
 
-    def __init__(self, workers: int = 2, timeout_s: float = 10.0, preload: Sequence[str] = (),
-                 start_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, workers: int = 2, timeout_s: float = 10.0, preload: Sequence[str] = (), start_timeout_s: float = 120.0
+    ) -> None:
         if workers < 1 or timeout_s <= 0:
             raise ConfigError("the verifier pool needs workers >= 1 and timeout_s > 0")
         self.timeout_s = timeout_s
@@ -138,8 +142,14 @@ class VerifierPool:
             self._idle.put(worker)
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix="verifier")
 
-    def verify(self, task: str, response: str, answer: Any, options: Mapping[str, Any] | None = None,
-               timeout_s: float | None = None) -> Verdict:
+    def verify(
+        self,
+        task: str,
+        response: str,
+        answer: Any,
+        options: Mapping[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> Verdict:
         """Verify one response; ``verifier_timeout`` / ``verifier_error`` when the verifier hangs or breaks."""
         limit = timeout_s or self.timeout_s
         job = {"task": task, "response": response, "answer": answer, "options": dict(options or {})}
@@ -160,8 +170,14 @@ class VerifierPool:
             else:
                 self._idle.put(self._replace(worker))
 
-    async def verify_async(self, task: str, response: str, answer: Any, options: Mapping[str, Any] | None = None,
-                           timeout_s: float | None = None) -> Verdict:
+    async def verify_async(
+        self,
+        task: str,
+        response: str,
+        answer: Any,
+        options: Mapping[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> Verdict:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, self.verify, task, response, answer, options, timeout_s)
 

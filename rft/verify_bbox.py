@@ -54,8 +54,11 @@ def _gold_boxes(answer: Any) -> tuple[list[list[float]], Mapping[str, Any]]:
         answer = answer.get("boxes", answer.get("box"))
     if isinstance(answer, Sequence) and len(answer) == 4 and all(isinstance(v, (int, float)) for v in answer):
         answer = [answer]
-    if not isinstance(answer, Sequence) or not answer or not all(isinstance(b, Sequence) and len(b) == 4
-                                                                 for b in answer):
+    if (
+        not isinstance(answer, Sequence)
+        or not answer
+        or not all(isinstance(b, Sequence) and len(b) == 4 for b in answer)
+    ):
         raise ValueError(f"the ground-truth box {answer!r} is not [x1, y1, x2, y2] or a list of them")
     boxes = [[float(v) for v in box] for box in answer]
     for box in boxes:

@@ -77,8 +77,9 @@ def _limits(time_limit_s: float, memory_mb: int):
     return apply
 
 
-def run_sandboxed(source: str, stdin: str = "", time_limit_s: float = 5.0, memory_mb: int = 1024,
-                  network: str = "auto") -> RunResult:
+def run_sandboxed(
+    source: str, stdin: str = "", time_limit_s: float = 5.0, memory_mb: int = 1024, network: str = "auto"
+) -> RunResult:
     """Run ``source`` with ``python -I`` under the limits in the module docstring."""
     mode = resolve_network_mode(network)
     launch = ["-c", block_network_source() + _RUN_MAIN] if mode == BLOCK else ["main.py"]
@@ -86,13 +87,28 @@ def run_sandboxed(source: str, stdin: str = "", time_limit_s: float = 5.0, memor
     try:
         (folder / "main.py").write_text(source, encoding="utf-8")
         (folder / "stdin.txt").write_text(stdin, encoding="utf-8")
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(folder), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-               "LANG": "C.UTF-8"}
-        with open(folder / "stdin.txt", "rb") as inp, open(folder / "out.txt", "wb") as out, \
-                open(folder / "err.txt", "wb") as err:
-            proc = subprocess.Popen([*network_prefix(mode), sys.executable, "-I", *launch], cwd=folder, env=env,
-                                    stdin=inp, stdout=out, stderr=err, start_new_session=True,
-                                    preexec_fn=_limits(time_limit_s, memory_mb))  # noqa: PLW1509 - no threads here
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(folder),
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "LANG": "C.UTF-8",
+        }
+        with (
+            open(folder / "stdin.txt", "rb") as inp,
+            open(folder / "out.txt", "wb") as out,
+            open(folder / "err.txt", "wb") as err,
+        ):
+            proc = subprocess.Popen(
+                [*network_prefix(mode), sys.executable, "-I", *launch],
+                cwd=folder,
+                env=env,
+                stdin=inp,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                preexec_fn=_limits(time_limit_s, memory_mb),
+            )  # noqa: PLW1509 - no threads here
             try:
                 returncode: int | None = proc.wait(timeout=time_limit_s)
             except subprocess.TimeoutExpired:

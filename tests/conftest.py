@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import sys
 
-for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "RAY_AUTH_MODE": "disabled",
-                   "RAY_USAGE_STATS_ENABLED": "0"}.items():
+for key, value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}.items():
     os.environ.setdefault(key, value)
 
 import pytest  # noqa: E402
@@ -36,8 +40,11 @@ def sample_corpus(tmp_path_factory) -> dict[str, str]:
     return make_corpus(tmp_path_factory.mktemp("corpus"), seed=7, n_text=40)
 
 
-TINY = {"embed_dim": 64, "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
+TINY = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +64,12 @@ def tiny_clip(tmp_path_factory):
     model = open_clip.create_model("ff-tiny-clip", pretrained=None)
     torch.save(model.state_dict(), folder / "tiny.pt")
     save_file(model.state_dict(), folder / "tiny.safetensors")
-    return {"config": str(config), "pt": str(folder / "tiny.pt"), "st": str(folder / "tiny.safetensors"),
-            "model": model.eval()}
+    return {
+        "config": str(config),
+        "pt": str(folder / "tiny.pt"),
+        "st": str(folder / "tiny.safetensors"),
+        "model": model.eval(),
+    }
 
 
 @pytest.fixture

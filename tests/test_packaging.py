@@ -18,7 +18,8 @@ def test_every_package_folder_is_listed_in_pyproject():
     listed = set(_pyproject()["tool"]["setuptools"]["packages"])
     on_disk = {
         "fusionforge." + ".".join(init.parent.relative_to(ROOT).parts)
-        for top in TOP for init in (ROOT / top).rglob("__init__.py")
+        for top in TOP
+        for init in (ROOT / top).rglob("__init__.py")
     }
     assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
     assert listed - on_disk == set(), "these listed packages have no folder with __init__.py"
@@ -31,8 +32,23 @@ def test_layout_and_console_script():
 
 
 def test_wheel_contains_every_module(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(ROOT)], check=True, timeout=300, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("fusionforge-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for top in TOP:

@@ -23,8 +23,10 @@ def _free_port() -> int:
 
 
 def _alive_nodes(address: str) -> int:
-    code = (f"import ray; ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False); "
-            "print(sum(n['Alive'] for n in ray.nodes()))")
+    code = (
+        f"import ray; ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False); "
+        "print(sum(n['Alive'] for n in ray.nodes()))"
+    )
     done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=60)
     return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else 0
 
@@ -34,14 +36,33 @@ def two_node_cluster():
     port = _free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([*RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                             "--include-dashboard=false", *common], env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    head = subprocess.Popen(
+        [
+            *RAY,
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--include-dashboard=false",
+            *common,
+        ],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     worker = None
     try:
         time.sleep(5)
-        worker = subprocess.Popen([*RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
-                                  env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        worker = subprocess.Popen(
+            [*RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 90
         while _alive_nodes(address) < 2:
             assert time.monotonic() < deadline, "the two-node cluster did not come up"
@@ -55,8 +76,21 @@ def two_node_cluster():
 
 
 def _fusionforge_shard(inputs, out, *extra):
-    args = [sys.executable, "-m", "fusionforge.cli", "shard", *inputs, "-o", str(out), "--shard-count", "20",
-            "--partition-mb", "0.05", "--json", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "fusionforge.cli",
+        "shard",
+        *inputs,
+        "-o",
+        str(out),
+        "--shard-count",
+        "20",
+        "--partition-mb",
+        "0.05",
+        "--json",
+        *extra,
+    ]
     done = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
@@ -74,4 +108,5 @@ def test_shard_on_a_two_node_cluster_matches_the_local_run(two_node_cluster, sam
     for path in cluster_shards:
         assert path.read_bytes() == (tmp_path / "local" / "shards" / path.name).read_bytes()
     assert pq.read_table(tmp_path / "cluster" / "manifest.parquet").equals(
-        pq.read_table(tmp_path / "local" / "manifest.parquet"))
+        pq.read_table(tmp_path / "local" / "manifest.parquet")
+    )

@@ -15,8 +15,14 @@ from fusionforge.cli.options import executor_options, library_errors
 
 
 @click.command()
-@click.option("-o", "--output", default="demo-out", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the corpus (raw/) and every stage's output.")
+@click.option(
+    "-o",
+    "--output",
+    default="demo-out",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the corpus (raw/) and every stage's output.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated corpus.")
 @executor_options
 @library_errors
@@ -40,8 +46,9 @@ def demo(output, seed, executor, ray_address, num_cpus):
     console = Console()
     started = time.monotonic()
     inputs = make_corpus(out / "raw", seed=seed)
-    console.print(f"[bold]corpus[/] {len(inputs)} sources generated under {out / 'raw'} "
-                  f"({time.monotonic() - started:.1f} s)")
+    console.print(
+        f"[bold]corpus[/] {len(inputs)} sources generated under {out / 'raw'} ({time.monotonic() - started:.1f} s)"
+    )
     run = {"executor": executor, "ray_address": ray_address, "num_cpus": num_cpus}
     shards = shard_step(console, inputs, out, seed, **run)
     deduplicated = dedupe_step(console, out, shards, **run)

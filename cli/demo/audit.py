@@ -10,8 +10,9 @@ DEMO_VISION_RATIO = 0.10
 CHAIN = ("shards", "dedup", "filtered", "packed")  # the folders the pretraining steps write
 
 
-def audit_step(out: Path, console: Console, executor: str = "local", ray_address: str | None = None,
-               num_cpus: int | None = None) -> Path:
+def audit_step(
+    out: Path, console: Console, executor: str = "local", ray_address: str | None = None, num_cpus: int | None = None
+) -> Path:
     """Last step: audit the pretraining chain's outputs under ``out`` and write the HTML report; return its path.
 
     The SFT and RFT outputs are a separate (post-training) chain and are left out, so the funnel

@@ -19,12 +19,16 @@ def sft_step(out: Path, shard_dir: str, seed: int, executor: str, ray_address, n
     started = time.monotonic()
     photo_qa = questions_from_shards(shard_dir, out / "raw" / "photo_qa")
     run = {"executor": executor, "ray_address": ray_address, "num_cpus": num_cpus, "seed": seed}
-    synth = run_synth(SynthConfig(inputs=(f"photos={photo_qa}",) if photo_qa else (), output=str(out / "sft_proxy"),
-                                  generate=8, **run))
+    synth = run_synth(
+        SynthConfig(
+            inputs=(f"photos={photo_qa}",) if photo_qa else (), output=str(out / "sft_proxy"), generate=8, **run
+        )
+    )
     chats, evals = make_chat_corpus(out / "raw" / "chats", seed=seed, n=40)
     inputs = (*(f"{k}={v}" for k, v in chats.items()), f"proxy={out / 'sft_proxy' / 'trajectories.jsonl'}")
-    report = run_build(BuildConfig(inputs=inputs, output=str(out / "sft"), decontaminate=(f"eval={evals}",),
-                                   val_fraction=0.05, **run))
+    report = run_build(
+        BuildConfig(inputs=inputs, output=str(out / "sft"), decontaminate=(f"eval={evals}",), val_fraction=0.05, **run)
+    )
     table = Table(title=f"zero-vision SFT -> {out / 'sft'} ({time.monotonic() - started:.1f} s)", header_style="bold")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -32,9 +36,11 @@ def sft_step(out: Path, shard_dir: str, seed: int, executor: str, ray_address, n
     table.add_row("sandbox network", str(synth["sandbox"]["network"]))
     for reason, count in synth["reasons"].items():
         table.add_row(f"  {reason}", str(count))
-    table.add_row("conversations in / train / val",
-                  f"{report['inputs']} / {report['splits']['train']['conversations']} / "
-                  f"{report['splits']['val']['conversations']}")
+    table.add_row(
+        "conversations in / train / val",
+        f"{report['inputs']} / {report['splits']['train']['conversations']} / "
+        f"{report['splits']['val']['conversations']}",
+    )
     for reason, count in report["reasons"].items():
         table.add_row(f"  {reason}", str(count))
     table.add_row("tool-use share", f"{report['tool_use_share']['conversations']:.0%}")
@@ -60,13 +66,30 @@ def rft_step(console: Console, out: Path, seed: int) -> None:
     folder = out / "rft"
     model = build_tiny_model(folder / "model", seed=seed)
     prompts = folder / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"id": f"sum-{a}-{b}", "question": f"What is {a} + {b} ?", "answer": a + b,
-                                           "task": "numeric"}) + "\n" for a, b in ((1, 2), (2, 2), (3, 1), (4, 4))))
+    prompts.write_text(
+        "".join(
+            json.dumps({"id": f"sum-{a}-{b}", "question": f"What is {a} + {b} ?", "answer": a + b, "task": "numeric"})
+            + "\n"
+            for a, b in ((1, 2), (2, 2), (3, 1), (4, 4))
+        )
+    )
     with TransformersServer(model) as server:
-        cfg = RFTConfig(prompts=str(prompts), output=str(folder / "out"), k=4, rounds=2, round_k_factor=1.5,
-                        accept="all", seed=seed,
-                        sampling=Sampling(temperature=1.0, max_tokens=24, extra_body=sampling_body(model)))
+        cfg = RFTConfig(
+            prompts=str(prompts),
+            output=str(folder / "out"),
+            k=4,
+            rounds=2,
+            round_k_factor=1.5,
+            accept="all",
+            seed=seed,
+            sampling=Sampling(temperature=1.0, max_tokens=24, extra_body=sampling_body(model)),
+        )
         report = run_rft(cfg, OpenAIClient(server.url, str(model), concurrency=4))
-    console.print(rft_table(report, f"rft -> {cfg.output} (PLUMBING DEMONSTRATION: a random-weight 2-layer model "
-                                    f"served by transformers serve; its answers are noise)"))
+    console.print(
+        rft_table(
+            report,
+            f"rft -> {cfg.output} (PLUMBING DEMONSTRATION: a random-weight 2-layer model "
+            f"served by transformers serve; its answers are noise)",
+        )
+    )
     console.print(f"[bold]rft[/] model built, served, sampled and verified in {time.monotonic() - started:.1f} s")

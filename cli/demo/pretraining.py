@@ -10,13 +10,21 @@ from rich.table import Table
 from fusionforge.cli.render import partition_progress, summary_table
 
 
-def shard_step(console: Console, inputs: dict[str, str], out: Path, seed: int, executor: str, ray_address,
-               num_cpus) -> str:
+def shard_step(
+    console: Console, inputs: dict[str, str], out: Path, seed: int, executor: str, ray_address, num_cpus
+) -> str:
     """Ingest the generated corpus into shards; return the output folder."""
     from fusionforge.pipelines.shard import ShardConfig, run_shard
 
-    cfg = ShardConfig(inputs=tuple(f"{name}={path}" for name, path in inputs.items()), output=str(out / "shards"),
-                      shard_count=100, seed=seed, executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    cfg = ShardConfig(
+        inputs=tuple(f"{name}={path}" for name, path in inputs.items()),
+        output=str(out / "shards"),
+        shard_count=100,
+        seed=seed,
+        executor=executor,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
+    )
     with partition_progress("shard") as (on_plan, on_partition):
         report = run_shard(cfg, on_partition=on_partition, on_plan=on_plan)
     console.print(summary_table(report, f"shard -> {cfg.output}"))
@@ -33,13 +41,20 @@ def by_source(report: dict) -> Table:
     return table
 
 
-def dedupe_step(console: Console, out: Path, previous: str, executor: str, ray_address: str | None,
-                 num_cpus: int | None) -> str:
+def dedupe_step(
+    console: Console, out: Path, previous: str, executor: str, ray_address: str | None, num_cpus: int | None
+) -> str:
     """Remove exact and near duplicates (text, images, video) from the previous step's output."""
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
-    cfg = DedupeConfig(input=previous, output=str(out / "dedup"), shard_count=100, executor=executor,
-                       ray_address=ray_address, num_cpus=num_cpus)
+    cfg = DedupeConfig(
+        input=previous,
+        output=str(out / "dedup"),
+        shard_count=100,
+        executor=executor,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
+    )
     with partition_progress("dedupe") as (on_plan, on_partition):
         report = run_dedupe(cfg, on_plan=on_plan, on_partition=on_partition)
     stats = report["dedupe"]
@@ -47,8 +62,13 @@ def dedupe_step(console: Console, out: Path, previous: str, executor: str, ray_a
     for column in ("space", "items", "clusters", "exact dropped", "near dropped"):
         table.add_column(column, justify="left" if column == "space" else "right")
     for space in ("text", "image", "video"):
-        table.add_row(space, str(stats["items"].get(space, 0)), str(stats[f"{space}_clusters"]),
-                      str(stats[f"{space}_exact_dropped"]), str(stats[f"{space}_near_dropped"]))
+        table.add_row(
+            space,
+            str(stats["items"].get(space, 0)),
+            str(stats[f"{space}_clusters"]),
+            str(stats[f"{space}_exact_dropped"]),
+            str(stats[f"{space}_near_dropped"]),
+        )
     console.print(table)
     console.print(f"kept {report['kept']} of {report['inputs']} records; clusters in {cfg.output}/clusters.parquet")
     return cfg.output
@@ -80,13 +100,25 @@ def filter_step(console: Console, input_dir: str, output_dir: str, executor: str
     from fusionforge.pipelines.quality import QualityConfig, run_quality
     from fusionforge.pipelines.transform import TransformConfig
 
-    console.print("[yellow]skipped[/] CLIP image-text and keyframe scores: no CLIP weights are available offline "
-                  "(give a local checkpoint: fusionforge filter --clip-pretrained PATH)")
-    console.print("[yellow]skipped[/] fastText quality score: no quality model is available offline "
-                  "(train one: fusionforge filters train-fasttext hq=good.jsonl lq=bad.jsonl -o q.bin)")
-    cfg = QualityConfig(TransformConfig(input=input_dir, output=output_dir, shard_count=100, executor=executor,
-                                        ray_address=ray_address, num_cpus=num_cpus),
-                        tuple(parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")))
+    console.print(
+        "[yellow]skipped[/] CLIP image-text and keyframe scores: no CLIP weights are available offline "
+        "(give a local checkpoint: fusionforge filter --clip-pretrained PATH)"
+    )
+    console.print(
+        "[yellow]skipped[/] fastText quality score: no quality model is available offline "
+        "(train one: fusionforge filters train-fasttext hq=good.jsonl lq=bad.jsonl -o q.bin)"
+    )
+    cfg = QualityConfig(
+        TransformConfig(
+            input=input_dir,
+            output=output_dir,
+            shard_count=100,
+            executor=executor,
+            ray_address=ray_address,
+            num_cpus=num_cpus,
+        ),
+        tuple(parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")),
+    )
     with partition_progress("filter") as (on_plan, on_partition):
         report = run_quality(cfg, on_partition=on_partition, on_plan=on_plan)
     table = Table(title=f"filter -> {output_dir} (language ID: {report['language_detector']})", header_style="bold")
@@ -105,11 +137,19 @@ def pack_step(console: Console, out: Path, previous: str, executor, ray_address,
     """Pack the previous step's output into 2,048-token sequences at 10% vision (kimi-k25 tokens)."""
     from fusionforge.mixers.packing.job import PackConfig, run_pack
 
-    cfg = PackConfig(input=previous, output=str(out / "packed"), seq_len=2048, vision_ratio=0.10, window=8,
-                     seed=seed, executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    cfg = PackConfig(
+        input=previous,
+        output=str(out / "packed"),
+        seq_len=2048,
+        vision_ratio=0.10,
+        window=8,
+        seed=seed,
+        executor=executor,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
+    )
     report = run_pack(cfg)
-    table = Table(title=f"pack -> {cfg.output} (L=2048, r=10%, kimi-k25; text tokens estimated)",
-                  header_style="bold")
+    table = Table(title=f"pack -> {cfg.output} (L=2048, r=10%, kimi-k25; text tokens estimated)", header_style="bold")
     table.add_column("measure")
     table.add_column("value", justify="right")
     ratio = report["per_sequence_ratio"]

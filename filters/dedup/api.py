@@ -18,8 +18,9 @@ from fusionforge.filters.dedup.verify import DEFAULT_RECHECK_MARGIN, verify_text
 from fusionforge.pipelines.core.config import DEFAULT_SEED
 
 
-def exact_duplicates(texts: Sequence[str], *, casefold: bool = True,
-                     collapse_whitespace: bool = True) -> list[int | None]:
+def exact_duplicates(
+    texts: Sequence[str], *, casefold: bool = True, collapse_whitespace: bool = True
+) -> list[int | None]:
     """Per text: None when it is the first of its content, else the index of that first text.
 
     Texts are compared after Unicode NFC and, by default, case folding and whitespace collapsing.
@@ -32,8 +33,9 @@ def exact_duplicates(texts: Sequence[str], *, casefold: bool = True,
     return [None if int(f) == i else int(f) for i, f in enumerate(firsts)]
 
 
-def near_duplicates(texts: Sequence[str], *, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5,
-                    seed: int = DEFAULT_SEED) -> list[int | None]:
+def near_duplicates(
+    texts: Sequence[str], *, threshold: float = 0.8, num_perm: int = 128, ngram: int = 5, seed: int = DEFAULT_SEED
+) -> list[int | None]:
     """Per text: None when it is kept (the first of its cluster, in input order), else the index of the kept text.
 
     Clusters join texts whose word ``ngram`` shingle sets have Jaccard >= ``threshold`` (MinHash LSH
@@ -56,10 +58,12 @@ def near_duplicates(texts: Sequence[str], *, threshold: float = 0.8, num_perm: i
     def exact(positions: np.ndarray) -> np.ndarray:
         return np.array([exact_jaccard(sketch.shingle_set(a[p]), sketch.shingle_set(b[p])) for p in positions])
 
-    _, accepted = verify_text_pairs(sketch.signatures[a], sketch.signatures[b], threshold,
-                                    DEFAULT_RECHECK_MARGIN, exact)
-    nodes, roots = connected_components(np.concatenate([exact_member, a[accepted]]),
-                                        np.concatenate([exact_first, b[accepted]]))
+    _, accepted = verify_text_pairs(
+        sketch.signatures[a], sketch.signatures[b], threshold, DEFAULT_RECHECK_MARGIN, exact
+    )
+    nodes, roots = connected_components(
+        np.concatenate([exact_member, a[accepted]]), np.concatenate([exact_first, b[accepted]])
+    )
     result: list[int | None] = [None] * n
     for node, root in zip(nodes.tolist(), roots.tolist()):
         if node != root:

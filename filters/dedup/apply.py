@@ -42,6 +42,10 @@ class DedupeApply(Stage):
 
 def empty_decisions(n: int) -> dict[str, pa.Array]:
     """Decision columns for ``n`` records that no cluster touched."""
-    return {"dedupe__cluster": pa.nulls(n, pa.int64()), "dedupe__kept_id": pa.nulls(n, pa.string()),
-            "dedupe__similarity": pa.nulls(n, pa.float64()), "dedupe__duplicate": pa.nulls(n, pa.string()),
-            "dedupe__error": pa.nulls(n, pa.string())}
+    return {
+        "dedupe__cluster": pa.nulls(n, pa.int64()),
+        "dedupe__kept_id": pa.nulls(n, pa.string()),
+        "dedupe__similarity": pa.nulls(n, pa.float64()),
+        "dedupe__duplicate": pa.nulls(n, pa.string()),
+        "dedupe__error": pa.nulls(n, pa.string()),
+    }

@@ -45,8 +45,9 @@ def band_recall(distance: int, width: int, bands: int, bits: int = BITS) -> floa
     return 1.0 - (1.0 - agree) ** bands
 
 
-def hamming_band_params(max_distance: int, recall: float = HAMMING_RECALL, max_bands: int = MAX_HAMMING_BANDS,
-                        bits: int = BITS) -> tuple[int, int]:
+def hamming_band_params(
+    max_distance: int, recall: float = HAMMING_RECALL, max_bands: int = MAX_HAMMING_BANDS, bits: int = BITS
+) -> tuple[int, int]:
     """(bits per band, bands) that reach ``recall`` at ``max_distance`` bits.
 
     Up to 3 bits, ``d + 1`` disjoint bands of at least ``MIN_BAND_BITS`` bits find every pair
@@ -81,7 +82,7 @@ def band_masks(width: int, bands: int, bits: int = BITS, seed: int = MASK_SEED) 
     while len(masks) < bands:
         order = rng.permutation(bits)
         for group in range(min(per_permutation, bands - len(masks))):
-            chosen = order[group * width: (group + 1) * width]
+            chosen = order[group * width : (group + 1) * width]
             masks.append(np.bitwise_or.reduce(np.left_shift(_U64(1), chosen.astype(_U64))))
     return np.array(masks, _U64)
 
@@ -98,8 +99,15 @@ def hamming64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(np.bitwise_xor(np.asarray(a, _U64), np.asarray(b, _U64))).astype(np.int64)
 
 
-def hash_band_rows(space: int, items: np.ndarray, exact: np.ndarray, hashes: np.ndarray, masks: np.ndarray,
-                   usable: np.ndarray, per_column: bool = False) -> dict[str, np.ndarray]:
+def hash_band_rows(
+    space: int,
+    items: np.ndarray,
+    exact: np.ndarray,
+    hashes: np.ndarray,
+    masks: np.ndarray,
+    usable: np.ndarray,
+    per_column: bool = False,
+) -> dict[str, np.ndarray]:
     """Rows for ``hamming_matches``: an exact-key row per item, and one row per band of each hash of usable items.
 
     ``hashes`` is ``(n, k)`` uint64. Images (``per_column=False``): column 0 is the stored hash, the
@@ -124,9 +132,16 @@ def hash_band_rows(space: int, items: np.ndarray, exact: np.ndarray, hashes: np.
         value.append(np.repeat(column[keep], bands))
         probe.append(np.full(len(owners) * bands, c > 0 and not per_column))
     take_all = np.concatenate(take)
-    return {"space": np.full(len(take_all), space, np.int8), "band": np.concatenate(band),
-            "key": np.concatenate(key).astype(_U64), "item": items[take_all], "exact_hi": exact[take_all, 0],
-            "exact_lo": exact[take_all, 1], "hash": np.concatenate(value), "probe": np.concatenate(probe)}
+    return {
+        "space": np.full(len(take_all), space, np.int8),
+        "band": np.concatenate(band),
+        "key": np.concatenate(key).astype(_U64),
+        "item": items[take_all],
+        "exact_hi": exact[take_all, 0],
+        "exact_lo": exact[take_all, 1],
+        "hash": np.concatenate(value),
+        "probe": np.concatenate(probe),
+    }
 
 
 @dataclass(frozen=True)
@@ -141,8 +156,9 @@ class HammingMatches:
     capped_buckets: int  # buckets with more than ``fanout`` distinct stored hashes
 
 
-def hamming_matches(rows: Mapping[str, np.ndarray], max_distance: int, fanout: int = HAMMING_FANOUT,
-                    block: int = 1 << 22) -> HammingMatches:
+def hamming_matches(
+    rows: Mapping[str, np.ndarray], max_distance: int, fanout: int = HAMMING_FANOUT, block: int = 1 << 22
+) -> HammingMatches:
     """Pairs of items whose hashes are within ``max_distance`` bits, compared inside each band bucket.
 
     Vectorised over all buckets: every row gets runs of partners (a stored row: the later stored
@@ -215,8 +231,9 @@ def _bucket_rows(rows: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _own_stored_row(bucket: np.ndarray, content: np.ndarray, stored: np.ndarray,
-                    probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _own_stored_row(
+    bucket: np.ndarray, content: np.ndarray, stored: np.ndarray, probes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """For each probe row: is its picture's stored row in its bucket, and where (rows sorted by bucket, content)."""
     if len(stored) == 0 or len(probes) == 0:
         return np.zeros(len(probes), bool), np.zeros(len(probes), np.int64)
@@ -230,8 +247,15 @@ def _own_stored_row(bucket: np.ndarray, content: np.ndarray, stored: np.ndarray,
     return own, stored[position]
 
 
-def _expand(item: np.ndarray, hashes: np.ndarray, left: np.ndarray, starts: np.ndarray, counts: np.ndarray,
-            max_distance: int, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _expand(
+    item: np.ndarray,
+    hashes: np.ndarray,
+    left: np.ndarray,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    max_distance: int,
+    block: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compare row ``left[i]`` with rows ``starts[i] .. starts[i] + counts[i] - 1``, about ``block`` pairs at a time."""
     runs = np.flatnonzero(counts > 0)
     left, starts, counts = left[runs], starts[runs], counts[runs]

@@ -76,8 +76,17 @@ def crop_boxes(width: int, height: int, fraction: float = CROP_FRACTION) -> list
     """The centre crop, the four one-side crops and the four corner crops that cut ``fraction`` per cut side."""
     dx, dy = max(1, round(width * fraction)), max(1, round(height * fraction))
     w, h = width, height
-    return [(dx, dy, w - dx, h - dy), (dx, 0, w, h), (0, 0, w - dx, h), (0, dy, w, h), (0, 0, w, h - dy),
-            (dx, dy, w, h), (0, dy, w - dx, h), (dx, 0, w, h - dy), (0, 0, w - dx, h - dy)]
+    return [
+        (dx, dy, w - dx, h - dy),
+        (dx, 0, w, h),
+        (0, 0, w - dx, h),
+        (0, dy, w, h),
+        (0, 0, w, h - dy),
+        (dx, dy, w, h),
+        (0, dy, w - dx, h),
+        (dx, 0, w, h - dy),
+        (0, 0, w - dx, h - dy),
+    ]
 
 
 def _crops(image: Image.Image, crop_fraction: float) -> list[Image.Image]:
@@ -120,6 +129,7 @@ def color_thumbnails(image: Image.Image, crop_fraction: float = CROP_FRACTION) -
 
 def color_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Mean of the 4 largest cell colour differences (RGB Euclidean), best crop alignment either way."""
+
     def worst_cells(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         cells = np.sqrt(((x.astype(np.float64) - y.astype(np.float64)) ** 2).sum(-1))  # broadcast: (k, 16, 16)
         return np.sort(cells.reshape(len(cells), -1), axis=1)[:, -4:].mean(axis=1)

@@ -50,8 +50,9 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int, salt: int = 0) -> n
     return acc
 
 
-def bucket_pairs(rows: Mapping[str, np.ndarray], fanout: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                             np.ndarray]:
+def bucket_pairs(
+    rows: Mapping[str, np.ndarray], fanout: int = 64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Exact-duplicate edges and candidate pairs from band rows (columns ``BAND_COLUMNS``).
 
     Rows with ``band == EXACT_BAND`` carry a content key: every member of an exact group gets an
@@ -107,8 +108,9 @@ def unique_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return order[first]
 
 
-def band_rows(space: int, items: np.ndarray, exact: np.ndarray, keys: np.ndarray,
-              has_bands: np.ndarray) -> dict[str, np.ndarray]:
+def band_rows(
+    space: int, items: np.ndarray, exact: np.ndarray, keys: np.ndarray, has_bands: np.ndarray
+) -> dict[str, np.ndarray]:
     """The rows ``bucket_pairs`` groups: one exact-key row per item, one row per band of items that have bands.
 
     ``exact`` is ``(n, 2)`` uint64 (hi, lo); ``keys`` is ``(n, bands)`` uint64; ``has_bands`` marks
@@ -121,6 +123,13 @@ def band_rows(space: int, items: np.ndarray, exact: np.ndarray, keys: np.ndarray
     band = np.concatenate([np.full(n, EXACT_BAND, np.int16), np.tile(np.arange(bands, dtype=np.int16), len(banded))])
     key = np.concatenate([exact[:, 0], keys[banded].ravel()])
     take = np.concatenate([np.arange(n), rep])
-    return {"space": np.full(len(take), space, np.int8), "band": band, "key": key.astype(_U64),
-            "item": items[take], "exact_hi": exact[take, 0], "exact_lo": exact[take, 1],
-            "hash": np.zeros(len(take), _U64), "probe": np.zeros(len(take), bool)}
+    return {
+        "space": np.full(len(take), space, np.int8),
+        "band": band,
+        "key": key.astype(_U64),
+        "item": items[take],
+        "exact_hi": exact[take, 0],
+        "exact_lo": exact[take, 1],
+        "hash": np.zeros(len(take), _U64),
+        "probe": np.zeros(len(take), bool),
+    }

@@ -50,11 +50,11 @@ def _string_hashes(strings: pa.Array) -> np.ndarray:
     if len(strings) == 0:
         return np.empty(0, _U64)
     buffers = strings.buffers()
-    offsets = np.frombuffer(buffers[1], np.int64)[strings.offset: strings.offset + len(strings) + 1]
+    offsets = np.frombuffer(buffers[1], np.int64)[strings.offset : strings.offset + len(strings) + 1]
     data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.empty(0, np.uint8)
     lengths = np.diff(offsets)
     base = int(offsets[0])
-    raw = data[base: int(offsets[-1])].astype(_U64) + _U64(1)
+    raw = data[base : int(offsets[-1])].astype(_U64) + _U64(1)
     owner = np.repeat(np.arange(len(lengths)), lengths)
     position = np.arange(len(raw)) - (offsets[:-1] - base)[owner]
     weights = fmix64(np.arange(1, int(lengths.max(initial=0)) + 1, dtype=_U64) * _U64(0x9E3779B97F4A7C15))
@@ -162,7 +162,7 @@ class TextSketch:
         return np.diff(self.shingle_offsets)
 
     def shingle_set(self, row: int) -> np.ndarray:
-        return self.shingles[self.shingle_offsets[row]: self.shingle_offsets[row + 1]]
+        return self.shingles[self.shingle_offsets[row] : self.shingle_offsets[row + 1]]
 
 
 @dataclass(frozen=True)

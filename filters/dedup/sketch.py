@@ -34,14 +34,26 @@ from fusionforge.pipelines.core.video import BadVideo, ffmpeg_url
 
 NAME = "dedupe_sketch_v1"
 TEXT_MODALITIES = (S.Modality.TEXT.value, S.Modality.INTERLEAVED.value)
-MEDIA_ITEM = pa.struct([
-    ("index", pa.int32()), ("kind", pa.string()), ("primary", pa.bool_()), ("exact_hi", pa.uint64()),
-    ("exact_lo", pa.uint64()), ("hashes", pa.binary()), ("thumbs", pa.binary()), ("size", pa.float64()),
-    ("error", pa.string()),
-])
+MEDIA_ITEM = pa.struct(
+    [
+        ("index", pa.int32()),
+        ("kind", pa.string()),
+        ("primary", pa.bool_()),
+        ("exact_hi", pa.uint64()),
+        ("exact_lo", pa.uint64()),
+        ("hashes", pa.binary()),
+        ("thumbs", pa.binary()),
+        ("size", pa.float64()),
+        ("error", pa.string()),
+    ]
+)
 COLUMNS = {  # field -> type of the columns this stage adds ("dedupe_sketch_v1__{field}")
-    "text_exact_hi": pa.uint64(), "text_exact_lo": pa.uint64(), "text_length": pa.int64(),
-    "signature": pa.binary(), "shingles": pa.binary(), "media": pa.list_(MEDIA_ITEM),
+    "text_exact_hi": pa.uint64(),
+    "text_exact_lo": pa.uint64(),
+    "text_length": pa.int64(),
+    "signature": pa.binary(),
+    "shingles": pa.binary(),
+    "media": pa.list_(MEDIA_ITEM),
 }
 
 
@@ -56,14 +68,35 @@ class DedupeSketch(Stage):
     name: ClassVar[str] = NAME
     resources: ClassVar[Resources] = Resources(batch_size=256)
 
-    def __init__(self, text: bool = True, images: bool = True, videos: bool = True, num_perm: int = 128,
-                 ngram: int = 5, seed: int = DEFAULT_SEED, char_ngrams: bool = False, casefold: bool = True,
-                 collapse_whitespace: bool = True, keep_shingles: bool = True, image_hash: str = "phash",
-                 crop_fraction: float = CROP_FRACTION, max_pixels: int = DEFAULT_MAX_PIXELS, video_fps: float = 1.0,
-                 video_max_frames: int = 32, timeout_s: float = 60.0, strict: bool = False,
-                 drop_inputs: bool = False) -> None:
-        self.sketcher = TextSketcher(num_perm=num_perm, ngram=ngram, seed=seed, char_ngrams=char_ngrams,
-                                     casefold=casefold, collapse_whitespace=collapse_whitespace)
+    def __init__(
+        self,
+        text: bool = True,
+        images: bool = True,
+        videos: bool = True,
+        num_perm: int = 128,
+        ngram: int = 5,
+        seed: int = DEFAULT_SEED,
+        char_ngrams: bool = False,
+        casefold: bool = True,
+        collapse_whitespace: bool = True,
+        keep_shingles: bool = True,
+        image_hash: str = "phash",
+        crop_fraction: float = CROP_FRACTION,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        video_fps: float = 1.0,
+        video_max_frames: int = 32,
+        timeout_s: float = 60.0,
+        strict: bool = False,
+        drop_inputs: bool = False,
+    ) -> None:
+        self.sketcher = TextSketcher(
+            num_perm=num_perm,
+            ngram=ngram,
+            seed=seed,
+            char_ngrams=char_ngrams,
+            casefold=casefold,
+            collapse_whitespace=collapse_whitespace,
+        )
         self.text, self.images, self.videos = text, images, videos
         self.keep_shingles = keep_shingles
         self.image_hash, self.crop_fraction, self.max_pixels = image_hash, crop_fraction, max_pixels
@@ -98,7 +131,7 @@ class DedupeSketch(Stage):
             out["text_length"][row] = int(sketch.lengths[i])
             out["signature"][row] = sketch.signatures[i].astype("<u4").tobytes()
             if self.keep_shingles:
-                out["shingles"][row] = sketch.shingles[offsets[i]: offsets[i + 1]].astype("<u4").tobytes()
+                out["shingles"][row] = sketch.shingles[offsets[i] : offsets[i + 1]].astype("<u4").tobytes()
 
     def _sketch_media(self, modality: str, media: list[dict[str, Any]], record_id: str) -> tuple[list, str | None]:
         """Items of one record; the error of its primary item, if it failed."""
@@ -108,8 +141,17 @@ class DedupeSketch(Stage):
             wanted = self.images if item["kind"] == "image" else self.videos
             if not wanted or (modality in (S.Modality.IMAGE.value, S.Modality.VIDEO.value) and index > 0):
                 continue
-            entry = {"index": index, "kind": item["kind"], "primary": primary, "exact_hi": None, "exact_lo": None,
-                     "hashes": None, "thumbs": None, "size": None, "error": None}
+            entry = {
+                "index": index,
+                "kind": item["kind"],
+                "primary": primary,
+                "exact_hi": None,
+                "exact_lo": None,
+                "hashes": None,
+                "thumbs": None,
+                "size": None,
+                "error": None,
+            }
             try:
                 entry.update(self._image(item) if item["kind"] == "image" else self._video(item))
             except (BadImage, BadVideo, OSError) as exc:
@@ -127,13 +169,22 @@ class DedupeSketch(Stage):
         hi, lo = pixel_key(image)
         hashes = image_hashes(image, self.image_hash, self.crop_fraction)
         thumbs = color_thumbnails(image, self.crop_fraction)
-        return {"exact_hi": hi, "exact_lo": lo, "hashes": hashes.astype("<u8").tobytes(), "thumbs": thumbs.tobytes(),
-                "size": float(image.size[0] * image.size[1])}
+        return {
+            "exact_hi": hi,
+            "exact_lo": lo,
+            "hashes": hashes.astype("<u8").tobytes(),
+            "thumbs": thumbs.tobytes(),
+            "size": float(image.size[0] * image.size[1]),
+        }
 
     def _video(self, item: dict[str, Any]) -> dict[str, Any]:
         url = ffmpeg_url(item["uri"], item["offset"], item["size"])
         hi, lo = stream_key(url, self.timeout_s)
         hashes = frame_hashes(url, self.video_fps, self.video_max_frames, self.timeout_s)
         duration = item.get("duration_s") or len(hashes) / self.video_fps
-        return {"exact_hi": hi, "exact_lo": lo, "hashes": np.asarray(hashes).astype("<u8").tobytes(),
-                "size": float(duration)}
+        return {
+            "exact_hi": hi,
+            "exact_lo": lo,
+            "hashes": np.asarray(hashes).astype("<u8").tobytes(),
+            "size": float(duration),
+        }

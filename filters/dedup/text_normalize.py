@@ -33,8 +33,9 @@ def as_text_array(texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> p
     return texts.cast(pa.large_string())
 
 
-def normalize_exact(texts: pa.Array | Sequence[str | None], *, casefold: bool = True,
-                    collapse_whitespace: bool = True) -> pa.LargeStringArray:
+def normalize_exact(
+    texts: pa.Array | Sequence[str | None], *, casefold: bool = True, collapse_whitespace: bool = True
+) -> pa.LargeStringArray:
     """NFC, then optional Unicode case folding (``str.casefold``) and whitespace collapsing."""
     values = as_text_array(texts).to_pylist()
     out = []
@@ -79,12 +80,13 @@ def char_codepoints(normalized: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     parents = np.asarray(pc.list_parent_indices(tokens), dtype=np.int64)
     nonempty = np.asarray(pc.greater(pc.binary_length(flat), 0).fill_null(False), dtype=bool)
     per_text = np.bincount(parents[nonempty], minlength=len(tokens))
-    words = pa.LargeListArray.from_arrays(pa.array(np.r_[0, np.cumsum(per_text)], pa.int64()),
-                                          flat.filter(pa.array(nonempty)).cast(pa.large_string()))
+    words = pa.LargeListArray.from_arrays(
+        pa.array(np.r_[0, np.cumsum(per_text)], pa.int64()), flat.filter(pa.array(nonempty)).cast(pa.large_string())
+    )
     joined = pc.binary_join(words, pa.scalar(" ", pa.large_string()))
     counts = np.asarray(pc.utf8_length(joined).fill_null(0), dtype=np.int64)
-    offsets = np.frombuffer(joined.buffers()[1], np.int64)[joined.offset: joined.offset + len(joined) + 1]
+    offsets = np.frombuffer(joined.buffers()[1], np.int64)[joined.offset : joined.offset + len(joined) + 1]
     data = joined.buffers()[2]
-    raw = b"" if data is None else data.to_pybytes()[int(offsets[0]): int(offsets[-1])]
+    raw = b"" if data is None else data.to_pybytes()[int(offsets[0]) : int(offsets[-1])]
     values = np.frombuffer(raw.decode("utf-8").encode("utf-32-le"), "<u4").astype(np.uint64)
     return values, counts

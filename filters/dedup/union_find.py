@@ -18,7 +18,7 @@ def connected_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.n
         raise ValueError(f"edge ends differ in length: {len(a)} and {len(b)}")
     nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
     parent = np.arange(len(nodes))
-    u, v = inverse[: len(a)], inverse[len(a):]
+    u, v = inverse[: len(a)], inverse[len(a) :]
     while len(u):
         ru, rv = parent[u], parent[v]
         low, high = np.minimum(ru, rv), np.maximum(ru, rv)

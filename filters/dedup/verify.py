@@ -20,8 +20,13 @@ from fusionforge.filters.dedup.minhash import estimated_jaccard
 DEFAULT_RECHECK_MARGIN = 0.1
 
 
-def verify_text_pairs(sig_a: np.ndarray, sig_b: np.ndarray, threshold: float, margin: float,
-                      exact: Callable[[np.ndarray], np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+def verify_text_pairs(
+    sig_a: np.ndarray,
+    sig_b: np.ndarray,
+    threshold: float,
+    margin: float,
+    exact: Callable[[np.ndarray], np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(similarity, accepted)`` per pair; ``exact(positions)`` gives the true Jaccard of borderline pairs."""
     similarity = estimated_jaccard(sig_a, sig_b).astype(np.float64)
     if exact is not None and margin > 0 and len(similarity):

@@ -20,7 +20,8 @@ ANCHORS = 4  # frames per video that index it for candidate search
 
 def _run(stream, timeout_s: float) -> bytes:
     args = stream.global_args("-nostdin", "-hide_banner", "-v", "error", "-threads", "1").compile(
-        cmd=require_tool("ffmpeg"))
+        cmd=require_tool("ffmpeg")
+    )
     done = run_tool(args, timeout_s)
     if done.returncode != 0:
         detail = done.stderr.decode(errors="replace").strip()[-300:] or f"ffmpeg exited with {done.returncode}"
@@ -40,8 +41,12 @@ def stream_key(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[int, int
 
 def sample_frames(url: str, fps: float = 1.0, max_frames: int = 32, timeout_s: float = DEFAULT_TIMEOUT_S) -> np.ndarray:
     """Up to ``max_frames`` frames at ``fps`` as ``(n, 32, 32)`` uint8 gray images."""
-    stream = (ffmpeg.input(url)["v:0"].filter("fps", fps=fps)
-              .filter("scale", PHASH_SIDE, PHASH_SIDE, flags="area").filter("format", "gray"))
+    stream = (
+        ffmpeg.input(url)["v:0"]
+        .filter("fps", fps=fps)
+        .filter("scale", PHASH_SIDE, PHASH_SIDE, flags="area")
+        .filter("format", "gray")
+    )
     out = _run(stream.output("pipe:", format="rawvideo", pix_fmt="gray", vframes=max_frames), timeout_s)
     frame = PHASH_SIDE * PHASH_SIDE
     count = len(out) // frame

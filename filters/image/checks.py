@@ -84,13 +84,25 @@ class ImageChecks(ScoringStage):
     name: ClassVar[str] = "image_checks_v1"
     resources: ClassVar[Resources] = Resources(batch_size=256)
 
-    def __init__(self, min_side: int | None = 64, max_side: int | None = None, max_aspect_ratio: float | None = 3.0,
-                 min_bytes: int | None = None, max_bytes: int | None = 50 * 1024**2,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, decode: bool = True) -> None:
+    def __init__(
+        self,
+        min_side: int | None = 64,
+        max_side: int | None = None,
+        max_aspect_ratio: float | None = 3.0,
+        min_bytes: int | None = None,
+        max_bytes: int | None = 50 * 1024**2,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        decode: bool = True,
+    ) -> None:
         if max_aspect_ratio is not None and max_aspect_ratio < 1:
             raise ValueError(f"{self.name}: max_aspect_ratio is long side / short side, so it must be >= 1")
-        self.limits = {"min_side": min_side, "max_side": max_side, "max_aspect_ratio": max_aspect_ratio,
-                       "min_bytes": min_bytes, "max_bytes": max_bytes}
+        self.limits = {
+            "min_side": min_side,
+            "max_side": max_side,
+            "max_aspect_ratio": max_aspect_ratio,
+            "min_bytes": min_bytes,
+            "max_bytes": max_bytes,
+        }
         self.max_pixels = max_pixels
         self.decode = decode
 
@@ -117,13 +129,15 @@ class ImageChecks(ScoringStage):
         s = {k: scores[k].to_numpy(zero_copy_only=False).astype(np.float64) for k in FACTS}
         bad = scores["bad_image"].to_pylist()
         lim = self.limits
-        reasons = first_failing(len(bad), [
-            ("too_many_pixels", exceeds(s["max_pixels"], self.max_pixels)),
-            ("too_small", below(s["min_side"], lim["min_side"])),
-            ("too_large", exceeds(s["max_side"], lim["max_side"])),
-            ("aspect_ratio", exceeds(s["max_aspect_ratio"], lim["max_aspect_ratio"])),
-            ("too_few_bytes", below(s["min_bytes"], lim["min_bytes"])),
-            ("too_many_bytes", exceeds(s["max_bytes"], lim["max_bytes"])),
-        ])
+        reasons = first_failing(
+            len(bad),
+            [
+                ("too_many_pixels", exceeds(s["max_pixels"], self.max_pixels)),
+                ("too_small", below(s["min_side"], lim["min_side"])),
+                ("too_large", exceeds(s["max_side"], lim["max_side"])),
+                ("aspect_ratio", exceeds(s["max_aspect_ratio"], lim["max_aspect_ratio"])),
+                ("too_few_bytes", below(s["min_bytes"], lim["min_bytes"])),
+                ("too_many_bytes", exceeds(s["max_bytes"], lim["max_bytes"])),
+            ],
+        )
         return [b or r for b, r in zip(bad, reasons)]
-

@@ -32,8 +32,10 @@ def check_clip_args(model: str, pretrained: str | None) -> None:
     if model.endswith(".json") and not Path(model).is_file():
         raise ConfigError(f"CLIP model config {model} does not exist")
     if not pretrained:
-        raise ConfigError("CLIP needs weights: give --clip-pretrained a local .pt/.safetensors file or a tag whose "
-                          "weights are in the local open_clip cache (fusionforge downloads nothing)")
+        raise ConfigError(
+            "CLIP needs weights: give --clip-pretrained a local .pt/.safetensors file or a tag whose "
+            "weights are in the local open_clip cache (fusionforge downloads nothing)"
+        )
     looks_like_path = pretrained.endswith(CHECKPOINT_SUFFIXES) or os.sep in pretrained
     if looks_like_path and not Path(pretrained).is_file():
         raise ConfigError(f"CLIP checkpoint {pretrained} does not exist")
@@ -43,8 +45,14 @@ class ClipPolicy(ScorePolicy):
     """The keep policy of a CLIP-scored stage, plus the checks its model arguments get before a run."""
 
     @classmethod
-    def check(cls, model: str = "ViT-B-32", pretrained: str | None = None, threshold: float | None = None,
-              top_fraction: float | None = None, **_: object) -> None:
+    def check(
+        cls,
+        model: str = "ViT-B-32",
+        pretrained: str | None = None,
+        threshold: float | None = None,
+        top_fraction: float | None = None,
+        **_: object,
+    ) -> None:
         """Cheap checks before a run (building the stage loads the model)."""
         check_policy(cls.name, threshold, top_fraction)
         check_clip_args(model, pretrained)
@@ -70,10 +78,13 @@ class ClipScorer:
         weights = None if model.startswith("local-dir:") else pretrained
         try:
             self.model, _, self.preprocess = open_clip.create_model_and_transforms(
-                name, pretrained=weights, device=self.device, precision=precision)
+                name, pretrained=weights, device=self.device, precision=precision
+            )
         except RuntimeError as exc:
-            raise ConfigError(f"cannot load CLIP {model!r} with weights {pretrained!r}: {exc}. Tags load only from "
-                              "the local cache; give a local checkpoint path instead") from exc
+            raise ConfigError(
+                f"cannot load CLIP {model!r} with weights {pretrained!r}: {exc}. Tags load only from "
+                "the local cache; give a local checkpoint path instead"
+            ) from exc
         self.model.eval()
         self.tokenizer = open_clip.get_tokenizer(name)
 

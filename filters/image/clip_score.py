@@ -40,10 +40,18 @@ class ImageClipScore(ClipPolicy, ScoringStage):
     resources: ClassVar[Resources] = Resources(batch_size=64)
     stateful: ClassVar[bool] = True
 
-    def __init__(self, model: str = "ViT-B-32", pretrained: str | None = None, device: str = "auto",
-                 precision: str = "fp32", threshold: float | None = None, top_fraction: float | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, resolved_threshold: float | None = None,
-                 reuse_scores: bool = False) -> None:
+    def __init__(
+        self,
+        model: str = "ViT-B-32",
+        pretrained: str | None = None,
+        device: str = "auto",
+        precision: str = "fp32",
+        threshold: float | None = None,
+        top_fraction: float | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        resolved_threshold: float | None = None,
+        reuse_scores: bool = False,
+    ) -> None:
         self.init_policy(threshold, top_fraction, resolved_threshold, reuse_scores)
         self.model_name = model
         self.max_pixels = max_pixels

@@ -26,8 +26,12 @@ ALL_MODALITIES = tuple(m.value for m in S.Modality)
 class TextFilter(ScoringStage):
     """A scoring stage over the ``text`` column of some modalities (and, optionally, languages)."""
 
-    def __init__(self, modalities: Sequence[str] = DEFAULT_MODALITIES, languages: Sequence[str] | None = None,
-                 lang_column: str = LANG_COLUMN) -> None:
+    def __init__(
+        self,
+        modalities: Sequence[str] = DEFAULT_MODALITIES,
+        languages: Sequence[str] | None = None,
+        lang_column: str = LANG_COLUMN,
+    ) -> None:
         unknown = set(modalities) - set(ALL_MODALITIES)
         if unknown or not modalities:
             raise ValueError(f"modalities must be a non-empty subset of {list(ALL_MODALITIES)}, got {list(modalities)}")
@@ -41,8 +45,10 @@ class TextFilter(ScoringStage):
             return mask
         if self.lang_column not in batch.column_names:
             if pc.any(mask).as_py():
-                raise ConfigError(f"{self.name}: languages={list(self.languages)} needs the column "
-                                  f"{self.lang_column!r}; put text_lang_id_v1 before it in the filter list")
+                raise ConfigError(
+                    f"{self.name}: languages={list(self.languages)} needs the column "
+                    f"{self.lang_column!r}; put text_lang_id_v1 before it in the filter list"
+                )
             return mask
         in_language = pc.is_in(batch.column(self.lang_column), value_set=pa.array(self.languages, pa.string()))
         return pc.and_(mask, pc.fill_null(in_language, False))

@@ -51,9 +51,16 @@ class C4Result:
     curly_bracket: bool
 
 
-def c4_clean(text: str, *, max_word_length: int | None = 1000, filter_no_terminal_punct: bool = True,
-             min_words_per_line: int | None = 3, filter_javascript: bool = True, filter_policy: bool = True,
-             remove_citations: bool = True) -> C4Result:
+def c4_clean(
+    text: str,
+    *,
+    max_word_length: int | None = 1000,
+    filter_no_terminal_punct: bool = True,
+    min_words_per_line: int | None = 3,
+    filter_javascript: bool = True,
+    filter_policy: bool = True,
+    remove_citations: bool = True,
+) -> C4Result:
     """Apply the C4 line rules to one document."""
     removed = dict.fromkeys(LINE_RULES, 0)
     kept: list[str] = []
@@ -91,18 +98,31 @@ class C4Lines(TextFilter):
     name: ClassVar[str] = "text_c4_lines_v1"
     resources: ClassVar[Resources] = Resources(batch_size=1024)
 
-    def __init__(self, min_sentences: int | None = 5, max_word_length: int | None = 1000,
-                 filter_no_terminal_punct: bool = True, min_words_per_line: int | None = 3,
-                 filter_javascript: bool = True, filter_policy: bool = True, filter_lorem_ipsum: bool = True,
-                 filter_curly_bracket: bool = True, remove_citations: bool = True, rewrite_text: bool = True,
-                 modalities: Sequence[str] = DEFAULT_MODALITIES, languages: Sequence[str] | None = None,
-                 lang_column: str = LANG_COLUMN) -> None:
+    def __init__(
+        self,
+        min_sentences: int | None = 5,
+        max_word_length: int | None = 1000,
+        filter_no_terminal_punct: bool = True,
+        min_words_per_line: int | None = 3,
+        filter_javascript: bool = True,
+        filter_policy: bool = True,
+        filter_lorem_ipsum: bool = True,
+        filter_curly_bracket: bool = True,
+        remove_citations: bool = True,
+        rewrite_text: bool = True,
+        modalities: Sequence[str] = DEFAULT_MODALITIES,
+        languages: Sequence[str] | None = None,
+        lang_column: str = LANG_COLUMN,
+    ) -> None:
         super().__init__(modalities, languages, lang_column)
         self.min_sentences = min_sentences
         self.line_options = {
-            "max_word_length": max_word_length, "filter_no_terminal_punct": filter_no_terminal_punct,
-            "min_words_per_line": min_words_per_line, "filter_javascript": filter_javascript,
-            "filter_policy": filter_policy, "remove_citations": remove_citations,
+            "max_word_length": max_word_length,
+            "filter_no_terminal_punct": filter_no_terminal_punct,
+            "min_words_per_line": min_words_per_line,
+            "filter_javascript": filter_javascript,
+            "filter_policy": filter_policy,
+            "remove_citations": remove_citations,
         }
         self.filter_lorem_ipsum = filter_lorem_ipsum
         self.filter_curly_bracket = filter_curly_bracket
@@ -125,11 +145,14 @@ class C4Lines(TextFilter):
     def decide(self, scores: dict[str, pa.Array]) -> list[str | None]:
         lorem = scores["lorem_ipsum"].to_numpy(zero_copy_only=False).astype(bool)
         curly = scores["curly_bracket"].to_numpy(zero_copy_only=False).astype(bool)
-        return first_failing(len(lorem), [
-            ("lorem_ipsum", lorem & self.filter_lorem_ipsum),
-            ("curly_bracket", curly & self.filter_curly_bracket),
-            ("too_few_sentences", below(scores["sentences"].to_numpy(zero_copy_only=False), self.min_sentences)),
-        ])
+        return first_failing(
+            len(lorem),
+            [
+                ("lorem_ipsum", lorem & self.filter_lorem_ipsum),
+                ("curly_bracket", curly & self.filter_curly_bracket),
+                ("too_few_sentences", below(scores["sentences"].to_numpy(zero_copy_only=False), self.min_sentences)),
+            ],
+        )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         self._cleaned = {}

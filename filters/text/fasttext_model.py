@@ -40,8 +40,9 @@ def one_line(text: str, max_chars: int) -> str:
     return text[:max_chars].replace("\n", " ").replace("\r", " ")
 
 
-def predict_batch(model: Any, texts: Sequence[str], k: int = 1, max_chars: int = 100_000
-                  ) -> tuple[list[list[str]], list[np.ndarray]]:
+def predict_batch(
+    model: Any, texts: Sequence[str], k: int = 1, max_chars: int = 100_000
+) -> tuple[list[list[str]], list[np.ndarray]]:
     """Labels (without ``__label__``) and probabilities, best first, for every text in one call."""
     if not texts:
         return [], []

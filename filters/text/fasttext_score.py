@@ -31,11 +31,19 @@ class FastTextScore(ScorePolicy, TextFilter):
     resources: ClassVar[Resources] = Resources(batch_size=1024)
     stateful: ClassVar[bool] = True
 
-    def __init__(self, model_path: str, label: str | None = None, threshold: float | None = None,
-                 top_fraction: float | None = None, max_chars: int = 100_000,
-                 modalities: Sequence[str] = DEFAULT_MODALITIES, languages: Sequence[str] | None = None,
-                 lang_column: str = LANG_COLUMN, resolved_threshold: float | None = None,
-                 reuse_scores: bool = False) -> None:
+    def __init__(
+        self,
+        model_path: str,
+        label: str | None = None,
+        threshold: float | None = None,
+        top_fraction: float | None = None,
+        max_chars: int = 100_000,
+        modalities: Sequence[str] = DEFAULT_MODALITIES,
+        languages: Sequence[str] | None = None,
+        lang_column: str = LANG_COLUMN,
+        resolved_threshold: float | None = None,
+        reuse_scores: bool = False,
+    ) -> None:
         super().__init__(modalities, languages, lang_column)
         self.init_policy(threshold, top_fraction, resolved_threshold, reuse_scores)
         self.model_path = model_path
@@ -48,8 +56,9 @@ class FastTextScore(ScorePolicy, TextFilter):
                 raise ValueError(f"{self.name}: label {self.label!r} is not one of the model's labels {known}")
 
     @classmethod
-    def check(cls, model_path: str, threshold: float | None = None, top_fraction: float | None = None,
-              **_: object) -> None:
+    def check(
+        cls, model_path: str, threshold: float | None = None, top_fraction: float | None = None, **_: object
+    ) -> None:
         """Cheap checks before a run (building the stage loads the model)."""
         check_policy(cls.name, threshold, top_fraction)
         if not Path(model_path).is_file():

@@ -116,9 +116,16 @@ def train_fasttext(cfg: TrainConfig) -> dict[str, Any]:
         with atomic_path(cfg.output) as tmp:
             report = _train_in_child(cfg, train_path, valid_path if n_valid else None, tmp)
     report["valid_rows"] = n_valid
-    return {"output": cfg.output, "bytes": Path(cfg.output).stat().st_size, "train_rows": n_train,
-            "skipped_rows": skipped, "labels": dict(sorted(counts.items())), "quantized": cfg.quantize,
-            "seconds": round(time.monotonic() - started, 3), **report}
+    return {
+        "output": cfg.output,
+        "bytes": Path(cfg.output).stat().st_size,
+        "train_rows": n_train,
+        "skipped_rows": skipped,
+        "labels": dict(sorted(counts.items())),
+        "quantized": cfg.quantize,
+        "seconds": round(time.monotonic() - started, 3),
+        **report,
+    }
 
 
 def _finite(value: float) -> float | None:
@@ -134,14 +141,19 @@ def _train_in_child(cfg: TrainConfig, train_path: Path, valid_path: Path | None,
     the same data and seed give the same model every time. A subprocess (not multiprocessing's
     spawn) also works when the caller's ``__main__`` is stdin or a notebook.
     """
-    job = {"config": dataclasses.asdict(cfg), "train": str(train_path),
-           "valid": str(valid_path) if valid_path else None, "output": str(output)}
+    job = {
+        "config": dataclasses.asdict(cfg),
+        "train": str(train_path),
+        "valid": str(valid_path) if valid_path else None,
+        "output": str(output),
+    }
     args = [sys.executable, "-m", "fusionforge.filters.text.fasttext_train", json.dumps(job)]
     try:
         done = subprocess.run(args, capture_output=True, timeout=cfg.timeout_s, check=False)
     except subprocess.TimeoutExpired:
-        raise ConfigError(f"fastText training took longer than {cfg.timeout_s:.0f} s; raise the timeout or "
-                          "train on a sample") from None
+        raise ConfigError(
+            f"fastText training took longer than {cfg.timeout_s:.0f} s; raise the timeout or train on a sample"
+        ) from None
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip().splitlines()
         raise ConfigError(message[-1] if message else f"the fastText training process exited with {done.returncode}")
@@ -157,8 +169,18 @@ def _fit(job: dict[str, Any]) -> dict[str, Any]:
     cfg = TrainConfig(**{**job["config"], "inputs": tuple(job["config"]["inputs"])})
     try:
         model = fasttext.train_supervised(
-            input=job["train"], dim=cfg.dim, epoch=cfg.epoch, lr=cfg.lr, wordNgrams=cfg.word_ngrams,
-            minCount=cfg.min_count, bucket=cfg.bucket, loss=cfg.loss, thread=cfg.threads, seed=cfg.seed, verbose=0)
+            input=job["train"],
+            dim=cfg.dim,
+            epoch=cfg.epoch,
+            lr=cfg.lr,
+            wordNgrams=cfg.word_ngrams,
+            minCount=cfg.min_count,
+            bucket=cfg.bucket,
+            loss=cfg.loss,
+            thread=cfg.threads,
+            seed=cfg.seed,
+            verbose=0,
+        )
         if cfg.quantize:
             model.quantize(input=job["train"], qnorm=True, retrain=True, thread=cfg.threads)
     except RuntimeError as exc:  # fastText's "Encountered NaN": the training diverged
@@ -166,9 +188,14 @@ def _fit(job: dict[str, Any]) -> dict[str, Any]:
     report: dict[str, Any] = {}
     if job["valid"]:
         _, precision, recall = model.test(job["valid"])
-        report.update(precision_at_1=_finite(precision), recall_at_1=_finite(recall),
-                      per_label={k.removeprefix(LABEL_PREFIX): {m: _finite(v) for m, v in scores.items()}
-                                 for k, scores in sorted(model.test_label(job["valid"]).items())})
+        report.update(
+            precision_at_1=_finite(precision),
+            recall_at_1=_finite(recall),
+            per_label={
+                k.removeprefix(LABEL_PREFIX): {m: _finite(v) for m, v in scores.items()}
+                for k, scores in sorted(model.test_label(job["valid"]).items())
+            },
+        )
     model.save_model(job["output"])
     return report
 

@@ -39,8 +39,9 @@ def fineweb_scores(texts: pa.Array, short_line_length: int = 30) -> dict[str, np
     n_lines = lines.count()
     punctuated = matches(lines.values, r"[.'\"!?]$")
     short = pc.less_equal(pc.utf8_length(lines.values), short_line_length)
-    dup_chars = np.array([duplicate_stats([x for x in t.split("\n") if x.strip()])[1] for t in texts.to_pylist()],
-                         dtype=np.float64)
+    dup_chars = np.array(
+        [duplicate_stats([x for x in t.split("\n") if x.strip()])[1] for t in texts.to_pylist()], dtype=np.float64
+    )
     newlines = pc.count_substring(texts, "\n").to_numpy(zero_copy_only=False)
     return {
         "line_punct_ratio": safe_ratio(lines.count(punctuated), n_lines),
@@ -57,10 +58,17 @@ class FineWebQuality(TextFilter):
     name: ClassVar[str] = "text_fineweb_quality_v1"
     resources: ClassVar[Resources] = Resources(batch_size=1024)
 
-    def __init__(self, line_punct_thr: float | None = 0.12, short_line_thr: float | None = 0.67,
-                 short_line_length: int = 30, char_dup_thr: float | None = 0.01, list_ratio_thr: float | None = 0.3,
-                 modalities: Sequence[str] = DEFAULT_MODALITIES, languages: Sequence[str] | None = None,
-                 lang_column: str = LANG_COLUMN) -> None:
+    def __init__(
+        self,
+        line_punct_thr: float | None = 0.12,
+        short_line_thr: float | None = 0.67,
+        short_line_length: int = 30,
+        char_dup_thr: float | None = 0.01,
+        list_ratio_thr: float | None = 0.3,
+        modalities: Sequence[str] = DEFAULT_MODALITIES,
+        languages: Sequence[str] | None = None,
+        lang_column: str = LANG_COLUMN,
+    ) -> None:
         super().__init__(modalities, languages, lang_column)
         self.line_punct_thr = line_punct_thr
         self.short_line_thr = short_line_thr
@@ -73,10 +81,12 @@ class FineWebQuality(TextFilter):
 
     def decide(self, scores: dict[str, pa.Array]) -> list[str | None]:
         s = {k: v.to_numpy(zero_copy_only=False).astype(np.float64) for k, v in scores.items()}
-        return first_failing(len(s["list_ratio"]), [
-            ("few_punctuated_lines", at_most(s["line_punct_ratio"], self.line_punct_thr)),
-            ("short_lines", at_least(s["short_line_ratio"], self.short_line_thr)),
-            ("duplicate_lines", at_least(s["char_dup_ratio"], self.char_dup_thr)),
-            ("list_like", exceeds(s["list_ratio"], self.list_ratio_thr)),
-        ])
-
+        return first_failing(
+            len(s["list_ratio"]),
+            [
+                ("few_punctuated_lines", at_most(s["line_punct_ratio"], self.line_punct_thr)),
+                ("short_lines", at_least(s["short_line_ratio"], self.short_line_thr)),
+                ("duplicate_lines", at_least(s["char_dup_ratio"], self.char_dup_thr)),
+                ("list_like", exceeds(s["list_ratio"], self.list_ratio_thr)),
+            ],
+        )

@@ -46,8 +46,9 @@ def gopher_quality_scores(texts: pa.Array, stop_words: Sequence[str] = GOPHER_ST
     n_lines = lines.count()
     word_lengths = words.lengths()
     hashes = pc.count_substring(texts, "#").to_numpy(zero_copy_only=False)
-    ellipses = (pc.count_substring(texts, "...").to_numpy(zero_copy_only=False)
-                + pc.count_substring(texts, "…").to_numpy(zero_copy_only=False))
+    ellipses = pc.count_substring(texts, "...").to_numpy(zero_copy_only=False) + pc.count_substring(
+        texts, "…"
+    ).to_numpy(zero_copy_only=False)
     stop_set = pa.array(sorted({w.lower() for w in stop_words}), pa.large_string())
     return {
         "words": n_words,
@@ -68,19 +69,34 @@ class GopherQuality(TextFilter):
     name: ClassVar[str] = "text_gopher_quality_v1"
     resources: ClassVar[Resources] = Resources(batch_size=1024)
 
-    def __init__(self, min_words: int | None = 50, max_words: int | None = 100_000,
-                 min_mean_word_length: float | None = 3, max_mean_word_length: float | None = 10,
-                 max_hash_ratio: float | None = 0.1, max_ellipsis_ratio: float | None = 0.1,
-                 max_bullet_lines_ratio: float | None = 0.9, max_ellipsis_lines_ratio: float | None = 0.3,
-                 min_alpha_words_ratio: float | None = 0.8, min_stop_words: int | None = 2,
-                 stop_words: Sequence[str] = GOPHER_STOP_WORDS, modalities: Sequence[str] = DEFAULT_MODALITIES,
-                 languages: Sequence[str] | None = None, lang_column: str = LANG_COLUMN) -> None:
+    def __init__(
+        self,
+        min_words: int | None = 50,
+        max_words: int | None = 100_000,
+        min_mean_word_length: float | None = 3,
+        max_mean_word_length: float | None = 10,
+        max_hash_ratio: float | None = 0.1,
+        max_ellipsis_ratio: float | None = 0.1,
+        max_bullet_lines_ratio: float | None = 0.9,
+        max_ellipsis_lines_ratio: float | None = 0.3,
+        min_alpha_words_ratio: float | None = 0.8,
+        min_stop_words: int | None = 2,
+        stop_words: Sequence[str] = GOPHER_STOP_WORDS,
+        modalities: Sequence[str] = DEFAULT_MODALITIES,
+        languages: Sequence[str] | None = None,
+        lang_column: str = LANG_COLUMN,
+    ) -> None:
         super().__init__(modalities, languages, lang_column)
         self.limits = {
-            "min_words": min_words, "max_words": max_words, "min_mean_word_length": min_mean_word_length,
-            "max_mean_word_length": max_mean_word_length, "max_hash_ratio": max_hash_ratio,
-            "max_ellipsis_ratio": max_ellipsis_ratio, "max_bullet_lines_ratio": max_bullet_lines_ratio,
-            "max_ellipsis_lines_ratio": max_ellipsis_lines_ratio, "min_alpha_words_ratio": min_alpha_words_ratio,
+            "min_words": min_words,
+            "max_words": max_words,
+            "min_mean_word_length": min_mean_word_length,
+            "max_mean_word_length": max_mean_word_length,
+            "max_hash_ratio": max_hash_ratio,
+            "max_ellipsis_ratio": max_ellipsis_ratio,
+            "max_bullet_lines_ratio": max_bullet_lines_ratio,
+            "max_ellipsis_lines_ratio": max_ellipsis_lines_ratio,
+            "min_alpha_words_ratio": min_alpha_words_ratio,
             "min_stop_words": min_stop_words,
         }
         negative = [k for k, v in self.limits.items() if v is not None and v < 0]
@@ -90,21 +106,25 @@ class GopherQuality(TextFilter):
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         stats = gopher_quality_scores(texts_of(batch), self.stop_words)
-        return {k: pa.array(v, pa.int64()) if k in ("words", "stop_words") else float_array(v)
-                for k, v in stats.items()}
+        return {
+            k: pa.array(v, pa.int64()) if k in ("words", "stop_words") else float_array(v) for k, v in stats.items()
+        }
 
     def decide(self, scores: dict[str, pa.Array]) -> list[str | None]:
         s = {k: v.to_numpy(zero_copy_only=False).astype(np.float64) for k, v in scores.items()}
         lim = self.limits
-        return first_failing(len(s["words"]), [
-            ("too_few_words", below(s["words"], lim["min_words"])),
-            ("too_many_words", exceeds(s["words"], lim["max_words"])),
-            ("short_words", below(s["mean_word_length"], lim["min_mean_word_length"])),
-            ("long_words", exceeds(s["mean_word_length"], lim["max_mean_word_length"])),
-            ("too_many_hashes", exceeds(s["hash_ratio"], lim["max_hash_ratio"])),
-            ("too_many_ellipses", exceeds(s["ellipsis_ratio"], lim["max_ellipsis_ratio"])),
-            ("bullet_lines", exceeds(s["bullet_lines_ratio"], lim["max_bullet_lines_ratio"])),
-            ("ellipsis_lines", exceeds(s["ellipsis_lines_ratio"], lim["max_ellipsis_lines_ratio"])),
-            ("few_alphabetic_words", below(s["alpha_words_ratio"], lim["min_alpha_words_ratio"])),
-            ("few_stop_words", below(s["stop_words"], lim["min_stop_words"])),
-        ])
+        return first_failing(
+            len(s["words"]),
+            [
+                ("too_few_words", below(s["words"], lim["min_words"])),
+                ("too_many_words", exceeds(s["words"], lim["max_words"])),
+                ("short_words", below(s["mean_word_length"], lim["min_mean_word_length"])),
+                ("long_words", exceeds(s["mean_word_length"], lim["max_mean_word_length"])),
+                ("too_many_hashes", exceeds(s["hash_ratio"], lim["max_hash_ratio"])),
+                ("too_many_ellipses", exceeds(s["ellipsis_ratio"], lim["max_ellipsis_ratio"])),
+                ("bullet_lines", exceeds(s["bullet_lines_ratio"], lim["max_bullet_lines_ratio"])),
+                ("ellipsis_lines", exceeds(s["ellipsis_lines_ratio"], lim["max_ellipsis_lines_ratio"])),
+                ("few_alphabetic_words", below(s["alpha_words_ratio"], lim["min_alpha_words_ratio"])),
+                ("few_stop_words", below(s["stop_words"], lim["min_stop_words"])),
+            ],
+        )

@@ -73,14 +73,15 @@ class BatchWords:
         return np.bincount(self.docs, weights=self.lengths, minlength=self.n_docs)
 
 
-def ngram_chars(words: BatchWords, n: int, hashes: np.ndarray, top: bool = True, dup: bool = True
-                ) -> tuple[np.ndarray, np.ndarray]:
+def ngram_chars(
+    words: BatchWords, n: int, hashes: np.ndarray, top: bool = True, dup: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Per document: characters of its most frequent repeated n-gram times its count (``top``), and of its
     words inside repeated n-grams, each word once (``dup``). ``hashes`` are the n-gram hashes of
     ``words.ids``. One sort per batch, not per document."""
     top_chars = np.zeros(words.n_docs)
     dup_chars = np.zeros(words.n_docs)
-    starts = np.nonzero(words.docs[: len(hashes)] == words.docs[n - 1:])[0]  # n-grams inside one document
+    starts = np.nonzero(words.docs[: len(hashes)] == words.docs[n - 1 :])[0]  # n-grams inside one document
     if len(starts) == 0:
         return top_chars, dup_chars
     with np.errstate(over="ignore"):
@@ -110,8 +111,9 @@ def ngram_chars(words: BatchWords, n: int, hashes: np.ndarray, top: bool = True,
     return top_chars, dup_chars
 
 
-def repetition_scores(texts: pa.Array, top_ngrams: Mapping[int, float] = TOP_NGRAMS,
-                      dup_ngrams: Mapping[int, float] = DUP_NGRAMS) -> dict[str, np.ndarray]:
+def repetition_scores(
+    texts: pa.Array, top_ngrams: Mapping[int, float] = TOP_NGRAMS, dup_ngrams: Mapping[int, float] = DUP_NGRAMS
+) -> dict[str, np.ndarray]:
     """The repetition statistics of every text of a batch (NaN where undefined, e.g. an empty text)."""
     values = texts.to_pylist()
     lengths = np.array([len(t) for t in values], dtype=np.float64)
@@ -123,10 +125,12 @@ def repetition_scores(texts: pa.Array, top_ngrams: Mapping[int, float] = TOP_NGR
             count, chars = duplicate_stats(pieces)
             stats[f"dup_{kind}_frac"].append(count / len(pieces) if pieces else np.nan)
             stats[f"dup_{kind}_char"].append(chars)
-    out = {"dup_para_frac": np.array(stats["dup_para_frac"]),
-           "dup_para_char_frac": safe_ratio(np.array(stats["dup_para_char"]), lengths),
-           "dup_line_frac": np.array(stats["dup_line_frac"]),
-           "dup_line_char_frac": safe_ratio(np.array(stats["dup_line_char"]), lengths)}
+    out = {
+        "dup_para_frac": np.array(stats["dup_para_frac"]),
+        "dup_para_char_frac": safe_ratio(np.array(stats["dup_para_char"]), lengths),
+        "dup_line_frac": np.array(stats["dup_line_frac"]),
+        "dup_line_char_frac": safe_ratio(np.array(stats["dup_line_char"]), lengths),
+    }
     words = BatchWords.of(texts)
     word_chars = words.chars()
     hashes, size = words.ids.copy(), 1
@@ -134,7 +138,7 @@ def repetition_scores(texts: pa.Array, top_ngrams: Mapping[int, float] = TOP_NGR
         with np.errstate(over="ignore"):
             while size < n:  # extend the (size)-gram hashes to (size + 1)-grams: one pass per size
                 size += 1
-                hashes = hashes[:-1] * _HASH_BASE + words.ids[size - 1:] if len(hashes) > 1 else hashes[:0]
+                hashes = hashes[:-1] * _HASH_BASE + words.ids[size - 1 :] if len(hashes) > 1 else hashes[:0]
         top, dup = ngram_chars(words, n, hashes, top=n in top_ngrams, dup=n in dup_ngrams)
         if n in top_ngrams:
             out[f"top_{n}gram_char_frac"] = safe_ratio(top, word_chars)
@@ -143,8 +147,9 @@ def repetition_scores(texts: pa.Array, top_ngrams: Mapping[int, float] = TOP_NGR
     return out
 
 
-def repetition_stats(text: str, top_ngrams: Mapping[int, float] = TOP_NGRAMS,
-                     dup_ngrams: Mapping[int, float] = DUP_NGRAMS) -> dict[str, float]:
+def repetition_stats(
+    text: str, top_ngrams: Mapping[int, float] = TOP_NGRAMS, dup_ngrams: Mapping[int, float] = DUP_NGRAMS
+) -> dict[str, float]:
     """The repetition statistics of one document."""
     scores = repetition_scores(pa.array([text], pa.large_string()), top_ngrams, dup_ngrams)
     return {k: float(v[0]) for k, v in scores.items()}
@@ -157,14 +162,25 @@ class GopherRepetition(TextFilter):
     name: ClassVar[str] = "text_gopher_repetition_v1"
     resources: ClassVar[Resources] = Resources(batch_size=512)
 
-    def __init__(self, max_dup_para_frac: float | None = 0.30, max_dup_para_char_frac: float | None = 0.20,
-                 max_dup_line_frac: float | None = 0.30, max_dup_line_char_frac: float | None = 0.20,
-                 top_ngrams: Mapping[int, float] | None = None, dup_ngrams: Mapping[int, float] | None = None,
-                 modalities: Sequence[str] = DEFAULT_MODALITIES, languages: Sequence[str] | None = None,
-                 lang_column: str = LANG_COLUMN) -> None:
+    def __init__(
+        self,
+        max_dup_para_frac: float | None = 0.30,
+        max_dup_para_char_frac: float | None = 0.20,
+        max_dup_line_frac: float | None = 0.30,
+        max_dup_line_char_frac: float | None = 0.20,
+        top_ngrams: Mapping[int, float] | None = None,
+        dup_ngrams: Mapping[int, float] | None = None,
+        modalities: Sequence[str] = DEFAULT_MODALITIES,
+        languages: Sequence[str] | None = None,
+        lang_column: str = LANG_COLUMN,
+    ) -> None:
         super().__init__(modalities, languages, lang_column)
-        self.limits = {"dup_para_frac": max_dup_para_frac, "dup_para_char_frac": max_dup_para_char_frac,
-                       "dup_line_frac": max_dup_line_frac, "dup_line_char_frac": max_dup_line_char_frac}
+        self.limits = {
+            "dup_para_frac": max_dup_para_frac,
+            "dup_para_char_frac": max_dup_para_char_frac,
+            "dup_line_frac": max_dup_line_frac,
+            "dup_line_char_frac": max_dup_line_char_frac,
+        }
         self.top_ngrams = {int(n): float(f) for n, f in (TOP_NGRAMS if top_ngrams is None else top_ngrams).items()}
         self.dup_ngrams = {int(n): float(f) for n, f in (DUP_NGRAMS if dup_ngrams is None else dup_ngrams).items()}
         if any(n < 1 for n in (*self.top_ngrams, *self.dup_ngrams)):

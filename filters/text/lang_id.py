@@ -68,9 +68,14 @@ class LanguageId(TextFilter):
     resources: ClassVar[Resources] = Resources(batch_size=1024)
     stateful: ClassVar[bool] = True
 
-    def __init__(self, model_path: str | None = None, languages: Sequence[str] | None = None,
-                 min_score: float | None = None, max_chars: int = 2000,
-                 modalities: Sequence[str] = DEFAULT_MODALITIES) -> None:
+    def __init__(
+        self,
+        model_path: str | None = None,
+        languages: Sequence[str] | None = None,
+        min_score: float | None = None,
+        max_chars: int = 2000,
+        modalities: Sequence[str] = DEFAULT_MODALITIES,
+    ) -> None:
         super().__init__(modalities)
         self.keep_languages = frozenset(languages) if languages else None
         self.min_score = min_score
@@ -90,15 +95,21 @@ class LanguageId(TextFilter):
         found_langs, found_scores = self.detector.detect([texts[i] for i in present])
         for i, lang, score in zip(present, found_langs, found_scores):
             langs[i], scores[i] = lang, score
-        return {"lang": pa.array(langs, pa.string()), "score": pa.array(scores, pa.float64()),
-                "detector": pa.array([self.detector.name] * len(texts), pa.string())}
+        return {
+            "lang": pa.array(langs, pa.string()),
+            "score": pa.array(scores, pa.float64()),
+            "detector": pa.array([self.detector.name] * len(texts), pa.string()),
+        }
 
     def decide(self, scores: dict[str, pa.Array]) -> list[str | None]:
         langs = scores["lang"].to_pylist()
         values = [s if s is not None else 0.0 for s in scores["score"].to_pylist()]
         keep = self.keep_languages
-        return first_failing(len(langs), [
-            ("undetermined_language", [keep is not None and lang is None for lang in langs]),
-            ("other_language", [keep is not None and lang not in keep for lang in langs]),
-            ("low_confidence", [self.min_score is not None and v < self.min_score for v in values]),
-        ])
+        return first_failing(
+            len(langs),
+            [
+                ("undetermined_language", [keep is not None and lang is None for lang in langs]),
+                ("other_language", [keep is not None and lang not in keep for lang in langs]),
+                ("low_confidence", [self.min_score is not None and v < self.min_score for v in values]),
+            ],
+        )

@@ -40,10 +40,19 @@ class VideoClipScore(ClipPolicy, ScoringStage):
     resources: ClassVar[Resources] = Resources(batch_size=8)
     stateful: ClassVar[bool] = True
 
-    def __init__(self, model: str = "ViT-B-32", pretrained: str | None = None, device: str = "auto",
-                 precision: str = "fp32", max_keyframes: int = 8, threshold: float | None = None,
-                 top_fraction: float | None = None, timeout_s: float = 300.0, resolved_threshold: float | None = None,
-                 reuse_scores: bool = False) -> None:
+    def __init__(
+        self,
+        model: str = "ViT-B-32",
+        pretrained: str | None = None,
+        device: str = "auto",
+        precision: str = "fp32",
+        max_keyframes: int = 8,
+        threshold: float | None = None,
+        top_fraction: float | None = None,
+        timeout_s: float = 300.0,
+        resolved_threshold: float | None = None,
+        reuse_scores: bool = False,
+    ) -> None:
         self.init_policy(threshold, top_fraction, resolved_threshold, reuse_scores)
         check_clip_args(model, pretrained)
         self.max_keyframes = max_keyframes
@@ -66,8 +75,9 @@ class VideoClipScore(ClipPolicy, ScoringStage):
             try:
                 facts = video_facts(item, self.timeout_s)
                 with video_url(item) as url:
-                    frames = decode_frames(url, facts.width, facts.height, max_side=336, keyframes_only=True,
-                                           timeout_s=self.timeout_s).pixels
+                    frames = decode_frames(
+                        url, facts.width, facts.height, max_side=336, keyframes_only=True, timeout_s=self.timeout_s
+                    ).pixels
             except (BadVideo, OSError) as exc:
                 errors[row] = f"{getattr(exc, 'reason', 'unreadable_video')}: {exc}"
                 continue
@@ -78,8 +88,11 @@ class VideoClipScore(ClipPolicy, ScoringStage):
             image /= np.linalg.norm(image) or 1.0
             scores[row] = float(image @ self.scorer.text_features([captions[row] or ""])[0])
             keyframes[row] = len(chosen)
-        return {"score": pa.array(scores, pa.float64(), mask=np.isnan(scores)),
-                "keyframes": pa.array(keyframes, pa.int64()), "error": pa.array(errors, pa.string())}
+        return {
+            "score": pa.array(scores, pa.float64(), mask=np.isnan(scores)),
+            "keyframes": pa.array(keyframes, pa.int64()),
+            "error": pa.array(errors, pa.string()),
+        }
 
     def decide(self, scores: dict[str, pa.Array]) -> list[str | None]:
         return self.policy_reasons(scores["score"].to_numpy(zero_copy_only=False))

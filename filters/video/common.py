@@ -31,8 +31,15 @@ def video_facts(item: dict[str, Any], timeout_s: float) -> VideoInfo:
     """Size, duration and rate of a video: from its media entry when complete, else from ffprobe."""
     needed = ("width", "height", "duration_s", "fps")
     if all(item.get(k) for k in needed):
-        return VideoInfo(width=item["width"], height=item["height"], duration_s=item["duration_s"], fps=item["fps"],
-                         n_frames=item.get("n_frames") or 0, codec=item.get("codec") or "", n_streams=0,
-                         format=item.get("format") or "")
+        return VideoInfo(
+            width=item["width"],
+            height=item["height"],
+            duration_s=item["duration_s"],
+            fps=item["fps"],
+            n_frames=item.get("n_frames") or 0,
+            codec=item.get("codec") or "",
+            n_streams=0,
+            format=item.get("format") or "",
+        )
     with video_url(item) as url:
         return probe_video(url, timeout_s)

@@ -51,9 +51,18 @@ class Frames:
         return None if self.fps is None else [round(i / self.fps, 6) for i in range(self.count)]
 
 
-def decode_frames(url: str, width: int, height: int, *, fps: float | None = None, max_side: int = 512,
-                  gray: bool = False, keyframes_only: bool = False, max_frames: int | None = None,
-                  timeout_s: float = 120.0) -> Frames:
+def decode_frames(
+    url: str,
+    width: int,
+    height: int,
+    *,
+    fps: float | None = None,
+    max_side: int = 512,
+    gray: bool = False,
+    keyframes_only: bool = False,
+    max_frames: int | None = None,
+    timeout_s: float = 120.0,
+) -> Frames:
     """Frames of a video, optionally resampled to ``fps``, scaled to fit ``max_side``.
 
     Args:

@@ -53,9 +53,21 @@ def frame_item(pixels: np.ndarray, quality: int) -> dict[str, Any]:
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
     data = buffer.getvalue()
     height, width = pixels.shape[:2]
-    return {"kind": "frame", "uri": None, "offset": None, "size": len(data), "bytes": data,
-            "sha256": hashlib.sha256(data).hexdigest(), "format": "jpeg", "width": width, "height": height,
-            "duration_s": None, "fps": None, "n_frames": None, "codec": None}
+    return {
+        "kind": "frame",
+        "uri": None,
+        "offset": None,
+        "size": len(data),
+        "bytes": data,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "format": "jpeg",
+        "width": width,
+        "height": height,
+        "duration_s": None,
+        "fps": None,
+        "n_frames": None,
+        "codec": None,
+    }
 
 
 @register
@@ -65,8 +77,16 @@ class FrameSampler(Stage):
     name: ClassVar[str] = "video_frames_v1"
     resources: ClassVar[Resources] = Resources(batch_size=4)
 
-    def __init__(self, fps: float = 2.0, chunk_size: int = 4, max_frames: int = 256, max_side: int = 512,
-                 store_frames: bool = False, jpeg_quality: int = 90, timeout_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        fps: float = 2.0,
+        chunk_size: int = 4,
+        max_frames: int = 256,
+        max_side: int = 512,
+        store_frames: bool = False,
+        jpeg_quality: int = 90,
+        timeout_s: float = 300.0,
+    ) -> None:
         if fps <= 0 or chunk_size < 1 or max_frames < 1:
             raise ValueError(f"{self.name}: fps must be > 0, chunk_size and max_frames >= 1")
         self.fps, self.chunk_size, self.max_frames, self.max_side = fps, chunk_size, max_frames, max_side
@@ -83,8 +103,15 @@ class FrameSampler(Stage):
                 facts = video_facts(item, self.timeout_s)
                 rate = sampling_rate(self.fps, facts.fps, facts.duration_s, self.max_frames)
                 with video_url(item) as url:
-                    frames = decode_frames(url, facts.width, facts.height, fps=rate, max_side=self.max_side,
-                                           max_frames=self.max_frames, timeout_s=self.timeout_s)
+                    frames = decode_frames(
+                        url,
+                        facts.width,
+                        facts.height,
+                        fps=rate,
+                        max_side=self.max_side,
+                        max_frames=self.max_frames,
+                        timeout_s=self.timeout_s,
+                    )
             except (BadVideo, OSError) as exc:
                 errors[row] = f"{self.name}:{getattr(exc, 'reason', 'unreadable_video')}: {exc}"
                 continue
@@ -97,8 +124,13 @@ class FrameSampler(Stage):
             if self.store_frames:
                 kept = [m for m in media[row] if m["kind"] != "frame"]
                 media[row] = kept + [frame_item(p, self.jpeg_quality) for p in frames.pixels]
-        columns = {"fps": pa.float64(), "n_frames": pa.int64(), "chunk_sizes": pa.list_(pa.int32()),
-                   "partial": pa.bool_(), "times": pa.list_(pa.float64())}
+        columns = {
+            "fps": pa.float64(),
+            "n_frames": pa.int64(),
+            "chunk_sizes": pa.list_(pa.int32()),
+            "partial": pa.bool_(),
+            "times": pa.list_(pa.float64()),
+        }
         names = {"partial": "partial_chunk", "times": "frame_times"}
         for key, kind in columns.items():
             batch = set_column(batch, S.stage_column(self.name, names.get(key, key)), pa.array(out[key], kind))

@@ -40,8 +40,14 @@ class MotionScore(ScoringStage):
     name: ClassVar[str] = "video_motion_v1"
     resources: ClassVar[Resources] = Resources(batch_size=8)
 
-    def __init__(self, min_motion: float | None = 0.002, fps: float = 4.0, max_side: int = 64, max_frames: int = 512,
-                 timeout_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        min_motion: float | None = 0.002,
+        fps: float = 4.0,
+        max_side: int = 64,
+        max_frames: int = 512,
+        timeout_s: float = 300.0,
+    ) -> None:
         self.min_motion, self.fps, self.max_side, self.max_frames = min_motion, fps, max_side, max_frames
         self.timeout_s = timeout_s
 
@@ -68,12 +74,23 @@ class MotionScore(ScoringStage):
             frames_used.append(int(frames.shape[0]))
             errors.append(None)
         values = np.array(scores, dtype=np.float64)
-        return {"motion": pa.array(values, pa.float64(), mask=np.isnan(values)),
-                "frames": pa.array(frames_used, pa.int64()), "error": pa.array(errors, pa.string())}
+        return {
+            "motion": pa.array(values, pa.float64(), mask=np.isnan(values)),
+            "frames": pa.array(frames_used, pa.int64()),
+            "error": pa.array(errors, pa.string()),
+        }
 
     def _gray_frames(self, url: str, width: int, height: int, fps: float | None) -> np.ndarray:
-        return decode_frames(url, width, height, fps=fps, max_side=self.max_side, gray=True,
-                             max_frames=self.max_frames, timeout_s=self.timeout_s).pixels
+        return decode_frames(
+            url,
+            width,
+            height,
+            fps=fps,
+            max_side=self.max_side,
+            gray=True,
+            max_frames=self.max_frames,
+            timeout_s=self.timeout_s,
+        ).pixels
 
     def decide(self, scores: dict[str, pa.Array]) -> list[str | None]:
         motion = scores["motion"].to_numpy(zero_copy_only=False)

@@ -32,12 +32,28 @@ class VideoProbe(ScoringStage):
     name: ClassVar[str] = "video_probe_v1"
     resources: ClassVar[Resources] = Resources(batch_size=16)
 
-    def __init__(self, min_duration_s: float | None = 1.0, max_duration_s: float | None = None,
-                 min_fps: float | None = None, max_fps: float | None = None, min_side: int | None = 64,
-                 max_side: int | None = None, codecs: Sequence[str] | None = None, max_streams: int | None = None,
-                 verify_decode: bool = False, timeout_s: float = 60.0) -> None:
-        self.limits = {"min_duration_s": min_duration_s, "max_duration_s": max_duration_s, "min_fps": min_fps,
-                       "max_fps": max_fps, "min_side": min_side, "max_side": max_side, "max_streams": max_streams}
+    def __init__(
+        self,
+        min_duration_s: float | None = 1.0,
+        max_duration_s: float | None = None,
+        min_fps: float | None = None,
+        max_fps: float | None = None,
+        min_side: int | None = 64,
+        max_side: int | None = None,
+        codecs: Sequence[str] | None = None,
+        max_streams: int | None = None,
+        verify_decode: bool = False,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.limits = {
+            "min_duration_s": min_duration_s,
+            "max_duration_s": max_duration_s,
+            "min_fps": min_fps,
+            "max_fps": max_fps,
+            "min_side": min_side,
+            "max_side": max_side,
+            "max_streams": max_streams,
+        }
         self.codecs = frozenset(c.lower() for c in codecs) if codecs else None
         self.verify_decode = verify_decode
         self.timeout_s = timeout_s
@@ -72,14 +88,16 @@ class VideoProbe(ScoringStage):
         codecs = scores["codec"].to_pylist()
         lim = self.limits
         bad_codec = [self.codecs is not None and c is not None and c.lower() not in self.codecs for c in codecs]
-        return first_failing(len(codecs), [
-            ("too_short", below(s["duration_s"], lim["min_duration_s"])),
-            ("too_long", exceeds(s["duration_s"], lim["max_duration_s"])),
-            ("low_fps", below(s["fps"], lim["min_fps"])),
-            ("high_fps", exceeds(s["fps"], lim["max_fps"])),
-            ("too_small", below(short, lim["min_side"])),
-            ("too_large", exceeds(long, lim["max_side"])),
-            ("codec_not_allowed", np.array(bad_codec, dtype=bool)),
-            ("too_many_streams", exceeds(s["n_streams"], lim["max_streams"])),
-        ])
-
+        return first_failing(
+            len(codecs),
+            [
+                ("too_short", below(s["duration_s"], lim["min_duration_s"])),
+                ("too_long", exceeds(s["duration_s"], lim["max_duration_s"])),
+                ("low_fps", below(s["fps"], lim["min_fps"])),
+                ("high_fps", exceeds(s["fps"], lim["max_fps"])),
+                ("too_small", below(short, lim["min_side"])),
+                ("too_large", exceeds(long, lim["max_side"])),
+                ("codec_not_allowed", np.array(bad_codec, dtype=bool)),
+                ("too_many_streams", exceeds(s["n_streams"], lim["max_streams"])),
+            ],
+        )

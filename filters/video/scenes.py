@@ -26,12 +26,18 @@ _FRAME = re.compile(r"pts_time:\s*([-+0-9.eE]+)")
 _SCORE = re.compile(r"lavfi\.scene_score=([-+0-9.eE]+)")
 
 
-def scene_scores(url: str, width: int, height: int, detect_side: int = 320, timeout_s: float = 300.0
-                 ) -> list[tuple[float, float]]:
+def scene_scores(
+    url: str, width: int, height: int, detect_side: int = 320, timeout_s: float = 300.0
+) -> list[tuple[float, float]]:
     """(pts_time, scene score) of every frame of the first video stream."""
     out_w, out_h = scaled_size(width, height, detect_side)
-    stream = (ffmpeg.input(url).filter("scale", out_w, out_h).filter("select", "gte(scene,0)")
-              .filter("metadata", "print", file="-").output("-", format="null", an=None))
+    stream = (
+        ffmpeg.input(url)
+        .filter("scale", out_w, out_h)
+        .filter("select", "gte(scene,0)")
+        .filter("metadata", "print", file="-")
+        .output("-", format="null", an=None)
+    )
     return parse_scene_scores(run_ffmpeg(stream, timeout_s).decode(errors="replace"))
 
 
@@ -48,8 +54,13 @@ def parse_scene_scores(text: str) -> list[tuple[float, float]]:
     return pairs
 
 
-def plan_clips(scores: Sequence[tuple[float, float]], duration: float, threshold: float = 0.3,
-               min_clip_s: float = 1.0, max_clip_s: float | None = None) -> list[tuple[float, float]]:
+def plan_clips(
+    scores: Sequence[tuple[float, float]],
+    duration: float,
+    threshold: float = 0.3,
+    min_clip_s: float = 1.0,
+    max_clip_s: float | None = None,
+) -> list[tuple[float, float]]:
     """(start, end) of each clip, covering [0, duration] without gaps.
 
     Args:
@@ -85,20 +96,27 @@ class ClipEncoding:
     threads: int = 1
 
 
-def extract_clip(url: str, start: float, end: float, encoding: ClipEncoding, timeout_s: float
-                 ) -> tuple[bytes, VideoInfo]:
+def extract_clip(
+    url: str, start: float, end: float, encoding: ClipEncoding, timeout_s: float
+) -> tuple[bytes, VideoInfo]:
     """An MP4 holding [start, end) of the input (video, and audio if there is any), and its probe facts."""
     handle, path = tempfile.mkstemp(prefix="ff-clip-", suffix=".mp4")
     os.close(handle)
     try:
         source = ffmpeg.input(url, ss=f"{start:.6f}", t=f"{end - start:.6f}")
         if encoding.reencode:
-            options = {"vcodec": "libx264", "crf": encoding.crf, "preset": encoding.preset, "pix_fmt": "yuv420p",
-                       "acodec": "aac"}
+            options = {
+                "vcodec": "libx264",
+                "crf": encoding.crf,
+                "preset": encoding.preset,
+                "pix_fmt": "yuv420p",
+                "acodec": "aac",
+            }
         else:
             options = {"c": "copy"}
-        run_ffmpeg(source.output(path, movflags="+faststart", **options).overwrite_output(), timeout_s,
-                   encoding.threads)
+        run_ffmpeg(
+            source.output(path, movflags="+faststart", **options).overwrite_output(), timeout_s, encoding.threads
+        )
         info = probe_video(path, timeout_s)
         with open(path, "rb") as clip:
             return clip.read(), info

@@ -43,9 +43,18 @@ class SceneSplit(Stage):
     resources: ClassVar[Resources] = Resources(batch_size=4)
     expands: ClassVar[bool] = True
 
-    def __init__(self, threshold: float = 0.3, min_clip_s: float = 1.0, max_clip_s: float | None = None,
-                 detect_side: int = 320, reencode: bool = True, crf: int = 18, preset: str = "veryfast",
-                 threads: int = 1, timeout_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        threshold: float = 0.3,
+        min_clip_s: float = 1.0,
+        max_clip_s: float | None = None,
+        detect_side: int = 320,
+        reencode: bool = True,
+        crf: int = 18,
+        preset: str = "veryfast",
+        threads: int = 1,
+        timeout_s: float = 600.0,
+    ) -> None:
         if not 0 < threshold < 1:
             raise ValueError(f"{self.name}: threshold is a scene-change score in (0, 1), got {threshold}")
         if max_clip_s is not None and max_clip_s < min_clip_s:
@@ -83,8 +92,11 @@ class SceneSplit(Stage):
         batch = add_errors(batch, pa.array(errors, pa.string()))
         batch = add_drop_reasons(batch, pa.array(reasons, pa.string()))
         updates = {
-            S.MEDIA: children["media"], S.META: children["meta"], S.CONTENT_HASH: children["hash"],
-            S.DROP_REASON: [None] * len(parents), S.ERROR: [None] * len(parents),
+            S.MEDIA: children["media"],
+            S.META: children["meta"],
+            S.CONTENT_HASH: children["hash"],
+            S.DROP_REASON: [None] * len(parents),
+            S.ERROR: [None] * len(parents),
             S.stage_column(self.name, "n_clips"): [None] * len(parents),
             S.stage_column(self.name, "cut_times"): [None] * len(parents),
             S.stage_column(self.name, "start_s"): children["start"],
@@ -103,15 +115,34 @@ class SceneSplit(Stage):
                 return [(start, end, None, None) for start, end in plan]
             return [(start, end, *extract_clip(url, start, end, self.encoding, self.timeout_s)) for start, end in plan]
 
-    def _add_child(self, children: dict[str, list[Any]], parent: dict[str, Any], index: int, start: float, end: float,
-                   data: bytes, info: Any) -> None:
+    def _add_child(
+        self,
+        children: dict[str, list[Any]],
+        parent: dict[str, Any],
+        index: int,
+        start: float,
+        end: float,
+        data: bytes,
+        info: Any,
+    ) -> None:
         digest = hashlib.sha256(data).hexdigest()
-        clip = {"kind": "video", "uri": None, "offset": None, "size": len(data), "bytes": data, "sha256": digest,
-                "format": "mp4", "width": info.width, "height": info.height, "duration_s": info.duration_s,
-                "fps": info.fps, "n_frames": info.n_frames, "codec": info.codec}
+        clip = {
+            "kind": "video",
+            "uri": None,
+            "offset": None,
+            "size": len(data),
+            "bytes": data,
+            "sha256": digest,
+            "format": "mp4",
+            "width": info.width,
+            "height": info.height,
+            "duration_s": info.duration_s,
+            "fps": info.fps,
+            "n_frames": info.n_frames,
+            "codec": info.codec,
+        }
         others = [m for m in parent[S.MEDIA] or [] if m["kind"] != "video"]
-        meta = {**json.loads(parent[S.META] or "{}"), "clip_of": parent[S.ID], "clip_start_s": start,
-                "clip_end_s": end}
+        meta = {**json.loads(parent[S.META] or "{}"), "clip_of": parent[S.ID], "clip_start_s": start, "clip_end_s": end}
         children["id"].append(clip_id(parent[S.ID], start, end))
         children["media"].append([clip, *others])
         children["meta"].append(json.dumps(meta, ensure_ascii=False, sort_keys=True))

@@ -27,23 +27,31 @@ class AuditOptions:
     vision_presets: tuple[str, ...] = ()  # count vision tokens with these presets (the first one is the primary)
 
 
-def collect_state(paths: Sequence[str], options: AuditOptions = AuditOptions(),
-                  on_plan: Callable[[int], None] | None = None,
-                  on_unit: Callable[[Unit], None] | None = None) -> tuple[Discovery, AuditState]:
+def collect_state(
+    paths: Sequence[str],
+    options: AuditOptions = AuditOptions(),
+    on_plan: Callable[[int], None] | None = None,
+    on_unit: Callable[[Unit], None] | None = None,
+) -> tuple[Discovery, AuditState]:
     """Discover and fold ``paths``; ``on_plan(rows)`` gets the rows to read, ``on_unit`` each finished unit."""
     for preset in options.vision_presets:
         check_preset(preset)
     found = discover(list(paths), options.sample, options.seed, options.upstream)
     if on_plan:
         on_plan(sum(u.rows for u in found.units))
-    state = collect(found.units, options.executor, options.ray_address, options.num_cpus, on_unit,
-                    tuple(options.vision_presets))
+    state = collect(
+        found.units, options.executor, options.ray_address, options.num_cpus, on_unit, tuple(options.vision_presets)
+    )
     return found, state
 
 
-def run_audit(paths: Sequence[str], options: AuditOptions = AuditOptions(), target: Target | None = None,
-              on_plan: Callable[[int], None] | None = None,
-              on_unit: Callable[[Unit], None] | None = None) -> dict[str, Any]:
+def run_audit(
+    paths: Sequence[str],
+    options: AuditOptions = AuditOptions(),
+    target: Target | None = None,
+    on_plan: Callable[[int], None] | None = None,
+    on_unit: Callable[[Unit], None] | None = None,
+) -> dict[str, Any]:
     """The audit report of the outputs at ``paths`` (read as parts of one corpus)."""
     found, state = collect_state(paths, options, on_plan, on_unit)
     return build_report(found, state, target, options.sample, options.seed, tuple(options.vision_presets))

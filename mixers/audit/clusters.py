@@ -83,16 +83,18 @@ def fold_clusters_file(path: str, rows_per_pass: int = ROWS_PER_PASS, batch_rows
             if passes > 1:
                 chosen = pa.array(_bucket(table.column(cluster), passes) == pass_index)
                 table, own = table.filter(chosen), own.filter(chosen)
-            parts.append(pa.table({"cluster": table.column(cluster).cast(pa.string()),
-                                   "kept_listed": own.cast(pa.int64())}))
+            parts.append(
+                pa.table({"cluster": table.column(cluster).cast(pa.string()), "kept_listed": own.cast(pa.int64())})
+            )
         _add_sizes(state, pa.concat_tables(parts) if parts else None)
     if not dropped:
         state.removed = sum((size - 1) * n for size, n in state.sizes.items())
     return state
 
 
-def _kept_rows(table: pa.Table, kept: str, member: str | None,
-               media: tuple[str, str] | None) -> pa.ChunkedArray | pa.Array:
+def _kept_rows(
+    table: pa.Table, kept: str, member: str | None, media: tuple[str, str] | None
+) -> pa.ChunkedArray | pa.Array:
     """Whether each row is the cluster's kept member itself (same id, and same media index when given)."""
     if member is None:
         return pa.array(np.zeros(table.num_rows, bool))

@@ -7,8 +7,14 @@ from typing import Any
 from fusionforge.mixers.audit.summary import rounded
 
 _TOTALS = ("records", "tokens", "text_tokens", "vision_tokens", "vision_ratio", "text_bytes", "media_bytes")
-_PACKING = ("sequences", "vision_ratio", "padding_fraction", "zero_vision_share", "within_band_share",
-            "split_documents")
+_PACKING = (
+    "sequences",
+    "vision_ratio",
+    "padding_fraction",
+    "zero_vision_share",
+    "within_band_share",
+    "split_documents",
+)
 
 
 def compare_reports(this: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:

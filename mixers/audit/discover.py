@@ -74,8 +74,9 @@ class Discovery:
     rows_total: int = 0
 
 
-def discover(paths: list[str], sample: float | None = None, seed: int = 0, upstream: bool = False,
-             unit_rows: int = UNIT_ROWS) -> Discovery:
+def discover(
+    paths: list[str], sample: float | None = None, seed: int = 0, upstream: bool = False, unit_rows: int = UNIT_ROWS
+) -> Discovery:
     """Classify every Parquet file under ``paths``; with ``upstream``, also the outputs they were made from."""
     if sample is not None and not 0 < sample <= 1:
         raise ConfigError(f"--sample must be a fraction in (0, 1], got {sample}")
@@ -114,8 +115,12 @@ def is_output(path: Path) -> bool:
 
 def _output_files(folder: Path) -> tuple[Output, list[tuple[Path, str | None]]]:
     report, config = _read_json(folder / "report.json"), _read_yaml(folder / "config.yaml")
-    step = report.get("step") or config.get("step") or _ledger_step(folder) or (
-        "rft" if "rft" in config else "shard" if "inputs" in config else folder.name)
+    step = (
+        report.get("step")
+        or config.get("step")
+        or _ledger_step(folder)
+        or ("rft" if "rft" in config else "shard" if "inputs" in config else folder.name)
+    )
     upstream = config.get("input")
     seq_len = report.get("seq_len") or config.get("seq_len")
     vision_ratio = report.get("target_vision_ratio") or config.get("vision_ratio")
@@ -124,7 +129,7 @@ def _output_files(folder: Path) -> tuple[Output, list[tuple[Path, str | None]]]:
     done = seen = None
     if not complete and (folder / PARTS_DIR).is_dir():
         markers = (folder / MARKER_DIR).glob("partition-*.done.json")
-        marked = {int(m.name[len("partition-"):].split(".")[0]) for m in markers}
+        marked = {int(m.name[len("partition-") :].split(".")[0]) for m in markers}
         parts = sorted((folder / PARTS_DIR).glob("*.parquet"))
         seen = len({_partition(p) for p in parts} | marked)
         done = len(marked)
@@ -139,9 +144,16 @@ def _output_files(folder: Path) -> tuple[Output, list[tuple[Path, str | None]]]:
         rejected = sorted((folder / REJECTED_DIR).glob("*.parquet"))
     files += [(p, REJECTED) for p in rejected if not p.name.startswith(".")]
     files += [(p, None) for p in _other_parquet(folder)]
-    output = Output(str(folder), str(step), complete, str(upstream) if upstream else None,
-                    int(seq_len) if seq_len else None, done, seen,
-                    float(vision_ratio) if isinstance(vision_ratio, (int, float)) else None)
+    output = Output(
+        str(folder),
+        str(step),
+        complete,
+        str(upstream) if upstream else None,
+        int(seq_len) if seq_len else None,
+        done,
+        seen,
+        float(vision_ratio) if isinstance(vision_ratio, (int, float)) else None,
+    )
     return output, files
 
 
@@ -157,8 +169,14 @@ def _loose_files(path: Path) -> tuple[Output, list[tuple[Path, str | None]]]:
         if not files:
             raise ConfigError(f"{path} holds no Parquet files and no fusionforge output")
     in_rejected = [(f, REJECTED if f.parent.name == REJECTED_DIR else None) for f in files]
-    output = Output(str(path), step, True, context.upstream if context else None,
-                    context.seq_len if context else None, vision_ratio=context.vision_ratio if context else None)
+    output = Output(
+        str(path),
+        step,
+        True,
+        context.upstream if context else None,
+        context.seq_len if context else None,
+        vision_ratio=context.vision_ratio if context else None,
+    )
     return output, in_rejected
 
 

@@ -15,9 +15,14 @@ from fusionforge.pipelines.core.errors import ConfigError
 UnitCallback = Callable[[Unit], None]
 
 
-def collect(units: Iterable[Unit], executor: str = "local", ray_address: str | None = None,
-            num_cpus: int | None = None, on_unit: UnitCallback | None = None,
-            presets: tuple[str, ...] = ()) -> AuditState:
+def collect(
+    units: Iterable[Unit],
+    executor: str = "local",
+    ray_address: str | None = None,
+    num_cpus: int | None = None,
+    on_unit: UnitCallback | None = None,
+    presets: tuple[str, ...] = (),
+) -> AuditState:
     """The merged state of every unit (vision tokens counted with ``presets``, if any)."""
     if executor == "local":
         state = AuditState()
@@ -31,8 +36,9 @@ def collect(units: Iterable[Unit], executor: str = "local", ray_address: str | N
     raise ConfigError(f"unknown executor {executor!r}; use 'ray' or 'local'")
 
 
-def _collect_on_ray(units: list[Unit], address: str | None, num_cpus: int | None,
-                    on_unit: UnitCallback | None, presets: tuple[str, ...]) -> AuditState:
+def _collect_on_ray(
+    units: list[Unit], address: str | None, num_cpus: int | None, on_unit: UnitCallback | None, presets: tuple[str, ...]
+) -> AuditState:
     from fusionforge.pipelines.core.ray_env import init_ray
 
     ray = init_ray(address=address, num_cpus=num_cpus)

@@ -24,8 +24,11 @@ FRAMES_COLUMN = "video_frames_v1__n_frames"  # sampled frames per video (the vid
 
 def language_column(batch: pa.RecordBatch) -> str | None:
     """The language-ID stage column to trust, if any (the first ``*__lang`` string column by name)."""
-    names = sorted(f.name for f in batch.schema if f.name.endswith(LANG_SUFFIX)
-                   and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)))
+    names = sorted(
+        f.name
+        for f in batch.schema
+        if f.name.endswith(LANG_SUFFIX) and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+    )
     return names[0] if names else None
 
 
@@ -112,8 +115,11 @@ def media_items(batch: pa.RecordBatch) -> MediaItems:
     if "bytes" in names:
         inline = _int_array(pc.binary_length(pc.struct_field(items, "bytes")))
         size = np.where(size > 0, size, inline)
-    kind = pc.struct_field(items, "kind").to_numpy(zero_copy_only=False) if "kind" in names else np.full(
-        len(items), None, object)
+    kind = (
+        pc.struct_field(items, "kind").to_numpy(zero_copy_only=False)
+        if "kind" in names
+        else np.full(len(items), None, object)
+    )
     return MediaItems(parent, kind, field("width"), field("height"), field("n_frames"), field("duration_s"), size)
 
 

@@ -57,8 +57,14 @@ def _funnel(state: AuditState, steps: list[str], group: str) -> list[dict[str, A
 
 
 def _row(step: str, stage: str, status: str | None, removed: int, remaining: int) -> dict[str, Any]:
-    return {"step": step, "stage": stage, "status": status, "removed": removed, "remaining": remaining,
-            "removed_tokens": None}
+    return {
+        "step": step,
+        "stage": stage,
+        "status": status,
+        "removed": removed,
+        "remaining": remaining,
+        "removed_tokens": None,
+    }
 
 
 def _reason_order(item: tuple[tuple[str, str], int]) -> tuple:
@@ -87,9 +93,16 @@ def drop_reasons(state: AuditState, steps: list[str]) -> list[dict[str, Any]]:
             if st == step and status != "kept":
                 totals[(status, reason)] = totals.get((status, reason), 0) + n
         for (status, reason), n in totals.items():
-            rows.append({"step": step, "status": status, "reason": reason, "records": round(n),
-                         "share_of_step_inputs": n / inputs if inputs else None,
-                         "examples": _examples(ledger.examples, step, reason)})
+            rows.append(
+                {
+                    "step": step,
+                    "status": status,
+                    "reason": reason,
+                    "records": round(n),
+                    "share_of_step_inputs": n / inputs if inputs else None,
+                    "examples": _examples(ledger.examples, step, reason),
+                }
+            )
     rows.sort(key=lambda r: (-r["records"], r["step"], r["reason"]))
     return rows[:TOP_REASONS]
 

@@ -112,14 +112,26 @@ class LogHistogram:
     def to_dict(self) -> dict[str, Any]:
         """JSON form: exact count/min/max, mean, quantiles and the occupied bins ``[low, high, count]``."""
         if not self.count:
-            return {"count": 0, "min": None, "max": None, "mean": None, "quantiles": {}, "quantiles_exact": True,
-                    "bins": []}
-        bins = [[_r(low), _r(high), round(self.bins[key])] for key in sorted(self.bins)
-                for low, high in [bin_edges(key)]]
+            return {
+                "count": 0,
+                "min": None,
+                "max": None,
+                "mean": None,
+                "quantiles": {},
+                "quantiles_exact": True,
+                "bins": [],
+            }
+        bins = [
+            [_r(low), _r(high), round(self.bins[key])] for key in sorted(self.bins) for low, high in [bin_edges(key)]
+        ]
         return {
-            "count": round(self.count), "min": _r(self.minimum), "max": _r(self.maximum), "mean": _r(self.mean),
+            "count": round(self.count),
+            "min": _r(self.minimum),
+            "max": _r(self.maximum),
+            "mean": _r(self.mean),
             "quantiles": {f"p{round(q * 100)}": _r(self.quantile(q)) for q in QUANTILES},
-            "quantiles_exact": self.exact is not None, "bins": bins,
+            "quantiles_exact": self.exact is not None,
+            "bins": bins,
         }
 
 

@@ -31,14 +31,22 @@ class LedgerState:
         if batch.num_rows == 0:
             return
         names = batch.schema.names
-        step = pc.fill_null(batch.column("step"), default_step) if "step" in names else pa.array(
-            [default_step] * batch.num_rows)
+        step = (
+            pc.fill_null(batch.column("step"), default_step)
+            if "step" in names
+            else pa.array([default_step] * batch.num_rows)
+        )
         reason = pc.fill_null(reason_keys(batch.column("reason").cast(pa.string())), "")
-        table = pa.table({
-            "step": step, "source": pc.fill_null(batch.column("source"), "unknown"),
-            "modality": pc.fill_null(batch.column("modality"), "unknown"),
-            "status": batch.column("status"), "reason": reason, "id": batch.column("id"),
-        })
+        table = pa.table(
+            {
+                "step": step,
+                "source": pc.fill_null(batch.column("source"), "unknown"),
+                "modality": pc.fill_null(batch.column("modality"), "unknown"),
+                "status": batch.column("status"),
+                "reason": reason,
+                "id": batch.column("id"),
+            }
+        )
         keys = ["step", "source", "modality", "status", "reason"]
         counts = table.group_by(keys).aggregate([([], "count_all")])
         for row in zip(*(counts.column(k).to_pylist() for k in keys), counts.column("count_all").to_pylist()):
@@ -48,8 +56,10 @@ class LedgerState:
     def _examples(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        order = pc.sort_indices(table, sort_keys=[("step", "ascending"), ("reason", "ascending"),
-                                                  ("source", "ascending"), ("id", "ascending")])
+        order = pc.sort_indices(
+            table,
+            sort_keys=[("step", "ascending"), ("reason", "ascending"), ("source", "ascending"), ("id", "ascending")],
+        )
         table = table.take(order)
         keys = list(zip(*(table.column(k).to_pylist() for k in ("step", "reason", "source"))))
         starts = np.flatnonzero([i == 0 or keys[i] != keys[i - 1] for i in range(len(keys))])

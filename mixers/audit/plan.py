@@ -89,10 +89,18 @@ class PlanState:
         if "source" not in fields or "length" not in fields or len(items) == 0:
             return
         length = pc.fill_null(pc.struct_field(items, "length"), 0).cast(pa.int64())
-        vision = pc.fill_null(pc.struct_field(items, "vision_tokens"), 0).cast(pa.int64()) if "vision_tokens" in \
-            fields else pa.array(np.zeros(len(items), np.int64))
-        table = pa.table({"source": pc.fill_null(pc.struct_field(items, "source").cast(pa.string()), "unknown"),
-                          "vision": vision, "text": pc.subtract(length, vision)})
+        vision = (
+            pc.fill_null(pc.struct_field(items, "vision_tokens"), 0).cast(pa.int64())
+            if "vision_tokens" in fields
+            else pa.array(np.zeros(len(items), np.int64))
+        )
+        table = pa.table(
+            {
+                "source": pc.fill_null(pc.struct_field(items, "source").cast(pa.string()), "unknown"),
+                "vision": vision,
+                "text": pc.subtract(length, vision),
+            }
+        )
         sums = table.group_by(["source"]).aggregate([("text", "sum"), ("vision", "sum")])
         columns = (sums.column(c).to_pylist() for c in ("source", "text_sum", "vision_sum"))
         for source, text, vision_sum in zip(*columns):
@@ -122,7 +130,6 @@ class PlanState:
         out.histograms = {k: h.scaled(factor) for k, h in self.histograms.items()}
         return out
 
-
     def share_within(self, target: float, band: float) -> float | None:
         """Share of sequences whose vision ratio is within ``band`` of ``target`` (at 1e-4 resolution)."""
         total = sum(self.ratio_steps.values())
@@ -132,8 +139,17 @@ class PlanState:
         return sum(n for step, n in self.ratio_steps.items() if low <= step <= high) / total
 
 
-_COUNTS = ("sequences", "text_tokens", "vision_tokens", "capacity", "capacity_known", "used_with_capacity",
-           "zero_vision", "split_documents", "split_segments")
+_COUNTS = (
+    "sequences",
+    "text_tokens",
+    "vision_tokens",
+    "capacity",
+    "capacity_known",
+    "used_with_capacity",
+    "zero_vision",
+    "split_documents",
+    "split_segments",
+)
 
 
 def is_plan_schema(names: list[str]) -> bool:

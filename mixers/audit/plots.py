@@ -148,7 +148,7 @@ def histograms(panels: list[tuple[str, dict[str, Any], dict[str, Any] | None]]) 
         mark = quantile_mark(kept)
         axes.set_title(f"{title}" + (f"  (p50 {mark}{median:.4g})" if median is not None else ""), fontsize=9)
         axes.tick_params(labelsize=7)
-    for axes in list(grid.flat)[len(panels):]:
+    for axes in list(grid.flat)[len(panels) :]:
         axes.axis("off")
     return to_png(figure)
 
@@ -183,8 +183,9 @@ def _bars(axes, histogram: dict[str, Any], color: str, label: str, log: bool, al
     axes.bar(lefts, heights, width=widths, align="edge", color=color, alpha=alpha, label=label)
 
 
-def display_bins(histogram: dict[str, Any], log: bool, per_octave: int = 4,
-                 across: int = 40) -> tuple[list[float], list[float], list[int]]:
+def display_bins(
+    histogram: dict[str, Any], log: bool, per_octave: int = 4, across: int = 40
+) -> tuple[list[float], list[float], list[int]]:
     """(left edges, widths, counts) of the bars to draw; on a log axis, zeros and negatives are left out."""
     bins = histogram["bins"]
     groups: dict[int, int] = {}

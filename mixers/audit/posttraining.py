@@ -45,10 +45,9 @@ def is_rft_samples_schema(names: list[str]) -> bool:
 def _add(table: dict[tuple[str, str], list[int]], keys: list[str], columns: pa.Table, values: list[str]) -> None:
     """Sum ``values`` of ``columns`` per ``keys`` into ``table`` (key tuple -> one sum per value)."""
     sums = columns.group_by(keys).aggregate([(v, "sum") for v in values])
-    for row in zip(*(sums.column(k).to_pylist() for k in keys), *(sums.column(f"{v}_sum").to_pylist()
-                                                                   for v in values)):
-        current = table.setdefault(tuple(row[:len(keys)]), [0] * len(values))
-        for i, value in enumerate(row[len(keys):]):
+    for row in zip(*(sums.column(k).to_pylist() for k in keys), *(sums.column(f"{v}_sum").to_pylist() for v in values)):
+        current = table.setdefault(tuple(row[: len(keys)]), [0] * len(values))
+        for i, value in enumerate(row[len(keys) :]):
             current[i] += value or 0
 
 
@@ -78,9 +77,16 @@ class SftState:
             return
         first = pc.equal(_ints(batch, "repeat"), 0)
         with_tools = pc.and_(first, pc.greater(_ints(batch, "n_tool_calls"), 0))
-        columns = pa.table({"split": pa.array([split] * batch.num_rows), "source": _strings(batch, "source", "unknown"),
-                            "rows": _ones(batch), "conversations": first.cast(pa.int64()),
-                            "tokens": _ints(batch, "n_tokens"), "with_tool_calls": with_tools.cast(pa.int64())})
+        columns = pa.table(
+            {
+                "split": pa.array([split] * batch.num_rows),
+                "source": _strings(batch, "source", "unknown"),
+                "rows": _ones(batch),
+                "conversations": first.cast(pa.int64()),
+                "tokens": _ints(batch, "n_tokens"),
+                "with_tool_calls": with_tools.cast(pa.int64()),
+            }
+        )
         _add(self.groups, ["split", "source"], columns, list(SFT_MEASURES))
         self.tokens.add(_ints(batch, "n_tokens").filter(first).to_numpy(zero_copy_only=False))
 
@@ -99,9 +105,16 @@ class RftState:
     def fold_prompts(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        columns = pa.table({"task": _strings(batch, "task", "unknown"), "bucket": _strings(batch, "bucket", "unknown"),
-                            "prompts": _ones(batch), "n": _ints(batch, "n"),
-                            "passed": _ints(batch, "passed"), "accepted": _ints(batch, "accepted")})
+        columns = pa.table(
+            {
+                "task": _strings(batch, "task", "unknown"),
+                "bucket": _strings(batch, "bucket", "unknown"),
+                "prompts": _ones(batch),
+                "n": _ints(batch, "n"),
+                "passed": _ints(batch, "passed"),
+                "accepted": _ints(batch, "accepted"),
+            }
+        )
         _add(self.prompts, ["task", "bucket"], columns, list(PROMPT_MEASURES))
         rates = pc.cast(batch.column("pass_rate"), pa.float64()).to_numpy(zero_copy_only=False)
         self.pass_rate.add(rates[np.isfinite(rates)])
@@ -109,10 +122,15 @@ class RftState:
     def fold_samples(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        columns = pa.table({"status": _strings(batch, "status", "unknown"),
-                            "selection": _strings(batch, "selection", ""), "samples": _ones(batch),
-                            "prompt_tokens": _ints(batch, "prompt_tokens"),
-                            "completion_tokens": _ints(batch, "completion_tokens")})
+        columns = pa.table(
+            {
+                "status": _strings(batch, "status", "unknown"),
+                "selection": _strings(batch, "selection", ""),
+                "samples": _ones(batch),
+                "prompt_tokens": _ints(batch, "prompt_tokens"),
+                "completion_tokens": _ints(batch, "completion_tokens"),
+            }
+        )
         _add(self.samples, ["status", "selection"], columns, list(SAMPLE_MEASURES))
 
     def merge(self, other: RftState) -> RftState:
@@ -149,18 +167,30 @@ def sft_section(states: dict[str, SftState]) -> dict[str, Any] | None:
     by_source = []
     for split in order:
         total = splits[split][2]
-        rows = sorted(((source, row) for (sp, source), row in merged.groups.items() if sp == split),
-                      key=lambda item: (-item[1][2], item[0]))
-        by_source += [{"split": split, "source": source, **_sft_figures(row), "token_share": row[2] / total
-                       if total else None} for source, row in rows]
-    return {"steps": steps, "splits": [{"split": s, **_sft_figures(splits[s])} for s in order],
-            "by_source": by_source, "tokens_per_conversation": merged.tokens.to_dict()}
+        rows = sorted(
+            ((source, row) for (sp, source), row in merged.groups.items() if sp == split),
+            key=lambda item: (-item[1][2], item[0]),
+        )
+        by_source += [
+            {"split": split, "source": source, **_sft_figures(row), "token_share": row[2] / total if total else None}
+            for source, row in rows
+        ]
+    return {
+        "steps": steps,
+        "splits": [{"split": s, **_sft_figures(splits[s])} for s in order],
+        "by_source": by_source,
+        "tokens_per_conversation": merged.tokens.to_dict(),
+    }
 
 
 def _sft_figures(row: list[int]) -> dict[str, Any]:
     rows, conversations, tokens, with_tools = row
-    return {"rows": rows, "conversations": conversations, "tokens": tokens,
-            "tool_use_share": with_tools / conversations if conversations else None}
+    return {
+        "rows": rows,
+        "conversations": conversations,
+        "tokens": tokens,
+        "tool_use_share": with_tools / conversations if conversations else None,
+    }
 
 
 def rft_section(states: dict[str, RftState]) -> dict[str, Any] | None:
@@ -181,15 +211,25 @@ def rft_section(states: dict[str, RftState]) -> dict[str, Any] | None:
         _merge(statuses, {status: row})
     sample_totals = [sum(row[i] for row in merged.samples.values()) for i in range(len(SAMPLE_MEASURES))]
     return {
-        "steps": steps, "prompts": sum(row[0] for row in tasks.values()),
+        "steps": steps,
+        "prompts": sum(row[0] for row in tasks.values()),
         "mean_pass_rate": merged.pass_rate.mean,
         "buckets": [{"bucket": b, "prompts": row[0]} for b, row in sorted(buckets.items(), key=lambda kv: kv[0])],
-        "by_task": [{"task": task, "prompts": prompts, "samples": n, "passed": passed,
-                     "pass_rate": passed / n if n else None, "accepted": accepted}
-                    for task, (prompts, n, passed, accepted) in sorted(tasks.items())],
+        "by_task": [
+            {
+                "task": task,
+                "prompts": prompts,
+                "samples": n,
+                "passed": passed,
+                "pass_rate": passed / n if n else None,
+                "accepted": accepted,
+            }
+            for task, (prompts, n, passed, accepted) in sorted(tasks.items())
+        ],
         "pass_rate": merged.pass_rate.to_dict(),
         "samples": sample_totals[0],
         "by_status": [{"status": s, "samples": row[0]} for s, row in sorted(statuses.items(), key=lambda kv: kv[0])],
         "accepted": sum(row[0] for (_status, selection), row in merged.samples.items() if selection == "accepted"),
-        "prompt_tokens": sample_totals[1], "completion_tokens": sample_totals[2],
+        "prompt_tokens": sample_totals[1],
+        "completion_tokens": sample_totals[2],
     }

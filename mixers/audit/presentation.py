@@ -13,9 +13,11 @@ from typing import Any
 from fusionforge.mixers.audit.histogram import EXACT_LIMIT, RELATIVE_ERROR
 
 APPROXIMATE = "≈"
-APPROXIMATE_NOTE = (f"{APPROXIMATE}: a quantile of a metric with more than {EXACT_LIMIT} distinct values, read from "
-                    f"fixed log bins: within ±{RELATIVE_ERROR:.2%} of the true value (counts, min, max and mean "
-                    f"stay exact)")
+APPROXIMATE_NOTE = (
+    f"{APPROXIMATE}: a quantile of a metric with more than {EXACT_LIMIT} distinct values, read from "
+    f"fixed log bins: within ±{RELATIVE_ERROR:.2%} of the true value (counts, min, max and mean "
+    f"stay exact)"
+)
 APPROXIMATE_FOOTNOTE = f"{APPROXIMATE} quantile read from log bins: within ±{RELATIVE_ERROR:.2%}"
 
 
@@ -49,8 +51,11 @@ def preset_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         if row["source"] != "all" and row["modality"] != "all":
             key = (row["preset"], row["source"])
             modalities[key] = modalities.get(key, 0) + 1
-    return [r for r in rows if r["source"] == "all" or r["modality"] != "all"
-            or modalities.get((r["preset"], r["source"]), 0) != 1]
+    return [
+        r
+        for r in rows
+        if r["source"] == "all" or r["modality"] != "all" or modalities.get((r["preset"], r["source"]), 0) != 1
+    ]
 
 
 def quantile_mark(histogram: dict[str, Any]) -> str:

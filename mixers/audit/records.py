@@ -25,8 +25,17 @@ from fusionforge.mixers.audit.tokens import text_token_counts, vision_token_coun
 from fusionforge.pipelines.core import schema as S
 
 GROUP_KEYS = ("source", "modality", "language", "status", "reason")
-MEASURES = ("records", "text_bytes", "media_bytes", "text_tokens", "vision_tokens",
-            "text_tokens_estimated", "vision_tokens_estimated", "images", "videos")
+MEASURES = (
+    "records",
+    "text_bytes",
+    "media_bytes",
+    "text_tokens",
+    "vision_tokens",
+    "text_tokens_estimated",
+    "vision_tokens_estimated",
+    "images",
+    "videos",
+)
 KEPT, REJECTED = "kept", "rejected"
 GroupKey = tuple[str, str, str, str, str]
 
@@ -64,11 +73,16 @@ class RecordsState:
             vision_tokens, vision_estimated = vision_token_counts(batch, media)
         status, reason = _status_and_reason(batch, kept)
         columns = {
-            "source": _strings(batch, S.SOURCE), "modality": _strings(batch, S.MODALITY),
-            "language": languages(batch), "status": status, "reason": reason,
-            "records": np.ones(batch.num_rows, np.int64), "text_bytes": text_bytes(batch),
+            "source": _strings(batch, S.SOURCE),
+            "modality": _strings(batch, S.MODALITY),
+            "language": languages(batch),
+            "status": status,
+            "reason": reason,
+            "records": np.ones(batch.num_rows, np.int64),
+            "text_bytes": text_bytes(batch),
             "media_bytes": media.per_record(media.size.astype(np.float64), batch.num_rows).astype(np.int64),
-            "text_tokens": text_tokens, "vision_tokens": vision_tokens,
+            "text_tokens": text_tokens,
+            "vision_tokens": vision_tokens,
             "text_tokens_estimated": text_estimated.astype(np.int64),
             "vision_tokens_estimated": vision_estimated.astype(np.int64),
             "images": np.bincount(media.parent[media.images], minlength=batch.num_rows).astype(np.int64),
@@ -87,8 +101,11 @@ class RecordsState:
 
     def _histograms(self, batch, prefix, media, text_tokens, vision_tokens, modality) -> None:
         modality = np.asarray(modality.to_pylist(), dtype=object)
-        texts = pc.is_valid(batch.column(S.TEXT)).to_numpy(zero_copy_only=False) if S.TEXT in batch.schema.names \
+        texts = (
+            pc.is_valid(batch.column(S.TEXT)).to_numpy(zero_copy_only=False)
+            if S.TEXT in batch.schema.names
             else np.zeros(batch.num_rows, bool)
+        )
         with_media = np.bincount(media.parent, minlength=batch.num_rows) > 0
         for name in sorted(set(modality.tolist())):
             rows = modality == name

@@ -22,7 +22,9 @@ def duplicates(state: AuditState, steps: list[str]) -> dict[str, Any] | None:
     sizes = merged.sizes
     clusters = sum(sizes.values())
     return {
-        "steps": with_clusters, "clusters": clusters, "members_listed": merged.members,
+        "steps": with_clusters,
+        "clusters": clusters,
+        "members_listed": merged.members,
         "records_in_clusters": sum(size * n for size, n in sizes.items()),
         "duplicates": merged.removed,
         "size_distribution": [{"size": size, "clusters": n} for size, n in sorted(sizes.items())],
@@ -59,8 +61,11 @@ def packing_figures(state: AuditState, plan_steps: list[str], goal: float | None
         by_source[source] = by_source.get(source, 0) + n
     source_total = sum(by_source.values())
     return {
-        "steps": plan_steps, "sequences": round(plan.sequences), "tokens": round(tokens),
-        "text_tokens": round(plan.text_tokens), "vision_tokens": round(plan.vision_tokens),
+        "steps": plan_steps,
+        "sequences": round(plan.sequences),
+        "tokens": round(tokens),
+        "text_tokens": round(plan.text_tokens),
+        "vision_tokens": round(plan.vision_tokens),
         "vision_ratio": plan.vision_tokens / tokens if tokens else None,
         "capacity_tokens": round(plan.capacity) if plan.capacity_known else None,
         "padding_tokens": None if padding is None else round(padding),
@@ -68,10 +73,14 @@ def packing_figures(state: AuditState, plan_steps: list[str], goal: float | None
         "efficiency": plan.used_with_capacity / plan.capacity if plan.capacity_known and plan.capacity else None,
         "zero_vision_sequences": round(plan.zero_vision),
         "zero_vision_share": plan.zero_vision / plan.sequences if plan.sequences else None,
-        "band": RATIO_BAND, "band_target": goal,
+        "band": RATIO_BAND,
+        "band_target": goal,
         "within_band_share": plan.share_within(goal, RATIO_BAND) if goal is not None else None,
-        "split_documents": round(plan.split_documents), "split_segments": round(plan.split_segments),
-        "tokens_by_source": [{"source": s, "tokens": round(n), "token_share": n / source_total if source_total
-                              else None} for s, n in sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "split_documents": round(plan.split_documents),
+        "split_segments": round(plan.split_segments),
+        "tokens_by_source": [
+            {"source": s, "tokens": round(n), "token_share": n / source_total if source_total else None}
+            for s, n in sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
         "per_sequence": {name: h.to_dict() for name, h in sorted(plan.histograms.items())},
     }

@@ -89,8 +89,9 @@ def fold_unit(unit: Unit, presets: tuple[str, ...] = ()) -> AuditState:
         return state
     parquet = pq.ParquetFile(unit.path, pre_buffer=False, buffer_size=READ_BUFFER)
     columns = _columns(parquet, unit.kind)
-    for batch in parquet.iter_batches(batch_size=_batch_rows(parquet, unit.row_groups), row_groups=list(
-            unit.row_groups), columns=columns):
+    for batch in parquet.iter_batches(
+        batch_size=_batch_rows(parquet, unit.row_groups), row_groups=list(unit.row_groups), columns=columns
+    ):
         _fold_batch(step, unit, batch)
     if unit.weight != 1.0:
         step.kept, step.rejected = step.kept.scaled(unit.weight), step.rejected.scaled(unit.weight)

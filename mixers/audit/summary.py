@@ -24,8 +24,14 @@ SCHEMA_ID = "fusionforge.audit/2"
 CANONICAL_STEPS = ("shard", "dedupe", "filter", "quality", "pack")
 
 
-def build_report(discovery: Discovery, state: AuditState, target: Target | None = None,
-                 sample: float | None = None, seed: int = 0, presets: tuple[str, ...] = ()) -> dict[str, Any]:
+def build_report(
+    discovery: Discovery,
+    state: AuditState,
+    target: Target | None = None,
+    sample: float | None = None,
+    seed: int = 0,
+    presets: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """The audit report (see ``fusionforge.mixers.audit.schema`` for its layout)."""
     steps = order_steps(discovery.outputs, state)
     records_steps = [s for s in steps if state.step(s).kept.groups]
@@ -54,39 +60,59 @@ def build_report(discovery: Discovery, state: AuditState, target: Target | None 
     report = {
         "schema": SCHEMA_ID,
         "exact": sample is None or sample >= 1,
-        "sample": None if sample is None or sample >= 1 else {
-            "fraction": sample, "seed": seed, "rows_read": state.rows_read, "rows_total": discovery.rows_total,
+        "sample": None
+        if sample is None or sample >= 1
+        else {
+            "fraction": sample,
+            "seed": seed,
+            "rows_read": state.rows_read,
+            "rows_total": discovery.rows_total,
             "note": "figures are estimates scaled from whole row groups sampled in every file; "
-                    "duplicate clusters, SFT sets and RFT results are always read in full"},
+            "duplicate clusters, SFT sets and RFT results are always read in full",
+        },
         "inputs": [_input(o) for o in discovery.outputs],
         "skipped": list(discovery.skipped),
         "rows_read": state.rows_read,
         "steps": steps,
         "final_step": final,
         "totals": _totals(kept.totals()),
-        "token_basis": {"text_estimated_records": kept.totals()["text_tokens_estimated"],
-                        "vision_estimated_records": kept.totals()["vision_tokens_estimated"],
-                        "records": kept.totals()["records"], "estimate_rule": dict(ESTIMATE_RULE),
-                        "vision_preset": presets[0] if presets else None},
+        "token_basis": {
+            "text_estimated_records": kept.totals()["text_tokens_estimated"],
+            "vision_estimated_records": kept.totals()["vision_tokens_estimated"],
+            "records": kept.totals()["records"],
+            "estimate_rule": dict(ESTIMATE_RULE),
+            "vision_preset": presets[0] if presets else None,
+        },
         "vision_by_preset": _vision_by_preset(kept, presets),
         "mixture": _mixture(kept),
         "by_source": by_source,
         "mixture_by_step": _mixture_by_step(state, records_steps, plan_steps, packing),
-        "vision_ratio": {"realised": realised_vision, "basis": vision_basis,
-                         "target": target.vision_ratio if target else None,
-                         "deviation": next((c["deviation"] for c in checks if c["figure"] == "vision_ratio"), None),
-                         "ok": next((c["ok"] for c in checks if c["figure"] == "vision_ratio"), None)},
+        "vision_ratio": {
+            "realised": realised_vision,
+            "basis": vision_basis,
+            "target": target.vision_ratio if target else None,
+            "deviation": next((c["deviation"] for c in checks if c["figure"] == "vision_ratio"), None),
+            "ok": next((c["ok"] for c in checks if c["figure"] == "vision_ratio"), None),
+        },
         "funnel": funnels(state, steps),
         "drop_reasons": drop_reasons(state, steps),
         "duplicates": duplicates(state, steps),
-        "distributions": {s: _distributions(state.step(s).kept, state.step(s).rejected) for s in records_steps
-                          + [s for s in steps if s not in records_steps and state.step(s).rejected.groups]},
+        "distributions": {
+            s: _distributions(state.step(s).kept, state.step(s).rejected)
+            for s in records_steps + [s for s in steps if s not in records_steps and state.step(s).rejected.groups]
+        },
         "packing": packing,
         "sft": sft_section({s: state.step(s).sft for s in steps}),
         "rft": rft_section({s: state.step(s).rft for s in steps}),
-        "target": None if target is None else {
-            "path": target.path, "tolerance": target.tolerance, "vision_tolerance": target.vision_tolerance,
-            "checks": checks, "ok": all(c["ok"] for c in checks)},
+        "target": None
+        if target is None
+        else {
+            "path": target.path,
+            "tolerance": target.tolerance,
+            "vision_tolerance": target.vision_tolerance,
+            "checks": checks,
+            "ok": all(c["ok"] for c in checks),
+        },
         "compare": None,
     }
     return rounded(report)
@@ -124,8 +150,14 @@ def order_steps(outputs: list[Output], state: AuditState) -> list[str]:
 
 
 def _input(output: Output) -> dict[str, Any]:
-    return {"path": output.path, "step": output.step, "complete": output.complete, "upstream": output.upstream,
-            "partitions_done": output.partitions_done, "partitions_seen": output.partitions_seen}
+    return {
+        "path": output.path,
+        "step": output.step,
+        "complete": output.complete,
+        "upstream": output.upstream,
+        "partitions_done": output.partitions_done,
+        "partitions_seen": output.partitions_seen,
+    }
 
 
 def _ratio(totals: dict[str, int]) -> float | None:
@@ -153,10 +185,20 @@ def _mixture(kept: RecordsState) -> list[dict[str, Any]]:
     for (source, modality, language), row in groups.items():
         values = {name: round(value) for name, value in zip(MEASURES, row)}
         tokens = values["text_tokens"] + values["vision_tokens"]
-        rows.append({"source": source, "modality": modality, "language": language, "records": values["records"],
-                     "text_bytes": values["text_bytes"], "media_bytes": values["media_bytes"],
-                     "text_tokens": values["text_tokens"], "vision_tokens": values["vision_tokens"], "tokens": tokens,
-                     "token_share": tokens / all_tokens if all_tokens else None})
+        rows.append(
+            {
+                "source": source,
+                "modality": modality,
+                "language": language,
+                "records": values["records"],
+                "text_bytes": values["text_bytes"],
+                "media_bytes": values["media_bytes"],
+                "text_tokens": values["text_tokens"],
+                "vision_tokens": values["vision_tokens"],
+                "tokens": tokens,
+                "token_share": tokens / all_tokens if all_tokens else None,
+            }
+        )
     return sorted(rows, key=lambda r: (-r["tokens"], r["source"], r["modality"], r["language"]))
 
 
@@ -167,9 +209,17 @@ def _by_source(kept: RecordsState) -> list[dict[str, Any]]:
     for source in sources:
         totals = kept.totals(lambda key, s=source: key[0] == s)
         tokens = totals["text_tokens"] + totals["vision_tokens"]
-        rows.append({"source": source, "records": totals["records"], "text_tokens": totals["text_tokens"],
-                     "vision_tokens": totals["vision_tokens"], "tokens": tokens,
-                     "token_share": tokens / all_tokens if all_tokens else 0.0, "vision_ratio": _ratio(totals)})
+        rows.append(
+            {
+                "source": source,
+                "records": totals["records"],
+                "text_tokens": totals["text_tokens"],
+                "vision_tokens": totals["vision_tokens"],
+                "tokens": tokens,
+                "token_share": tokens / all_tokens if all_tokens else 0.0,
+                "vision_ratio": _ratio(totals),
+            }
+        )
     return sorted(rows, key=lambda r: (-r["tokens"], r["source"]))
 
 
@@ -186,30 +236,59 @@ def _vision_by_preset(kept: RecordsState, presets: tuple[str, ...]) -> list[dict
             totals = kept.totals(lambda key, s=source, m=modality: s in ("all", key[0]) and m in ("all", key[1]))
             vision = totals[preset_measure(preset)]
             tokens = totals["text_tokens"] + vision
-            rows.append({"preset": preset, "source": source, "modality": modality,
-                         "text_tokens": totals["text_tokens"], "vision_tokens": vision,
-                         "vision_ratio": vision / tokens if tokens else None})
+            rows.append(
+                {
+                    "preset": preset,
+                    "source": source,
+                    "modality": modality,
+                    "text_tokens": totals["text_tokens"],
+                    "vision_tokens": vision,
+                    "vision_ratio": vision / tokens if tokens else None,
+                }
+            )
     return rows
 
 
 def _empty_source(source: str) -> dict[str, Any]:
     """A source that the packed plan or the target names but the last records step does not hold."""
-    return {"source": source, "records": 0, "text_tokens": 0, "vision_tokens": 0, "tokens": 0, "token_share": 0.0,
-            "vision_ratio": None}
+    return {
+        "source": source,
+        "records": 0,
+        "text_tokens": 0,
+        "vision_tokens": 0,
+        "tokens": 0,
+        "token_share": 0.0,
+        "vision_ratio": None,
+    }
 
 
-def _mixture_by_step(state: AuditState, records_steps: list[str], plan_steps: list[str],
-                     packing: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _mixture_by_step(
+    state: AuditState, records_steps: list[str], plan_steps: list[str], packing: dict[str, Any] | None
+) -> list[dict[str, Any]]:
     """Token share per source after each step: how dedupe and filters shifted the mixture."""
     rows = []
     for step in records_steps:
         for row in _by_source(state.step(step).kept):
-            rows.append({"step": step, "source": row["source"], "records": row["records"], "tokens": row["tokens"],
-                         "token_share": row["token_share"]})
+            rows.append(
+                {
+                    "step": step,
+                    "source": row["source"],
+                    "records": row["records"],
+                    "tokens": row["tokens"],
+                    "token_share": row["token_share"],
+                }
+            )
     if packing:
         for row in packing["tokens_by_source"]:
-            rows.append({"step": plan_steps[-1], "source": row["source"], "records": None, "tokens": row["tokens"],
-                         "token_share": row["token_share"]})
+            rows.append(
+                {
+                    "step": plan_steps[-1],
+                    "source": row["source"],
+                    "records": None,
+                    "tokens": row["tokens"],
+                    "token_share": row["token_share"],
+                }
+            )
     return rows
 
 

@@ -56,8 +56,12 @@ class Target:
         return {name: targets.get(name, 0) / total if total else 0.0 for name in sizes}
 
 
-def load_target(path: str | None = None, vision_ratio: float | None = None, tolerance: float | None = None,
-                vision_tolerance: float | None = None) -> Target | None:
+def load_target(
+    path: str | None = None,
+    vision_ratio: float | None = None,
+    tolerance: float | None = None,
+    vision_tolerance: float | None = None,
+) -> Target | None:
     """The target from a mixture YAML and/or options; None when neither gives one."""
     data = load_yaml(path) if path else {}
     mixture_keys = {k: v for k, v in data.items() if k not in AUDIT_KEYS}
@@ -68,11 +72,16 @@ def load_target(path: str | None = None, vision_ratio: float | None = None, tole
             raise ConfigError(f"{path} gives no sources and no vision_ratio: nothing to check")
         return None
     share_tolerance = tolerance if tolerance is not None else data.get("tolerance", DEFAULT_TOLERANCE)
-    ratio_tolerance = vision_tolerance if vision_tolerance is not None else data.get(
-        "vision_tolerance", DEFAULT_VISION_TOLERANCE)
-    return Target(mixture, _fraction(ratio, "vision_ratio") if ratio is not None else None,
-                  _fraction(share_tolerance, "tolerance"), _fraction(ratio_tolerance, "vision_tolerance"),
-                  str(Path(path)) if path else None)
+    ratio_tolerance = (
+        vision_tolerance if vision_tolerance is not None else data.get("vision_tolerance", DEFAULT_VISION_TOLERANCE)
+    )
+    return Target(
+        mixture,
+        _fraction(ratio, "vision_ratio") if ratio is not None else None,
+        _fraction(share_tolerance, "tolerance"),
+        _fraction(ratio_tolerance, "vision_tolerance"),
+        str(Path(path)) if path else None,
+    )
 
 
 def _fraction(value: Any, name: str) -> float:
@@ -85,11 +94,14 @@ def _fraction(value: Any, name: str) -> float:
     return number
 
 
-def deviations(target: Target, goals: dict[str, float], realised_shares: dict[str, float],
-               realised_vision: float | None) -> list[dict]:
+def deviations(
+    target: Target, goals: dict[str, float], realised_shares: dict[str, float], realised_vision: float | None
+) -> list[dict]:
     """One row per checked figure: target, realised, deviation and whether it is within tolerance."""
-    rows = [_check(f"share:{source}", goals[source], realised_shares.get(source, 0.0), target.tolerance)
-            for source in sorted(goals)]
+    rows = [
+        _check(f"share:{source}", goals[source], realised_shares.get(source, 0.0), target.tolerance)
+        for source in sorted(goals)
+    ]
     if target.vision_ratio is not None:
         rows.append(_check("vision_ratio", target.vision_ratio, realised_vision, target.vision_tolerance))
     return rows
@@ -98,5 +110,11 @@ def deviations(target: Target, goals: dict[str, float], realised_shares: dict[st
 def _check(figure: str, goal: float, realised: float | None, tolerance: float) -> dict[str, Any]:
     deviation = None if realised is None else realised - goal
     ok = deviation is not None and abs(deviation) <= tolerance + 1e-12
-    return {"figure": figure, "target": goal, "realised": realised, "deviation": deviation,
-            "tolerance": tolerance, "ok": ok}
+    return {
+        "figure": figure,
+        "target": goal,
+        "realised": realised,
+        "deviation": deviation,
+        "tolerance": tolerance,
+        "ok": ok,
+    }

@@ -79,24 +79,32 @@ def _header(report: dict[str, Any]) -> Text:
     text.append("fusionforge audit", style="bold")
     text.append(f"  steps: {' -> '.join(report['steps']) or '-'}   rows read: {report['rows_read']:,}\n")
     for item in report["inputs"]:
-        state = "" if item["complete"] else (
-            f"  [unfinished run: {item['partitions_done']} of {item['partitions_seen']} partitions done]")
+        state = (
+            ""
+            if item["complete"]
+            else (f"  [unfinished run: {item['partitions_done']} of {item['partitions_seen']} partitions done]")
+        )
         text.append(f"  {item['step']:<8} {item['path']}{state}\n", style=None if item["complete"] else "yellow")
     if report["exact"]:
         text.append("  exact: every record was read\n", style="green")
     else:
         sample = report["sample"]
-        text.append(f"  SAMPLED: {sample['fraction']:.2%} of row groups (seed {sample['seed']}); "
-                    f"figures are estimates\n", style="bold yellow")
+        text.append(
+            f"  SAMPLED: {sample['fraction']:.2%} of row groups (seed {sample['seed']}); figures are estimates\n",
+            style="bold yellow",
+        )
     if has_approximate_quantiles(report):
         text.append(f"  {APPROXIMATE_NOTE}\n", style="dim")
     basis = report["token_basis"]
     if basis["vision_preset"]:
         text.append(f"  vision tokens counted with the {basis['vision_preset']} preset\n")
     if basis["text_estimated_records"] or basis["vision_estimated_records"]:
-        text.append(f"  tokens estimated for {basis['text_estimated_records']:,} (text) / "
-                    f"{basis['vision_estimated_records']:,} (vision) of {basis['records']:,} records: "
-                    f"{basis['estimate_rule']['text']}; {basis['estimate_rule']['vision']}\n", style="dim")
+        text.append(
+            f"  tokens estimated for {basis['text_estimated_records']:,} (text) / "
+            f"{basis['vision_estimated_records']:,} (vision) of {basis['records']:,} records: "
+            f"{basis['estimate_rule']['text']}; {basis['estimate_rule']['vision']}\n",
+            style="dim",
+        )
     for skipped in report["skipped"]:
         text.append(f"  skipped {skipped}\n", style="dim")
     return text
@@ -114,20 +122,39 @@ def _by_source(report: dict[str, Any]) -> Table:
     targeted = any(row["target_share"] is not None for row in report["by_source"])
     packed = report["packing"] is not None
     extra = (("packed share",) if packed else ()) + (("target", "deviation") if targeted else ())
-    table = _table(f"mixture by source (records and tokens after step {report['final_step']})", "source", "records",
-                   "tokens", "share", "vision ratio", *extra)
+    table = _table(
+        f"mixture by source (records and tokens after step {report['final_step']})",
+        "source",
+        "records",
+        "tokens",
+        "share",
+        "vision ratio",
+        *extra,
+    )
     for row in report["by_source"]:
         style = "red" if row["ok"] is False else None
-        cells = [row["source"], fmt(row["records"]), fmt(row["tokens"]), fmt(row["token_share"], True),
-                 fmt(row["vision_ratio"], True)]
+        cells = [
+            row["source"],
+            fmt(row["records"]),
+            fmt(row["tokens"]),
+            fmt(row["token_share"], True),
+            fmt(row["vision_ratio"], True),
+        ]
         if packed:
             cells.append(fmt(row["packed_share"], True))
         if targeted:
             cells += [fmt(row["target_share"], True), fmt(row["deviation"], True)]
         table.add_row(*cells, style=style)
     totals = report["totals"]
-    table.add_row("total", fmt(totals["records"]), fmt(totals["tokens"]), "100%", fmt(totals["vision_ratio"], True),
-                  *([""] * len(extra)), style="bold")
+    table.add_row(
+        "total",
+        fmt(totals["records"]),
+        fmt(totals["tokens"]),
+        "100%",
+        fmt(totals["vision_ratio"], True),
+        *([""] * len(extra)),
+        style="bold",
+    )
     return table
 
 
@@ -135,41 +162,81 @@ def _vision(report: dict[str, Any]) -> Text:
     vision = report["vision_ratio"]
     line = Text(f"vision-token ratio: {fmt(vision['realised'], True)} ({vision['basis'] or 'no records'})")
     if vision["target"] is not None:
-        line.append(f"   target {fmt(vision['target'], True)}, deviation {fmt(vision['deviation'], True)}",
-                    style="green" if vision["ok"] else "bold red")
+        line.append(
+            f"   target {fmt(vision['target'], True)}, deviation {fmt(vision['deviation'], True)}",
+            style="green" if vision["ok"] else "bold red",
+        )
     return line
 
 
 def _presets(report: dict[str, Any]) -> Table:
-    table = _table("vision tokens by preset (placeholders, without wrapper tokens)", "preset", "source", "modality",
-                   "text tokens", "vision tokens", "vision ratio", text_columns=3)
+    table = _table(
+        "vision tokens by preset (placeholders, without wrapper tokens)",
+        "preset",
+        "source",
+        "modality",
+        "text tokens",
+        "vision tokens",
+        "vision ratio",
+        text_columns=3,
+    )
     for row in preset_rows(report):
-        table.add_row(row["preset"], row["source"], row["modality"], fmt(row["text_tokens"]),
-                      fmt(row["vision_tokens"]), fmt(row["vision_ratio"], True),
-                      style="bold" if row["source"] == row["modality"] == "all" else None)
+        table.add_row(
+            row["preset"],
+            row["source"],
+            row["modality"],
+            fmt(row["text_tokens"]),
+            fmt(row["vision_tokens"]),
+            fmt(row["vision_ratio"], True),
+            style="bold" if row["source"] == row["modality"] == "all" else None,
+        )
     return table
 
 
 def _mixture(report: dict[str, Any]) -> Table:
-    table = _table("records and tokens by source x modality x language", "source", "modality", "language", "records",
-                   "text bytes", "media bytes", "text tokens", "vision tokens", "share", text_columns=3)
+    table = _table(
+        "records and tokens by source x modality x language",
+        "source",
+        "modality",
+        "language",
+        "records",
+        "text bytes",
+        "media bytes",
+        "text tokens",
+        "vision tokens",
+        "share",
+        text_columns=3,
+    )
     rows = report["mixture"]
     for row in rows[:MAX_MIXTURE_ROWS]:
-        table.add_row(row["source"], row["modality"], row["language"], fmt(row["records"]), fmt(row["text_bytes"]),
-                      fmt(row["media_bytes"]), fmt(row["text_tokens"]), fmt(row["vision_tokens"]),
-                      fmt(row["token_share"], True))
+        table.add_row(
+            row["source"],
+            row["modality"],
+            row["language"],
+            fmt(row["records"]),
+            fmt(row["text_bytes"]),
+            fmt(row["media_bytes"]),
+            fmt(row["text_tokens"]),
+            fmt(row["vision_tokens"]),
+            fmt(row["token_share"], True),
+        )
     if len(rows) > MAX_MIXTURE_ROWS:
         table.caption = f"{len(rows) - MAX_MIXTURE_ROWS} more groups in --json / --html"
     return table
 
 
 def _funnel(report: dict[str, Any]) -> Table:
-    table = _table("funnel (all records)", "step", "stage", "removed", "remaining", "removed tokens",
-                   text_columns=2)
+    table = _table("funnel (all records)", "step", "stage", "removed", "remaining", "removed tokens", text_columns=2)
     for row in report["funnel"]["all"]:
         style = "red" if row["status"] == "failed" else "yellow" if row["stage"] == "not carried over" else None
-        table.add_row(row["step"], row["stage"], fmt(row["removed"]) if row["removed"] else "",
-                      fmt(row["remaining"]), fmt(row["removed_tokens"]) if row["removed_tokens"] else "", style=style)
+        table.add_row(
+            row["step"],
+            row["stage"],
+            fmt(row["removed"]) if row["removed"] else "",
+            fmt(row["remaining"]),
+            fmt(row["removed_tokens"]) if row["removed_tokens"] else "",
+            style=style,
+        )
     return table
 
 
@@ -178,37 +245,61 @@ def _funnel_by_group(report: dict[str, Any]) -> Table:
     steps = funnel_steps(report)
     table = _table("records left after each step, by source/modality", "source/modality", "input", *steps)
     for group, rows in report["funnel"].items():
-        table.add_row(group, fmt(rows[0]["remaining"]), *(fmt(n) for n in remaining_after_steps(rows, steps)),
-                      style="bold" if group == "all" else None)
+        table.add_row(
+            group,
+            fmt(rows[0]["remaining"]),
+            *(fmt(n) for n in remaining_after_steps(rows, steps)),
+            style="bold" if group == "all" else None,
+        )
     return table
 
 
 def _reasons(report: dict[str, Any]) -> Table:
-    table = _table("top drop and failure reasons", "step", "reason", "status", "records", "share", "examples",
-                   text_columns=3)
+    table = _table(
+        "top drop and failure reasons", "step", "reason", "status", "records", "share", "examples", text_columns=3
+    )
     table.columns[-1].justify = "left"
     for row in report["drop_reasons"]:
-        table.add_row(row["step"], row["reason"], row["status"], fmt(row["records"]),
-                      fmt(row["share_of_step_inputs"], True), ", ".join(row["examples"][:3]))
+        table.add_row(
+            row["step"],
+            row["reason"],
+            row["status"],
+            fmt(row["records"]),
+            fmt(row["share_of_step_inputs"], True),
+            ", ".join(row["examples"][:3]),
+        )
     return table
 
 
 def _duplicates(duplicates: dict[str, Any]) -> Table:
     table = _table("duplicate clusters", "measure", "value")
-    for label, key in (("clusters", "clusters"), ("records in clusters", "records_in_clusters"),
-                       ("duplicates removed", "duplicates")):
+    for label, key in (
+        ("clusters", "clusters"),
+        ("records in clusters", "records_in_clusters"),
+        ("duplicates removed", "duplicates"),
+    ):
         table.add_row(label, fmt(duplicates[key]))
     quantiles = duplicates["size_quantiles"]
-    table.add_row("cluster size p50 / p90 / p99 / max",
-                  " / ".join(fmt(quantiles[k]) for k in ("p50", "p90", "p99", "max")))
+    table.add_row(
+        "cluster size p50 / p90 / p99 / max", " / ".join(fmt(quantiles[k]) for k in ("p50", "p90", "p99", "max"))
+    )
     if duplicates["similarity"]["count"]:
         table.add_row("similarity p5 / p50", " / ".join(_quantiles(duplicates["similarity"], ("p5", "p50"))))
     return table
 
 
 def _distributions(report: dict[str, Any]) -> Table:
-    table = _table("distributions (kept records; scores: kept vs rejected)", "step", "metric", "count", "p5", "p50",
-                   "p95", "max", text_columns=2)
+    table = _table(
+        "distributions (kept records; scores: kept vs rejected)",
+        "step",
+        "metric",
+        "count",
+        "p5",
+        "p50",
+        "p95",
+        "max",
+        text_columns=2,
+    )
     marked = False
     for step, by_status in report["distributions"].items():
         for status in ("kept", "rejected"):
@@ -218,8 +309,9 @@ def _distributions(report: dict[str, Any]) -> Table:
                 if step != report["final_step"] and not metric.startswith("score/"):
                     continue
                 label = f"{metric} ({status})" if metric.startswith("score/") else metric
-                table.add_row(step, label, fmt(hist["count"]), *_quantiles(hist, ("p5", "p50", "p95")),
-                              fmt(hist["max"]))
+                table.add_row(
+                    step, label, fmt(hist["count"]), *_quantiles(hist, ("p5", "p50", "p95")), fmt(hist["max"])
+                )
                 marked = marked or bool(quantile_mark(hist))
     if marked:
         table.caption = APPROXIMATE_FOOTNOTE
@@ -236,14 +328,20 @@ def _packing(packing: dict[str, Any]) -> Table:
     table = _table("packing", "measure", "value")
     per_sequence = packing["per_sequence"].get("vision_ratio", {})
     for label, value in (
-        ("sequences", fmt(packing["sequences"])), ("tokens", fmt(packing["tokens"])),
-        ("padding", fmt(packing["padding_fraction"], True)), ("efficiency", fmt(packing["efficiency"], True)),
+        ("sequences", fmt(packing["sequences"])),
+        ("tokens", fmt(packing["tokens"])),
+        ("padding", fmt(packing["padding_fraction"], True)),
+        ("efficiency", fmt(packing["efficiency"], True)),
         ("vision ratio (global)", fmt(packing["vision_ratio"], True)),
-        ("vision ratio per sequence p5 / p50 / p95",
-         " / ".join(_quantiles(per_sequence, ("p5", "p50", "p95"), percent=True))),
+        (
+            "vision ratio per sequence p5 / p50 / p95",
+            " / ".join(_quantiles(per_sequence, ("p5", "p50", "p95"), percent=True)),
+        ),
         ("zero-vision sequences", fmt(packing["zero_vision_share"], True)),
-        (f"sequences within ±{packing['band'] * 100:.0f} pp of {band_target_label(packing)}",
-         fmt(packing["within_band_share"], True)),
+        (
+            f"sequences within ±{packing['band'] * 100:.0f} pp of {band_target_label(packing)}",
+            fmt(packing["within_band_share"], True),
+        ),
         ("split documents", fmt(packing["split_documents"])),
     ):
         table.add_row(label, value)
@@ -251,17 +349,34 @@ def _packing(packing: dict[str, Any]) -> Table:
 
 
 def _sft(sft: dict[str, Any]) -> Table:
-    table = _table("SFT set (a row per copy the mixture repeats)", "split", "source", "conversations", "rows", "tokens",
-                   "share", "tool use", text_columns=2)
+    table = _table(
+        "SFT set (a row per copy the mixture repeats)",
+        "split",
+        "source",
+        "conversations",
+        "rows",
+        "tokens",
+        "share",
+        "tool use",
+        text_columns=2,
+    )
     for total in sft["splits"]:
         for row in [r for r in sft["by_source"] if r["split"] == total["split"]] + [{**total, "source": "all"}]:
-            table.add_row(row["split"], row["source"], fmt(row["conversations"]), fmt(row["rows"]), fmt(row["tokens"]),
-                          fmt(row.get("token_share", 1.0), True), fmt(row["tool_use_share"], True),
-                          style="bold" if row["source"] == "all" else None)
+            table.add_row(
+                row["split"],
+                row["source"],
+                fmt(row["conversations"]),
+                fmt(row["rows"]),
+                fmt(row["tokens"]),
+                fmt(row.get("token_share", 1.0), True),
+                fmt(row["tool_use_share"], True),
+                style="bold" if row["source"] == "all" else None,
+            )
     tokens = sft["tokens_per_conversation"]
     if tokens["count"]:
         table.caption = "tokens per conversation p50 / p95 / max: " + " / ".join(
-            [*_quantiles(tokens, ("p50", "p95")), fmt(tokens["max"])])
+            [*_quantiles(tokens, ("p50", "p95")), fmt(tokens["max"])]
+        )
     return table
 
 
@@ -269,22 +384,36 @@ def _rft(rft: dict[str, Any]) -> Table:
     title = f"RFT results: {rft['prompts']:,} prompts, mean pass rate {fmt(rft['mean_pass_rate'], True)}"
     table = _table(title, "task", "prompts", "samples", "passed", "pass rate", "accepted")
     for row in rft["by_task"]:
-        table.add_row(row["task"], fmt(row["prompts"]), fmt(row["samples"]), fmt(row["passed"]),
-                      fmt(row["pass_rate"], True), fmt(row["accepted"]))
+        table.add_row(
+            row["task"],
+            fmt(row["prompts"]),
+            fmt(row["samples"]),
+            fmt(row["passed"]),
+            fmt(row["pass_rate"], True),
+            fmt(row["accepted"]),
+        )
     buckets = ", ".join(f"{b['bucket']} {b['prompts']:,}" for b in rft["buckets"])
     statuses = ", ".join(f"{s['status']} {s['samples']:,}" for s in rft["by_status"])
-    table.caption = (f"buckets: {buckets or '-'}; samples: {statuses or '-'} ({rft['accepted']:,} accepted); tokens: "
-                     f"{rft['prompt_tokens']:,} prompt, {rft['completion_tokens']:,} completion")
+    table.caption = (
+        f"buckets: {buckets or '-'}; samples: {statuses or '-'} ({rft['accepted']:,} accepted); tokens: "
+        f"{rft['prompt_tokens']:,} prompt, {rft['completion_tokens']:,} completion"
+    )
     return table
 
 
 def _target(target: dict[str, Any]) -> Table:
     title = f"target {target['path'] or ''} (tolerance {target['tolerance']:.2%}): " + (
-        "all within tolerance" if target["ok"] else "DEVIATIONS")
+        "all within tolerance" if target["ok"] else "DEVIATIONS"
+    )
     table = _table(title, "figure", "target", "realised", "deviation")
     for check in target["checks"]:
-        table.add_row(check["figure"], fmt(check["target"], True), fmt(check["realised"], True),
-                      fmt(check["deviation"], True), style=None if check["ok"] else "bold red")
+        table.add_row(
+            check["figure"],
+            fmt(check["target"], True),
+            fmt(check["realised"], True),
+            fmt(check["deviation"], True),
+            style=None if check["ok"] else "bold red",
+        )
     return table
 
 
@@ -294,8 +423,14 @@ def _compare(compare: dict[str, Any]) -> Table:
     rows = [r for r in compare["rows"] if r["delta"] not in (0, None) or r["this"] != r["other"]]
     for row in rows[:MAX_COMPARE_ROWS]:
         style = "green" if (row["delta"] or 0) > 0 else "red" if (row["delta"] or 0) < 0 else None
-        table.add_row(row["figure"], fmt(row["this"]), fmt(row["other"]), fmt(row["delta"]),
-                      fmt(row["relative"], True), style=style)
+        table.add_row(
+            row["figure"],
+            fmt(row["this"]),
+            fmt(row["other"]),
+            fmt(row["delta"]),
+            fmt(row["relative"], True),
+            style=style,
+        )
     if len(rows) > MAX_COMPARE_ROWS:
         table.caption = f"{len(rows) - MAX_COMPARE_ROWS} more differing figures in --json / --html"
     table.caption = (table.caption or "") + f"  ({len(compare['rows']) - len(rows)} figures equal)"

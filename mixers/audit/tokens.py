@@ -44,8 +44,9 @@ def text_token_counts(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
     return np.where(known, recorded, np.where(estimated, estimate, 0)), estimated
 
 
-def vision_token_counts(batch: pa.RecordBatch, media: MediaItems,
-                        preset: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def vision_token_counts(
+    batch: pa.RecordBatch, media: MediaItems, preset: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(tokens, estimated) per record: with ``preset``, the preset's count of every media item; else
     ``vision_tokens`` where set, and the estimate from the media facts where not."""
     frames = media.n_frames
@@ -53,8 +54,13 @@ def vision_token_counts(batch: pa.RecordBatch, media: MediaItems,
         sampled = pc.cast(batch.column(FRAMES_COLUMN), pa.float64()).to_numpy(zero_copy_only=False)[media.parent]
         frames = np.where(np.isnan(sampled), frames, sampled)
     if preset is not None:
-        per_item = np.array([_preset_count(preset, k, w, h, f) for k, w, h, f in zip(
-            media.kind.tolist(), media.width.tolist(), media.height.tolist(), frames.tolist())], np.float64)
+        per_item = np.array(
+            [
+                _preset_count(preset, k, w, h, f)
+                for k, w, h, f in zip(media.kind.tolist(), media.width.tolist(), media.height.tolist(), frames.tolist())
+            ],
+            np.float64,
+        )
         return media.per_record(per_item, batch.num_rows).astype(np.int64), np.zeros(batch.num_rows, bool)
     recorded, known = _recorded(batch, S.VISION_TOKENS)
     per_item = np.nan_to_num(np.ceil(media.width / PATCH) * np.ceil(media.height / PATCH))

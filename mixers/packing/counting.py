@@ -25,17 +25,47 @@ from fusionforge.pipelines.core.io import WORK_DIR, atomic_path, write_marker
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, set_column
 
-MEDIA_SPAN = pa.struct([("offset", pa.int64()), ("media_index", pa.int32()), ("kind", pa.string()),
-                        ("width", pa.int32()), ("height", pa.int32()), ("vision_tokens", pa.int64()),
-                        ("chunk_start", pa.int32()), ("chunk_end", pa.int32())])
-PIECE_TYPE = pa.struct([("kind", pa.int8()), ("start", pa.int64()), ("length", pa.int64()), ("vision", pa.int64()),
-                        ("media", pa.list_(MEDIA_SPAN))])
-ITEMS_SCHEMA = pa.schema([
-    (S.ID, pa.string()), (S.SOURCE, pa.string()), (S.MODALITY, pa.string()), (S.INPUT_FILE, pa.string()),
-    (S.INPUT_POSITION, pa.int64()), ("row", pa.int64()), ("u", pa.float64()), ("record_tokens", pa.int64()),
-    ("reject", pa.string()), ("piece", pa.int32()), ("n_pieces", pa.int32()), ("kind", pa.int8()),
-    ("start", pa.int64()), ("length", pa.int64()), ("vision", pa.int64()), ("media", pa.list_(MEDIA_SPAN)),
-])
+MEDIA_SPAN = pa.struct(
+    [
+        ("offset", pa.int64()),
+        ("media_index", pa.int32()),
+        ("kind", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("vision_tokens", pa.int64()),
+        ("chunk_start", pa.int32()),
+        ("chunk_end", pa.int32()),
+    ]
+)
+PIECE_TYPE = pa.struct(
+    [
+        ("kind", pa.int8()),
+        ("start", pa.int64()),
+        ("length", pa.int64()),
+        ("vision", pa.int64()),
+        ("media", pa.list_(MEDIA_SPAN)),
+    ]
+)
+ITEMS_SCHEMA = pa.schema(
+    [
+        (S.ID, pa.string()),
+        (S.SOURCE, pa.string()),
+        (S.MODALITY, pa.string()),
+        (S.INPUT_FILE, pa.string()),
+        (S.INPUT_POSITION, pa.int64()),
+        ("row", pa.int64()),
+        ("u", pa.float64()),
+        ("record_tokens", pa.int64()),
+        ("reject", pa.string()),
+        ("piece", pa.int32()),
+        ("n_pieces", pa.int32()),
+        ("kind", pa.int8()),
+        ("start", pa.int64()),
+        ("length", pa.int64()),
+        ("vision", pa.int64()),
+        ("media", pa.list_(MEDIA_SPAN)),
+    ]
+)
 ITEMS_DIR = f"{WORK_DIR}/items"
 
 
@@ -52,9 +82,18 @@ class PackItems(Stage):
     resources: ClassVar[Resources] = Resources(batch_size=512)
     stateful: ClassVar[bool] = True
 
-    def __init__(self, seq_len: int, preset: str = "kimi-k25", preset_overrides: dict[str, Any] | None = None,
-                 tokenizer: str | None = None, pattern: str | None = None, seq_vision_cap: int | None = None,
-                 video_group_tokens: int | None = None, eos: bool = True, hash_seed: int = 0) -> None:
+    def __init__(
+        self,
+        seq_len: int,
+        preset: str = "kimi-k25",
+        preset_overrides: dict[str, Any] | None = None,
+        tokenizer: str | None = None,
+        pattern: str | None = None,
+        seq_vision_cap: int | None = None,
+        video_group_tokens: int | None = None,
+        eos: bool = True,
+        hash_seed: int = 0,
+    ) -> None:
         self.text = TextTokens(tokenizer, pattern)
         counter = self.text.counter
         preset_obj = get_preset(preset, **(preset_overrides or {}))
@@ -78,16 +117,27 @@ class PackItems(Stage):
             out_pieces.append([] if layout.reject else [_piece_row(p) for p in pieces(layout, self.opts)])
         batch = set_column(batch, S.VISION_TOKENS, pa.array(vision, pa.int64()))
         batch = set_column(batch, S.stage_column(self.name, "pieces"), pa.array(out_pieces, pa.list_(PIECE_TYPE)))
-        batch = set_column(batch, S.stage_column(self.name, "u"),
-                           pa.array([record_hash(self.hash_seed, i) for i in ids], pa.float64()))
+        batch = set_column(
+            batch, S.stage_column(self.name, "u"), pa.array([record_hash(self.hash_seed, i) for i in ids], pa.float64())
+        )
         batch = set_column(batch, S.stage_column(self.name, "resized"), pa.array(resized, pa.int32()))
         return add_drop_reasons(batch, pa.array(reasons, pa.string()))
 
 
 def _piece_row(piece) -> dict[str, Any]:
-    media = [{"offset": offset, "media_index": b.part, "kind": b.kind, "width": b.width, "height": b.height,
-              "vision_tokens": b.vision, "chunk_start": b.chunk_start, "chunk_end": b.chunk_end}
-             for offset, b in piece.blocks]
+    media = [
+        {
+            "offset": offset,
+            "media_index": b.part,
+            "kind": b.kind,
+            "width": b.width,
+            "height": b.height,
+            "vision_tokens": b.vision,
+            "chunk_start": b.chunk_start,
+            "chunk_end": b.chunk_end,
+        }
+        for offset, b in piece.blocks
+    ]
     return {"kind": piece.kind, "start": piece.start, "length": piece.length, "vision": piece.vision, "media": media}
 
 
@@ -106,21 +156,49 @@ def write_items(layout: ItemsLayout, partition: int, table: pa.Table) -> dict[st
     histograms: dict[str, dict[int, int]] = {}
     rejected: dict[str, int] = {}
     resized = 0
-    columns = table.select([S.ID, S.SOURCE, S.MODALITY, S.INPUT_FILE, S.INPUT_POSITION, S.DROP_REASON,
-                            S.stage_column(name, "pieces"), S.stage_column(name, "u"),
-                            S.stage_column(name, "resized")]).to_pylist()
+    columns = table.select(
+        [
+            S.ID,
+            S.SOURCE,
+            S.MODALITY,
+            S.INPUT_FILE,
+            S.INPUT_POSITION,
+            S.DROP_REASON,
+            S.stage_column(name, "pieces"),
+            S.stage_column(name, "u"),
+            S.stage_column(name, "resized"),
+        ]
+    ).to_pylist()
     for row, record in enumerate(columns):
-        base = {S.ID: record[S.ID], S.SOURCE: record[S.SOURCE], S.MODALITY: record[S.MODALITY],
-                S.INPUT_FILE: record[S.INPUT_FILE], S.INPUT_POSITION: record[S.INPUT_POSITION], "row": row,
-                "u": record[f"{name}__u"]}
+        base = {
+            S.ID: record[S.ID],
+            S.SOURCE: record[S.SOURCE],
+            S.MODALITY: record[S.MODALITY],
+            S.INPUT_FILE: record[S.INPUT_FILE],
+            S.INPUT_POSITION: record[S.INPUT_POSITION],
+            "row": row,
+            "u": record[f"{name}__u"],
+        }
         resized += record[f"{name}__resized"] or 0
         piece_rows = record[f"{name}__pieces"] or []
         reject = record[S.DROP_REASON]
         if reject or not piece_rows:
             reason = reject or f"{name}:empty"
             rejected[reason] = rejected.get(reason, 0) + 1
-            rows.append({**base, "record_tokens": 0, "reject": reason, "piece": -1, "n_pieces": 0, "kind": -1,
-                         "start": 0, "length": 0, "vision": 0, "media": []})
+            rows.append(
+                {
+                    **base,
+                    "record_tokens": 0,
+                    "reject": reason,
+                    "piece": -1,
+                    "n_pieces": 0,
+                    "kind": -1,
+                    "start": 0,
+                    "length": 0,
+                    "vision": 0,
+                    "media": [],
+                }
+            )
             continue
         total = sum(p["length"] for p in piece_rows)
         per_source = tokens.setdefault(record[S.SOURCE], {"0": 0, "1": 0, "2": 0, "vision": 0})
@@ -130,14 +208,21 @@ def write_items(layout: ItemsLayout, partition: int, table: pa.Table) -> dict[st
         for index, piece in enumerate(piece_rows):
             per_source[str(piece["kind"])] += piece["length"]
             per_source["vision"] += piece["vision"]
-            rows.append({**base, "record_tokens": total, "reject": None, "piece": index, "n_pieces": len(piece_rows),
-                         **piece})
+            rows.append(
+                {**base, "record_tokens": total, "reject": None, "piece": index, "n_pieces": len(piece_rows), **piece}
+            )
     out = Path(layout.out_dir)
     with atomic_path(out / ITEMS_DIR / f"part-{partition:06d}.parquet") as tmp:
         pq.write_table(pa.Table.from_pylist(rows, schema=ITEMS_SCHEMA), tmp)
-    summary = {"partition": partition, "records": table.num_rows, "tokens": tokens, "rejected": rejected,
-               "resized": resized, "histograms": {s: {str(k): v for k, v in h.items()} for s, h in histograms.items()},
-               "sources": sorted({r[S.SOURCE] for r in columns})}
+    summary = {
+        "partition": partition,
+        "records": table.num_rows,
+        "tokens": tokens,
+        "rejected": rejected,
+        "resized": resized,
+        "histograms": {s: {str(k): v for k, v in h.items()} for s, h in histograms.items()},
+        "sources": sorted({r[S.SOURCE] for r in columns}),
+    }
     write_marker(out, f"items-{partition:06d}", summary)
     return summary
 

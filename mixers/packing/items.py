@@ -22,8 +22,9 @@ from fusionforge.mixers.packing.counting import MEDIA_SPAN
 # Per item, what the packer works on and what a plan segment copies: numbers in one int64 matrix (one numpy
 # operation moves them all), strings and media in Arrow. partition and row are -1 where unknown.
 NUMBERS = ("kind", "size", "vision", "offset", "epoch", "piece", "n_pieces", "start", "partition", "row")
-META_SCHEMA = pa.schema([("sample_id", pa.string()), ("source", pa.string()), ("modality", pa.string()),
-                         ("media", pa.list_(MEDIA_SPAN))])
+META_SCHEMA = pa.schema(
+    [("sample_id", pa.string()), ("source", pa.string()), ("modality", pa.string()), ("media", pa.list_(MEDIA_SPAN))]
+)
 _COLUMN = {name: i for i, name in enumerate(NUMBERS)}
 
 

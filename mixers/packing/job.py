@@ -98,21 +98,35 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
     mixture = load_mixture(cfg.mixture) if cfg.mixture else None
     hash_seed = mixture.seed if mixture else cfg.seed
     source = ManifestSource(cfg.input)
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("executor", "ray_address", "num_cpus",
-                                                                               "resume", "output")}
+    settings = {
+        k: v
+        for k, v in dataclasses.asdict(cfg).items()
+        if k not in ("executor", "ray_address", "num_cpus", "resume", "output")
+    }
     mixture_text = Path(cfg.mixture).read_text() if cfg.mixture else None
-    if prepare_output(out, {"settings": settings, "mixture": mixture_text, "input": str(Path(cfg.input).resolve())},
-                      cfg.resume):
+    if prepare_output(
+        out, {"settings": settings, "mixture": mixture_text, "input": str(Path(cfg.input).resolve())}, cfg.resume
+    ):
         return json.loads((out / REPORT).read_text())
     say = on_stage or (lambda _message: None)
 
     say("counting tokens")
     partitions = source.partitions()
     todo = [p for p in partitions if read_marker(out, f"items-{p:06d}") is None]
-    spec = StageSpec(PackItems, {"seq_len": cfg.seq_len, "preset": cfg.vision_preset,
-                                 "preset_overrides": dict(cfg.preset_overrides), "tokenizer": cfg.tokenizer,
-                                 "pattern": cfg.tiktoken_pattern, "seq_vision_cap": cfg.seq_vision_cap,
-                                 "video_group_tokens": cfg.video_group_tokens, "eos": cfg.eos, "hash_seed": hash_seed})
+    spec = StageSpec(
+        PackItems,
+        {
+            "seq_len": cfg.seq_len,
+            "preset": cfg.vision_preset,
+            "preset_overrides": dict(cfg.preset_overrides),
+            "tokenizer": cfg.tokenizer,
+            "pattern": cfg.tiktoken_pattern,
+            "seq_vision_cap": cfg.seq_vision_cap,
+            "video_group_tokens": cfg.video_group_tokens,
+            "eos": cfg.eos,
+            "hash_seed": hash_seed,
+        },
+    )
     executor = make_executor(cfg.executor, cfg.ray_address, cfg.num_cpus)
     if todo:
         executor.run(source, [spec], partial(write_items, ItemsLayout(str(out))), todo)
@@ -151,8 +165,14 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
     ledger = write_ledger(out, partitions, plan, surplus_keys)
     summary = metrics.summary()
     report = {
-        "step": "pack", "input": cfg.input, "plan": PLAN, "inputs": ledger["inputs"], "kept": ledger["kept"],
-        "dropped": ledger["dropped"], "failed": ledger["failed"], "reasons": ledger["reasons"],
+        "step": "pack",
+        "input": cfg.input,
+        "plan": PLAN,
+        "inputs": ledger["inputs"],
+        "kept": ledger["kept"],
+        "dropped": ledger["dropped"],
+        "failed": ledger["failed"],
+        "reasons": ledger["reasons"],
         **summary,
         "vision_ratio_source": "given" if cfg.vision_ratio is not None else "corpus",
         "corpus_vision_ratio": natural,

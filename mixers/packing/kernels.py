@@ -72,7 +72,7 @@ def _bitmap(values):
         if words == 1:
             break
     starts[depth] = total
-    return np.zeros(total, np.uint64), starts[:depth + 1]
+    return np.zeros(total, np.uint64), starts[: depth + 1]
 
 
 @numba.njit(cache=True)
@@ -113,8 +113,23 @@ def _next_marked(bits, starts, need):
 
 
 @numba.njit(cache=True)
-def pack_fixed(n, seq_len, cap, size, vision, large, vision_order, text_order, long_refs, long_used,
-               out_seq, out_ref, out_start, out_length, left):
+def pack_fixed(
+    n,
+    seq_len,
+    cap,
+    size,
+    vision,
+    large,
+    vision_order,
+    text_order,
+    long_refs,
+    long_used,
+    out_seq,
+    out_ref,
+    out_start,
+    out_length,
+    left,
+):
     """Pack into ``n`` sequences; segments go to the ``out_*`` arrays, atomic items with no room to ``left``.
 
     ``large``: documents that get sequences n-len(large).. of their own first; ``vision_order`` and

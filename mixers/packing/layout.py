@@ -142,8 +142,7 @@ def _media_blocks(layout: Layout, record: dict[str, Any], index: int, opts: Layo
                     layout.reject = "oversize_image"
                     return
                 layout.resized += 1
-            layout.blocks.append(Block("image", count.tokens + wrap, count.tokens, index,
-                                       count.width, count.height))
+            layout.blocks.append(Block("image", count.tokens + wrap, count.tokens, index, count.width, count.height))
             return
         frames = record.get(FRAMES_COLUMN)
         frames = int(frames) if frames is not None else int(item["n_frames"] or 0)
@@ -153,8 +152,16 @@ def _media_blocks(layout: Layout, record: dict[str, Any], index: int, opts: Layo
         layout.reject = f"bad_media_size: {exc}"
 
 
-def _video_blocks(layout: Layout, index: int, width: int, height: int, frames: int, fps: float, opts: LayoutOptions,
-                  wrappers: Wrappers) -> None:
+def _video_blocks(
+    layout: Layout,
+    index: int,
+    width: int,
+    height: int,
+    frames: int,
+    fps: float,
+    opts: LayoutOptions,
+    wrappers: Wrappers,
+) -> None:
     preset = opts.preset
     count = preset.video(width, height, frames)
     if count.chunks == 0:
@@ -164,8 +171,9 @@ def _video_blocks(layout: Layout, index: int, width: int, height: int, frames: i
     chunk_wraps = [wrappers.chunk(k, fps) for k in range(count.chunks)]
     room = group_cap - item_wrap - count.extra_tokens - max(chunk_wraps)
     if count.tokens_per_chunk > min(room, opts.vision_limit):
-        size = fit_size(lambda w, h: preset.video(w, h, frames).tokens_per_chunk, width, height,
-                        min(room, opts.vision_limit))
+        size = fit_size(
+            lambda w, h: preset.video(w, h, frames).tokens_per_chunk, width, height, min(room, opts.vision_limit)
+        )
         if size is None:
             layout.reject = "oversize_video_frame"
             return

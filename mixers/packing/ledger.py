@@ -27,23 +27,42 @@ def write_ledger(out: Path, partitions: list[int], plan: MixturePlan, surplus_ke
     keys, counts = np.unique(surplus_keys, return_counts=True) if len(surplus_keys) else (surplus_keys, surplus_keys)
     with atomic_path(out / LEDGER) as tmp, pq.ParquetWriter(tmp, LEDGER_SCHEMA) as writer:
         for partition in partitions:
-            table = pq.read_table(out / ITEMS_DIR / f"part-{partition:06d}.parquet",
-                                  columns=[S.ID, S.SOURCE, S.MODALITY, S.INPUT_FILE, S.INPUT_POSITION, "row", "u",
-                                           "reject", "piece", "n_pieces"],
-                                  filters=[("piece", "<=", 0)])
+            table = pq.read_table(
+                out / ITEMS_DIR / f"part-{partition:06d}.parquet",
+                columns=[
+                    S.ID,
+                    S.SOURCE,
+                    S.MODALITY,
+                    S.INPUT_FILE,
+                    S.INPUT_POSITION,
+                    "row",
+                    "u",
+                    "reject",
+                    "piece",
+                    "n_pieces",
+                ],
+                filters=[("piece", "<=", 0)],
+            )
             rows = table.to_pylist()
             statuses, reasons = [], []
             for row in rows:
                 reason = _reason(row, partition, plan, keys, counts)
                 statuses.append(DROPPED if reason else KEPT)
                 reasons.append(reason)
-            ledger = pa.table({S.ID: table.column(S.ID), S.SOURCE: table.column(S.SOURCE),
-                               S.MODALITY: table.column(S.MODALITY), S.INPUT_FILE: table.column(S.INPUT_FILE),
-                               S.INPUT_POSITION: table.column(S.INPUT_POSITION),
-                               "status": pa.array(statuses, pa.string()), "reason": pa.array(reasons, pa.string()),
-                               "step": pa.array(["pack"] * len(rows), pa.string()),
-                               S.PARENT_ID: pa.nulls(len(rows), pa.string())},  # pack derives no records
-                              schema=LEDGER_SCHEMA)
+            ledger = pa.table(
+                {
+                    S.ID: table.column(S.ID),
+                    S.SOURCE: table.column(S.SOURCE),
+                    S.MODALITY: table.column(S.MODALITY),
+                    S.INPUT_FILE: table.column(S.INPUT_FILE),
+                    S.INPUT_POSITION: table.column(S.INPUT_POSITION),
+                    "status": pa.array(statuses, pa.string()),
+                    "reason": pa.array(reasons, pa.string()),
+                    "step": pa.array(["pack"] * len(rows), pa.string()),
+                    S.PARENT_ID: pa.nulls(len(rows), pa.string()),
+                },  # pack derives no records
+                schema=LEDGER_SCHEMA,
+            )
             writer.write_table(ledger)
     return ledger_summary(out / LEDGER)
 

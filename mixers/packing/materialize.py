@@ -37,9 +37,13 @@ from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import atomic_path, read_marker, read_range, write_marker
 from fusionforge.pipelines.transform import ManifestSource
 
-PLACEHOLDERS = {"qwen2-vl": ("<|image_pad|>", "<|video_pad|>"), "kimi-k25": ("<|media_pad|>", "<|media_pad|>"),
-                "kimi-vl": ("<|media_pad|>", "<|media_pad|>"), "llava-onevision": ("<image>", "<video>"),
-                "custom": ("<|image_pad|>", "<|video_pad|>")}
+PLACEHOLDERS = {
+    "qwen2-vl": ("<|image_pad|>", "<|video_pad|>"),
+    "kimi-k25": ("<|media_pad|>", "<|media_pad|>"),
+    "kimi-vl": ("<|media_pad|>", "<|media_pad|>"),
+    "llava-onevision": ("<image>", "<video>"),
+    "custom": ("<|image_pad|>", "<|video_pad|>"),
+}
 EXTENSIONS = {"jpeg": "jpg"}
 
 
@@ -57,8 +61,10 @@ class Encoder:
         self.pads = [self.counter.token_id(n) for n in names]
         missing = [n for n, i in zip(names, self.pads) if i is None]
         if missing:
-            raise ConfigError(f"the tokenizer has no {missing} token(s), which preset {cfg.vision_preset} uses for "
-                              "vision placeholders; use the model's own tokenizer")
+            raise ConfigError(
+                f"the tokenizer has no {missing} token(s), which preset {cfg.vision_preset} uses for "
+                "vision placeholders; use the model's own tokenizer"
+            )
         self.eos = self.counter.eos_id
         if cfg.eos and self.eos is None:
             raise ConfigError("the tokenizer defines no eos_token (tokenizer_config.json); pass --no-eos")
@@ -126,8 +132,9 @@ def _records(source: ManifestSource, wanted: set[tuple[int, int]]) -> dict[tuple
     return found
 
 
-def _write_sample(tar: tarfile.TarFile, sequence: dict[str, Any], records: dict, encoder: Encoder,
-                  seq_len: int) -> None:
+def _write_sample(
+    tar: tarfile.TarFile, sequence: dict[str, Any], records: dict, encoder: Encoder, seq_len: int
+) -> None:
     key = f"{sequence['sequence_id']:09d}"
     ids = np.zeros(seq_len, np.int32)
     media_members, spans = [], []
@@ -138,18 +145,26 @@ def _write_sample(tar: tarfile.TarFile, sequence: dict[str, Any], records: dict,
         if where not in cache:
             cache[where] = encoder.record_ids(record)
         start, length = segment["sample_start"], segment["length"]
-        ids[segment["offset"]:segment["offset"] + length] = cache[where][start:start + length]
+        ids[segment["offset"] : segment["offset"] + length] = cache[where][start : start + length]
         for media in segment["media"]:
             item = record[S.MEDIA][media["media_index"]]
-            data = item["bytes"] if item.get("bytes") is not None else read_range(item["uri"], item["offset"],
-                                                                                 item["size"])
+            data = (
+                item["bytes"]
+                if item.get("bytes") is not None
+                else read_range(item["uri"], item["offset"], item["size"])
+            )
             ext = EXTENSIONS.get(item["format"] or "", item["format"] or "bin")
             member = f"{key}.{len(media_members):03d}.{ext}"
             media_members.append((member, data))
             spans.append({**media, "sample_id": segment["sample_id"], "member": member})
-    header = {"sequence_id": sequence["sequence_id"], "tokens": sequence["tokens"],
-              "vision_tokens": sequence["vision_tokens"], "cu_seqlens": sequence["cu_seqlens"], "media": spans,
-              "segments": [{k: v for k, v in s.items() if k != "media"} for s in sequence["segments"]]}
+    header = {
+        "sequence_id": sequence["sequence_id"],
+        "tokens": sequence["tokens"],
+        "vision_tokens": sequence["vision_tokens"],
+        "cu_seqlens": sequence["cu_seqlens"],
+        "media": spans,
+        "segments": [{k: v for k, v in s.items() if k != "media"} for s in sequence["segments"]],
+    }
     buffer = io.BytesIO()
     np.save(buffer, ids)
     members = [(f"{key}.input_ids.npy", buffer.getvalue()), (f"{key}.json", json.dumps(header).encode())]

@@ -70,13 +70,13 @@ class PackMetrics:
         """Ratio error of every ``batch`` consecutive sequences that ends in this window."""
         if run.shape[1] >= self.batch:
             cumulative = np.concatenate([np.zeros((2, 1), np.int64), np.cumsum(run, axis=1)], axis=1)
-            sums = cumulative[:, self.batch:] - cumulative[:, :-self.batch]
+            sums = cumulative[:, self.batch :] - cumulative[:, : -self.batch]
             counted = sums[0] > 0
             self.sliding_count += int(counted.sum())
             if counted.any():
                 error = np.abs(sums[1][counted] / sums[0][counted] - self.target)
                 self.sliding_max_error = max(self.sliding_max_error, float(error.max()))
-        self.tail = run[:, max(0, run.shape[1] - self.batch + 1):]
+        self.tail = run[:, max(0, run.shape[1] - self.batch + 1) :]
 
     def quantile(self, q: float) -> float:
         if not self.sequences:
@@ -106,8 +106,12 @@ class PackMetrics:
             "window_ratio_error_last": abs(self.window_errors[-1]) if self.window_errors else 0.0,
             "sliding_batch": self.batch,
             "sliding_ratio_error_max": self.sliding_max_error,
-            "per_sequence_ratio": {"mean": self.ratio_sum / n, "p5": self.quantile(0.05), "p50": self.quantile(0.5),
-                                   "p95": self.quantile(0.95)},
+            "per_sequence_ratio": {
+                "mean": self.ratio_sum / n,
+                "p5": self.quantile(0.05),
+                "p50": self.quantile(0.5),
+                "p95": self.quantile(0.95),
+            },
             "zero_vision_share": self.zero_vision / n,
             "within_band_share": self.within_band / n,
             "band": self.band,

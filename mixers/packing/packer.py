@@ -70,8 +70,17 @@ def _large_count(text_sizes: np.ndarray, vision_size: int, n: int, seq_len: int)
     return max(0, min(large, n - int(np.ceil(1.25 * vision_size / seq_len))))
 
 
-def _pack_fixed(n: int, kind: np.ndarray, size: np.ndarray, vision: np.ndarray, atomic: np.ndarray,
-                long_refs: np.ndarray, long_used: np.ndarray, seq_len: int, cap: int | None) -> tuple:
+def _pack_fixed(
+    n: int,
+    kind: np.ndarray,
+    size: np.ndarray,
+    vision: np.ndarray,
+    atomic: np.ndarray,
+    long_refs: np.ndarray,
+    long_used: np.ndarray,
+    seq_len: int,
+    cap: int | None,
+) -> tuple:
     from fusionforge.mixers.packing.kernels import pack_fixed
 
     is_vision = kind[atomic] == VISION
@@ -82,16 +91,34 @@ def _pack_fixed(n: int, kind: np.ndarray, size: np.ndarray, vision: np.ndarray, 
     room = len(atomic) + n + len(long_refs) + 1
     segments = [np.empty(room, np.int64) for _ in range(4)]
     left = np.empty(len(atomic), np.int64)
-    k, n_left, position, used = pack_fixed(n, seq_len, -1 if cap is None else cap, size, vision, text_order[:large],
-                                           vision_order, text_order[large:], long_refs, long_used, *segments, left)
+    k, n_left, position, used = pack_fixed(
+        n,
+        seq_len,
+        -1 if cap is None else cap,
+        size,
+        vision,
+        text_order[:large],
+        vision_order,
+        text_order[large:],
+        long_refs,
+        long_used,
+        *segments,
+        left,
+    )
     rest_used = long_used[position:].copy()
     if len(rest_used):
         rest_used[0] = used
     return [s[:k] for s in segments], left[:n_left], long_refs[position:], rest_used
 
 
-def pack_window(kind: np.ndarray, size: np.ndarray, vision: np.ndarray, seq_len: int, n_sequences: int | None,
-                seq_vision_cap: int | None = None) -> Packed:
+def pack_window(
+    kind: np.ndarray,
+    size: np.ndarray,
+    vision: np.ndarray,
+    seq_len: int,
+    n_sequences: int | None,
+    seq_vision_cap: int | None = None,
+) -> Packed:
     """Pack one window's items (index = position in these arrays; long text in the order given).
 
     Args:
@@ -116,8 +143,9 @@ def pack_window(kind: np.ndarray, size: np.ndarray, vision: np.ndarray, seq_len:
             if tokens == 0:
                 break
             n = max(1, tokens // seq_len)
-        segments, left, long_refs, long_used = _pack_fixed(n, kind, size, vision, atomic, long_refs, long_used,
-                                                          seq_len, seq_vision_cap)
+        segments, left, long_refs, long_used = _pack_fixed(
+            n, kind, size, vision, atomic, long_refs, long_used, seq_len, seq_vision_cap
+        )
         if n_sequences is None and not len(segments[0]):  # nothing fits (an item over the vision cap): alone
             segments = [np.zeros(1, np.int64), left[:1], np.zeros(1, np.int64), size[left[:1]]]
             left, n = left[1:], 1
@@ -127,7 +155,9 @@ def pack_window(kind: np.ndarray, size: np.ndarray, vision: np.ndarray, seq_len:
         atomic = left
         if n_sequences is not None:
             break
-    seq, ref, start, length = (np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.int64)
-                               for i in range(4))
-    return Packed(base, seq, ref, start, length, np.asarray(atomic, np.int64), long_refs, long_used,
-                  size[long_refs] - long_used)
+    seq, ref, start, length = (
+        np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, np.int64) for i in range(4)
+    )
+    return Packed(
+        base, seq, ref, start, length, np.asarray(atomic, np.int64), long_refs, long_used, size[long_refs] - long_used
+    )

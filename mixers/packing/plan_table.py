@@ -22,17 +22,35 @@ from fusionforge.mixers.packing.counting import MEDIA_SPAN
 from fusionforge.mixers.packing.items import NUMBERS, ItemBatch
 from fusionforge.mixers.packing.packer import LONG, pack_window
 
-SEGMENT_TYPE = pa.struct([
-    ("sample_id", pa.string()), ("source", pa.string()), ("modality", pa.string()), ("epoch", pa.int32()),
-    ("piece", pa.int32()), ("sample_start", pa.int64()), ("length", pa.int64()), ("offset", pa.int64()),
-    ("vision_tokens", pa.int64()), ("split", pa.bool_()), ("partition", pa.int64()), ("row", pa.int64()),
-    ("media", pa.list_(MEDIA_SPAN)),
-])
-WINDOW_SCHEMA = pa.schema([
-    ("window", pa.int64()), ("tokens", pa.int64()), ("text_tokens", pa.int64()), ("vision_tokens", pa.int64()),
-    ("padding", pa.int64()), ("items", pa.int32()), ("segments", pa.list_(SEGMENT_TYPE)),
-    ("cu_seqlens", pa.list_(pa.int32())),
-])
+SEGMENT_TYPE = pa.struct(
+    [
+        ("sample_id", pa.string()),
+        ("source", pa.string()),
+        ("modality", pa.string()),
+        ("epoch", pa.int32()),
+        ("piece", pa.int32()),
+        ("sample_start", pa.int64()),
+        ("length", pa.int64()),
+        ("offset", pa.int64()),
+        ("vision_tokens", pa.int64()),
+        ("split", pa.bool_()),
+        ("partition", pa.int64()),
+        ("row", pa.int64()),
+        ("media", pa.list_(MEDIA_SPAN)),
+    ]
+)
+WINDOW_SCHEMA = pa.schema(
+    [
+        ("window", pa.int64()),
+        ("tokens", pa.int64()),
+        ("text_tokens", pa.int64()),
+        ("vision_tokens", pa.int64()),
+        ("padding", pa.int64()),
+        ("items", pa.int32()),
+        ("segments", pa.list_(SEGMENT_TYPE)),
+        ("cu_seqlens", pa.list_(pa.int32())),
+    ]
+)
 PLAN_SCHEMA = pa.schema([("sequence_id", pa.int64()), *WINDOW_SCHEMA])
 
 
@@ -54,18 +72,40 @@ class WindowPlan:
     rest_size: np.ndarray
 
 
-def plan_window(index: int, full: bool, kind: np.ndarray, size: np.ndarray, vision: np.ndarray, seq_len: int,
-                n_sequences: int, seq_vision_cap: int | None, seed: int) -> WindowPlan:
+def plan_window(
+    index: int,
+    full: bool,
+    kind: np.ndarray,
+    size: np.ndarray,
+    vision: np.ndarray,
+    seq_len: int,
+    n_sequences: int,
+    seq_vision_cap: int | None,
+    seed: int,
+) -> WindowPlan:
     """Pack one window (numbers only: a worker needs no strings) and put its sequences in interleaved order."""
     from fusionforge.mixers.packing.kernels import order_sequences
 
     packed = pack_window(kind, size, vision, seq_len, n_sequences if full else None, seq_vision_cap)
     seg_vision = np.where(kind[packed.ref] == LONG, 0, vision[packed.ref])
     mixed = (seed & 0xFFFFFFFF) << 32 ^ index * 0x9E3779B1 ^ seed >> 32 & 0xFFFFFFFF
-    _, tokens, seq_vision, counts, segs, position = order_sequences(packed.n_sequences, packed.seq, packed.length,
-                                                                   seg_vision, np.uint64(mixed & 0xFFFFFFFFFFFFFFFF))
-    return WindowPlan(index, tokens, seq_vision, counts, packed.ref[segs], packed.start[segs], packed.length[segs],
-                      position, packed.leftovers, packed.rest_ref, packed.rest_start, packed.rest_size)
+    _, tokens, seq_vision, counts, segs, position = order_sequences(
+        packed.n_sequences, packed.seq, packed.length, seg_vision, np.uint64(mixed & 0xFFFFFFFFFFFFFFFF)
+    )
+    return WindowPlan(
+        index,
+        tokens,
+        seq_vision,
+        counts,
+        packed.ref[segs],
+        packed.start[segs],
+        packed.length[segs],
+        position,
+        packed.leftovers,
+        packed.rest_ref,
+        packed.rest_start,
+        packed.rest_size,
+    )
 
 
 def leftovers(items: ItemBatch, plan: WindowPlan) -> ItemBatch:
@@ -92,21 +132,40 @@ def plan_rows(windows: list[tuple[ItemBatch, WindowPlan]], seq_len: int) -> pa.T
     is_long = number["kind"] == LONG
     start = number["start"] + number["offset"] + np.concatenate([p.start for p in plans])
     segments = pa.StructArray.from_arrays(
-        [column["sample_id"], column["source"], column["modality"], pa.array(number["epoch"], pa.int32()),
-         pa.array(number["piece"], pa.int32()), pa.array(start), pa.array(length), pa.array(position),
-         pa.array(np.where(is_long, 0, number["vision"])), pa.array(is_long | (number["n_pieces"] > 1)),
-         _known(number["partition"]), _known(number["row"]), _shift_media(column["media"], position)],
-        fields=list(SEGMENT_TYPE))
+        [
+            column["sample_id"],
+            column["source"],
+            column["modality"],
+            pa.array(number["epoch"], pa.int32()),
+            pa.array(number["piece"], pa.int32()),
+            pa.array(start),
+            pa.array(length),
+            pa.array(position),
+            pa.array(np.where(is_long, 0, number["vision"])),
+            pa.array(is_long | (number["n_pieces"] > 1)),
+            _known(number["partition"]),
+            _known(number["row"]),
+            _shift_media(column["media"], position),
+        ],
+        fields=list(SEGMENT_TYPE),
+    )
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     cu_offsets = offsets + np.arange(len(offsets), dtype=np.int32)
     cu_values = np.zeros(len(length) + len(counts), np.int32)
     cu_values[np.arange(len(length)) + np.repeat(np.arange(len(counts)), counts) + 1] = position + length
-    return pa.Table.from_arrays([
-        pa.array(window, pa.int64()), pa.array(tokens), pa.array(tokens - vision), pa.array(vision),
-        pa.array(seq_len - tokens), pa.array(counts.astype(np.int32)),
-        pa.ListArray.from_arrays(pa.array(offsets), segments),
-        pa.ListArray.from_arrays(pa.array(cu_offsets), pa.array(cu_values)),
-    ], schema=WINDOW_SCHEMA)
+    return pa.Table.from_arrays(
+        [
+            pa.array(window, pa.int64()),
+            pa.array(tokens),
+            pa.array(tokens - vision),
+            pa.array(vision),
+            pa.array(seq_len - tokens),
+            pa.array(counts.astype(np.int32)),
+            pa.ListArray.from_arrays(pa.array(offsets), segments),
+            pa.ListArray.from_arrays(pa.array(cu_offsets), pa.array(cu_values)),
+        ],
+        schema=WINDOW_SCHEMA,
+    )
 
 
 def _known(values: np.ndarray) -> pa.Array:

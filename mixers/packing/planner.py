@@ -33,8 +33,17 @@ class PlanParams:
 
 def _pack(window: Window, params: PlanParams, runner_call: Callable[..., Any]) -> Any:
     items = window.items  # a worker gets the numbers only
-    return runner_call(window.index, window.full, items.kind.copy(), items.size.copy(), items.vision.copy(),
-                       params.seq_len, params.window, params.seq_vision_cap, params.seed)
+    return runner_call(
+        window.index,
+        window.full,
+        items.kind.copy(),
+        items.size.copy(),
+        items.vision.copy(),
+        params.seq_len,
+        params.window,
+        params.seq_vision_cap,
+        params.seed,
+    )
 
 
 class InlineRunner:
@@ -61,8 +70,9 @@ class RayRunner:
         return self.ray.get(handle)
 
 
-def run_windows(drawer: WindowDrawer, params: PlanParams, runner: InlineRunner | RayRunner,
-                sink: Callable[[pa.Table], None]) -> dict[str, ItemBatch]:
+def run_windows(
+    drawer: WindowDrawer, params: PlanParams, runner: InlineRunner | RayRunner, sink: Callable[[pa.Table], None]
+) -> dict[str, ItemBatch]:
     """Draw, pack and sink every window; return what is left in the streams by kind.
 
     ``sink`` gets the plan rows in order, a few windows at a time (the ``window`` column tells them apart).

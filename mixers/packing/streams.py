@@ -24,26 +24,41 @@ from fusionforge.mixers.packing.windows import WindowDrawer
 from fusionforge.pipelines.core import schema as S
 
 
-def source_items(items_dir: Path, partitions: list[int], source: str, kind: int, target: SourceTarget,
-                 seed: int) -> Iterator[ItemBatch]:
+def source_items(
+    items_dir: Path, partitions: list[int], source: str, kind: int, target: SourceTarget, seed: int
+) -> Iterator[ItemBatch]:
     """The pieces of one kind of one source, epoch by epoch, in a seeded order: one batch per input shard."""
     epochs = target.epochs + (1 if target.threshold > 0 else 0)
     for epoch in range(epochs):
         for index in epoch_order(seed, source, epoch, len(partitions)):
             partition = partitions[index]
-            table = pq.read_table(items_dir / f"part-{partition:06d}.parquet",
-                                  filters=[(S.SOURCE, "=", source), ("kind", "=", kind)])
+            table = pq.read_table(
+                items_dir / f"part-{partition:06d}.parquet", filters=[(S.SOURCE, "=", source), ("kind", "=", kind)]
+            )
             if epoch == target.epochs:
                 table = table.filter(pc.less(table.column("u"), target.threshold))
             table = table.take(pa.array(epoch_order(seed, f"{source}/{partition}", epoch, table.num_rows)))
             sources = pa.array([source] * table.num_rows, pa.string())
-            meta = pa.table({"sample_id": table.column(S.ID), "source": sources, "modality": table.column(S.MODALITY),
-                             "media": table.column("media")})
-            yield ItemBatch.build(meta, kind=kind, size=table.column("length").to_numpy(),
-                                  vision=table.column("vision").to_numpy(), epoch=epoch,
-                                  piece=table.column("piece").to_numpy(), n_pieces=table.column("n_pieces").to_numpy(),
-                                  start=table.column("start").to_numpy(), partition=partition,
-                                  row=table.column("row").to_numpy())
+            meta = pa.table(
+                {
+                    "sample_id": table.column(S.ID),
+                    "source": sources,
+                    "modality": table.column(S.MODALITY),
+                    "media": table.column("media"),
+                }
+            )
+            yield ItemBatch.build(
+                meta,
+                kind=kind,
+                size=table.column("length").to_numpy(),
+                vision=table.column("vision").to_numpy(),
+                epoch=epoch,
+                piece=table.column("piece").to_numpy(),
+                n_pieces=table.column("n_pieces").to_numpy(),
+                start=table.column("start").to_numpy(),
+                partition=partition,
+                row=table.column("row").to_numpy(),
+            )
 
 
 def merge_by_tokens(streams: dict[str, Iterator[ItemBatch]], weights: dict[str, float]) -> Iterator[ItemBatch]:
@@ -87,8 +102,9 @@ def merge_by_tokens(streams: dict[str, Iterator[ItemBatch]], weights: dict[str, 
         yield ItemBatch.concat(parts).take(order)
 
 
-def build_drawer(items_dir: Path, summaries: list[dict[str, Any]], plan: MixturePlan, cfg: Any,
-                 seed: int) -> tuple[WindowDrawer, float]:
+def build_drawer(
+    items_dir: Path, summaries: list[dict[str, Any]], plan: MixturePlan, cfg: Any, seed: int
+) -> tuple[WindowDrawer, float]:
     """The drawer over the three merged streams, and the corpus's own vision share after mixing."""
     partitions: dict[str, list[int]] = {}
     kinds: dict[str, dict[str, int]] = {}
@@ -110,6 +126,14 @@ def build_drawer(items_dir: Path, summaries: list[dict[str, Any]], plan: Mixture
     natural = vision / all_tokens if all_tokens else 0.0
     text = sum(selected[TEXT].values()) + sum(selected[LONG].values())
     ratio = cfg.vision_ratio if cfg.vision_ratio is not None else natural
-    drawer = WindowDrawer(streams[VISION], streams[TEXT], streams[LONG], cfg.seq_len, cfg.window, ratio, text,
-                          sum(selected[LONG].values()))
+    drawer = WindowDrawer(
+        streams[VISION],
+        streams[TEXT],
+        streams[LONG],
+        cfg.seq_len,
+        cfg.window,
+        ratio,
+        text,
+        sum(selected[LONG].values()),
+    )
     return drawer, natural

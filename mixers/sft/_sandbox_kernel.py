@@ -83,8 +83,10 @@ def main() -> None:
     if config["network_guard"]:
         exec(compile(config["network_guard"], "<network guard>", "exec"), {"__name__": "network_guard"})  # noqa: S102
     namespace: dict = {"__name__": "__main__"}
-    with os.fdopen(config["command_fd"], "r", encoding="utf-8") as commands, \
-            os.fdopen(config["result_fd"], "w", encoding="utf-8") as results:
+    with (
+        os.fdopen(config["command_fd"], "r", encoding="utf-8") as commands,
+        os.fdopen(config["result_fd"], "w", encoding="utf-8") as results,
+    ):
         for line in commands:
             reply = run_cell(json.loads(line)["code"], namespace, int(config["output_chars"]))
             results.write(json.dumps(reply) + "\n")

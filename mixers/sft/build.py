@@ -68,31 +68,53 @@ class BuildConfig:
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ConfigError(f"--max-tokens must be a positive number of tokens, got {self.max_tokens}")
         if self.max_tokens is not None and not self.tokenizer:
-            raise ConfigError("--max-tokens is a limit in the model's tokens: give --tokenizer PATH (tokenizer.json "
-                              "or a tokenizer folder) to count them; without one the count is a characters/4 "
-                              "estimate, which would keep conversations over the limit or drop ones within it")
+            raise ConfigError(
+                "--max-tokens is a limit in the model's tokens: give --tokenizer PATH (tokenizer.json "
+                "or a tokenizer folder) to count them; without one the count is a characters/4 "
+                "estimate, which would keep conversations over the limit or drop ones within it"
+            )
         if self.near_dup_threshold is not None and not 0.0 <= self.near_dup_threshold <= 1.0:
-            raise ConfigError(f"--near-dup-threshold must be in [0, 1] (0 turns near-dup removal off), "
-                              f"got {self.near_dup_threshold}")
+            raise ConfigError(
+                f"--near-dup-threshold must be in [0, 1] (0 turns near-dup removal off), got {self.near_dup_threshold}"
+            )
 
     def stages(self) -> list[StageSpec]:
         return [
-            StageSpec(ST.SftParse, {"strip_vision": self.strip_vision, "placeholders": self.vision_placeholders,
-                                    "strict": self.strict}),
-            StageSpec(ST.SftChecks, {"tokenizer": self.tokenizer, "max_tokens": self.max_tokens,
-                                     "evals": self.decontaminate, "ngram": self.ngram,
-                                     "min_tokens": self.min_eval_tokens}),
+            StageSpec(
+                ST.SftParse,
+                {"strip_vision": self.strip_vision, "placeholders": self.vision_placeholders, "strict": self.strict},
+            ),
+            StageSpec(
+                ST.SftChecks,
+                {
+                    "tokenizer": self.tokenizer,
+                    "max_tokens": self.max_tokens,
+                    "evals": self.decontaminate,
+                    "ngram": self.ngram,
+                    "min_tokens": self.min_eval_tokens,
+                },
+            ),
         ]
 
     def settings(self) -> dict[str, Any]:
         """What a resumed run must share with the run it continues (the per-record settings)."""
-        keep = ("decontaminate", "ngram", "min_eval_tokens", "tokenizer", "max_tokens", "strip_vision",
-                "vision_placeholders")
+        keep = (
+            "decontaminate",
+            "ngram",
+            "min_eval_tokens",
+            "tokenizer",
+            "max_tokens",
+            "strip_vision",
+            "vision_placeholders",
+        )
         return {k: v for k, v in dataclasses.asdict(self).items() if k in keep}
 
 
-def run_build(cfg: BuildConfig, on_plan: Callable[[int, int], None] | None = None,
-              on_partition: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_build(
+    cfg: BuildConfig,
+    on_plan: Callable[[int, int], None] | None = None,
+    on_partition: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Build the set (or finish a killed run of it); return the report, also written to ``report.json``."""
     from fusionforge.mixers.sft.decontaminate import EvalIndex
     from fusionforge.mixers.sft.tokens import load_tokenizer
@@ -110,8 +132,16 @@ def run_build(cfg: BuildConfig, on_plan: Callable[[int, int], None] | None = Non
     fingerprint = {"plan": plan_fingerprint(partitions), "settings": cfg.settings()}
     if prepare_output(out, fingerprint, cfg.resume):
         return json.loads((out / REPORT).read_text(encoding="utf-8"))
-    run_parts(out, RowSource(partitions, cfg.strict), cfg.stages(), executor=cfg.executor,
-              ray_address=cfg.ray_address, num_cpus=cfg.num_cpus, on_plan=on_plan, on_partition=on_partition)
+    run_parts(
+        out,
+        RowSource(partitions, cfg.strict),
+        cfg.stages(),
+        executor=cfg.executor,
+        ray_address=cfg.ray_address,
+        num_cpus=cfg.num_cpus,
+        on_plan=on_plan,
+        on_partition=on_partition,
+    )
     report = finish_build(out, cfg, partitions, mixture)
     report["tokens"]["method"] = token_method
     report["decontamination"] = _decontamination(cfg, index, report.pop("_matches_by_set"))
@@ -127,6 +157,11 @@ def _decontamination(cfg: BuildConfig, index: Any, matches: dict[str, int]) -> d
     if index is None:
         return None
     sets = {name: {**stats, "matched_conversations": matches.get(name, 0)} for name, stats in index.stats.items()}
-    return {"ngram": cfg.ngram, "min_eval_tokens": index.min_tokens, "indexed_ngrams": index.size,
-            "eval_sets": sets, "removed": sum(matches.values()), "matches_file": "decontamination.jsonl"}
-
+    return {
+        "ngram": cfg.ngram,
+        "min_eval_tokens": index.min_tokens,
+        "indexed_ngrams": index.size,
+        "eval_sets": sets,
+        "removed": sum(matches.values()),
+        "matches_file": "decontamination.jsonl",
+    }

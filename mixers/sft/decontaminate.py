@@ -28,8 +28,24 @@ DEFAULT_NGRAM = 13
 DEFAULT_MIN_TOKENS = 8
 _WORD = re.compile(r"\w+")
 _BASE = 0x9E3779B97F4A7C15  # odd: multiplication by it is a bijection mod 2**64
-_NOT_TEXT = {"id", "idx", "uid", "uuid", "source", "split", "subject", "category", "level", "type", "url", "task",
-             "lang", "language", "label", "difficulty"}
+_NOT_TEXT = {
+    "id",
+    "idx",
+    "uid",
+    "uuid",
+    "source",
+    "split",
+    "subject",
+    "category",
+    "level",
+    "type",
+    "url",
+    "task",
+    "lang",
+    "language",
+    "label",
+    "difficulty",
+}
 
 
 def normalize(text: str) -> list[str]:
@@ -69,8 +85,9 @@ class Match:
 class EvalIndex:
     """Hashed n-grams of evaluation files (``NAME=PATH`` or ``PATH``; JSONL or Parquet)."""
 
-    def __init__(self, evals: list[str] | tuple[str, ...], n: int = DEFAULT_NGRAM,
-                 min_tokens: int = DEFAULT_MIN_TOKENS) -> None:
+    def __init__(
+        self, evals: list[str] | tuple[str, ...], n: int = DEFAULT_NGRAM, min_tokens: int = DEFAULT_MIN_TOKENS
+    ) -> None:
         if n < 1 or min_tokens < 1:
             raise ConfigError(f"n-gram size and min_tokens must be >= 1 (got {n}, {min_tokens})")
         self.n = n
@@ -121,7 +138,7 @@ class EvalIndex:
                 hits = np.flatnonzero(keys[pos] == hashes)
                 if len(hits):
                     eval_set, sample = self.samples[int(self._owners[length][pos[hits[0]]])]
-                    return Match(eval_set, sample, " ".join(words[hits[0]:hits[0] + length]))
+                    return Match(eval_set, sample, " ".join(words[hits[0] : hits[0] + length]))
         return None
 
 

@@ -45,8 +45,18 @@ class Fates:
     """Pass 1: every row's final id, reason, error, split and training copies."""
 
     def __init__(self, paths: list[Path], cfg: BuildConfig, mixture: Mixture | None) -> None:
-        columns = [S.ID, S.SOURCE, S.DROP_REASON, S.ERROR, ST.USER_TEXT, ST.HASH, ST.TOKENS, ST.TOOL_CALLS,
-                   VISION_PARTS, STRIPPED]
+        columns = [
+            S.ID,
+            S.SOURCE,
+            S.DROP_REASON,
+            S.ERROR,
+            ST.USER_TEXT,
+            ST.HASH,
+            ST.TOKENS,
+            ST.TOOL_CALLS,
+            VISION_PARTS,
+            STRIPPED,
+        ]
         data: dict[str, list] = {c: [] for c in columns}
         for batch in iter_part_batches(paths, columns):
             for c in columns:
@@ -57,19 +67,23 @@ class Fates:
         self.vision_parts, self.stripped = data[VISION_PARTS], data[STRIPPED]
         self._fail_duplicate_ids()
         kept = self.kept()
-        dups = duplicate_reasons([self.ids[i] for i in kept], [data[ST.USER_TEXT][i] for i in kept],
-                                 cfg.near_dup_threshold or None, seed=1)
+        dups = duplicate_reasons(
+            [self.ids[i] for i in kept], [data[ST.USER_TEXT][i] for i in kept], cfg.near_dup_threshold or None, seed=1
+        )
         for i, reason in zip(kept, dups):
             self.reasons[i] = f"{DEDUP}:{reason}" if reason else None
-        self.dedup = {"exact": sum(1 for r in dups if r and r.startswith("exact")),
-                      "near": sum(1 for r in dups if r and r.startswith("near")),
-                      "near_threshold": cfg.near_dup_threshold or None}
+        self.dedup = {
+            "exact": sum(1 for r in dups if r and r.startswith("exact")),
+            "near": sum(1 for r in dups if r and r.startswith("near")),
+            "near_threshold": cfg.near_dup_threshold or None,
+        }
         self.split = [None] * len(self.ids)
         for i in self.kept():
             self.split[i] = split_of(data[ST.HASH][i], cfg.seed, cfg.val_fraction)
         train = [i for i in self.kept() if self.split[i] == "train"]
-        copies, self.mixture = plan_copies(mixture, [(self.sources[i], self.ids[i], self.tokens[i]) for i in train],
-                                           cfg.seed)
+        copies, self.mixture = plan_copies(
+            mixture, [(self.sources[i], self.ids[i], self.tokens[i]) for i in train], cfg.seed
+        )
         self.copies = [1] * len(self.ids)
         for i, n in zip(train, copies):
             self.copies[i] = n
@@ -115,42 +129,71 @@ def finish_build(out: Path, cfg: BuildConfig, partitions: list, mixture: Mixture
     return report
 
 
-def _write_rows(paths: list[Path], fates: Fates, writer: SetWriter, ledger: pq.ParquetWriter,
-                matches: dict[str, int]) -> None:
-    columns = [S.ID, S.SOURCE, S.MODALITY, S.INPUT_FILE, S.INPUT_POSITION, ROW, ST.CONVERSATION, EVAL_SET,
-               EVAL_SAMPLE, NGRAM]
+def _write_rows(
+    paths: list[Path], fates: Fates, writer: SetWriter, ledger: pq.ParquetWriter, matches: dict[str, int]
+) -> None:
+    columns = [
+        S.ID,
+        S.SOURCE,
+        S.MODALITY,
+        S.INPUT_FILE,
+        S.INPUT_POSITION,
+        ROW,
+        ST.CONVERSATION,
+        EVAL_SET,
+        EVAL_SAMPLE,
+        NGRAM,
+    ]
     g = 0
     for batch in iter_part_batches(paths, columns, batch_size=1024):
         n = batch.num_rows
         span = range(g, g + n)
-        table = pa.table({
-            S.ID: pa.array([fates.ids[i] for i in span], pa.string()), S.SOURCE: batch.column(S.SOURCE),
-            S.MODALITY: batch.column(S.MODALITY), S.INPUT_FILE: batch.column(S.INPUT_FILE),
-            S.INPUT_POSITION: batch.column(S.INPUT_POSITION),
-            S.DROP_REASON: pa.array([fates.reasons[i] for i in span], pa.string()),
-            S.ERROR: pa.array([fates.errors[i] for i in span], pa.string()),
-        })
+        table = pa.table(
+            {
+                S.ID: pa.array([fates.ids[i] for i in span], pa.string()),
+                S.SOURCE: batch.column(S.SOURCE),
+                S.MODALITY: batch.column(S.MODALITY),
+                S.INPUT_FILE: batch.column(S.INPUT_FILE),
+                S.INPUT_POSITION: batch.column(S.INPUT_POSITION),
+                S.DROP_REASON: pa.array([fates.reasons[i] for i in span], pa.string()),
+                S.ERROR: pa.array([fates.errors[i] for i in span], pa.string()),
+            }
+        )
         ledger.write_table(ledger_rows(table, STEP))
         rows, convs = batch.column(ROW).to_pylist(), batch.column(ST.CONVERSATION).to_pylist()
-        evals = zip(batch.column(EVAL_SET).to_pylist(), batch.column(EVAL_SAMPLE).to_pylist(),
-                    batch.column(NGRAM).to_pylist())
+        evals = zip(
+            batch.column(EVAL_SET).to_pylist(), batch.column(EVAL_SAMPLE).to_pylist(), batch.column(NGRAM).to_pylist()
+        )
         for k, (i, (eval_set, eval_sample, ngram)) in enumerate(zip(span, evals)):
             record_id, source = fates.ids[i], fates.sources[i]
             if eval_set is not None:
-                writer.side("decontamination", {"id": record_id, "source": source, "eval_set": eval_set,
-                                                "eval_sample": eval_sample, "ngram": ngram})
+                writer.side(
+                    "decontamination",
+                    {
+                        "id": record_id,
+                        "source": source,
+                        "eval_set": eval_set,
+                        "eval_sample": eval_sample,
+                        "ngram": ngram,
+                    },
+                )
                 matches[eval_set] = matches.get(eval_set, 0) + 1
             if fates.errors[i] is None and fates.reasons[i] is None:
                 row = C.output_row(record_id, source, C.loads(convs[k]))
                 writer.write(fates.split[i], row, fates.tokens[i], fates.copies[i])
             else:
-                writer.side("rejected", {
-                    "id": record_id, "source": source, "input_file": batch.column(S.INPUT_FILE)[k].as_py(),
-                    "input_position": batch.column(S.INPUT_POSITION)[k].as_py(),
-                    "status": "failed" if fates.errors[i] else "dropped",
-                    "reason": fates.errors[i] or fates.reasons[i],
-                    "row": _loads(rows[k]),
-                })
+                writer.side(
+                    "rejected",
+                    {
+                        "id": record_id,
+                        "source": source,
+                        "input_file": batch.column(S.INPUT_FILE)[k].as_py(),
+                        "input_position": batch.column(S.INPUT_POSITION)[k].as_py(),
+                        "status": "failed" if fates.errors[i] else "dropped",
+                        "reason": fates.errors[i] or fates.reasons[i],
+                        "row": _loads(rows[k]),
+                    },
+                )
         g += n
 
 
@@ -163,9 +206,20 @@ def _report(out: Path, fates: Fates, rows: dict[str, int], cfg: BuildConfig, fou
     kept = fates.kept()
     by_source: dict[str, dict[str, Any]] = {}
     for i, source in enumerate(fates.sources):
-        entry = by_source.setdefault(source, {"inputs": 0, "kept": 0, "train": 0, "val": 0, "train_rows": 0,
-                                              "train_tokens": 0, "val_tokens": 0, "with_tool_calls": 0,
-                                              "reasons": {}})
+        entry = by_source.setdefault(
+            source,
+            {
+                "inputs": 0,
+                "kept": 0,
+                "train": 0,
+                "val": 0,
+                "train_rows": 0,
+                "train_tokens": 0,
+                "val_tokens": 0,
+                "with_tool_calls": 0,
+                "reasons": {},
+            },
+        )
         entry["inputs"] += 1
         why = fates.errors[i] or fates.reasons[i]
         if why:
@@ -185,16 +239,31 @@ def _report(out: Path, fates: Fates, rows: dict[str, int], cfg: BuildConfig, fou
     tool = [i for i in kept if fates.tool_calls[i]]
     rejected_vision = sum(1 for r in fates.reasons if r and r.startswith(f"{ST.PARSE}:vision_content"))
     return {
-        "inputs": ledger["inputs"], "kept": ledger["kept"], "dropped": ledger["dropped"], "failed": ledger["failed"],
-        "reasons": ledger["reasons"], "by_source": by_source,
-        "splits": {s: {"conversations": sum(1 for i in kept if fates.split[i] == s), "rows": rows[s],
-                       "tokens": sum(by_source[src][f"{s}_tokens"] for src in by_source)} for s in SPLITS},
-        "val_fraction": cfg.val_fraction, "seed": cfg.seed,
+        "inputs": ledger["inputs"],
+        "kept": ledger["kept"],
+        "dropped": ledger["dropped"],
+        "failed": ledger["failed"],
+        "reasons": ledger["reasons"],
+        "by_source": by_source,
+        "splits": {
+            s: {
+                "conversations": sum(1 for i in kept if fates.split[i] == s),
+                "rows": rows[s],
+                "tokens": sum(by_source[src][f"{s}_tokens"] for src in by_source),
+            }
+            for s in SPLITS
+        },
+        "val_fraction": cfg.val_fraction,
+        "seed": cfg.seed,
         "tokens": {
-            "tokenizer": cfg.tokenizer, "max_tokens": cfg.max_tokens, "kept_conversations": len(kept),
-            "total": int(tokens.sum()), "mean": round(float(tokens.mean()), 1) if len(tokens) else 0.0,
+            "tokenizer": cfg.tokenizer,
+            "max_tokens": cfg.max_tokens,
+            "kept_conversations": len(kept),
+            "total": int(tokens.sum()),
+            "mean": round(float(tokens.mean()), 1) if len(tokens) else 0.0,
             "p50": int(np.percentile(tokens, 50)) if len(tokens) else 0,
-            "p95": int(np.percentile(tokens, 95)) if len(tokens) else 0, "max": int(tokens.max()) if len(tokens) else 0,
+            "p95": int(np.percentile(tokens, 95)) if len(tokens) else 0,
+            "max": int(tokens.max()) if len(tokens) else 0,
         },
         "tool_use_share": {
             "conversations": round(len(tool) / len(kept), 4) if kept else 0.0,
@@ -209,8 +278,13 @@ def _report(out: Path, fates: Fates, rows: dict[str, int], cfg: BuildConfig, fou
             "output_vision_parts": sum(found.values()),
             "check": f"{sum(found.values())} vision parts in " + ", ".join(f"{s}.jsonl, {s}.parquet" for s in SPLITS),
         },
-        "dedup": fates.dedup, "mixture": fates.mixture or None,
-        "outputs": {"train": ["train.jsonl", "train.parquet"], "val": ["val.jsonl", "val.parquet"],
-                    "rejected": "rejected.jsonl", "decontamination": "decontamination.jsonl",
-                    "ledger": "ledger.parquet"},
+        "dedup": fates.dedup,
+        "mixture": fates.mixture or None,
+        "outputs": {
+            "train": ["train.jsonl", "train.parquet"],
+            "val": ["val.jsonl", "val.parquet"],
+            "rejected": "rejected.jsonl",
+            "decontamination": "decontamination.jsonl",
+            "ledger": "ledger.parquet",
+        },
     }

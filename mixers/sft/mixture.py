@@ -63,8 +63,10 @@ def plan_copies(mixture: Mixture | None, items: list[tuple[str, str, int]], seed
     for (source, _, n), c in zip(items, copies):
         if c:
             realised[source] += n * c
-    report: dict[str, Any] = {"budget_tokens": sum(t.target for t in plan.targets.values()),
-                              "sources": plan.report(realised)}
+    report: dict[str, Any] = {
+        "budget_tokens": sum(t.target for t in plan.targets.values()),
+        "sources": plan.report(realised),
+    }
     if empty:
         report["empty_sources"] = empty  # named, but no training conversation survived: their share went elsewhere
     not_named = sorted({source for source, _, _ in items} - set(mixture.sources))

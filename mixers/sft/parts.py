@@ -75,10 +75,17 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def run_parts(out: Path, source: RowSource, stages: Sequence[StageSpec], *, executor: str = "ray",
-              ray_address: str | None = None, num_cpus: int | None = None,
-              on_plan: Callable[[int, int], None] | None = None,
-              on_partition: Callable[[dict[str, Any]], None] | None = None) -> None:
+def run_parts(
+    out: Path,
+    source: RowSource,
+    stages: Sequence[StageSpec],
+    *,
+    executor: str = "ray",
+    ray_address: str | None = None,
+    num_cpus: int | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+    on_partition: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
     """Run the stages over every partition that has no completion marker yet.
 
     The caller has checked the output folder first (``prepare_output``: refuse a non-empty one

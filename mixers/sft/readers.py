@@ -19,13 +19,26 @@ from fusionforge.pipelines.readers.base import split_meta
 
 FORMATS = ("openai", "sharegpt", "alpaca")
 ROLE_ALIASES = {
-    "human": "user", "user": "user",
-    "gpt": "assistant", "assistant": "assistant", "bot": "assistant", "model": "assistant", "chatgpt": "assistant",
-    "tool": "tool", "observation": "tool", "function": "tool", "ipython": "tool", "function_response": "tool",
-    "system": "system", "developer": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "bot": "assistant",
+    "model": "assistant",
+    "chatgpt": "assistant",
+    "tool": "tool",
+    "observation": "tool",
+    "function": "tool",
+    "ipython": "tool",
+    "function_response": "tool",
+    "system": "system",
+    "developer": "system",
 }
-_CONSUMED = {"openai": {"messages", "tools", "functions"}, "sharegpt": {"conversations", "tools", "system"},
-             "alpaca": {"instruction", "input", "output", "system", "history"}}
+_CONSUMED = {
+    "openai": {"messages", "tools", "functions"},
+    "sharegpt": {"conversations", "tools", "system"},
+    "alpaca": {"instruction", "input", "output", "system", "history"},
+}
 
 
 def detect_format(row: dict[str, Any]) -> str:
@@ -122,8 +135,14 @@ def _sharegpt_calls(text: str, turn: int) -> list[ToolCall]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return [ToolCall(id=f"call_{turn}_0", name="", arguments_error=f"function_call turn is not JSON: {exc.msg}",
-                         raw_arguments=text)]
+        return [
+            ToolCall(
+                id=f"call_{turn}_0",
+                name="",
+                arguments_error=f"function_call turn is not JSON: {exc.msg}",
+                raw_arguments=text,
+            )
+        ]
     calls = value if isinstance(value, list) else [value]
     out = []
     for k, call in enumerate(calls):

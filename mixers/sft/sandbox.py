@@ -104,19 +104,36 @@ class PythonSandbox:
         (self.workdir / "work").mkdir(exist_ok=True)
         command_r, self._command_w = os.pipe()
         self._result_r, result_w = os.pipe()
-        config = {"memory_mb": self.limits.memory_mb, "cpu_s": self.limits.cpu_s, "file_mb": self.limits.file_mb,
-                  "output_chars": self.limits.output_chars,
-                  "network_guard": block_network_source() if self.network == BLOCK else None,
-                  "command_fd": command_r, "result_fd": result_w}
+        config = {
+            "memory_mb": self.limits.memory_mb,
+            "cpu_s": self.limits.cpu_s,
+            "file_mb": self.limits.file_mb,
+            "output_chars": self.limits.output_chars,
+            "network_guard": block_network_source() if self.network == BLOCK else None,
+            "command_fd": command_r,
+            "result_fd": result_w,
+        }
         work = str(self.workdir / "work")
-        env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": work,
+            "TMPDIR": work,
+            "LANG": "C.UTF-8",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg",
+        }
         self._log = open(self.workdir / "kernel.log", "wb")  # noqa: SIM115 - closed in close()
         try:
             self._process = subprocess.Popen(
                 [*network_prefix(self.network), sys.executable, "-I", "-c", KERNEL_SOURCE, json.dumps(config)],
-                cwd=work, env=env,
-                stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, pass_fds=(command_r, result_w),
+                cwd=work,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=self._log,
+                pass_fds=(command_r, result_w),
                 start_new_session=True,
             )
         finally:
@@ -139,8 +156,9 @@ class PythonSandbox:
             return self._died(started)
         if line is None:
             self._kill()
-            return CellResult("timeout", "", f"the cell ran longer than {self.limits.timeout_s:g} s and was killed",
-                              seconds)
+            return CellResult(
+                "timeout", "", f"the cell ran longer than {self.limits.timeout_s:g} s and was killed", seconds
+            )
         reply = json.loads(line)
         return CellResult(reply["status"], reply["output"], reply.get("error"), seconds, reply["truncated_chars"])
 
@@ -168,8 +186,12 @@ class PythonSandbox:
             code = -signal.SIGKILL
         status = _SIGNAL_STATUS.get(-code, "crashed") if code < 0 else "crashed"
         log = (self.workdir / "kernel.log").read_bytes().decode(errors="replace").strip()[-300:]
-        return CellResult(status, "", f"the sandbox process ended with code {code}" + (f": {log}" if log else ""),
-                          time.monotonic() - started)
+        return CellResult(
+            status,
+            "",
+            f"the sandbox process ended with code {code}" + (f": {log}" if log else ""),
+            time.monotonic() - started,
+        )
 
     def _kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):

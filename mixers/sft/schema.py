@@ -92,8 +92,13 @@ def _message_dict(m: Message) -> dict[str, Any]:
 def from_dict(data: dict[str, Any]) -> Conversation:
     """The inverse of ``to_dict``."""
     messages = [
-        Message(role=m["role"], content=m.get("content", ""), tool_call_id=m.get("tool_call_id"), name=m.get("name"),
-                tool_calls=[ToolCall(**c) for c in m.get("tool_calls", [])])
+        Message(
+            role=m["role"],
+            content=m.get("content", ""),
+            tool_call_id=m.get("tool_call_id"),
+            name=m.get("name"),
+            tool_calls=[ToolCall(**c) for c in m.get("tool_calls", [])],
+        )
         for m in data["messages"]
     ]
     tools = [ToolDef(t["name"], t.get("description") or "", t.get("parameters")) for t in data.get("tools", [])]
@@ -116,8 +121,11 @@ def openai_messages(conv: Conversation, arguments_as_text: bool = True) -> list[
         if m.tool_calls:
             message["content"] = m.content or None
             message["tool_calls"] = [
-                {"id": c.id, "type": "function",
-                 "function": {"name": c.name, "arguments": _arguments(c, arguments_as_text)}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": _arguments(c, arguments_as_text)},
+                }
                 for c in m.tool_calls
             ]
         if m.role == "tool":
@@ -163,32 +171,48 @@ def output_row(record_id: str, source: str, conv: Conversation) -> dict[str, Any
 
 FUNCTION_TYPE = pa.struct([("name", pa.string()), ("arguments", pa.large_string())])
 TOOL_CALL_TYPE = pa.struct([("id", pa.string()), ("type", pa.string()), ("function", FUNCTION_TYPE)])
-MESSAGE_TYPE = pa.struct([
-    ("role", pa.string()),
-    ("content", pa.large_string()),
-    ("tool_calls", pa.list_(TOOL_CALL_TYPE)),
-    ("tool_call_id", pa.string()),
-    ("name", pa.string()),
-])
-OUTPUT_SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("source", pa.string()),
-    ("messages", pa.list_(MESSAGE_TYPE)),
-    ("tools", pa.large_string()),  # OpenAI ``tools`` as JSON: arbitrary JSON schemas do not fit one Arrow type
-    ("n_tokens", pa.int64()),
-    ("n_tool_calls", pa.int64()),
-    ("repeat", pa.int64()),  # 0 for a conversation's first row; the mixture may repeat a source's rows
-    ("meta", pa.large_string()),
-])
+MESSAGE_TYPE = pa.struct(
+    [
+        ("role", pa.string()),
+        ("content", pa.large_string()),
+        ("tool_calls", pa.list_(TOOL_CALL_TYPE)),
+        ("tool_call_id", pa.string()),
+        ("name", pa.string()),
+    ]
+)
+OUTPUT_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("messages", pa.list_(MESSAGE_TYPE)),
+        ("tools", pa.large_string()),  # OpenAI ``tools`` as JSON: arbitrary JSON schemas do not fit one Arrow type
+        ("n_tokens", pa.int64()),
+        ("n_tool_calls", pa.int64()),
+        ("repeat", pa.int64()),  # 0 for a conversation's first row; the mixture may repeat a source's rows
+        ("meta", pa.large_string()),
+    ]
+)
 
 
 def parquet_row(row: dict[str, Any], n_tokens: int, repeat: int) -> dict[str, Any]:
     """An ``OUTPUT_SCHEMA`` row from an ``output_row`` dict."""
-    messages = [{"role": m["role"], "content": m.get("content"), "tool_calls": m.get("tool_calls"),
-                 "tool_call_id": m.get("tool_call_id"), "name": m.get("name")} for m in row["messages"]]
+    messages = [
+        {
+            "role": m["role"],
+            "content": m.get("content"),
+            "tool_calls": m.get("tool_calls"),
+            "tool_call_id": m.get("tool_call_id"),
+            "name": m.get("name"),
+        }
+        for m in row["messages"]
+    ]
     return {
-        "id": row["id"], "source": row["source"], "messages": messages,
+        "id": row["id"],
+        "source": row["source"],
+        "messages": messages,
         "tools": json.dumps(row["tools"], ensure_ascii=False) if "tools" in row else None,
-        "n_tokens": n_tokens, "n_tool_calls": sum(len(m.get("tool_calls") or []) for m in row["messages"]),
-        "repeat": repeat, "meta": json.dumps(row["meta"], ensure_ascii=False, sort_keys=True),
+        "n_tokens": n_tokens,
+        "n_tool_calls": sum(len(m.get("tool_calls") or []) for m in row["messages"]),
+        "repeat": repeat,
+        "meta": json.dumps(row["meta"], ensure_ascii=False, sort_keys=True),
     }

@@ -37,8 +37,9 @@ class SftParse(Stage):
     name = PARSE
     resources = Resources(batch_size=512)
 
-    def __init__(self, strip_vision: bool = False, placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS,
-                 strict: bool = False) -> None:
+    def __init__(
+        self, strip_vision: bool = False, placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS, strict: bool = False
+    ) -> None:
         self.strip_vision = strip_vision
         self.scanner = VisionScanner(placeholders)
         self.strict = strict
@@ -46,15 +47,19 @@ class SftParse(Stage):
     def __call__(self, batch: pa.Table) -> pa.Table:
         out: dict[str, list] = {k: [] for k in ("conversation", "user_text", "hash", "vision_parts", "stripped")}
         reasons, errors = [], []
-        for raw, error, where in zip(batch.column(ROW).to_pylist(), batch.column(S.ERROR).to_pylist(),
-                                     _where(batch)):
+        for raw, error, where in zip(batch.column(ROW).to_pylist(), batch.column(S.ERROR).to_pylist(), _where(batch)):
             values, reason, problem = self._one(raw, where) if error is None else ((None,) * 5, None, None)
             for key, value in zip(out, values):
                 out[key].append(value)
             reasons.append(f"{self.name}:{reason}" if reason else None)
             errors.append(f"{self.name}:{problem}" if problem else None)
-        types = {"conversation": pa.large_string(), "user_text": pa.large_string(), "hash": pa.string(),
-                 "vision_parts": pa.int64(), "stripped": pa.int64()}
+        types = {
+            "conversation": pa.large_string(),
+            "user_text": pa.large_string(),
+            "hash": pa.string(),
+            "vision_parts": pa.int64(),
+            "stripped": pa.int64(),
+        }
         for key, values in out.items():
             batch = set_column(batch, S.stage_column(self.name, key), pa.array(values, types[key]))
         batch = add_errors(batch, pa.array(errors, pa.string()))
@@ -132,8 +137,10 @@ class SftDecontaminate(ScoringStage):
         self.index = EvalIndex(evals, ngram, min_tokens)
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
-        matches = [self.index.match(C.loads(text).texts(("user", "assistant")))
-                   for text in batch.column(CONVERSATION).to_pylist()]
+        matches = [
+            self.index.match(C.loads(text).texts(("user", "assistant")))
+            for text in batch.column(CONVERSATION).to_pylist()
+        ]
         return {
             "eval_set": pa.array([m.eval_set if m else None for m in matches], pa.string()),
             "eval_sample": pa.array([m.eval_sample if m else None for m in matches], pa.string()),
@@ -141,8 +148,10 @@ class SftDecontaminate(ScoringStage):
         }
 
     def decide(self, scores: dict[str, pa.Array]) -> list[str | None]:
-        return [f"ngram_overlap: {s}/{e}" if s else None
-                for s, e in zip(scores["eval_set"].to_pylist(), scores["eval_sample"].to_pylist())]
+        return [
+            f"ngram_overlap: {s}/{e}" if s else None
+            for s, e in zip(scores["eval_set"].to_pylist(), scores["eval_sample"].to_pylist())
+        ]
 
 
 @register
@@ -154,8 +163,14 @@ class SftChecks(Stage):
     stateful = True
     resources = Resources(batch_size=256)
 
-    def __init__(self, tokenizer: str | None = None, max_tokens: int | None = None, evals: tuple[str, ...] = (),
-                 ngram: int = 13, min_tokens: int = 8) -> None:
+    def __init__(
+        self,
+        tokenizer: str | None = None,
+        max_tokens: int | None = None,
+        evals: tuple[str, ...] = (),
+        ngram: int = 13,
+        min_tokens: int = 8,
+    ) -> None:
         self.stages: list[Stage] = [SftValidate(tokenizer, max_tokens)]
         if evals:
             self.stages.append(SftDecontaminate(evals, ngram, min_tokens))

@@ -39,8 +39,12 @@ PYTHON_TOOL = ToolDef(
     "python",
     "Execute Python code in a stateful sandbox and return what it prints. numpy and Pillow are available; "
     "there is no network access.",
-    {"type": "object", "properties": {"code": {"type": "string", "description": "The Python code to run."}},
-     "required": ["code"], "additionalProperties": False},
+    {
+        "type": "object",
+        "properties": {"code": {"type": "string", "description": "The Python code to run."}},
+        "required": ["code"],
+        "additionalProperties": False,
+    },
 )
 
 
@@ -55,8 +59,9 @@ class Outcome:
     network: str | None = None
 
 
-def synthesize(qa: dict[str, Any], qa_file: str, record_id: str, source: str, limits: SandboxLimits,
-               seed: int = 0) -> Outcome:
+def synthesize(
+    qa: dict[str, Any], qa_file: str, record_id: str, source: str, limits: SandboxLimits, seed: int = 0
+) -> Outcome:
     """Run one QA row's program on its image and return the verified trajectory, or why not."""
     problem = _check_fields(qa)
     if problem:
@@ -72,8 +77,11 @@ def synthesize(qa: dict[str, Any], qa_file: str, record_id: str, source: str, li
     params = qa.get("params") or {}
     try:
         tolerance = float(params.get("tolerance", 0))
-        program = (user_program(qa["program"], qa.get("final")) if "program" in qa
-                   else build_program(str(qa.get("task")), params, image, rng))
+        program = (
+            user_program(qa["program"], qa.get("final"))
+            if "program" in qa
+            else build_program(str(qa.get("task")), params, image, rng)
+        )
     except UnsupportedTask as exc:
         return Outcome(None, str(exc))
     except (ValueError, TypeError, AttributeError) as exc:
@@ -86,11 +94,18 @@ def synthesize(qa: dict[str, Any], qa_file: str, record_id: str, source: str, li
     if predicted is None:
         return Outcome(None, "no_result: the last cell printed no 'result: ...' line", network=network)
     if not answers_match(predicted, expected, tolerance):
-        return Outcome(None, f"wrong_answer: the code found {predicted!r}, the ground truth is {expected!r}", predicted,
-                       network)
+        return Outcome(
+            None, f"wrong_answer: the code found {predicted!r}, the ground truth is {expected!r}", predicted, network
+        )
     conv = _conversation(qa, image, program, outputs, predicted)
-    conv.meta = {"format": "openai", "synthesis": "vision_proxy", "task": qa.get("task") or "custom",
-                 "image": image, "expected": expected, "qa_id": qa.get("id")}
+    conv.meta = {
+        "format": "openai",
+        "synthesis": "vision_proxy",
+        "task": qa.get("task") or "custom",
+        "image": image,
+        "expected": expected,
+        "qa_id": qa.get("id"),
+    }
     row = output_row(record_id, source, conv)
     invalid = validate(conv)
     if invalid:
@@ -118,8 +133,7 @@ def _image_paths(image: str, qa_file: str) -> tuple[str, str]:
     return shown, resolved
 
 
-def _execute(program: Program, image: str, resolved: str,
-             limits: SandboxLimits) -> tuple[list[str], str | None, str]:
+def _execute(program: Program, image: str, resolved: str, limits: SandboxLimits) -> tuple[list[str], str | None, str]:
     """The cells' outputs, the problem that stopped them (or None), and the session's network mode."""
     outputs = []
     with PythonSandbox({image: resolved}, limits) as box:

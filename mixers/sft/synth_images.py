@@ -44,8 +44,9 @@ class ImageQA:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def generate(out_dir: str | Path, n: int, seed: int = 0, tasks: tuple[str, ...] = TASKS,
-             size: int = 256) -> list[ImageQA]:
+def generate(
+    out_dir: str | Path, n: int, seed: int = 0, tasks: tuple[str, ...] = TASKS, size: int = 256
+) -> list[ImageQA]:
     """Write ``n`` PNGs under ``out_dir/images/`` and ``out_dir/qa.jsonl``; tasks take turns."""
     unknown = set(tasks) - set(TASKS)
     if unknown or not tasks:
@@ -81,8 +82,9 @@ def _mask(size: int, shape: str, cx: int, cy: int, r: int) -> np.ndarray:
     return np.asarray(canvas) > 0
 
 
-def _place(rng: random.Random, size: int, radii: list[int], gap: int = 6,
-           tries: int = 400) -> list[tuple[int, int]] | None:
+def _place(
+    rng: random.Random, size: int, radii: list[int], gap: int = 6, tries: int = 400
+) -> list[tuple[int, int]] | None:
     """Centres for shapes of the given radii whose bounding circles keep ``gap`` pixels apart."""
     placed: list[tuple[int, int, int]] = []
     for r in radii:
@@ -153,8 +155,10 @@ def make_bar(rng: random.Random, size: int):
         left = x0 + 6 + j * slot
         draw.rectangle((left, base - 2 * value, left + slot - 8, base - 1), fill=color)
     index = rng.randint(1, k)
-    question = (f"The bar chart's y axis runs from 0 at the bottom edge of the plot frame to 100 at its top edge. "
-                f"What is the value of bar {index}, counting from the left? Answer with a whole number.")
+    question = (
+        f"The bar chart's y axis runs from 0 at the bottom edge of the plot frame to 100 at its top edge. "
+        f"What is the value of bar {index}, counting from the left? Answer with a whole number."
+    )
     return image, question, str(values[index - 1]), {"bar_index": index, "axis_max": 100, "tolerance": 1}
 
 
@@ -178,8 +182,10 @@ def make_locate(rng: random.Random, size: int):
     for (x, y), r in zip(centres[1:], radii[1:]):
         _draw(draw, rng.choice(SHAPES), x, y, r, PALETTE[rng.choice(others)])
     answer = REGIONS[int(cy // third)][int(cx // third)]
-    question = (f"Where in the image is the {color} shape? Answer with one of: top-left, top, top-right, left, "
-                f"center, right, bottom-left, bottom, bottom-right.")
+    question = (
+        f"Where in the image is the {color} shape? Answer with one of: top-left, top, top-right, left, "
+        f"center, right, bottom-left, bottom, bottom-right."
+    )
     return image, question, answer, {"color": color}
 
 

@@ -99,12 +99,14 @@ class SynthConfig:
     num_cpus: int | None = None
 
     def limits(self) -> dict[str, Any]:
-        return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "cpu_s": self.cpu_s,
-                "network": self.network}
+        return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "cpu_s": self.cpu_s, "network": self.network}
 
 
-def run_synth(cfg: SynthConfig, on_plan: Callable[[int, int], None] | None = None,
-              on_partition: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_synth(
+    cfg: SynthConfig,
+    on_plan: Callable[[int, int], None] | None = None,
+    on_partition: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Synthesise (or finish a killed run); return the report, also written to ``report.json``."""
     started = time.monotonic()
     if not cfg.inputs and cfg.generate <= 0:
@@ -112,9 +114,14 @@ def run_synth(cfg: SynthConfig, on_plan: Callable[[int, int], None] | None = Non
     limits = SandboxLimits(**cfg.limits())  # bad limits fail before any work
     out = Path(cfg.output)
     user_plan = plan(cfg.inputs, cfg.partition_kb / 1024) if cfg.inputs else []
-    fingerprint = {"plan": plan_fingerprint(user_plan), "settings": {k: v for k, v in dataclasses.asdict(cfg).items()
-                                                                    if k not in ("resume", "executor", "ray_address",
-                                                                                 "num_cpus", "output")}}
+    fingerprint = {
+        "plan": plan_fingerprint(user_plan),
+        "settings": {
+            k: v
+            for k, v in dataclasses.asdict(cfg).items()
+            if k not in ("resume", "executor", "ray_address", "num_cpus", "output")
+        },
+    }
     if prepare_output(out, fingerprint, cfg.resume):
         return json.loads((out / "report.json").read_text(encoding="utf-8"))
     inputs = list(cfg.inputs)
@@ -124,8 +131,16 @@ def run_synth(cfg: SynthConfig, on_plan: Callable[[int, int], None] | None = Non
             write_marker(out, "generated", {"images": cfg.generate})
         inputs.append(f"synthetic={out / 'qa.jsonl'}")
     partitions = plan(inputs, cfg.partition_kb / 1024)
-    run_parts(out, RowSource(partitions, cfg.strict), [_spec(cfg)], executor=cfg.executor,
-              ray_address=cfg.ray_address, num_cpus=cfg.num_cpus, on_plan=on_plan, on_partition=on_partition)
+    run_parts(
+        out,
+        RowSource(partitions, cfg.strict),
+        [_spec(cfg)],
+        executor=cfg.executor,
+        ray_address=cfg.ray_address,
+        num_cpus=cfg.num_cpus,
+        on_plan=on_plan,
+        on_partition=on_partition,
+    )
     by_task, networks = _write_outputs(out, part_paths(out, partitions))
     found = check_vision(out, VisionScanner(), ("trajectories",))
     if found["trajectories"]:
@@ -133,13 +148,19 @@ def run_synth(cfg: SynthConfig, on_plan: Callable[[int, int], None] | None = Non
         raise ConfigError(f"vision check failed: {found['trajectories']} vision parts in trajectories.jsonl")
     ledger = ledger_summary(out / "ledger.parquet")
     report = {
-        "step": STEP, "inputs": ledger["inputs"], "kept": ledger["kept"],
-        "dropped": ledger["dropped"], "failed": ledger["failed"], "reasons": ledger["reasons"], "by_task": by_task,
+        "step": STEP,
+        "inputs": ledger["inputs"],
+        "kept": ledger["kept"],
+        "dropped": ledger["dropped"],
+        "failed": ledger["failed"],
+        "reasons": ledger["reasons"],
+        "by_task": by_task,
         "generated_images": cfg.generate,
         "sandbox": {**cfg.limits(), "network_requested": limits.network, **network_summary(networks)},
         "vision_check": f"{found['trajectories']} vision parts in trajectories.jsonl",
         "outputs": {"trajectories": "trajectories.jsonl", "rejected": "rejected.jsonl", "ledger": "ledger.parquet"},
-        "executor": cfg.executor, "seconds": round(time.monotonic() - started, 3),
+        "executor": cfg.executor,
+        "seconds": round(time.monotonic() - started, 3),
     }
     dump_config(out / "config.yaml", dataclasses.asdict(cfg))
     write_json_atomic(out / "report.json", report)
@@ -158,12 +179,28 @@ def _write_outputs(out: Path, paths: list[Path]) -> tuple[dict[str, dict[str, in
     """Write the outputs; return the counts per task and the sandbox sessions per network mode."""
     by_task: dict[str, dict[str, int]] = {}
     networks: Counter = Counter()
-    columns = [S.ID, S.SOURCE, S.MODALITY, S.INPUT_FILE, S.INPUT_POSITION, S.DROP_REASON, S.ERROR, ROW, TRAJECTORY,
-               PREDICTED, TASK, NETWORK]
-    with atomic_path(out / "trajectories.jsonl") as kept_tmp, atomic_path(out / "rejected.jsonl") as rejected_tmp, \
-            atomic_path(out / "ledger.parquet") as ledger_tmp, open(kept_tmp, "w", encoding="utf-8") as kept, \
-            open(rejected_tmp, "w", encoding="utf-8") as rejected, \
-            pq.ParquetWriter(ledger_tmp, LEDGER_SCHEMA) as ledger:
+    columns = [
+        S.ID,
+        S.SOURCE,
+        S.MODALITY,
+        S.INPUT_FILE,
+        S.INPUT_POSITION,
+        S.DROP_REASON,
+        S.ERROR,
+        ROW,
+        TRAJECTORY,
+        PREDICTED,
+        TASK,
+        NETWORK,
+    ]
+    with (
+        atomic_path(out / "trajectories.jsonl") as kept_tmp,
+        atomic_path(out / "rejected.jsonl") as rejected_tmp,
+        atomic_path(out / "ledger.parquet") as ledger_tmp,
+        open(kept_tmp, "w", encoding="utf-8") as kept,
+        open(rejected_tmp, "w", encoding="utf-8") as rejected,
+        pq.ParquetWriter(ledger_tmp, LEDGER_SCHEMA) as ledger,
+    ):
         for batch in iter_part_batches(paths, columns, batch_size=1024):
             table = pa.Table.from_batches([batch])
             ledger.write_table(ledger_rows(table, STEP))
@@ -177,9 +214,19 @@ def _write_outputs(out: Path, paths: list[Path]) -> tuple[dict[str, dict[str, in
                     entry["kept"] += 1
                     continue
                 entry["rejected"] += 1
-                rejected.write(json.dumps({
-                    "id": row[S.ID], "source": row[S.SOURCE], "input_file": row[S.INPUT_FILE],
-                    "input_position": row[S.INPUT_POSITION], "reason": row[S.ERROR] or row[S.DROP_REASON],
-                    "predicted": row[PREDICTED], "qa": json.loads(row[ROW]) if row[ROW] else None,
-                }, ensure_ascii=False) + "\n")
+                rejected.write(
+                    json.dumps(
+                        {
+                            "id": row[S.ID],
+                            "source": row[S.SOURCE],
+                            "input_file": row[S.INPUT_FILE],
+                            "input_position": row[S.INPUT_POSITION],
+                            "reason": row[S.ERROR] or row[S.DROP_REASON],
+                            "predicted": row[PREDICTED],
+                            "qa": json.loads(row[ROW]) if row[ROW] else None,
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
     return by_task, networks

@@ -23,8 +23,10 @@ def load_tokenizer(path: str | None) -> tuple[str, Any]:
     if path:
         folder = Path(path).expanduser()
         config = folder / "tokenizer_config.json"
-        has_template = folder.is_dir() and ((folder / "chat_template.jinja").exists() or (
-            config.exists() and "chat_template" in config.read_text(encoding="utf-8")))
+        has_template = folder.is_dir() and (
+            (folder / "chat_template.jinja").exists()
+            or (config.exists() and "chat_template" in config.read_text(encoding="utf-8"))
+        )
         if has_template:
             try:
                 from transformers import AutoTokenizer
@@ -56,8 +58,9 @@ class TokenCounter:
     def _templated(self, conv: Conversation) -> tuple[int | None, str | None]:
         tools = openai_tools(conv) or None
         try:
-            ids = self._tokenizer.apply_chat_template(openai_messages(conv, arguments_as_text=False), tools=tools,
-                                                      tokenize=True, return_dict=False)
+            ids = self._tokenizer.apply_chat_template(
+                openai_messages(conv, arguments_as_text=False), tools=tools, tokenize=True, return_dict=False
+            )
         except Exception as exc:  # noqa: BLE001 - jinja raises anything a template author wrote
             return None, f"chat_template_error: {type(exc).__name__}: {str(exc)[:200]}"
         return len(ids), None

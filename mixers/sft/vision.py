@@ -22,18 +22,47 @@ from fusionforge.mixers.sft.schema import Conversation
 # Placeholders of the common VLM chat formats: LLaVA, Qwen2-VL/2.5-VL, Kimi-VL/K2.5, Llama 3.2 Vision,
 # InternVL, Gemma 3, Pixtral, GLM-4V, plus video and audio counterparts.
 DEFAULT_PLACEHOLDERS = (
-    "<image>", "<video>", "<audio>",
-    "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
-    "<|media_start|>", "<|media_content|>", "<|media_pad|>", "<|media_end|>",
-    "<|image|>", "<|video|>", "<|audio|>", "<|audio_pad|>",
-    "<IMG_CONTEXT>", "<start_of_image>", "<image_soft_token>", "<|begin_of_image|>", "<|end_of_image|>",
-    "[IMG]", "[IMG_BREAK]", "[IMG_END]",
+    "<image>",
+    "<video>",
+    "<audio>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<|media_start|>",
+    "<|media_content|>",
+    "<|media_pad|>",
+    "<|media_end|>",
+    "<|image|>",
+    "<|video|>",
+    "<|audio|>",
+    "<|audio_pad|>",
+    "<IMG_CONTEXT>",
+    "<start_of_image>",
+    "<image_soft_token>",
+    "<|begin_of_image|>",
+    "<|end_of_image|>",
+    "[IMG]",
+    "[IMG_BREAK]",
+    "[IMG_END]",
 )
 # Content-part types (OpenAI, Anthropic-style and common dataset variants) that carry media.
-MEDIA_PART_TYPES = frozenset({
-    "image", "image_url", "input_image", "video", "video_url", "input_video", "audio", "audio_url",
-    "input_audio", "file", "input_file",
-})
+MEDIA_PART_TYPES = frozenset(
+    {
+        "image",
+        "image_url",
+        "input_image",
+        "video",
+        "video_url",
+        "input_video",
+        "audio",
+        "audio_url",
+        "input_audio",
+        "file",
+        "input_file",
+    }
+)
 TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 # Row-level fields that name media files for a sample (LLaVA, LLaMA-Factory multimodal formats).
 MEDIA_ROW_FIELDS = ("image", "images", "video", "videos", "audio", "audios")

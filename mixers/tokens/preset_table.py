@@ -39,8 +39,12 @@ MEANING = {
 
 def _value(value: Any) -> Any:
     if isinstance(value, Wrapper):
-        return {"prefix": value.prefix, "suffix": value.suffix, "prefix_tokens": value.prefix_tokens,
-                "suffix_tokens": value.suffix_tokens}
+        return {
+            "prefix": value.prefix,
+            "suffix": value.suffix,
+            "prefix_tokens": value.prefix_tokens,
+            "suffix_tokens": value.suffix_tokens,
+        }
     return value
 
 

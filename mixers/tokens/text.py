@@ -24,8 +24,10 @@ from fusionforge.pipelines.core.stage import Resources, Stage, set_column
 CHARS_PER_TOKEN = 4
 ESTIMATE = f"estimate:chars/{CHARS_PER_TOKEN}"
 # The pre-tokenisation regex of cl100k-style BPE files (the one most tiktoken files are made with).
-CL100K_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*"""
-                  r"""|\s*[\r\n]|\s+(?!\S)|\s+""")
+CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*"""
+    r"""|\s*[\r\n]|\s+(?!\S)|\s+"""
+)
 
 
 class TextCounter:
@@ -45,8 +47,9 @@ class TextCounter:
             return
         source = Path(self.path)
         if not source.exists():
-            raise ConfigError(f"tokenizer {self.path} does not exist; give a tokenizer.json, a folder or a tiktoken "
-                              "file")
+            raise ConfigError(
+                f"tokenizer {self.path} does not exist; give a tokenizer.json, a folder or a tiktoken file"
+            )
         if source.is_dir():
             if (source / "tokenizer.json").exists():
                 source = source / "tokenizer.json"
@@ -84,8 +87,9 @@ class TextCounter:
         except Exception as exc:  # a file that is not base64-token/rank lines
             raise ConfigError(f"{source} is not a tiktoken BPE file (lines of 'base64 rank'): {exc}") from exc
         specials = {_content(v): int(k) for k, v in config.get("added_tokens_decoder", {}).items()}
-        self._tiktoken = tiktoken.Encoding(source.stem, pat_str=pattern, mergeable_ranks=ranks,
-                                           special_tokens={k: v for k, v in specials.items() if k})
+        self._tiktoken = tiktoken.Encoding(
+            source.stem, pat_str=pattern, mergeable_ranks=ranks, special_tokens={k: v for k, v in specials.items() if k}
+        )
 
     @property
     def estimated(self) -> bool:
@@ -170,9 +174,10 @@ class TextTokens(Stage):
         flat = self.counter.count_batch([p for record in parts for p in record])
         per_part, start = [], 0
         for record in parts:
-            per_part.append(flat[start:start + len(record)])
+            per_part.append(flat[start : start + len(record)])
             start += len(record)
         batch = set_column(batch, S.TEXT_TOKENS, pa.array([sum(p) for p in per_part], pa.int64()))
         batch = set_column(batch, S.stage_column(self.name, "part_tokens"), pa.array(per_part, pa.list_(pa.int64())))
-        return set_column(batch, S.stage_column(self.name, "method"),
-                          pa.array([self.counter.method] * batch.num_rows, pa.string()))
+        return set_column(
+            batch, S.stage_column(self.name, "method"), pa.array([self.counter.method] * batch.num_rows, pa.string())
+        )

@@ -186,22 +186,36 @@ def _qwen_video(p: Preset, width: int, height: int, n_frames: int) -> VideoCount
     max_pixels = p.video_max_pixels
     if p.cap_pixels_per_frame and n_frames:
         total_pixels = int(p.max_video_tokens * factor * factor * 0.9)
-        max_pixels = max(min(max_pixels, total_pixels * p.temporal_patch_size // n_frames),
-                         int(p.video_min_pixels * 1.05))
+        max_pixels = max(
+            min(max_pixels, total_pixels * p.temporal_patch_size // n_frames), int(p.video_min_pixels * 1.05)
+        )
     h, w = smart_resize(height, width, factor, p.video_min_pixels, max_pixels)
     grid_t = -(-n_frames // p.temporal_patch_size)  # an odd count is padded with the last frame
     per_chunk = (h // factor) * (w // factor)
-    return VideoCount(width, height, n_frames, w, h, (grid_t, h // p.patch_size, w // p.patch_size), grid_t,
-                      per_chunk, 0, grid_t * per_chunk, p.video_wrapper.tokens)
+    return VideoCount(
+        width,
+        height,
+        n_frames,
+        w,
+        h,
+        (grid_t, h // p.patch_size, w // p.patch_size),
+        grid_t,
+        per_chunk,
+        0,
+        grid_t * per_chunk,
+        p.video_wrapper.tokens,
+    )
 
 
 # ---------------------------------------------------------------- Kimi K2.5 (MoonViT-3D)
-def navit_resize(height: int, width: int, patch_size: int, merge_size: int, max_patches: int,
-                 max_per_side: int) -> tuple[tuple[int, int], tuple[int, int]]:
+def navit_resize(
+    height: int, width: int, patch_size: int, merge_size: int, max_patches: int, max_per_side: int
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """Kimi K2.5's resize: scale down to the patch limits (never up), then pad to multiples of 28."""
     current = max(1.0, height // patch_size) * max(1.0, width // patch_size)
-    scale = min(1.0, math.sqrt(max_patches / current), max_per_side * patch_size / height,
-                max_per_side * patch_size / width)
+    scale = min(
+        1.0, math.sqrt(max_patches / current), max_per_side * patch_size / height, max_per_side * patch_size / width
+    )
     new_h = min(max(1, int(height * scale)), max_per_side * patch_size)
     new_w = min(max(1, int(width * scale)), max_per_side * patch_size)
     factor = merge_size * patch_size
@@ -222,8 +236,19 @@ def _k25_video(p: Preset, width: int, height: int, n_frames: int) -> VideoCount:
     h, w, per_chunk = _k25_frame(p, width, height, p.video_max_patches)
     chunks = -(-n_frames // p.temporal_patch_size)  # a trailing chunk of 1-3 frames still costs one frame
     wrappers = p.video_wrapper.tokens + chunks * p.chunk_wrapper.tokens
-    return VideoCount(width, height, n_frames, w, h, (chunks, h // p.patch_size, w // p.patch_size), chunks,
-                      per_chunk, 0, chunks * per_chunk, wrappers)
+    return VideoCount(
+        width,
+        height,
+        n_frames,
+        w,
+        h,
+        (chunks, h // p.patch_size, w // p.patch_size),
+        chunks,
+        per_chunk,
+        0,
+        chunks * per_chunk,
+        wrappers,
+    )
 
 
 # ---------------------------------------------------------------- Kimi-VL (MoonViT)
@@ -250,8 +275,19 @@ def _kimi_vl_image(p: Preset, width: int, height: int) -> ImageCount:
 def _kimi_vl_video(p: Preset, width: int, height: int, n_frames: int) -> VideoCount:
     frame = _kimi_vl_image(p, width, height)
     wrappers = p.video_wrapper.tokens + n_frames * p.image_wrapper.tokens
-    return VideoCount(width, height, n_frames, frame.resized_width, frame.resized_height,
-                      (n_frames, *frame.grid[1:]), n_frames, frame.tokens, 0, n_frames * frame.tokens, wrappers)
+    return VideoCount(
+        width,
+        height,
+        n_frames,
+        frame.resized_width,
+        frame.resized_height,
+        (n_frames, *frame.grid[1:]),
+        n_frames,
+        frame.tokens,
+        0,
+        n_frames * frame.tokens,
+        wrappers,
+    )
 
 
 # ---------------------------------------------------------------- LLaVA-OneVision
@@ -281,26 +317,78 @@ def _llava_image(p: Preset, width: int, height: int) -> ImageCount:
     if ratio > 1.1:
         unpadded, newlines = int(cur_h // ratio) * int(cur_w // ratio), int(cur_h // ratio)
     tokens = p.tile_tokens + unpadded + newlines
-    return ImageCount(width, height, best_w, best_h, (1, best_h // p.patch_size, best_w // p.patch_size), tokens,
-                      p.image_wrapper.tokens)
+    return ImageCount(
+        width,
+        height,
+        best_w,
+        best_h,
+        (1, best_h // p.patch_size, best_w // p.patch_size),
+        tokens,
+        p.image_wrapper.tokens,
+    )
 
 
 def _llava_video(p: Preset, width: int, height: int, n_frames: int) -> VideoCount:
-    return VideoCount(width, height, n_frames, p.tile_size, p.tile_size, (n_frames, 27, 27), n_frames,
-                      p.video_frame_tokens, 1, n_frames * p.video_frame_tokens + 1, p.video_wrapper.tokens)
+    return VideoCount(
+        width,
+        height,
+        n_frames,
+        p.tile_size,
+        p.tile_size,
+        (n_frames, 27, 27),
+        n_frames,
+        p.video_frame_tokens,
+        1,
+        n_frames * p.video_frame_tokens + 1,
+        p.video_wrapper.tokens,
+    )
 
 
-_QWEN_PARAMETERS = ("patch_size", "merge_size", "temporal_patch_size", "min_pixels", "max_pixels", "video_min_pixels",
-                    "video_max_pixels", "cap_pixels_per_frame", "max_video_tokens", "image_wrapper", "video_wrapper")
+_QWEN_PARAMETERS = (
+    "patch_size",
+    "merge_size",
+    "temporal_patch_size",
+    "min_pixels",
+    "max_pixels",
+    "video_min_pixels",
+    "video_max_pixels",
+    "cap_pixels_per_frame",
+    "max_video_tokens",
+    "image_wrapper",
+    "video_wrapper",
+)
 FAMILY_PARAMETERS: dict[str, tuple[str, ...]] = {
     "qwen2-vl": _QWEN_PARAMETERS,
     "custom": _QWEN_PARAMETERS,
-    "kimi-k25": ("patch_size", "merge_size", "temporal_patch_size", "max_patches", "video_max_patches",
-                 "max_patches_per_side", "image_wrapper", "video_wrapper", "chunk_wrapper"),
-    "kimi-vl": ("patch_size", "merge_size", "in_token_limit", "max_patches_per_side", "fit", "image_wrapper",
-                "video_wrapper"),
-    "llava-onevision": ("patch_size", "tile_size", "tile_tokens", "max_tiles", "video_frame_tokens", "image_wrapper",
-                        "video_wrapper"),
+    "kimi-k25": (
+        "patch_size",
+        "merge_size",
+        "temporal_patch_size",
+        "max_patches",
+        "video_max_patches",
+        "max_patches_per_side",
+        "image_wrapper",
+        "video_wrapper",
+        "chunk_wrapper",
+    ),
+    "kimi-vl": (
+        "patch_size",
+        "merge_size",
+        "in_token_limit",
+        "max_patches_per_side",
+        "fit",
+        "image_wrapper",
+        "video_wrapper",
+    ),
+    "llava-onevision": (
+        "patch_size",
+        "tile_size",
+        "tile_tokens",
+        "max_tiles",
+        "video_frame_tokens",
+        "image_wrapper",
+        "video_wrapper",
+    ),
 }
 
 _FAMILIES = {
@@ -314,12 +402,17 @@ _FAMILIES = {
 _QWEN_WRAP = Wrapper("<|vision_start|>", "<|vision_end|>", 1, 1)
 _KIMI_IMAGE_WRAP = Wrapper("<|media_begin|>image<|media_content|>", "<|media_end|>", 3, 1)
 BUILTIN: dict[str, Preset] = {
-    "qwen2-vl": Preset("qwen2-vl", "qwen2-vl", temporal_patch_size=2, image_wrapper=_QWEN_WRAP,
-                       video_wrapper=_QWEN_WRAP),
+    "qwen2-vl": Preset(
+        "qwen2-vl", "qwen2-vl", temporal_patch_size=2, image_wrapper=_QWEN_WRAP, video_wrapper=_QWEN_WRAP
+    ),
     # Timestamps ("00:00:02.000") are text: 7 tokens with Kimi's tokenizer (digit groups and punctuation).
-    "kimi-k25": Preset("kimi-k25", "kimi-k25", temporal_patch_size=4, image_wrapper=_KIMI_IMAGE_WRAP,
-                       chunk_wrapper=Wrapper("{timestamp}<|media_begin|>video<|media_content|>", "<|media_end|>",
-                                             10, 1)),
+    "kimi-k25": Preset(
+        "kimi-k25",
+        "kimi-k25",
+        temporal_patch_size=4,
+        image_wrapper=_KIMI_IMAGE_WRAP,
+        chunk_wrapper=Wrapper("{timestamp}<|media_begin|>video<|media_content|>", "<|media_end|>", 10, 1),
+    ),
     "kimi-vl": Preset("kimi-vl", "kimi-vl", image_wrapper=_KIMI_IMAGE_WRAP),
     "llava-onevision": Preset("llava-onevision", "llava-onevision", image_wrapper=Wrapper("<image>", "", 0, 0)),
     "custom": Preset("custom", "custom", temporal_patch_size=2),
@@ -372,6 +465,7 @@ def fit_size(count: Callable[[int, int], int], width: int, height: int, max_toke
     Token counts grow with the scale in steps, so a binary search over the width finds the largest
     fitting size; the caller resizes the media to that size before the processor sees it.
     """
+
     def tokens(w: int) -> int | None:
         try:
             return count(w, max(1, round(height * w / width)))

@@ -44,5 +44,6 @@ class MissingDependency(ConfigError):
     """An optional extra is not installed; the message gives the pip line to run."""
 
     def __init__(self, module: str, extra: str, hint: str = "") -> None:
-        super().__init__(f"{module!r} is not installed; run: pip install 'fusionforge[{extra}]'"
-                         + (f" ({hint})" if hint else ""))
+        super().__init__(
+            f"{module!r} is not installed; run: pip install 'fusionforge[{extra}]'" + (f" ({hint})" if hint else "")
+        )

@@ -26,8 +26,9 @@ MAX_CHILDREN = 2**20
 LEVEL_SHIFTS = (40, 20, 0)  # a suborder holds up to three levels of 20-bit ranks: parent, child, grandchild
 
 
-def derive_rows(batch: pa.Table, parents: Sequence[int], ids: Sequence[str],
-                updates: Mapping[str, Sequence[Any]]) -> pa.Table:
+def derive_rows(
+    batch: pa.Table, parents: Sequence[int], ids: Sequence[str], updates: Mapping[str, Sequence[Any]]
+) -> pa.Table:
     """``batch`` followed by one derived row per entry of ``parents`` (row indices into ``batch``).
 
     Args:

@@ -57,7 +57,8 @@ def ledger_rows(table: pa.Table, step: str) -> pa.Table:
             "status": status_of(table),
             "reason": reason,
             "step": pa.array([step] * table.num_rows, pa.string()),
-            S.PARENT_ID: table.column(S.PARENT_ID) if S.PARENT_ID in table.column_names
+            S.PARENT_ID: table.column(S.PARENT_ID)
+            if S.PARENT_ID in table.column_names
             else pa.nulls(table.num_rows, pa.string()),
         },
         schema=LEDGER_SCHEMA,
@@ -87,7 +88,9 @@ def ledger_summary(path: str | Path) -> dict[str, Any]:
                 per_source = by_source.setdefault(source, {})
                 per_source[key] = per_source.get(key, 0) + 1
     return {
-        "inputs": sum(totals.values()) - derived, "derived": derived, **totals,
+        "inputs": sum(totals.values()) - derived,
+        "derived": derived,
+        **totals,
         "reasons": _by_count(reasons),
         "reasons_by_source": {source: _by_count(counts) for source, counts in sorted(by_source.items())},
         "by_source_modality": dict(sorted(by_group.items())),

@@ -49,8 +49,10 @@ class Source(ABC):
         so an id repeated there is an error.
         """
         partition, ids = min(taken.items())
-        raise SchemaError(f"id {min(ids)!r} of partition {partition} is also used by an earlier partition of the "
-                          "input; ids must be unique (was the input written by fusionforge?)")
+        raise SchemaError(
+            f"id {min(ids)!r} of partition {partition} is also used by an earlier partition of the "
+            "input; ids must be unique (was the input written by fusionforge?)"
+        )
 
 
 def tag_batches(partition: int, batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
@@ -74,8 +76,9 @@ def in_order(table: pa.Table) -> pa.Table:
     """
     keys = [(ORDER_COL, "ascending")]
     if SUBORDER_COL in table.column_names:
-        table = table.set_column(table.column_names.index(SUBORDER_COL), SUBORDER_COL,
-                                 pc.fill_null(table.column(SUBORDER_COL), 0))
+        table = table.set_column(
+            table.column_names.index(SUBORDER_COL), SUBORDER_COL, pc.fill_null(table.column(SUBORDER_COL), 0)
+        )
         keys.append((SUBORDER_COL, "ascending"))
     table = table.take(pc.sort_indices(table, sort_keys=keys))
     return table.drop_columns([c for c in BOOKKEEPING if c in table.column_names])
@@ -144,7 +147,8 @@ class RayExecutor(Executor):
             ds = self._apply(ds, spec, pools)
         shuffle_partitions = max(1, min(len(wanted), 4 * int(self.ray.cluster_resources().get("CPU", 1))))
         ds = ds.groupby(PARTITION_COL, num_partitions=shuffle_partitions).map_groups(
-            _write_group, fn_kwargs={"writer": writer}, batch_format="pyarrow")
+            _write_group, fn_kwargs={"writer": writer}, batch_format="pyarrow"
+        )
         summaries = []
         for row in ds.iter_rows():
             summary = json.loads(row["summary"])
@@ -161,8 +165,7 @@ class RayExecutor(Executor):
         if spec.stage.stateful:
             actor_cpus, size = self._pool(res, 1 if res.num_gpus else cpu_pools)
             common["num_cpus"] = actor_cpus
-            return ds.map_batches(spec.stage, fn_constructor_kwargs=dict(spec.params), concurrency=(1, size),
-                                  **common)
+            return ds.map_batches(spec.stage, fn_constructor_kwargs=dict(spec.params), concurrency=(1, size), **common)
         return ds.map_batches(_apply_stateless, fn_kwargs={"spec": spec}, **common)
 
     def _pool(self, res, pools: int) -> tuple[float, int]:

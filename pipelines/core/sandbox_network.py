@@ -26,9 +26,11 @@ from fusionforge.pipelines.core.errors import ConfigError
 NETWORK_MODES = ("auto", "namespace", "block")
 NAMESPACE, BLOCK = "namespace", "block"
 LABELS = {NAMESPACE: "namespace (unshare -n)", BLOCK: "block (sockets disabled in-process only)"}
-BLOCK_WARNING = ("the sandboxed code ran with the network blocked only inside Python (sockets and name resolution "
-                 "disabled): a subprocess or ctypes could still reach the network. Run where 'unshare -n' works "
-                 "(root or user namespaces) to cut it with a network namespace.")
+BLOCK_WARNING = (
+    "the sandboxed code ran with the network blocked only inside Python (sockets and name resolution "
+    "disabled): a subprocess or ctypes could still reach the network. Run where 'unshare -n' works "
+    "(root or user namespaces) to cut it with a network namespace."
+)
 
 
 def check_network_mode(mode: str) -> None:
@@ -80,8 +82,16 @@ def block_network() -> None:
 
     for module in (_socket, socket):
         module.socket = NoSocket
-        for name in ("socketpair", "getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr",
-                     "create_connection", "create_server", "fromfd"):
+        for name in (
+            "socketpair",
+            "getaddrinfo",
+            "gethostbyname",
+            "gethostbyname_ex",
+            "gethostbyaddr",
+            "create_connection",
+            "create_server",
+            "fromfd",
+        ):
             if hasattr(module, name):
                 setattr(module, name, refuse)
     socket.SocketType = NoSocket

@@ -100,8 +100,9 @@ def stage_column(stage: str, field: str) -> str:
     return f"{stage}__{field}"
 
 
-def content_hash(modality: str, text: str | None, media_hashes: list[str | None],
-                 segments: list[dict] | None = None) -> str:
+def content_hash(
+    modality: str, text: str | None, media_hashes: list[str | None], segments: list[dict] | None = None
+) -> str:
     """sha256 over what the record holds (text and media bytes' hashes), not where it came from.
 
     An interleaved document is hashed part by part, in order (each part's type, then its text or its

@@ -92,16 +92,34 @@ def probe_video(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> VideoInfo:
     fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
     frames = int(video.get("nb_frames") or 0) or int(round(duration * fps))
     return VideoInfo(
-        width=int(video.get("width") or 0), height=int(video.get("height") or 0), duration_s=duration, fps=fps,
-        n_frames=frames, codec=str(video.get("codec_name") or ""), n_streams=len(streams),
+        width=int(video.get("width") or 0),
+        height=int(video.get("height") or 0),
+        duration_s=duration,
+        fps=fps,
+        n_frames=frames,
+        codec=str(video.get("codec_name") or ""),
+        n_streams=len(streams),
         format=str(fmt.get("format_name") or "").split(",")[0],
     )
 
 
 def verify_decode(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     """Decode the first video stream to nowhere; any decoder error means a truncated or corrupt file."""
-    args = [require_tool("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", url,
-            "-map", "0:v:0", "-f", "null", "-"]
+    args = [
+        require_tool("ffmpeg"),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-xerror",
+        "-i",
+        url,
+        "-map",
+        "0:v:0",
+        "-f",
+        "null",
+        "-",
+    ]
     done = run_tool(args, timeout_s)
     errors = tool_message(done.stderr)
     if done.returncode != 0 or errors:

@@ -27,15 +27,29 @@ from fusionforge.pipelines.dedupe.grouping import text_similarity
 from fusionforge.pipelines.dedupe.store import IMAGE, SLOTS, SPACES, TEXT, VIDEO, SketchReader, file_path
 
 CLUSTERS = "clusters.parquet"
-CLUSTER_SCHEMA = pa.schema([
-    ("cluster", pa.int64()), ("space", pa.string()), ("member_id", pa.string()), ("member_media", pa.int32()),
-    ("kept_id", pa.string()), ("kept_media", pa.int32()), ("similarity", pa.float64()), ("duplicate", pa.string()),
-    ("dropped", pa.bool_()),
-])
-DECISION_SCHEMA = pa.schema([
-    ("row", pa.int64()), ("dedupe__cluster", pa.int64()), ("dedupe__kept_id", pa.string()),
-    ("dedupe__similarity", pa.float64()), ("dedupe__duplicate", pa.string()), ("dedupe__error", pa.string()),
-])
+CLUSTER_SCHEMA = pa.schema(
+    [
+        ("cluster", pa.int64()),
+        ("space", pa.string()),
+        ("member_id", pa.string()),
+        ("member_media", pa.int32()),
+        ("kept_id", pa.string()),
+        ("kept_media", pa.int32()),
+        ("similarity", pa.float64()),
+        ("duplicate", pa.string()),
+        ("dropped", pa.bool_()),
+    ]
+)
+DECISION_SCHEMA = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("dedupe__cluster", pa.int64()),
+        ("dedupe__kept_id", pa.string()),
+        ("dedupe__similarity", pa.float64()),
+        ("dedupe__duplicate", pa.string()),
+        ("dedupe__error", pa.string()),
+    ]
+)
 _ATTRS = ["item", "row", "space", "primary", "id", "media_index", "exact_hi", "exact_lo", "length", "score", "error"]
 
 
@@ -55,8 +69,9 @@ def member_table(reader: SketchReader, items: np.ndarray, partitions: list[int])
     return cols
 
 
-def resolve(edges: pa.Table, reader: SketchReader, partitions: list[int], keep: str,
-            params: dict[str, Any]) -> tuple[pa.Table, dict[int, pa.Table], dict[str, Any]]:
+def resolve(
+    edges: pa.Table, reader: SketchReader, partitions: list[int], keep: str, params: dict[str, Any]
+) -> tuple[pa.Table, dict[int, pa.Table], dict[str, Any]]:
     """``(clusters, decisions by partition, stats)`` from the verified edges."""
     a, b = edges.column("a").to_numpy(), edges.column("b").to_numpy()
     nodes, roots = connected_components(a, b)
@@ -82,18 +97,31 @@ def resolve(edges: pa.Table, reader: SketchReader, partitions: list[int], keep: 
                 exact = i != kept and _same_content(m, i, kept)
                 dropped = i != kept and bool(m["primary"][i])
                 duplicate = None if i == kept else ("exact" if exact else "near")
-                clusters.append({"cluster": cluster, "space": SPACES[space], "member_id": m["id"][i],
-                                 "member_media": _media(m, i), "kept_id": m["id"][kept], "kept_media": _media(m, kept),
-                                 "similarity": 1.0 if i == kept or exact else None, "duplicate": duplicate,
-                                 "dropped": dropped})
+                clusters.append(
+                    {
+                        "cluster": cluster,
+                        "space": SPACES[space],
+                        "member_id": m["id"][i],
+                        "member_media": _media(m, i),
+                        "kept_id": m["id"][kept],
+                        "kept_media": _media(m, kept),
+                        "similarity": 1.0 if i == kept or exact else None,
+                        "duplicate": duplicate,
+                        "dropped": dropped,
+                    }
+                )
                 if i != kept and not exact:
                     pending.append((len(clusters) - 1, i, kept))
                 if dropped:
                     dropped_rows.add(int(m["row"][i]))
                     stats[f"{SPACES[space]}_{duplicate}_dropped"] += 1
                 if m["primary"][i] and (dropped or i == kept):
-                    decisions[int(m["row"][i])] = {"cluster": cluster, "kept_id": m["id"][kept],
-                                                   "duplicate": duplicate, "index": len(clusters) - 1}
+                    decisions[int(m["row"][i])] = {
+                        "cluster": cluster,
+                        "kept_id": m["id"][kept],
+                        "duplicate": duplicate,
+                        "index": len(clusters) - 1,
+                    }
     _fill_similarities(clusters, pending, m, reader, params)
     for decision in decisions.values():
         decision["similarity"] = clusters[decision.pop("index")]["similarity"]
@@ -127,8 +155,13 @@ def _media(m: dict[str, np.ndarray], i: int) -> int | None:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else int(value)
 
 
-def _fill_similarities(clusters: list[dict[str, Any]], pending: list[tuple[int, int, int]],
-                       m: dict[str, np.ndarray], reader: SketchReader, params: dict[str, Any]) -> None:
+def _fill_similarities(
+    clusters: list[dict[str, Any]],
+    pending: list[tuple[int, int, int]],
+    m: dict[str, np.ndarray],
+    reader: SketchReader,
+    params: dict[str, Any],
+) -> None:
     """Similarity of each near member to its cluster's kept member (verified the same way as edges)."""
     text = [(c, i, k) for c, i, k in pending if m["space"][i] == TEXT]
     if text:
@@ -143,8 +176,9 @@ def _fill_similarities(clusters: list[dict[str, Any]], pending: list[tuple[int, 
             distance = min(hamming64(own[0], other).min(), hamming64(own, other[0]).min())
             clusters[c]["similarity"] = 1.0 - float(distance) / 64.0
         elif space == VIDEO:
-            clusters[c]["similarity"] = sequence_similarity(reader.hashes(int(m["item"][i])),
-                                                            reader.hashes(int(m["item"][k])), params["video_hamming"])
+            clusters[c]["similarity"] = sequence_similarity(
+                reader.hashes(int(m["item"][i])), reader.hashes(int(m["item"][k])), params["video_hamming"]
+            )
 
 
 def _by_partition(decisions: dict[int, dict[str, Any]], reader: SketchReader) -> dict[int, pa.Table]:
@@ -156,11 +190,17 @@ def _by_partition(decisions: dict[int, dict[str, Any]], reader: SketchReader) ->
     for p in np.unique(partitions):
         mask = partitions == p
         picked = [decisions[int(r)] for r in rows[mask]]
-        out[int(p)] = pa.table({
-            "row": local[mask], "dedupe__cluster": [d["cluster"] for d in picked],
-            "dedupe__kept_id": [d["kept_id"] for d in picked], "dedupe__similarity": [d["similarity"] for d in picked],
-            "dedupe__duplicate": [d["duplicate"] for d in picked], "dedupe__error": [d.get("error") for d in picked],
-        }, schema=DECISION_SCHEMA)
+        out[int(p)] = pa.table(
+            {
+                "row": local[mask],
+                "dedupe__cluster": [d["cluster"] for d in picked],
+                "dedupe__kept_id": [d["kept_id"] for d in picked],
+                "dedupe__similarity": [d["similarity"] for d in picked],
+                "dedupe__duplicate": [d["duplicate"] for d in picked],
+                "dedupe__error": [d.get("error") for d in picked],
+            },
+            schema=DECISION_SCHEMA,
+        )
     return out
 
 

@@ -74,8 +74,10 @@ class DedupeConfig:
         if (self.bands is None) != (self.rows is None):
             problems.append("give --bands and --rows together, or neither (then they follow the threshold)")
         elif self.bands is not None and (self.bands < 1 or self.rows < 1 or self.bands * self.rows > self.num_perm):
-            problems.append(f"--bands x --rows must be positive and at most --num-perm "
-                            f"({self.bands} x {self.rows}, --num-perm {self.num_perm})")
+            problems.append(
+                f"--bands x --rows must be positive and at most --num-perm "
+                f"({self.bands} x {self.rows}, --num-perm {self.num_perm})"
+            )
         if not 0.0 <= self.recheck_margin < 1.0:
             problems.append(f"--recheck-margin must be in [0, 1), got {self.recheck_margin}")
         if self.image_hash not in HASH_KINDS:
@@ -84,8 +86,9 @@ class DedupeConfig:
             if value is not None and not 0 <= value <= 31:
                 problems.append(f"{name} must be between 0 and 31 bits, got {value}")
         if self.bucket_fanout < 1 or self.hamming_fanout < 1:
-            problems.append(f"bucket_fanout and hamming_fanout must be >= 1 (got {self.bucket_fanout}, "
-                            f"{self.hamming_fanout})")
+            problems.append(
+                f"bucket_fanout and hamming_fanout must be >= 1 (got {self.bucket_fanout}, {self.hamming_fanout})"
+            )
         if self.image_color < 0:
             problems.append(f"--image-color must be >= 0 (0: no colour check), got {self.image_color}")
         if not 0.0 <= self.image_crops < 0.25:
@@ -127,13 +130,24 @@ class DedupeConfig:
         """Bit-sampling bands of image and video hashes: bits per band and bands, from each threshold."""
         image_bits, image_bands = hamming_band_params(self.image_max_distance)
         video_bits, video_bands = hamming_band_params(self.video_hamming)
-        return {"image_band_bits": image_bits, "image_bands": image_bands, "video_band_bits": video_bits,
-                "video_bands": video_bands}
+        return {
+            "image_band_bits": image_bits,
+            "image_bands": image_bands,
+            "video_band_bits": video_bits,
+            "video_bands": video_bands,
+        }
 
     def transform(self, resume: bool | None = None) -> TransformConfig:
-        return TransformConfig(input=self.input, output=self.output, shard_size_mb=self.shard_size_mb,
-                               shard_count=self.shard_count, executor=self.executor, ray_address=self.ray_address,
-                               num_cpus=self.num_cpus, resume=self.resume if resume is None else resume)
+        return TransformConfig(
+            input=self.input,
+            output=self.output,
+            shard_size_mb=self.shard_size_mb,
+            shard_count=self.shard_count,
+            executor=self.executor,
+            ray_address=self.ray_address,
+            num_cpus=self.num_cpus,
+            resume=self.resume if resume is None else resume,
+        )
 
     def settings(self) -> dict[str, Any]:
         """The settings that decide the output (a resumed run must share them)."""
@@ -142,9 +156,22 @@ class DedupeConfig:
 
     def sketch_params(self) -> dict[str, Any]:
         """Keyword arguments of the ``dedupe_sketch_v1`` stage."""
-        return {"text": self.text, "images": self.images, "videos": self.videos, "num_perm": self.num_perm,
-                "ngram": self.ngram, "seed": self.seed, "char_ngrams": self.char_ngrams, "casefold": self.casefold,
-                "collapse_whitespace": self.collapse_whitespace, "keep_shingles": self.recheck_margin > 0,
-                "image_hash": self.image_hash, "crop_fraction": self.image_crops, "video_fps": self.video_fps,
-                "video_max_frames": self.video_max_frames, "timeout_s": self.timeout_s, "strict": self.strict,
-                "drop_inputs": True}
+        return {
+            "text": self.text,
+            "images": self.images,
+            "videos": self.videos,
+            "num_perm": self.num_perm,
+            "ngram": self.ngram,
+            "seed": self.seed,
+            "char_ngrams": self.char_ngrams,
+            "casefold": self.casefold,
+            "collapse_whitespace": self.collapse_whitespace,
+            "keep_shingles": self.recheck_margin > 0,
+            "image_hash": self.image_hash,
+            "crop_fraction": self.image_crops,
+            "video_fps": self.video_fps,
+            "video_max_frames": self.video_max_frames,
+            "timeout_s": self.timeout_s,
+            "strict": self.strict,
+            "drop_inputs": True,
+        }

@@ -31,10 +31,12 @@ from fusionforge.pipelines.dedupe.store import IMAGE, SPACES, TEXT, VIDEO, Sketc
 
 PART = "part"
 HAMMING_COSTS = "hamming-costs"
-PAIR_SCHEMA = pa.schema([("space", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("exact", pa.bool_()),
-                         ("distance", pa.int64())])
-EDGE_SCHEMA = pa.schema([("space", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("exact", pa.bool_()),
-                         ("similarity", pa.float64())])
+PAIR_SCHEMA = pa.schema(
+    [("space", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("exact", pa.bool_()), ("distance", pa.int64())]
+)
+EDGE_SCHEMA = pa.schema(
+    [("space", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("exact", pa.bool_()), ("similarity", pa.float64())]
+)
 
 
 def shuffle_parts(band_rows: int, rows_per_part: int) -> int:
@@ -75,19 +77,26 @@ def reduce_part(rows: pa.Table, params: dict[str, Any]) -> pa.Table:
     cols = {name: rows.column(name).to_numpy(zero_copy_only=False) for name in rows.column_names if name != PART}
     space, band = cols["space"], cols["band"]
     plain = (band == EXACT_BAND) | (space == TEXT)
-    exact_member, exact_first, left, right = bucket_pairs({k: v[plain] for k, v in cols.items()},
-                                                          params["bucket_fanout"])
+    exact_member, exact_first, left, right = bucket_pairs(
+        {k: v[plain] for k, v in cols.items()}, params["bucket_fanout"]
+    )
     text_items = cols["item"][plain]
-    out = [_pairs(_space_of(cols, exact_member), exact_member, exact_first, True, -1),
-           _pairs(np.full(len(left), TEXT, np.int8), text_items[left], text_items[right], False, -1)]
+    out = [
+        _pairs(_space_of(cols, exact_member), exact_member, exact_first, True, -1),
+        _pairs(np.full(len(left), TEXT, np.int8), text_items[left], text_items[right], False, -1),
+    ]
     costs = {}
     for media_space, distance in ((IMAGE, params["image_hamming"]), (VIDEO, params["video_hamming"])):
         media = space == media_space
         if media.any():
             found = hamming_matches({k: v[media] for k, v in cols.items()}, distance, params["hamming_fanout"])
             out.append(_pairs(np.full(len(found.a), media_space, np.int8), found.a, found.b, False, found.distance))
-            costs[SPACES[media_space]] = {"comparisons": found.comparisons, "skipped_comparisons": found.skipped,
-                                          "capped_buckets": found.capped_buckets, "matches": len(found.a)}
+            costs[SPACES[media_space]] = {
+                "comparisons": found.comparisons,
+                "skipped_comparisons": found.skipped,
+                "capped_buckets": found.capped_buckets,
+                "matches": len(found.a),
+            }
     write_json_atomic(Path(params["store"]) / f"{HAMMING_COSTS}-{part:06d}.json", costs)
     return pa.concat_tables(out)
 
@@ -112,9 +121,16 @@ def _space_of(cols: dict[str, np.ndarray], items: np.ndarray) -> np.ndarray:
 
 def _pairs(space, a, b, exact: bool, distance) -> pa.Table:
     n = len(a)
-    return pa.table({"space": pa.array(space, pa.int8()), "a": pa.array(a, pa.int64()), "b": pa.array(b, pa.int64()),
-                     "exact": pa.array(np.full(n, exact)), "distance": pa.array(np.broadcast_to(distance, n),
-                                                                                   pa.int64())}, schema=PAIR_SCHEMA)
+    return pa.table(
+        {
+            "space": pa.array(space, pa.int8()),
+            "a": pa.array(a, pa.int64()),
+            "b": pa.array(b, pa.int64()),
+            "exact": pa.array(np.full(n, exact)),
+            "distance": pa.array(np.broadcast_to(distance, n), pa.int64()),
+        },
+        schema=PAIR_SCHEMA,
+    )
 
 
 def verify_pairs(pairs: pa.Table, params: dict[str, Any]) -> pa.Table:
@@ -139,8 +155,9 @@ def verify_pairs(pairs: pa.Table, params: dict[str, Any]) -> pa.Table:
     return table.take(take)
 
 
-def text_similarity(reader: SketchReader, a: np.ndarray, b: np.ndarray,
-                    params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def text_similarity(
+    reader: SketchReader, a: np.ndarray, b: np.ndarray, params: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
     """(similarity, accepted) of text pairs: the signature estimate, exact near the threshold; all kept unverified."""
     sig_a, sig_b = reader.signatures(a), reader.signatures(b)
     if not params["verify"]:
@@ -149,8 +166,13 @@ def text_similarity(reader: SketchReader, a: np.ndarray, b: np.ndarray,
     def exact(positions: np.ndarray) -> np.ndarray:
         return np.array([exact_jaccard(reader.shingle_set(a[p]), reader.shingle_set(b[p])) for p in positions])
 
-    return verify_text_pairs(sig_a, sig_b, params["text_threshold"], params["recheck_margin"],
-                             exact if params["recheck_margin"] > 0 else None)
+    return verify_text_pairs(
+        sig_a,
+        sig_b,
+        params["text_threshold"],
+        params["recheck_margin"],
+        exact if params["recheck_margin"] > 0 else None,
+    )
 
 
 def edges_in_process(band_files: list[str], parts: int, params: dict[str, Any]) -> pa.Table:
@@ -189,8 +211,11 @@ def collect_edges(tables: list[pa.Table]) -> pa.Table:
     if not tables:
         return EDGE_SCHEMA.empty_table()
     edges = pa.concat_tables(tables)
-    edges = edges.take(pc.sort_indices(edges, [("a", "ascending"), ("b", "ascending"), ("exact", "descending"),
-                                               ("similarity", "descending")]))
+    edges = edges.take(
+        pc.sort_indices(
+            edges, [("a", "ascending"), ("b", "ascending"), ("exact", "descending"), ("similarity", "descending")]
+        )
+    )
     a, b = edges.column("a").to_numpy(), edges.column("b").to_numpy()
     first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])] if len(a) else np.empty(0, bool)
     return edges.filter(pa.array(first))

@@ -74,8 +74,9 @@ class DecisionSource(Source):
             yield batch
 
 
-def run_dedupe(cfg: DedupeConfig, on_plan: Callback = None, on_partition: Callback = None,
-               on_phase: Callback = None) -> dict[str, Any]:
+def run_dedupe(
+    cfg: DedupeConfig, on_plan: Callback = None, on_partition: Callback = None, on_phase: Callback = None
+) -> dict[str, Any]:
     """Run (or finish) a dedupe; return the report, also written to ``report.json``."""
     started = time.monotonic()
     columns = [S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.MEDIA, S.ERROR] + _score_column(cfg)
@@ -88,9 +89,17 @@ def run_dedupe(cfg: DedupeConfig, on_plan: Callback = None, on_partition: Callba
     partitions = source.partitions()
     starts = tuple(source.row_range(p)[0] for p in partitions)
     bands, rows = cfg.lsh()
-    params = {**cfg.settings(), "bands": bands, "rows": rows, "score_column": cfg.score_column,
-              "image_hamming": cfg.image_max_distance, **cfg.hamming_bands(),
-              "keep_shingles": cfg.recheck_margin > 0, "store": str(root), "starts": list(starts)}
+    params = {
+        **cfg.settings(),
+        "bands": bands,
+        "rows": rows,
+        "score_column": cfg.score_column,
+        "image_hamming": cfg.image_max_distance,
+        **cfg.hamming_bands(),
+        "keep_shingles": cfg.recheck_margin > 0,
+        "store": str(root),
+        "starts": list(starts),
+    }
     summary = read_marker(out, GLOBAL_MARKER)
     if summary is None:
         summary = _global_phase(cfg, source, partitions, starts, params, root, on_plan, on_partition, on_phase)
@@ -98,9 +107,16 @@ def run_dedupe(cfg: DedupeConfig, on_plan: Callback = None, on_partition: Callba
     if on_phase:
         on_phase("write")
     write_started = time.monotonic()
-    report = run_transform(cfg.transform(resume=True), STEP, [StageSpec(DedupeApply)], cfg.settings(), on_partition,
-                           on_plan, source=DecisionSource(ManifestSource(cfg.input), root),
-                           extra_report={"dedupe": summary})
+    report = run_transform(
+        cfg.transform(resume=True),
+        STEP,
+        [StageSpec(DedupeApply)],
+        cfg.settings(),
+        on_partition,
+        on_plan,
+        source=DecisionSource(ManifestSource(cfg.input), root),
+        extra_report={"dedupe": summary},
+    )
     summary["seconds"]["write"] = round(time.monotonic() - write_started, 3)
     summary["seconds_total"] = round(time.monotonic() - started, 3)
     report["dedupe"] = summary
@@ -119,8 +135,10 @@ def _score_column(cfg: DedupeConfig) -> list[str]:
     schema = pq.read_schema(manifest)
     numeric = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
     if name not in schema.names or name not in numeric:
-        raise ConfigError(f"--keep best:{name}: no numeric column {name!r} in {manifest}; numeric columns: "
-                          f"{', '.join(c for c in numeric if '__' in c) or 'none (run a scoring stage first)'}")
+        raise ConfigError(
+            f"--keep best:{name}: no numeric column {name!r} in {manifest}; numeric columns: "
+            f"{', '.join(c for c in numeric if '__' in c) or 'none (run a scoring stage first)'}"
+        )
     return [name]
 
 
@@ -159,16 +177,30 @@ def _global_phase(cfg, source, partitions, starts, params, root, on_plan, on_par
         for space, count in s["items"].items():
             items[space] = items.get(space, 0) + count
     costs = hamming_costs(root)
-    hamming = {space: {"hash": cfg.image_hash if space == "image" else "phash",
-                       "max_distance": params[f"{space}_hamming"], "bits_per_band": params[f"{space}_band_bits"],
-                       "bands": params[f"{space}_bands"], "fanout": cfg.hamming_fanout,
-                       **costs.get(space, {"comparisons": 0, "skipped_comparisons": 0, "capped_buckets": 0,
-                                           "matches": 0})} for space in ("image", "video")}
-    return {"lsh": {"bands": params["bands"], "rows": params["rows"], "num_perm": cfg.num_perm},
-            "hamming_lsh": hamming,
-            "items": items, "failed_items": sum(s["failed_items"] for s in sketches), "band_rows": band_rows,
-            "shuffle_partitions": parts, "edges": edges.num_rows, **stats, "clusters_file": CLUSTERS,
-            "seconds": timings, "driver_peak_rss_mb": _peak_rss_mb()}
+    hamming = {
+        space: {
+            "hash": cfg.image_hash if space == "image" else "phash",
+            "max_distance": params[f"{space}_hamming"],
+            "bits_per_band": params[f"{space}_band_bits"],
+            "bands": params[f"{space}_bands"],
+            "fanout": cfg.hamming_fanout,
+            **costs.get(space, {"comparisons": 0, "skipped_comparisons": 0, "capped_buckets": 0, "matches": 0}),
+        }
+        for space in ("image", "video")
+    }
+    return {
+        "lsh": {"bands": params["bands"], "rows": params["rows"], "num_perm": cfg.num_perm},
+        "hamming_lsh": hamming,
+        "items": items,
+        "failed_items": sum(s["failed_items"] for s in sketches),
+        "band_rows": band_rows,
+        "shuffle_partitions": parts,
+        "edges": edges.num_rows,
+        **stats,
+        "clusters_file": CLUSTERS,
+        "seconds": timings,
+        "driver_peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def _peak_rss_mb() -> float:

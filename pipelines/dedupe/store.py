@@ -36,12 +36,24 @@ from fusionforge.pipelines.core.io import WORK_DIR, atomic_path, write_marker
 SLOTS = 1024
 TEXT, IMAGE, VIDEO = 0, 1, 2
 SPACES = {TEXT: "text", IMAGE: "image", VIDEO: "video"}
-ITEM_SCHEMA = pa.schema([
-    ("item", pa.int64()), ("row", pa.int64()), ("space", pa.int8()), ("primary", pa.bool_()), ("id", pa.string()),
-    ("media_index", pa.int32()), ("exact_hi", pa.uint64()), ("exact_lo", pa.uint64()), ("length", pa.float64()),
-    ("score", pa.float64()), ("hashes", pa.binary()), ("thumbs", pa.binary()), ("usable", pa.bool_()),
-    ("error", pa.string()),
-])
+ITEM_SCHEMA = pa.schema(
+    [
+        ("item", pa.int64()),
+        ("row", pa.int64()),
+        ("space", pa.int8()),
+        ("primary", pa.bool_()),
+        ("id", pa.string()),
+        ("media_index", pa.int32()),
+        ("exact_hi", pa.uint64()),
+        ("exact_lo", pa.uint64()),
+        ("length", pa.float64()),
+        ("score", pa.float64()),
+        ("hashes", pa.binary()),
+        ("thumbs", pa.binary()),
+        ("usable", pa.bool_()),
+        ("error", pa.string()),
+    ]
+)
 
 
 def store_dir(out_dir: str | Path) -> Path:
@@ -56,8 +68,9 @@ def sketch_marker(partition: int) -> str:
     return f"dedupe-sketch-{partition:06d}"
 
 
-def write_sketches(root: str, out_dir: str, starts: tuple[int, ...], params: dict[str, Any], partition: int,
-                   table: pa.Table) -> dict[str, Any]:
+def write_sketches(
+    root: str, out_dir: str, starts: tuple[int, ...], params: dict[str, Any], partition: int, table: pa.Table
+) -> dict[str, Any]:
     """The sketch phase's partition writer: items, signatures, shingles and band rows of one input shard."""
     root_path = Path(root)
     start = starts[partition]
@@ -66,15 +79,19 @@ def write_sketches(root: str, out_dir: str, starts: tuple[int, ...], params: dic
     ids, sources = table.column(S.ID).to_pylist(), table.column(S.SOURCE).to_pylist()
     salts = np.array([xxhash.xxh64_intdigest(s.encode()) if params["within_source"] else 0 for s in sources], np.uint64)
     score_col = params["score_column"]
-    scores = (np.asarray(table.column(score_col).cast(pa.float64()).fill_null(np.nan)) if score_col
-              else np.full(n, np.nan))
+    scores = (
+        np.asarray(table.column(score_col).cast(pa.float64()).fill_null(np.nan)) if score_col else np.full(n, np.nan)
+    )
     errors = table.column(S.ERROR).to_pylist()
     item_rows: list[dict[str, Any]] = []
     signatures = np.full((n, params["num_perm"]), EMPTY, np.uint32)
     shingle_parts: list[np.ndarray] = []
     shingle_counts = np.zeros(n, np.int64)
-    band_tables = [_text_items(table, rows, ids, salts, scores, errors, params, signatures, shingle_parts,
-                               shingle_counts, item_rows)]
+    band_tables = [
+        _text_items(
+            table, rows, ids, salts, scores, errors, params, signatures, shingle_parts, shingle_counts, item_rows
+        )
+    ]
     band_tables += _media_items(table, rows, ids, salts, scores, errors, params, item_rows)
     items = pa.Table.from_pylist(item_rows, schema=ITEM_SCHEMA)
     bands = pa.table({c: np.concatenate([t[c] for t in band_tables]) for c in BAND_COLUMNS})
@@ -86,15 +103,20 @@ def write_sketches(root: str, out_dir: str, starts: tuple[int, ...], params: dic
     _save_parquet(file_path(root_path, "items", partition, "parquet"), items)
     _save_parquet(file_path(root_path, "bands", partition, "parquet"), bands)
     spaces = items.column("space").to_numpy()
-    summary = {"partition": partition, "records": n, "band_rows": bands.num_rows,
-               "items": {SPACES[s]: int((spaces == s).sum()) for s in SPACES},
-               "failed_items": items.num_rows - int(pc.sum(items.column("usable")).as_py() or 0)}
+    summary = {
+        "partition": partition,
+        "records": n,
+        "band_rows": bands.num_rows,
+        "items": {SPACES[s]: int((spaces == s).sum()) for s in SPACES},
+        "failed_items": items.num_rows - int(pc.sum(items.column("usable")).as_py() or 0),
+    }
     write_marker(out_dir, sketch_marker(partition), summary)
     return summary
 
 
-def _text_items(table, rows, ids, salts, scores, errors, params, signatures, shingle_parts, shingle_counts,
-                item_rows) -> dict[str, np.ndarray]:
+def _text_items(
+    table, rows, ids, salts, scores, errors, params, signatures, shingle_parts, shingle_counts, item_rows
+) -> dict[str, np.ndarray]:
     present = table.column(sk.column("signature")).is_valid().to_numpy(zero_copy_only=False)
     local = np.flatnonzero(present)
     sig_col = table.column(sk.column("signature")).to_pylist()
@@ -109,10 +131,24 @@ def _text_items(table, rows, ids, salts, scores, errors, params, signatures, shi
             shingle_parts.append(np.frombuffer(shingle_col[r], "<u4"))
             shingle_counts[r] = len(shingle_parts[-1])
         exact[k] = (hi[r], lo[r])
-        item_rows.append({"item": int(rows[r]) * SLOTS, "row": int(rows[r]), "space": TEXT, "primary": True,
-                          "id": ids[r], "media_index": None, "exact_hi": hi[r], "exact_lo": lo[r],
-                          "length": float(length[r]), "score": float(scores[r]), "hashes": None, "thumbs": None,
-                          "usable": True, "error": None})
+        item_rows.append(
+            {
+                "item": int(rows[r]) * SLOTS,
+                "row": int(rows[r]),
+                "space": TEXT,
+                "primary": True,
+                "id": ids[r],
+                "media_index": None,
+                "exact_hi": hi[r],
+                "exact_lo": lo[r],
+                "length": float(length[r]),
+                "score": float(scores[r]),
+                "hashes": None,
+                "thumbs": None,
+                "usable": True,
+                "error": None,
+            }
+        )
     for r in np.flatnonzero(~present):
         if errors[r] is not None and table.column(S.MODALITY)[int(r)].as_py() in sk.TEXT_MODALITIES:
             item_rows.append(_failed(rows[r], 0, TEXT, True, ids[r], None, errors[r]))
@@ -129,15 +165,33 @@ def _media_items(table, rows, ids, salts, scores, errors, params, item_rows) -> 
             space = IMAGE if entry["kind"] == "image" else VIDEO
             item = int(rows[r]) * SLOTS + 1 + entry["index"]
             if entry["error"] is not None:
-                item_rows.append(_failed(rows[r], 1 + entry["index"], space, entry["primary"], ids[r],
-                                         entry["index"], entry["error"]))
+                item_rows.append(
+                    _failed(
+                        rows[r], 1 + entry["index"], space, entry["primary"], ids[r], entry["index"], entry["error"]
+                    )
+                )
                 continue
-            item_rows.append({"item": item, "row": int(rows[r]), "space": space, "primary": entry["primary"],
-                              "id": ids[r], "media_index": entry["index"], "exact_hi": entry["exact_hi"],
-                              "exact_lo": entry["exact_lo"], "length": entry["size"], "score": float(scores[r]),
-                              "hashes": entry["hashes"], "thumbs": entry["thumbs"], "usable": True, "error": None})
-            collected[space].append((item, entry["exact_hi"], entry["exact_lo"], salts[r],
-                                     np.frombuffer(entry["hashes"], "<u8")))
+            item_rows.append(
+                {
+                    "item": item,
+                    "row": int(rows[r]),
+                    "space": space,
+                    "primary": entry["primary"],
+                    "id": ids[r],
+                    "media_index": entry["index"],
+                    "exact_hi": entry["exact_hi"],
+                    "exact_lo": entry["exact_lo"],
+                    "length": entry["size"],
+                    "score": float(scores[r]),
+                    "hashes": entry["hashes"],
+                    "thumbs": entry["thumbs"],
+                    "usable": True,
+                    "error": None,
+                }
+            )
+            collected[space].append(
+                (item, entry["exact_hi"], entry["exact_lo"], salts[r], np.frombuffer(entry["hashes"], "<u8"))
+            )
     out = []
     for space, entries in collected.items():
         if not entries:
@@ -153,16 +207,30 @@ def _media_items(table, rows, ids, salts, scores, errors, params, item_rows) -> 
             hashes, per_column = np.stack([anchor_hashes(e[4]) for e in entries]), True
         table_rows = hash_band_rows(space, items, exact, hashes, masks, np.ones(len(items), bool), per_column)
         lsh = table_rows["band"] >= 0
-        table_rows["key"] = np.where(lsh, table_rows["key"] ^ salt[np.searchsorted(items, table_rows["item"])],
-                                     table_rows["key"])
+        table_rows["key"] = np.where(
+            lsh, table_rows["key"] ^ salt[np.searchsorted(items, table_rows["item"])], table_rows["key"]
+        )
         out.append(table_rows)
     return out
 
 
 def _failed(row, slot, space, primary, record_id, media_index, error) -> dict[str, Any]:
-    return {"item": int(row) * SLOTS + slot, "row": int(row), "space": space, "primary": primary, "id": record_id,
-            "media_index": media_index, "exact_hi": None, "exact_lo": None, "length": None, "score": None,
-            "hashes": None, "thumbs": None, "usable": False, "error": error}
+    return {
+        "item": int(row) * SLOTS + slot,
+        "row": int(row),
+        "space": space,
+        "primary": primary,
+        "id": record_id,
+        "media_index": media_index,
+        "exact_hi": None,
+        "exact_lo": None,
+        "length": None,
+        "score": None,
+        "hashes": None,
+        "thumbs": None,
+        "usable": False,
+        "error": error,
+    }
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -204,7 +272,7 @@ class SketchReader:
         p, r = int(partitions[0]), int(local[0])
         offsets = _memmap(str(file_path(self.root, "shingle_offsets", p, "npy")))
         values = _memmap(str(file_path(self.root, "shingles", p, "npy")))
-        return np.asarray(values[offsets[r]: offsets[r + 1]])
+        return np.asarray(values[offsets[r] : offsets[r + 1]])
 
     def hashes(self, item: int) -> np.ndarray:
         """An image's hashes (own, then crops) or a video's frame hashes."""
@@ -218,8 +286,9 @@ class SketchReader:
 
     def _blobs(self, item: int) -> tuple[bytes | None, bytes | None]:
         partitions, _ = self.locate(np.array([item]))
-        return _item_blobs(str(file_path(self.root, "items", int(partitions[0]), "parquet"))).get(int(item),
-                                                                                                  (None, None))
+        return _item_blobs(str(file_path(self.root, "items", int(partitions[0]), "parquet"))).get(
+            int(item), (None, None)
+        )
 
 
 @lru_cache(maxsize=64)
@@ -230,5 +299,9 @@ def _memmap(path: str) -> np.ndarray:
 @lru_cache(maxsize=16)
 def _item_blobs(path: str) -> dict[int, tuple[bytes | None, bytes | None]]:
     table = pq.read_table(path, columns=["item", "hashes", "thumbs"])
-    return dict(zip(table.column("item").to_pylist(), zip(table.column("hashes").to_pylist(),
-                                                          table.column("thumbs").to_pylist())))
+    return dict(
+        zip(
+            table.column("item").to_pylist(),
+            zip(table.column("hashes").to_pylist(), table.column("thumbs").to_pylist()),
+        )
+    )

@@ -19,8 +19,16 @@ from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import BadRecord
 from fusionforge.pipelines.core.io import open_text
 
-IMAGE_EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp", ".gif": "gif", ".bmp": "bmp",
-                    ".tif": "tiff", ".tiff": "tiff"}
+IMAGE_EXTENSIONS = {
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".png": "png",
+    ".webp": "webp",
+    ".gif": "gif",
+    ".bmp": "bmp",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+}
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".webm": "webm", ".mkv": "mkv", ".mov": "mov", ".avi": "avi", ".m4v": "m4v"}
 
 
@@ -50,8 +58,14 @@ class InputFile:
     first_line: int = 1  # line number of the first line at `start`
 
 
-def media_ref(kind: str, uri: str, fmt: str | None = None, offset: int | None = None,
-              size: int | None = None, data: bytes | None = None) -> dict[str, Any]:
+def media_ref(
+    kind: str,
+    uri: str,
+    fmt: str | None = None,
+    offset: int | None = None,
+    size: int | None = None,
+    data: bytes | None = None,
+) -> dict[str, Any]:
     """A media item that points at its bytes (or embeds them); the probe stage fills the rest."""
     item = dict.fromkeys(S.MEDIA_FIELDS)
     item.update(kind=kind, uri=uri, format=fmt, offset=offset, size=size, bytes=data)
@@ -68,8 +82,17 @@ def media_kind_of(name: str) -> tuple[str, str] | None:
     return None
 
 
-def record_row(file: InputFile, position: int, modality: str, text: str | None, *, media=(), segments=None,
-               meta: dict[str, Any] | None = None, own_id: Any = None) -> dict[str, Any]:
+def record_row(
+    file: InputFile,
+    position: int,
+    modality: str,
+    text: str | None,
+    *,
+    media=(),
+    segments=None,
+    meta: dict[str, Any] | None = None,
+    own_id: Any = None,
+) -> dict[str, Any]:
     """A record row; the id is the input's own id when it has one, else source + file + position."""
     meta = dict(meta or {})
     if own_id is not None and own_id != "":
@@ -78,9 +101,15 @@ def record_row(file: InputFile, position: int, modality: str, text: str | None, 
     else:
         record_id = derived_id(file, position)
     return {
-        S.ID: record_id, S.SOURCE: file.source, S.MODALITY: modality, S.TEXT: text,
-        S.SEGMENTS: segments, S.MEDIA: list(media), S.META: json.dumps(meta, ensure_ascii=False, sort_keys=True),
-        S.INPUT_FILE: file.path, S.INPUT_POSITION: position,
+        S.ID: record_id,
+        S.SOURCE: file.source,
+        S.MODALITY: modality,
+        S.TEXT: text,
+        S.SEGMENTS: segments,
+        S.MEDIA: list(media),
+        S.META: json.dumps(meta, ensure_ascii=False, sort_keys=True),
+        S.INPUT_FILE: file.path,
+        S.INPUT_POSITION: position,
     }
 
 
@@ -111,8 +140,14 @@ def claim_id(row: dict[str, Any], file: InputFile, used: set[str]) -> None:
     used.add(record_id)
 
 
-def failed_row(file: InputFile, position: int, error: str, modality: str = "text",
-               options: ReaderOptions | None = None, own_id: Any = None) -> dict[str, Any]:
+def failed_row(
+    file: InputFile,
+    position: int,
+    error: str,
+    modality: str = "text",
+    options: ReaderOptions | None = None,
+    own_id: Any = None,
+) -> dict[str, Any]:
     """A row for an input that could not be read; raises instead under ``strict``."""
     if options is not None and options.strict:
         raise BadRecord(error, where=f"{file.path}:{position}")

@@ -44,8 +44,16 @@ def read_interleaved(file: InputFile, options: ReaderOptions) -> Iterator[dict[s
         segments, media = built
         text = "\n\n".join(s["text"] for s in segments if s["type"] == "text")
         used = {options.parts_field, "texts", "images", options.id_field}
-        yield record_row(file, position, Modality.INTERLEAVED, text, media=media, segments=segments,
-                         meta=split_meta(row, used), own_id=row.get(options.id_field))
+        yield record_row(
+            file,
+            position,
+            Modality.INTERLEAVED,
+            text,
+            media=media,
+            segments=segments,
+            meta=split_meta(row, used),
+            own_id=row.get(options.id_field),
+        )
 
 
 def _parts_of(row: dict[str, Any], parts_field: str) -> list[dict[str, Any]] | str:
@@ -54,8 +62,11 @@ def _parts_of(row: dict[str, Any], parts_field: str) -> list[dict[str, Any]] | s
         return parts
     texts, images = row.get("texts"), row.get("images")
     if isinstance(texts, list) and isinstance(images, list) and len(texts) == len(images):
-        return [{"type": "text", "text": t} if t is not None else {"type": "image", "image": i}
-                for t, i in zip(texts, images) if t is not None or i is not None]
+        return [
+            {"type": "text", "text": t} if t is not None else {"type": "image", "image": i}
+            for t, i in zip(texts, images)
+            if t is not None or i is not None
+        ]
     return f"missing_field: {parts_field!r} must be a list of parts (or OBELICS 'texts'/'images' lists)"
 
 

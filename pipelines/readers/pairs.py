@@ -46,8 +46,15 @@ def read_pairs(file: InputFile, options: ReaderOptions) -> Iterator[dict[str, An
             continue
         caption = row.get(options.caption_field, row.get(options.text_field))
         used = {options.image_field, options.video_field, options.caption_field, options.text_field, options.id_field}
-        yield record_row(file, position, modality, caption if isinstance(caption, str) else "",
-                         media=[media], meta=split_meta(row, used), own_id=row.get(options.id_field))
+        yield record_row(
+            file,
+            position,
+            modality,
+            caption if isinstance(caption, str) else "",
+            media=[media],
+            meta=split_meta(row, used),
+            own_id=row.get(options.id_field),
+        )
 
 
 def image_from_field(value: Any, listing_path: str, kind: str = "image") -> dict[str, Any] | str:

@@ -82,8 +82,12 @@ def plan_partitions(specs: list[InputSpec], partition_mb: float = 512) -> list[P
 def _input_files(spec: InputSpec) -> list[InputFile]:
     fmt = spec.format if spec.format != "auto" else detect_format(spec.path)
     suffixes = {
-        "text": STRUCTURED_SUFFIXES, "pairs": STRUCTURED_SUFFIXES, "interleaved": STRUCTURED_SUFFIXES,
-        "images": tuple(IMAGE_EXTENSIONS), "videos": tuple(VIDEO_EXTENSIONS), "wds": (".tar",),
+        "text": STRUCTURED_SUFFIXES,
+        "pairs": STRUCTURED_SUFFIXES,
+        "interleaved": STRUCTURED_SUFFIXES,
+        "images": tuple(IMAGE_EXTENSIONS),
+        "videos": tuple(VIDEO_EXTENSIONS),
+        "wds": (".tar",),
     }[fmt]
     root = _root_of(spec.path)
     files = []
@@ -166,8 +170,9 @@ def detect_format(path: str) -> str:
     if any(n.endswith(".tar") for n in names):
         return "wds"
     media_stems = {f.with_suffix("") for f in files if f.suffix.lower() in {**IMAGE_EXTENSIONS, **VIDEO_EXTENSIONS}}
-    structured = [f for f, n in zip(files, names) if n.endswith(STRUCTURED_SUFFIXES)
-                  and f.with_suffix("") not in media_stems]  # a .json next to a.jpg is a sidecar
+    structured = [
+        f for f, n in zip(files, names) if n.endswith(STRUCTURED_SUFFIXES) and f.with_suffix("") not in media_stems
+    ]  # a .json next to a.jpg is a sidecar
     if structured:
         return _detect_structured(structured[0])
     if any(Path(n).suffix in VIDEO_EXTENSIONS for n in names):

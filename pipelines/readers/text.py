@@ -25,8 +25,13 @@ def read_text(file: InputFile, options: ReaderOptions) -> Iterator[dict[str, Any
         text = row.get(options.text_field)
         if not isinstance(text, str):
             found = type(text).__name__ if options.text_field in row else "nothing"
-            yield failed_row(file, position, f"missing_field: {options.text_field!r} must be a string, found {found}",
-                             options=options, own_id=row.get(options.id_field))
+            yield failed_row(
+                file,
+                position,
+                f"missing_field: {options.text_field!r} must be a string, found {found}",
+                options=options,
+                own_id=row.get(options.id_field),
+            )
             continue
         meta = split_meta(row, {options.text_field, options.id_field})
         yield record_row(file, position, Modality.TEXT, text, meta=meta, own_id=row.get(options.id_field))

@@ -87,11 +87,17 @@ def _unsafe(name: str) -> bool:
     return name.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", name)
 
 
-def _sample(file: InputFile, position: int, key: str, members: list[tarfile.TarInfo], tar: tarfile.TarFile,
-            options: ReaderOptions) -> dict[str, Any]:
+def _sample(
+    file: InputFile,
+    position: int,
+    key: str,
+    members: list[tarfile.TarInfo],
+    tar: tarfile.TarFile,
+    options: ReaderOptions,
+) -> dict[str, Any]:
     text, meta, media = None, {}, []
     for member in members:
-        suffix = member.name[len(key) + 1:]
+        suffix = member.name[len(key) + 1 :]
         ext = suffix.rsplit(".", 1)[-1].lower()
         if ext == "json":
             try:
@@ -107,8 +113,9 @@ def _sample(file: InputFile, position: int, key: str, members: list[tarfile.TarI
     meta = meta if isinstance(meta, dict) else {"json": meta}
     meta["wds_key"] = key
     own_id = meta.pop(options.id_field, None)
-    return record_row(file, position, _modality(media), text if text is not None else "", media=media, meta=meta,
-                      own_id=own_id)
+    return record_row(
+        file, position, _modality(media), text if text is not None else "", media=media, meta=meta, own_id=own_id
+    )
 
 
 def _modality(media: list[dict[str, Any]]) -> str:
@@ -122,15 +129,23 @@ def _modality(media: list[dict[str, Any]]) -> str:
     return Modality.INTERLEAVED
 
 
-def _restore(file: InputFile, position: int, header: dict[str, Any], text: str | None,
-             media: list[dict[str, Any]]) -> dict[str, Any]:
+def _restore(
+    file: InputFile, position: int, header: dict[str, Any], text: str | None, media: list[dict[str, Any]]
+) -> dict[str, Any]:
     """A record written by fusionforge: keep its id, source, modality, segments and media facts."""
     for item, described in zip(media, header.get("media", [])):
         for field in ("sha256", "width", "height", "duration_s", "fps", "n_frames", "codec"):
             item[field] = described.get(field)
         item["kind"] = described.get("kind") or item["kind"]  # e.g. "frame": a JPEG that is a sampled video frame
-    row = record_row(file, position, header["modality"], text if text is not None else "", media=media,
-                     segments=header.get("segments"), meta=header.get("meta") or {})
+    row = record_row(
+        file,
+        position,
+        header["modality"],
+        text if text is not None else "",
+        media=media,
+        segments=header.get("segments"),
+        meta=header.get("meta") or {},
+    )
     row["id"] = header["id"]
     row["source"] = header["source"]
     row["parent_id"] = header.get("parent_id")

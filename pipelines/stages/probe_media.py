@@ -30,8 +30,14 @@ class ProbeMedia(Stage):
     name: ClassVar[str] = "ingest_probe_media_v1"
     resources: ClassVar[Resources] = Resources(batch_size=64)
 
-    def __init__(self, max_pixels: int = DEFAULT_MAX_PIXELS, max_media_mb: float = 2048, video_check: str = "decode",
-                 timeout_s: float = 60.0, strict: bool = False) -> None:
+    def __init__(
+        self,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_media_mb: float = 2048,
+        video_check: str = "decode",
+        timeout_s: float = 60.0,
+        strict: bool = False,
+    ) -> None:
         if video_check not in ("decode", "probe"):
             raise ValueError("video_check must be 'decode' (full decode, catches truncation) or 'probe'")
         self.max_pixels = max_pixels
@@ -69,8 +75,13 @@ class ProbeMedia(Stage):
             if data is None:
                 data = read_range(item["uri"], item["offset"], item["size"])
             info = inspect_image(data, self.max_pixels)
-            item.update(width=info.width, height=info.height, format=info.format or item.get("format"),
-                        size=len(data), sha256=hashlib.sha256(data).hexdigest())
+            item.update(
+                width=info.width,
+                height=info.height,
+                format=info.format or item.get("format"),
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
             return
         if item.get("bytes") is not None:
             raise BadVideo("inline_video", "videos must be files, not embedded bytes")
@@ -78,8 +89,14 @@ class ProbeMedia(Stage):
         info = probe_video(url, self.timeout_s)
         if self.video_check == "decode":
             verify_decode(url, self.timeout_s)
-        item.update(width=info.width, height=info.height, duration_s=info.duration_s, fps=info.fps,
-                    n_frames=info.n_frames, codec=info.codec)
+        item.update(
+            width=info.width,
+            height=info.height,
+            duration_s=info.duration_s,
+            fps=info.fps,
+            n_frames=info.n_frames,
+            codec=info.codec,
+        )
         item["sha256"] = file_sha256(item["uri"], item["offset"], item["size"])
 
 

@@ -83,8 +83,13 @@ def write_partition(layout: ShardLayout, partition: int, table: pa.Table) -> dic
         _write_parquet(out / REJECTED_DIR / f"part-{partition:06d}.parquet", _without_bytes(rejected))
     status = ledger.column("status").to_pylist()
     summary = {
-        "partition": partition, "source": source, "shards": shard_names, "inputs": table.num_rows,
-        "kept": status.count("kept"), "dropped": status.count("dropped"), "failed": status.count("failed"),
+        "partition": partition,
+        "source": source,
+        "shards": shard_names,
+        "inputs": table.num_rows,
+        "kept": status.count("kept"),
+        "dropped": status.count("dropped"),
+        "failed": status.count("failed"),
         "bytes": sum((out / SHARD_DIR / n).stat().st_size for n in shard_names),
         "repeated_ids": count_repeated_ids(table),
     }
@@ -124,8 +129,13 @@ def _estimated_size(row: dict[str, Any]) -> int:
 def _members(row: dict[str, Any], key: str) -> list[tuple[str, Any]]:
     media = row[S.MEDIA] or []
     header = {
-        "fusionforge_record": 1, S.ID: row[S.ID], S.SOURCE: row[S.SOURCE], S.MODALITY: row[S.MODALITY],
-        S.CONTENT_HASH: row[S.CONTENT_HASH], S.META: json.loads(row[S.META] or "{}"), S.SEGMENTS: row[S.SEGMENTS],
+        "fusionforge_record": 1,
+        S.ID: row[S.ID],
+        S.SOURCE: row[S.SOURCE],
+        S.MODALITY: row[S.MODALITY],
+        S.CONTENT_HASH: row[S.CONTENT_HASH],
+        S.META: json.loads(row[S.META] or "{}"),
+        S.SEGMENTS: row[S.SEGMENTS],
         S.MEDIA: [{k: v for k, v in m.items() if k not in ("bytes", "uri", "offset")} for m in media],
     }
     if row.get(S.PARENT_ID) is not None:  # a derived record (e.g. a scene clip) names its parent

@@ -18,8 +18,9 @@ def _invoke(*args):
 def outputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit_cli")
     web, books = root / "web.jsonl", root / "books.jsonl"
-    web.write_text("".join(json.dumps({"id": f"w{i}", "text": "w" * 40, "lang": "en"}) + "\n" for i in range(6))
-                   + '{"broken\n')
+    web.write_text(
+        "".join(json.dumps({"id": f"w{i}", "text": "w" * 40, "lang": "en"}) + "\n" for i in range(6)) + '{"broken\n'
+    )
     books.write_text("".join(json.dumps({"id": f"b{i}", "text": "b" * 120}) + "\n" for i in range(2)))
     out, other = root / "out", root / "web_only"
     for target, inputs in ((out, [f"web={web}", f"books={books}"]), (other, [f"web={web}"])):
@@ -74,8 +75,13 @@ def test_compare_shows_deltas(outputs):
     result = _invoke("audit", outputs["out"], "--compare", outputs["other"], "--executor", "local", "--json")
     assert result.exit_code == 0, result.output
     rows = {r["figure"]: r for r in json.loads(result.stdout)["compare"]["rows"]}
-    assert rows["totals.records"] == {"figure": "totals.records", "this": 8, "other": 6, "delta": 2,
-                                      "relative": pytest.approx(1 / 3)}
+    assert rows["totals.records"] == {
+        "figure": "totals.records",
+        "this": 8,
+        "other": 6,
+        "delta": 2,
+        "relative": pytest.approx(1 / 3),
+    }
     assert rows["source.books.records"]["other"] is None
     tables = _invoke("audit", outputs["out"], "--compare", outputs["other"], "--executor", "local")
     assert "compared with" in tables.stdout and "totals.records" in tables.stdout
@@ -93,11 +99,14 @@ def test_vision_presets_on_the_command_line(outputs):
     assert "vision tokens by preset" in result.stdout and "qwen2-vl" in result.stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--vision-preset", "gpt-9"], "unknown vision preset"),
-    (["--sample", "2"], "--sample must be a fraction"),
-    (["--vision-ratio", "3"], "vision_ratio must be between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--vision-preset", "gpt-9"], "unknown vision preset"),
+        (["--sample", "2"], "--sample must be a fraction"),
+        (["--vision-ratio", "3"], "vision_ratio must be between 0 and 1"),
+    ],
+)
 def test_bad_options_are_clear_errors(outputs, args, message):
     result = _invoke("audit", outputs["out"], "--executor", "local", *args)
     assert result.exit_code == 1 and message in result.output

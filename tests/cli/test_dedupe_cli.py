@@ -9,8 +9,12 @@ from fusionforge.cli.main import cli
 
 def _sharded(tmp_path):
     base = "The quick brown fox jumps over the lazy dog near the river bank at dawn while birds sing"
-    rows = [{"id": "a", "text": base}, {"id": "b", "text": base.upper() + "  "},
-            {"id": "c", "text": base.replace("dawn", "dusk")}, {"id": "d", "text": "Something else, unrelated."}]
+    rows = [
+        {"id": "a", "text": base},
+        {"id": "b", "text": base.upper() + "  "},
+        {"id": "c", "text": base.replace("dawn", "dusk")},
+        {"id": "d", "text": "Something else, unrelated."},
+    ]
     path = tmp_path / "t.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = CliRunner().invoke(cli, ["shard", str(path), "-o", str(tmp_path / "in"), "--executor", "local"])
@@ -20,8 +24,19 @@ def _sharded(tmp_path):
 
 def test_dedupe_command_json_report_and_ledger(tmp_path):
     src = _sharded(tmp_path)
-    args = ["dedupe", str(src), "-o", str(tmp_path / "out"), "--executor", "local", "--text-threshold", "0.5",
-            "--only", "text", "--json"]
+    args = [
+        "dedupe",
+        str(src),
+        "-o",
+        str(tmp_path / "out"),
+        "--executor",
+        "local",
+        "--text-threshold",
+        "0.5",
+        "--only",
+        "text",
+        "--json",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -42,8 +57,11 @@ def test_dedupe_command_errors_are_clean(tmp_path):
 def _pair_corpus(tmp_path):
     """Two texts sharing their first 100 of 200 words (word 5-gram Jaccard 96 / 296 = 0.32), and a stranger."""
     words = [f"w{i}" for i in range(400)]
-    rows = [{"id": "a", "text": " ".join(words[:200])}, {"id": "b", "text": " ".join(words[:100] + words[200:300])},
-            {"id": "c", "text": " ".join(words[300:400])}]
+    rows = [
+        {"id": "a", "text": " ".join(words[:200])},
+        {"id": "b", "text": " ".join(words[:100] + words[200:300])},
+        {"id": "c", "text": " ".join(words[300:400])},
+    ]
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = CliRunner().invoke(cli, ["shard", str(path), "-o", str(tmp_path / "in"), "--executor", "local"])
@@ -52,8 +70,9 @@ def _pair_corpus(tmp_path):
 
 
 def _dedupe(src, out, *options):
-    result = CliRunner().invoke(cli, ["dedupe", str(src), "-o", str(out), "--executor", "local", "--only", "text",
-                                      "--json", *options])
+    result = CliRunner().invoke(
+        cli, ["dedupe", str(src), "-o", str(out), "--executor", "local", "--only", "text", "--json", *options]
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -70,8 +89,11 @@ def test_given_bands_and_rows_are_used_and_no_verify_keeps_what_verification_rem
     verified = _dedupe(src, tmp_path / "verified", "--bands", "64", "--rows", "2")
     assert verified["reasons"] == {} and verified["dedupe"]["lsh"]["bands"] == 64
     default_bands = _dedupe(src, tmp_path / "default", "--no-verify")
-    assert default_bands["reasons"] == {} and default_bands["dedupe"]["lsh"] == {"bands": 17, "rows": 7,
-                                                                                 "num_perm": 128}
+    assert default_bands["reasons"] == {} and default_bands["dedupe"]["lsh"] == {
+        "bands": 17,
+        "rows": 7,
+        "num_perm": 128,
+    }
 
 
 def test_cli_and_library_share_the_default_seed(tmp_path):
@@ -88,8 +110,15 @@ def test_cli_and_library_share_the_default_seed(tmp_path):
     src = _pair_corpus(tmp_path)
     out = tmp_path / "out"
     _dedupe(src, out, "--text-threshold", "0.3")
-    library = {"input": str(src), "output": str(out), "executor": "local", "images": False, "videos": False,
-               "text_threshold": 0.3, "resume": True}
+    library = {
+        "input": str(src),
+        "output": str(out),
+        "executor": "local",
+        "images": False,
+        "videos": False,
+        "text_threshold": 0.3,
+        "resume": True,
+    }
     report = run_dedupe(DedupeConfig(**library))  # same settings as the CLI run: its finished report
     assert report["reasons"] == {"dedupe:near_dup_of:p/a": 1}
     with pytest.raises(ConfigError, match="settings differ"):

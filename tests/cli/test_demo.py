@@ -39,8 +39,9 @@ def ledger(out: Path, step: str):
 def test_the_corpus_is_the_same_for_the_same_seed(tmp_path):
     first = make_corpus(tmp_path / "a", seed=3, n_text=20)
     second = make_corpus(tmp_path / "b", seed=3, n_text=20)
-    assert [Path(p).relative_to(tmp_path / "a") for p in first.values()] == \
-           [Path(p).relative_to(tmp_path / "b") for p in second.values()]
+    assert [Path(p).relative_to(tmp_path / "a") for p in first.values()] == [
+        Path(p).relative_to(tmp_path / "b") for p in second.values()
+    ]
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert len(files) > 50
     for name in files:
@@ -53,8 +54,15 @@ def test_every_input_has_a_fate_and_every_planted_fault_its_reason(demo_run):
     out, printed = demo_run
     shard = report(out, "shards")
     assert shard["inputs"] == shard["kept"] + shard["dropped"] + shard["failed"] == ledger(out, "shards").num_rows
-    for planted in ("read:malformed_json", "read:missing_field", "read:missing_file", "read:unsafe_member_path",
-                    "probe:undecodable_image", "probe:corrupt_video", "ingest_finalize_v1:empty_text"):
+    for planted in (
+        "read:malformed_json",
+        "read:missing_field",
+        "read:missing_file",
+        "read:unsafe_member_path",
+        "probe:undecodable_image",
+        "probe:corrupt_video",
+        "ingest_finalize_v1:empty_text",
+    ):
         assert shard["reasons"].get(planted, 0) >= 1, planted
     assert shard["reasons"]["probe:undecodable_image"] == 2  # random bytes and a PNG cut in half
     assert "demo finished" in printed and f"{shard['inputs']}" in printed
@@ -62,7 +70,7 @@ def test_every_input_has_a_fate_and_every_planted_fault_its_reason(demo_run):
 
 def shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
     words = re.findall(r"\w+", text.lower())
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def test_dedupe_drops_the_planted_duplicates_and_keeps_the_rest(demo_run):

@@ -19,8 +19,10 @@ DOCS = {
 def shards(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     raw = folder / "docs.jsonl"
-    raw.write_text("\n".join(json.dumps({"id": f"{lang}{i}", "text": text}) for i in range(3)
-                             for lang, text in DOCS.items()) + "\n")
+    raw.write_text(
+        "\n".join(json.dumps({"id": f"{lang}{i}", "text": text}) for i in range(3) for lang, text in DOCS.items())
+        + "\n"
+    )
     run_shard(ShardConfig(inputs=(f"docs={raw}",), output=str(folder / "shards"), executor="local"))
     return folder / "shards"
 
@@ -28,9 +30,23 @@ def shards(tmp_path_factory):
 def test_filter_with_a_config_file_flags_and_overrides(shards, tmp_path):
     config = tmp_path / "filters.yaml"
     config.write_text("filters:\n  - text_lang_id_v1\n  - stage: text_gopher_quality_v1\n    min_words: 500\n")
-    args = ["filter", str(shards), "-o", str(tmp_path / "out"), "--config", str(config), "--languages", "en,de",
-            "--set", "text_gopher_quality_v1.min_words=20", "--set", "text_gopher_quality_v1.stop_words=[the, und]",
-            "--executor", "local", "--json"]
+    args = [
+        "filter",
+        str(shards),
+        "-o",
+        str(tmp_path / "out"),
+        "--config",
+        str(config),
+        "--languages",
+        "en,de",
+        "--set",
+        "text_gopher_quality_v1.min_words=20",
+        "--set",
+        "text_gopher_quality_v1.stop_words=[the, und]",
+        "--executor",
+        "local",
+        "--json",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -45,12 +61,32 @@ def test_filter_with_a_config_file_flags_and_overrides(shards, tmp_path):
 
 
 def test_flags_alone_extend_the_default_list_in_its_usual_order(shards, tmp_path):
-    result = CliRunner().invoke(cli, ["filter", str(shards), "-o", str(tmp_path / "out"), "--min-words", "5",
-                                      "--split-scenes", "--executor", "local", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "filter",
+            str(shards),
+            "-o",
+            str(tmp_path / "out"),
+            "--min-words",
+            "5",
+            "--split-scenes",
+            "--executor",
+            "local",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     names = [f["stage"] for f in json.loads(result.output)["filters"]]
-    assert names == ["text_lang_id_v1", "text_gopher_quality_v1", "text_gopher_repetition_v1",
-                     "text_fineweb_quality_v1", "image_checks_v1", "video_probe_v1", "video_scenes_v1"]
+    assert names == [
+        "text_lang_id_v1",
+        "text_gopher_quality_v1",
+        "text_gopher_repetition_v1",
+        "text_fineweb_quality_v1",
+        "image_checks_v1",
+        "video_probe_v1",
+        "video_scenes_v1",
+    ]
 
 
 def test_config_errors_are_clean_messages(shards, tmp_path):
@@ -67,9 +103,22 @@ def test_train_fasttext_command(tmp_path):
         rows = [{"text": f"{word} {i} {word}"} for i in range(60)]
         (tmp_path / f"{label}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     model = tmp_path / "q.bin"
-    result = CliRunner().invoke(cli, ["filters", "train-fasttext", f"good={tmp_path / 'good.jsonl'}",
-                                      f"bad={tmp_path / 'bad.jsonl'}", "-o", str(model), "--bucket", "10000",
-                                      "--epoch", "20", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "filters",
+            "train-fasttext",
+            f"good={tmp_path / 'good.jsonl'}",
+            f"bad={tmp_path / 'bad.jsonl'}",
+            "-o",
+            str(model),
+            "--bucket",
+            "10000",
+            "--epoch",
+            "20",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["labels"] == {"bad": 60, "good": 60} and model.stat().st_size == report["bytes"]
@@ -94,15 +143,34 @@ def photo_shards(tmp_path_factory):
     return folder / "shards"
 
 
-@pytest.mark.parametrize(("clip_on", "stages"), [
-    (None, ["image_clip_score_v1"]),
-    ("video", ["video_clip_score_v1"]),
-    ("both", ["image_clip_score_v1", "video_clip_score_v1"]),
-])
+@pytest.mark.parametrize(
+    ("clip_on", "stages"),
+    [
+        (None, ["image_clip_score_v1"]),
+        ("video", ["video_clip_score_v1"]),
+        ("both", ["image_clip_score_v1", "video_clip_score_v1"]),
+    ],
+)
 def test_clip_flags_reach_the_clip_stages(photo_shards, tiny_clip, tmp_path, clip_on, stages):
-    args = ["filter", str(photo_shards), "-o", str(tmp_path / "out"), "--clip-model", tiny_clip["config"],
-            "--clip-pretrained", tiny_clip["st"], "--clip-top-fraction", "0.5", "--clip-gpus", "0.5",
-            "--clip-device", "cpu", "--executor", "local", "--json"]
+    args = [
+        "filter",
+        str(photo_shards),
+        "-o",
+        str(tmp_path / "out"),
+        "--clip-model",
+        tiny_clip["config"],
+        "--clip-pretrained",
+        tiny_clip["st"],
+        "--clip-top-fraction",
+        "0.5",
+        "--clip-gpus",
+        "0.5",
+        "--clip-device",
+        "cpu",
+        "--executor",
+        "local",
+        "--json",
+    ]
     result = CliRunner().invoke(cli, args + (["--clip-on", clip_on] if clip_on else []))
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

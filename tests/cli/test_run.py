@@ -28,13 +28,17 @@ def chain(sample_corpus, tmp_path_factory):
     """shard -> dedupe -> filter -> pack -> audit on the sample corpus, in-process."""
     folder = tmp_path_factory.mktemp("recipe")
     sources = {name: sample_corpus[name] for name in ("web", "photos", "pairs")}
-    recipe = write_recipe(folder, [
-        {"shard": {"inputs": sources, "shard_count": 50}},
-        {"dedupe": {"keep": "longest", "text_threshold": 0.7}},
-        {"filter": {"set": ["text_gopher_quality_v1.min_words=10"]}},
-        {"pack": {"seq_len": 2048, "vision_ratio": 0.1}},
-        {"audit": {"html": str(folder / "run" / "report.html"), "json": True}},
-    ], defaults={"executor": "local", "seed": 3})
+    recipe = write_recipe(
+        folder,
+        [
+            {"shard": {"inputs": sources, "shard_count": 50}},
+            {"dedupe": {"keep": "longest", "text_threshold": 0.7}},
+            {"filter": {"set": ["text_gopher_quality_v1.min_words=10"]}},
+            {"pack": {"seq_len": 2048, "vision_ratio": 0.1}},
+            {"audit": {"html": str(folder / "run" / "report.html"), "json": True}},
+        ],
+        defaults={"executor": "local", "seed": 3},
+    )
     result = invoke("run", str(recipe))
     assert result.exit_code == 0, result.output
     return folder, recipe, result.output
@@ -58,15 +62,29 @@ def test_a_recipe_step_gives_what_the_command_gives(chain, tmp_path):
     folder, _, _ = chain
     run = folder / "run"
     direct = tmp_path / "direct"
-    result = invoke("dedupe", str(run / "shard"), "-o", str(direct), "--keep", "longest", "--text-threshold", "0.7",
-                    "--executor", "local", "--seed", "3")
+    result = invoke(
+        "dedupe",
+        str(run / "shard"),
+        "-o",
+        str(direct),
+        "--keep",
+        "longest",
+        "--text-threshold",
+        "0.7",
+        "--executor",
+        "local",
+        "--seed",
+        "3",
+    )
     assert result.exit_code == 0, result.output
     for name in ("ledger.parquet", "clusters.parquet", "manifest.parquet"):
         ours, theirs = pq.read_table(run / "dedupe" / name), pq.read_table(direct / name)
         columns = [c for c in ours.column_names if c not in ("shard", "path")]
         assert ours.select(columns).equals(theirs.select(columns)), name
-    assert pq.read_table(direct / "ledger.parquet").column("reason").null_count < \
-        pq.read_table(direct / "ledger.parquet").num_rows  # the chain really removed duplicates
+    assert (
+        pq.read_table(direct / "ledger.parquet").column("reason").null_count
+        < pq.read_table(direct / "ledger.parquet").num_rows
+    )  # the chain really removed duplicates
 
 
 def test_a_rerun_names_the_failing_step_and_resume_keeps_the_outputs(chain):
@@ -83,8 +101,10 @@ def test_a_rerun_names_the_failing_step_and_resume_keeps_the_outputs(chain):
 def test_mistakes_are_reported_before_anything_runs(tmp_path):
     (tmp_path / "raw.jsonl").write_text('{"id": 1, "text": "hello"}\n')
     cases = {
-        "text_treshold": ([{"shard": {"inputs": [str(tmp_path / "raw.jsonl")]}},
-                           {"dedupe": {"text_treshold": 0.7}}], "step 2"),
+        "text_treshold": (
+            [{"shard": {"inputs": [str(tmp_path / "raw.jsonl")]}}, {"dedupe": {"text_treshold": 0.7}}],
+            "step 2",
+        ),
         "unknown command 'dedup'": ([{"dedup": {"inputs": [str(tmp_path)]}}], "step 1"),
         "name a command, e.g. 'sft build'": ([{"sft": {"inputs": [str(tmp_path)]}}], "step 1"),
         "cannot be a recipe step": ([{"demo": {}}], "step 1"),
@@ -102,12 +122,16 @@ def test_mistakes_are_reported_before_anything_runs(tmp_path):
 
 
 def test_flags_lists_sources_and_overrides_become_the_commands_words(tmp_path):
-    recipe = write_recipe(tmp_path, [
-        {"shard": {"inputs": {"web": "raw/web.jsonl", "pets": "raw/pets/"}, "strict": True}},
-        {"dedupe": {"verify": False, "casefold": True, "only": ["text", "images"], "name": "dd"}},
-        {"filter": {"set": ["a.b=1", "c.d=2"], "output": str(tmp_path / "elsewhere")}},
-        {"audit": {}},
-    ], defaults={"seed": 7, "keep": "first"})
+    recipe = write_recipe(
+        tmp_path,
+        [
+            {"shard": {"inputs": {"web": "raw/web.jsonl", "pets": "raw/pets/"}, "strict": True}},
+            {"dedupe": {"verify": False, "casefold": True, "only": ["text", "images"], "name": "dd"}},
+            {"filter": {"set": ["a.b=1", "c.d=2"], "output": str(tmp_path / "elsewhere")}},
+            {"audit": {}},
+        ],
+        defaults={"seed": 7, "keep": "first"},
+    )
     result = invoke("run", str(recipe), "--dry-run", "--ray-address", "10.0.0.1:6379", "--resume")
     assert result.exit_code == 0, result.output
     lines = [" ".join(line.split()) for line in result.output.splitlines() if "fusionforge" in line]
@@ -124,11 +148,15 @@ def test_flags_lists_sources_and_overrides_become_the_commands_words(tmp_path):
 
 
 def test_a_step_that_exits_non_zero_stops_the_recipe(sample_corpus, tmp_path):
-    recipe = write_recipe(tmp_path, [
-        {"shard": {"inputs": {"pairs": sample_corpus["pairs"]}}},
-        {"audit": {"vision_ratio": 0.9, "vision_tolerance": 0.01, "fail_on_deviation": True}},
-        {"dedupe": {"inputs": str(tmp_path / "run" / "shard")}},
-    ], defaults={"executor": "local"})
+    recipe = write_recipe(
+        tmp_path,
+        [
+            {"shard": {"inputs": {"pairs": sample_corpus["pairs"]}}},
+            {"audit": {"vision_ratio": 0.9, "vision_tolerance": 0.01, "fail_on_deviation": True}},
+            {"dedupe": {"inputs": str(tmp_path / "run" / "shard")}},
+        ],
+        defaults={"executor": "local"},
+    )
     result = CliRunner().invoke(cli, ["run", str(recipe)])
     assert result.exit_code == 3, result.output
     assert "step 2 (audit) exited with status 3" in " ".join(result.output.split())

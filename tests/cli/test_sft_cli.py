@@ -8,20 +8,61 @@ from fusionforge.cli.main import cli
 def test_synth_then_build_through_the_cli(tmp_path):
     runner = CliRunner()
     proxy = tmp_path / "proxy"
-    synth = runner.invoke(cli, ["sft", "synth-vision-proxy", "--generate", "4", "--tasks", "count,locate", "-o",
-                                str(proxy), "--executor", "local", "--json"])
+    synth = runner.invoke(
+        cli,
+        [
+            "sft",
+            "synth-vision-proxy",
+            "--generate",
+            "4",
+            "--tasks",
+            "count,locate",
+            "-o",
+            str(proxy),
+            "--executor",
+            "local",
+            "--json",
+        ],
+    )
     assert synth.exit_code == 0, synth.output
     synth_report = json.loads(synth.stdout)
     assert synth_report["kept"] == 4 and set(synth_report["by_task"]) == {"count", "locate"}
 
     chats = tmp_path / "chats.jsonl"
-    chats.write_text("".join(json.dumps({"conversations": [
-        {"from": "human", "value": f"Question number {i}: what is {i} plus {i} in decimal notation please?"},
-        {"from": "gpt", "value": str(2 * i)}]}) + "\n" for i in range(6)))
+    chats.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "conversations": [
+                        {
+                            "from": "human",
+                            "value": f"Question number {i}: what is {i} plus {i} in decimal notation please?",
+                        },
+                        {"from": "gpt", "value": str(2 * i)},
+                    ]
+                }
+            )
+            + "\n"
+            for i in range(6)
+        )
+    )
     sft = tmp_path / "sft"
     trajectories = proxy / "trajectories.jsonl"
-    build = runner.invoke(cli, ["sft", "build", f"chat={chats}", f"proxy={trajectories}", "-o", str(sft),
-                                "--executor", "local", "--val-fraction", "0"])
+    build = runner.invoke(
+        cli,
+        [
+            "sft",
+            "build",
+            f"chat={chats}",
+            f"proxy={trajectories}",
+            "-o",
+            str(sft),
+            "--executor",
+            "local",
+            "--val-fraction",
+            "0",
+        ],
+    )
     assert build.exit_code == 0, build.output
     assert "0 vision parts" in build.stdout and "tool-use share" in build.stdout
     report = json.loads((sft / "report.json").read_text())
@@ -32,11 +73,13 @@ def test_synth_then_build_through_the_cli(tmp_path):
 def test_cli_errors_are_clean(tmp_path):
     chats = tmp_path / "chats.jsonl"
     chats.write_text(json.dumps({"instruction": "hi", "output": "hello"}) + "\n")
-    result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
-                                      "--val-fraction", "2"])
+    result = CliRunner().invoke(
+        cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local", "--val-fraction", "2"]
+    )
     assert result.exit_code != 0 and "--val-fraction must be in [0, 1)" in result.output
-    result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
-                                      "--max-tokens", "4096"])
+    result = CliRunner().invoke(
+        cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local", "--max-tokens", "4096"]
+    )
     assert result.exit_code != 0 and "give --tokenizer PATH" in result.output and not (tmp_path / "o").exists()
     result = CliRunner().invoke(cli, ["sft", "synth-vision-proxy", "-o", str(tmp_path / "p"), "--executor", "local"])
     assert result.exit_code != 0 and "--generate N" in result.output
@@ -45,8 +88,9 @@ def test_cli_errors_are_clean(tmp_path):
 def test_strict_stops_at_the_first_unreadable_row(tmp_path):
     chats = tmp_path / "chats.jsonl"
     chats.write_text(json.dumps({"instruction": "hi", "output": "hello"}) + "\n" + '{"text": "no chat"}\n')
-    result = CliRunner().invoke(cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local",
-                                      "--strict"])
+    result = CliRunner().invoke(
+        cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local", "--strict"]
+    )
     assert result.exit_code != 0 and f"{chats}:2" in result.output and "unknown_format" in result.output
 
 
@@ -57,19 +101,36 @@ def test_the_mixture_example_in_the_help_is_a_mixture_file_that_parses(tmp_path)
 
     shown = " ".join(CliRunner().invoke(cli, ["sft", "build", "--help"]).output.split())
     start = shown.index("--mixture FILE")
-    mixture_help = shown[start:shown.index("--decontaminate", start)]
+    mixture_help = shown[start : shown.index("--decontaminate", start)]
     assert "weight" not in mixture_help
     example = re.search(r"e\.g\. '([^']+)'", mixture_help).group(1)
     path = tmp_path / "sft_mix.yaml"
     path.write_text(example + "\n")
     mixture = load_mixture(path)
     assert {name: (s.proportion, s.max_epochs) for name, s in mixture.sources.items()} == {
-        "chat": (0.7, None), "proxy": (0.3, 4)}
+        "chat": (0.7, None),
+        "proxy": (0.3, 4),
+    }
 
 
 def test_synthesis_says_how_the_sandbox_was_cut_off_and_warns_for_block(tmp_path):
-    result = CliRunner().invoke(cli, ["sft", "synth-vision-proxy", "--generate", "1", "--tasks", "count", "-o",
-                                      str(tmp_path / "p"), "--executor", "local", "--network", "block"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sft",
+            "synth-vision-proxy",
+            "--generate",
+            "1",
+            "--tasks",
+            "count",
+            "-o",
+            str(tmp_path / "p"),
+            "--executor",
+            "local",
+            "--network",
+            "block",
+        ],
+    )
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())
     assert "sandbox network: block (sockets disabled in-process only) [1 run]" in flat

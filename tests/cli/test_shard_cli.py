@@ -46,14 +46,20 @@ def test_resume_after_a_kill_gives_the_same_shards(sample_corpus, tmp_path):
     inputs = [f"{name}={path}" for name, path in sample_corpus.items()]
     common = ["--executor", "local", "--partition-mb", "0.02", "--shard-count", "10"]
     clean = tmp_path / "clean"
-    subprocess.run(_fusionforge("shard", *inputs, "-o", str(clean), *common), check=True, env=ENV, timeout=300,
-                   capture_output=True)
+    subprocess.run(
+        _fusionforge("shard", *inputs, "-o", str(clean), *common), check=True, env=ENV, timeout=300, capture_output=True
+    )
     total = len(list((clean / "_markers").glob("*.done.json")))
     assert total > 4
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(_fusionforge("shard", *inputs, "-o", str(killed), *common), env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        _fusionforge("shard", *inputs, "-o", str(killed), *common),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list((killed / "_markers").glob("*.done.json"))) < 2:
         time.sleep(0.02)
@@ -67,8 +73,13 @@ def test_resume_after_a_kill_gives_the_same_shards(sample_corpus, tmp_path):
     stamps = {path: (path.stat().st_ino, path.stat().st_mtime_ns) for path in finished}
     assert len(stamps) >= done_at_kill
 
-    resumed = subprocess.run(_fusionforge("shard", *inputs, "-o", str(killed), *common, "--resume", "--json"),
-                             env=ENV, timeout=300, capture_output=True, text=True)
+    resumed = subprocess.run(
+        _fusionforge("shard", *inputs, "-o", str(killed), *common, "--resume", "--json"),
+        env=ENV,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert _snapshot(killed) == _snapshot(clean)
     assert not list(killed.rglob(".*.tmp-*"))
@@ -79,8 +90,9 @@ def test_resume_after_a_kill_gives_the_same_shards(sample_corpus, tmp_path):
 
 def _strict_shard(tmp_path, listing):
     out = tmp_path / "o"
-    return CliRunner().invoke(cli, ["shard", f"p={listing}", "-o", str(out), "--executor", "local", "--strict",
-                                    "--format", "pairs"])
+    return CliRunner().invoke(
+        cli, ["shard", f"p={listing}", "-o", str(out), "--executor", "local", "--strict", "--format", "pairs"]
+    )
 
 
 def _good_png(path: Path) -> None:

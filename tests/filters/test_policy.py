@@ -8,7 +8,7 @@ from fusionforge.filters.policy import top_fraction_threshold
 
 
 def _chunks(values, size=97):
-    return lambda: (values[i:i + size] for i in range(0, len(values), size))
+    return lambda: (values[i : i + size] for i in range(0, len(values), size))
 
 
 @pytest.mark.parametrize("fraction", [1e-4, 0.01, 0.3, 0.5, 0.999, 1.0])

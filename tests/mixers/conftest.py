@@ -6,11 +6,25 @@ import json
 
 import pytest
 
-SPECIALS = ["<|endoftext|>", "<|media_begin|>", "<|media_content|>", "<|media_end|>", "<|media_pad|>",
-            "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>", "<image>"]
-CORPUS = ["the river runs under the old stone bridge", "a small house by the quiet market street",
-          "children walk slowly across the field in the evening", "image video frame chunk timestamp",
-          "00:00:02.000 00:01:30.500 12:34:56.789"] * 20
+SPECIALS = [
+    "<|endoftext|>",
+    "<|media_begin|>",
+    "<|media_content|>",
+    "<|media_end|>",
+    "<|media_pad|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<image>",
+]
+CORPUS = [
+    "the river runs under the old stone bridge",
+    "a small house by the quiet market street",
+    "children walk slowly across the field in the evening",
+    "image video frame chunk timestamp",
+    "00:00:02.000 00:01:30.500 12:34:56.789",
+] * 20
 
 
 @pytest.fixture(scope="session")
@@ -23,8 +37,9 @@ def tiny_tokenizer(tmp_path_factory):
     from tokenizers import decoders
 
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tokenizer.train_from_iterator(CORPUS, trainer)
     folder = tmp_path_factory.mktemp("tokenizer")
     tokenizer.save(str(folder / "tokenizer.json"))

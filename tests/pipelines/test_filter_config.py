@@ -13,12 +13,23 @@ from fusionforge.pipelines.filter_config import (
 
 
 def test_parse_names_mappings_and_resources():
-    entries = parse_filters({"filters": ["text_lang_id_v1", {"stage": "image_clip_score_v1", "pretrained": "w.pt",
-                                                             "resources": {"num_gpus": 1, "batch_size": 8}}]})
-    assert entries == [FilterEntry("text_lang_id_v1"),
-                       FilterEntry("image_clip_score_v1", {"pretrained": "w.pt"}, {"num_gpus": 1, "batch_size": 8})]
-    for bad, message in [({"filters": [{"params": 1}]}, "stage"), ({"filters": [], "x": 1}, "unknown top-level"),
-                         ({"filters": [{"stage": "a", "resources": {"gpu": 1}}]}, "resources may only")]:
+    entries = parse_filters(
+        {
+            "filters": [
+                "text_lang_id_v1",
+                {"stage": "image_clip_score_v1", "pretrained": "w.pt", "resources": {"num_gpus": 1, "batch_size": 8}},
+            ]
+        }
+    )
+    assert entries == [
+        FilterEntry("text_lang_id_v1"),
+        FilterEntry("image_clip_score_v1", {"pretrained": "w.pt"}, {"num_gpus": 1, "batch_size": 8}),
+    ]
+    for bad, message in [
+        ({"filters": [{"params": 1}]}, "stage"),
+        ({"filters": [], "x": 1}, "unknown top-level"),
+        ({"filters": [{"stage": "a", "resources": {"gpu": 1}}]}, "resources may only"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             parse_filters(bad)
 
@@ -42,8 +53,11 @@ def test_specs_carry_resource_overrides():
     entries = [FilterEntry("image_checks_v1", {"min_side": 10}, {"batch_size": 7, "num_cpus": 2})]
     (spec,) = build_specs(entries)
     assert spec.effective_resources.batch_size == 7 and spec.effective_resources.num_cpus == 2
-    assert spec.describe() == {"stage": "image_checks_v1", "min_side": 10,
-                               "resources": {"num_cpus": 2, "num_gpus": 0.0, "concurrency": None, "batch_size": 7}}
+    assert spec.describe() == {
+        "stage": "image_checks_v1",
+        "min_side": 10,
+        "resources": {"num_cpus": 2, "num_gpus": 0.0, "concurrency": None, "batch_size": 7},
+    }
     with pytest.raises(ConfigError, match="reuse_scores"):
         build_specs([FilterEntry("image_clip_score_v1", {"reuse_scores": True})])
 

@@ -18,14 +18,23 @@ class FixedIdSource(Source):
         return list(range(len(self.ids)))
 
     def read(self, partition):
-        rows = [{S.ID: i, S.SOURCE: "s", S.MODALITY: "text", S.TEXT: f"text of {i}", S.INPUT_FILE: "f",
-                 S.INPUT_POSITION: n} for n, i in enumerate(self.ids[partition])]
+        rows = [
+            {S.ID: i, S.SOURCE: "s", S.MODALITY: "text", S.TEXT: f"text of {i}", S.INPUT_FILE: "f", S.INPUT_POSITION: n}
+            for n, i in enumerate(self.ids[partition])
+        ]
         yield pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA)
 
 
 def _job(source, out):
-    return Job(step="test", layout=ShardLayout(str(out), "test", None, 10), source=source, stages=[],
-               fingerprint={}, config={}, executor="local")
+    return Job(
+        step="test",
+        layout=ShardLayout(str(out), "test", None, 10),
+        source=source,
+        stages=[],
+        fingerprint={},
+        config={},
+        executor="local",
+    )
 
 
 def test_records_with_fixed_ids_repeated_across_partitions_are_an_error(tmp_path):

@@ -39,16 +39,25 @@ def sharded(sample_corpus, tmp_path_factory):
     """The sample corpus sharded with header-only video checks, so the truncated clip reaches the filters."""
     out = tmp_path_factory.mktemp("q") / "shards"
     names = ("web", "news", "photos", "docs", "clips")
-    run_shard(ShardConfig(inputs=tuple(f"{k}={sample_corpus[k]}" for k in names), output=str(out), shard_count=20,
-                          video_check="probe", executor="local"))
+    run_shard(
+        ShardConfig(
+            inputs=tuple(f"{k}={sample_corpus[k]}" for k in names),
+            output=str(out),
+            shard_count=20,
+            video_check="probe",
+            executor="local",
+        )
+    )
     return out
 
 
 def _run(sharded, out, filters, executor="local", resume=False):
     config = out.parent / f"{out.name}.yaml"
     config.write_text(filters)
-    cfg = QualityConfig(TransformConfig(input=str(sharded), output=str(out), executor=executor, resume=resume),
-                        tuple(load_filters(str(config))))
+    cfg = QualityConfig(
+        TransformConfig(input=str(sharded), output=str(out), executor=executor, resume=resume),
+        tuple(load_filters(str(config))),
+    )
     return run_quality(cfg)
 
 
@@ -73,7 +82,9 @@ def test_every_record_is_accounted_for_with_drops_per_reason_per_source(sharded,
     assert report["language_detector"] == "py3langid-0.4.0"
     assert report["scores"]["text_gopher_quality_v1__words"]["count"] > 0
     assert [f["stage"] for f in yaml.safe_load((out / "config.yaml").read_text())["stages"]][:2] == [
-        "text_lang_id_v1", "text_gopher_quality_v1"]
+        "text_lang_id_v1",
+        "text_gopher_quality_v1",
+    ]
 
 
 def test_rejected_records_keep_their_scores_and_the_truncated_video_has_a_reason(filtered):
@@ -109,14 +120,20 @@ def test_top_fraction_scores_once_then_keeps_the_best(sharded, sample_corpus, tm
     web = [json.loads(line) for line in Path(sample_corpus["web"]).read_text().splitlines()]
     labelled = tmp_path / "lang.jsonl"
     labelled.write_text("\n".join(json.dumps({"text": r["text"], "label": r["lang"]}) for r in web))
-    train_fasttext(TrainConfig(inputs=(str(labelled),), output=str(tmp_path / "en.bin"), bucket=20_000, dim=32,
-                               epoch=25, lr=0.5))
-    filters = f"filters:\n  - text_lang_id_v1\n  - stage: text_fasttext_v1\n    model_path: {tmp_path / 'en.bin'}\n" \
-              f"    label: en\n    top_fraction: 0.25\n    languages: [en, de, fr, es]\n"
+    train_fasttext(
+        TrainConfig(inputs=(str(labelled),), output=str(tmp_path / "en.bin"), bucket=20_000, dim=32, epoch=25, lr=0.5)
+    )
+    filters = (
+        f"filters:\n  - text_lang_id_v1\n  - stage: text_fasttext_v1\n    model_path: {tmp_path / 'en.bin'}\n"
+        f"    label: en\n    top_fraction: 0.25\n    languages: [en, de, fr, es]\n"
+    )
     report = _run(sharded, tmp_path / "top", filters)
-    scored = [s for s in pq.read_table(tmp_path / "top" / "manifest.parquet").column("text_fasttext_v1__score")
-              .to_pylist() + pq.read_table(tmp_path / "top" / "rejected").column("text_fasttext_v1__score").to_pylist()
-              if s is not None]
+    scored = [
+        s
+        for s in pq.read_table(tmp_path / "top" / "manifest.parquet").column("text_fasttext_v1__score").to_pylist()
+        + pq.read_table(tmp_path / "top" / "rejected").column("text_fasttext_v1__score").to_pylist()
+        if s is not None
+    ]
     kept = pq.read_table(tmp_path / "top" / "manifest.parquet").column("text_fasttext_v1__score").drop_null()
     threshold = report["thresholds"]["text_fasttext_v1"]["threshold"]
     assert threshold == sorted(scored, reverse=True)[math.ceil(0.25 * len(scored)) - 1]
@@ -132,16 +149,21 @@ def test_top_fraction_scores_once_then_keeps_the_best(sharded, sample_corpus, tm
 
 
 def test_clip_top_fraction_keeps_the_best_scored_image_text_pairs(sharded, tiny_clip, tmp_path):
-    filters = (f"filters:\n  - stage: image_clip_score_v1\n    model: {tiny_clip['config']}\n"
-               f"    pretrained: {tiny_clip['st']}\n    device: cpu\n    top_fraction: 0.3\n")
+    filters = (
+        f"filters:\n  - stage: image_clip_score_v1\n    model: {tiny_clip['config']}\n"
+        f"    pretrained: {tiny_clip['st']}\n    device: cpu\n    top_fraction: 0.3\n"
+    )
     report = _run(sharded, tmp_path / "clip", filters)
     column = "image_clip_score_v1__score"
-    rows = [r for part in ("manifest.parquet", "rejected") for r in
-            pq.read_table(tmp_path / "clip" / part, columns=["id", "modality", "drop_reason", column]).to_pylist()]
+    rows = [
+        r
+        for part in ("manifest.parquet", "rejected")
+        for r in pq.read_table(tmp_path / "clip" / part, columns=["id", "modality", "drop_reason", column]).to_pylist()
+    ]
     scored = {r["id"]: r[column] for r in rows if r[column] is not None}
     assert len(scored) >= 20 and {r["modality"] for r in rows if r["id"] in scored} == {"image"}
     ranked = sorted(scored, key=scored.get, reverse=True)
-    best = set(ranked[:math.ceil(0.3 * len(scored))])
+    best = set(ranked[: math.ceil(0.3 * len(scored))])
     threshold = report["thresholds"]["image_clip_score_v1"]["threshold"]
     assert threshold == min(scored[i] for i in best)
     kept = {r["id"] for r in pq.read_table(tmp_path / "clip" / "manifest.parquet", columns=["id"]).to_pylist()}
@@ -158,8 +180,10 @@ def test_bad_filter_lists_fail_before_any_output(sharded, tmp_path):
         "filters:\n  - text_nope_v1\n": "unknown stage",
         "filters:\n  - stage: text_gopher_quality_v1\n    min_wordz: 3\n": "unknown parameter",
         "filters:\n  - stage: text_gopher_quality_v1\n    languages: [en]\n": "must come before",
-        "filters:\n  - video_scenes_v1\n  - stage: video_clip_score_v1\n    pretrained: /x.pt\n    top_fraction: 0.3\n":
-            "cannot follow",
+        (
+            "filters:\n  - video_scenes_v1\n  - stage: video_clip_score_v1\n"
+            "    pretrained: /x.pt\n    top_fraction: 0.3\n"
+        ): "cannot follow",
         "filters:\n  - stage: text_fasttext_v1\n    model_path: /nowhere.bin\n": "does not exist",
         "filters:\n  - stage: image_checks_v1\n    max_aspect_ratio: 0.2\n": "max_aspect_ratio",
         "filters: []\n": "non-empty list",

@@ -41,8 +41,15 @@ def test_every_input_has_a_fate_and_broken_inputs_have_reasons(local_run):
     assert report["inputs"] == len(ledger) == report["kept"] + report["dropped"] + report["failed"]
     assert len({row["id"] for row in ledger}) == len(ledger)
     reasons = {row["reason"].split(": ")[0] for row in ledger if row["reason"]}
-    assert {"read:malformed_json", "read:missing_field", "read:missing_file", "probe:undecodable_image",
-            "probe:corrupt_video", "read:unsafe_member_path", "ingest_finalize_v1:empty_text"} <= reasons
+    assert {
+        "read:malformed_json",
+        "read:missing_field",
+        "read:missing_file",
+        "probe:undecodable_image",
+        "probe:corrupt_video",
+        "read:unsafe_member_path",
+        "ingest_finalize_v1:empty_text",
+    } <= reasons
     by_id = {row["id"]: row for row in ledger}
     assert by_id["news/news-empty"]["status"] == "dropped"
     assert by_id["pairs/pair-missing"]["status"] == "failed"
@@ -65,7 +72,10 @@ def test_manifest_points_at_member_bytes_and_media_are_byte_identical(local_run,
         assert handle.read(media["size"]) == original
     assert media["sha256"] == hashlib.sha256(original).hexdigest()
     assert (media["width"], media["height"]) == (128, 96) or (media["width"], media["height"]) in {
-        (96, 128), (160, 160), (200, 120)}
+        (96, 128),
+        (160, 160),
+        (200, 120),
+    }
     clip = next(r for r in manifest if r[S.MODALITY] == "video")
     assert clip[S.MEDIA][0]["duration_s"] > 1.0 and clip[S.MEDIA][0]["codec"] == "h264"
     member_names = [m["name"] for m in photo["members"]]
@@ -153,8 +163,12 @@ def _repeated_id_corpus(root: Path) -> dict[str, str]:
     """Two files of one source that reuse ids; one own id even looks like a derived id of b.jsonl."""
     folder = root / "s"
     folder.mkdir()
-    rows_a = [{"id": "X", "text": "first x"}, {"id": "Y", "text": "y"}, {"id": "X", "text": "second x, same file"},
-              {"id": "b.jsonl#3", "text": "an own id shaped like a derived one"}]
+    rows_a = [
+        {"id": "X", "text": "first x"},
+        {"id": "Y", "text": "y"},
+        {"id": "X", "text": "second x, same file"},
+        {"id": "b.jsonl#3", "text": "an own id shaped like a derived one"},
+    ]
     rows_b = [{"id": "X", "text": "third x, other file"}, {"id": "Z", "text": "z"}, {"text": "no id of its own"}]
     for name, rows in (("a.jsonl", rows_a), ("b.jsonl", rows_b)):
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -165,13 +179,20 @@ def _ids_by_place(out: Path) -> dict[tuple[str, int], tuple[str, str, str]]:
     manifest = {r[S.ID]: r for r in pq.read_table(out / "manifest.parquet").to_pylist()}
     ledger = pq.read_table(out / "ledger.parquet").to_pylist()
     assert len({r[S.ID] for r in ledger}) == len(ledger) and len(manifest) == len(ledger)
-    return {(Path(r[S.INPUT_FILE]).name, r[S.INPUT_POSITION]): (r[S.ID], r["status"], manifest[r[S.ID]][S.META])
-            for r in ledger}
+    return {
+        (Path(r[S.INPUT_FILE]).name, r[S.INPUT_POSITION]): (r[S.ID], r["status"], manifest[r[S.ID]][S.META])
+        for r in ledger
+    }
 
 
 EXPECTED_IDS = {
-    ("a.jsonl", 1): "s/X", ("a.jsonl", 2): "s/Y", ("a.jsonl", 3): "s/a.jsonl#3", ("a.jsonl", 4): "s/b.jsonl#3",
-    ("b.jsonl", 1): "s/b.jsonl#1", ("b.jsonl", 2): "s/Z", ("b.jsonl", 3): "s/b.jsonl#3~2",
+    ("a.jsonl", 1): "s/X",
+    ("a.jsonl", 2): "s/Y",
+    ("a.jsonl", 3): "s/a.jsonl#3",
+    ("a.jsonl", 4): "s/b.jsonl#3",
+    ("b.jsonl", 1): "s/b.jsonl#1",
+    ("b.jsonl", 2): "s/Z",
+    ("b.jsonl", 3): "s/b.jsonl#3~2",
 }
 
 

@@ -30,8 +30,11 @@ class ShortCaption(ScoringStage):
 def sharded(sample_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("t") / "shards"
     corpus = {k: sample_corpus[k] for k in ("web", "photos", "docs", "clips")}
-    run_shard(ShardConfig(inputs=tuple(f"{k}={v}" for k, v in corpus.items()), output=str(out), shard_count=15,
-                          executor="local"))
+    run_shard(
+        ShardConfig(
+            inputs=tuple(f"{k}={v}" for k, v in corpus.items()), output=str(out), shard_count=15, executor="local"
+        )
+    )
     return out
 
 
@@ -73,4 +76,5 @@ def test_transform_on_ray_matches_in_process(ray_session, sharded, tmp_path):
     for name in sorted(p.name for p in (tmp_path / "local" / "shards").glob("*.tar")):
         assert (tmp_path / "ray" / "shards" / name).read_bytes() == (tmp_path / "local" / "shards" / name).read_bytes()
     assert pq.read_table(tmp_path / "ray" / "manifest.parquet").equals(
-        pq.read_table(tmp_path / "local" / "manifest.parquet"))
+        pq.read_table(tmp_path / "local" / "manifest.parquet")
+    )

@@ -12,8 +12,14 @@ PROMPT = "What is 6 * 7?"
 
 
 def _request(indices=(0,), seeds=(11,), prompt=PROMPT, **sampling):
-    return SampleRequest("q1", [{"role": "user", "content": prompt}], 0, tuple(indices), tuple(seeds),
-                         Sampling(**{"max_tokens": 32, **sampling}))
+    return SampleRequest(
+        "q1",
+        [{"role": "user", "content": prompt}],
+        0,
+        tuple(indices),
+        tuple(seeds),
+        Sampling(**{"max_tokens": 32, **sampling}),
+    )
 
 
 def _run(client, requests):
@@ -113,8 +119,10 @@ def test_n_is_used_when_the_server_honours_it():
 
 def test_a_server_that_ignores_n_gets_one_request_per_remaining_sample_with_its_seed():
     with ScriptedServer(lambda call: Reply(f"seed {call.seed}"), n_support="ignore") as server:
-        results = _run(_client(server), [_request(indices=(0, 1, 2), seeds=(5, 6, 7)),
-                                         _request(indices=(0, 1), seeds=(8, 9), prompt="other")])
+        results = _run(
+            _client(server),
+            [_request(indices=(0, 1, 2), seeds=(5, 6, 7)), _request(indices=(0, 1), seeds=(8, 9), prompt="other")],
+        )
     assert {r.seed: r.text for r in results} == {5: "seed 5", 6: "seed 6", 7: "seed 7", 8: "seed 8", 9: "seed 9"}
     assert {(r.prompt_id, r.index) for r in results} == {("q1", i) for i in range(3)} | {("q1", i) for i in range(2)}
     # both groups went out with n before any answer; each got one choice back, the rest went one by one

@@ -26,9 +26,34 @@ def respond(call: Call):
 
 
 def _cli(prompts, out, url, *extra):
-    return [sys.executable, "-m", "fusionforge.cli", "rft", "run", str(prompts), "-o", str(out), "--endpoint", url,
-            "--model", "scripted", "-k", str(K), "--concurrency", "3", "--max-tokens", "64", "--verifier-workers", "1",
-            "--n-mode", "never", "--accept", "all", "--json", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "fusionforge.cli",
+        "rft",
+        "run",
+        str(prompts),
+        "-o",
+        str(out),
+        "--endpoint",
+        url,
+        "--model",
+        "scripted",
+        "-k",
+        str(K),
+        "--concurrency",
+        "3",
+        "--max-tokens",
+        "64",
+        "--verifier-workers",
+        "1",
+        "--n-mode",
+        "never",
+        "--accept",
+        "all",
+        "--json",
+        *extra,
+    ]
 
 
 def _logged(out):
@@ -54,8 +79,17 @@ def reference(prompts_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference") / "out"
     with ScriptedServer(respond) as server:
         client = OpenAIClient(server.url, "scripted", concurrency=3, n_mode="never")
-        run_rft(RFTConfig(prompts=str(prompts_file), output=str(out), k=K, sampling=Sampling(max_tokens=64),
-                          accept="all", verifier_workers=1), client)
+        run_rft(
+            RFTConfig(
+                prompts=str(prompts_file),
+                output=str(out),
+                k=K,
+                sampling=Sampling(max_tokens=64),
+                accept="all",
+                verifier_workers=1,
+            ),
+            client,
+        )
     return out
 
 
@@ -63,8 +97,9 @@ def reference(prompts_file, tmp_path_factory):
 def test_kill_9_then_resume_loses_nothing_and_resends_nothing(prompts_file, reference, tmp_path, kill_after):
     out = tmp_path / "out"
     with ScriptedServer(respond, latency_s=0.08) as server:
-        proc = subprocess.Popen(_cli(prompts_file, out, server.url), env=ENV, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _cli(prompts_file, out, server.url), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 120
         while sum(r["kind"] == "sample" for r in _logged(out)) < kill_after:
             assert proc.poll() is None, "the run finished before it could be killed"
@@ -76,8 +111,9 @@ def test_kill_9_then_resume_loses_nothing_and_resends_nothing(prompts_file, refe
         assert kill_after <= len(answered) < len(PROMPTS) * K
         assert not (out / "_SUCCESS").exists()
         resumed_at = time.monotonic()
-        result = subprocess.run(_cli(prompts_file, out, server.url, "--resume"), env=ENV, capture_output=True,
-                                text=True, timeout=300)
+        result = subprocess.run(
+            _cli(prompts_file, out, server.url, "--resume"), env=ENV, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         resent = [(c["prompt"], c["seed"]) for c in server.calls if c["time"] >= resumed_at]
     question = {p["id"]: p["question"] for p in PROMPTS}

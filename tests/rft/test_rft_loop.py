@@ -12,10 +12,12 @@ from fusionforge.rft.loop import RFTConfig, run_rft
 from fusionforge.rft.scripted_server import Call, Fault, Reply, ScriptedServer
 from fusionforge.rft.store import sample_seed
 
-LONG = ("Paris is the capital of France and its largest city, standing on the river Seine in the north of the "
-        "country. It has been the seat of government for most of the last thousand years, and it is known for "
-        "its museums, its {} and its long history of art, science and politics, which drew writers, painters "
-        "and scientists from every part of Europe and beyond for many centuries. Answer: Paris")
+LONG = (
+    "Paris is the capital of France and its largest city, standing on the river Seine in the north of the "
+    "country. It has been the seat of government for most of the last thousand years, and it is known for "
+    "its museums, its {} and its long history of art, science and politics, which drew writers, painters "
+    "and scientists from every part of Europe and beyond for many centuries. Answer: Paris"
+)
 HANG = "$9^{9^{9^{9}}}$"
 PROMPTS = [
     {"id": "add", "question": "What is 2 + 2?", "answer": "4", "task": "math"},
@@ -41,8 +43,13 @@ SCRIPT = {  # (prompt id, round, sample index) -> outcome per attempt
     ("flaky", 0, 3): [Reply("Answer: 3")],
     ("slowverify", 0, 0): [Reply(HANG)],
 }
-DEFAULTS = {"add": r"\boxed{1}", "cap": "Answer: Rome", "hard": r"\boxed{3}", "flaky": "Answer: 9",
-            "slowverify": r"\boxed{1}"}
+DEFAULTS = {
+    "add": r"\boxed{1}",
+    "cap": "Answer: Rome",
+    "hard": r"\boxed{3}",
+    "flaky": "Answer: 9",
+    "slowverify": r"\boxed{1}",
+}
 
 
 def _responder():
@@ -64,15 +71,25 @@ def _config(tmp_path, prompts=PROMPTS, **changes):
     path = tmp_path / "prompts.jsonl"
     if not path.exists():
         path.write_text("".join(json.dumps(p) + "\n" for p in prompts))
-    settings = dict(prompts=str(path), output=str(tmp_path / "out"), k=4, rounds=2, round_k_factor=2.0,
-                    round_temperature_step=0.5, sampling=Sampling(temperature=0.6, max_tokens=64), accept="all",
-                    verifier_timeout_s=2.0, verifier_workers=2)
+    settings = dict(
+        prompts=str(path),
+        output=str(tmp_path / "out"),
+        k=4,
+        rounds=2,
+        round_k_factor=2.0,
+        round_temperature_step=0.5,
+        sampling=Sampling(temperature=0.6, max_tokens=64),
+        accept="all",
+        verifier_timeout_s=2.0,
+        verifier_workers=2,
+    )
     return RFTConfig(**{**settings, **changes})
 
 
 def _client(server):
-    return OpenAIClient(server.url, "scripted", concurrency=4, timeout_s=0.5, max_retries=2, backoff_base_s=0.01,
-                        n_mode="never")
+    return OpenAIClient(
+        server.url, "scripted", concurrency=4, timeout_s=0.5, max_retries=2, backoff_base_s=0.01, n_mode="never"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -100,16 +117,28 @@ def test_acceptance_pass_rates_and_buckets_are_exact(finished):
     }
     for prompt_id, (n, passed, p1, pk, bucket, accepted, solved) in expected.items():
         row = rows[prompt_id]
-        got = (row["n"], row["passed"], row["pass_at_1"], row["pass_at_k"], row["bucket"], row["accepted"],
-               row["solved_round"])
+        got = (
+            row["n"],
+            row["passed"],
+            row["pass_at_1"],
+            row["pass_at_k"],
+            row["bucket"],
+            row["accepted"],
+            row["solved_round"],
+        )
         assert got == pytest.approx((n, passed, p1, pk, bucket, accepted, solved)), prompt_id
     assert (rows["add"]["truncated"], rows["flaky"]["gen_errors"], rows["slowverify"]["verifier_timeouts"]) == (1, 1, 1)
     assert rows["noanswer"]["bucket"] == "invalid" and "missing_answer" in rows["noanswer"]["error"]
     assert report["buckets"] == {"all_fail": 1, "all_pass": 1, "invalid": 1, "mixed": 3}
     assert report["pass_at_1"] == pytest.approx((0.5 + 1 + 0 + 2 / 3 + 0) / 5, abs=1e-6)
     assert report["pass_at_k"] == pytest.approx(2 / 3, abs=1e-6) and report["prompts_with_pass_at_k"] == 3
-    assert report["samples"]["by_status"] == {"fail": 24, "gen_error": 1, "pass": 9, "truncated": 1,
-                                              "verifier_timeout": 1}
+    assert report["samples"]["by_status"] == {
+        "fail": 24,
+        "gen_error": 1,
+        "pass": 9,
+        "truncated": 1,
+        "verifier_timeout": 1,
+    }
     assert report["solved"] == 4 and report["accepted_samples"] == 5 and report["rl_pool"] == 3
 
 
@@ -133,13 +162,17 @@ def test_rounds_escalate_and_solved_prompts_are_not_sent_again(finished):
     _, report, calls = finished
     rounds = report["acceptance_by_round"]
     assert [(r["round"], r["k"], r["temperature"], r["prompts"], r["requests_sent"]) for r in rounds] == [
-        (0, 4, 0.6, 5, 20), (1, 8, 1.1, 2, 16)]
+        (0, 4, 0.6, 5, 20),
+        (1, 8, 1.1, 2, 16),
+    ]
     assert [r["newly_solved"] for r in rounds] == [3, 1]
     round1_seeds = {sample_seed(0, pid, 1, i) for pid in ("hard", "slowverify") for i in range(8)}
     assert {c["seed"] for c in calls} >= round1_seeds
-    assert not any(c["prompt"] in ("What is 2 + 2?", "Capital of France?", "How many?")
-                   and c["seed"] in {sample_seed(0, p, 1, i) for p in ("add", "cap", "flaky") for i in range(8)}
-                   for c in calls)
+    assert not any(
+        c["prompt"] in ("What is 2 + 2?", "Capital of France?", "How many?")
+        and c["seed"] in {sample_seed(0, p, 1, i) for p in ("add", "cap", "flaky") for i in range(8)}
+        for c in calls
+    )
     assert len(calls) == 25 + 16  # 20 samples + 5 retries in round 0, 16 in round 1
 
 
@@ -149,15 +182,23 @@ def test_outputs_are_well_formed(finished):
     sft = [json.loads(line) for line in (out / "sft.jsonl").read_text().splitlines()]
     assert sorted(s["id"] for s in sft) == ["add#r0s1", "cap#r0s0", "cap#r0s2", "flaky#r0s1", "hard#r1s5"]
     hard = next(s for s in sft if s["prompt_id"] == "hard")
-    assert hard["messages"] == [{"role": "user", "content": "Hard sum?"},
-                                {"role": "assistant", "content": r"\boxed{7}"}]
+    assert hard["messages"] == [
+        {"role": "user", "content": "Hard sum?"},
+        {"role": "assistant", "content": r"\boxed{7}"},
+    ]
     assert hard["temperature"] == 1.1 and hard["extracted"] == "7"
     pool = [json.loads(line) for line in (out / "rl_pool.jsonl").read_text().splitlines()]
     assert [p["id"] for p in pool] == ["add", "hard", "flaky"]
     assert pool[0]["answer"] == "4" and pool[0]["pass_rate"] == 0.5
     saved = json.loads((out / "report.json").read_text())
-    assert saved["acceptance_by_task"]["math"] == {"prompts": 2, "solved": 1, "accepted_samples": 1,
-                                                   "samples_counted": 15, "passed": 2, "pass_rate": round(2 / 15, 6)}
+    assert saved["acceptance_by_task"]["math"] == {
+        "prompts": 2,
+        "solved": 1,
+        "accepted_samples": 1,
+        "samples_counted": 15,
+        "passed": 2,
+        "pass_rate": round(2 / 15, 6),
+    }
     assert saved["tokens"]["completion"] > 0 and set(saved["latency_s"]) == {"p50", "p90", "p99", "mean", "max"}
     assert (out / "_SUCCESS").exists() and (out / "config.yaml").exists()
     log = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -220,8 +261,14 @@ def test_an_image_prompt_goes_out_as_a_data_url_and_comes_back_as_a_file_referen
     from PIL import Image
 
     Image.new("RGB", (200, 100), "blue").save(tmp_path / "blue.png")
-    row = {"id": "box", "question": "Where is the blue thing?", "images": ["blue.png"], "answer": [20, 10, 100, 50],
-           "task": "bbox", "verify": {"response_convention": "norm1000"}}
+    row = {
+        "id": "box",
+        "question": "Where is the blue thing?",
+        "images": ["blue.png"],
+        "answer": [20, 10, 100, 50],
+        "task": "bbox",
+        "verify": {"response_convention": "norm1000"},
+    }
     seen = []
 
     def respond(call: Call):

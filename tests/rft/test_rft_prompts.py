@@ -26,8 +26,19 @@ def _write(folder, rows, name="prompts.jsonl"):
 
 
 def test_question_with_an_image(folder):
-    path = _write(folder, [{"id": 1, "question": "Where is the box?", "images": ["red.png"], "answer": [1, 2, 3, 4],
-                            "task": "bbox", "source": "unit"}])
+    path = _write(
+        folder,
+        [
+            {
+                "id": 1,
+                "question": "Where is the box?",
+                "images": ["red.png"],
+                "answer": [1, 2, 3, 4],
+                "task": "bbox",
+                "source": "unit",
+            }
+        ],
+    )
     (prompt,), invalid = load_prompts(path)
     assert invalid == [] and prompt.id == "1" and prompt.metadata == {"source": "unit"}
     sent = prompt.request_messages("Be brief.")
@@ -43,10 +54,17 @@ def test_question_with_an_image(folder):
 
 
 def test_messages_with_image_parts_in_both_forms(folder):
-    messages = [{"role": "system", "content": "You count."},
-                {"role": "user", "content": [{"type": "image", "image": "red.png"},
-                                             {"type": "image_url", "image_url": {"url": f"file://{folder}/red.png"}},
-                                             {"type": "text", "text": "How many?"}]}]
+    messages = [
+        {"role": "system", "content": "You count."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "image": "red.png"},
+                {"type": "image_url", "image_url": {"url": f"file://{folder}/red.png"}},
+                {"type": "text", "text": "How many?"},
+            ],
+        },
+    ]
     (prompt,), _ = load_prompts(_write(folder, [{"id": "m", "messages": messages, "answer": 2, "task": "count"}]))
     assert prompt.images == (str((folder / "red.png").resolve()),) * 2
     assert prompt.request_messages("ignored: the prompt has a system message")[0]["content"] == "You count."
@@ -64,17 +82,29 @@ def test_bad_rows_become_invalid_prompts_with_reasons(folder):
         {"id": "img", "question": "?", "images": ["missing.png"], "answer": 1, "task": "count"},
         {"id": "bad", "question": "?", "images": ["broken.png"], "answer": 1, "task": "count"},
         {"id": "web", "question": "?", "images": ["https://example.com/x.png"], "answer": 1, "task": "count"},
-        {"id": "last", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
-         "answer": "x", "task": "exact"},
+        {
+            "id": "last",
+            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+            "answer": "x",
+            "task": "exact",
+        },
         [1, 2],
     ]
     prompts, invalid = load_prompts(_write(folder, rows))
     assert [p.id for p in prompts] == ["ok"]
     reasons = {bad.id: bad.reason.split(":")[0] for bad in invalid}
     assert reasons == {
-        "prompts.jsonl:2": "malformed_json", "prompts.jsonl:3": "missing_id", "prompts.jsonl:4": "duplicate_id",
-        "t": "unknown_task", "a": "missing_answer", "q": "missing_prompt", "img": "missing_image",
-        "bad": "bad_image", "web": "remote_image", "last": "bad_messages", "prompts.jsonl:12": "not_an_object",
+        "prompts.jsonl:2": "malformed_json",
+        "prompts.jsonl:3": "missing_id",
+        "prompts.jsonl:4": "duplicate_id",
+        "t": "unknown_task",
+        "a": "missing_answer",
+        "q": "missing_prompt",
+        "img": "missing_image",
+        "bad": "bad_image",
+        "web": "remote_image",
+        "last": "bad_messages",
+        "prompts.jsonl:12": "not_an_object",
     }
 
 

@@ -17,17 +17,36 @@ def test_one_row_per_sample_with_its_own_seed_and_sampling_params():
     request = SampleRequest("p", [{"role": "user", "content": "hi"}], 1, (0, 1), (11, 12), sampling)
     rows = request_rows([request])
     assert [(r["prompt_id"], r["round"], r["index"], r["seed"]) for r in rows] == [("p", 1, 0, 11), ("p", 1, 1, 12)]
-    assert rows[1]["sampling_params"] == {"temperature": 0.7, "top_p": 0.95, "max_tokens": 32, "seed": 12,
-                                          "stop": ["END"], "top_k": 20}
+    assert rows[1]["sampling_params"] == {
+        "temperature": 0.7,
+        "top_p": 0.95,
+        "max_tokens": 32,
+        "seed": 12,
+        "stop": ["END"],
+        "top_k": 20,
+    }
     assert rows[0]["messages"] == request.messages
 
 
 def test_output_rows_become_results():
     base = {"prompt_id": "p", "round": 0, "index": 3, "seed": 9, "sampling_params": {"max_tokens": 8}}
-    done = result_from_row({**base, "generated_text": "Answer: 4", "num_generated_tokens": 5,
-                            "num_input_tokens": 12, "__inference_error__": ""}, 1.5)
+    done = result_from_row(
+        {
+            **base,
+            "generated_text": "Answer: 4",
+            "num_generated_tokens": 5,
+            "num_input_tokens": 12,
+            "__inference_error__": "",
+        },
+        1.5,
+    )
     assert (done.text, done.finish_reason, done.prompt_tokens, done.completion_tokens, done.error) == (
-        "Answer: 4", "stop", 12, 5, None)
+        "Answer: 4",
+        "stop",
+        12,
+        5,
+        None,
+    )
     cut = result_from_row({**base, "generated_text": "...", "num_generated_tokens": 8, "num_input_tokens": 12}, 1.0)
     assert cut.finish_reason == "length"
     failed = result_from_row({**base, "__inference_error__": "CUDA out of memory"}, 0.1)

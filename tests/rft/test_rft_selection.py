@@ -5,9 +5,11 @@ import pytest
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.rft.selection import select
 
-BASE = ("First we add the two numbers of apples that Tom and Ann have together, which gives the total count of "
-        "apples in the basket, then we subtract the {} that were eaten at lunch, and what remains is the answer "
-        "we were asked to find in this small word problem about fruit. So the answer is 7.")
+BASE = (
+    "First we add the two numbers of apples that Tom and Ann have together, which gives the total count of "
+    "apples in the basket, then we subtract the {} that were eaten at lunch, and what remains is the answer "
+    "we were asked to find in this small word problem about fruit. So the answer is 7."
+)
 
 
 def test_exact_duplicates_ignore_case_and_whitespace():
@@ -21,11 +23,14 @@ def test_near_duplicates_are_dropped_distinct_answers_kept():
     assert select(texts, policy="all", near_threshold=0.99) == ["accepted", "accepted", "accepted", "duplicate_exact"]
 
 
-@pytest.mark.parametrize(("policy", "expected"), [
-    ("first", ["accepted", "not_selected", "not_selected"]),
-    ("shortest", ["not_selected", "not_selected", "accepted"]),
-    ("all", ["accepted", "accepted", "accepted"]),
-])
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("first", ["accepted", "not_selected", "not_selected"]),
+        ("shortest", ["not_selected", "not_selected", "accepted"]),
+        ("all", ["accepted", "accepted", "accepted"]),
+    ],
+)
 def test_policies(policy, expected):
     texts = ["A long worked answer that ends in 7", "Another route, also 7 in the end", "7"]
     assert select(texts, policy=policy) == expected

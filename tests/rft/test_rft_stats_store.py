@@ -10,8 +10,9 @@ from fusionforge.rft.stats import bucket, pass_at_k, percentiles
 from fusionforge.rft.store import ResultStore, sample_seed, stable_hash
 
 
-@pytest.mark.parametrize(("n", "c", "k"), [(8, 0, 1), (8, 3, 1), (8, 3, 4), (8, 8, 8), (10, 1, 5), (16, 5, 8),
-                                           (200, 7, 100)])
+@pytest.mark.parametrize(
+    ("n", "c", "k"), [(8, 0, 1), (8, 3, 1), (8, 3, 4), (8, 8, 8), (10, 1, 5), (16, 5, 8), (200, 7, 100)]
+)
 def test_pass_at_k_equals_the_binomial_definition(n, c, k):
     expected = 1 - math.comb(n - c, k) / math.comb(n, k)
     assert pass_at_k(n, c, k) == pytest.approx(expected, rel=1e-12, abs=1e-12)
@@ -48,8 +49,16 @@ def test_seeds_are_distinct_and_stable():
 
 
 def _sample(index, text="x", error=None):
-    return {"kind": "sample", "prompt_id": "p", "round": 0, "index": index, "settings": "h", "text": text,
-            "error": error, "finish_reason": "stop"}
+    return {
+        "kind": "sample",
+        "prompt_id": "p",
+        "round": 0,
+        "index": index,
+        "settings": "h",
+        "text": text,
+        "error": error,
+        "finish_reason": "stop",
+    }
 
 
 def test_a_torn_last_record_is_cut_and_the_rest_kept(tmp_path):
@@ -76,11 +85,33 @@ def test_verdict_errors_are_redone_outcomes_are_kept(tmp_path):
     key = ("p", 0, 0, "h")
     store.append(_sample(0, text="answer"))
     assert store.needs_verdict(key, "v1")
-    store.append({"kind": "verdict", "prompt_id": "p", "round": 0, "index": 0, "settings": "h", "verifier": "v1",
-                  "status": "verifier_timeout", "extracted": None, "detail": ""})
+    store.append(
+        {
+            "kind": "verdict",
+            "prompt_id": "p",
+            "round": 0,
+            "index": 0,
+            "settings": "h",
+            "verifier": "v1",
+            "status": "verifier_timeout",
+            "extracted": None,
+            "detail": "",
+        }
+    )
     assert store.needs_verdict(key, "v1")
-    store.append({"kind": "verdict", "prompt_id": "p", "round": 0, "index": 0, "settings": "h", "verifier": "v1",
-                  "status": "fail", "extracted": "3", "detail": ""})
+    store.append(
+        {
+            "kind": "verdict",
+            "prompt_id": "p",
+            "round": 0,
+            "index": 0,
+            "settings": "h",
+            "verifier": "v1",
+            "status": "fail",
+            "extracted": "3",
+            "detail": "",
+        }
+    )
     assert not store.needs_verdict(key, "v1") and store.needs_verdict(key, "v2")
     store.forget_text(key)
     assert store.samples[key]["text"] is None and store.samples[key]["chars"] == len("answer")

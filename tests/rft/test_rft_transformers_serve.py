@@ -61,14 +61,24 @@ def test_without_a_sampling_generation_config_the_server_is_greedy(server, model
 
 
 def test_the_loop_runs_end_to_end_with_well_formed_outputs(server, model_dir, tmp_path):
-    prompts = [{"id": f"sum{a}{b}", "question": f"What is {a} + {b} ?", "answer": a + b, "task": "numeric"}
-               for a, b in ((1, 2), (3, 4))]
+    prompts = [
+        {"id": f"sum{a}{b}", "question": f"What is {a} + {b} ?", "answer": a + b, "task": "numeric"}
+        for a, b in ((1, 2), (3, 4))
+    ]
     prompts.append({"id": "bad", "question": "What is 1 + 1 ?", "task": "numeric"})
     path = tmp_path / "prompts.jsonl"
     path.write_text("".join(json.dumps(p) + "\n" for p in prompts))
-    cfg = RFTConfig(prompts=str(path), output=str(tmp_path / "out"), k=3, rounds=2, round_k_factor=1.0,
-                    round_temperature_step=0.2, accept="all", verifier_workers=1,
-                    sampling=Sampling(temperature=1.0, max_tokens=12, extra_body=sampling_body(model_dir)))
+    cfg = RFTConfig(
+        prompts=str(path),
+        output=str(tmp_path / "out"),
+        k=3,
+        rounds=2,
+        round_k_factor=1.0,
+        round_temperature_step=0.2,
+        accept="all",
+        verifier_workers=1,
+        sampling=Sampling(temperature=1.0, max_tokens=12, extra_body=sampling_body(model_dir)),
+    )
     report = run_rft(cfg, OpenAIClient(server.url, str(model_dir), concurrency=3))
     out = tmp_path / "out"
     rows = pq.read_table(out / "pass_rates.parquet").to_pylist()
@@ -97,8 +107,14 @@ def test_in_process_transformers_client_gives_distinct_repeatable_samples(model_
     assert [r.text for r in first] == [r.text for r in second]
     assert len({r.text for r in first}) == 4
     assert all(r.finish_reason in ("stop", "length") and 0 < r.completion_tokens <= 16 for r in first)
-    image = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
-                                          {"type": "text", "text": "?"}]}]
-    (refused,) = _generate(TransformersClient(str(model_dir)),
-                           [SampleRequest("img", image, 0, (0,), (1,), sampling)])
+    image = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
+                {"type": "text", "text": "?"},
+            ],
+        }
+    ]
+    (refused,) = _generate(TransformersClient(str(model_dir)), [SampleRequest("img", image, 0, (0,), (1,), sampling)])
     assert refused.error_kind == "unsupported_input"

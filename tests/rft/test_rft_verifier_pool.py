@@ -42,8 +42,9 @@ def test_a_verifier_exception_is_an_error_with_its_message(pool):
 def test_many_threads_at_once_get_their_own_verdicts(pool):
     jobs = [(f"Answer: {i}", i, "pass" if i % 3 else "fail") for i in range(30)]
     with ThreadPoolExecutor(6) as threads:
-        verdicts = list(threads.map(lambda job: pool.verify("numeric", job[0], job[1] + (0 if job[1] % 3 else 1)),
-                                    jobs))
+        verdicts = list(
+            threads.map(lambda job: pool.verify("numeric", job[0], job[1] + (0 if job[1] % 3 else 1)), jobs)
+        )
     assert [v.status for v in verdicts] == [job[2] for job in jobs]
     assert [v.extracted for v in verdicts] == [str(job[1]) for job in jobs]
 
@@ -58,8 +59,9 @@ def test_verify_async_from_an_event_loop(pool):
     import asyncio
 
     async def both():
-        return await asyncio.gather(pool.verify_async("choice", "The answer is (B)", "B"),
-                                    pool.verify_async("choice", "The answer is (B)", "C"))
+        return await asyncio.gather(
+            pool.verify_async("choice", "The answer is (B)", "B"), pool.verify_async("choice", "The answer is (B)", "C")
+        )
 
     assert [v.status for v in asyncio.run(both())] == ["pass", "fail"]
 
@@ -78,8 +80,10 @@ def test_workers_that_cannot_start_give_a_clear_error_and_nobody_waits_forever()
         VerifierPool(workers=1, preload=["fusionforge_no_such_module"])
     with VerifierPool(workers=1, timeout_s=1.0) as pool:
         pool._preload = ("fusionforge_no_such_module",)  # from now on a replacement worker fails to start
-        assert pool.verify("code", "```python\nwhile True: pass\n```", {"tests": "", "time_limit_s": 30}).status \
+        assert (
+            pool.verify("code", "```python\nwhile True: pass\n```", {"tests": "", "time_limit_s": 30}).status
             == "verifier_timeout"
+        )
         for _ in range(2):
             with pytest.raises(ConfigError, match="did not start"):
                 pool.verify("count", "Answer: 1", 1)

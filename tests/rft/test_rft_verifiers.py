@@ -52,14 +52,34 @@ CASES = [
     ("bbox", "<answer>[100, 200, 300, 400]</answer>", [100, 200, 300, 400], {}, "pass"),
     ("bbox", "<answer>[110, 210, 310, 410]</answer>", [100, 200, 300, 400], {}, "pass"),
     ("bbox", "<answer>[200, 300, 400, 500]</answer>", [100, 200, 300, 400], {}, "fail"),
-    ("bbox", '{"bbox_2d": [50, 100, 150, 200]}', {"box": [100, 200, 300, 400], "image_size": [2000, 2000]},
-     {"response_convention": "norm1000"}, "pass"),
-    ("bbox", "[100, 200, 300, 400]", [50, 100, 150, 200],
-     {"answer_convention": "norm1000", "response_convention": "pixel", "image_size": [2000, 2000]}, "pass"),
-    ("bbox", "[100, 200, 300, 400]", [100, 200, 300, 400],
-     {"response_convention": "pixel", "image_size": [1000, 1000], "response_image_size": [500, 500]}, "fail"),
-    ("bbox", "[50, 100, 150, 200]", [100, 200, 300, 400],
-     {"image_size": [1000, 1000], "response_image_size": [500, 500]}, "pass"),
+    (
+        "bbox",
+        '{"bbox_2d": [50, 100, 150, 200]}',
+        {"box": [100, 200, 300, 400], "image_size": [2000, 2000]},
+        {"response_convention": "norm1000"},
+        "pass",
+    ),
+    (
+        "bbox",
+        "[100, 200, 300, 400]",
+        [50, 100, 150, 200],
+        {"answer_convention": "norm1000", "response_convention": "pixel", "image_size": [2000, 2000]},
+        "pass",
+    ),
+    (
+        "bbox",
+        "[100, 200, 300, 400]",
+        [100, 200, 300, 400],
+        {"response_convention": "pixel", "image_size": [1000, 1000], "response_image_size": [500, 500]},
+        "fail",
+    ),
+    (
+        "bbox",
+        "[50, 100, 150, 200]",
+        [100, 200, 300, 400],
+        {"image_size": [1000, 1000], "response_image_size": [500, 500]},
+        "pass",
+    ),
     ("bbox", "(100, 200), (300, 400)", [100, 200, 300, 400], {}, "pass"),
     ("bbox", "[300, 400, 100, 200]", [100, 200, 300, 400], {}, "fail"),  # inverted
     ("bbox", "[100, 200, 100, 400]", [100, 200, 300, 400], {}, "fail"),  # degenerate
@@ -73,14 +93,20 @@ CASES = [
     ("json", '```json\n{"name": "Ada", "age": 36,}\n```', {"age": 36, "name": "Ada"}, {}, "fail"),
     ("json", '{"name": "Ada", "age": 36, "city": "London"}', {"name": "Ada"}, {"match": "subset"}, "pass"),
     ("json", '{"name": "Ada", "age": 36, "city": "London"}', {"name": "Ada"}, {}, "fail"),
-    ("json", '{"age": "36"}', None, {"schema": {"type": "object", "properties": {"age": {"type": "integer"}},
-                                                "required": ["age"]}}, "fail"),
+    (
+        "json",
+        '{"age": "36"}',
+        None,
+        {"schema": {"type": "object", "properties": {"age": {"type": "integer"}}, "required": ["age"]}},
+        "fail",
+    ),
     ("json", '{"age": 36}', None, {"schema": {"type": "object", "required": ["age"]}}, "pass"),
 ]
 
 
-@pytest.mark.parametrize(("task", "response", "answer", "options", "expected"), CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("task", "response", "answer", "options", "expected"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
 def test_verifier_on_real_answer_forms(task, response, answer, options, expected):
     verdict = run_verifier(task, response, answer, options)
     assert verdict.status == expected, verdict
@@ -93,8 +119,10 @@ def test_failures_say_why():
     assert run_verifier("numeric", r"\boxed{3.14}", 3.2).extracted == "3.14"
 
 
-@pytest.mark.parametrize(("task", "answer"), [("math", r"\frac{"), ("numeric", "many"), ("choice", "Z"),
-                                              ("bbox", [3, 3, 1, 1]), ("count", "lots")])
+@pytest.mark.parametrize(
+    ("task", "answer"),
+    [("math", r"\frac{"), ("numeric", "many"), ("choice", "Z"), ("bbox", [3, 3, 1, 1]), ("count", "lots")],
+)
 def test_a_broken_ground_truth_raises_rather_than_failing_the_sample(task, answer):
     with pytest.raises(ValueError):
         run_verifier(task, r"\boxed{3}", answer)

@@ -27,8 +27,9 @@ def test_stdin_stdout_cases():
 
 def test_code_that_hangs_fails_at_its_time_limit_and_leaves_nothing_running():
     started = time.monotonic()
-    verdict = run_verifier("code", "```python\nimport time\nwhile True:\n    time.sleep(0.01)\n```",
-                           {"tests": "", "time_limit_s": 1})
+    verdict = run_verifier(
+        "code", "```python\nimport time\nwhile True:\n    time.sleep(0.01)\n```", {"tests": "", "time_limit_s": 1}
+    )
     assert verdict.status == "fail" and "time limit exceeded" in verdict.detail
     assert time.monotonic() - started < 5
 

@@ -32,8 +32,9 @@ def translate(text: str, source: str = "en", target: str = "de") -> str:
     return " ".join(table.get(w.lower().strip("."), w) for w in text.split())
 
 
-def injected_corpus(seed: int, originals: int,
-                    vocab_size: int = 20000) -> tuple[list[str], dict[str, list[tuple[int, int]]]]:
+def injected_corpus(
+    seed: int, originals: int, vocab_size: int = 20000
+) -> tuple[list[str], dict[str, list[tuple[int, int]]]]:
     """Originals with exact copies, word-edited copies at each rate, and unrelated documents.
 
     Returns the shuffled texts and, per kind of copy, the (original, copy) positions.
@@ -59,7 +60,7 @@ def shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
     words = re.findall(r"\w+", text.lower())
     if len(words) < n:
         return {tuple(words)} if words else set()
-    return {tuple(words[i: i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def true_pairs(texts: list[str], threshold: float, n: int = 5) -> dict[tuple[int, int], float]:

@@ -42,8 +42,12 @@ def _rows(hashes: np.ndarray, max_distance: int = D, exact: np.ndarray | None = 
 
 def _all_pairs(hashes: np.ndarray, max_distance: int = D) -> set[tuple[int, int]]:
     """The reference: every pair whose own hash is within the distance of the other's own hash or crops."""
-    own_vs_all = np.concatenate([np.bitwise_count(hashes[lo: lo + 128, 0][:, None, None] ^ hashes[None]).min(axis=2)
-                                 for lo in range(0, len(hashes), 128)])  # [i, j]: own hash of i, any hash of j
+    own_vs_all = np.concatenate(
+        [
+            np.bitwise_count(hashes[lo : lo + 128, 0][:, None, None] ^ hashes[None]).min(axis=2)
+            for lo in range(0, len(hashes), 128)
+        ]
+    )  # [i, j]: own hash of i, any hash of j
     distance = np.minimum(own_vs_all, own_vs_all.T)
     a, b = np.nonzero(np.triu(distance <= max_distance, 1))
     return set(zip(a.tolist(), b.tolist()))
@@ -58,8 +62,14 @@ def structured():
     copies = []
     for k, image in enumerate(images[::9]):
         w, h = image.size
-        copies.append([image.resize((w * 2, h * 2)), decode_image(encoded(image, "JPEG", quality=60)),
-                       crop_fraction(image, left=0.04), crop_fraction(image, 0.02, 0.02, 0.02, 0.02)][k % 4])
+        copies.append(
+            [
+                image.resize((w * 2, h * 2)),
+                decode_image(encoded(image, "JPEG", quality=60)),
+                crop_fraction(image, left=0.04),
+                crop_fraction(image, 0.02, 0.02, 0.02, 0.02),
+            ][k % 4]
+        )
     return np.stack([image_hashes(image) for image in images + copies])
 
 
@@ -94,8 +104,13 @@ def test_structured_hashes_match_all_pairs_at_a_small_fraction_of_the_comparison
     fraction = found.comparisons / (n * (n - 1) / 2)
     assert fraction < 0.08, fraction  # measured 0.068 (the old 9 chunk buckets: 2.05)
     own = structured[:, 0]
-    assert (found.distance == np.minimum(hamming64(own[found.a][:, None], structured[found.b]).min(axis=1),
-                                         hamming64(structured[found.a], own[found.b][:, None]).min(axis=1))).all()
+    assert (
+        found.distance
+        == np.minimum(
+            hamming64(own[found.a][:, None], structured[found.b]).min(axis=1),
+            hamming64(structured[found.a], own[found.b][:, None]).min(axis=1),
+        )
+    ).all()
 
 
 def test_uniform_hashes_cost_about_one_percent_of_all_pairs():
@@ -112,9 +127,14 @@ def test_crops_probe_own_hashes_only():
     rng = np.random.default_rng(2)
     a_own, b_own, far = rng.integers(0, 2**63, 3, dtype=np.int64).astype(np.uint64)
     crop = _flip(np.array([b_own]), 2, rng)[0]
-    hashes = np.array([[a_own] + [crop] * 9,  # a crop of 0 is near 1's own hash
-                       [b_own] * 10,
-                       [far] + [crop] * 9], np.uint64)  # 2's crops equal 0's crops: crops never meet crops
+    hashes = np.array(
+        [
+            [a_own] + [crop] * 9,  # a crop of 0 is near 1's own hash
+            [b_own] * 10,
+            [far] + [crop] * 9,
+        ],
+        np.uint64,
+    )  # 2's crops equal 0's crops: crops never meet crops
     found = hamming_matches(_rows(hashes), D)
     assert list(zip(found.a, found.b, found.distance)) == [(0, 1, 2), (1, 2, 2)]
     assert found.comparisons > 0

@@ -48,10 +48,15 @@ def test_resized_reencoded_and_slightly_cropped_copies_are_near_and_distinct_pic
     originals = [picture(seed) for seed in range(60)]
     hashes = [image_hashes(image) for image in originals]
     for image, own in zip(originals[:15], hashes[:15]):
-        copies = [image.resize((128, 128)), image.resize((400, 400)),
-                  decode_image(encoded(image.resize((180, 180)), "JPEG", quality=60)),
-                  crop_fraction(image, 0.02, 0.02, 0.02, 0.02), crop_fraction(image, left=0.05),
-                  crop_fraction(image, left=0.03, top=0.03), crop_fraction(image, right=0.02, bottom=0.04)]
+        copies = [
+            image.resize((128, 128)),
+            image.resize((400, 400)),
+            decode_image(encoded(image.resize((180, 180)), "JPEG", quality=60)),
+            crop_fraction(image, 0.02, 0.02, 0.02, 0.02),
+            crop_fraction(image, left=0.05),
+            crop_fraction(image, left=0.03, top=0.03),
+            crop_fraction(image, right=0.02, bottom=0.04),
+        ]
         assert max(_distance(own, image_hashes(copy)) for copy in copies) <= DEFAULT_MAX_DISTANCE
     distinct = [_distance(hashes[i], hashes[j]) for i in range(60) for j in range(i + 1, 60)]
     assert min(distinct) > DEFAULT_MAX_DISTANCE
@@ -74,13 +79,18 @@ def test_colour_check_separates_flat_drawings_that_phash_confuses():
     drawings = [draw_shapes(rng, rng.choice([(128, 96), (96, 128), (160, 160), (200, 120)]))[0] for _ in range(150)]
     hashes = [image_hashes(d) for d in drawings]
     thumbs = [color_thumbnails(d) for d in drawings]
-    confused = [(i, j) for i in range(150) for j in range(i + 1, 150)
-                if _distance(hashes[i], hashes[j]) <= DEFAULT_MAX_DISTANCE]
+    confused = [
+        (i, j) for i in range(150) for j in range(i + 1, 150) if _distance(hashes[i], hashes[j]) <= DEFAULT_MAX_DISTANCE
+    ]
     assert len(confused) >= 10  # one blob at the same place: pHash cannot tell colour or shape
     assert all(color_distance(thumbs[i], thumbs[j]) > DEFAULT_MAX_COLOR_DISTANCE for i, j in confused)
     for drawing, own, own_thumbs in zip(drawings[:20], hashes[:20], thumbs[:20]):
         w, h = drawing.size
-        for copy in (drawing.resize((w * 2, h * 2)), decode_image(encoded(drawing, "JPEG", quality=60)),
-                     crop_fraction(drawing, left=0.05), crop_fraction(drawing, 0.02, 0.02, 0.02, 0.02)):
+        for copy in (
+            drawing.resize((w * 2, h * 2)),
+            decode_image(encoded(drawing, "JPEG", quality=60)),
+            crop_fraction(drawing, left=0.05),
+            crop_fraction(drawing, 0.02, 0.02, 0.02, 0.02),
+        ):
             assert _distance(own, image_hashes(copy)) <= DEFAULT_MAX_DISTANCE
             assert color_distance(own_thumbs, color_thumbnails(copy)) <= DEFAULT_MAX_COLOR_DISTANCE

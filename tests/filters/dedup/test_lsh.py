@@ -43,8 +43,14 @@ def test_bucket_pairs_exact_edges_collapsed_copies_and_fanout():
     assert list(zip(member, first)) == [(11, 10)]
     pairs = sorted(zip(rows["item"][left], rows["item"][right]))
     assert pairs == [(10, 12)]  # 11 counts once (as 10); 13 shares nothing; 14 has no bands
-    big = {"space": np.zeros(10, np.int8), "band": np.zeros(10, np.int16), "key": np.full(10, 5, np.uint64),
-           "item": np.arange(10), "exact_hi": np.arange(10, dtype=np.uint64), "exact_lo": np.zeros(10, np.uint64)}
+    big = {
+        "space": np.zeros(10, np.int8),
+        "band": np.zeros(10, np.int16),
+        "key": np.full(10, 5, np.uint64),
+        "item": np.arange(10),
+        "exact_hi": np.arange(10, dtype=np.uint64),
+        "exact_lo": np.zeros(10, np.uint64),
+    }
     _, _, left, right = bucket_pairs(big, fanout=3)
     assert len(left) == 9 + 8 + 7 and set(left) == {0, 1, 2}
     _, _, left, right = bucket_pairs(big, fanout=64)
@@ -55,13 +61,20 @@ def test_bucket_pairs_exact_edges_collapsed_copies_and_fanout():
 def test_bucket_pairs_do_not_depend_on_row_order():
     rng = np.random.default_rng(3)
     n = 300
-    rows = {"space": np.zeros(n, np.int8), "band": rng.integers(0, 4, n).astype(np.int16),
-            "key": rng.integers(0, 20, n).astype(np.uint64), "item": rng.permutation(n).astype(np.int64),
-            "exact_hi": rng.integers(0, 50, n).astype(np.uint64), "exact_lo": np.zeros(n, np.uint64)}
+    rows = {
+        "space": np.zeros(n, np.int8),
+        "band": rng.integers(0, 4, n).astype(np.int16),
+        "key": rng.integers(0, 20, n).astype(np.uint64),
+        "item": rng.permutation(n).astype(np.int64),
+        "exact_hi": rng.integers(0, 50, n).astype(np.uint64),
+        "exact_lo": np.zeros(n, np.uint64),
+    }
     shuffled = rng.permutation(n)
+
     def pairs(r):
         _, _, left, right = bucket_pairs(r)
         a, b = r["item"][left], r["item"][right]
         keep = unique_pairs(a, b)
         return list(zip(a[keep], b[keep]))
+
     assert pairs(rows) == pairs({k: v[shuffled] for k, v in rows.items()})

@@ -24,7 +24,7 @@ def test_signatures_are_bit_identical_to_datasketch_affine32():
     start = 0
     for row, count in enumerate(counts):
         reference = MinHash(num_perm=64, seed=7, hashfunc=lambda v: v)
-        reference.update_batch([int(v) for v in shingle_values[start: start + count]])
+        reference.update_batch([int(v) for v in shingle_values[start : start + count]])
         assert np.array_equal(ours[row], reference.hashvalues), row
         start += count
     assert (ours[2] == EMPTY).all()
@@ -61,8 +61,9 @@ def test_estimate_tracks_the_true_jaccard_of_word_5grams():
     sketch = TextSketcher(num_perm=256).sketch([t for pair in pairs for t in pair])
     estimates = estimated_jaccard(sketch.signatures[0::2], sketch.signatures[1::2])
     truth = np.array([len(shingles(a) & shingles(b)) / len(shingles(a) | shingles(b)) for a, b in pairs])
-    exact = np.array([exact_jaccard(sketch.shingle_set(2 * i), sketch.shingle_set(2 * i + 1))
-                      for i in range(len(pairs))])
+    exact = np.array(
+        [exact_jaccard(sketch.shingle_set(2 * i), sketch.shingle_set(2 * i + 1)) for i in range(len(pairs))]
+    )
     assert np.allclose(exact, truth)  # stored shingle sets give the true Jaccard
     errors = np.abs(estimates - truth)
     assert errors.mean() < 0.03 and errors.max() < 0.15  # sd is sqrt(J(1-J)/256) <= 0.031
@@ -98,8 +99,28 @@ def test_char_codepoints_equal_the_per_text_definition():
     import random
 
     rng = random.Random(4)
-    pieces = ["Hello,", "world!", "«déjà»", "vu", "—", "東京タワー", "🎉🎉", "ß", "ǅ", "e\u0301", "...", "!!!", "x",
-              "Ωμέγα", "नमस्ते", "مرحبا", "\t", "\n\n", "“quoted”", "end."]
+    pieces = [
+        "Hello,",
+        "world!",
+        "«déjà»",
+        "vu",
+        "—",
+        "東京タワー",
+        "🎉🎉",
+        "ß",
+        "ǅ",
+        "e\u0301",
+        "...",
+        "!!!",
+        "x",
+        "Ωμέγα",
+        "नमस्ते",
+        "مرحبا",
+        "\t",
+        "\n\n",
+        "“quoted”",
+        "end.",
+    ]
     texts = [" ".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(300)]
     texts[::37] = [None] * len(texts[::37])
     texts[5], texts[6] = "", "  ... !!! — "

@@ -12,8 +12,9 @@ def clips(tmp_path_factory):
     return {
         "original": original,
         "remuxed": transcode(original, folder / "remuxed.mkv", "-c", "copy"),
-        "reencoded": transcode(original, folder / "reencoded.mp4", "-c:v", "libx264", "-crf", "35",
-                               "-vf", "scale=240:180"),
+        "reencoded": transcode(
+            original, folder / "reencoded.mp4", "-c:v", "libx264", "-crf", "35", "-vf", "scale=240:180"
+        ),
         "other": clip(folder / "other.mp4", "smptebars", seconds=4),
         "testsrc2": clip(folder / "testsrc2.mp4", "testsrc2", seconds=4),
     }

@@ -60,7 +60,8 @@ def test_threshold_policy_and_undecodable_images(tiny_clip, make_batch, make_rec
     scores = free(make_batch(rows)).column("image_clip_score_v1__score").to_pylist()[:-1]
     middle = float(np.median(scores))
     out = ImageClipScore(model=tiny_clip["config"], pretrained=tiny_clip["pt"], device="cpu", threshold=middle)(
-        make_batch(rows))
+        make_batch(rows)
+    )
     reasons = out.column(S.DROP_REASON).to_pylist()
     assert [r for r, s in zip(reasons, scores) if s < middle] == ["image_clip_score_v1:low_score"] * 3
     assert [r for r, s in zip(reasons, scores) if s >= middle] == [None] * 3
@@ -78,12 +79,21 @@ def test_missing_or_absent_weights_are_refused(tiny_clip, tmp_path):
 
 def test_images_decode_through_the_bounded_decoder(tiny_clip, make_batch, make_record, tmp_path):
     big = _png((90, 160, 30), size=(200, 150))  # 30,000 pixels
-    gone = {"kind": "image", "uri": str(tmp_path / "gone.png"), "offset": None, "size": 10, "bytes": None,
-            "format": "png"}
+    gone = {
+        "kind": "image",
+        "uri": str(tmp_path / "gone.png"),
+        "offset": None,
+        "size": 10,
+        "bytes": None,
+        "format": "png",
+    }
     rows = _pairs(make_record, 2) + [
-        make_record("p/big", "a big picture", modality="image",
-                    media=[{"kind": "image", "uri": None, "offset": None, "size": len(big), "bytes": big,
-                            "format": "png"}]),
+        make_record(
+            "p/big",
+            "a big picture",
+            modality="image",
+            media=[{"kind": "image", "uri": None, "offset": None, "size": len(big), "bytes": big, "format": "png"}],
+        ),
         make_record("p/gone", "a lost picture", modality="image", media=[gone]),
         make_record("p/none", "an image record with no image", modality="image"),
     ]

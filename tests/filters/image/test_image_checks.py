@@ -14,8 +14,17 @@ def _png(width: int, height: int) -> bytes:
 
 
 def _item(data: bytes, width: int | None = None, height: int | None = None) -> dict:
-    return {"kind": "image", "uri": None, "offset": None, "size": len(data), "bytes": data, "sha256": None,
-            "format": "png", "width": width, "height": height}
+    return {
+        "kind": "image",
+        "uri": None,
+        "offset": None,
+        "size": len(data),
+        "bytes": data,
+        "sha256": None,
+        "format": "png",
+        "width": width,
+        "height": height,
+    }
 
 
 def _pair(make_record, rid, data, width, height):
@@ -31,8 +40,12 @@ def judged(make_batch, make_record):
         _pair(make_record, "i/wide", _png(400, 100), 400, 100),
         _pair(make_record, "i/broken", good[: len(good) // 2], 200, 150),
         _pair(make_record, "i/noise", b"\x00not an image at all" * 50, 200, 150),
-        make_record("i/doc", "text and two images", modality="interleaved",
-                    media=[_item(good, 200, 150), _item(_png(64, 20), 64, 20)]),
+        make_record(
+            "i/doc",
+            "text and two images",
+            modality="interleaved",
+            media=[_item(good, 200, 150), _item(_png(64, 20), 64, 20)],
+        ),
         make_record("i/text", "no images here"),
     ]
     return make_batch(rows)
@@ -41,9 +54,15 @@ def judged(make_batch, make_record):
 def test_each_check_gives_its_reason_and_worst_image_decides(judged):
     out = ImageChecks()(judged)
     reasons = dict(zip(out.column(S.ID).to_pylist(), out.column(S.DROP_REASON).to_pylist()))
-    assert reasons == {"i/good": None, "i/tiny": "image_checks_v1:too_small", "i/wide": "image_checks_v1:aspect_ratio",
-                       "i/broken": "image_checks_v1:undecodable_image", "i/noise": "image_checks_v1:undecodable_image",
-                       "i/doc": "image_checks_v1:too_small", "i/text": None}
+    assert reasons == {
+        "i/good": None,
+        "i/tiny": "image_checks_v1:too_small",
+        "i/wide": "image_checks_v1:aspect_ratio",
+        "i/broken": "image_checks_v1:undecodable_image",
+        "i/noise": "image_checks_v1:undecodable_image",
+        "i/doc": "image_checks_v1:too_small",
+        "i/text": None,
+    }
     assert out.column("image_checks_v1__images").to_pylist() == [1, 1, 1, 1, 1, 2, None]
     assert out.column("image_checks_v1__max_aspect_ratio").to_pylist()[:3] == [pytest.approx(4 / 3), 1.5, 4.0]
     assert out.column("image_checks_v1__min_side").to_pylist()[5] == 20
@@ -69,12 +88,15 @@ def test_unreadable_media_is_an_error_not_a_decision(make_batch, make_record, tm
         ImageChecks(max_aspect_ratio=0.5)
 
 
-@pytest.mark.parametrize(("limits", "reason"), [
-    ({"max_bytes": 100_000}, None),
-    ({"max_bytes": 1_000}, "image_checks_v1:too_many_bytes"),
-    ({"min_bytes": 1_000}, None),
-    ({"min_bytes": 100_000}, "image_checks_v1:too_few_bytes"),
-])
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        ({"max_bytes": 100_000}, None),
+        ({"max_bytes": 1_000}, "image_checks_v1:too_many_bytes"),
+        ({"min_bytes": 1_000}, None),
+        ({"min_bytes": 100_000}, "image_checks_v1:too_few_bytes"),
+    ],
+)
 def test_byte_size_limits_keep_or_drop(make_batch, make_record, limits, reason):
     noisy = Image.effect_noise((64, 64), 80).convert("RGB")  # noise does not compress: about 12 KB as PNG
     buffer = io.BytesIO()

@@ -21,18 +21,20 @@ def test_lines_failing_a_rule_are_removed_and_counted():
     ]
     result = c4_clean("\n".join(lines))
     assert result.kept_lines == SENTENCES[:2] + ["Wikipedia says so and that is all."]
-    assert result.removed == {"long_word": 1, "no_terminal_punct": 2, "too_few_words": 1, "javascript": 1,
-                              "policy": 2}
+    assert result.removed == {"long_word": 1, "no_terminal_punct": 2, "too_few_words": 1, "javascript": 1, "policy": 2}
     assert result.sentences == 3
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("\n".join(SENTENCES), None),
-    ("\n".join(SENTENCES + ["Lorem ipsum dolor sit amet."]), "text_c4_lines_v1:lorem_ipsum"),
-    ("\n".join(SENTENCES + ["function f() { return 1; }"]), "text_c4_lines_v1:curly_bracket"),
-    ("\n".join(SENTENCES[:4] + ["no punctuation here at all"] * 5), "text_c4_lines_v1:too_few_sentences"),
-    (" ".join(SENTENCES[:5]), None),  # one line, five sentences
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("\n".join(SENTENCES), None),
+        ("\n".join(SENTENCES + ["Lorem ipsum dolor sit amet."]), "text_c4_lines_v1:lorem_ipsum"),
+        ("\n".join(SENTENCES + ["function f() { return 1; }"]), "text_c4_lines_v1:curly_bracket"),
+        ("\n".join(SENTENCES[:4] + ["no punctuation here at all"] * 5), "text_c4_lines_v1:too_few_sentences"),
+        (" ".join(SENTENCES[:5]), None),  # one line, five sentences
+    ],
+)
 def test_document_rules(make_batch, make_record, text, reason):
     out = C4Lines()(make_batch([make_record("t/0", text)]))
     assert out.column(S.DROP_REASON).to_pylist() == [reason]
@@ -40,8 +42,11 @@ def test_document_rules(make_batch, make_record, text, reason):
 
 def test_kept_text_documents_are_rewritten_with_a_matching_hash(make_batch, make_record):
     text = "\n".join(["Menu", *SENTENCES, "Share this"])
-    rows = [make_record("t/0", text), make_record("t/1", text, modality="interleaved"),
-            make_record("t/2", "Menu\nShort.")]
+    rows = [
+        make_record("t/0", text),
+        make_record("t/1", text, modality="interleaved"),
+        make_record("t/2", "Menu\nShort."),
+    ]
     out = C4Lines(modalities=["text", "interleaved"])(make_batch(rows))
     texts = out.column(S.TEXT).to_pylist()
     assert texts[0] == "\n".join(SENTENCES)

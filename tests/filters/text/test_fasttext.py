@@ -29,8 +29,13 @@ def quality_model(tmp_path_factory):
         rows = [{"text": _line(rng, vocab), "id": i} for i in range(400)]
         (folder / f"{label}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken json\n")
     held_out = [(_line(rng, SCIENCE), "hq") for _ in range(50)] + [(_line(rng, SPORT), "lq") for _ in range(50)]
-    cfg = TrainConfig(inputs=(f"hq={folder / 'hq.jsonl'}", f"lq={folder / 'lq.jsonl'}"), output=str(folder / "q.bin"),
-                      bucket=20_000, dim=32, epoch=5)
+    cfg = TrainConfig(
+        inputs=(f"hq={folder / 'hq.jsonl'}", f"lq={folder / 'lq.jsonl'}"),
+        output=str(folder / "q.bin"),
+        bucket=20_000,
+        dim=32,
+        epoch=5,
+    )
     return cfg, train_fasttext(cfg), held_out
 
 

@@ -6,14 +6,19 @@ from fusionforge.pipelines.core import schema as S
 LONG = [f"This line number {i} is long enough and it ends with a full stop." for i in range(10)]
 
 
-@pytest.mark.parametrize(("lines", "reason"), [
-    (LONG, None),
-    ([line.rstrip(".") for line in LONG], "text_fineweb_quality_v1:few_punctuated_lines"),
-    (LONG[:3] + ["Short one.", "Also short.", "Tiny.", "Brief.", "Small.", "Mini.", "Wee."],
-     "text_fineweb_quality_v1:short_lines"),
-    (LONG[:8] + LONG[:1], "text_fineweb_quality_v1:duplicate_lines"),
-    ([f"Internationalisation considerations{i}." for i in range(12)], "text_fineweb_quality_v1:list_like"),
-])
+@pytest.mark.parametrize(
+    ("lines", "reason"),
+    [
+        (LONG, None),
+        ([line.rstrip(".") for line in LONG], "text_fineweb_quality_v1:few_punctuated_lines"),
+        (
+            LONG[:3] + ["Short one.", "Also short.", "Tiny.", "Brief.", "Small.", "Mini.", "Wee."],
+            "text_fineweb_quality_v1:short_lines",
+        ),
+        (LONG[:8] + LONG[:1], "text_fineweb_quality_v1:duplicate_lines"),
+        ([f"Internationalisation considerations{i}." for i in range(12)], "text_fineweb_quality_v1:list_like"),
+    ],
+)
 def test_each_check_drops_with_its_reason(make_batch, make_record, lines, reason):
     out = FineWebQuality()(make_batch([make_record("t/0", "\n".join(lines))]))
     assert out.column(S.DROP_REASON).to_pylist() == [reason]

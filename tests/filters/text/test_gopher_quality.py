@@ -13,22 +13,29 @@ def _judge(make_batch, make_record, texts, **params):
     return out.column(S.DROP_REASON).to_pylist(), out
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    (GOOD, None),
-    ("the and of to " * 5, "text_gopher_quality_v1:too_few_words"),
-    ("the and of river " * 25_001, "text_gopher_quality_v1:too_many_words"),  # 100,004 words > 100,000
-    ("the and of river " * 24_999, None),  # 99,996 words
-    (("the and " + "a " * 60).strip(), "text_gopher_quality_v1:short_words"),
-    ("the and " + "incomprehensibilities " * 60, "text_gopher_quality_v1:long_words"),
-    (GOOD + " #tag" * 20, "text_gopher_quality_v1:too_many_hashes"),
-    (GOOD + " wait..." * 20, "text_gopher_quality_v1:too_many_ellipses"),
-    ("\n".join(["• the item of the list and more words here"] * 12), "text_gopher_quality_v1:bullet_lines"),
-    ("\n".join([f"the stories of the mountain villages continued and continued {i}..." for i in range(8)]
-               + ["The ending of the journey and the homecoming."] * 4),
-     "text_gopher_quality_v1:ellipsis_lines"),
-    ("the and " + " ".join(["12345 678 90"] * 30), "text_gopher_quality_v1:few_alphabetic_words"),
-    ("river city morning light people market window street garden " * 7, "text_gopher_quality_v1:few_stop_words"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (GOOD, None),
+        ("the and of to " * 5, "text_gopher_quality_v1:too_few_words"),
+        ("the and of river " * 25_001, "text_gopher_quality_v1:too_many_words"),  # 100,004 words > 100,000
+        ("the and of river " * 24_999, None),  # 99,996 words
+        (("the and " + "a " * 60).strip(), "text_gopher_quality_v1:short_words"),
+        ("the and " + "incomprehensibilities " * 60, "text_gopher_quality_v1:long_words"),
+        (GOOD + " #tag" * 20, "text_gopher_quality_v1:too_many_hashes"),
+        (GOOD + " wait..." * 20, "text_gopher_quality_v1:too_many_ellipses"),
+        ("\n".join(["• the item of the list and more words here"] * 12), "text_gopher_quality_v1:bullet_lines"),
+        (
+            "\n".join(
+                [f"the stories of the mountain villages continued and continued {i}..." for i in range(8)]
+                + ["The ending of the journey and the homecoming."] * 4
+            ),
+            "text_gopher_quality_v1:ellipsis_lines",
+        ),
+        ("the and " + " ".join(["12345 678 90"] * 30), "text_gopher_quality_v1:few_alphabetic_words"),
+        ("river city morning light people market window street garden " * 7, "text_gopher_quality_v1:few_stop_words"),
+    ],
+)
 def test_each_rule_keeps_or_drops_with_its_own_reason(make_batch, make_record, text, reason):
     reasons, _ = _judge(make_batch, make_record, [text])
     assert reasons == [reason]
@@ -52,9 +59,11 @@ def test_limits_can_be_changed_or_switched_off(make_batch, make_record):
 
 
 def test_captions_and_other_languages_are_not_judged(make_batch, make_record):
-    rows = [make_record("a/0", "two red circles", modality="image"),
-            make_record("a/1", "Der Fluss fliesst", text_lang_id_v1__lang="de"),
-            make_record("a/2", "the and the of", text_lang_id_v1__lang="en")]
+    rows = [
+        make_record("a/0", "two red circles", modality="image"),
+        make_record("a/1", "Der Fluss fliesst", text_lang_id_v1__lang="de"),
+        make_record("a/2", "the and the of", text_lang_id_v1__lang="en"),
+    ]
     out = GopherQuality(languages=["en"])(make_batch(rows))
     assert out.column(S.DROP_REASON).to_pylist() == [None, None, "text_gopher_quality_v1:too_few_words"]
     assert out.column("text_gopher_quality_v1__words").to_pylist() == [None, None, 4]

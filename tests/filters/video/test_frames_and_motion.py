@@ -20,8 +20,10 @@ def clips(tmp_path_factory, make_video):
 
 
 def _batch(make_batch, make_record, make_media, clips):
-    return make_batch([make_record(f"v/{k}", k, modality="video", media=[make_media(p, "video")])
-                       for k, p in clips.items()] + [make_record("t/0", "text")])
+    return make_batch(
+        [make_record(f"v/{k}", k, modality="video", media=[make_media(p, "video")]) for k, p in clips.items()]
+        + [make_record("t/0", "text")]
+    )
 
 
 def test_chunks_of_four_with_a_flagged_partial_tail():

@@ -15,8 +15,9 @@ RATE = 25
 @pytest.fixture(scope="module")
 def cut_video(tmp_path_factory, make_video):
     folder = tmp_path_factory.mktemp("scenes")
-    return make_video(folder / "cuts.mp4", SEGMENTS, rate=RATE), make_video(folder / "one.mp4", [("testsrc", 2.0)],
-                                                                             rate=RATE)
+    return make_video(folder / "cuts.mp4", SEGMENTS, rate=RATE), make_video(
+        folder / "one.mp4", [("testsrc", 2.0)], rate=RATE
+    )
 
 
 def test_detected_cuts_land_within_one_frame_of_the_truth(cut_video):
@@ -38,14 +39,17 @@ def test_planning_rules_minimum_and_maximum_clip_length():
     assert plan_clips(scores, 5.0, 0.95) == [(0.0, 5.0)]
     assert plan_clips(scores, 5.0, 0.95, max_clip_s=2.0) == [(0.0, 1.666667), (1.666667, 3.333333), (3.333333, 5.0)]
     assert plan_clips([], 0.0) == []
-    assert parse_scene_scores("frame:0 pts:0 pts_time:0\nlavfi.scene_score=0.000000\n"
-                              "frame:1 pts:1 pts_time:0.04\nlavfi.scene_score=0.7\n") == [(0.0, 0.0), (0.04, 0.7)]
+    assert parse_scene_scores(
+        "frame:0 pts:0 pts_time:0\nlavfi.scene_score=0.000000\nframe:1 pts:1 pts_time:0.04\nlavfi.scene_score=0.7\n"
+    ) == [(0.0, 0.0), (0.04, 0.7)]
 
 
 def test_split_creates_one_record_per_clip_after_its_parent(cut_video, make_batch, make_record, make_media):
     cuts, one = cut_video
-    rows = [make_record("v/cuts", "three scenes", modality="video", media=[make_media(cuts, "video")]),
-            make_record("v/one", "one scene", modality="video", media=[make_media(one, "video")])]
+    rows = [
+        make_record("v/cuts", "three scenes", modality="video", media=[make_media(cuts, "video")]),
+        make_record("v/one", "one scene", modality="video", media=[make_media(one, "video")]),
+    ]
     batch = make_batch(rows)
     batch = batch.append_column(PARTITION_COL, [[3, 3]]).append_column(ORDER_COL, [[10, 11]])
     out = SceneSplit()(batch)

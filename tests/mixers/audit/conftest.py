@@ -14,9 +14,18 @@ def real_chain(sample_corpus, tmp_path_factory) -> dict[str, str]:
 
     root = tmp_path_factory.mktemp("real_chain")
     paths = {step: str(root / step) for step in ("shard", "dedupe", "pack")}
-    run_shard(ShardConfig(inputs=tuple(f"{k}={v}" for k, v in sample_corpus.items()), output=paths["shard"],
-                          shard_count=4, executor="local"))
+    run_shard(
+        ShardConfig(
+            inputs=tuple(f"{k}={v}" for k, v in sample_corpus.items()),
+            output=paths["shard"],
+            shard_count=4,
+            executor="local",
+        )
+    )
     run_dedupe(DedupeConfig(input=paths["shard"], output=paths["dedupe"], shard_count=4, executor="local"))
-    run_pack(PackConfig(input=paths["dedupe"], output=paths["pack"], seq_len=256, vision_ratio=0.1, window=8,
-                        executor="local"))
+    run_pack(
+        PackConfig(
+            input=paths["dedupe"], output=paths["pack"], seq_len=256, vision_ratio=0.1, window=8, executor="local"
+        )
+    )
     return paths

@@ -22,10 +22,14 @@ def test_funnel_through_every_step(chain):
     report = run_audit([str(p) for p in chain.values()])
     rows = [(r["step"], r["stage"], r["removed"], r["remaining"]) for r in report["funnel"]["all"]]
     assert rows == [
-        ("shard", "ingested", 0, 8), ("shard", "read:malformed_json", 1, 7),
-        ("dedupe", "dedupe:exact_dup_of", 1, 6), ("dedupe", "dedupe:near_dup_of", 2, 4),
-        ("filter", "image_size_v1:too_small", 1, 3), ("filter", "text_gopher_quality_v1:word_count", 1, 2),
-        ("filter", "kept", 0, 2)]
+        ("shard", "ingested", 0, 8),
+        ("shard", "read:malformed_json", 1, 7),
+        ("dedupe", "dedupe:exact_dup_of", 1, 6),
+        ("dedupe", "dedupe:near_dup_of", 2, 4),
+        ("filter", "image_size_v1:too_small", 1, 3),
+        ("filter", "text_gopher_quality_v1:word_count", 1, 2),
+        ("filter", "kept", 0, 2),
+    ]
     photos = [(r["stage"], r["remaining"]) for r in report["funnel"]["photos/image"]]
     assert photos == [("ingested", 3), ("dedupe:near_dup_of", 2), ("image_size_v1:too_small", 1), ("kept", 1)]
     near = next(r for r in report["funnel"]["web/text"] if r["stage"] == "dedupe:near_dup_of")
@@ -39,16 +43,29 @@ def test_mixture_after_each_step(chain):
     tokens = {(r["step"], r["source"]): r["tokens"] for r in report["mixture_by_step"]}
     web = {i: 5 * i for i in range(1, 5)}  # "word " * 4i -> 20i chars -> 5i tokens
     photo = 1 + 1  # caption "cap" -> 1 token, a 28x28 image -> 1 token
-    assert tokens == {("shard", "web"): sum(web.values()), ("shard", "photos"): 3 * photo,
-                      ("dedupe", "web"): web[1] + web[4], ("dedupe", "photos"): 2 * photo,
-                      ("filter", "web"): web[1], ("filter", "photos"): photo}
+    assert tokens == {
+        ("shard", "web"): sum(web.values()),
+        ("shard", "photos"): 3 * photo,
+        ("dedupe", "web"): web[1] + web[4],
+        ("dedupe", "photos"): 2 * photo,
+        ("filter", "web"): web[1],
+        ("filter", "photos"): photo,
+    }
 
 
 def test_a_missing_step_shows_as_a_gap(chain):
     report = run_audit([str(chain["shard"]), str(chain["filter"])])
     gap = [r for r in report["funnel"]["all"] if r["stage"] == "not carried over"]
-    assert gap == [{"step": "filter", "stage": "not carried over", "status": None, "removed": 3, "remaining": 4,
-                    "removed_tokens": None}]
+    assert gap == [
+        {
+            "step": "filter",
+            "stage": "not carried over",
+            "status": None,
+            "removed": 3,
+            "remaining": 4,
+            "removed_tokens": None,
+        }
+    ]
 
 
 def test_scores_are_split_into_kept_and_rejected(chain):
@@ -93,8 +110,10 @@ def test_packing_figures(plan_out, chain):
     assert packing["zero_vision_sequences"] == 1 and packing["zero_vision_share"] == pytest.approx(1 / 3)
     assert packing["within_band_share"] == pytest.approx(1 / 3)  # only sequence 0 (ratio 0.10) is within +-5 pp
     assert (packing["split_documents"], packing["split_segments"]) == (1, 2)
-    assert packing["tokens_by_source"] == [{"source": "web", "tokens": 278, "token_share": pytest.approx(278 / 348)},
-                                           {"source": "photos", "tokens": 70, "token_share": pytest.approx(70 / 348)}]
+    assert packing["tokens_by_source"] == [
+        {"source": "web", "tokens": 278, "token_share": pytest.approx(278 / 348)},
+        {"source": "photos", "tokens": 70, "token_share": pytest.approx(70 / 348)},
+    ]
     ratio = packing["per_sequence"]["vision_ratio"]
     assert (ratio["min"], ratio["quantiles"]["p50"], ratio["max"]) == (0.0, 0.1, 0.5)
     assert packing["per_sequence"]["items"]["quantiles"]["p50"] == 2
@@ -121,8 +140,17 @@ def test_clusters_in_dedupes_layout_count_removed_members_and_media_items(tmp_pa
     from fusionforge.pipelines.dedupe.clusters import CLUSTER_SCHEMA
 
     def row(cluster, space, member, media, kept, kept_media, similarity, duplicate, dropped):
-        return {"cluster": cluster, "space": space, "member_id": member, "member_media": media, "kept_id": kept,
-                "kept_media": kept_media, "similarity": similarity, "duplicate": duplicate, "dropped": dropped}
+        return {
+            "cluster": cluster,
+            "space": space,
+            "member_id": member,
+            "member_media": media,
+            "kept_id": kept,
+            "kept_media": kept_media,
+            "similarity": similarity,
+            "duplicate": duplicate,
+            "dropped": dropped,
+        }
 
     rows = [
         row(0, "text", "docs/d1", None, "docs/d1", None, 1.0, None, False),

@@ -11,12 +11,21 @@ def test_derived_scene_clips_are_an_addition_in_the_funnel(sample_corpus, tmp_pa
     shards, filtered = tmp_path / "shards", tmp_path / "filtered"
     run_shard(ShardConfig(inputs=(f"clips={sample_corpus['clips']}",), output=str(shards), executor="local"))
     filters = tuple(parse_filters({"filters": ["video_scenes_v1"]}, "test"))
-    report = run_quality(QualityConfig(TransformConfig(input=str(shards), output=str(filtered), executor="local"),
-                                       filters))
+    report = run_quality(
+        QualityConfig(TransformConfig(input=str(shards), output=str(filtered), executor="local"), filters)
+    )
     assert report["derived"] >= 3
     rows = run_audit([str(shards), str(filtered)])["funnel"]["all"]
     derived = [r for r in rows if r["stage"] == "derived records"]
-    assert derived == [{"step": "filter", "stage": "derived records", "status": None, "removed": -report["derived"],
-                        "remaining": report["inputs"] + report["derived"], "removed_tokens": None}]
+    assert derived == [
+        {
+            "step": "filter",
+            "stage": "derived records",
+            "status": None,
+            "removed": -report["derived"],
+            "remaining": report["inputs"] + report["derived"],
+            "removed_tokens": None,
+        }
+    ]
     assert not [r for r in rows if r["stage"] == "not carried over"]
     assert rows[-1]["remaining"] == report["kept"]

@@ -16,8 +16,9 @@ from fusionforge.pipelines.shard import ShardConfig, run_shard
 
 
 def _shard(inputs: dict[str, str], out, **kw) -> str:
-    cfg = ShardConfig(inputs=tuple(f"{k}={v}" for k, v in inputs.items()), output=str(out), shard_count=16,
-                      executor="local", **kw)
+    cfg = ShardConfig(
+        inputs=tuple(f"{k}={v}" for k, v in inputs.items()), output=str(out), shard_count=16, executor="local", **kw
+    )
     run_shard(cfg)
     return str(out)
 
@@ -110,8 +111,9 @@ def test_unfinished_and_resumed_runs_are_counted_once(sample_corpus, whole, tmp_
         if len(done) == 3:
             raise Killed
 
-    cfg = ShardConfig(inputs=tuple(f"{k}={v}" for k, v in sample_corpus.items()), output=str(out), shard_count=16,
-                      executor="local")
+    cfg = ShardConfig(
+        inputs=tuple(f"{k}={v}" for k, v in sample_corpus.items()), output=str(out), shard_count=16, executor="local"
+    )
     with pytest.raises(Killed):
         run_shard(cfg, on_partition=kill_after_three)
     partial = run_audit([str(out)])

@@ -13,11 +13,24 @@ def shard_out(tmp_path):
         record("web/a", "web", text="abcdé fgh", meta={"lang": "en"}),  # 9 chars, 10 bytes -> 3 tokens (estimate)
         record("web/b", "web", text="x" * 40, meta={"lang": "de"}, text_tokens=10, text_lang_v1__lang="fr"),
         record("photos/c", "photos", "image", text="a cat", items=[media("image", 56, 30, 1000)]),
-        record("clips/d", "clips", "video", text="clip", items=[media("video", 28, 28, 5000, 9, 0.9)],
-               video_frames_v1__n_frames=5),
+        record(
+            "clips/d",
+            "clips",
+            "video",
+            text="clip",
+            items=[media("video", 28, 28, 5000, 9, 0.9)],
+            video_frames_v1__n_frames=5,
+        ),
         record("clips/e", "clips", "video", items=[media("video", 56, 56, 6000, 8, 0.8)]),
-        record("docs/f", "docs", "interleaved", text="hello world", text_tokens=50, vision_tokens=100,
-               items=[media("image", 28, 28, 100), media("image", 28, 28, 100)]),
+        record(
+            "docs/f",
+            "docs",
+            "interleaved",
+            text="hello world",
+            text_tokens=50,
+            vision_tokens=100,
+            items=[media("image", 28, 28, 100), media("image", 28, 28, 100)],
+        ),
         record("web/g", "web", text="   ", drop_reason="ingest_finalize_v1:empty_text"),
         record("web/h", "web", error="read:malformed_json: line 3"),
     ]
@@ -68,8 +81,15 @@ def test_distributions_have_exact_quantiles_for_few_values(shard_out):
     assert kept["video_frames"]["count"] == 2 and kept["video_frames"]["mean"] == 8.5
     assert kept["video_sampled_frames"]["count"] == 1 and kept["video_sampled_frames"]["max"] == 5
     assert kept["video_duration_s"]["quantiles"]["p99"] == 0.9
-    assert kept["text_tokens/text"]["quantiles"] == {"p1": 3, "p5": 3, "p25": 3, "p50": 3, "p75": 10, "p95": 10,
-                                                     "p99": 10}
+    assert kept["text_tokens/text"]["quantiles"] == {
+        "p1": 3,
+        "p5": 3,
+        "p25": 3,
+        "p50": 3,
+        "p75": 10,
+        "p95": 10,
+        "p99": 10,
+    }
     assert kept["vision_tokens/video"]["min"] == 2 and kept["vision_tokens/video"]["max"] == 8
     assert all(h["quantiles_exact"] for h in kept.values())
 
@@ -77,13 +97,19 @@ def test_distributions_have_exact_quantiles_for_few_values(shard_out):
 def test_funnel_and_drop_reasons_of_one_step(shard_out):
     report = run_audit([str(shard_out)])
     rows = [(r["stage"], r["status"], r["removed"], r["remaining"]) for r in report["funnel"]["all"]]
-    assert rows == [("ingested", None, 0, 8), ("read:malformed_json", "failed", 1, 7),
-                    ("ingest_finalize_v1:empty_text", "dropped", 1, 6), ("kept", None, 0, 6)]
+    assert rows == [
+        ("ingested", None, 0, 8),
+        ("read:malformed_json", "failed", 1, 7),
+        ("ingest_finalize_v1:empty_text", "dropped", 1, 6),
+        ("kept", None, 0, 6),
+    ]
     web = [(r["stage"], r["remaining"]) for r in report["funnel"]["web/text"]]
     assert web == [("ingested", 4), ("read:malformed_json", 3), ("ingest_finalize_v1:empty_text", 2), ("kept", 2)]
     reasons = {r["reason"]: (r["records"], r["share_of_step_inputs"], r["examples"]) for r in report["drop_reasons"]}
-    assert reasons == {"read:malformed_json": (1, 0.125, ["web/h"]),
-                       "ingest_finalize_v1:empty_text": (1, 0.125, ["web/g"])}
+    assert reasons == {
+        "read:malformed_json": (1, 0.125, ["web/h"]),
+        "ingest_finalize_v1:empty_text": (1, 0.125, ["web/g"]),
+    }
     rejected = report["distributions"]["shard"]["rejected"]
     assert rejected["text_tokens/text"]["count"] == 1 and rejected["text_tokens/text"]["max"] == 1
 
@@ -122,15 +148,26 @@ def test_vision_presets_split_a_source_by_modality(tmp_path):
     from fusionforge.mixers.audit import AuditOptions
     from fusionforge.mixers.tokens.vision import image_tokens
 
-    out = write_output(tmp_path / "shard", "shard", [
-        record("legacy/a", "legacy", "image", text="old", items=[media("image", 56, 56, 10)]),
-        record("legacy/b", "legacy", "text", text="x" * 20),
-        record("legacy/c", "legacy", "image", items=[media("image", 28, 84, 10)])])
+    out = write_output(
+        tmp_path / "shard",
+        "shard",
+        [
+            record("legacy/a", "legacy", "image", text="old", items=[media("image", 56, 56, 10)]),
+            record("legacy/b", "legacy", "text", text="x" * 20),
+            record("legacy/c", "legacy", "image", items=[media("image", 28, 84, 10)]),
+        ],
+    )
     report = run_audit([str(out)], AuditOptions(vision_presets=("qwen2-vl",)))
     rows = {(r["source"], r["modality"]): (r["text_tokens"], r["vision_tokens"]) for r in report["vision_by_preset"]}
     images = image_tokens(56, 56, "qwen2-vl").tokens + image_tokens(28, 84, "qwen2-vl").tokens
-    assert rows == {("all", "all"): (1 + 5, images), ("all", "image"): (1, images), ("all", "text"): (5, 0),
-                    ("legacy", "all"): (1 + 5, images), ("legacy", "image"): (1, images), ("legacy", "text"): (5, 0)}
+    assert rows == {
+        ("all", "all"): (1 + 5, images),
+        ("all", "image"): (1, images),
+        ("all", "text"): (5, 0),
+        ("legacy", "all"): (1 + 5, images),
+        ("legacy", "image"): (1, images),
+        ("legacy", "text"): (5, 0),
+    }
 
 
 def test_an_unknown_preset_is_refused_before_any_work(shard_out):
@@ -142,8 +179,10 @@ def test_an_unknown_preset_is_refused_before_any_work(shard_out):
 
 
 def test_stage_columns_that_are_identifiers_are_not_scores(tmp_path):
-    rows = [record("web/a", "web", text="one", dedupe__cluster=7, dedupe__similarity=0.9, text_lang_id_v1__score=0.5),
-            record("web/b", "web", text="two", dedupe__cluster=7, dedupe__similarity=1.0, text_lang_id_v1__score=0.7)]
+    rows = [
+        record("web/a", "web", text="one", dedupe__cluster=7, dedupe__similarity=0.9, text_lang_id_v1__score=0.5),
+        record("web/b", "web", text="two", dedupe__cluster=7, dedupe__similarity=1.0, text_lang_id_v1__score=0.7),
+    ]
     extra = {"dedupe__cluster": pa.int64(), "dedupe__similarity": pa.float64(), "text_lang_id_v1__score": pa.float64()}
     out = write_output(tmp_path / "o", "dedupe", rows, extra=extra)
     kept = run_audit([str(out)])["distributions"]["dedupe"]["kept"]

@@ -43,14 +43,28 @@ def outputs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("posttraining")
     chats, _evals = make_chat_corpus(root / "chats", seed=0, n=20)
-    run_build(BuildConfig(inputs=tuple(f"{k}={v}" for k, v in chats.items()), output=str(root / "sft"),
-                          val_fraction=0.2, executor="local"))
+    run_build(
+        BuildConfig(
+            inputs=tuple(f"{k}={v}" for k, v in chats.items()),
+            output=str(root / "sft"),
+            val_fraction=0.2,
+            executor="local",
+        )
+    )
     prompts = root / "prompts.jsonl"
     prompts.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
     with ScriptedServer(_respond) as server:
-        run_rft(RFTConfig(prompts=str(prompts), output=str(root / "rft"), k=6, accept="all", verifier_workers=1,
-                          sampling=Sampling(temperature=0.5, max_tokens=16)),
-                OpenAIClient(server.url, "scripted", concurrency=4))
+        run_rft(
+            RFTConfig(
+                prompts=str(prompts),
+                output=str(root / "rft"),
+                k=6,
+                accept="all",
+                verifier_workers=1,
+                sampling=Sampling(temperature=0.5, max_tokens=16),
+            ),
+            OpenAIClient(server.url, "scripted", concurrency=4),
+        )
     return {"sft": root / "sft", "rft": root / "rft"}
 
 
@@ -92,7 +106,11 @@ def test_rft_results_are_summarised_per_task_bucket_and_status(outputs, report):
         if row["task"] in ran["acceptance_by_task"]:
             expected = ran["acceptance_by_task"][row["task"]]
             assert (row["prompts"], row["samples"], row["passed"], row["accepted"]) == (
-                expected["prompts"], expected["samples_counted"], expected["passed"], expected["accepted_samples"])
+                expected["prompts"],
+                expected["samples_counted"],
+                expected["passed"],
+                expected["accepted_samples"],
+            )
             assert row["pass_rate"] == pytest.approx(expected["pass_rate"])
     assert rft["mean_pass_rate"] == pytest.approx(prompts["pass_rate"].dropna().mean())
     assert rft["pass_rate"]["count"] == 3  # the invalid prompt has no rate

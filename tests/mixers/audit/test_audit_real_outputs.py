@@ -30,14 +30,16 @@ def test_duplicates_match_the_clusters_file_and_the_ledger(real_chain, audited):
     duplicates = audited["duplicates"]
     assert duplicates["steps"] == ["dedupe"]
     assert duplicates["clusters"] == len(sizes) == stats["clusters"] > 0
-    assert duplicates["size_distribution"] == [{"size": size, "clusters": n}
-                                               for size, n in sorted(sizes.value_counts().items())]
+    assert duplicates["size_distribution"] == [
+        {"size": size, "clusters": n} for size, n in sorted(sizes.value_counts().items())
+    ]
     assert duplicates["size_quantiles"]["max"] == sizes.max()
     assert duplicates["members_listed"] == duplicates["records_in_clusters"] == len(clusters)  # kept ones listed too
     dropped = int(clusters["dropped"].sum())
     spaces = ("text", "image", "video")
-    assert duplicates["duplicates"] == dropped == sum(stats[f"{s}_{k}_dropped"] for s in spaces
-                                                     for k in ("exact", "near"))
+    assert (
+        duplicates["duplicates"] == dropped == sum(stats[f"{s}_{k}_dropped"] for s in spaces for k in ("exact", "near"))
+    )
     ledger = pq.read_table(Path(real_chain["dedupe"]) / "ledger.parquet")
     assert dropped == pc.sum(pc.equal(ledger.column("status"), "dropped").cast("int64")).as_py()
     similarity = clusters.loc[clusters["duplicate"].notna(), "similarity"].to_numpy()  # every member but the kept one
@@ -46,8 +48,10 @@ def test_duplicates_match_the_clusters_file_and_the_ledger(real_chain, audited):
     assert (histogram["min"], histogram["max"]) == pytest.approx((similarity.min(), similarity.max()))
     assert histogram["quantiles"]["p50"] == pytest.approx(np.percentile(similarity, 50, method="inverted_cdf"))
     funnel = {r["stage"]: r["removed"] for r in audited["funnel"]["all"] if r["step"] == "dedupe"}
-    assert funnel == {"dedupe:exact_dup_of": sum(stats[f"{s}_exact_dropped"] for s in spaces),
-                      "dedupe:near_dup_of": sum(stats[f"{s}_near_dropped"] for s in spaces)}
+    assert funnel == {
+        "dedupe:exact_dup_of": sum(stats[f"{s}_exact_dropped"] for s in spaces),
+        "dedupe:near_dup_of": sum(stats[f"{s}_near_dropped"] for s in spaces),
+    }
 
 
 def test_packing_matches_the_plan_and_the_packers_report(real_chain, audited):
@@ -66,8 +70,10 @@ def test_packing_matches_the_plan_and_the_packers_report(real_chain, audited):
     assert packing["zero_vision_sequences"] == (plan["vision_tokens"] == 0).sum()
     assert packing["zero_vision_share"] == pytest.approx(packer["zero_vision_share"])
     assert packing["within_band_share"] == pytest.approx(packer["within_band_share"])
-    assert (packing["split_documents"], packing["split_segments"]) == (packer["split_documents"],
-                                                                       packer["split_segments"])
+    assert (packing["split_documents"], packing["split_segments"]) == (
+        packer["split_documents"],
+        packer["split_segments"],
+    )
     assert packer["split_documents"] > 0  # 256-token sequences split the longest documents
     assert {r["source"]: r["tokens"] for r in packing["tokens_by_source"]} == packer["tokens_by_source"]
     ratio = (plan["vision_tokens"] / plan["tokens"]).to_numpy()

@@ -10,9 +10,32 @@ from fusionforge.mixers.audit import AuditOptions, Target, compare_reports, run_
 from fusionforge.mixers.audit.schema import REPORT_SCHEMA
 from fusionforge.mixers.mixture import parse_mixture
 
-TOP_LEVEL = ["schema", "exact", "sample", "inputs", "skipped", "rows_read", "steps", "final_step", "totals",
-             "token_basis", "vision_by_preset", "mixture", "by_source", "mixture_by_step", "vision_ratio", "funnel",
-             "drop_reasons", "duplicates", "distributions", "packing", "sft", "rft", "target", "compare"]
+TOP_LEVEL = [
+    "schema",
+    "exact",
+    "sample",
+    "inputs",
+    "skipped",
+    "rows_read",
+    "steps",
+    "final_step",
+    "totals",
+    "token_basis",
+    "vision_by_preset",
+    "mixture",
+    "by_source",
+    "mixture_by_step",
+    "vision_ratio",
+    "funnel",
+    "drop_reasons",
+    "duplicates",
+    "distributions",
+    "packing",
+    "sft",
+    "rft",
+    "target",
+    "compare",
+]
 
 
 @pytest.fixture(scope="module")

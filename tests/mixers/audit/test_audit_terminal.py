@@ -70,9 +70,15 @@ def test_without_binned_quantiles_there_is_no_mark(tmp_path):
 
 
 def test_the_failing_sources_and_checks_are_red_in_a_terminal(tmp_path):
-    out = write_output(tmp_path / "out", "shard", [  # 10, 30 and 60 tokens: shares 10%, 30%, 60%
-        record("web/1", "web", text="a" * 40), record("books/1", "books", text="b" * 120),
-        record("news/1", "news", text="c" * 240)])
+    out = write_output(
+        tmp_path / "out",
+        "shard",
+        [  # 10, 30 and 60 tokens: shares 10%, 30%, 60%
+            record("web/1", "web", text="a" * 40),
+            record("books/1", "books", text="b" * 120),
+            record("news/1", "news", text="c" * 240),
+        ],
+    )
     mix = tmp_path / "mix.yaml"
     mix.write_text("sources: {web: {proportion: 0.2}, books: {proportion: 0.3}, news: {proportion: 0.5}}\n")
     report = run_audit([str(out)], target=load_target(str(mix)))
@@ -89,13 +95,26 @@ def test_the_failing_sources_and_checks_are_red_in_a_terminal(tmp_path):
 def test_vision_tokens_by_preset_show_source_x_modality(tmp_path):
     from fusionforge.mixers.audit import AuditOptions
 
-    out = write_output(tmp_path / "out", "shard", [
-        record("legacy/a", "legacy", "image", text="old", items=[media("image", 56, 56, 10)]),
-        record("legacy/b", "legacy", "text", text="x" * 20),
-        record("photos/c", "photos", "image", items=[media("image", 28, 28, 10)])])
+    out = write_output(
+        tmp_path / "out",
+        "shard",
+        [
+            record("legacy/a", "legacy", "image", text="old", items=[media("image", 56, 56, 10)]),
+            record("legacy/b", "legacy", "text", text="x" * 20),
+            record("photos/c", "photos", "image", items=[media("image", 28, 28, 10)]),
+        ],
+    )
     report = run_audit([str(out)], AuditOptions(vision_presets=("qwen2-vl",)))
-    rows = {tuple(_cells(line, "qwen2-vl")[1:3]) for line in _text(report).splitlines()
-            if line.startswith("│ qwen2-vl ")}
-    assert rows == {("all", "all"), ("all", "image"), ("all", "text"), ("legacy", "all"), ("legacy", "image"),
-                    ("legacy", "text"), ("photos", "image")}  # photos' total would repeat its one modality
+    rows = {
+        tuple(_cells(line, "qwen2-vl")[1:3]) for line in _text(report).splitlines() if line.startswith("│ qwen2-vl ")
+    }
+    assert rows == {
+        ("all", "all"),
+        ("all", "image"),
+        ("all", "text"),
+        ("legacy", "all"),
+        ("legacy", "image"),
+        ("legacy", "text"),
+        ("photos", "image"),
+    }  # photos' total would repeat its one modality
     assert ("photos", "all") in {(r["source"], r["modality"]) for r in report["vision_by_preset"]}  # JSON has all

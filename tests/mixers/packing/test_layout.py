@@ -8,8 +8,13 @@ from fusionforge.pipelines.core import schema as S
 
 def _video_record(extra_media=()):
     video = {"kind": "video", "width": 320, "height": 240, "n_frames": 30, "fps": 10.0}
-    return {S.MODALITY: "video", S.SEGMENTS: None, S.MEDIA: [video, *extra_media],
-            "video_frames_v1__n_frames": 9, "video_frames_v1__fps": 2.0}
+    return {
+        S.MODALITY: "video",
+        S.SEGMENTS: None,
+        S.MEDIA: [video, *extra_media],
+        "video_frames_v1__n_frames": 9,
+        "video_frames_v1__fps": 2.0,
+    }
 
 
 def test_video_tokens_come_from_the_sampled_frames_and_stored_frames_are_not_counted_again():
@@ -41,8 +46,11 @@ def _image(index):
 def _interleaved(segments):
     """A document from text lengths and images; returns the record and its text parts' token counts."""
     media = [IMAGE] * sum(1 for s in segments if s["type"] == "image")
-    record = {S.MODALITY: "interleaved", S.MEDIA: media,
-              S.SEGMENTS: [{k: v for k, v in s.items() if k != "n"} for s in segments]}
+    record = {
+        S.MODALITY: "interleaved",
+        S.MEDIA: media,
+        S.SEGMENTS: [{k: v for k, v in s.items() if k != "n"} for s in segments],
+    }
     return record, [s["n"] for s in segments if s["type"] == "text"]
 
 
@@ -90,8 +98,9 @@ def test_a_record_that_fits_is_one_atomic_piece_and_long_text_one_splittable_pie
 
 def test_a_long_interleaved_document_is_cut_only_in_text_or_between_images():
     opts = LayoutOptions(KIMI, seq_len=2048)
-    record, parts = _interleaved([_text(1500), _image(0), _text(700), _image(1), _image(2), _text(2500), _image(3),
-                                  _text(100)])
+    record, parts = _interleaved(
+        [_text(1500), _image(0), _text(700), _image(1), _image(2), _text(2500), _image(3), _text(100)]
+    )
     layout = record_layout(record, parts, opts, Wrappers(KIMI))
     assert layout.tokens == 4800 + 4 * IMAGE_COST + 1 > 2 * opts.seq_len
     cut = pieces(layout, opts)
@@ -122,7 +131,8 @@ def test_video_chunk_groups_are_atomic_and_respect_video_group_tokens(group_toke
     groups = [b for b in layout.blocks if b.kind == "video"]
     cap = group_tokens or opts.seq_len
     assert [(g.chunk_start, g.chunk_end) for g in groups] == [
-        (k, min(k + chunks_per_group, 50)) for k in range(0, 50, chunks_per_group)]
+        (k, min(k + chunks_per_group, 50)) for k in range(0, 50, chunks_per_group)
+    ]
     assert all(g.tokens == (g.chunk_end - g.chunk_start) * CHUNK_COST <= cap for g in groups)
     assert all(g.tokens + CHUNK_COST > cap for g in groups[:-1])  # a group takes every chunk that fits
     assert sum(g.vision for g in groups) == video_tokens(320, 240, 200, "kimi-k25").tokens
@@ -137,8 +147,11 @@ def test_a_frame_too_large_for_the_group_is_shrunk_and_an_image_too_large_for_th
     video = {"kind": "video", "width": 320, "height": 240, "n_frames": 8, "fps": 4.0}
     layout = record_layout({S.MODALITY: "video", S.SEGMENTS: None, S.MEDIA: [video]}, [10], opts, Wrappers(KIMI))
     groups = [b for b in layout.blocks if b.kind == "video"]
-    assert layout.resized == 1 and all(g.tokens <= 100 for g in groups) and (groups[0].width, groups[0].height) < (
-        320, 240)
+    assert (
+        layout.resized == 1
+        and all(g.tokens <= 100 for g in groups)
+        and (groups[0].width, groups[0].height) < (320, 240)
+    )
     record, parts = _interleaved([_text(10), _image(0)])
     layout = record_layout(record, parts, opts, Wrappers(KIMI))
     image = next(b for b in layout.blocks if b.kind == "image")

@@ -10,16 +10,36 @@ L, TARGET = 100, 0.1
 
 
 def _segment(sample_id, source, length, vision=0, split=False, start=0):
-    return {"sample_id": sample_id, "source": source, "modality": "text", "epoch": 0, "piece": 0,
-            "sample_start": start, "length": length, "offset": 0, "vision_tokens": vision, "split": split,
-            "partition": 0, "row": 0, "media": []}
+    return {
+        "sample_id": sample_id,
+        "source": source,
+        "modality": "text",
+        "epoch": 0,
+        "piece": 0,
+        "sample_start": start,
+        "length": length,
+        "offset": 0,
+        "vision_tokens": vision,
+        "split": split,
+        "partition": 0,
+        "row": 0,
+        "media": [],
+    }
 
 
 def _row(window, segments):
     tokens = sum(s["length"] for s in segments)
     vision = sum(s["vision_tokens"] for s in segments)
-    return {"window": window, "tokens": tokens, "text_tokens": tokens - vision, "vision_tokens": vision,
-            "padding": L - tokens, "items": len(segments), "segments": segments, "cu_seqlens": [0, tokens]}
+    return {
+        "window": window,
+        "tokens": tokens,
+        "text_tokens": tokens - vision,
+        "vision_tokens": vision,
+        "padding": L - tokens,
+        "items": len(segments),
+        "segments": segments,
+        "cu_seqlens": [0, tokens],
+    }
 
 
 # Five sequences in three windows (per-sequence vision ratio in brackets):

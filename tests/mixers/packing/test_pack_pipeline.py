@@ -18,8 +18,11 @@ from fusionforge.pipelines.shard import ShardConfig, run_shard
 def sharded(sample_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("pack") / "shards"
     corpus = {k: sample_corpus[k] for k in ("web", "news", "photos", "pairs", "docs", "clips")}
-    run_shard(ShardConfig(inputs=tuple(f"{k}={v}" for k, v in corpus.items()), output=str(out), shard_count=12,
-                          executor="local"))
+    run_shard(
+        ShardConfig(
+            inputs=tuple(f"{k}={v}" for k, v in corpus.items()), output=str(out), shard_count=12, executor="local"
+        )
+    )
     return out
 
 
@@ -50,8 +53,9 @@ def test_plan_accounts_for_every_record_and_token(sharded, tiny_tokenizer, tmp_p
 
 
 def test_estimate_is_labelled_and_oversize_images_are_resized(sharded, tmp_path):
-    report = _pack(sharded, tmp_path / "e", seq_len=32, vision_ratio=None, window=2,
-                   preset_overrides={"max_patches": 16384})
+    report = _pack(
+        sharded, tmp_path / "e", seq_len=32, vision_ratio=None, window=2, preset_overrides={"max_patches": 16384}
+    )
     assert report["text_tokens_method"].startswith("estimate")
     assert report["resized_media"] > 0  # a 160x160 image costs 36 + 4 tokens at kimi-k25 defaults
     plan = pq.read_table(tmp_path / "e" / "plan.parquet").to_pylist()
@@ -70,8 +74,9 @@ def test_ray_plan_equals_in_process_plan(ray_session, sharded, tmp_path):
 
 def test_mixture_and_resume(sharded, tmp_path):
     mix = tmp_path / "mix.yaml"
-    mix.write_text("seed: 3\nmax_epochs: 2\nsources:\n  web: {proportion: 0.5}\n  photos: {proportion: 0.3}\n"
-                   "  docs: {repeat: 2}\n")
+    mix.write_text(
+        "seed: 3\nmax_epochs: 2\nsources:\n  web: {proportion: 0.5}\n  photos: {proportion: 0.3}\n  docs: {repeat: 2}\n"
+    )
     report = _pack(sharded, tmp_path / "m", mixture=str(mix), vision_ratio=None)
     assert set(report["mixture"]) == {"web", "photos", "docs"}
     assert report["mixture"]["docs"]["epochs"] == 2.0
@@ -102,8 +107,9 @@ def test_materialize_needs_a_tokenizer_before_any_work(sharded, tmp_path):
 
 
 def test_materialize_writes_token_ids_and_media_in_order(sharded, tiny_tokenizer, tmp_path):
-    report = _pack(sharded, tmp_path / "w", tokenizer=str(tiny_tokenizer), materialize=True, samples_per_shard=5,
-                   seq_len=256)  # short enough that long texts are cut across sequences
+    report = _pack(
+        sharded, tmp_path / "w", tokenizer=str(tiny_tokenizer), materialize=True, samples_per_shard=5, seq_len=256
+    )  # short enough that long texts are cut across sequences
     assert report["materialized"]["samples"] == report["sequences"]
     shards = sorted(str(p) for p in (tmp_path / "w" / "packed").glob("*.tar"))
     samples = list(wds.WebDataset(shards, shardshuffle=False))
@@ -119,7 +125,7 @@ def test_materialize_writes_token_ids_and_media_in_order(sharded, tiny_tokenizer
         assert int((ids[: header["tokens"]] == pad).sum()) == header["vision_tokens"]
         for span in header["media"]:
             assert span["member"].split(".", 1)[1] in sample
-            assert (ids[span["offset"]: span["offset"] + 1] != pad).all() or span["kind"] == "video"
+            assert (ids[span["offset"] : span["offset"] + 1] != pad).all() or span["kind"] == "video"
         assert header["cu_seqlens"][-1] == header["tokens"]
     # text records: the ids are the tokenizer's own encoding of the source text (+ EOS), split or not
     from fusionforge.pipelines.transform import ManifestSource
@@ -140,27 +146,65 @@ def test_materialize_writes_token_ids_and_media_in_order(sharded, tiny_tokenizer
             assert record["id"] == seg["sample_id"]
             expected = tok.encode(record["text"], add_special_tokens=False).ids + [eos]
             start, length = seg["sample_start"], seg["length"]
-            assert ids[seg["offset"]: seg["offset"] + length].tolist() == expected[start: start + length]
+            assert ids[seg["offset"] : seg["offset"] + length].tolist() == expected[start : start + length]
             checked += 1
             split += seg["split"]
     assert checked > 10 and split > 0  # text records checked, long ones cut across sequences among them
 
 
 def test_cli_pack_and_tokens(sharded, tmp_path):
-    result = CliRunner().invoke(cli, ["pack", str(sharded), "-o", str(tmp_path / "c"), "--seq-len", "2048",
-                                      "--vision-ratio", "0.1", "--window", "4", "--executor", "local", "--json",
-                                      "--ratio-tolerance", "1", "--fail-on-tolerance"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "pack",
+            str(sharded),
+            "-o",
+            str(tmp_path / "c"),
+            "--seq-len",
+            "2048",
+            "--vision-ratio",
+            "0.1",
+            "--window",
+            "4",
+            "--executor",
+            "local",
+            "--json",
+            "--ratio-tolerance",
+            "1",
+            "--fail-on-tolerance",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["seq_len"] == 2048 and report["within_tolerance"]["ok"]
     assert report["window_ratio_error_mean"] <= report["window_ratio_error_p95"] <= report["window_ratio_error_max"]
     # a budget that photos cannot fill within max_epochs: a warning; a zero tolerance with the flag: exit status 3
     mix = tmp_path / "mix.yaml"
-    mix.write_text("budget_tokens: 20000\nmax_epochs: 1\nsources:\n  web: {proportion: 0.5}\n"
-                   "  photos: {proportion: 0.5}\n")
-    missed = CliRunner().invoke(cli, ["pack", str(sharded), "-o", str(tmp_path / "t"), "--seq-len", "2048",
-                                      "--vision-ratio", "0.1", "--window", "4", "--executor", "local", "--mixture",
-                                      str(mix), "--ratio-tolerance", "0", "--fail-on-tolerance"])
+    mix.write_text(
+        "budget_tokens: 20000\nmax_epochs: 1\nsources:\n  web: {proportion: 0.5}\n  photos: {proportion: 0.5}\n"
+    )
+    missed = CliRunner().invoke(
+        cli,
+        [
+            "pack",
+            str(sharded),
+            "-o",
+            str(tmp_path / "t"),
+            "--seq-len",
+            "2048",
+            "--vision-ratio",
+            "0.1",
+            "--window",
+            "4",
+            "--executor",
+            "local",
+            "--mixture",
+            str(mix),
+            "--ratio-tolerance",
+            "0",
+            "--fail-on-tolerance",
+        ],
+    )
     assert missed.exit_code == 3, missed.output
     assert "outside --ratio-tolerance 0.0" in missed.stderr and "within --ratio-tolerance" in missed.stdout
     assert "warning:" in missed.stderr and "'photos'" in missed.stderr and "max_epochs" in missed.stderr
@@ -184,11 +228,26 @@ def test_oversize_and_bad_media_are_rejected_with_their_reason_in_the_ledger(sam
     Image.new("RGB", (600, 2), (200, 30, 30)).save(wide / "strip.png")
     Image.new("RGB", (64, 64), (30, 30, 200)).save(wide / "square.png")
     shards = tmp_path / "shards"
-    run_shard(ShardConfig(inputs=(f"web={sample_corpus['web']}", f"wide={wide}", f"clips={sample_corpus['clips']}"),
-                          output=str(shards), shard_count=3, executor="local"))
-    report = run_pack(PackConfig(input=str(shards), output=str(tmp_path / "o"), seq_len=128, vision_ratio=None,
-                                 window=4, executor="local", vision_preset="qwen2-vl",
-                                 preset_overrides={"min_pixels": 160 * 28 * 28}))
+    run_shard(
+        ShardConfig(
+            inputs=(f"web={sample_corpus['web']}", f"wide={wide}", f"clips={sample_corpus['clips']}"),
+            output=str(shards),
+            shard_count=3,
+            executor="local",
+        )
+    )
+    report = run_pack(
+        PackConfig(
+            input=str(shards),
+            output=str(tmp_path / "o"),
+            seq_len=128,
+            vision_ratio=None,
+            window=4,
+            executor="local",
+            vision_preset="qwen2-vl",
+            preset_overrides={"min_pixels": 160 * 28 * 28},
+        )
+    )
     ledger = {r["id"]: r for r in pq.read_table(tmp_path / "o" / "ledger.parquet").to_pylist()}
     manifest = pq.read_table(shards / "manifest.parquet").to_pylist()
     assert set(ledger) == {r["id"] for r in manifest}

@@ -30,20 +30,47 @@ def random_items(rng: random.Random, n: int, seq_len: int, vision_share: float =
 
 def batch(items: list[tuple]) -> ItemBatch:
     n = len(items)
-    media = [[{"offset": 1, "media_index": 0, "kind": "image", "width": 28, "height": 28, "vision_tokens": v,
-               "chunk_start": None, "chunk_end": None}] if k == VISION else [] for k, _, v, _ in items]
-    meta = pa.table({"sample_id": [i[3] for i in items], "source": ["s"] * n,
-                     "modality": ["image" if i[0] == VISION else "text" for i in items],
-                     "media": pa.array(media, pa.list_(MEDIA_SPAN))})
-    return ItemBatch.build(meta, kind=[i[0] for i in items], size=[i[1] for i in items],
-                           vision=[i[2] for i in items], n_pieces=1, row=np.arange(n), partition=0)
+    media = [
+        [
+            {
+                "offset": 1,
+                "media_index": 0,
+                "kind": "image",
+                "width": 28,
+                "height": 28,
+                "vision_tokens": v,
+                "chunk_start": None,
+                "chunk_end": None,
+            }
+        ]
+        if k == VISION
+        else []
+        for k, _, v, _ in items
+    ]
+    meta = pa.table(
+        {
+            "sample_id": [i[3] for i in items],
+            "source": ["s"] * n,
+            "modality": ["image" if i[0] == VISION else "text" for i in items],
+            "media": pa.array(media, pa.list_(MEDIA_SPAN)),
+        }
+    )
+    return ItemBatch.build(
+        meta,
+        kind=[i[0] for i in items],
+        size=[i[1] for i in items],
+        vision=[i[2] for i in items],
+        n_pieces=1,
+        row=np.arange(n),
+        partition=0,
+    )
 
 
 def make_drawer(items: list[tuple], seq_len: int, window: int, ratio: float, block: int = 97) -> WindowDrawer:
     streams = []
     for kind in (VISION, TEXT, LONG):
         mine = [i for i in items if i[0] == kind]
-        streams.append(Stream(iter([batch(mine[s:s + block]) for s in range(0, len(mine), block)])))
+        streams.append(Stream(iter([batch(mine[s : s + block]) for s in range(0, len(mine), block)])))
     text = sum(i[1] for i in items if i[0] != VISION)
     return WindowDrawer(*streams, seq_len, window, ratio, text, sum(i[1] for i in items if i[0] == LONG))
 
@@ -146,8 +173,11 @@ def test_runs_of_b_sequences_at_any_offset_keep_the_ratio():
     assert len(errors) > 200
     assert errors.max() <= 3 * excess / (window * seq_len)  # a few sequences' worth, not a half window's
     shuffled = np.random.default_rng(0).permutation(len(tokens))  # what a random order gives, for contrast
-    random_errors = np.abs(np.lib.stride_tricks.sliding_window_view(vision[shuffled], window).sum(1)
-                           / np.lib.stride_tricks.sliding_window_view(tokens[shuffled], window).sum(1) - ratio)
+    random_errors = np.abs(
+        np.lib.stride_tricks.sliding_window_view(vision[shuffled], window).sum(1)
+        / np.lib.stride_tricks.sliding_window_view(tokens[shuffled], window).sum(1)
+        - ratio
+    )
     assert errors.max() < random_errors.max()
 
 
@@ -206,8 +236,9 @@ def test_pack_window_leftovers_and_final_window():
     size, vision = np.array([90, 90, 90, 50]), np.array([60, 60, 60, 0])
     fixed = pack_window(kind, size, vision, seq_len=100, n_sequences=2)
     assert len(fixed.leftovers) == 2 and fixed.n_sequences == 2
-    final = pack_window(np.append(kind, LONG), np.append(size, 250), np.append(vision, 0), seq_len=100,
-                        n_sequences=None)
+    final = pack_window(
+        np.append(kind, LONG), np.append(size, 250), np.append(vision, 0), seq_len=100, n_sequences=None
+    )
     assert not len(final.leftovers) and not len(final.rest_ref)
     assert final.length.sum() == 3 * 90 + 50 + 250
     per_sequence = np.bincount(final.seq, final.length)
@@ -247,5 +278,6 @@ def test_ray_and_in_process_plans_are_identical(ray_session):
     local, local_surplus = plan(items, seed=2)
     remote, remote_surplus = plan(items, seed=2, runner=RayRunner(ray_session))
     assert len(local) == len(remote) and all(a.equals(b) for a, b in zip(local, remote))
-    assert {k: v.meta.column("sample_id").to_pylist() for k, v in local_surplus.items()} == \
-        {k: v.meta.column("sample_id").to_pylist() for k, v in remote_surplus.items()}
+    assert {k: v.meta.column("sample_id").to_pylist() for k, v in local_surplus.items()} == {
+        k: v.meta.column("sample_id").to_pylist() for k, v in remote_surplus.items()
+    }

@@ -7,11 +7,19 @@ from pathlib import Path
 
 import pytest
 
-WEATHER_TOOL = {"type": "function", "function": {
-    "name": "get_weather", "description": "Current weather for a city.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
-                                                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-                   "required": ["city"], "additionalProperties": False}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
 
 
 @pytest.fixture(scope="session")
@@ -22,11 +30,16 @@ def tokenizer_file(tmp_path_factory) -> str:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    corpus = ["What is the weather in Paris today? It is sunny and warm in the afternoon.",
-              "The assistant calls a tool with JSON arguments and reads the result.",
-              "user assistant system tool call result city unit celsius fahrenheit"] * 20
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    corpus = [
+        "What is the weather in Paris today? It is sunny and warm in the afternoon.",
+        "The assistant calls a tool with JSON arguments and reads the result.",
+        "user assistant system tool call result city unit celsius fahrenheit",
+    ] * 20
     tokenizer.train_from_iterator(corpus, trainer)
     path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
     tokenizer.save(str(path))
@@ -43,17 +56,28 @@ def write_jsonl():
     return write
 
 
-def weather_chat(call_args: str = '{"city": "Paris", "unit": "celsius"}', result_id: str = "call_1",
-                 question: str = "What is the weather in Paris?") -> dict:
+def weather_chat(
+    call_args: str = '{"city": "Paris", "unit": "celsius"}',
+    result_id: str = "call_1",
+    question: str = "What is the weather in Paris?",
+) -> dict:
     """A valid OpenAI tool-use conversation (change the arguments or the answered id to break it)."""
-    return {"tools": [WEATHER_TOOL], "messages": [
-        {"role": "system", "content": "You are a weather assistant."},
-        {"role": "user", "content": question},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": call_args}}]},
-        {"role": "tool", "tool_call_id": result_id, "content": '{"temp_c": 21, "sky": "clear"}'},
-        {"role": "assistant", "content": "It is 21 degrees Celsius and clear in Paris."},
-    ]}
+    return {
+        "tools": [WEATHER_TOOL],
+        "messages": [
+            {"role": "system", "content": "You are a weather assistant."},
+            {"role": "user", "content": question},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": call_args}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": result_id, "content": '{"temp_c": 21, "sky": "clear"}'},
+            {"role": "assistant", "content": "It is 21 degrees Celsius and clear in Paris."},
+        ],
+    }
 
 
 @pytest.fixture

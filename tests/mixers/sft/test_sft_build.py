@@ -17,13 +17,19 @@ QUESTIONS = [
     "Write a short poem about autumn leaves falling on a quiet river near an old stone bridge.",
     "What is the difference between supervised learning and reinforcement learning in simple terms?",
 ]
-EVAL_QUESTION = ("A train leaves the station at nine in the morning travelling at sixty miles per hour; "
-                 "how far has it gone by noon?")
+EVAL_QUESTION = (
+    "A train leaves the station at nine in the morning travelling at sixty miles per hour; how far has it gone by noon?"
+)
 
 
 def openai_row(i, question, answer=None):
-    return {"id": f"o{i}", "messages": [{"role": "user", "content": question},
-                                        {"role": "assistant", "content": answer or f"Answer number {i}: it depends."}]}
+    return {
+        "id": f"o{i}",
+        "messages": [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer or f"Answer number {i}: it depends."},
+        ],
+    }
 
 
 @pytest.fixture
@@ -40,25 +46,51 @@ def inputs(tmp_path, write_jsonl, chat):
         "{this line is not json",
     ]
     chats = write_jsonl(tmp_path / "in" / "chats.jsonl", rows)
-    sharegpt = write_jsonl(tmp_path / "in" / "sharegpt.jsonl", [
-        {"id": "s1", "conversations": [{"from": "human", "value": "Tell me a fun fact about octopuses, please."},
-                                       {"from": "gpt", "value": "Octopuses have three hearts."}]},
-        {"id": "s2", "conversations": [{"from": "human", "value": "Hello there, who won the match last night?"},
-                                       {"from": "human", "value": "Hello?"}]},
-    ])
+    sharegpt = write_jsonl(
+        tmp_path / "in" / "sharegpt.jsonl",
+        [
+            {
+                "id": "s1",
+                "conversations": [
+                    {"from": "human", "value": "Tell me a fun fact about octopuses, please."},
+                    {"from": "gpt", "value": "Octopuses have three hearts."},
+                ],
+            },
+            {
+                "id": "s2",
+                "conversations": [
+                    {"from": "human", "value": "Hello there, who won the match last night?"},
+                    {"from": "human", "value": "Hello?"},
+                ],
+            },
+        ],
+    )
     alpaca = tmp_path / "in" / "alpaca.parquet"
-    pq.write_table(pa.Table.from_pylist([
-        {"instruction": "Summarise the plot of Hamlet in two sentences for a school report.", "input": "",
-         "output": "A prince avenges his father. Almost everyone dies."},
-        {"instruction": "Give an antonym of 'ancient'.", "input": "", "output": ""},
-    ]), alpaca)
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                {
+                    "instruction": "Summarise the plot of Hamlet in two sentences for a school report.",
+                    "input": "",
+                    "output": "A prince avenges his father. Almost everyone dies.",
+                },
+                {"instruction": "Give an antonym of 'ancient'.", "input": "", "output": ""},
+            ]
+        ),
+        alpaca,
+    )
     evals = write_jsonl(tmp_path / "in" / "eval.jsonl", [{"id": "train-q", "question": EVAL_QUESTION, "answer": "180"}])
     return {"chat": chats, "share": sharegpt, "alpaca": str(alpaca), "eval": evals}
 
 
 def config(inputs, out, **overrides):
-    base = {"inputs": (f"chat={inputs['chat']}", f"share={inputs['share']}", f"alpaca={inputs['alpaca']}"),
-            "output": str(out), "decontaminate": (f"arith={inputs['eval']}",), "executor": "local", "val_fraction": 0.0}
+    base = {
+        "inputs": (f"chat={inputs['chat']}", f"share={inputs['share']}", f"alpaca={inputs['alpaca']}"),
+        "output": str(out),
+        "decontaminate": (f"arith={inputs['eval']}",),
+        "executor": "local",
+        "val_fraction": 0.0,
+    }
     return BuildConfig(**{**base, **overrides})
 
 
@@ -71,8 +103,17 @@ def test_build_writes_a_validated_deduplicated_decontaminated_zero_vision_set(in
     report = run_build(config(inputs, out))
     train = read_jsonl(out / "train.jsonl")
     kept = {row["id"] for row in train}
-    assert kept == {"chat/o0", "chat/o1", "chat/o2", "chat/o3", "chat/o4", "chat/o5", "chat/t1", "share/s1",
-                    "alpaca/alpaca.parquet#0"}
+    assert kept == {
+        "chat/o0",
+        "chat/o1",
+        "chat/o2",
+        "chat/o3",
+        "chat/o4",
+        "chat/o5",
+        "chat/t1",
+        "share/s1",
+        "alpaca/alpaca.parquet#0",
+    }
     reasons = {r["id"]: r["reason"] for r in read_jsonl(out / "rejected.jsonl")}
     assert reasons["chat/o10"] == "sft_dedup_v1:exact_dup_of: chat/o0"
     assert reasons["chat/o11"] == "sft_dedup_v1:near_dup_of: chat/o1"
@@ -83,9 +124,15 @@ def test_build_writes_a_validated_deduplicated_decontaminated_zero_vision_set(in
     assert reasons["chat/chats.jsonl#14"].startswith("read:malformed_json")
     assert reasons["share/s2"].startswith("sft_validate_v1:role_order")
     assert reasons["alpaca/alpaca.parquet#1"].startswith("sft_validate_v1:empty_assistant_turn")
-    assert read_jsonl(out / "decontamination.jsonl") == [{
-        "id": "chat/o12", "source": "chat", "eval_set": "arith", "eval_sample": "train-q",
-        "ngram": "a train leaves the station at nine in the morning travelling at sixty"}]
+    assert read_jsonl(out / "decontamination.jsonl") == [
+        {
+            "id": "chat/o12",
+            "source": "chat",
+            "eval_set": "arith",
+            "eval_sample": "train-q",
+            "ngram": "a train leaves the station at nine in the morning travelling at sixty",
+        }
+    ]
     ledger = pq.read_table(out / "ledger.parquet")
     assert ledger.num_rows == report["inputs"] == 18 == report["kept"] + report["dropped"] + report["failed"]
     assert report["vision"]["check"].startswith("0 vision parts") and report["vision"]["output_vision_parts"] == 0
@@ -127,8 +174,10 @@ def test_real_tokenizer_limits_length(inputs, tmp_path, tokenizer_file):
 
 def test_split_and_mixture(inputs, tmp_path):
     mix = tmp_path / "mix.yaml"
-    mix.write_text("max_epochs: 1\nsources:\n  chat: {proportion: 0.5}\n  share: {proportion: 0.25, max_epochs: 4}\n"
-                   "  alpaca: {proportion: 0.25, max_epochs: 4}\n")
+    mix.write_text(
+        "max_epochs: 1\nsources:\n  chat: {proportion: 0.5}\n  share: {proportion: 0.25, max_epochs: 4}\n"
+        "  alpaca: {proportion: 0.25, max_epochs: 4}\n"
+    )
     out = tmp_path / "sft"
     report = run_build(config(inputs, out, mixture=str(mix), val_fraction=0.3, seed=3))
     val = read_jsonl(out / "val.jsonl")

@@ -4,8 +4,10 @@ from fusionforge.mixers.sft.decontaminate import EvalIndex, normalize, window_ha
 from fusionforge.mixers.sft.mixture import check_sources, load_mixture, plan_copies, split_of
 from fusionforge.pipelines.core.errors import ConfigError
 
-GSM = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
-       "How many clips did Natalia sell altogether in April and May?")
+GSM = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?"
+)
 MMLU = "Which of the following is the body cavity that contains the pituitary gland?"
 
 
@@ -14,9 +16,20 @@ def index(tmp_path, write_jsonl):
     short = {"id": "gsm-8", "question": "Weng earns $12 an hour.", "answer": "10"}
     gsm = write_jsonl(tmp_path / "gsm8k.jsonl", [{"id": "gsm-7", "question": GSM, "answer": "72"}, short])
     mmlu = write_jsonl(tmp_path / "mmlu.jsonl", [{"question": MMLU, "choices": ["Abdominal", "Cranial"]}])
-    chats = write_jsonl(tmp_path / "chat_eval.jsonl", [{"messages": [
-        {"role": "user", "content": "Explain why the sky looks blue during the day but red at sunset please."},
-        {"role": "assistant", "content": "Rayleigh scattering."}]}])
+    chats = write_jsonl(
+        tmp_path / "chat_eval.jsonl",
+        [
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": "Explain why the sky looks blue during the day but red at sunset please.",
+                    },
+                    {"role": "assistant", "content": "Rayleigh scattering."},
+                ]
+            }
+        ],
+    )
     return EvalIndex([f"gsm8k={gsm}", mmlu, f"chat={chats}"])
 
 
@@ -71,16 +84,20 @@ def mixture(text):
 
 def test_mixture_hits_token_shares_and_respects_epochs():
     data = items("chat", 400, 100) + items("tools", 80, 50) + items("proxy", 40, 200)
-    mix = mixture("max_epochs: 1\nsources:\n  chat: {proportion: 0.6}\n  tools: {proportion: 0.2, max_epochs: 3}\n"
-                  "  proxy: {proportion: 0.2, max_epochs: 2}\n")
+    mix = mixture(
+        "max_epochs: 1\nsources:\n  chat: {proportion: 0.6}\n  tools: {proportion: 0.2, max_epochs: 3}\n"
+        "  proxy: {proportion: 0.2, max_epochs: 2}\n"
+    )
     copies, report = plan_copies(mix, data, seed=0)
     shares = {s: e["realised_share"] for s, e in report["sources"].items()}
     assert shares == pytest.approx({"chat": 0.6, "tools": 0.2, "proxy": 0.2}, abs=0.03)
     assert max(copies[:400]) == 1 and max(copies[400:480]) <= 3 and max(copies[480:]) <= 2
     assert report["sources"]["tools"]["epochs"] == pytest.approx(3.0, abs=0.01)  # the binding source
     assert copies == plan_copies(mix, data, seed=0)[0]
-    reseeded = mixture("seed: 9\nmax_epochs: 1\nsources:\n  chat: {proportion: 0.6}\n"
-                       "  tools: {proportion: 0.2, max_epochs: 3}\n  proxy: {proportion: 0.2, max_epochs: 2}\n")
+    reseeded = mixture(
+        "seed: 9\nmax_epochs: 1\nsources:\n  chat: {proportion: 0.6}\n"
+        "  tools: {proportion: 0.2, max_epochs: 3}\n  proxy: {proportion: 0.2, max_epochs: 2}\n"
+    )
     assert plan_copies(reseeded, data, seed=0)[0] != copies
 
 

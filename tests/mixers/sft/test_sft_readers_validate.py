@@ -7,9 +7,15 @@ from fusionforge.mixers.sft.schema import dumps, loads, openai_messages, openai_
 from fusionforge.mixers.sft.validate import validate
 from fusionforge.pipelines.core.errors import BadRecord
 
-ADD_TOOL = {"name": "add", "description": "Add two numbers.",
-            "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-                           "required": ["a", "b"]}}
+ADD_TOOL = {
+    "name": "add",
+    "description": "Add two numbers.",
+    "parameters": {
+        "type": "object",
+        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+        "required": ["a", "b"],
+    },
+}
 
 
 def reason(row):
@@ -37,13 +43,16 @@ def test_openai_tool_conversation_round_trips_into_the_canonical_form(chat):
     assert openai_tools(again)[0]["function"]["name"] == "get_weather"
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"call_args": '{"city": "Paris", "unit": "celsius"'}, "tool_arguments_not_json"),
-    ({"call_args": '{"city": "Paris", "unit": "kelvin"}'}, "tool_arguments_schema"),
-    ({"call_args": '{"unit": "celsius"}'}, "tool_arguments_schema"),
-    ({"call_args": '["Paris"]'}, "tool_arguments_not_object"),
-    ({"result_id": "call_9"}, "tool_result_unknown_call_id"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"call_args": '{"city": "Paris", "unit": "celsius"'}, "tool_arguments_not_json"),
+        ({"call_args": '{"city": "Paris", "unit": "kelvin"}'}, "tool_arguments_schema"),
+        ({"call_args": '{"unit": "celsius"}'}, "tool_arguments_schema"),
+        ({"call_args": '["Paris"]'}, "tool_arguments_not_object"),
+        ({"result_id": "call_9"}, "tool_result_unknown_call_id"),
+    ],
+)
 def test_invalid_openai_tool_calls_are_rejected_with_their_reason(chat, change, expected):
     assert reason(chat(**change)) == expected
 
@@ -68,12 +77,23 @@ def test_structural_problems_in_openai_rows(chat):
     assert reason(ends_with_tool) == "not_ending_with_assistant"
     empty = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]}
     assert reason(empty) == "empty_assistant_turn"
-    two_users = {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"},
-                              {"role": "assistant", "content": "c"}]}
+    two_users = {
+        "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": "b"},
+            {"role": "assistant", "content": "c"},
+        ]
+    }
     assert reason(two_users) == "role_order"
-    late_system = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-                                {"role": "system", "content": "new rules"}, {"role": "user", "content": "c"},
-                                {"role": "assistant", "content": "d"}]}
+    late_system = {
+        "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+            {"role": "system", "content": "new rules"},
+            {"role": "user", "content": "c"},
+            {"role": "assistant", "content": "d"},
+        ]
+    }
     assert reason(late_system) == "role_order"
     odd_role = {"messages": [{"role": "user", "content": "a"}, {"role": "critic", "content": "b"}]}
     assert reason(odd_role) == "unknown_role"
@@ -87,11 +107,15 @@ def test_a_broken_tool_schema_is_reported_as_such(chat):
 
 
 def test_legacy_function_call_and_function_role_are_linked():
-    row = {"functions": [ADD_TOOL], "messages": [
-        {"role": "user", "content": "2+3?"},
-        {"role": "assistant", "content": None, "function_call": {"name": "add", "arguments": '{"a": 2, "b": 3}'}},
-        {"role": "function", "name": "add", "content": "5"},
-        {"role": "assistant", "content": "5"}]}
+    row = {
+        "functions": [ADD_TOOL],
+        "messages": [
+            {"role": "user", "content": "2+3?"},
+            {"role": "assistant", "content": None, "function_call": {"name": "add", "arguments": '{"a": 2, "b": 3}'}},
+            {"role": "function", "name": "add", "content": "5"},
+            {"role": "assistant", "content": "5"},
+        ],
+    }
     conv, _ = parse_row(row)
     assert conv.messages[2].role == "tool" and conv.messages[2].tool_call_id == conv.messages[1].tool_calls[0].id
     assert validate(conv) is None
@@ -114,8 +138,9 @@ def test_sharegpt_tool_conversations_valid_and_invalid():
     assert reason(sharegpt(json.dumps({"name": "add", "arguments": {"a": "two", "b": 3}}))) == "tool_arguments_schema"
     assert reason(sharegpt('{"name": "add", "arguments": {"a": 2')) == "tool_call_without_name"
     assert reason(sharegpt(json.dumps({"name": "mul", "arguments": {"a": 2, "b": 3}}))) == "unknown_tool"
-    assert reason(sharegpt(json.dumps({"name": "add", "arguments": {"a": 2, "b": 3}}), observation=False)) \
-        == "role_order"
+    assert (
+        reason(sharegpt(json.dumps({"name": "add", "arguments": {"a": 2, "b": 3}}), observation=False)) == "role_order"
+    )
 
 
 def test_sharegpt_without_tools_and_role_content_variant():
@@ -125,8 +150,13 @@ def test_sharegpt_without_tools_and_role_content_variant():
 
 
 def test_alpaca_rows_with_history_and_input():
-    row = {"instruction": "Translate to French:", "input": "good morning", "output": "bonjour",
-           "system": "You translate.", "history": [["hi", "hello"]]}
+    row = {
+        "instruction": "Translate to French:",
+        "input": "good morning",
+        "output": "bonjour",
+        "system": "You translate.",
+        "history": [["hi", "hello"]],
+    }
     conv, _ = parse_row(row)
     assert [m.content for m in conv.messages] == ["hi", "hello", "Translate to French:\n\ngood morning", "bonjour"]
     assert conv.system == "You translate." and validate(conv) is None

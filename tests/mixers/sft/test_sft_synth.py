@@ -21,8 +21,11 @@ def read_jsonl(path):
 
 
 def code_cells(trajectory):
-    return [json.loads(c["function"]["arguments"])["code"] for m in trajectory["messages"]
-            for c in m.get("tool_calls") or []]
+    return [
+        json.loads(c["function"]["arguments"])["code"]
+        for m in trajectory["messages"]
+        for c in m.get("tool_calls") or []
+    ]
 
 
 def tool_outputs(trajectory):
@@ -41,8 +44,12 @@ def test_generated_questions_become_verified_zero_vision_trajectories(synthesize
     truth = {q["id"]: q for q in read_jsonl(out / "qa.jsonl")}
     trajectories = read_jsonl(out / "trajectories.jsonl")
     assert report["inputs"] == 8 and report["kept"] == len(trajectories) == 8
-    assert {t: c["kept"] for t, c in report["by_task"].items()} == {"count": 2, "compare_sizes": 2, "bar_value": 2,
-                                                                    "locate": 2}
+    assert {t: c["kept"] for t, c in report["by_task"].items()} == {
+        "count": 2,
+        "compare_sizes": 2,
+        "bar_value": 2,
+        "locate": 2,
+    }
     assert report["vision_check"] == "0 vision parts in trajectories.jsonl"
     mode = resolve_network_mode("auto")  # what each session really got on this machine, counted per session
     assert report["sandbox"]["network_requested"] == "auto" and report["sandbox"]["runs_by_network"] == {mode: 8}
@@ -76,9 +83,14 @@ def test_the_code_reads_the_pixels(synthesized, tmp_path):
     qa = next(q for q in read_jsonl(out / "qa.jsonl") if q["id"] == trajectory["meta"]["qa_id"])
     image = Image.open(out / qa["image"]).convert("RGB")
     draw = ImageDraw.Draw(image)
-    spot = next((x, y) for y in range(12, 244, 4) for x in range(12, 244, 4)
-                if all(image.getpixel((x + dx, y + dy)) == (245, 245, 240) for dx in range(-11, 12, 2)
-                       for dy in range(-11, 12, 2)))
+    spot = next(
+        (x, y)
+        for y in range(12, 244, 4)
+        for x in range(12, 244, 4)
+        if all(
+            image.getpixel((x + dx, y + dy)) == (245, 245, 240) for dx in range(-11, 12, 2) for dy in range(-11, 12, 2)
+        )
+    )
     draw.ellipse((spot[0] - 8, spot[1] - 8, spot[0] + 8, spot[1] + 8), fill=PALETTE[qa["params"]["color"]])
     changed = tmp_path / "changed.png"
     image.save(changed)
@@ -99,7 +111,7 @@ def test_compare_sizes_crops_each_shape_and_measures_it_in_the_crop(synthesized)
         crop_at = next(i for i, code in enumerate(cells) if ".crop(" in code)
         result = next(m["content"] for m in trajectory["messages"] if m.get("tool_call_id") == calls[crop_at]["id"])
         with PythonSandbox({qa["image"]: out / qa["image"]}) as box:
-            printed = [box.run(code).output.rstrip("\n") for code in cells[:crop_at + 1]][-1]
+            printed = [box.run(code).output.rstrip("\n") for code in cells[: crop_at + 1]][-1]
         assert printed == result  # the tool result is what the crop cell printed when it ran on the image
         measured = dict(re.findall(r"^(left|right) crop \d+x\d+: (\d+) shape pixels", result, re.MULTILINE))
         assert [int(measured["left"]), int(measured["right"])] == qa["params"]["areas"]  # drawn-alone pixel counts
@@ -121,29 +133,49 @@ def test_user_qa_files_keep_right_answers_and_reject_everything_else_with_a_reas
     (tmp_path / "qa" / "pics" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     count = {"task": "count", "params": {"color": "red"}, "question": "How many red shapes are there?"}
     loop = [{"say": "Let me look.", "code": "while True:\n    pass"}]
-    hog = [{"say": "Let me load everything.",  # address space grows without bound, fast even on a busy machine
-            "code": "import numpy as np\nblocks = []\nwhile True:\n    blocks.append(np.empty(2**26, np.uint8))"}]
-    custom = [{"say": "I'll measure the image.", "code": "from PIL import Image\nimg = Image.open('pics/three.png')\n"
-                                                         "print('result:', img.size[0])"}]
+    hog = [
+        {
+            "say": "Let me load everything.",  # address space grows without bound, fast even on a busy machine
+            "code": "import numpy as np\nblocks = []\nwhile True:\n    blocks.append(np.empty(2**26, np.uint8))",
+        }
+    ]
+    custom = [
+        {
+            "say": "I'll measure the image.",
+            "code": "from PIL import Image\nimg = Image.open('pics/three.png')\nprint('result:', img.size[0])",
+        }
+    ]
     rows = [
         {"id": "right", "image": "pics/three.png", "answer": "3", **count},
         {"id": "wrong-truth", "image": "pics/three.png", "answer": "4", **count},
         {"id": "loops", "image": "pics/three.png", "question": "q?", "answer": "1", "program": loop},
         {"id": "hogs", "image": "pics/three.png", "question": "q?", "answer": "1", "program": hog},
-        {"id": "custom", "image": "pics/three.png", "question": "How wide is it in pixels?", "answer": 128,
-         "program": custom, "final": "It is {answer} pixels wide."},
+        {
+            "id": "custom",
+            "image": "pics/three.png",
+            "question": "How wide is it in pixels?",
+            "answer": 128,
+            "program": custom,
+            "final": "It is {answer} pixels wide.",
+        },
         {"id": "missing", "image": "pics/nowhere.png", "answer": "3", **count},
         {"id": "broken", "image": "pics/broken.png", "answer": "3", **count},
         {"id": "odd-task", "image": "pics/three.png", "question": "q?", "answer": "1", "task": "ocr"},
         {"id": "no-answer", "image": "pics/three.png", "question": "q?", "task": "count"},
-        {"id": "bad-params", "image": "pics/three.png", "answer": "3", **count, "params": {"color": "red",
-                                                                                        "tolerance": "some"}},
+        {
+            "id": "bad-params",
+            "image": "pics/three.png",
+            "answer": "3",
+            **count,
+            "params": {"color": "red", "tolerance": "some"},
+        },
         '{"id": "cut", "image": ',
     ]
     qa = write_jsonl(tmp_path / "qa" / "user_qa.jsonl", rows)
     out = tmp_path / "out"
-    report = run_synth(SynthConfig(inputs=(f"mine={qa}",), output=str(out), timeout_s=1.5, memory_mb=256,
-                                   executor="local"))
+    report = run_synth(
+        SynthConfig(inputs=(f"mine={qa}",), output=str(out), timeout_s=1.5, memory_mb=256, executor="local")
+    )
     kept = {t["id"]: t for t in read_jsonl(out / "trajectories.jsonl")}
     assert set(kept) == {"mine/right", "mine/custom"}
     assert kept["mine/custom"]["messages"][-1]["content"] == "It is 128 pixels wide."

@@ -19,13 +19,13 @@ VIDEOS = [(64, 48, 3), (640, 480, 9), (1920, 1080, 1000)]
 def _documented_block() -> str:
     text = DOCS.read_text()
     start = text.index("\n", text.index("<!-- presets:begin")) + 1
-    return text[start:text.index("<!-- presets:end -->")]
+    return text[start : text.index("<!-- presets:end -->")]
 
 
 def test_docs_table_is_generated_from_the_presets():
     assert _documented_block().rstrip("\n") == presets_markdown().rstrip("\n"), (
-        "docs/formats.md is stale: paste `python -m fusionforge.mixers.tokens.preset_table` "
-        "between the presets markers")
+        "docs/formats.md is stale: paste `python -m fusionforge.mixers.tokens.preset_table` between the presets markers"
+    )
     kimi = preset_rows()["kimi-k25"]
     assert (kimi["max_patches"], kimi["video_max_patches"], kimi["max_patches_per_side"]) == (16384, 4096, 512)
     assert "| `in_token_limit` | `4096` |" in presets_markdown()
@@ -63,8 +63,10 @@ def test_each_family_reads_exactly_the_parameters_it_documents(name):
     # max_video_tokens only acts with the per-video cap on, so every change is also compared under the cap
     bases = [preset] + ([preset.with_overrides(cap_pixels_per_frame=True)] if "cap_pixels_per_frame" in listed else [])
     for param in {f.name for f in dataclasses.fields(preset)} - {"name", "family"}:
-        differs = [_outcomes(base) != _outcomes(base.with_overrides(**{param: _changed(getattr(base, param))}))
-                   for base in bases]
+        differs = [
+            _outcomes(base) != _outcomes(base.with_overrides(**{param: _changed(getattr(base, param))}))
+            for base in bases
+        ]
         if param in listed:
             assert any(differs), f"{name} lists {param} but ignores it"
         else:
@@ -89,8 +91,13 @@ def test_command_line_overrides_are_typed_like_the_preset_parameters():
     assert parse_override("cap_pixels_per_frame=True") == ("cap_pixels_per_frame", True)
     assert parse_override("max_patches=4096") == ("max_patches", 4096)
     assert parse_override("fit=pad") == ("fit", "pad")
-    for bad, message in (("cap_pixels_per_frame=no", "true or false"), ("max_patches=4k", "whole number"),
-                         ("max_patchez=1", "max_patches"), ("max_patches", "KEY=VALUE"), ("family=x", "KEY")):
+    for bad, message in (
+        ("cap_pixels_per_frame=no", "true or false"),
+        ("max_patches=4k", "whole number"),
+        ("max_patchez=1", "max_patches"),
+        ("max_patches", "KEY=VALUE"),
+        ("family=x", "KEY"),
+    ):
         with pytest.raises(ConfigError, match=message):
             parse_override(bad)
 
@@ -110,6 +117,7 @@ def test_a_false_flag_on_the_command_line_means_false(tmp_path):
 
     assert video_tokens("cap_pixels_per_frame=false") == video_tokens()
     assert video_tokens("cap_pixels_per_frame=true") != video_tokens()
-    bad = CliRunner().invoke(cli, ["pack", str(tmp_path), "-o", str(tmp_path / "out"),
-                                   "--preset-set", "cap_pixels_per_frame=maybe"])
+    bad = CliRunner().invoke(
+        cli, ["pack", str(tmp_path), "-o", str(tmp_path / "out"), "--preset-set", "cap_pixels_per_frame=maybe"]
+    )
     assert bad.exit_code == 2 and "true or false" in bad.output

@@ -30,9 +30,14 @@ def test_tiktoken_file_with_special_tokens_beside_it(tmp_path):
         ranks[token] = len(ranks)
     path = tmp_path / "tiny.tiktoken"
     path.write_text("".join(f"{base64.b64encode(t).decode()} {r}\n" for t, r in ranks.items()))
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
-        {"eos_token": "[EOS]",
-         "added_tokens_decoder": {"300": {"content": "[EOS]"}, "301": {"content": "<|media_pad|>"}}}))
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "eos_token": "[EOS]",
+                "added_tokens_decoder": {"300": {"content": "[EOS]"}, "301": {"content": "<|media_pad|>"}},
+            }
+        )
+    )
     counter = TextCounter(path)
     assert counter.method == "tokenizer:tiny.tiktoken"
     assert counter.count_batch(["the the", "xyz", ""]) == [2, 3, 0]  # "the" + " the"; three unmerged bytes
@@ -55,21 +60,44 @@ def test_estimate_is_labelled_and_refuses_ids():
 
 
 def test_stage_counts_interleaved_parts_separately(tiny_tokenizer):
-    segments = [{"type": "text", "text": "the river", "media_index": None},
-                {"type": "image", "text": None, "media_index": 0},
-                {"type": "text", "text": "under the old stone bridge", "media_index": None}]
-    table = S.validate(pa.Table.from_pylist([
-        {"id": "a", "source": "s", "modality": "text", "text": "the quiet market", "input_file": "f",
-         "input_position": 0},
-        {"id": "b", "source": "s", "modality": "interleaved", "text": "the river\n\nunder the old stone bridge",
-         "segments": segments, "input_file": "f", "input_position": 1},
-        {"id": "c", "source": "s", "modality": "image", "text": None, "input_file": "f", "input_position": 2},
-    ], schema=S.RECORD_SCHEMA))
+    segments = [
+        {"type": "text", "text": "the river", "media_index": None},
+        {"type": "image", "text": None, "media_index": 0},
+        {"type": "text", "text": "under the old stone bridge", "media_index": None},
+    ]
+    table = S.validate(
+        pa.Table.from_pylist(
+            [
+                {
+                    "id": "a",
+                    "source": "s",
+                    "modality": "text",
+                    "text": "the quiet market",
+                    "input_file": "f",
+                    "input_position": 0,
+                },
+                {
+                    "id": "b",
+                    "source": "s",
+                    "modality": "interleaved",
+                    "text": "the river\n\nunder the old stone bridge",
+                    "segments": segments,
+                    "input_file": "f",
+                    "input_position": 1,
+                },
+                {"id": "c", "source": "s", "modality": "image", "text": None, "input_file": "f", "input_position": 2},
+            ],
+            schema=S.RECORD_SCHEMA,
+        )
+    )
     out = TextTokens(str(tiny_tokenizer))(table)
     counter = TextCounter(tiny_tokenizer)
     parts = out.column("mixers_text_tokens_v1__part_tokens").to_pylist()
-    assert parts == [counter.count_batch(["the quiet market"]),
-                     counter.count_batch(["the river", "under the old stone bridge"]), []]
+    assert parts == [
+        counter.count_batch(["the quiet market"]),
+        counter.count_batch(["the river", "under the old stone bridge"]),
+        [],
+    ]
     assert out.column(S.TEXT_TOKENS).to_pylist() == [sum(p) for p in parts]
     assert set(out.column("mixers_text_tokens_v1__method").to_pylist()) == {"tokenizer:tokenizer.json"}
     assert out.num_rows == 3

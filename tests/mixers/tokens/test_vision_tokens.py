@@ -14,10 +14,37 @@ from fusionforge.mixers.tokens.vision import fit_image, get_preset, image_tokens
 from fusionforge.pipelines.core.errors import ConfigError
 
 # (width, height): tiny, odd, square, extreme aspect ratios on both sides of Qwen's 200 limit, 4K, 8K strips
-SIZES = [(1, 1), (9, 9), (10, 10), (27, 29), (28, 28), (29, 57), (56, 1), (1, 150), (199, 1), (1, 200), (200, 1),
-         (64, 64), (100, 20000), (333, 777), (640, 480), (1024, 768), (1920, 1080), (1080, 1920), (2048, 2048),
-         (3840, 2160), (4000, 3000), (7000, 50), (7168, 7168), (8000, 8000), (12000, 100), (150, 12000),
-         (5000, 37), (14, 7000), (223, 97)]
+SIZES = [
+    (1, 1),
+    (9, 9),
+    (10, 10),
+    (27, 29),
+    (28, 28),
+    (29, 57),
+    (56, 1),
+    (1, 150),
+    (199, 1),
+    (1, 200),
+    (200, 1),
+    (64, 64),
+    (100, 20000),
+    (333, 777),
+    (640, 480),
+    (1024, 768),
+    (1920, 1080),
+    (1080, 1920),
+    (2048, 2048),
+    (3840, 2160),
+    (4000, 3000),
+    (7000, 50),
+    (7168, 7168),
+    (8000, 8000),
+    (12000, 100),
+    (150, 12000),
+    (5000, 37),
+    (14, 7000),
+    (223, 97),
+]
 FRAMES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 17, 31, 33]
 VIDEO_SIZES = [(64, 48), (90, 60), (500, 30), (28, 28), (17, 300)]
 PROCESSED_SIZES = [(1, 1), (27, 29), (199, 1), (1, 150), (333, 777), (1920, 1080), (4000, 3000), (7000, 50)]
@@ -83,7 +110,8 @@ def test_image_grid_matches_real_preprocessing(qwen, kimi, width, height):
             assert ours.grid == grid
             assert ours.tokens == math.prod(grid) // 4
             assert ours.resized_height * ours.resized_width * 3 == ref["pixel_values"].numel() // ours.grid[0] // (
-                2 if preset == "qwen2-vl" else 1)
+                2 if preset == "qwen2-vl" else 1
+            )
 
 
 @pytest.mark.parametrize("frames", FRAMES)
@@ -120,12 +148,15 @@ def test_qwen_cap_pixels_per_frame_matches_processor():
     assert ours.tokens < video_tokens(640, 480, 40, "qwen2-vl").tokens  # the cap did bite
 
 
-@pytest.mark.parametrize(("width", "height", "frames"), [(0, 10, 4), (10, 0, 4), (0, 0, 1), (300, 1, 4), (1, 201, 2),
-                                                          (64, 48, 0)])
+@pytest.mark.parametrize(
+    ("width", "height", "frames"), [(0, 10, 4), (10, 0, 4), (0, 0, 1), (300, 1, 4), (1, 201, 2), (64, 48, 0)]
+)
 def test_invalid_videos_raise_where_the_reference_does(qwen, kimi, width, height, frames):
     video = torch.zeros(frames, 3, height, width, dtype=torch.uint8)
-    cases = (("qwen2-vl", lambda: qwen[1](videos=[video], return_tensors="pt", cap_pixels_per_frame=False)),
-             ("kimi-k25", lambda: kimi[1](videos=[video], return_tensors="pt", do_sample_frames=False)))
+    cases = (
+        ("qwen2-vl", lambda: qwen[1](videos=[video], return_tensors="pt", cap_pixels_per_frame=False)),
+        ("kimi-k25", lambda: kimi[1](videos=[video], return_tensors="pt", do_sample_frames=False)),
+    )
     for preset, reference in cases:
         try:
             reference()
@@ -141,8 +172,9 @@ def test_invalid_videos_raise_where_the_reference_does(qwen, kimi, width, height
 def test_llava_onevision_matches_processor_feature_count():
     processor = LlavaOnevisionProcessor.__new__(LlavaOnevisionProcessor)
     processor.num_image_tokens, processor.vision_aspect_ratio = 729, "anyres_max_9"
-    processor.image_processor = type("IP", (), {"image_grid_pinpoints": [[h, w] for h in range(384, 2305, 384)
-                                                                         for w in range(384, 2305, 384)]})()
+    processor.image_processor = type(
+        "IP", (), {"image_grid_pinpoints": [[h, w] for h in range(384, 2305, 384) for w in range(384, 2305, 384)]}
+    )()
     for width, height in SIZES:
         ref = processor._get_number_of_features(height, width, 384, 384)
         assert image_tokens(width, height, "llava-onevision").tokens == ref, (width, height)

@@ -55,7 +55,7 @@ class Split(Stage):
 
 
 def _ranks(parents):
-    return [parents[:i + 1].count(p) for i, p in enumerate(parents)]
+    return [parents[: i + 1].count(p) for i, p in enumerate(parents)]
 
 
 class Numbers(Source):

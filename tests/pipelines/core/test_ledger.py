@@ -10,11 +10,21 @@ def _batch():
         {S.ID: "web/a", S.SOURCE: "web", S.MODALITY: "text"},
         {S.ID: "web/b", S.SOURCE: "web", S.MODALITY: "text", S.DROP_REASON: "text_gopher_quality_v1:too_short"},
         {S.ID: "web/c", S.SOURCE: "web", S.MODALITY: "text", S.ERROR: "read:malformed_json: bad (line 3)"},
-        {S.ID: "pics/d", S.SOURCE: "pics", S.MODALITY: "image", S.DROP_REASON: "dedupe:exact_dup_of:pics/e",
-         S.ERROR: "probe:undecodable_image: truncated (d.png)"},
+        {
+            S.ID: "pics/d",
+            S.SOURCE: "pics",
+            S.MODALITY: "image",
+            S.DROP_REASON: "dedupe:exact_dup_of:pics/e",
+            S.ERROR: "probe:undecodable_image: truncated (d.png)",
+        },
         {S.ID: "pics/e", S.SOURCE: "pics", S.MODALITY: "image"},
-        {S.ID: "pics/e#t=0.000,1.000", S.SOURCE: "pics", S.MODALITY: "video", S.PARENT_ID: "pics/e",
-         S.DROP_REASON: "text_gopher_quality_v1:too_short"},
+        {
+            S.ID: "pics/e#t=0.000,1.000",
+            S.SOURCE: "pics",
+            S.MODALITY: "video",
+            S.PARENT_ID: "pics/e",
+            S.DROP_REASON: "text_gopher_quality_v1:too_short",
+        },
     ]
     for n, row in enumerate(rows):
         row.update({S.INPUT_FILE: "f", S.INPUT_POSITION: n})
@@ -31,8 +41,10 @@ def test_ledger_rows_give_the_error_before_the_drop_reason():
     ledger = ledger_rows(_batch(), "shard")
     assert ledger.schema == LEDGER_SCHEMA
     assert ledger.column("reason").to_pylist()[1:4] == [
-        "text_gopher_quality_v1:too_short", "read:malformed_json: bad (line 3)",
-        "probe:undecodable_image: truncated (d.png)"]
+        "text_gopher_quality_v1:too_short",
+        "read:malformed_json: bad (line 3)",
+        "probe:undecodable_image: truncated (d.png)",
+    ]
     assert set(ledger.column("step").to_pylist()) == {"shard"}
     assert ledger.column(S.PARENT_ID).to_pylist()[-1] == "pics/e"
 
@@ -44,8 +56,11 @@ def test_summary_counts_inputs_derived_and_reasons(tmp_path):
     assert (summary["inputs"], summary["derived"]) == (5, 1)
     assert (summary["kept"], summary["dropped"], summary["failed"]) == (2, 2, 2)
     assert summary["inputs"] + summary["derived"] == summary["kept"] + summary["dropped"] + summary["failed"]
-    assert summary["reasons"] == {"text_gopher_quality_v1:too_short": 2, "probe:undecodable_image": 1,
-                                  "read:malformed_json": 1}
+    assert summary["reasons"] == {
+        "text_gopher_quality_v1:too_short": 2,
+        "probe:undecodable_image": 1,
+        "read:malformed_json": 1,
+    }
     assert list(summary["reasons"])[0] == "text_gopher_quality_v1:too_short"  # most frequent first
     assert summary["reasons_by_source"]["pics"] == {"probe:undecodable_image": 1, "text_gopher_quality_v1:too_short": 1}
     assert summary["by_source_modality"]["pics/image"] == {"kept": 1, "dropped": 0, "failed": 1}

@@ -17,7 +17,7 @@ class NumberSource(Source):
     def read(self, partition):
         values = list(range(partition * 100, partition * 100 + 37 + partition))
         for start in range(0, len(values), 10):
-            yield pa.table({"x": values[start:start + 10]})
+            yield pa.table({"x": values[start : start + 10]})
 
 
 class Square(Stage):
@@ -44,8 +44,12 @@ class AddOffset(Stage):
         self.batches += 1
         n = batch.num_rows
         batch = batch.append_column("z", pa.array([v + self.offset for v in batch.column("y").to_pylist()]))
-        stamps = {"pid": [self.pid] * n, "now_pid": [os.getpid()] * n, "instance": [self.instance] * n,
-                  "batch_no": [self.batches] * n}
+        stamps = {
+            "pid": [self.pid] * n,
+            "now_pid": [os.getpid()] * n,
+            "instance": [self.instance] * n,
+            "batch_no": [self.batches] * n,
+        }
         for name, values in stamps.items():
             batch = batch.append_column(name, pa.array(values))
         return batch
@@ -93,7 +97,8 @@ def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_pat
     for partition in (0, 2):
         written = json.loads((tmp_path / f"{partition}.json").read_text())
         assert [{k: v for k, v in r.items() if k not in STAMPS} for r in written] == [
-            {k: v for k, v in r.items() if k not in STAMPS} for r in expected[partition]]
+            {k: v for k, v in r.items() if k not in STAMPS} for r in expected[partition]
+        ]
         rows += written
     assert not (tmp_path / "1.json").exists()
     # the stateful stage ran as Ray actors: in other processes than this driver, each instance built once
@@ -104,7 +109,7 @@ def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_pat
     assert 1 <= len(instances) <= AddOffset.resources.concurrency
     assert all(pid != os.getpid() for row in rows for pid in (row["pid"], row["now_pid"]))
     for stamps in instances.values():
-        (built_in, ran_in), = {(pid, now) for pid, now, _ in stamps}  # one process for all its batches...
+        ((built_in, ran_in),) = {(pid, now) for pid, now, _ in stamps}  # one process for all its batches...
         assert built_in == ran_in  # ...the one that built it
     batches = sorted(n for stamps in instances.values() for _, _, n in stamps)
     assert len(batches) >= 76 // 7 and max(batches) > 1

@@ -23,8 +23,13 @@ def _connect(port: int) -> str:
 
 def _run_child(mode: str, code: str) -> subprocess.CompletedProcess:
     guard = block_network_source() if mode == "block" else ""
-    return subprocess.run([*network_prefix(mode), sys.executable, "-I", "-c", guard + code], capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [*network_prefix(mode), sys.executable, "-I", "-c", guard + code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _accepted_during(accepted: list, run) -> tuple[subprocess.CompletedProcess, int]:
@@ -67,8 +72,11 @@ def test_the_resolved_mode_stops_a_subprocess_only_with_a_namespace(listening_se
 
 def test_summary_names_the_mode_and_warns_only_for_block():
     assert network_summary({}) == {"network": "none (no sandboxed code ran)", "runs_by_network": {}, "warning": None}
-    assert network_summary({"namespace": 3}) == {"network": "namespace (unshare -n)",
-                                                 "runs_by_network": {"namespace": 3}, "warning": None}
+    assert network_summary({"namespace": 3}) == {
+        "network": "namespace (unshare -n)",
+        "runs_by_network": {"namespace": 3},
+        "warning": None,
+    }
     mixed = network_summary({"namespace": 2, "block": 1, "unused": 0})
     assert mixed["network"] == "mixed: block (sockets disabled in-process only) x1, namespace (unshare -n) x2"
     assert mixed["runs_by_network"] == {"block": 1, "namespace": 2} and mixed["warning"] == BLOCK_WARNING

@@ -6,15 +6,29 @@ from fusionforge.pipelines.core.errors import SchemaError
 
 
 def _rows(**overrides):
-    row = {S.ID: "src/a#1", S.SOURCE: "src", S.MODALITY: "text", S.TEXT: "hello", S.INPUT_FILE: "a.jsonl",
-           S.INPUT_POSITION: 1}
+    row = {
+        S.ID: "src/a#1",
+        S.SOURCE: "src",
+        S.MODALITY: "text",
+        S.TEXT: "hello",
+        S.INPUT_FILE: "a.jsonl",
+        S.INPUT_POSITION: 1,
+    }
     row.update(overrides)
     return row
 
 
 def test_validate_casts_and_adds_missing_optional_columns():
-    table = pa.table({S.ID: ["x"], S.SOURCE: ["s"], S.MODALITY: ["text"], S.INPUT_FILE: ["f"],
-                      S.INPUT_POSITION: pa.array([3], pa.int32()), "stage__score": [0.5]})
+    table = pa.table(
+        {
+            S.ID: ["x"],
+            S.SOURCE: ["s"],
+            S.MODALITY: ["text"],
+            S.INPUT_FILE: ["f"],
+            S.INPUT_POSITION: pa.array([3], pa.int32()),
+            "stage__score": [0.5],
+        }
+    )
     out = S.validate(table)
     assert out.schema.names[: len(S.RECORD_SCHEMA)] == S.RECORD_SCHEMA.names
     assert out.column(S.INPUT_POSITION).type == pa.int64()

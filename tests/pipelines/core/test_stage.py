@@ -21,8 +21,9 @@ def _batch():
         {S.ID: "c", S.TEXT: "x", S.DROP_REASON: "earlier_v1:bad", S.ERROR: None},
         {S.ID: "d", S.TEXT: None, S.DROP_REASON: None, S.ERROR: "read:malformed_json: ..."},
     ]
-    schema = pa.schema([(S.ID, pa.string()), (S.TEXT, pa.string()), (S.DROP_REASON, pa.string()),
-                        (S.ERROR, pa.string())])
+    schema = pa.schema(
+        [(S.ID, pa.string()), (S.TEXT, pa.string()), (S.DROP_REASON, pa.string()), (S.ERROR, pa.string())]
+    )
     return pa.Table.from_pylist(rows, schema=schema)
 
 

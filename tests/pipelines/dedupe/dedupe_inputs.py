@@ -32,9 +32,13 @@ def build_raw(root: Path, originals: int = 120) -> tuple[dict[str, str], dict]:
     rng = random.Random(4)
     english = document(rng, "en", 12)
     web.append({"id": "english", "text": english})
-    forum = [{"id": "copy-a", "text": web[0]["text"]}, {"id": "copy-b", "text": web[1]["text"].upper()},
-             {"id": "longer", "text": web[2]["text"] + " and three more"},
-             {"id": "translated", "text": translate(english, "en", "de")}, {"id": "own", "text": document(rng, "fr")}]
+    forum = [
+        {"id": "copy-a", "text": web[0]["text"]},
+        {"id": "copy-b", "text": web[1]["text"].upper()},
+        {"id": "longer", "text": web[2]["text"] + " and three more"},
+        {"id": "translated", "text": translate(english, "en", "de")},
+        {"id": "own", "text": document(rng, "fr")},
+    ]
     photos = root / "photos"
     photos.mkdir()
     for i in range(8):
@@ -47,18 +51,33 @@ def build_raw(root: Path, originals: int = 120) -> tuple[dict[str, str], dict]:
     (docs / "images").mkdir(parents=True)
     (docs / "images" / "same_as_p5.png").write_bytes(encoded(picture(5), "PNG", compress_level=9))
     (docs / "images" / "own.png").write_bytes(encoded(picture(20), "PNG"))
-    parts = [{"type": "text", "text": document(rng, "en", 8)}, {"type": "image", "image": "images/same_as_p5.png"},
-             {"type": "text", "text": "Figure one."}, {"type": "image", "image": "images/own.png"}]
-    _jsonl(docs / "docs.jsonl", [{"id": "doc-0", "parts": parts}, {"id": "doc-1", "parts": parts},
-                                 {"id": "doc-2", "parts": [{"type": "text", "text": document(rng, "en", 8)}]}])
+    parts = [
+        {"type": "text", "text": document(rng, "en", 8)},
+        {"type": "image", "image": "images/same_as_p5.png"},
+        {"type": "text", "text": "Figure one."},
+        {"type": "image", "image": "images/own.png"},
+    ]
+    _jsonl(
+        docs / "docs.jsonl",
+        [
+            {"id": "doc-0", "parts": parts},
+            {"id": "doc-1", "parts": parts},
+            {"id": "doc-2", "parts": [{"type": "text", "text": document(rng, "en", 8)}]},
+        ],
+    )
     clips = root / "clips"
     clips.mkdir()
     original = clip(clips / "c0.mp4", "testsrc", seconds=3)
     transcode(original, clips / "c0_reencoded.mp4", "-c:v", "libx264", "-crf", "35", "-vf", "scale=240:180")
     transcode(original, clips / "c0_remux.mkv", "-c", "copy")
     clip(clips / "c1.mp4", "smptebars", seconds=3)
-    inputs = {"web": str(_jsonl(root / "web.jsonl", web)), "forum": str(_jsonl(root / "forum.jsonl", forum)),
-              "photos": str(photos), "docs": str(docs / "docs.jsonl"), "clips": str(clips)}
+    inputs = {
+        "web": str(_jsonl(root / "web.jsonl", web)),
+        "forum": str(_jsonl(root / "forum.jsonl", forum)),
+        "photos": str(photos),
+        "docs": str(docs / "docs.jsonl"),
+        "clips": str(clips),
+    }
     return inputs, {"texts": texts, "kinds": kinds}
 
 
@@ -70,8 +89,14 @@ def sharded_corpus() -> tuple[Path, dict]:
     root = Path(tempfile.mkdtemp(prefix="ff-dedupe-tests-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     inputs, known = build_raw(root / "raw")
-    run_shard(ShardConfig(inputs=tuple(f"{k}={v}" for k, v in inputs.items()), output=str(root / "in"),
-                          shard_count=60, executor="local"))
+    run_shard(
+        ShardConfig(
+            inputs=tuple(f"{k}={v}" for k, v in inputs.items()),
+            output=str(root / "in"),
+            shard_count=60,
+            executor="local",
+        )
+    )
     return root, known
 
 
@@ -79,8 +104,7 @@ def local_config(src: Path, out: Path, **overrides):
     """The settings every test run shares (small shuffle partitions, so several are used)."""
     from fusionforge.pipelines.dedupe import DedupeConfig
 
-    return DedupeConfig(input=str(src), output=str(out), executor="local", rows_per_shuffle_partition=3000,
-                        **overrides)
+    return DedupeConfig(input=str(src), output=str(out), executor="local", rows_per_shuffle_partition=3000, **overrides)
 
 
 @lru_cache(maxsize=1)

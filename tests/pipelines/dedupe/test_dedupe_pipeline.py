@@ -36,8 +36,11 @@ def test_every_kind_of_duplicate_is_found_and_accounted_for(corpus, local_run):
         first, later = sorted((original, copy))
         assert reasons[f"web/d{later:04d}"] == f"dedupe:exact_dup_of:web/d{first:04d}"
     expected = {
-        "forum/copy-a": "dedupe:exact_dup_of:web/d0000", "forum/copy-b": "dedupe:exact_dup_of:web/d0001",
-        "forum/longer": "dedupe:near_dup_of:web/d0002", "forum/translated": None, "forum/own": None,
+        "forum/copy-a": "dedupe:exact_dup_of:web/d0000",
+        "forum/copy-b": "dedupe:exact_dup_of:web/d0001",
+        "forum/longer": "dedupe:near_dup_of:web/d0002",
+        "forum/translated": None,
+        "forum/own": None,
         "photos/p3_lossless.webp#0": "dedupe:exact_dup_of:photos/p3.png#0",
         "photos/p0_small.jpg#0": "dedupe:near_dup_of:photos/p0.png#0",
         "photos/p1_jpeg.jpg#0": "dedupe:near_dup_of:photos/p1.png#0",
@@ -46,7 +49,10 @@ def test_every_kind_of_duplicate_is_found_and_accounted_for(corpus, local_run):
         "photos/p5.png#0": "dedupe:exact_dup_of:docs/doc-0",  # a kept document's image wins over a lone copy
         "clips/c0_remux.mkv#0": "dedupe:exact_dup_of:clips/c0.mp4#0",
         "clips/c0_reencoded.mp4#0": "dedupe:near_dup_of:clips/c0.mp4#0",
-        "clips/c1.mp4#0": None, "docs/doc-0": None, "docs/doc-2": None, "web/english": None,
+        "clips/c1.mp4#0": None,
+        "docs/doc-0": None,
+        "docs/doc-2": None,
+        "web/english": None,
     }
     assert {k: reasons[k] for k in expected} == expected
     assert all(reasons[f"photos/p{i}.png#0"] is None for i in (0, 1, 2, 3, 4, 6, 7))
@@ -56,7 +62,11 @@ def test_every_kind_of_duplicate_is_found_and_accounted_for(corpus, local_run):
     assert report["dedupe"]["image_clusters"] == 5 and report["dedupe"]["video_clusters"] == 1
     image_lsh = report["dedupe"]["hamming_lsh"]["image"]
     assert (image_lsh["hash"], image_lsh["max_distance"], image_lsh["bits_per_band"], image_lsh["bands"]) == (
-        "phash", 8, 16, 44)
+        "phash",
+        8,
+        16,
+        44,
+    )
     assert image_lsh["comparisons"] > 0 and image_lsh["skipped_comparisons"] == image_lsh["capped_buckets"] == 0
 
 
@@ -128,13 +138,30 @@ def test_output_records_carry_decisions_and_readable_media(local_run):
 
 def test_keep_longest_and_within_source(corpus, tmp_path):
     root, _ = corpus
-    run_dedupe(DedupeConfig(input=str(root / "in"), output=str(tmp_path / "longest"), executor="local",
-                            keep="longest", within_source=True, images=False, videos=False))
+    run_dedupe(
+        DedupeConfig(
+            input=str(root / "in"),
+            output=str(tmp_path / "longest"),
+            executor="local",
+            keep="longest",
+            within_source=True,
+            images=False,
+            videos=False,
+        )
+    )
     reasons = _reasons(tmp_path / "longest")
     assert reasons["forum/copy-a"] is None and reasons["forum/longer"] is None  # other source: not compared
     assert reasons["photos/p1_jpeg.jpg#0"] is None  # images off
-    run_dedupe(DedupeConfig(input=str(root / "in"), output=str(tmp_path / "cross"), executor="local",
-                            keep="longest", images=False, videos=False))
+    run_dedupe(
+        DedupeConfig(
+            input=str(root / "in"),
+            output=str(tmp_path / "cross"),
+            executor="local",
+            keep="longest",
+            images=False,
+            videos=False,
+        )
+    )
     reasons = _reasons(tmp_path / "cross")
     assert reasons["web/d0002"] == "dedupe:near_dup_of:forum/longer"
 

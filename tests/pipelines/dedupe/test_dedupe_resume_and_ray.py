@@ -98,8 +98,12 @@ class Score(ScoringStage):
 
 def test_keep_best_by_a_score_column(sharded, tmp_path):
     src, _ = sharded
-    run_transform(TransformConfig(input=str(src), output=str(tmp_path / "scored"), executor="local"), "score",
-                  [StageSpec(Score)], {})
+    run_transform(
+        TransformConfig(input=str(src), output=str(tmp_path / "scored"), executor="local"),
+        "score",
+        [StageSpec(Score)],
+        {},
+    )
     run_dedupe(_cfg(tmp_path / "scored", tmp_path / "out", keep="best:test_dedupe_score_v1__score"))
     reasons = {r["id"]: r["reason"] for r in pq.read_table(tmp_path / "out" / "ledger.parquet").to_pylist()}
     assert reasons["forum/copy-a"] is None and reasons["web/d0000"] == "dedupe:exact_dup_of:forum/copy-a"
@@ -109,7 +113,8 @@ def test_keep_best_by_a_score_column(sharded, tmp_path):
 @pytest.mark.ray
 def test_ray_and_in_process_give_identical_outputs(ray_session, sharded, tmp_path):
     src, baseline = sharded
-    report = run_dedupe(DedupeConfig(input=str(src), output=str(tmp_path / "ray"), executor="ray",
-                                     rows_per_shuffle_partition=3000))
+    report = run_dedupe(
+        DedupeConfig(input=str(src), output=str(tmp_path / "ray"), executor="ray", rows_per_shuffle_partition=3000)
+    )
     assert report["executor"] == "ray" and report["dedupe"]["shuffle_partitions"] > 1
     _same_output(tmp_path / "ray", baseline)

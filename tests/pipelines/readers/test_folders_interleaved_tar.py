@@ -35,8 +35,14 @@ def test_interleaved_parts_and_obelics_layout(tmp_path):
     (tmp_path / "i.png").write_bytes(b"x")
     listing = tmp_path / "docs.jsonl"
     rows = [
-        {"id": 1, "parts": [{"type": "text", "text": "Intro"}, {"type": "image", "image": "i.png"},
-                            {"type": "text", "text": "Outro"}]},
+        {
+            "id": 1,
+            "parts": [
+                {"type": "text", "text": "Intro"},
+                {"type": "image", "image": "i.png"},
+                {"type": "text", "text": "Outro"},
+            ],
+        },
         {"id": 2, "texts": ["Only text", None], "images": [None, "i.png"]},
         {"id": 3, "parts": [{"type": "image", "image": "https://example.org/x.png"}]},
         {"id": 4, "parts": [{"type": "audio", "audio": "a.wav"}]},
@@ -54,9 +60,16 @@ def test_interleaved_parts_and_obelics_layout(tmp_path):
 def test_webdataset_tar_groups_members_and_flags_unsafe_paths(tmp_path):
     path = tmp_path / "s.tar"
     with tarfile.open(path, "w") as tar:
-        for name, data in [("k1.jpg", b"JPEGDATA"), ("k1.txt", b"caption one"), ("k1.json", b'{"id": "own"}'),
-                           ("k2.txt", b"text only"), ("../evil.txt", b"x"), ("k3.000.png", b"P0"),
-                           ("k3.001.png", b"P1"), ("k3.txt", b"two images")]:
+        for name, data in [
+            ("k1.jpg", b"JPEGDATA"),
+            ("k1.txt", b"caption one"),
+            ("k1.json", b'{"id": "own"}'),
+            ("k2.txt", b"text only"),
+            ("../evil.txt", b"x"),
+            ("k3.000.png", b"P0"),
+            ("k3.001.png", b"P1"),
+            ("k3.txt", b"two images"),
+        ]:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))

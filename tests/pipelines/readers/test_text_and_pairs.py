@@ -17,8 +17,14 @@ def _file(path, fmt="text", source="src"):
 
 def test_jsonl_text_rows_ids_and_meta(tmp_path):
     path = tmp_path / "docs.jsonl.gz"
-    lines = [json.dumps({"id": "a1", "text": "first", "lang": "en"}), "", json.dumps({"text": "no id"}),
-             '{"text": "broken', json.dumps({"body": "wrong field"}), json.dumps({"id": "a1", "text": "same id"})]
+    lines = [
+        json.dumps({"id": "a1", "text": "first", "lang": "en"}),
+        "",
+        json.dumps({"text": "no id"}),
+        '{"text": "broken',
+        json.dumps({"body": "wrong field"}),
+        json.dumps({"id": "a1", "text": "same id"}),
+    ]
     path.write_bytes(gzip.compress("\n".join(lines).encode()))
     rows = list(read_file(_file(path), ReaderOptions()))
     assert [r[S.INPUT_POSITION] for r in rows] == [1, 3, 4, 5, 6]
@@ -55,8 +61,14 @@ def test_pairs_resolve_relative_paths_and_report_missing_files(tmp_path):
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "a.jpg").write_bytes(b"not checked here")
     listing = tmp_path / "pairs.jsonl"
-    listing.write_text("\n".join([json.dumps({"image": "img/a.jpg", "caption": "a cat"}),
-                                  json.dumps({"image": "img/missing.png", "caption": "gone"})]))
+    listing.write_text(
+        "\n".join(
+            [
+                json.dumps({"image": "img/a.jpg", "caption": "a cat"}),
+                json.dumps({"image": "img/missing.png", "caption": "gone"}),
+            ]
+        )
+    )
     rows = list(read_file(_file(listing, "pairs"), ReaderOptions()))
     assert rows[0][S.MODALITY] == "image" and rows[0][S.TEXT] == "a cat"
     assert rows[0][S.MEDIA][0]["uri"] == str(tmp_path / "img" / "a.jpg")
@@ -69,8 +81,15 @@ def test_pairs_listing_videos_by_the_video_field(tmp_path):
 
     (tmp_path / "clip.mp4").write_bytes(b"not checked here")
     listing = tmp_path / "clips.jsonl"
-    listing.write_text("\n".join([json.dumps({"clip": "clip.mp4", "caption": "a clip", "fps": 24}),
-                                  json.dumps({"caption": "no media"}), json.dumps({"clip": "gone.mp4"})]))
+    listing.write_text(
+        "\n".join(
+            [
+                json.dumps({"clip": "clip.mp4", "caption": "a clip", "fps": 24}),
+                json.dumps({"caption": "no media"}),
+                json.dumps({"clip": "gone.mp4"}),
+            ]
+        )
+    )
     assert detect_format(str(listing)) == "text"  # detection knows the default names only
     rows = list(read_file(_file(listing, "pairs"), ReaderOptions(video_field="clip")))
     assert rows[0][S.MODALITY] == "video" and rows[0][S.MEDIA][0]["kind"] == "video"
