@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.io import write_json_atomic
+from fusionforge.pipelines.core.lifecycle import prepare_output
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.filter_config import FilterEntry, build_specs
-from fusionforge.pipelines.job import REPORT, prepare_output, run_job
+from fusionforge.pipelines.job import run_job
 from fusionforge.pipelines.score_pass import SCORES_DIR, ScoreJoinSource, run_score_pass
 from fusionforge.pipelines.transform import ManifestSource, TransformConfig, transform_job
 from fusionforge.pipelines.writers.manifest import MANIFEST
@@ -52,23 +52,23 @@ def run_quality(
     specs = build_specs(entries)
     settings = {"filters": [e.describe() for e in entries]}
     extra = {"filters": settings["filters"], "language_detector": _detector(entries)}
-    job = transform_job(cfg.transform, STEP, specs, settings, extra_report=extra)
+    names = [s.name for s in specs]
+
+    def add_scores(report: dict[str, Any]) -> None:
+        report["scores"] = score_summary(Path(cfg.transform.output), names)
+
+    job = transform_job(cfg.transform, STEP, specs, settings, extra_report=extra, complete_report=add_scores)
     ranked = [s for s in specs if s.params.get("top_fraction") is not None]
     if ranked:
         if prepare_output(job.out, job.fingerprint, job.resume):
-            return run_job(job)  # the finished run's report
+            return run_job(job)  # the finished run's report (its leftover parts removed)
         chosen = run_score_pass(job, specs)
         specs = [_decide_from_scores(s, chosen) for s in specs]
         source = ScoreJoinSource(job.source, job.out / SCORES_DIR)
         job = dataclasses.replace(
             job, stages=specs, source=source, resume=True, extra_report={**extra, "thresholds": chosen}
         )
-    finished = (job.out / "_SUCCESS").exists()
-    report = run_job(job, on_partition=on_partition, on_plan=on_plan)
-    if not finished and "scores" not in report:
-        report["scores"] = score_summary(job.out, [s.name for s in specs])
-        write_json_atomic(job.out / REPORT, report)
-    return report
+    return run_job(job, on_partition=on_partition, on_plan=on_plan)
 
 
 def _decide_from_scores(spec: StageSpec, chosen: dict[str, dict[str, Any]]) -> StageSpec:

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.lifecycle import SUCCESS
 from fusionforge.pipelines.core.runner import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.job import Job, run_job
@@ -99,7 +100,7 @@ class ManifestSource(Source):
 
 def transform_fingerprint(cfg: TransformConfig, settings: dict[str, Any]) -> dict[str, Any]:
     """What a resumed run must share with the run it continues: the input's identity, the settings, the sharding."""
-    input_report = Path(cfg.input) / "_SUCCESS"
+    input_report = Path(cfg.input) / SUCCESS
     identity = {
         "input": str(Path(cfg.input).resolve()),
         "input_finished": input_report.stat().st_mtime_ns if input_report.exists() else None,
@@ -116,14 +117,17 @@ def run_transform(
     on_plan: Callable[[int, int], None] | None = None,
     source: Source | None = None,
     extra_report: dict[str, Any] | None = None,
+    complete_report: Callable[[dict[str, Any]], None] | None = None,
+    scratch: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Apply ``stages`` to every record of ``cfg.input`` and write ``cfg.output``.
 
     ``settings`` are the step's own options; with the input's identity they form the fingerprint a
     resumed run must match. ``source`` replaces the default ``ManifestSource`` (e.g. one that joins
-    per-record decisions computed by a global step).
+    per-record decisions computed by a global step). ``complete_report`` and ``scratch`` are the
+    ``Job``'s.
     """
-    job = transform_job(cfg, step, stages, settings, source=source, extra_report=extra_report)
+    job = transform_job(cfg, step, stages, settings, source, extra_report, complete_report, scratch)
     return run_job(job, on_partition=on_partition, on_plan=on_plan)
 
 
@@ -134,6 +138,8 @@ def transform_job(
     settings: dict[str, Any],
     source: Source | None = None,
     extra_report: dict[str, Any] | None = None,
+    complete_report: Callable[[dict[str, Any]], None] | None = None,
+    scratch: tuple[str, ...] = (),
 ) -> Job:
     """The ``Job`` that ``run_transform`` runs (for steps that do work of their own before it, under its plan)."""
     source = source or ManifestSource(cfg.input)
@@ -150,4 +156,6 @@ def transform_job(
         num_cpus=cfg.num_cpus,
         resume=cfg.resume,
         extra_report=extra_report or {},
+        complete_report=complete_report,
+        scratch=scratch,
     )

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from fusionforge.pipelines.core.config import to_plain
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.lifecycle import finish_run, prepare_output, reopen
 from fusionforge.pipelines.core.sandbox_network import resolve_network_mode
-from fusionforge.pipelines.job import SUCCESS, prepare_output
 from fusionforge.rft.clients import Client, SampleRequest, SampleResult, Sampling
 from fusionforge.rft.prompts import Prompt, file_digest, load_prompts
 from fusionforge.rft.selection import POLICIES
@@ -134,8 +135,8 @@ def run_rft(cfg: RFTConfig, client: Client, progress: Progress | None = None) ->
     cfg.validate()
     started = time.monotonic()
     out = Path(cfg.output)
-    prepare_output(out, {"prompts_sha256": file_digest(cfg.prompts)}, cfg.resume)
-    (out / SUCCESS).unlink(missing_ok=True)
+    if prepare_output(out, {"prompts_sha256": file_digest(cfg.prompts)}, cfg.resume):
+        reopen(out)  # a resumed finished run rebuilds its outputs from the log all the same
     prompts, invalid = load_prompts(cfg.prompts, None if cfg.verifier == "auto" else cfg.verifier)
     store = ResultStore(out / RESULTS_LOG)
     state = RunState(cfg, prompts, invalid, store, [], client.model)
@@ -148,8 +149,7 @@ def run_rft(cfg: RFTConfig, client: Client, progress: Progress | None = None) ->
         report = write_outputs(state)
     finally:
         store.close()
-    (out / SUCCESS).write_text("ok\n")
-    return report
+    return finish_run(out, report, {"rft": to_plain(cfg), "model": state.model})
 
 
 async def _run_rounds(state: RunState, client: Client, pool: VerifierPool, progress: Progress) -> None:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,12 +32,18 @@ from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
 from fusionforge.mixers.packing.plan_table import PLAN_SCHEMA
 from fusionforge.mixers.packing.planner import InlineRunner, PlanParams, RayRunner, run_windows
 from fusionforge.mixers.packing.streams import build_drawer
-from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic
+from fusionforge.pipelines.core.io import atomic_path
+from fusionforge.pipelines.core.lifecycle import (
+    PACK_ITEMS,
+    Markers,
+    finish_run,
+    finished_report,
+    prepare_output,
+    run_pending,
+)
 from fusionforge.pipelines.core.runner import make_executor
 from fusionforge.pipelines.core.stage import StageSpec
-from fusionforge.pipelines.job import REPORT, SUCCESS, prepare_output
 from fusionforge.pipelines.transform import ManifestSource
 
 PLAN = "plan.parquet"
@@ -107,12 +112,11 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
     if prepare_output(
         out, {"settings": settings, "mixture": mixture_text, "input": str(Path(cfg.input).resolve())}, cfg.resume
     ):
-        return json.loads((out / REPORT).read_text())
+        return finished_report(out)
     say = on_stage or (lambda _message: None)
 
     say("counting tokens")
     partitions = source.partitions()
-    todo = [p for p in partitions if read_marker(out, f"items-{p:06d}") is None]
     spec = StageSpec(
         PackItems,
         {
@@ -128,9 +132,9 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
         },
     )
     executor = make_executor(cfg.executor, cfg.ray_address, cfg.num_cpus)
-    if todo:
-        executor.run(source, [spec], partial(write_items, ItemsLayout(str(out))), todo)
-    summaries = [read_marker(out, f"items-{p:06d}") for p in partitions]
+    counted = Markers(str(out), PACK_ITEMS)
+    run_pending(counted, source, [spec], partial(write_items, ItemsLayout(str(out))), lambda: executor)
+    summaries = counted.read_all(partitions)
 
     say("mixing")
     source_tokens: dict[str, int] = {}
@@ -191,10 +195,7 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
 
         report["materialized"] = materialize(out, source, cfg)
     report["seconds"] = round(time.monotonic() - started, 3)
-    dump_config(out / "config.yaml", {**dataclasses.asdict(cfg), "step": "pack"})
-    write_json_atomic(out / REPORT, report)
-    (out / SUCCESS).write_text("ok\n")
-    return report
+    return finish_run(out, report, {**dataclasses.asdict(cfg), "step": "pack"})
 
 
 def _method(cfg: PackConfig) -> str:

@@ -34,7 +34,8 @@ from fusionforge.mixers.tokens.text import TextCounter, record_texts
 from fusionforge.mixers.tokens.vision import get_preset
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import atomic_path, read_marker, read_range, write_marker
+from fusionforge.pipelines.core.io import atomic_path, read_range
+from fusionforge.pipelines.core.lifecycle import PACKED_SHARD, Markers
 from fusionforge.pipelines.transform import ManifestSource
 
 PLACEHOLDERS = {
@@ -106,19 +107,20 @@ def materialize(out: Path, source: ManifestSource, cfg: Any) -> dict[str, Any]:
     """Write ``packed/*.tar`` from ``plan.parquet``; return counts."""
     encoder = Encoder(cfg)
     plan = pq.ParquetFile(out / "plan.parquet")
+    written = Markers(str(out), PACKED_SHARD)
     shards, samples = [], 0
     for number, batch in enumerate(plan.iter_batches(batch_size=cfg.samples_per_shard)):
         name = f"packed-{number:06d}.tar"
         shards.append(name)
         samples += batch.num_rows
-        if read_marker(out, f"packed-{number:06d}") is not None:
+        if written.read(number) is not None:
             continue
         sequences = batch.to_pylist()
         records = _records(source, {(s["partition"], s["row"]) for q in sequences for s in q["segments"]})
         with atomic_path(out / "packed" / name) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             for sequence in sequences:
                 _write_sample(tar, sequence, records, encoder, cfg.seq_len)
-        write_marker(out, f"packed-{number:06d}", {"samples": batch.num_rows})
+        written.mark({"samples": batch.num_rows}, number)
     return {"shards": len(shards), "samples": samples, "folder": "packed/"}
 
 

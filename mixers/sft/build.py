@@ -11,8 +11,6 @@ finished by a vision check of what was written.
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,15 +22,10 @@ from fusionforge.mixers.sft.finish import finish_build
 from fusionforge.mixers.sft.mixture import check_sources, load_mixture
 from fusionforge.mixers.sft.parts import PARTS, RowSource, plan, run_parts
 from fusionforge.mixers.sft.vision import DEFAULT_PLACEHOLDERS
-from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import write_json_atomic
+from fusionforge.pipelines.core.lifecycle import finish_run, finished_report, prepare_output
 from fusionforge.pipelines.core.stage import StageSpec
-from fusionforge.pipelines.job import prepare_output
 from fusionforge.pipelines.readers.plan import parse_input, plan_fingerprint
-
-REPORT = "report.json"
-SUCCESS = "_SUCCESS"
 
 
 @dataclass(frozen=True)
@@ -130,8 +123,8 @@ def run_build(
     index = EvalIndex(cfg.decontaminate, cfg.ngram, cfg.min_eval_tokens) if cfg.decontaminate else None
     partitions = plan(cfg.inputs, cfg.partition_mb)
     fingerprint = {"plan": plan_fingerprint(partitions), "settings": cfg.settings()}
-    if prepare_output(out, fingerprint, cfg.resume):
-        return json.loads((out / REPORT).read_text(encoding="utf-8"))
+    if prepare_output(out, fingerprint, cfg.resume, (PARTS,)):
+        return finished_report(out)
     run_parts(
         out,
         RowSource(partitions, cfg.strict),
@@ -146,11 +139,8 @@ def run_build(
     report["tokens"]["method"] = token_method
     report["decontamination"] = _decontamination(cfg, index, report.pop("_matches_by_set"))
     report.update(step="sft_build", executor=cfg.executor, seconds=round(time.monotonic() - started, 3))
-    dump_config(out / "config.yaml", {**dataclasses.asdict(cfg), "stages": [s.describe() for s in cfg.stages()]})
-    write_json_atomic(out / REPORT, report)
-    (out / SUCCESS).write_text("ok\n")
-    shutil.rmtree(out / PARTS, ignore_errors=True)
-    return report
+    config = {**dataclasses.asdict(cfg), "stages": [s.describe() for s in cfg.stages()]}
+    return finish_run(out, report, config, (PARTS,))
 
 
 def _decontamination(cfg: BuildConfig, index: Any, matches: dict[str, int]) -> dict[str, Any] | None:

@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.io import WORK_DIR, atomic_path, read_marker, write_marker
+from fusionforge.pipelines.core.io import WORK_DIR, atomic_path
+from fusionforge.pipelines.core.lifecycle import PARTITION, Markers, run_pending
 from fusionforge.pipelines.core.runner import Source, make_executor
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.readers.base import ReaderOptions, failed_row, iter_structured, record_row
@@ -91,23 +92,18 @@ def run_parts(
     The caller has checked the output folder first (``prepare_output``: refuse a non-empty one
     unless resuming the same plan).
     """
-    every = source.partitions()
-    todo = [p for p in every if read_marker(out, f"partition-{p:06d}") is None]
-    if on_plan:
-        on_plan(len(every), len(every) - len(todo))
-    if todo:
-        runner = make_executor(executor, ray_address, num_cpus)
-        runner.run(source, list(stages), partial(write_part, str(out)), todo, on_partition)
+    make = partial(make_executor, executor, ray_address, num_cpus)
+    run_pending(
+        Markers(str(out), PARTITION), source, stages, partial(write_part, str(out)), make, on_plan, on_partition
+    )
 
 
 def write_part(out_dir: str, partition: int, table: pa.Table) -> dict[str, Any]:
-    """One partition's rows (every column the stages added) as a Parquet part, then its marker."""
+    """One partition's rows (every column the stages added) as a Parquet part; its summary is its marker's data."""
     path = Path(out_dir) / PARTS / f"part-{partition:06d}.parquet"
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-    summary = {"partition": partition, "rows": table.num_rows}
-    write_marker(out_dir, f"partition-{partition:06d}", summary)
-    return summary
+    return {"partition": partition, "rows": table.num_rows}
 
 
 def part_paths(out: Path, partitions: list[Partition]) -> list[Path]:

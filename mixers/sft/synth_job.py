@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,14 +27,13 @@ from fusionforge.mixers.sft.sandbox import SandboxLimits
 from fusionforge.mixers.sft.synth_images import TASKS, generate
 from fusionforge.mixers.sft.vision import VisionScanner
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic, write_marker
+from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
+from fusionforge.pipelines.core.lifecycle import SYNTH_IMAGES, Markers, finish_run, finished_report, prepare_output
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.sandbox_network import network_summary
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, set_column
-from fusionforge.pipelines.job import prepare_output
 from fusionforge.pipelines.readers.plan import plan_fingerprint
 
 SYNTH = "sft_synthesize_v1"
@@ -122,13 +120,14 @@ def run_synth(
             if k not in ("resume", "executor", "ray_address", "num_cpus", "output")
         },
     }
-    if prepare_output(out, fingerprint, cfg.resume):
-        return json.loads((out / "report.json").read_text(encoding="utf-8"))
+    if prepare_output(out, fingerprint, cfg.resume, (PARTS,)):
+        return finished_report(out)
     inputs = list(cfg.inputs)
     if cfg.generate > 0:
-        if read_marker(out, "generated") is None:
+        generated = Markers(str(out), SYNTH_IMAGES)
+        if generated.read() is None:
             generate(out, cfg.generate, cfg.seed, cfg.tasks, cfg.image_size)
-            write_marker(out, "generated", {"images": cfg.generate})
+            generated.mark({"images": cfg.generate})
         inputs.append(f"synthetic={out / 'qa.jsonl'}")
     partitions = plan(inputs, cfg.partition_kb / 1024)
     run_parts(
@@ -162,11 +161,7 @@ def run_synth(
         "executor": cfg.executor,
         "seconds": round(time.monotonic() - started, 3),
     }
-    dump_config(out / "config.yaml", dataclasses.asdict(cfg))
-    write_json_atomic(out / "report.json", report)
-    (out / "_SUCCESS").write_text("ok\n")
-    shutil.rmtree(out / PARTS, ignore_errors=True)
-    return report
+    return finish_run(out, report, dataclasses.asdict(cfg), (PARTS,))
 
 
 def _spec(cfg: SynthConfig):

@@ -33,10 +33,10 @@ def test_killed_in_the_sketch_phase_resumes_to_the_same_output(sharded, tmp_path
     src, baseline = sharded
     real = run.write_sketches
 
-    def dies_at_partition_3(*args):
-        if args[4] == 3:
+    def dies_at_partition_3(root, starts, params, partition, table):
+        if partition == 3:
             raise KeyboardInterrupt("killed")
-        return real(*args)
+        return real(root, starts, params, partition, table)
 
     monkeypatch.setattr(run, "write_sketches", dies_at_partition_3)
     with pytest.raises(KeyboardInterrupt):
