@@ -24,6 +24,8 @@ import time
 import unicodedata
 from pathlib import Path
 
+from fusionforge.pipelines.core.settings import RunSettings
+
 
 def train_tokenizer(path: Path) -> str:
     """A byte-level BPE (vocab 8k) trained on generated English, saved as tokenizer.json."""
@@ -204,7 +206,7 @@ def main() -> None:
                     tokenizer=tokenizer,
                     max_tokens=args.max_tokens,
                     decontaminate=(f"eval={eval_file}",),
-                    executor=executor,
+                    run=RunSettings(executor=executor),
                     val_fraction=0.01,
                 )
             )

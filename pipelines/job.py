@@ -26,7 +26,9 @@ from fusionforge.pipelines.core.lifecycle import (
     prepare_output,
     run_pending,
 )
-from fusionforge.pipelines.core.runner import Executor, Source, make_executor
+from fusionforge.pipelines.core.progress import Progress, quiet
+from fusionforge.pipelines.core.runner import Executor, Source
+from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.writers.manifest import (
     LEDGER,
@@ -48,10 +50,7 @@ class Job:
     stages: Sequence[StageSpec]
     fingerprint: dict[str, Any]  # what a resumed run must share with the run it continues
     config: dict[str, Any]  # the resolved config, dumped to config.yaml
-    executor: str = "ray"
-    ray_address: str | None = None
-    num_cpus: int | None = None
-    resume: bool = False
+    run: RunSettings = RunSettings()
     extra_report: dict[str, Any] = field(default_factory=dict)
     # adds what the step measures once the merged outputs exist, before the report is written
     complete_report: Callable[[dict[str, Any]], None] | None = None
@@ -62,22 +61,18 @@ class Job:
         return Path(self.layout.out_dir)
 
 
-def run_job(
-    job: Job,
-    on_partition: Callable[[dict[str, Any]], None] | None = None,
-    on_plan: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+def run_job(job: Job, progress: Progress = quiet) -> dict[str, Any]:
     """Run ``job`` (or finish a killed run of it); return the report, also written to ``report.json``."""
     started = time.monotonic()
     out = job.out
     scratch = (PARTS_DIR, *job.scratch)
-    if prepare_output(out, job.fingerprint, job.resume, scratch):
+    if prepare_output(out, job.fingerprint, job.run.resume, scratch):
         return finished_report(out)
     partitions = job.source.partitions()
     markers = Markers(str(out), PARTITION)
     writer = partial(write_partition, job.layout)
-    executor = cache(partial(make_executor, job.executor, job.ray_address, job.num_cpus))  # made once, if needed
-    skipped = run_pending(markers, job.source, job.stages, writer, executor, on_plan, on_partition)
+    executor = cache(job.run.make_executor)  # made once, when there is work
+    skipped = run_pending(markers, job.source, job.stages, writer, executor, progress)
     rerun = _rerun_repeated_ids(job, partitions, markers, writer, executor)
     summaries = markers.read_all(partitions)
     merged = merge_parts(out, partitions)
@@ -133,7 +128,7 @@ def _report(job: Job, summaries: list[dict[str, Any]], merged: dict[str, Any], s
         "repeated_ids": sum(s.get("repeated_ids", 0) for s in summaries),
         "partitions": len(summaries),
         "seconds": round(seconds, 3),
-        "executor": job.executor,
+        "executor": job.run.executor,
         "outputs": {"manifest": MANIFEST, "ledger": LEDGER, "shards": "shards/", "rejected": "rejected/"},
         **job.extra_report,
     }

@@ -32,6 +32,9 @@ from typing import Any
 
 from fusionforge.pipelines.core.errors import ConfigError
 
+CLIENTS = ("openai", "transformers", "ray-vllm")  # the kinds make_client builds
+N_MODES = ("auto", "never")  # whether a request for several samples uses the server's n
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -128,7 +131,7 @@ class OpenAIClient(Client):
 
         if concurrency < 1 or timeout_s <= 0 or max_retries < 0:
             raise ConfigError("concurrency must be >= 1, timeout > 0 and max retries >= 0")
-        if n_mode not in ("auto", "never"):
+        if n_mode not in N_MODES:
             raise ConfigError(f"n_mode must be 'auto' or 'never', not {n_mode!r}")
         base = endpoint.rstrip("/")
         self.url = base if base.endswith("/chat/completions") else base + "/chat/completions"
@@ -370,4 +373,4 @@ def make_client(kind: str, model: str, **options: Any) -> Client:
             concurrency=options.get("engine_concurrency", 1),
             ray_address=options.get("ray_address"),
         )
-    raise ConfigError(f"unknown client {kind!r}; use openai, transformers or ray-vllm")
+    raise ConfigError(f"unknown client {kind!r}; use {', '.join(CLIENTS[:-1])} or {CLIENTS[-1]}")

@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fusionforge.pipelines.core.config import to_plain
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.lifecycle import finish_run, prepare_output, reopen
+from fusionforge.pipelines.core.progress import Progress, quiet
 from fusionforge.pipelines.core.sandbox_network import resolve_network_mode
+from fusionforge.pipelines.core.settings import RunSettings, flat_config
 from fusionforge.rft.clients import Client, SampleRequest, SampleResult, Sampling
 from fusionforge.rft.prompts import Prompt, file_digest, load_prompts
 from fusionforge.rft.selection import POLICIES
@@ -38,7 +39,6 @@ from fusionforge.rft.verifiers import TASKS
 # and their verdicts say how).
 VERIFIER_VERSION = 2
 RESULTS_LOG = "results.jsonl"
-Progress = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,7 @@ class RFTConfig:
     verifier_workers: int = 2
     near_dup_threshold: float = 0.8
     system_prompt: str | None = None
-    seed: int = 0
-    resume: bool = False
+    run: RunSettings = RunSettings()  # run.seed: the base of every sample's seed; run.ray_address: ray-vllm's cluster
 
     def validate(self) -> None:
         """Refuse impossible settings before any request is sent."""
@@ -128,14 +127,14 @@ class RunState:
         return [(prompt_id, plan.index, i, plan.settings) for i in range(plan.k)]
 
 
-def run_rft(cfg: RFTConfig, client: Client, progress: Progress | None = None) -> dict[str, Any]:
+def run_rft(cfg: RFTConfig, client: Client, progress: Progress = quiet) -> dict[str, Any]:
     """Run (or resume) the loop and write every output; returns the report. Closes ``client``."""
     from fusionforge.rft.outputs import write_outputs
 
     cfg.validate()
     started = time.monotonic()
     out = Path(cfg.output)
-    if prepare_output(out, {"prompts_sha256": file_digest(cfg.prompts)}, cfg.resume):
+    if prepare_output(out, {"prompts_sha256": file_digest(cfg.prompts)}, cfg.run.resume):
         reopen(out)  # a resumed finished run rebuilds its outputs from the log all the same
     prompts, invalid = load_prompts(cfg.prompts, None if cfg.verifier == "auto" else cfg.verifier)
     store = ResultStore(out / RESULTS_LOG)
@@ -143,13 +142,13 @@ def run_rft(cfg: RFTConfig, client: Client, progress: Progress | None = None) ->
     try:
         preload = ["math_verify"] if any(p.task == "math" for p in prompts) else []
         with VerifierPool(cfg.verifier_workers, cfg.verifier_timeout_s, preload) as pool:
-            asyncio.run(_run_rounds(state, client, pool, progress or (lambda kind, data: None)))
+            asyncio.run(_run_rounds(state, client, pool, progress))
             state.verifier_replacements = pool.replaced
         state.seconds = time.monotonic() - started
         report = write_outputs(state)
     finally:
         store.close()
-    return finish_run(out, report, {"rft": to_plain(cfg), "model": state.model})
+    return finish_run(out, report, {"rft": flat_config(cfg), "model": state.model})
 
 
 async def _run_rounds(state: RunState, client: Client, pool: VerifierPool, progress: Progress) -> None:
@@ -203,7 +202,7 @@ async def _run_rounds(state: RunState, client: Client, pool: VerifierPool, progr
                 {
                     "sampler": client.identity(),
                     "sampling": sampling.describe(),
-                    "seed": cfg.seed,
+                    "seed": cfg.run.seed,
                     "system_prompt": cfg.system_prompt,
                 }
             )
@@ -235,7 +234,7 @@ async def _run_rounds(state: RunState, client: Client, pool: VerifierPool, progr
                     p.request_messages(cfg.system_prompt),
                     round_index,
                     tuple(missing),
-                    tuple(sample_seed(cfg.seed, p.id, round_index, i) for i in missing),
+                    tuple(sample_seed(cfg.run.seed, p.id, round_index, i) for i in missing),
                     sampling,
                 )
                 for p, missing in todo

@@ -24,6 +24,8 @@ from fusionforge.filters.text.fasttext_model import LABEL_PREFIX, one_line
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 from fusionforge.pipelines.core.io import atomic_path, open_text
 
+LOSSES = ("softmax", "ova", "hs", "ns")  # fastText's losses
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -60,7 +62,7 @@ class TrainConfig:
             raise ConfigError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.quantize and self.dim % 2:
             raise ConfigError("quantize needs an even dim (fastText's product quantiser splits vectors in pairs)")
-        if self.loss not in ("softmax", "ova", "hs", "ns"):
+        if self.loss not in LOSSES:
             raise ConfigError(f"loss must be softmax, ova, hs or ns, got {self.loss!r}")
 
 

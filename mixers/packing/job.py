@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -42,7 +40,8 @@ from fusionforge.pipelines.core.lifecycle import (
     prepare_output,
     run_pending,
 )
-from fusionforge.pipelines.core.runner import make_executor
+from fusionforge.pipelines.core.progress import Progress, phase, quiet
+from fusionforge.pipelines.core.settings import RunSettings, flat_config
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.transform import ManifestSource
 
@@ -67,14 +66,10 @@ class PackConfig:
     seq_vision_max: float | None = None
     video_group_tokens: int | None = None
     eos: bool = True
-    seed: int = 0
     lag: int = 8
     materialize: bool = False
     samples_per_shard: int = 1000
-    executor: str = "ray"
-    ray_address: str | None = None
-    num_cpus: int | None = None
-    resume: bool = False
+    run: RunSettings = RunSettings()  # run.seed: the window draws, and record hashes without a mixture seed
 
     def check(self) -> None:
         if self.seq_len < 16:
@@ -95,27 +90,22 @@ class PackConfig:
         return int(self.seq_vision_max * self.seq_len) if self.seq_vision_max is not None else None
 
 
-def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) a pack; return the report, also written to ``report.json``."""
+def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
+    """Run (or resume) a pack; return the report, also written to ``report.json``; ``progress`` hears the phases."""
     cfg.check()
     started = time.monotonic()
     out = Path(cfg.output)
     mixture = load_mixture(cfg.mixture) if cfg.mixture else None
-    hash_seed = mixture.seed if mixture else cfg.seed
+    hash_seed = mixture.seed if mixture else cfg.run.seed
     source = ManifestSource(cfg.input)
-    settings = {
-        k: v
-        for k, v in dataclasses.asdict(cfg).items()
-        if k not in ("executor", "ray_address", "num_cpus", "resume", "output")
-    }
+    not_settings = ("executor", "ray_address", "num_cpus", "resume", "strict", "output")
+    settings = {k: v for k, v in flat_config(cfg).items() if k not in not_settings}
     mixture_text = Path(cfg.mixture).read_text() if cfg.mixture else None
     if prepare_output(
-        out, {"settings": settings, "mixture": mixture_text, "input": str(Path(cfg.input).resolve())}, cfg.resume
+        out, {"settings": settings, "mixture": mixture_text, "input": str(Path(cfg.input).resolve())}, cfg.run.resume
     ):
         return finished_report(out)
-    say = on_stage or (lambda _message: None)
-
-    say("counting tokens")
+    phase(progress, "counting tokens")
     partitions = source.partitions()
     spec = StageSpec(
         PackItems,
@@ -131,24 +121,24 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
             "hash_seed": hash_seed,
         },
     )
-    executor = make_executor(cfg.executor, cfg.ray_address, cfg.num_cpus)
+    executor = cfg.run.make_executor()
     counted = Markers(str(out), PACK_ITEMS)
     run_pending(counted, source, [spec], partial(write_items, ItemsLayout(str(out))), lambda: executor)
     summaries = counted.read_all(partitions)
 
-    say("mixing")
+    phase(progress, "mixing")
     source_tokens: dict[str, int] = {}
     for summary in summaries:
         for name, kinds in summary["tokens"].items():
             source_tokens[name] = source_tokens.get(name, 0) + kinds["0"] + kinds["1"] + kinds["2"]
     plan = plan_mixture(mixture, source_tokens, merge_histograms(summaries), seed=hash_seed)
 
-    say("packing windows")
+    phase(progress, "packing windows")
     drawer, natural = build_drawer(out / ITEMS_DIR, summaries, plan, cfg, hash_seed)
     ratio = drawer.ratio
     metrics = PackMetrics(cfg.seq_len, ratio, cfg.window)
-    params = PlanParams(cfg.seq_len, cfg.window, cfg.seq_vision_cap, cfg.seed, cfg.lag)
-    runner = RayRunner(executor.ray) if cfg.executor == "ray" else InlineRunner()
+    params = PlanParams(cfg.seq_len, cfg.window, cfg.seq_vision_cap, cfg.run.seed, cfg.lag)
+    runner = RayRunner(executor.ray) if cfg.run.executor == "ray" else InlineRunner()
     with atomic_path(out / PLAN) as tmp, pq.ParquetWriter(tmp, PLAN_SCHEMA) as writer:
         next_id = [0]
 
@@ -161,7 +151,7 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
 
         surplus = run_windows(drawer, params, runner, sink)
 
-    say("writing the ledger")
+    phase(progress, "writing the ledger")
     left = ItemBatch.concat(list(surplus.values()))
     untouched = np.flatnonzero(left.offset == 0)
     keys = (left.column("partition")[untouched] << 32) | left.column("row")[untouched]
@@ -190,12 +180,12 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
         "vision_preset": cfg.vision_preset,
     }
     if cfg.materialize:
-        say("materializing shards")
+        phase(progress, "materializing shards")
         from fusionforge.mixers.packing.materialize import materialize
 
         report["materialized"] = materialize(out, source, cfg)
     report["seconds"] = round(time.monotonic() - started, 3)
-    return finish_run(out, report, {**dataclasses.asdict(cfg), "step": "pack"})
+    return finish_run(out, report, {**flat_config(cfg), "step": "pack"})
 
 
 def _method(cfg: PackConfig) -> str:

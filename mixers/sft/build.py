@@ -10,9 +10,7 @@ finished by a vision check of what was written.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,8 @@ from fusionforge.mixers.sft.parts import PARTS, RowSource, plan, run_parts
 from fusionforge.mixers.sft.vision import DEFAULT_PLACEHOLDERS
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.lifecycle import finish_run, finished_report, prepare_output
+from fusionforge.pipelines.core.progress import Progress, quiet
+from fusionforge.pipelines.core.settings import RunSettings, flat_config
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.readers.plan import parse_input, plan_fingerprint
 
@@ -41,16 +41,11 @@ class BuildConfig:
     tokenizer: str | None = None
     max_tokens: int | None = None
     val_fraction: float = 0.01
-    seed: int = 0
     strip_vision: bool = False
     vision_placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS
     near_dup_threshold: float | None = 0.8
     partition_mb: float = 64.0
-    strict: bool = False
-    resume: bool = False
-    executor: str = "ray"
-    ray_address: str | None = None
-    num_cpus: int | None = None
+    run: RunSettings = RunSettings()  # run.seed: the train/val split and the mixture's draws
 
     def check(self) -> None:
         """Bad settings fail here, before any work, with the fix in the message."""
@@ -75,7 +70,11 @@ class BuildConfig:
         return [
             StageSpec(
                 ST.SftParse,
-                {"strip_vision": self.strip_vision, "placeholders": self.vision_placeholders, "strict": self.strict},
+                {
+                    "strip_vision": self.strip_vision,
+                    "placeholders": self.vision_placeholders,
+                    "strict": self.run.strict,
+                },
             ),
             StageSpec(
                 ST.SftChecks,
@@ -100,14 +99,10 @@ class BuildConfig:
             "strip_vision",
             "vision_placeholders",
         )
-        return {k: v for k, v in dataclasses.asdict(self).items() if k in keep}
+        return {k: v for k, v in flat_config(self).items() if k in keep}
 
 
-def run_build(
-    cfg: BuildConfig,
-    on_plan: Callable[[int, int], None] | None = None,
-    on_partition: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+def run_build(cfg: BuildConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Build the set (or finish a killed run of it); return the report, also written to ``report.json``."""
     from fusionforge.mixers.sft.decontaminate import EvalIndex
     from fusionforge.mixers.sft.tokens import load_tokenizer
@@ -123,23 +118,14 @@ def run_build(
     index = EvalIndex(cfg.decontaminate, cfg.ngram, cfg.min_eval_tokens) if cfg.decontaminate else None
     partitions = plan(cfg.inputs, cfg.partition_mb)
     fingerprint = {"plan": plan_fingerprint(partitions), "settings": cfg.settings()}
-    if prepare_output(out, fingerprint, cfg.resume, (PARTS,)):
+    if prepare_output(out, fingerprint, cfg.run.resume, (PARTS,)):
         return finished_report(out)
-    run_parts(
-        out,
-        RowSource(partitions, cfg.strict),
-        cfg.stages(),
-        executor=cfg.executor,
-        ray_address=cfg.ray_address,
-        num_cpus=cfg.num_cpus,
-        on_plan=on_plan,
-        on_partition=on_partition,
-    )
+    run_parts(out, RowSource(partitions, cfg.run.strict), cfg.stages(), cfg.run, progress)
     report = finish_build(out, cfg, partitions, mixture)
     report["tokens"]["method"] = token_method
     report["decontamination"] = _decontamination(cfg, index, report.pop("_matches_by_set"))
-    report.update(step="sft_build", executor=cfg.executor, seconds=round(time.monotonic() - started, 3))
-    config = {**dataclasses.asdict(cfg), "stages": [s.describe() for s in cfg.stages()]}
+    report.update(step="sft_build", executor=cfg.run.executor, seconds=round(time.monotonic() - started, 3))
+    config = {**flat_config(cfg), "stages": [s.describe() for s in cfg.stages()]}
     return finish_run(out, report, config, (PARTS,))
 
 

@@ -79,10 +79,10 @@ class Fates:
         }
         self.split = [None] * len(self.ids)
         for i in self.kept():
-            self.split[i] = split_of(data[ST.HASH][i], cfg.seed, cfg.val_fraction)
+            self.split[i] = split_of(data[ST.HASH][i], cfg.run.seed, cfg.val_fraction)
         train = [i for i in self.kept() if self.split[i] == "train"]
         copies, self.mixture = plan_copies(
-            mixture, [(self.sources[i], self.ids[i], self.tokens[i]) for i in train], cfg.seed
+            mixture, [(self.sources[i], self.ids[i], self.tokens[i]) for i in train], cfg.run.seed
         )
         self.copies = [1] * len(self.ids)
         for i, n in zip(train, copies):
@@ -254,7 +254,7 @@ def _report(out: Path, fates: Fates, rows: dict[str, int], cfg: BuildConfig, fou
             for s in SPLITS
         },
         "val_fraction": cfg.val_fraction,
-        "seed": cfg.seed,
+        "seed": cfg.run.seed,
         "tokens": {
             "tokenizer": cfg.tokenizer,
             "max_tokens": cfg.max_tokens,

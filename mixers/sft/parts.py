@@ -10,7 +10,7 @@ skips partitions with markers; the global phase (dedup, mixing, split, outputs) 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import WORK_DIR, atomic_path
 from fusionforge.pipelines.core.lifecycle import PARTITION, Markers, run_pending
-from fusionforge.pipelines.core.runner import Source, make_executor
+from fusionforge.pipelines.core.progress import Progress, quiet
+from fusionforge.pipelines.core.runner import Source
+from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.readers.base import ReaderOptions, failed_row, iter_structured, record_row
 from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_partitions
@@ -77,25 +79,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def run_parts(
-    out: Path,
-    source: RowSource,
-    stages: Sequence[StageSpec],
-    *,
-    executor: str = "ray",
-    ray_address: str | None = None,
-    num_cpus: int | None = None,
-    on_plan: Callable[[int, int], None] | None = None,
-    on_partition: Callable[[dict[str, Any]], None] | None = None,
+    out: Path, source: RowSource, stages: Sequence[StageSpec], run: RunSettings, progress: Progress = quiet
 ) -> None:
     """Run the stages over every partition that has no completion marker yet.
 
     The caller has checked the output folder first (``prepare_output``: refuse a non-empty one
     unless resuming the same plan).
     """
-    make = partial(make_executor, executor, ray_address, num_cpus)
-    run_pending(
-        Markers(str(out), PARTITION), source, stages, partial(write_part, str(out)), make, on_plan, on_partition
-    )
+    markers = Markers(str(out), PARTITION)
+    run_pending(markers, source, stages, partial(write_part, str(out)), run.make_executor, progress)
 
 
 def write_part(out_dir: str, partition: int, table: pa.Table) -> dict[str, Any]:

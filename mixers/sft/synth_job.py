@@ -9,11 +9,9 @@ were generated, ``images/`` and ``qa.jsonl``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +29,10 @@ from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
 from fusionforge.pipelines.core.lifecycle import SYNTH_IMAGES, Markers, finish_run, finished_report, prepare_output
+from fusionforge.pipelines.core.progress import Progress, quiet
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.sandbox_network import network_summary
+from fusionforge.pipelines.core.settings import RunSettings, flat_config
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, set_column
 from fusionforge.pipelines.readers.plan import plan_fingerprint
 
@@ -84,27 +84,18 @@ class SynthConfig:
     generate: int = 0
     tasks: tuple[str, ...] = TASKS
     image_size: int = 256
-    seed: int = 0
     timeout_s: float = 10.0
     memory_mb: int = 512
     cpu_s: int = 30
     network: str = "auto"
     partition_kb: float = 4.0  # QA rows per unit of work (~12 rows): sandbox sessions spread over workers
-    strict: bool = False
-    resume: bool = False
-    executor: str = "ray"
-    ray_address: str | None = None
-    num_cpus: int | None = None
+    run: RunSettings = RunSettings()  # run.seed: the generated images and the sandbox sessions
 
     def limits(self) -> dict[str, Any]:
         return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "cpu_s": self.cpu_s, "network": self.network}
 
 
-def run_synth(
-    cfg: SynthConfig,
-    on_plan: Callable[[int, int], None] | None = None,
-    on_partition: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+def run_synth(cfg: SynthConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Synthesise (or finish a killed run); return the report, also written to ``report.json``."""
     started = time.monotonic()
     if not cfg.inputs and cfg.generate <= 0:
@@ -116,30 +107,21 @@ def run_synth(
         "plan": plan_fingerprint(user_plan),
         "settings": {
             k: v
-            for k, v in dataclasses.asdict(cfg).items()
+            for k, v in flat_config(cfg).items()
             if k not in ("resume", "executor", "ray_address", "num_cpus", "output")
         },
     }
-    if prepare_output(out, fingerprint, cfg.resume, (PARTS,)):
+    if prepare_output(out, fingerprint, cfg.run.resume, (PARTS,)):
         return finished_report(out)
     inputs = list(cfg.inputs)
     if cfg.generate > 0:
         generated = Markers(str(out), SYNTH_IMAGES)
         if generated.read() is None:
-            generate(out, cfg.generate, cfg.seed, cfg.tasks, cfg.image_size)
+            generate(out, cfg.generate, cfg.run.seed, cfg.tasks, cfg.image_size)
             generated.mark({"images": cfg.generate})
         inputs.append(f"synthetic={out / 'qa.jsonl'}")
     partitions = plan(inputs, cfg.partition_kb / 1024)
-    run_parts(
-        out,
-        RowSource(partitions, cfg.strict),
-        [_spec(cfg)],
-        executor=cfg.executor,
-        ray_address=cfg.ray_address,
-        num_cpus=cfg.num_cpus,
-        on_plan=on_plan,
-        on_partition=on_partition,
-    )
+    run_parts(out, RowSource(partitions, cfg.run.strict), [_spec(cfg)], cfg.run, progress)
     by_task, networks = _write_outputs(out, part_paths(out, partitions))
     found = check_vision(out, VisionScanner(), ("trajectories",))
     if found["trajectories"]:
@@ -158,16 +140,16 @@ def run_synth(
         "sandbox": {**cfg.limits(), "network_requested": limits.network, **network_summary(networks)},
         "vision_check": f"{found['trajectories']} vision parts in trajectories.jsonl",
         "outputs": {"trajectories": "trajectories.jsonl", "rejected": "rejected.jsonl", "ledger": "ledger.parquet"},
-        "executor": cfg.executor,
+        "executor": cfg.run.executor,
         "seconds": round(time.monotonic() - started, 3),
     }
-    return finish_run(out, report, dataclasses.asdict(cfg), (PARTS,))
+    return finish_run(out, report, flat_config(cfg), (PARTS,))
 
 
 def _spec(cfg: SynthConfig):
     from fusionforge.pipelines.core.stage import StageSpec
 
-    return StageSpec(SftSynthesize, {"limits": cfg.limits(), "seed": cfg.seed})
+    return StageSpec(SftSynthesize, {"limits": cfg.limits(), "seed": cfg.run.seed})
 
 
 def _write_outputs(out: Path, paths: list[Path]) -> tuple[dict[str, dict[str, int]], Counter]:

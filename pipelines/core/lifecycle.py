@@ -28,7 +28,8 @@ from typing import Any
 from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import WORK_DIR, write_json_atomic
-from fusionforge.pipelines.core.runner import Executor, PartitionWriter, ProgressCallback, Source
+from fusionforge.pipelines.core.progress import Progress, plan, quiet
+from fusionforge.pipelines.core.runner import Executor, PartitionWriter, Source
 from fusionforge.pipelines.core.stage import StageSpec
 
 SUCCESS = "_SUCCESS"
@@ -182,18 +183,17 @@ def run_pending(
     stages: Sequence[StageSpec],
     write: PartitionWriter,
     executor: Callable[[], Executor],
-    on_plan: Callable[[int, int], None] | None = None,
-    on_partition: ProgressCallback | None = None,
+    progress: Progress = quiet,
 ) -> int:
     """Run ``stages`` over the partitions of ``source`` that have no marker; return how many already had one.
 
     ``write`` stores one partition's files and returns its summary, which becomes the partition's
-    marker. ``executor`` is called only when there is work. ``on_plan(total, done)`` hears the plan.
+    marker. ``executor`` is called only when there is work. ``progress`` hears the plan (partitions
+    in all and already done) and each partition's summary.
     """
     partitions = source.partitions()
     todo = markers.pending(partitions)
-    if on_plan:
-        on_plan(len(partitions), len(partitions) - len(todo))
+    plan(progress, len(partitions), len(partitions) - len(todo))
     if todo:
-        executor().run(source, list(stages), MarkedWriter(markers, write), todo, on_partition)
+        executor().run(source, list(stages), MarkedWriter(markers, write), todo, progress)
     return len(partitions) - len(todo)

@@ -19,7 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fusionforge.pipelines.core.errors import SchemaError
+from fusionforge.pipelines.core.errors import ConfigError, SchemaError
+from fusionforge.pipelines.core.progress import UNIT, Progress, quiet
 from fusionforge.pipelines.core.stage import Stage, StageSpec
 
 PARTITION_COL = "_partition"
@@ -27,7 +28,7 @@ ORDER_COL = "_order"
 SUBORDER_COL = "_suborder"  # derived rows (an expanding stage's output) sort right after their parent
 BOOKKEEPING = (PARTITION_COL, ORDER_COL, SUBORDER_COL)
 PartitionWriter = Callable[[int, pa.Table], dict[str, Any]]
-ProgressCallback = Callable[[dict[str, Any]], None]
+EXECUTORS = ("ray", "local")
 
 
 class Source(ABC):
@@ -94,15 +95,15 @@ class Executor(ABC):
         stages: Sequence[StageSpec],
         writer: PartitionWriter,
         partitions: Sequence[int] | None = None,
-        on_done: ProgressCallback | None = None,
+        progress: Progress = quiet,
     ) -> list[dict[str, Any]]:
-        """Process ``partitions`` (default: all) and return one summary per partition."""
+        """Process ``partitions`` (default: all) and return one summary per partition (each also a ``UNIT`` event)."""
 
 
 class InProcessExecutor(Executor):
     """Everything in this process, one partition after another: for tests, debugging and tiny jobs."""
 
-    def run(self, source, stages, writer, partitions=None, on_done=None):
+    def run(self, source, stages, writer, partitions=None, progress=quiet):
         built = [spec.build() for spec in stages]
         summaries = []
         for partition in source.partitions() if partitions is None else partitions:
@@ -115,8 +116,7 @@ class InProcessExecutor(Executor):
                 continue
             summary = writer(partition, in_order(pa.concat_tables(batches, promote_options="permissive")))
             summaries.append(summary)
-            if on_done:
-                on_done(summary)
+            progress(UNIT, summary)
         return summaries
 
 
@@ -135,7 +135,7 @@ class RayExecutor(Executor):
 
         self.ray = init_ray(address=address, num_cpus=num_cpus)
 
-    def run(self, source, stages, writer, partitions=None, on_done=None):
+    def run(self, source, stages, writer, partitions=None, progress=quiet):
         wanted = list(source.partitions() if partitions is None else partitions)
         if not wanted:
             return []
@@ -153,8 +153,7 @@ class RayExecutor(Executor):
         for row in ds.iter_rows():
             summary = json.loads(row["summary"])
             summaries.append(summary)
-            if on_done:
-                on_done(summary)
+            progress(UNIT, summary)
         return sorted(summaries, key=lambda s: s["partition"])
 
     def _apply(self, ds, spec: StageSpec, cpu_pools: int):
@@ -203,11 +202,9 @@ def _write_group(group: pa.Table, writer: PartitionWriter) -> pa.Table:
 
 
 def make_executor(kind: str = "ray", address: str | None = None, num_cpus: int | None = None) -> Executor:
-    """``"ray"`` (a local Ray, or the cluster at ``address``) or ``"local"`` (in-process)."""
+    """``"ray"`` (a local Ray, or the cluster at ``address``) or ``"local"`` (in-process): ``EXECUTORS``."""
     if kind == "local":
         return InProcessExecutor()
     if kind == "ray":
         return RayExecutor(address=address, num_cpus=num_cpus)
-    from fusionforge.pipelines.core.errors import ConfigError
-
     raise ConfigError(f"unknown executor {kind!r}; use 'ray' or 'local'")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,8 @@ from fusionforge.pipelines.core.lifecycle import (
     prepare_output,
     run_pending,
 )
-from fusionforge.pipelines.core.runner import Source, make_executor
+from fusionforge.pipelines.core.progress import Progress, phase, quiet
+from fusionforge.pipelines.core.runner import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.dedupe.clusters import CLUSTERS, resolve, write_results
 from fusionforge.pipelines.dedupe.config import DedupeConfig
@@ -44,7 +45,6 @@ from fusionforge.pipelines.transform import ManifestSource, run_transform, trans
 from fusionforge.pipelines.writers.manifest import MANIFEST
 
 STEP = "dedupe"
-Callback = Callable[..., None] | None
 
 
 class DecisionSource(Source):
@@ -77,15 +77,16 @@ class DecisionSource(Source):
             yield batch
 
 
-def run_dedupe(
-    cfg: DedupeConfig, on_plan: Callback = None, on_partition: Callback = None, on_phase: Callback = None
-) -> dict[str, Any]:
-    """Run (or finish) a dedupe; return the report, also written to ``report.json``."""
+def run_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
+    """Run (or finish) a dedupe; return the report, also written to ``report.json``.
+
+    ``progress`` hears the phases (sketch, group, write) and the partitions of the sketch and write passes.
+    """
     started = time.monotonic()
     columns = [S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.MEDIA, S.ERROR] + _score_column(cfg)
     source = ManifestSource(cfg.input, columns=columns)
     out = Path(cfg.output)
-    if prepare_output(out, transform_fingerprint(cfg.transform(), cfg.settings()), cfg.resume, (STORE_DIR,)):
+    if prepare_output(out, transform_fingerprint(cfg.transform(), cfg.settings()), cfg.run.resume, (STORE_DIR,)):
         return finished_report(out)
     root = out / STORE_DIR
     partitions = source.partitions()
@@ -105,10 +106,9 @@ def run_dedupe(
     global_done = Markers(str(out), DEDUPE_GLOBAL)
     summary = global_done.read()
     if summary is None:
-        summary = _global_phase(cfg, source, partitions, starts, params, root, on_plan, on_partition, on_phase)
+        summary = _global_phase(cfg, source, partitions, starts, params, root, progress)
         global_done.mark(summary)
-    if on_phase:
-        on_phase("write")
+    phase(progress, "write")
     write_started = time.monotonic()
 
     def add_timings(report: dict[str, Any]) -> None:
@@ -121,8 +121,7 @@ def run_dedupe(
         STEP,
         [StageSpec(DedupeApply)],
         cfg.settings(),
-        on_partition,
-        on_plan,
+        progress,
         source=DecisionSource(ManifestSource(cfg.input), root),
         extra_report={"dedupe": summary},
         complete_report=add_timings,
@@ -147,26 +146,24 @@ def _score_column(cfg: DedupeConfig) -> list[str]:
     return [name]
 
 
-def _global_phase(cfg, source, partitions, starts, params, root, on_plan, on_partition, on_phase) -> dict[str, Any]:
+def _global_phase(cfg, source, partitions, starts, params, root, progress: Progress) -> dict[str, Any]:
     out = Path(cfg.output)
     timings = {}
     clock = time.monotonic()
-    if on_phase:
-        on_phase("sketch")
-    executor = make_executor(cfg.executor, cfg.ray_address, cfg.num_cpus)
+    phase(progress, "sketch")
+    executor = cfg.run.make_executor()
     sketched = Markers(str(out), DEDUPE_SKETCH)
     writer = partial(write_sketches, str(root), starts, params)
     stages = [StageSpec(DedupeSketch, cfg.sketch_params())]
-    run_pending(sketched, source, stages, writer, lambda: executor, on_plan, on_partition)
+    run_pending(sketched, source, stages, writer, lambda: executor, progress)
     sketches = sketched.read_all(partitions)
     timings["sketch"] = round(time.monotonic() - clock, 3)
     clock = time.monotonic()
-    if on_phase:
-        on_phase("group")
+    phase(progress, "group")
     band_rows = sum(s["band_rows"] for s in sketches)
     parts = shuffle_parts(band_rows, cfg.rows_per_shuffle_partition)
     band_files = [str(file_path(root, "bands", p, "parquet")) for p in partitions]
-    if cfg.executor == "ray":
+    if cfg.run.executor == "ray":
         edges = edges_on_ray(executor.ray, band_files, parts, params)
     else:
         edges = edges_in_process(band_files, parts, params)

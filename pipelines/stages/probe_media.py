@@ -21,6 +21,7 @@ from fusionforge.pipelines.core.stage import Resources, Stage, set_column
 from fusionforge.pipelines.core.video import BadVideo, ffmpeg_url, probe_video, verify_decode
 
 HASH_CHUNK = 8 * 1024**2
+VIDEO_CHECKS = ("decode", "probe")  # a full decode (catches truncation), or headers only
 
 
 @register
@@ -38,7 +39,7 @@ class ProbeMedia(Stage):
         timeout_s: float = 60.0,
         strict: bool = False,
     ) -> None:
-        if video_check not in ("decode", "probe"):
+        if video_check not in VIDEO_CHECKS:
             raise ValueError("video_check must be 'decode' (full decode, catches truncation) or 'probe'")
         self.max_pixels = max_pixels
         self.max_media_bytes = int(max_media_mb * 1024**2)

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.settings import build_config
 from fusionforge.rft.clients import OpenAIClient, Sampling
 from fusionforge.rft.loop import RFTConfig, run_rft
 from fusionforge.rft.scripted_server import Call, Fault, Reply, ScriptedServer
@@ -83,7 +84,7 @@ def _config(tmp_path, prompts=PROMPTS, **changes):
         verifier_timeout_s=2.0,
         verifier_workers=2,
     )
-    return RFTConfig(**{**settings, **changes})
+    return build_config(RFTConfig, {**settings, **changes})
 
 
 def _client(server):

@@ -14,6 +14,7 @@ from fusionforge.mixers.audit import AuditOptions, run_audit
 from fusionforge.mixers.audit.html import render_html
 from fusionforge.mixers.audit.schema import REPORT_SCHEMA
 from fusionforge.mixers.audit.terminal import render
+from fusionforge.pipelines.core.settings import RunSettings
 
 PROMPTS = [
     {"id": "one", "question": "What is 1 + 1?", "answer": "2", "task": "numeric"},
@@ -48,7 +49,7 @@ def outputs(tmp_path_factory):
             inputs=tuple(f"{k}={v}" for k, v in chats.items()),
             output=str(root / "sft"),
             val_fraction=0.2,
-            executor="local",
+            run=RunSettings(executor="local"),
         )
     )
     prompts = root / "prompts.jsonl"

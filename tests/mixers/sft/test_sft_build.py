@@ -8,6 +8,7 @@ import pytest
 from fusionforge.mixers.sft import parts
 from fusionforge.mixers.sft.build import BuildConfig, run_build
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.settings import build_config
 
 QUESTIONS = [
     "How do I reverse a linked list in place without using extra memory for a second list?",
@@ -91,7 +92,7 @@ def config(inputs, out, **overrides):
         "executor": "local",
         "val_fraction": 0.0,
     }
-    return BuildConfig(**{**base, **overrides})
+    return build_config(BuildConfig, {**base, **overrides})
 
 
 def read_jsonl(path):

@@ -16,6 +16,7 @@ from fusionforge.pipelines.core.lifecycle import (
     reopen,
     run_pending,
 )
+from fusionforge.pipelines.core.progress import PLAN, UNIT
 from fusionforge.pipelines.core.runner import InProcessExecutor, Source
 
 
@@ -103,7 +104,7 @@ def test_markers_name_units_and_tell_which_are_pending(tmp_path):
 def test_run_pending_runs_only_unmarked_partitions_and_marks_each_after_its_writer(tmp_path):
     markers = Markers(str(tmp_path), PARTITION)
     markers.mark({"partition": 1, "n": [1]}, 1)
-    written, plans, made = [], [], []
+    written, events, made = [], [], []
 
     def write(partition, table):
         assert markers.read(partition) is None  # the marker comes after the partition's files
@@ -114,8 +115,9 @@ def test_run_pending_runs_only_unmarked_partitions_and_marks_each_after_its_writ
         made.append(1)
         return InProcessExecutor()
 
-    skipped = run_pending(markers, Numbers(3), [], write, executor, lambda total, done: plans.append((total, done)))
-    assert (skipped, written, plans, made) == (1, [0, 2], [(3, 1)], [1])
+    skipped = run_pending(markers, Numbers(3), [], write, executor, lambda event, data: events.append((event, data)))
+    assert (skipped, written, made) == (1, [0, 2], [1])
+    assert events == [(PLAN, {"total": 3, "done": 1})] + [(UNIT, {"partition": p, "n": [p]}) for p in (0, 2)]
     assert markers.read_all(range(3)) == [{"partition": p, "n": [p]} for p in range(3)]
     assert run_pending(markers, Numbers(3), [], write, executor) == 3 and made == [1]  # no work: no executor
 
