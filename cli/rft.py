@@ -192,7 +192,6 @@ def run(prompts, output, model, stop, verify_options, verifier_timeout, client_k
     sampling = build_config(Sampling, {**options, "stop": tuple(stop)})
     given = {"verify_defaults": verify_options, "verifier_timeout_s": verifier_timeout, "sampling": sampling}
     cfg = build_config(RFTConfig, {**options, "prompts": prompts, "output": output, **given})
-    cfg.validate()
     client_settings = ("endpoint", "api_key", "concurrency", "timeout_s", "max_retries", "n_mode")
     client = make_client(
         client_kind,

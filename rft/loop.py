@@ -63,7 +63,7 @@ class RFTConfig:
     system_prompt: str | None = None
     run: RunSettings = RunSettings()  # run.seed: the base of every sample's seed; run.ray_address: ray-vllm's cluster
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         """Refuse impossible settings before any request is sent."""
         problems = []
         if self.k < 1 or self.rounds < 1:
@@ -131,7 +131,6 @@ def run_rft(cfg: RFTConfig, client: Client, progress: Progress = quiet) -> dict[
     """Run (or resume) the loop and write every output; returns the report. Closes ``client``."""
     from fusionforge.rft.outputs import write_outputs
 
-    cfg.validate()
     started = time.monotonic()
     out = Path(cfg.output)
     if prepare_output(out, {"prompts_sha256": file_digest(cfg.prompts)}, cfg.run.resume):

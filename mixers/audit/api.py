@@ -25,13 +25,15 @@ class AuditOptions:
     vision_presets: tuple[str, ...] = ()  # count vision tokens with these presets (the first one is the primary)
     run: RunSettings = RunSettings(executor="local")  # run.seed: --sample's choice of row groups
 
+    def __post_init__(self) -> None:
+        for preset in self.vision_presets:
+            check_preset(preset)
+
 
 def collect_state(
     paths: Sequence[str], options: AuditOptions = AuditOptions(), progress: Progress = quiet
 ) -> tuple[Discovery, AuditState]:
     """Discover and fold ``paths``; ``progress`` hears the rows to read (the plan) and each finished unit's rows."""
-    for preset in options.vision_presets:
-        check_preset(preset)
     found = discover(list(paths), options.sample, options.run.seed, options.upstream)
     plan(progress, sum(u.rows for u in found.units))
     return found, collect(found.units, options.run, progress, tuple(options.vision_presets))

@@ -71,7 +71,7 @@ class PackConfig:
     samples_per_shard: int = 1000
     run: RunSettings = RunSettings()  # run.seed: the window draws, and record hashes without a mixture seed
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         if self.seq_len < 16:
             raise ConfigError(f"--seq-len must be at least 16, got {self.seq_len}")
         if self.vision_ratio is not None and not 0 <= self.vision_ratio <= 1:
@@ -92,7 +92,6 @@ class PackConfig:
 
 def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Run (or resume) a pack; return the report, also written to ``report.json``; ``progress`` hears the phases."""
-    cfg.check()
     started = time.monotonic()
     out = Path(cfg.output)
     mixture = load_mixture(cfg.mixture) if cfg.mixture else None

@@ -47,7 +47,7 @@ class BuildConfig:
     partition_mb: float = 64.0
     run: RunSettings = RunSettings()  # run.seed: the train/val split and the mixture's draws
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         """Bad settings fail here, before any work, with the fix in the message."""
         if not self.inputs:
             raise ConfigError("give at least one chat file (JSONL or Parquet)")
@@ -108,7 +108,6 @@ def run_build(cfg: BuildConfig, progress: Progress = quiet) -> dict[str, Any]:
     from fusionforge.mixers.sft.tokens import load_tokenizer
 
     started = time.monotonic()
-    cfg.check()
     out = Path(cfg.output)
     sources = [parse_input(text, "text").source for text in cfg.inputs]
     mixture = load_mixture(cfg.mixture) if cfg.mixture else None

@@ -91,6 +91,11 @@ class SynthConfig:
     partition_kb: float = 4.0  # QA rows per unit of work (~12 rows): sandbox sessions spread over workers
     run: RunSettings = RunSettings()  # run.seed: the generated images and the sandbox sessions
 
+    def __post_init__(self) -> None:
+        if not self.inputs and self.generate <= 0:
+            raise ConfigError("give image-QA files, or --generate N to draw N synthetic images with known answers")
+        SandboxLimits(**self.limits())  # bad limits fail before any work
+
     def limits(self) -> dict[str, Any]:
         return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "cpu_s": self.cpu_s, "network": self.network}
 
@@ -98,9 +103,6 @@ class SynthConfig:
 def run_synth(cfg: SynthConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Synthesise (or finish a killed run); return the report, also written to ``report.json``."""
     started = time.monotonic()
-    if not cfg.inputs and cfg.generate <= 0:
-        raise ConfigError("give image-QA files, or --generate N to draw N synthetic images with known answers")
-    limits = SandboxLimits(**cfg.limits())  # bad limits fail before any work
     out = Path(cfg.output)
     user_plan = plan(cfg.inputs, cfg.partition_kb / 1024) if cfg.inputs else []
     fingerprint = {
@@ -137,7 +139,7 @@ def run_synth(cfg: SynthConfig, progress: Progress = quiet) -> dict[str, Any]:
         "reasons": ledger["reasons"],
         "by_task": by_task,
         "generated_images": cfg.generate,
-        "sandbox": {**cfg.limits(), "network_requested": limits.network, **network_summary(networks)},
+        "sandbox": {**cfg.limits(), "network_requested": cfg.network, **network_summary(networks)},
         "vision_check": f"{found['trajectories']} vision parts in trajectories.jsonl",
         "outputs": {"trajectories": "trajectories.jsonl", "rejected": "rejected.jsonl", "ledger": "ledger.parquet"},
         "executor": cfg.run.executor,

@@ -251,9 +251,9 @@ def test_an_output_folder_is_never_overwritten_or_mixed(tmp_path):
 
 def test_impossible_settings_fail_before_any_request(tmp_path):
     with pytest.raises(ConfigError, match="round-k-factor"):
-        _config(tmp_path, round_k_factor=0.5).validate()
+        _config(tmp_path, round_k_factor=0.5)
     with pytest.raises(ConfigError, match="accept"):
-        _config(tmp_path, accept="best").validate()
+        _config(tmp_path, accept="best")
 
 
 def test_an_image_prompt_goes_out_as_a_data_url_and_comes_back_as_a_file_reference(tmp_path):
