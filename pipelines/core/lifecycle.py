@@ -35,7 +35,7 @@ from fusionforge.pipelines.core.stage import StageSpec
 SUCCESS = "_SUCCESS"
 REPORT = "report.json"
 CONFIG = "config.yaml"
-PLAN = f"{WORK_DIR}/plan.json"
+PLAN_FILE = f"{WORK_DIR}/plan.json"  # the fingerprint of the run that writes the folder
 MARKER_DIR = "_markers"
 
 # Kinds of unit. A marker is named by its kind and the unit's number (``partition-000003``), or by
@@ -60,13 +60,13 @@ def prepare_output(
     between ``_SUCCESS`` and the clean-up leaves them behind.
     """
     out = Path(out)
-    plan_file = out / PLAN
+    plan_file = out / PLAN_FILE
     expected = json.loads(json.dumps(fingerprint, default=str))
     if out.exists() and any(out.iterdir()):
         if not resume:
             raise ConfigError(f"{out} is not empty; pass --resume to continue that run, or choose a new -o")
         if not plan_file.exists():
-            raise ConfigError(f"{out} holds no fusionforge run to resume (no {PLAN})")
+            raise ConfigError(f"{out} holds no fusionforge run to resume (no {PLAN_FILE})")
         if json.loads(plan_file.read_text()) != expected:
             raise ConfigError(f"the inputs or settings differ from the run in {out}; use a new -o, or the same inputs")
         if is_finished(out):
