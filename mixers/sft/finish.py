@@ -24,7 +24,7 @@ from fusionforge.mixers.sft.output import SPLITS, SetWriter, check_vision
 from fusionforge.mixers.sft.parts import ROW, iter_part_batches, part_paths
 from fusionforge.mixers.sft.vision import VisionScanner
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.errors import FusionforgeError
+from fusionforge.pipelines.core.errors import RunError
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
 
@@ -123,7 +123,7 @@ def finish_build(out: Path, cfg: BuildConfig, partitions: list, mixture: Mixture
         for split in SPLITS:
             for suffix in (".jsonl", ".parquet"):
                 (out / f"{split}{suffix}").unlink(missing_ok=True)
-        raise FusionforgeError(f"vision check failed: {found} vision parts in the written set; it was removed")
+        raise RunError(f"vision check failed: {found} vision parts in the written set; it was removed")
     report = _report(out, fates, writer.rows, cfg, found)
     report["_matches_by_set"] = matches
     return report

@@ -29,7 +29,7 @@ from fusionforge.mixers.sft.synth_images import TASKS, generate
 from fusionforge.mixers.sft.vision import VisionScanner
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.config import dump_config
-from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.errors import ConfigError, RunError
 from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic, write_marker
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
 from fusionforge.pipelines.core.registry import register
@@ -145,7 +145,7 @@ def run_synth(
     found = check_vision(out, VisionScanner(), ("trajectories",))
     if found["trajectories"]:
         (out / "trajectories.jsonl").unlink()
-        raise ConfigError(f"vision check failed: {found['trajectories']} vision parts in trajectories.jsonl")
+        raise RunError(f"vision check failed: {found['trajectories']} vision parts in trajectories.jsonl")
     ledger = ledger_summary(out / "ledger.parquet")
     report = {
         "step": STEP,
