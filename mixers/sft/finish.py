@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from fusionforge.mixers.sft import schema as C
 from fusionforge.mixers.sft import stages as ST
+from fusionforge.mixers.sft.config import BuildConfig
 from fusionforge.mixers.sft.dedupe import duplicate_reasons
 from fusionforge.mixers.sft.mixture import Mixture, plan_copies, split_of
 from fusionforge.mixers.sft.output import SPLITS, SetWriter, check_vision
@@ -27,9 +28,6 @@ from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import RunError
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
-
-if TYPE_CHECKING:
-    from fusionforge.mixers.sft.build import BuildConfig
 
 STEP = "sft_build"
 DEDUP = "sft_dedup_v1"

@@ -19,7 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fusionforge.pipelines.core.errors import SchemaError
+from fusionforge.pipelines.core.errors import ConfigError, SchemaError
+from fusionforge.pipelines.core.ray_env import init_ray
 from fusionforge.pipelines.core.stage import Stage, StageSpec
 
 PARTITION_COL = "_partition"
@@ -131,8 +132,6 @@ class RayExecutor(Executor):
     """Ray Data: one read task per partition, map_batches per stage, map_groups per partition."""
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
-        from fusionforge.pipelines.core.ray_env import init_ray
-
         self.ray = init_ray(address=address, num_cpus=num_cpus)
 
     def run(self, source, stages, writer, partitions=None, on_done=None):
@@ -208,6 +207,4 @@ def make_executor(kind: str = "ray", address: str | None = None, num_cpus: int |
         return InProcessExecutor()
     if kind == "ray":
         return RayExecutor(address=address, num_cpus=num_cpus)
-    from fusionforge.pipelines.core.errors import ConfigError
-
     raise ConfigError(f"unknown executor {kind!r}; use 'ray' or 'local'")
