@@ -4,10 +4,10 @@ A cycle hidden behind a function-level import, or behind ``if TYPE_CHECKING:``, 
 modules both ways; it only moves the failure from import time to whichever call comes first. So the
 graph here holds every in-project import, wherever it is written, and must have no cycle.
 
-The one exception is a lazy import that keeps a heavy dependency off the import path (``HEAVY_GUARDS``):
-it is left out of the graph, and the test checks that the module it imports really pulls that dependency
-in at import time. Outside ``cli/`` (whose commands import their library modules lazily so that
-``fusionforge --help`` stays fast) no other function-level import of a fusionforge module is allowed.
+A function-level import of a fusionforge module is there only to keep a heavy dependency off the
+import path (``HEAVY_GUARDS``, each checked: the module it imports pulls that dependency in, the
+importing one does not). Outside ``cli/`` (whose commands import their library modules lazily so that
+``fusionforge --help`` stays fast) no other one is allowed.
 """
 
 from __future__ import annotations
@@ -86,13 +86,7 @@ IMPORTS = {module: _imports(module) for module in MODULES}
 
 def _graph() -> dict[str, set[str]]:
     return {
-        module: {
-            ran
-            for target, lazy in imports
-            if not (lazy and (module, target) in HEAVY_GUARDS)
-            for ran in _runs(module, target)
-        }
-        for module, imports in IMPORTS.items()
+        module: {ran for target, _ in imports for ran in _runs(module, target)} for module, imports in IMPORTS.items()
     }
 
 
