@@ -50,11 +50,11 @@ def _targets(node: ast.Import | ast.ImportFrom, importer: str) -> set[str]:
         assert not node.level, f"{importer}: write imports of fusionforge modules in full (from fusionforge....)"
         submodules = {f"{node.module}.{alias.name}" for alias in node.names} & set(MODULES)
         named = submodules if len(submodules) == len(node.names) else {node.module or "", *submodules}
-    return {_nearest_module(name) for name in named if name.startswith("fusionforge.")}
+    return {_nearest_module(name) for name in named if name.startswith("fusionforge.")} - {""}
 
 
 def _nearest_module(name: str) -> str:
-    while name not in MODULES:
+    while name and name not in MODULES:
         name = name.rpartition(".")[0]
     return name
 
@@ -66,9 +66,9 @@ def _runs(importer: str, target: str) -> set[str]:
     return {m for m in above if m in MODULES and importer != m and not importer.startswith(m + ".")}
 
 
-def _imports(module: str) -> list[tuple[str, bool]]:
+def _imports(module: str, code: str | None = None) -> list[tuple[str, bool]]:
     """(imported fusionforge module, imported inside a function?) for each import in ``module``."""
-    found = []
+    found: list[tuple[str, bool]] = []
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
@@ -77,7 +77,7 @@ def _imports(module: str) -> list[tuple[str, bool]]:
             inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             visit(child, inner)
 
-    visit(ast.parse(MODULES[module].read_text(encoding="utf-8")), False)
+    visit(ast.parse(code if code is not None else MODULES[module].read_text(encoding="utf-8")), False)
     return found
 
 
@@ -125,7 +125,29 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_the_cycle_finder_finds_a_cycle_through_a_lazy_import():
+def test_imports_inside_functions_and_under_type_checking_are_seen():
+    code = (
+        "from typing import TYPE_CHECKING\n"
+        "from fusionforge.pipelines.core import schema as S\n"
+        "if TYPE_CHECKING:\n"
+        "    from fusionforge.mixers.sft.build import run_build\n"
+        "def write(state):\n"
+        "    from fusionforge.rft.loop import run_rft\n"
+    )
+    assert sorted(_imports("fusionforge.mixers.sft.finish", code)) == [
+        ("fusionforge.mixers.sft.build", False),
+        ("fusionforge.pipelines.core.schema", False),
+        ("fusionforge.rft.loop", True),
+    ]
+    assert _runs("fusionforge.mixers.sft.finish", "fusionforge.mixers.sft.build") == {"fusionforge.mixers.sft.build"}
+    assert _runs("fusionforge.mixers.sft.finish", "fusionforge.pipelines.core.schema") == {
+        "fusionforge.pipelines",
+        "fusionforge.pipelines.core",
+        "fusionforge.pipelines.core.schema",
+    }
+
+
+def test_the_cycle_finder_finds_every_cycle_and_only_cycles():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"f"}, "f": {"e"}}
     assert sorted(_cycles(graph)) == [["a", "b", "c"], ["e", "f"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
