@@ -49,7 +49,13 @@ def test_the_raw_bfcl_schema_is_invalid_json_schema_and_the_mapped_one_validates
     assert _check(mapped, {"base": 2.5, "point": [1, 2], "extra": {"x": [1]}, "tags": ["a"], "exact": True}) is None
     assert _check(mapped, {"base": "wide"})[0] == "tool_arguments_schema"  # float still means a number
     assert _check(mapped, {"point": [1, 2]})[0] == "tool_arguments_schema"  # required still holds
-    assert sorted(set(mappings)) == ["any->unconstrained", "dict->object", "float->number", "list->array", "tuple->array"]
+    assert sorted(set(mappings)) == [
+        "any->unconstrained",
+        "dict->object",
+        "float->number",
+        "list->array",
+        "tuple->array",
+    ]
     assert BFCL["type"] == "dict"  # the caller's schema is left as it was
 
 
