@@ -12,7 +12,8 @@ from rich.table import Table
 from fusionforge.cli.options import library_errors
 from fusionforge.cli.render import console, print_report, print_sandbox_network
 from fusionforge.pipelines.core.settings import build_config
-from fusionforge.rft.clients import CLIENTS, N_MODES
+from fusionforge.rft.client_factory import CLIENTS
+from fusionforge.rft.clients import N_MODES
 from fusionforge.rft.selection import POLICIES
 from fusionforge.rft.verifiers import TASKS
 
@@ -186,8 +187,10 @@ def run(prompts, output, model, stop, verify_options, verifier_timeout, client_k
       fusionforge rft run prompts.jsonl -o rft-out/ --endpoint http://127.0.0.1:8000/v1 \\
           --model Qwen/Qwen3-8B -k 8 --resume
     """
-    from fusionforge.rft.clients import Sampling, make_client
-    from fusionforge.rft.loop import RFTConfig, run_rft
+    from fusionforge.rft.client_factory import make_client
+    from fusionforge.rft.clients import Sampling
+    from fusionforge.rft.config import RFTConfig
+    from fusionforge.rft.loop import run_rft
 
     sampling = build_config(Sampling, {**options, "stop": tuple(stop)})
     given = {"verify_defaults": verify_options, "verifier_timeout_s": verifier_timeout, "sampling": sampling}

@@ -27,8 +27,9 @@ from fusionforge.pipelines.core.lifecycle import (
     run_pending,
 )
 from fusionforge.pipelines.core.progress import Progress, quiet
-from fusionforge.pipelines.core.runner import Executor, Source
+from fusionforge.pipelines.core.runner import Executor
 from fusionforge.pipelines.core.settings import RunSettings
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.writers.manifest import (
     LEDGER,

@@ -20,8 +20,8 @@ from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.lifecycle import SUCCESS
 from fusionforge.pipelines.core.progress import Progress, quiet
-from fusionforge.pipelines.core.runner import Source
 from fusionforge.pipelines.core.settings import RunSettings, flat_config
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.job import Job, run_job
 from fusionforge.pipelines.writers.manifest import MANIFEST

@@ -6,14 +6,14 @@ import pytest
 
 from fusionforge.mixers.audit import AuditOptions
 from fusionforge.mixers.packing.job import PackConfig
-from fusionforge.mixers.sft.build import BuildConfig
+from fusionforge.mixers.sft.config import BuildConfig
 from fusionforge.mixers.sft.synth_job import SynthConfig
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.settings import RUN_FIELDS, RunSettings
 from fusionforge.pipelines.dedupe import DedupeConfig
 from fusionforge.pipelines.shard import ShardConfig
 from fusionforge.pipelines.transform import TransformConfig
-from fusionforge.rft.loop import RFTConfig
+from fusionforge.rft.config import RFTConfig
 
 CONFIGS = (ShardConfig, TransformConfig, DedupeConfig, PackConfig, BuildConfig, SynthConfig, RFTConfig, AuditOptions)
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from fusionforge.mixers.audit.discover import Unit
 from fusionforge.mixers.audit.state import AuditState, fold_unit
 from fusionforge.pipelines.core.progress import UNIT, Progress, quiet
+from fusionforge.pipelines.core.ray_env import init_ray
 from fusionforge.pipelines.core.settings import RunSettings
 
 
@@ -35,8 +36,6 @@ def _done(progress: Progress, unit: Unit) -> None:
 
 
 def _collect_on_ray(units: list[Unit], run: RunSettings, progress: Progress, presets: tuple[str, ...]) -> AuditState:
-    from fusionforge.pipelines.core.ray_env import init_ray
-
     ray = init_ray(address=run.ray_address, num_cpus=run.num_cpus)
     task = ray.remote(num_cpus=1, max_retries=2)(fold_unit)
     window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))

@@ -26,6 +26,7 @@ from fusionforge.mixers.mixture import load_mixture, plan_mixture
 from fusionforge.mixers.packing.counting import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
 from fusionforge.mixers.packing.items import ItemBatch
 from fusionforge.mixers.packing.ledger import write_ledger
+from fusionforge.mixers.packing.materialize import Encoder, materialize
 from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
 from fusionforge.mixers.packing.plan_table import PLAN_SCHEMA
 from fusionforge.mixers.packing.planner import InlineRunner, PlanParams, RayRunner, run_windows
@@ -92,6 +93,7 @@ class PackConfig:
 
 def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Run (or resume) a pack; return the report, also written to ``report.json``; ``progress`` hears the phases."""
+    encoder = Encoder(cfg) if cfg.materialize else None  # a tokenizer that cannot write the ids fails before any work
     started = time.monotonic()
     out = Path(cfg.output)
     mixture = load_mixture(cfg.mixture) if cfg.mixture else None
@@ -178,11 +180,9 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
         "text_tokens_method": _method(cfg),
         "vision_preset": cfg.vision_preset,
     }
-    if cfg.materialize:
+    if encoder is not None:
         phase(progress, "materializing shards")
-        from fusionforge.mixers.packing.materialize import materialize
-
-        report["materialized"] = materialize(out, source, cfg)
+        report["materialized"] = materialize(out, source, cfg, encoder)
     report["seconds"] = round(time.monotonic() - started, 3)
     return finish_run(out, report, {**flat_config(cfg), "step": "pack"})
 

@@ -103,9 +103,8 @@ class Encoder:
         return ids + markup(preset.video_wrapper.suffix)
 
 
-def materialize(out: Path, source: ManifestSource, cfg: Any) -> dict[str, Any]:
-    """Write ``packed/*.tar`` from ``plan.parquet``; return counts."""
-    encoder = Encoder(cfg)
+def materialize(out: Path, source: ManifestSource, cfg: Any, encoder: Encoder) -> dict[str, Any]:
+    """Write ``packed/*.tar`` from ``plan.parquet`` with ``encoder`` (built before any work); return counts."""
     plan = pq.ParquetFile(out / "plan.parquet")
     written = Markers(str(out), PACKED_SHARD)
     shards, samples = [], 0

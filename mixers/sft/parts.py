@@ -22,8 +22,8 @@ from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import WORK_DIR, atomic_path
 from fusionforge.pipelines.core.lifecycle import PARTITION, Markers, run_pending
 from fusionforge.pipelines.core.progress import Progress, quiet
-from fusionforge.pipelines.core.runner import Source
 from fusionforge.pipelines.core.settings import RunSettings
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.readers.base import ReaderOptions, failed_row, iter_structured, record_row
 from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_partitions

@@ -29,7 +29,8 @@ from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import WORK_DIR, write_json_atomic
 from fusionforge.pipelines.core.progress import Progress, plan, quiet
-from fusionforge.pipelines.core.runner import Executor, PartitionWriter, Source
+from fusionforge.pipelines.core.runner import Executor, PartitionWriter
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 
 SUCCESS = "_SUCCESS"

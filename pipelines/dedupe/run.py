@@ -35,7 +35,7 @@ from fusionforge.pipelines.core.lifecycle import (
     run_pending,
 )
 from fusionforge.pipelines.core.progress import Progress, phase, quiet
-from fusionforge.pipelines.core.runner import Source
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.dedupe.clusters import CLUSTERS, resolve, write_results
 from fusionforge.pipelines.dedupe.config import DedupeConfig
