@@ -9,6 +9,7 @@ from rich.table import Table
 from fusionforge.cli.options import CONTEXT_SETTINGS, executor_options, library_errors, run_options
 from fusionforge.cli.render import partition_progress, print_sandbox_network, summary_table
 from fusionforge.mixers.sft.synth_images import TASKS
+from fusionforge.mixers.sft.tool_schema import SCHEMA_DIALECTS
 from fusionforge.pipelines.core.sandbox_network import NETWORK_MODES
 from fusionforge.pipelines.core.settings import build_config
 
@@ -82,6 +83,15 @@ def sft() -> None:
 )
 @click.option(
     "--partition-mb", type=float, default=64.0, show_default=True, help="Input bytes per unit of work (and of resume)."
+)
+@click.option(
+    "--schema-dialect",
+    type=click.Choice(SCHEMA_DIALECTS),
+    default="lenient",
+    show_default=True,
+    help="'lenient': map the type names public tool-calling sets use (float, dict, tuple, any, xLAM's "
+    "'str, optional') to JSON Schema before validating, counted in the report; 'strict': tool schemas must "
+    "already be JSON Schema.",
 )
 @executor_options
 @run_options

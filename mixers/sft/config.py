@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fusionforge.mixers.sft import stages as ST
+from fusionforge.mixers.sft.tool_schema import SCHEMA_DIALECTS
 from fusionforge.mixers.sft.vision import DEFAULT_PLACEHOLDERS
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.settings import RunSettings, flat_config
@@ -33,6 +34,7 @@ class BuildConfig:
     vision_placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS
     near_dup_threshold: float | None = 0.8
     partition_mb: float = 64.0
+    schema_dialect: str = "lenient"  # "strict": tool schemas must already be JSON Schema
     run: RunSettings = RunSettings()  # run.seed: the train/val split and the mixture's draws
 
     def __post_init__(self) -> None:
@@ -48,6 +50,10 @@ class BuildConfig:
                 "--max-tokens is a limit in the model's tokens: give --tokenizer PATH (tokenizer.json "
                 "or a tokenizer folder) to count them; without one the count is a characters/4 "
                 "estimate, which would keep conversations over the limit or drop ones within it"
+            )
+        if self.schema_dialect not in SCHEMA_DIALECTS:
+            raise ConfigError(
+                f"--schema-dialect must be one of {', '.join(SCHEMA_DIALECTS)}, got {self.schema_dialect!r}"
             )
         if self.near_dup_threshold is not None and not 0.0 <= self.near_dup_threshold <= 1.0:
             raise ConfigError(
@@ -72,6 +78,7 @@ class BuildConfig:
                     "evals": self.decontaminate,
                     "ngram": self.ngram,
                     "min_tokens": self.min_eval_tokens,
+                    "schema_dialect": self.schema_dialect,
                 },
             ),
         ]
@@ -86,5 +93,6 @@ class BuildConfig:
             "max_tokens",
             "strip_vision",
             "vision_placeholders",
+            "schema_dialect",
         )
         return {k: v for k, v in flat_config(self).items() if k in keep}

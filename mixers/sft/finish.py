@@ -52,6 +52,7 @@ class Fates:
             ST.HASH,
             ST.TOKENS,
             ST.TOOL_CALLS,
+            ST.SCHEMA_MAPPINGS,
             VISION_PARTS,
             STRIPPED,
         ]
@@ -62,6 +63,7 @@ class Fates:
         self.ids, self.sources = data[S.ID], data[S.SOURCE]
         self.reasons, self.errors = data[S.DROP_REASON], data[S.ERROR]
         self.tokens, self.tool_calls = data[ST.TOKENS], data[ST.TOOL_CALLS]
+        self.schema_mappings = data[ST.SCHEMA_MAPPINGS]
         self.vision_parts, self.stripped = data[VISION_PARTS], data[STRIPPED]
         self._fail_duplicate_ids()
         kept = self.kept()
@@ -199,6 +201,15 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
+def _mapping_counts(per_row: list[str | None]) -> dict[str, int]:
+    """Conversations whose tool schemas took each mapping (``"float->number": 12``), over every input row."""
+    counts: dict[str, int] = {}
+    for mappings in per_row:
+        for mapping in sorted(set(mappings.split(";"))) if mappings else ():
+            counts[mapping] = counts.get(mapping, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def _report(out: Path, fates: Fates, rows: dict[str, int], cfg: BuildConfig, found: dict[str, int]) -> dict[str, Any]:
     ledger = ledger_summary(out / "ledger.parquet")
     kept = fates.kept()
@@ -262,6 +273,10 @@ def _report(out: Path, fates: Fates, rows: dict[str, int], cfg: BuildConfig, fou
             "p50": int(np.percentile(tokens, 50)) if len(tokens) else 0,
             "p95": int(np.percentile(tokens, 95)) if len(tokens) else 0,
             "max": int(tokens.max()) if len(tokens) else 0,
+        },
+        "tool_schemas": {
+            "dialect": cfg.schema_dialect,
+            "mapped": _mapping_counts(fates.schema_mappings),
         },
         "tool_use_share": {
             "conversations": round(len(tool) / len(kept), 4) if kept else 0.0,
