@@ -33,6 +33,7 @@ from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
 from fusionforge.mixers.packing.plan_table import PLAN_SCHEMA
 from fusionforge.mixers.packing.planner import InlineRunner, PlanParams, RayRunner, run_windows
 from fusionforge.mixers.packing.streams import build_drawer
+from fusionforge.mixers.tokens.text import TextCounter
 from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic
@@ -183,6 +184,7 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
         "mixture": plan.report(summary["tokens_by_source"]),
         "warnings": list(plan.warnings),
         "text_tokens_method": _method(cfg),
+        "tokenizer_fingerprint": TextCounter(cfg.tokenizer, cfg.tiktoken_pattern).fingerprint,
         "vision_preset": cfg.vision_preset,
     }
     if cfg.materialize:
