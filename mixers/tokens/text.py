@@ -121,6 +121,14 @@ class TextCounter:
             return self._tiktoken.encode(text, allowed_special="all")
         raise ConfigError("token ids need a real tokenizer: pass --tokenizer PATH")
 
+    def decode(self, ids: list[int]) -> str:
+        """Text of token ids, special tokens written out (``<|endoftext|>``)."""
+        if self._hf is not None:
+            return self._hf.decode(ids, skip_special_tokens=False)
+        if self._tiktoken is not None:
+            return self._tiktoken.decode(ids)
+        raise ConfigError("decoding needs a real tokenizer: pass --tokenizer PATH")
+
     def token_id(self, token: str) -> int | None:
         """The id of one (special) token, or None when the tokenizer lacks it."""
         if self._hf is not None:
