@@ -12,8 +12,7 @@ from typing import Any
 
 import torch
 
-from fusionforge.mixers.training.dataset import IGNORE
-
+IGNORE = -100  # the label transformers leaves out of the loss
 MEDIA_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
 
 

@@ -12,13 +12,13 @@ Per sequence (``tokens`` long; ``collate_padded`` pads to L):
 - ``pixel_values`` / ``image_grid_thw`` and ``pixel_values_videos`` / ``video_grid_thw`` from the
   family's processors (None when the sequence has none), each item checked against the plan.
 
-With DataLoader workers and ``rank`` / ``world_size``, each reader takes every n-th sequence.
+Ranks, DataLoader workers, micro-batches and resuming: ``schedule``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,13 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from fusionforge.mixers.packing.materialize import Encoder, Role
 from fusionforge.mixers.tokens.vision import get_preset
+from fusionforge.mixers.training.collate import IGNORE, collate_varlen
 from fusionforge.mixers.training.media import QWEN_FAMILIES, MediaMismatch, MediaProcessors
 from fusionforge.mixers.training.packed import PackedRun, RecordReader
 from fusionforge.mixers.training.positions import mrope_positions, text_positions
+from fusionforge.mixers.training.schedule import Position, check_state, rank_sequences
 from fusionforge.pipelines.core.errors import ConfigError
 
-IGNORE = -100
 PLACEHOLDER_TOKENS = {  # what the transformers models look for (Kimi K2.5 tells videos apart from images)
     "qwen2-vl": ("<|image_pad|>", "<|video_pad|>"),
     "custom": ("<|image_pad|>", "<|video_pad|>"),
@@ -52,7 +53,10 @@ class PackedDataset(IterableDataset):
             must be the one ``pack --tokenizer`` counted with (a ``ConfigError`` otherwise).
         masked_sources: sources whose tokens are context only (labels ``-100``).
         image_token, video_token: override the placeholder tokens (defaults: the family's, see above).
-        rank, world_size: this process's share of the sequences.
+        rank, world_size: this process's share of every planned window (``schedule``).
+        batch_size: yield micro-batches of this many sequences made by ``collate_fn`` (use
+            ``DataLoader(batch_size=None)``): the batches are then the same with any number of workers and
+            a run resumes exactly (``state_dict``); None yields single samples.
     """
 
     def __init__(
@@ -64,6 +68,8 @@ class PackedDataset(IterableDataset):
         video_token: str | None = None,
         rank: int = 0,
         world_size: int = 1,
+        batch_size: int | None = None,
+        collate_fn: Callable[[list[dict[str, Any]]], Any] = collate_varlen,
     ) -> None:
         self.run = PackedRun.open(packed)
         self.tokenizer = self.run.check_tokenizer(tokenizer)
@@ -75,7 +81,12 @@ class PackedDataset(IterableDataset):
         self.masked_sources = frozenset(masked_sources)
         if not 0 <= rank < world_size:
             raise ConfigError(f"rank must be within [0, world_size), got rank={rank}, world_size={world_size}")
-        self.rank, self.world_size = rank, world_size
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        self.rank, self.world_size, self.batch_size, self.collate_fn = rank, world_size, batch_size, collate_fn
+        self._settings = {"plan_rows": self.run.report.get("sequences"), "rank": rank, "world_size": world_size}
+        self._settings["batch_size"] = batch_size
+        self._position = Position()
         self.seq_len = self.run.config.seq_len
         self.mrope = self.preset.family in QWEN_FAMILIES
         self._parts: tuple[Encoder, RecordReader, MediaProcessors, tuple[int, int]] | None = None
@@ -95,15 +106,31 @@ class PackedDataset(IterableDataset):
             self._parts = (encoder, reader, MediaProcessors(self.preset), ids)
         return self._parts
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Any]:
+        """This reader's micro-batches from its position (a plain method: the position is set before the first)."""
         info = get_worker_info()
         workers, worker = (info.num_workers, info.id) if info else (1, 0)
-        readers, me = self.world_size * workers, self.rank * workers + worker
-        plan = pq.ParquetFile(self.run.plan_path)
-        for batch in plan.iter_batches(batch_size=256):
-            for row in batch.to_pylist():
-                if row["sequence_id"] % readers == me:
-                    yield self.build(row)
+        first = self._position.first_for(worker, workers)
+        self._position = Position(first, workers)
+        return self._batches(first, workers)
+
+    def _batches(self, first: int, stride: int) -> Iterator[Any]:
+        plan = pq.read_table(self.run.plan_path)
+        sequences = rank_sequences(str(self.run.plan_path), self.rank, self.world_size)
+        size = self.batch_size or 1
+        for number in range(first, -(-len(sequences) // size), stride):
+            rows = [plan.slice(int(i), 1).to_pylist()[0] for i in sequences[number * size : (number + 1) * size]]
+            samples = [self.build(row) for row in rows]
+            self._position = Position(number + stride, stride)
+            yield self.collate_fn(samples) if self.batch_size else samples[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The position of the next micro-batch (inside a DataLoader worker: that worker's own next one)."""
+        return {**self._settings, "next": self._position.next, "workers": self._position.workers}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Start the next iteration where ``state`` left off (``{"next": N}`` alone: at micro-batch N)."""
+        self._position = check_state({**self._settings, **state}, self._settings)
 
     def sequence(self, sequence_id: int) -> dict[str, Any]:
         """One sequence by its ``sequence_id`` (for inspection and tests)."""

@@ -14,8 +14,8 @@ import torch
 import webdataset as wds
 from tokenizers import Tokenizer
 
-from fusionforge.mixers.training.collate import collate_padded, collate_varlen
-from fusionforge.mixers.training.dataset import IGNORE, PackedDataset
+from fusionforge.mixers.training.collate import IGNORE, collate_padded, collate_varlen
+from fusionforge.mixers.training.dataset import PackedDataset
 from fusionforge.mixers.training.media import MediaMismatch
 from fusionforge.pipelines.core.errors import ConfigError
 
