@@ -50,7 +50,7 @@ EXTENSIONS = {"jpeg": "jpg"}
 
 
 class Role(IntEnum):
-    """What a token of a record's layout is: text and EOS are learned, wrappers and placeholders are not."""
+    """What a token of a record's layout is; ordered: from ``WRAPPER`` up not learned, from ``IMAGE`` up vision."""
 
     TEXT = 0
     EOS = 1

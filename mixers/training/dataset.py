@@ -41,7 +41,6 @@ PLACEHOLDER_TOKENS = {  # what the transformers models look for (Kimi K2.5 tells
     "custom": ("<|image_pad|>", "<|video_pad|>"),
     "kimi-k25": ("<|media_pad|>", "<|kimi_k25_video_placeholder|>"),
 }
-NOT_LEARNED = (Role.WRAPPER, Role.IMAGE, Role.VIDEO)
 
 
 class PackedDataset(IterableDataset):
@@ -161,7 +160,7 @@ class PackedDataset(IterableDataset):
                 encoded[key] = (np.asarray(record_ids, np.int64), np.asarray(record_roles, np.int64))
             start, length, at = segment["sample_start"], segment["length"], segment["offset"]
             seg_ids, seg_roles = (a[start : start + length] for a in encoded[key])
-            placeholders = int(np.isin(seg_roles, (Role.IMAGE, Role.VIDEO)).sum())
+            placeholders = int((seg_roles >= Role.IMAGE).sum())
             if len(seg_ids) != length or placeholders != segment["vision_tokens"]:
                 raise MediaMismatch(
                     f"{where}: rebuilt as {len(seg_ids)} tokens ({placeholders} vision), the plan holds {length} "
@@ -169,7 +168,7 @@ class PackedDataset(IterableDataset):
                 )
             ids[at : at + length], roles[at : at + length] = seg_ids, seg_roles
             if segment["source"] not in self.masked_sources:
-                labels[at : at + length] = np.where(np.isin(seg_roles, NOT_LEARNED), IGNORE, seg_ids)
+                labels[at : at + length] = np.where(seg_roles >= Role.WRAPPER, IGNORE, seg_ids)
                 labels[at] = IGNORE
             processed = [processors.process(record, span, where) for span in segment["media"]]
             for item in processed:

@@ -1,9 +1,9 @@
 """A ``pack`` output opened for reading: its settings, the tokenizer check, and the records its plan names.
 
 The plan only holds numbers and record coordinates (input shard, row); the records themselves stay
-in the input folder. ``RecordReader`` reads a shard's rows from the manifest once and keeps the last
-few shards, since consecutive sequences draw from the same shards; media bytes are read later, by
-byte range, only for the items a sequence holds.
+in the input folder. ``RecordReader`` reads the manifest by row group (only the columns a record
+needs) and keeps the last few groups, taking one row at a time from them; media bytes are read
+later, by byte range, only for the items a sequence holds.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fusionforge.mixers.packing.job import PLAN, PackConfig
@@ -72,19 +74,28 @@ class PackedRun:
 
 
 class RecordReader:
-    """Records of the pack's input by (input shard, row), a few shards' rows kept in memory."""
+    """Records of the pack's input by (input shard, row): manifest row groups read once, a few kept in memory."""
 
-    def __init__(self, input_folder: str | Path, keep: int = 4) -> None:
-        manifest_columns = set(pq.read_schema(Path(input_folder) / "manifest.parquet").names)
-        extra = [c for c in (FRAMES_COLUMN, FPS_COLUMN) if c in manifest_columns]
-        self.source = ManifestSource(input_folder, columns=[*RECORD_COLUMNS, *extra])
+    def __init__(self, input_folder: str | Path, keep: int = 8) -> None:
+        self.source = ManifestSource(input_folder)
+        self.parquet = pq.ParquetFile(self.source.path)
+        names = set(self.parquet.schema_arrow.names)
+        self.columns = [*RECORD_COLUMNS, *(c for c in (FRAMES_COLUMN, FPS_COLUMN) if c in names)]
+        sizes = [self.parquet.metadata.row_group(g).num_rows for g in range(self.parquet.metadata.num_row_groups)]
+        self.group_starts = np.cumsum([0, *sizes])
         self.keep = keep
-        self._shards: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
+        self._groups: OrderedDict[int, pa.Table] = OrderedDict()
 
     def record(self, partition: int, row: int) -> dict[str, Any]:
-        if partition not in self._shards:
-            self._shards[partition] = [r for t in self.source.read(partition) for r in t.to_pylist()]
-            if len(self._shards) > self.keep:
-                self._shards.popitem(last=False)
-        self._shards.move_to_end(partition)
-        return self._shards[partition][row]
+        at = self.source.row_range(partition)[0] + row
+        group = int(np.searchsorted(self.group_starts, at, side="right")) - 1
+        if group not in self._groups:
+            self._groups[group] = self.parquet.read_row_group(group, columns=self.columns)
+            if len(self._groups) > self.keep:
+                self._groups.popitem(last=False)
+        self._groups.move_to_end(group)
+        record = self._groups[group].slice(at - int(self.group_starts[group]), 1).to_pylist()[0]
+        for item in record[S.MEDIA] or []:  # media URIs are relative to the input folder
+            if item["uri"] and not Path(item["uri"]).is_absolute():
+                item["uri"] = str(self.source.folder / item["uri"])
+        return record

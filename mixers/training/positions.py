@@ -26,6 +26,9 @@ def mrope_positions(roles: np.ndarray, grids: Iterator[tuple[int, int, int]], me
     """The (3, n) M-RoPE positions of one document; ``grids`` gives one (t, h, w) per image or video run, in order."""
     out = np.zeros((3, len(roles)), np.int64)
     kind = np.where(roles == Role.IMAGE, 1, np.where(roles == Role.VIDEO, 2, 0))
+    if not kind.any():
+        out[:] = np.arange(len(roles))
+        return out
     cuts = np.flatnonzero(np.diff(kind)) + 1
     current = 0
     for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(roles)]):
