@@ -109,18 +109,22 @@ class PackedDataset(IterableDataset):
         """This reader's micro-batches from its position (a plain method: the position is set before the first)."""
         info = get_worker_info()
         workers, worker = (info.num_workers, info.id) if info else (1, 0)
-        first = self._position.first_for(worker, workers)
-        self._position = Position(first, workers)
-        return self._batches(first, workers)
-
-    def _batches(self, first: int, stride: int) -> Iterator[Any]:
-        plan = pq.read_table(self.run.plan_path)
         sequences = rank_sequences(str(self.run.plan_path), self.rank, self.world_size)
         size = self.batch_size or 1
-        for number in range(first, -(-len(sequences) // size), stride):
+        total = -(-len(sequences) // size)
+        if self._position.workers == 1 and self._position.next >= total:
+            self._position = Position()  # a pass ended: the next iteration is a new pass
+        first = self._position.first_for(worker, workers)
+        self._position = Position(first, workers)
+        return self._batches(sequences, range(first, total, workers))
+
+    def _batches(self, sequences: np.ndarray, numbers: range) -> Iterator[Any]:
+        plan = pq.read_table(self.run.plan_path)  # row i is sequence i (pack numbers them in order)
+        size = self.batch_size or 1
+        for number in numbers:
             rows = [plan.slice(int(i), 1).to_pylist()[0] for i in sequences[number * size : (number + 1) * size]]
             samples = [self.build(row) for row in rows]
-            self._position = Position(number + stride, stride)
+            self._position = Position(number + numbers.step, numbers.step)
             yield self.collate_fn(samples) if self.batch_size else samples[0]
 
     def state_dict(self) -> dict[str, Any]:

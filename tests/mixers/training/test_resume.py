@@ -80,3 +80,9 @@ def test_a_state_for_other_settings_or_other_workers_is_refused(packed_qwen, vlm
     dataset.load_state_dict({**dataset.state_dict(), "next": 1, "workers": 2})  # one worker's own position
     with pytest.raises(ConfigError, match="global_position"):
         batches(dataset, 0)
+
+
+def test_an_iteration_after_the_end_is_a_new_pass(packed_qwen, vlm_tokenizer, uninterrupted):
+    dataset = PackedDataset(packed_qwen, vlm_tokenizer, batch_size=2)
+    dataset.load_state_dict({"next": len(uninterrupted)})  # where a finished pass leaves the state
+    assert_same_batches(batches(dataset, 0), uninterrupted)
