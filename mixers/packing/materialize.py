@@ -86,15 +86,23 @@ class Encoder:
 
     def encode(self, record: dict[str, Any]) -> tuple[list[int], list[int]]:
         """The record's token ids and, per token, its ``Role`` (what a trainer masks from the loss)."""
-        texts = record_texts(record[S.MODALITY], record[S.TEXT], record[S.SEGMENTS])
-        encoded = self.counter.encode_batch(texts)
+        return self.encode_many([record])[0]
+
+    def encode_many(self, records: list[dict[str, Any]]) -> list[tuple[list[int], list[int]]]:
+        """``encode`` of several records, their texts tokenized in one batch (the tokenizer's threads)."""
+        texts = [record_texts(r[S.MODALITY], r[S.TEXT], r[S.SEGMENTS]) for r in records]
+        flat = self.counter.encode_batch([t for parts in texts for t in parts])
+        ends = np.cumsum([len(parts) for parts in texts])
+        return [self._assemble(r, flat[end - len(t) : end]) for r, t, end in zip(records, texts, ends)]
+
+    def _assemble(self, record: dict[str, Any], encoded: list[list[int]]) -> tuple[list[int], list[int]]:
         layout = record_layout(record, [len(e) for e in encoded], self.opts, self.wrappers)
         ids: list[int] = []
         roles: list[int] = []
 
         def add(tokens: list[int], role: int) -> None:
             ids.extend(tokens)
-            roles.extend([role] * len(tokens))
+            roles.extend([int(role)] * len(tokens))
 
         markup = self.counter.encode_markup
         for block in layout.blocks:

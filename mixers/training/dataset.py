@@ -149,19 +149,20 @@ class PackedDataset(IterableDataset):
         ids, roles = np.zeros(n, np.int64), np.zeros(n, np.int64)
         labels = np.full(n, IGNORE, np.int64)
         images, videos, positions = [], [], []
-        encoded: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        records = {(s["partition"], s["row"]): reader.record(s["partition"], s["row"]) for s in row["segments"]}
+        encoded = {
+            key: (np.asarray(record_ids, np.int64), np.asarray(record_roles, np.int64))
+            for key, (record_ids, record_roles) in zip(records, encoder.encode_many(list(records.values())))
+        }
         for segment in row["segments"]:
             where = (
                 f"sequence {row['sequence_id']}, record {segment['sample_id']} "
                 f"(input shard {segment['partition']}, row {segment['row']})"
             )
             key = (segment["partition"], segment["row"])
-            record = reader.record(*key)
+            record = records[key]
             if record["id"] != segment["sample_id"]:
                 raise ConfigError(f"{where}: the input holds {record['id']} there; was the input changed after pack?")
-            if key not in encoded:
-                record_ids, record_roles = encoder.encode(record)
-                encoded[key] = (np.asarray(record_ids, np.int64), np.asarray(record_roles, np.int64))
             start, length, at = segment["sample_start"], segment["length"], segment["offset"]
             seg_ids, seg_roles = (a[start : start + length] for a in encoded[key])
             placeholders = int((seg_roles >= Role.IMAGE).sum())
