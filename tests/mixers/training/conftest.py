@@ -98,5 +98,21 @@ def packed_qwen(tiny_shards, vlm_tokenizer, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def packed_qwen_cut(tiny_shards, vlm_tokenizer, tmp_path_factory):
+    """Qwen2-VL at L=32: texts and the video cut across sequences (segments that start inside a record)."""
+    out = tmp_path_factory.mktemp("packed") / "qwen-cut"
+    return pack(
+        tiny_shards,
+        out,
+        vlm_tokenizer,
+        "qwen2-vl",
+        seq_len=32,
+        preset_overrides=QWEN_OVERRIDES,
+        video_group_tokens=12,
+        materialize=True,
+    )
+
+
+@pytest.fixture(scope="session")
 def packed_kimi(tiny_shards, vlm_tokenizer, tmp_path_factory):
     return pack(tiny_shards, tmp_path_factory.mktemp("packed") / "kimi", vlm_tokenizer, "kimi-k25")

@@ -139,13 +139,20 @@ def runs(ids, value):
     return list(zip(edges[::2], edges[1::2]))
 
 
-def test_ids_equal_the_materialized_shards_and_every_media_item_is_there(packed_qwen, qwen_samples):
-    shards = sorted(str(p) for p in (packed_qwen / "packed").glob("*.tar"))
+@pytest.mark.parametrize("which", ["packed_qwen", "packed_qwen_cut"])
+def test_ids_equal_the_materialized_shards_and_every_media_item_is_there(which, request, vlm_tokenizer):
+    packed = request.getfixturevalue(which)
+    samples = list(PackedDataset(packed, vlm_tokenizer))
+    shards = sorted(str(p) for p in (packed / "packed").glob("*.tar"))
     materialized = {json.loads(s["json"])["sequence_id"]: s for s in wds.WebDataset(shards, shardshuffle=False)}
-    plan = pq.read_table(packed_qwen / "plan.parquet").to_pylist()
-    assert [s["sequence_id"] for s in qwen_samples] == [r["sequence_id"] for r in plan]
+    plan = pq.read_table(packed / "plan.parquet").to_pylist()
+    assert [s["sequence_id"] for s in samples] == [r["sequence_id"] for r in plan]
+    if which == "packed_qwen_cut":  # records cut across sequences: texts, and the video (its groups, then its caption)
+        cut = [s for r in plan for s in r["segments"] if s["sample_start"] > 0]
+        assert {"text", "video", "image"} <= {s["modality"] for s in cut}
+        assert any(s["split"] and len(s["media"]) > 1 for r in plan for s in r["segments"])
     kinds = {"image": 0, "video": 0}
-    for sample, row in zip(qwen_samples, plan):
+    for sample, row in zip(samples, plan):
         ids = np.load(io.BytesIO(materialized[row["sequence_id"]]["input_ids.npy"]))
         assert sample["input_ids"].tolist() == ids[: row["tokens"]].tolist()
         assert sample["cu_seqlens"].tolist() == row["cu_seqlens"]
@@ -180,7 +187,9 @@ def test_labels_learn_text_only_within_each_document(packed_qwen, vlm_tokenizer,
     assert learned > 0
 
 
-def test_mrope_positions_equal_the_models_own_for_each_document_alone(vlm_tokenizer, qwen_samples):
+@pytest.mark.parametrize("which", ["packed_qwen", "packed_qwen_cut"])
+def test_mrope_positions_equal_the_models_own_for_each_document_alone(which, request, vlm_tokenizer):
+    qwen_samples = list(PackedDataset(request.getfixturevalue(which), vlm_tokenizer))
     model = tiny_qwen(vlm_tokenizer)
     image_id, video_id = model.config.image_token_id, model.config.video_token_id
     checked = 0
