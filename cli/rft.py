@@ -218,8 +218,10 @@ def run(
       fusionforge rft run prompts.jsonl -o rft-out/ --endpoint http://127.0.0.1:8000/v1 \\
           --model Qwen/Qwen3-8B -k 8 --resume
     """
-    from fusionforge.rft.clients import Sampling, make_client
-    from fusionforge.rft.loop import RFTConfig, run_rft
+    from fusionforge.rft.client_factory import make_client
+    from fusionforge.rft.clients import Sampling
+    from fusionforge.rft.config import RFTConfig
+    from fusionforge.rft.loop import run_rft
 
     cfg = RFTConfig(
         prompts=prompts,

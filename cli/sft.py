@@ -117,7 +117,8 @@ def build(
       fusionforge sft build chat=chats.jsonl tools=tool_calls.parquet -o sft/ --tokenizer tok/ \\
           --max-tokens 8192 --decontaminate gsm8k=gsm8k_test.jsonl --mixture sft_mix.yaml
     """
-    from fusionforge.mixers.sft.build import BuildConfig, run_build
+    from fusionforge.mixers.sft.build import run_build
+    from fusionforge.mixers.sft.config import BuildConfig
     from fusionforge.mixers.sft.vision import DEFAULT_PLACEHOLDERS
 
     placeholders = (

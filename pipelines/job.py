@@ -21,7 +21,8 @@ from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import WORK_DIR, marker_path, read_marker, write_json_atomic
 from fusionforge.pipelines.core.ledger import ledger_summary
-from fusionforge.pipelines.core.runner import Executor, Source, make_executor
+from fusionforge.pipelines.core.runner import Executor, make_executor
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.writers.manifest import (
     LEDGER,

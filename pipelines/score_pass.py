@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 from fusionforge.filters.policy import top_fraction_threshold
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import WORK_DIR, atomic_path
-from fusionforge.pipelines.core.runner import Source, make_executor
+from fusionforge.pipelines.core.runner import make_executor
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec, set_column
 from fusionforge.pipelines.job import Job
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS
-from fusionforge.pipelines.core.runner import Source
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.job import Job, run_job
 from fusionforge.pipelines.readers import read_file

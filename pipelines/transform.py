@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.runner import Source
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.job import Job, run_job
 from fusionforge.pipelines.writers.manifest import MANIFEST

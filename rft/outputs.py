@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from fusionforge.pipelines.core.config import dump_config, to_plain
 from fusionforge.pipelines.core.io import atomic_path, write_json_atomic
 from fusionforge.pipelines.core.sandbox_network import network_summary
-from fusionforge.rft.loop import RESULTS_LOG, RoundPlan, RunState
+from fusionforge.rft.run_state import RESULTS_LOG, RoundPlan, RunState
 from fusionforge.rft.selection import ACCEPTED, DUP_EXACT, DUP_NEAR, select
 from fusionforge.rft.stats import INVALID, MIXED, bucket, pass_at_k, percentiles
 from fusionforge.rft.verdict import FAIL, PASS

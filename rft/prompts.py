@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.images import BadImage, inspect_image
+from fusionforge.pipelines.core.errors import BadMedia, ConfigError
+from fusionforge.pipelines.core.images import inspect_image
 from fusionforge.pipelines.core.io import open_text, strip_compression
 from fusionforge.rft.verifiers import TASKS
 
@@ -205,7 +205,7 @@ def _resolve(path: Any, base: Path) -> str:
 def _image_size(path: str) -> tuple[int, int]:
     try:
         info = inspect_image(Path(path).read_bytes())
-    except BadImage as exc:
+    except BadMedia as exc:
         raise _Invalid(f"bad_image: {path}: {exc}") from exc
     return info.width, info.height
 

@@ -12,7 +12,8 @@ from rich.table import Table
 def sft_step(out: Path, shard_dir: str, seed: int, executor: str, ray_address, num_cpus, console: Console) -> None:
     """Questions about the shard step's photos (answers from their metadata) plus generated images go through
     the sandboxed python tool; the verified trajectories join generated chats in a zero-vision SFT set."""
-    from fusionforge.mixers.sft.build import BuildConfig, run_build
+    from fusionforge.mixers.sft.build import run_build
+    from fusionforge.mixers.sft.config import BuildConfig
     from fusionforge.mixers.sft.sample_data import make_chat_corpus, questions_from_shards
     from fusionforge.mixers.sft.synth_job import SynthConfig, run_synth
 
@@ -58,7 +59,8 @@ def rft_step(console: Console, out: Path, seed: int) -> None:
 
     from fusionforge.cli.rft import summary_table as rft_table
     from fusionforge.rft.clients import OpenAIClient, Sampling
-    from fusionforge.rft.loop import RFTConfig, run_rft
+    from fusionforge.rft.config import RFTConfig
+    from fusionforge.rft.loop import run_rft
     from fusionforge.rft.serve import TransformersServer, sampling_body
     from fusionforge.rft.tiny_model import build_tiny_model
 

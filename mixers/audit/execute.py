@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from fusionforge.mixers.audit.discover import Unit
 from fusionforge.mixers.audit.state import AuditState, fold_unit
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.ray_env import init_ray
 
 UnitCallback = Callable[[Unit], None]
 
@@ -39,8 +40,6 @@ def collect(
 def _collect_on_ray(
     units: list[Unit], address: str | None, num_cpus: int | None, on_unit: UnitCallback | None, presets: tuple[str, ...]
 ) -> AuditState:
-    from fusionforge.pipelines.core.ray_env import init_ray
-
     ray = init_ray(address=address, num_cpus=num_cpus)
     task = ray.remote(num_cpus=1, max_retries=2)(fold_unit)
     window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))

@@ -29,6 +29,7 @@ from fusionforge.mixers.mixture import load_mixture, plan_mixture
 from fusionforge.mixers.packing.counting import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
 from fusionforge.mixers.packing.items import ItemBatch
 from fusionforge.mixers.packing.ledger import write_ledger
+from fusionforge.mixers.packing.materialize import Encoder, materialize
 from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
 from fusionforge.mixers.packing.plan_table import PLAN_SCHEMA
 from fusionforge.mixers.packing.planner import InlineRunner, PlanParams, RayRunner, run_windows
@@ -94,6 +95,7 @@ class PackConfig:
 def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run (or resume) a pack; return the report, also written to ``report.json``."""
     cfg.check()
+    encoder = Encoder(cfg) if cfg.materialize else None  # a tokenizer that cannot write the ids fails before any work
     started = time.monotonic()
     out = Path(cfg.output)
     mixture = load_mixture(cfg.mixture) if cfg.mixture else None
@@ -187,11 +189,9 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
         "tokenizer_fingerprint": TextCounter(cfg.tokenizer, cfg.tiktoken_pattern).fingerprint,
         "vision_preset": cfg.vision_preset,
     }
-    if cfg.materialize:
+    if encoder is not None:
         say("materializing shards")
-        from fusionforge.mixers.packing.materialize import materialize
-
-        report["materialized"] = materialize(out, source, cfg)
+        report["materialized"] = materialize(out, source, cfg, encoder)
     report["seconds"] = round(time.monotonic() - started, 3)
     dump_config(out / "config.yaml", {**dataclasses.asdict(cfg), "step": "pack"})
     write_json_atomic(out / REPORT, report)

@@ -137,9 +137,8 @@ class Encoder:
         add(markup(preset.video_wrapper.suffix), Role.WRAPPER)
 
 
-def materialize(out: Path, source: ManifestSource, cfg: Any) -> dict[str, Any]:
-    """Write ``packed/*.tar`` from ``plan.parquet``; return counts."""
-    encoder = Encoder(cfg)
+def materialize(out: Path, source: ManifestSource, cfg: Any, encoder: Encoder) -> dict[str, Any]:
+    """Write ``packed/*.tar`` from ``plan.parquet`` with ``encoder`` (built before any work); return counts."""
     plan = pq.ParquetFile(out / "plan.parquet")
     shards, samples = [], 0
     for number, batch in enumerate(plan.iter_batches(batch_size=cfg.samples_per_shard)):

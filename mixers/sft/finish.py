@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,18 +18,16 @@ import pyarrow.parquet as pq
 
 from fusionforge.mixers.sft import schema as C
 from fusionforge.mixers.sft import stages as ST
+from fusionforge.mixers.sft.config import BuildConfig
 from fusionforge.mixers.sft.dedupe import duplicate_reasons
 from fusionforge.mixers.sft.mixture import Mixture, plan_copies, split_of
 from fusionforge.mixers.sft.output import SPLITS, SetWriter, check_vision
 from fusionforge.mixers.sft.parts import ROW, iter_part_batches, part_paths
 from fusionforge.mixers.sft.vision import VisionScanner
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.errors import FusionforgeError
+from fusionforge.pipelines.core.errors import RunError
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
-
-if TYPE_CHECKING:
-    from fusionforge.mixers.sft.build import BuildConfig
 
 STEP = "sft_build"
 DEDUP = "sft_dedup_v1"
@@ -123,7 +121,7 @@ def finish_build(out: Path, cfg: BuildConfig, partitions: list, mixture: Mixture
         for split in SPLITS:
             for suffix in (".jsonl", ".parquet"):
                 (out / f"{split}{suffix}").unlink(missing_ok=True)
-        raise FusionforgeError(f"vision check failed: {found} vision parts in the written set; it was removed")
+        raise RunError(f"vision check failed: {found} vision parts in the written set; it was removed")
     report = _report(out, fates, writer.rows, cfg, found)
     report["_matches_by_set"] = matches
     return report

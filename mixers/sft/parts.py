@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import WORK_DIR, atomic_path, read_marker, write_marker
-from fusionforge.pipelines.core.runner import Source, make_executor
+from fusionforge.pipelines.core.runner import make_executor
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.readers.base import ReaderOptions, failed_row, iter_structured, record_row
 from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_partitions

@@ -12,8 +12,11 @@ import json
 import pyarrow as pa
 
 from fusionforge.mixers.sft import schema as C
+from fusionforge.mixers.sft.decontaminate import EvalIndex
 from fusionforge.mixers.sft.parts import ROW
 from fusionforge.mixers.sft.readers import parse_row
+from fusionforge.mixers.sft.tokens import TokenCounter
+from fusionforge.mixers.sft.validate import validate
 from fusionforge.mixers.sft.vision import DEFAULT_PLACEHOLDERS, VisionScanner, conversation_traces, strip_conversation
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import BadRecord
@@ -101,14 +104,10 @@ class SftValidate(ScoringStage):
     resources = Resources(batch_size=256)
 
     def __init__(self, tokenizer: str | None = None, max_tokens: int | None = None) -> None:
-        from fusionforge.mixers.sft.tokens import TokenCounter
-
         self.counter = TokenCounter(tokenizer)
         self.max_tokens = max_tokens
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
-        from fusionforge.mixers.sft.validate import validate
-
         convs = [C.loads(text) for text in batch.column(CONVERSATION).to_pylist()]
         counts = self.counter.count(convs)
         problems = [problem or validate(conv, n, self.max_tokens) for conv, (n, problem) in zip(convs, counts)]
@@ -132,8 +131,6 @@ class SftDecontaminate(ScoringStage):
     resources = Resources(batch_size=256)
 
     def __init__(self, evals: tuple[str, ...] = (), ngram: int = 13, min_tokens: int = 8) -> None:
-        from fusionforge.mixers.sft.decontaminate import EvalIndex
-
         self.index = EvalIndex(evals, ngram, min_tokens)
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:

@@ -25,16 +25,17 @@ import pyarrow.parquet as pq
 from fusionforge.mixers.sft.output import check_vision
 from fusionforge.mixers.sft.parts import PARTS, ROW, RowSource, iter_part_batches, part_paths, plan, run_parts
 from fusionforge.mixers.sft.sandbox import SandboxLimits
+from fusionforge.mixers.sft.synth import synthesize
 from fusionforge.mixers.sft.synth_images import TASKS, generate
 from fusionforge.mixers.sft.vision import VisionScanner
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.config import dump_config
-from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.errors import ConfigError, RunError
 from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic, write_marker
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.sandbox_network import network_summary
-from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, set_column
+from fusionforge.pipelines.core.stage import Resources, Stage, StageSpec, add_drop_reasons, set_column
 from fusionforge.pipelines.job import prepare_output
 from fusionforge.pipelines.readers.plan import plan_fingerprint
 
@@ -58,8 +59,6 @@ class SftSynthesize(Stage):
         self.seed = seed
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from fusionforge.mixers.sft.synth import synthesize
-
         trajectories, predicted, tasks, networks, reasons = [], [], [], [], []
         columns = [batch.column(c).to_pylist() for c in (ROW, S.ERROR, S.INPUT_FILE, S.ID, S.SOURCE)]
         for raw, error, qa_file, record_id, source in zip(*columns):
@@ -145,7 +144,7 @@ def run_synth(
     found = check_vision(out, VisionScanner(), ("trajectories",))
     if found["trajectories"]:
         (out / "trajectories.jsonl").unlink()
-        raise ConfigError(f"vision check failed: {found['trajectories']} vision parts in trajectories.jsonl")
+        raise RunError(f"vision check failed: {found['trajectories']} vision parts in trajectories.jsonl")
     ledger = ledger_summary(out / "ledger.parquet")
     report = {
         "step": STEP,
@@ -170,8 +169,6 @@ def run_synth(
 
 
 def _spec(cfg: SynthConfig):
-    from fusionforge.pipelines.core.stage import StageSpec
-
     return StageSpec(SftSynthesize, {"limits": cfg.limits(), "seed": cfg.seed})
 
 

@@ -21,16 +21,9 @@ import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 
+from fusionforge.pipelines.core.errors import BadMedia
+
 DEFAULT_TIMEOUT_S = 60.0
-
-
-class BadVideo(ValueError):
-    """A video that ffprobe/ffmpeg rejects; ``reason`` is a short code, ``detail`` the rest."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
 
 
 @dataclass(frozen=True)
@@ -55,7 +48,7 @@ def ffmpeg_url(uri: str, offset: int | None = None, size: int | None = None) -> 
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise BadVideo("ffmpeg_missing", f"{name} is not installed (apt-get install ffmpeg)")
+        raise BadMedia("ffmpeg_missing", f"{name} is not installed (apt-get install ffmpeg)")
     return path
 
 
@@ -69,11 +62,11 @@ def tool_message(stderr: bytes) -> str:
 
 
 def run_tool(args: list[str], timeout_s: float, input_bytes: bytes | None = None) -> subprocess.CompletedProcess:
-    """Run an ffmpeg-family command with a wall-clock timeout; a timeout is a ``BadVideo``."""
+    """Run an ffmpeg-family command with a wall-clock timeout; a timeout is a ``BadMedia``."""
     try:
         return subprocess.run(args, input=input_bytes, capture_output=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise BadVideo("timeout", f"{args[0]} took longer than {timeout_s:.0f}s") from exc
+        raise BadMedia("timeout", f"{args[0]} took longer than {timeout_s:.0f}s") from exc
 
 
 def probe_video(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> VideoInfo:
@@ -81,12 +74,12 @@ def probe_video(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> VideoInfo:
     args = [require_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url]
     done = run_tool(args, timeout_s)
     if done.returncode != 0:
-        raise BadVideo("unreadable_video", tool_message(done.stderr)[-300:] or "ffprobe failed")
+        raise BadMedia("unreadable_video", tool_message(done.stderr)[-300:] or "ffprobe failed")
     info = json.loads(done.stdout or b"{}")
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     if video is None:
-        raise BadVideo("no_video_stream", "the file has no video stream")
+        raise BadMedia("no_video_stream", "the file has no video stream")
     fmt = info.get("format", {})
     duration = float(video.get("duration") or fmt.get("duration") or 0.0)
     fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
@@ -124,7 +117,7 @@ def verify_decode(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     errors = tool_message(done.stderr)
     if done.returncode != 0 or errors:
         last = errors.splitlines()[-1] if errors else f"ffmpeg exited with {done.returncode}"
-        raise BadVideo("corrupt_video", last[-300:])
+        raise BadMedia("corrupt_video", last[-300:])
 
 
 def _rate(text: str | None) -> float:

@@ -29,7 +29,8 @@ from fusionforge.filters.dedup.sketch import DedupeSketch
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import read_marker, write_json_atomic, write_marker
-from fusionforge.pipelines.core.runner import Source, make_executor
+from fusionforge.pipelines.core.runner import make_executor
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.dedupe.clusters import CLUSTERS, resolve, write_results
 from fusionforge.pipelines.dedupe.config import DedupeConfig

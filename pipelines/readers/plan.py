@@ -16,7 +16,13 @@ from pathlib import Path
 
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import expand_paths, safe_name, strip_compression
-from fusionforge.pipelines.readers.base import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputFile, ReaderOptions
+from fusionforge.pipelines.readers.base import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    InputFile,
+    ReaderOptions,
+    iter_structured,
+)
 
 FORMATS = ("text", "pairs", "images", "interleaved", "videos", "wds")
 STRUCTURED_SUFFIXES = tuple(s + c for s in (".jsonl", ".json", ".ndjson") for c in ("", ".gz", ".zst", ".zstd", ".bz2"))
@@ -183,8 +189,6 @@ def detect_format(path: str) -> str:
 
 
 def _detect_structured(path: Path) -> str:
-    from fusionforge.pipelines.readers.base import iter_structured
-
     options = ReaderOptions()
     file = InputFile(str(path), path.name, "detect", "text")
     for _, row in iter_structured(file):

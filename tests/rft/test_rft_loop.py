@@ -8,7 +8,8 @@ import pytest
 
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.rft.clients import OpenAIClient, Sampling
-from fusionforge.rft.loop import RFTConfig, run_rft
+from fusionforge.rft.config import RFTConfig
+from fusionforge.rft.loop import run_rft
 from fusionforge.rft.scripted_server import Call, Fault, Reply, ScriptedServer
 from fusionforge.rft.store import sample_seed
 

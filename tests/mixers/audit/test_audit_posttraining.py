@@ -35,10 +35,12 @@ def _respond(call):
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
-    from fusionforge.mixers.sft.build import BuildConfig, run_build
+    from fusionforge.mixers.sft.build import run_build
+    from fusionforge.mixers.sft.config import BuildConfig
     from fusionforge.mixers.sft.sample_data import make_chat_corpus
     from fusionforge.rft.clients import OpenAIClient, Sampling
-    from fusionforge.rft.loop import RFTConfig, run_rft
+    from fusionforge.rft.config import RFTConfig
+    from fusionforge.rft.loop import run_rft
     from fusionforge.rft.scripted_server import ScriptedServer
 
     root = tmp_path_factory.mktemp("posttraining")

@@ -100,10 +100,13 @@ def test_mixture_and_resume(sharded, tmp_path):
     assert resumed["sequences"] == report["sequences"]
 
 
-def test_materialize_needs_a_tokenizer_before_any_work(sharded, tmp_path):
+def test_materialize_needs_a_fitting_tokenizer_before_any_work(sharded, tiny_tokenizer, tmp_path):
     with pytest.raises(ConfigError, match="--tokenizer"):
         _pack(sharded, tmp_path / "x", materialize=True)
     assert not (tmp_path / "x").exists()  # refused up front: no counting, no plan
+    with pytest.raises(ConfigError, match=r"no \['<video>'\] token"):  # llava-onevision's video placeholder
+        _pack(sharded, tmp_path / "y", materialize=True, tokenizer=str(tiny_tokenizer), vision_preset="llava-onevision")
+    assert not (tmp_path / "y").exists()
 
 
 def test_materialize_writes_token_ids_and_media_in_order(sharded, tiny_tokenizer, tmp_path):

@@ -6,7 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fusionforge.mixers.sft import parts
-from fusionforge.mixers.sft.build import BuildConfig, run_build
+from fusionforge.mixers.sft.build import run_build
+from fusionforge.mixers.sft.config import BuildConfig
 from fusionforge.pipelines.core.errors import ConfigError
 
 QUESTIONS = [

@@ -4,7 +4,8 @@ import uuid
 import pyarrow as pa
 import pytest
 
-from fusionforge.pipelines.core.runner import InProcessExecutor, RayExecutor, Source
+from fusionforge.pipelines.core.runner import InProcessExecutor, RayExecutor
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import Resources, Stage, StageSpec
 
 
