@@ -22,14 +22,14 @@ from fusionforge.filters.video.decode import run_ffmpeg
 from fusionforge.mixers.packing.layout import FPS_COLUMN, FRAMES_COLUMN
 from fusionforge.mixers.tokens.vision import Preset
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
+from fusionforge.pipelines.core.errors import ConfigError, MissingDependency, RunError
 
 QWEN_FAMILIES = ("qwen2-vl", "custom")
 FAMILIES = (*QWEN_FAMILIES, "kimi-k25")
 VIDEO_TIMEOUT_S = 300.0
 
 
-class MediaMismatch(ValueError):
+class MediaMismatch(RunError):
     """The processor's placeholder count for a media item differs from the plan's (never silently truncated)."""
 
 
