@@ -27,7 +27,8 @@ LAYERS = {
     "mixers.sft": 4,
     "mixers.audit": 4,
     "rft": 4,
-    "cli": 5,
+    "mixers.training": 5,  # reads pack outputs: may import packing and tokens
+    "cli": 6,
 }
 ALLOWED_SIDEWAYS = {("mixers", "mixers.tokens"), ("mixers.tokens", "mixers")}
 

@@ -31,6 +31,7 @@ from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
 from fusionforge.mixers.packing.plan_table import PLAN_SCHEMA
 from fusionforge.mixers.packing.planner import InlineRunner, PlanParams, RayRunner, run_windows
 from fusionforge.mixers.packing.streams import build_drawer
+from fusionforge.mixers.tokens.text import TextCounter
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.lifecycle import (
@@ -178,6 +179,7 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
         "mixture": plan.report(summary["tokens_by_source"]),
         "warnings": list(plan.warnings),
         "text_tokens_method": _method(cfg),
+        "tokenizer_fingerprint": TextCounter(cfg.tokenizer, cfg.tiktoken_pattern).fingerprint,
         "vision_preset": cfg.vision_preset,
     }
     if encoder is not None:
