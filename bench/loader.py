@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from fusionforge.mixers.packing.job import PackConfig, run_pack
+from fusionforge.pipelines.core.settings import build_config
 from fusionforge.pipelines.demo_corpus import document, draw_shapes, encode, write_jsonl
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 
@@ -66,10 +67,16 @@ def train_tokenizer(folder: Path, texts: list[str]) -> Path:
 
 def shard_and_pack(root: Path, name: str, source: str, tokenizer: Path) -> tuple[Path, Path]:
     shards = root / f"{name}-shards"
-    run_shard(ShardConfig(inputs=(f"{name}={source}",), output=str(shards), shard_count=4, executor="local"))
+    run_shard(
+        build_config(
+            ShardConfig, {"inputs": (f"{name}={source}",), "output": str(shards), "shard_count": 4, "executor": "local"}
+        )
+    )
     packed = root / f"{name}-packed"
     settings = {"seq_len": 2048, "window": 8, "executor": "local", "vision_preset": "qwen2-vl"}
-    run_pack(PackConfig(input=str(shards), output=str(packed), tokenizer=str(tokenizer), **settings))
+    run_pack(
+        build_config(PackConfig, {"input": str(shards), "output": str(packed), "tokenizer": str(tokenizer), **settings})
+    )
     return shards, packed
 
 

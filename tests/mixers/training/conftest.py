@@ -8,6 +8,7 @@ import random
 import pytest
 
 from fusionforge.mixers.packing.job import PackConfig, run_pack
+from fusionforge.pipelines.core.settings import build_config
 from fusionforge.pipelines.demo_corpus import document, draw_shapes, encode, make_video, write_jsonl
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 
@@ -69,13 +70,24 @@ def tiny_shards(tmp_path_factory):
     write_jsonl(root / "web.jsonl", [{"id": f"web-{i}", "text": document(rng, "en", 1)} for i in range(10)])
     out = root / "shards"
     inputs = (f"photos={photos}", f"clips={clips}", f"web={root / 'web.jsonl'}")
-    run_shard(ShardConfig(inputs=inputs, output=str(out), shard_count=3, executor="local"))
+    run_shard(build_config(ShardConfig, {"inputs": inputs, "output": str(out), "shard_count": 3, "executor": "local"}))
     return out
 
 
 def pack(shards, out, tokenizer, preset, **kwargs):
     settings = {"seq_len": 160, "vision_ratio": None, "window": 2, "executor": "local", **kwargs}
-    run_pack(PackConfig(input=str(shards), output=str(out), tokenizer=str(tokenizer), vision_preset=preset, **settings))
+    run_pack(
+        build_config(
+            PackConfig,
+            {
+                "input": str(shards),
+                "output": str(out),
+                "tokenizer": str(tokenizer),
+                "vision_preset": preset,
+                **settings,
+            },
+        )
+    )
     return out
 
 
