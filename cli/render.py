@@ -76,14 +76,11 @@ def _human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def print_sandbox_network(summary: dict[str, Any], what: str, require: str, out: Console = console) -> None:
-    """One line on how the sandboxed code was cut off the network; a warning when only in-process.
-
-    ``require`` is the option that makes the command refuse to run without a network namespace.
-    """
-    runs = summary["runs_by_network"]
+def print_sandbox(summary: dict[str, Any], what: str, out: Console = console) -> None:
+    """One line on the isolation the sandboxed code really got; a warning for any weaker mode."""
+    runs = summary["runs_by_mode"]
     total = sum(runs.values())
     total = f" [{total} run{'' if total == 1 else 's'}]" if len(runs) == 1 else ""
-    out.print(f"{what} network: {summary['network']}{total}")
+    out.print(f"{what} isolation: {summary['isolation']}{total}", highlight=False)
     if summary.get("warning"):
-        out.print(f"[bold yellow]warning:[/] {summary['warning']} {require} refuses to run without one.")
+        out.print(f"[bold yellow]warning:[/] {summary['warning']}.", highlight=False)

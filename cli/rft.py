@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fusionforge.cli.options import library_errors
-from fusionforge.cli.render import console, print_report, print_sandbox_network
+from fusionforge.cli.render import console, print_report, print_sandbox
 from fusionforge.pipelines.core.settings import build_config
 from fusionforge.rft.client_factory import CLIENTS
 from fusionforge.rft.clients import N_MODES
@@ -117,7 +117,9 @@ def rft() -> None:
     "--verify-options",
     callback=_json_object,
     default=None,
-    help='JSON defaults per task, e.g. \'{"numeric": {"rel_tol": 0.05}}\' (a prompt\'s verify wins).',
+    help='JSON defaults per task, e.g. \'{"numeric": {"rel_tol": 0.05}}\' (a prompt\'s verify wins). '
+    "The code sandbox's limits are set here only, never by a prompt: "
+    '\'{"code": {"time_limit_s": 5, "memory_mb": 1024, "max_processes": 32}}\'.',
 )
 @click.option(
     "--timeout", "timeout_s", type=float, default=300.0, show_default=True, help="Seconds per request attempt."
@@ -170,6 +172,13 @@ def rft() -> None:
 @click.option("--ray-address", envvar="FUSIONFORGE_RAY_ADDRESS", default=None, help="ray-vllm: Ray cluster.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base of every sample's seed.")
 @click.option("--resume", is_flag=True, help="Continue a killed run in the same -o; finished requests are not sent.")
+@click.option(
+    "--allow-unsandboxed",
+    is_flag=True,
+    help="Where this machine cannot isolate code (no bubblewrap or no user namespaces), run `code` answers "
+    "anyway, WITHOUT isolation (they could read your files and reach the network). Without this flag a run "
+    "with code prompts refuses. The isolation used is reported.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @library_errors
 def run(prompts, output, model, stop, verify_options, verifier_timeout, client_kind, as_json, **options):
@@ -211,12 +220,8 @@ def run(prompts, output, model, stop, verify_options, verifier_timeout, client_k
         print_report(report, True, "")
     else:
         console.print(summary_table(report, f"fusionforge rft run -> {output}"))
-        if report["code_sandbox"]["runs_by_network"]:
-            print_sandbox_network(
-                report["code_sandbox"],
-                "code verifier sandbox",
-                '--verify-options \'{"code": {"network": "namespace"}}\'',
-            )
+        if report["code_sandbox"]["runs_by_mode"]:
+            print_sandbox(report["code_sandbox"], "code verifier sandbox")
 
 
 @contextmanager

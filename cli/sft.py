@@ -7,10 +7,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fusionforge.cli.options import CONTEXT_SETTINGS, executor_options, library_errors, run_options
-from fusionforge.cli.render import partition_progress, print_sandbox_network, summary_table
+from fusionforge.cli.render import partition_progress, print_sandbox, summary_table
 from fusionforge.mixers.sft.synth_images import TASKS
 from fusionforge.mixers.sft.tool_schema import SCHEMA_DIALECTS
-from fusionforge.pipelines.core.sandbox_network import NETWORK_MODES
 from fusionforge.pipelines.core.settings import build_config
 
 MIXTURE_EXAMPLE = "sources: {chat: {proportion: 0.7}, proxy: {proportion: 0.3, max_epochs: 4}}"
@@ -156,15 +155,26 @@ def build(inputs, evals, vision_placeholders, near_dup_threshold, as_json, **opt
     show_default=True,
     help="Wall-clock seconds per code cell; the sandbox is killed past it.",
 )
-@click.option("--memory-mb", type=int, default=512, show_default=True, help="Address-space limit of a sandbox.")
 @click.option(
-    "--network",
-    type=click.Choice(NETWORK_MODES),
-    default="auto",
+    "--memory-mb",
+    type=int,
+    default=512,
     show_default=True,
-    help="How the sandbox is cut off the network: 'namespace' (unshare -n, required), 'block' (sockets "
-    "disabled inside Python only: weaker), 'auto' (namespace where allowed, else block). The mode "
-    "used is reported.",
+    help="Memory of a sandbox session, all its processes together.",
+)
+@click.option(
+    "--max-processes",
+    type=int,
+    default=32,
+    show_default=True,
+    help="Processes and threads of a sandbox session, all together.",
+)
+@click.option(
+    "--allow-unsandboxed",
+    is_flag=True,
+    help="Where this machine cannot isolate code (no bubblewrap or no user namespaces), run it anyway, "
+    "WITHOUT isolation (it could read your files and reach the network). Without this flag the "
+    "step refuses. The isolation used is reported.",
 )
 @click.option(
     "--partition-kb",
@@ -182,7 +192,8 @@ def synth_vision_proxy(inputs, n_generate, tasks, as_json, **options):
     Each INPUT is a JSONL/Parquet file of rows {"image": PATH (relative to the file), "question",
     "answer", "task": count|compare_sizes|bar_value|locate, "params": {...}}, or rows with their own
     "program": [{"say", "code"}, ...] that prints "result: ANSWER". The code runs for real on the
-    image file in a sandbox (timeout, memory limit, no network, temporary directory); only
+    image file in a sandbox (its own namespaces as an unprivileged user, no network, a read-only
+    system and a private temporary folder, caps on time, memory and processes); only
     trajectories whose printed answer matches the ground truth are kept.
 
     \b
@@ -198,7 +209,7 @@ def synth_vision_proxy(inputs, n_generate, tasks, as_json, **options):
         report = run_synth(cfg, progress)
     console = _print(report, as_json, f"fusionforge sft synth-vision-proxy -> {cfg.output}", synth_table(report))
     if console is not None:
-        print_sandbox_network(report["sandbox"], "sandbox", "--network namespace", console)
+        print_sandbox(report["sandbox"], "sandbox", console)
 
 
 def _print(report: dict, as_json: bool, title: str, detail: Table) -> Console | None:

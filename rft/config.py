@@ -8,16 +8,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.sandbox_network import resolve_network_mode
 from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.rft.clients import Sampling
 from fusionforge.rft.selection import POLICIES
 from fusionforge.rft.store import stable_hash
 from fusionforge.rft.verifiers import TASKS
+from fusionforge.rft.verify_code import LIMIT_KEYS, CodeSandbox
 
 # Bump when a verifier's behaviour changes, so stored verdicts are redone (2: code runs are cut off the network
-# and their verdicts say how).
-VERIFIER_VERSION = 2
+# and their verdicts say how; 3: code runs in a real sandbox whose limits come from the configuration only).
+VERIFIER_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class RFTConfig:
     verifier_workers: int = 2
     near_dup_threshold: float = 0.8
     system_prompt: str | None = None
+    allow_unsandboxed: bool = False  # run code answers without isolation where this machine cannot isolate
     run: RunSettings = RunSettings()  # run.seed: the base of every sample's seed; run.ray_address: ray-vllm's cluster
 
     def __post_init__(self) -> None:
@@ -57,12 +58,10 @@ class RFTConfig:
             problems.append("--near-dup-threshold must be in (0, 1]")
         if self.sampling.max_tokens < 1 or self.sampling.temperature < 0:
             problems.append("--max-tokens must be >= 1 and --temperature >= 0")
-        code_network = (self.verify_defaults.get("code") or {}).get("network")
-        if code_network is not None:
-            try:
-                resolve_network_mode(str(code_network))
-            except ConfigError as exc:
-                problems.append(f"--verify-options code.network: {exc}")
+        try:
+            CodeSandbox.from_options(self.code_sandbox())
+        except ConfigError as exc:
+            problems.append(f"--verify-options code: {exc}")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -71,6 +70,11 @@ class RFTConfig:
         k = math.ceil(self.k * self.round_k_factor**round_index - 1e-9)
         temperature = min(self.max_temperature, self.sampling.temperature + self.round_temperature_step * round_index)
         return k, replace(self.sampling, temperature=round(temperature, 6))
+
+    def code_sandbox(self) -> dict[str, Any]:
+        """The code verifier's sandbox settings: from this configuration only, never from a prompt's data."""
+        code = self.verify_defaults.get("code") or {}
+        return {**{k: code[k] for k in LIMIT_KEYS if k in code}, "allow_unsandboxed": self.allow_unsandboxed}
 
     def verifier_id(self) -> str:
         return stable_hash({"verifier": self.verifier, "defaults": self.verify_defaults, "version": VERIFIER_VERSION})

@@ -21,6 +21,7 @@ from typing import Any
 
 from fusionforge.pipelines.core.lifecycle import finish_run, prepare_output, reopen
 from fusionforge.pipelines.core.progress import Progress, quiet
+from fusionforge.pipelines.core.sandbox import sandbox_mode
 from fusionforge.pipelines.core.settings import flat_config
 from fusionforge.rft.clients import Client, SampleRequest, SampleResult
 from fusionforge.rft.config import RFTConfig
@@ -36,9 +37,11 @@ def run_rft(cfg: RFTConfig, client: Client, progress: Progress = quiet) -> dict[
     """Run (or resume) the loop and write every output; returns the report. Closes ``client``."""
     started = time.monotonic()
     out = Path(cfg.output)
+    prompts, invalid = load_prompts(cfg.prompts, None if cfg.verifier == "auto" else cfg.verifier)
+    if any(p.task == "code" for p in prompts):
+        sandbox_mode(cfg.allow_unsandboxed)  # refuse before any output or request when code cannot be isolated here
     if prepare_output(out, {"prompts_sha256": file_digest(cfg.prompts)}, cfg.run.resume):
         reopen(out)  # a resumed finished run rebuilds its outputs from the log all the same
-    prompts, invalid = load_prompts(cfg.prompts, None if cfg.verifier == "auto" else cfg.verifier)
     store = ResultStore(out / RESULTS_LOG)
     state = RunState(cfg, prompts, invalid, store, [], client.model)
     try:
@@ -65,6 +68,7 @@ async def _run_rounds(state: RunState, client: Client, pool: VerifierPool, progr
         try:
             prompt = by_id[key[0]]
             options = {**cfg.verify_defaults.get(prompt.task, {}), **prompt.verify_options()}
+            options["sandbox"] = cfg.code_sandbox()  # over anything the prompt says: data sets no limits
             began = time.monotonic()
             verdict = await pool.verify_async(prompt.task, text, prompt.answer, options)
             store.append(

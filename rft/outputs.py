@@ -5,7 +5,7 @@
 - ``pass_rates.parquet``: one row per input prompt (invalid ones too, with their reason);
 - ``samples.parquet``: one row per sample: status, extracted answer, selection, tokens, latency;
 - ``report.json``: acceptance by task and round, pass@1/pass@k, buckets, tokens, latency
-  percentiles, errors by kind, how the code verifier's sandbox was cut off the network;
+  percentiles, errors by kind, the isolation the code verifier's sandbox really got;
   ``config.yaml``: the resolved settings (both written by ``lifecycle.finish_run``).
 
 Statuses: ``pass``/``fail`` (verified), ``truncated`` (stopped at max tokens: counted as a failed
@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core.io import atomic_path
-from fusionforge.pipelines.core.sandbox_network import network_summary
+from fusionforge.pipelines.core.sandbox import sandbox_summary
 from fusionforge.rft.run_state import RESULTS_LOG, RoundPlan, RunState
 from fusionforge.rft.selection import ACCEPTED, DUP_EXACT, DUP_NEAR, select
 from fusionforge.rft.stats import INVALID, MIXED, bucket, pass_at_k, percentiles
@@ -106,12 +106,12 @@ class _Totals:
         self.buckets: Counter = Counter()
         self.pass1: list[float] = []
         self.passk: list[float] = []
-        self.code_network: Counter = Counter()  # code verifications by the sandbox network mode they ran under
+        self.code_sandbox: Counter = Counter()  # code verifications by the sandbox mode they ran under
 
     def add_sample(self, plan: RoundPlan, record: dict[str, Any], verdict: dict[str, Any] | None, status: str) -> None:
         self.status[status] += 1
-        if verdict is not None and verdict.get("sandbox_network"):
-            self.code_network[verdict["sandbox_network"]] += 1
+        if verdict is not None and verdict.get("sandbox"):
+            self.code_sandbox[verdict["sandbox"]] += 1
         self.by_round[plan.index]["samples"] += 1
         self.by_round[plan.index]["passed"] += status == PASS
         if status == GEN_ERROR:
@@ -354,7 +354,7 @@ def _report(state: RunState, totals: _Totals, accepted: int, rl_pool: int) -> di
             },
             "verifier_processes_replaced": state.verifier_replacements,
         },
-        "code_sandbox": network_summary(totals.code_network),
+        "code_sandbox": sandbox_summary(totals.code_sandbox),
         "log": {"records_loaded": state.store.loaded_records, "torn_bytes_dropped": state.store.torn_bytes},
         "seconds": round(state.seconds, 3),
         "outputs": {

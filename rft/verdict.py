@@ -11,12 +11,12 @@ PASS, FAIL, TIMEOUT, ERROR = "pass", "fail", "verifier_timeout", "verifier_error
 @dataclass(frozen=True)
 class Verdict:
     """``status`` (pass | fail | verifier_timeout | verifier_error), the answer found, and why;
-    ``sandbox_network``: how the code sandbox was cut off the network, when the verifier ran code."""
+    ``sandbox``: the isolation the code sandbox really got (a ``SandboxMode`` key), when the verifier ran code."""
 
     status: str
     extracted: str | None = None
     detail: str = ""
-    sandbox_network: str | None = None
+    sandbox: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

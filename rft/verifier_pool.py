@@ -4,8 +4,11 @@ sympy (behind math-verify) can hang forever on inputs such as ``9^{9^{9^{9}}}``,
 timeouts do not work off the main thread, so every verification runs in a worker *process*
 (``python -m fusionforge.rft.verifier_worker``, JSON lines over pipes). A worker that does not
 answer in time is killed with its whole process group (a code sandbox it started goes too) and
-replaced; the verification becomes ``verifier_timeout``. A worker that dies or a verifier that
-raises gives ``verifier_error``. Neither is ever a silent rejection.
+replaced; the verification becomes ``verifier_timeout`` (a hang is not retried: it would hang
+again). A worker that dies is replaced and the job retried on the fresh one, at most ``retries``
+times (a worker killed by an outside cause gets another chance; a job that kills every worker it
+meets ends as ``verifier_error`` saying so). A verifier that raises gives ``verifier_error``.
+None of these is ever a silent rejection.
 
 ``verify`` is thread-safe and blocking; ``verify_async`` runs it on the pool's own threads so an
 asyncio loop keeps generating while verifiers work.
@@ -26,12 +29,20 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from fusionforge.pipelines.core.errors import ConfigError, RunError
 from fusionforge.rft.verdict import ERROR, TIMEOUT, Verdict
 
 READY = b'{"ready": true}'
+
+
+@dataclass(frozen=True)
+class _Died:
+    """A worker process ended while it had a job: how it ended."""
+
+    how: str
 
 
 class _Worker:
@@ -57,8 +68,8 @@ class _Worker:
             self.stderr.close()
             raise RunError("a verifier worker did not start: " + (" | ".join(tail) or "no output"))
 
-    def call(self, job: Mapping[str, Any], timeout_s: float) -> Verdict | None:
-        """The worker's verdict; None when it did not answer within ``timeout_s`` (the caller kills it)."""
+    def call(self, job: Mapping[str, Any], timeout_s: float) -> Verdict | _Died | None:
+        """The worker's verdict; ``_Died`` if it ended; None when it did not answer within ``timeout_s``."""
         try:
             self.proc.stdin.write(json.dumps(job).encode() + b"\n")
             self.proc.stdin.flush()
@@ -71,10 +82,9 @@ class _Worker:
             return self._died()
         return Verdict(**json.loads(line))
 
-    def _died(self) -> Verdict:
+    def _died(self) -> _Died:
         code = self.proc.wait()
-        how = f"signal {-code}" if code < 0 else f"exit status {code}"
-        return Verdict(ERROR, None, f"verifier process died ({how})")
+        return _Died(f"signal {-code}" if code < 0 else f"exit status {code}")
 
     def _read_line(self, deadline: float) -> bytes | None:
         """The next line without its newline; b"" at end of stream; None at the deadline."""
@@ -115,14 +125,21 @@ class VerifierPool:
         preload: modules each worker imports before it counts as started (``math_verify`` pulls in
             sympy, which takes a second or two: a slow first import must not look like a timeout).
         start_timeout_s: seconds a worker may take to start.
+        retries: times a job whose worker process died is tried again, each time on a fresh worker.
     """
 
     def __init__(
-        self, workers: int = 2, timeout_s: float = 10.0, preload: Sequence[str] = (), start_timeout_s: float = 120.0
+        self,
+        workers: int = 2,
+        timeout_s: float = 10.0,
+        preload: Sequence[str] = (),
+        start_timeout_s: float = 120.0,
+        retries: int = 2,
     ) -> None:
-        if workers < 1 or timeout_s <= 0:
-            raise ConfigError("the verifier pool needs workers >= 1 and timeout_s > 0")
+        if workers < 1 or timeout_s <= 0 or retries < 0:
+            raise ConfigError("the verifier pool needs workers >= 1, timeout_s > 0 and retries >= 0")
         self.timeout_s = timeout_s
+        self.retries = retries
         self._preload = tuple(preload)
         self._start_timeout_s = start_timeout_s
         self._idle: queue.Queue[_Worker] = queue.Queue()
@@ -153,17 +170,29 @@ class VerifierPool:
         """Verify one response; ``verifier_timeout`` / ``verifier_error`` when the verifier hangs or breaks."""
         limit = timeout_s or self.timeout_s
         job = {"task": task, "response": response, "answer": answer, "options": dict(options or {})}
+        deaths: list[str] = []
+        while True:
+            outcome = self._attempt(job, limit)
+            if not isinstance(outcome, _Died):
+                return outcome
+            deaths.append(outcome.how)
+            if len(deaths) > self.retries:
+                why = f"verifier process died {len(deaths)} times on this job ({', '.join(deaths)}); given up"
+                return Verdict(ERROR, None, why)
+
+    def _attempt(self, job: Mapping[str, Any], limit: float) -> Verdict | _Died:
+        """One try on an idle worker; a worker that hung or died is replaced."""
         worker = self._idle.get()
         if worker is None:  # a replacement failed to start: every caller gets that error, none waits forever
             self._idle.put(None)
             raise self._broken
         healthy = False
         try:
-            verdict = worker.call(job, limit)
-            healthy = verdict is not None and worker.proc.poll() is None
-            if verdict is None:
-                verdict = Verdict(TIMEOUT, None, f"no verdict within {limit:g} s; verifier process killed")
-            return verdict
+            outcome = worker.call(job, limit)
+            healthy = isinstance(outcome, Verdict) and worker.proc.poll() is None
+            if outcome is None:
+                return Verdict(TIMEOUT, None, f"no verdict within {limit:g} s; verifier process killed")
+            return outcome
         finally:
             if healthy:
                 self._idle.put(worker)

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the system packages fusionforge needs (ffmpeg with ffprobe) when they are missing.
+# Installs the system packages fusionforge needs when they are missing: ffmpeg (with ffprobe), and
+# bubblewrap, the sandbox for model-written code (sft synth-vision-proxy, the rft `code` verifier).
 # With --test it also installs chromium, the headless browser the audit tests render the HTML report in.
 # Runs apt-get only when a tool is absent, so it is a no-op on a prepared machine.
 set -euo pipefail
 
 missing=()
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 if [[ "${1:-}" == "--test" ]]; then
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 fi

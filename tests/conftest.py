@@ -101,3 +101,25 @@ def listening_server():
     stop.set()
     thread.join()
     server.close()
+
+
+@pytest.fixture
+def without_bubblewrap(monkeypatch, tmp_path):
+    """A machine that cannot isolate code: every tool of PATH is there except bubblewrap."""
+    from pathlib import Path
+
+    from fusionforge.pipelines.core import sandbox
+
+    tools = tmp_path / "bin-without-bwrap"
+    tools.mkdir()
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if not os.path.isdir(folder):
+            continue
+        for entry in Path(folder).iterdir():
+            if entry.name != "bwrap" and not (tools / entry.name).exists():
+                (tools / entry.name).symlink_to(entry)
+    monkeypatch.setenv("PATH", str(tools))
+    sandbox._isolation.cache_clear()
+    yield
+    monkeypatch.undo()
+    sandbox._isolation.cache_clear()

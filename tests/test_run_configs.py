@@ -34,8 +34,12 @@ def test_run_settings_live_in_one_field_and_checks_in_one_hook(cls):
         (lambda: BuildConfig(inputs=(), output="o"), "at least one chat file"),
         (lambda: BuildConfig(inputs=("a.jsonl",), output="o", max_tokens=10), "give --tokenizer PATH"),
         (lambda: SynthConfig(inputs=(), output="o"), "--generate N"),
-        (lambda: SynthConfig(inputs=(), output="o", generate=1, memory_mb=1), "memory >= 64 MB"),
+        (lambda: SynthConfig(inputs=(), output="o", generate=1, memory_mb=1), "memory_mb must be >= 64"),
         (lambda: RFTConfig(prompts="p", output="o", k=0), "-k and --rounds must be >= 1"),
+        (
+            lambda: RFTConfig(prompts="p", output="o", verify_defaults={"code": {"max_processes": 1}}),
+            "--verify-options code: .*max_processes must be >= 4",
+        ),
         (lambda: DedupeConfig(input="i", output="o", keep="biggest"), "--keep must be"),
         (lambda: AuditOptions(vision_presets=("qwen9",)), "qwen9"),
         (lambda: TransformConfig(input="i", output="o", run=RunSettings(executor="spark")), "unknown executor"),

@@ -37,7 +37,7 @@ def sft_step(out: Path, shard_dir: str, run: RunSettings, console: Console) -> N
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("trajectories kept / questions", f"{synth['kept']} / {synth['inputs']}")
-    table.add_row("sandbox network", str(synth["sandbox"]["network"]))
+    table.add_row("sandbox", str(synth["sandbox"]["isolation"]))
     for reason, count in synth["reasons"].items():
         table.add_row(f"  {reason}", str(count))
     table.add_row(

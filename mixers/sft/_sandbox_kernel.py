@@ -1,11 +1,9 @@
-"""The program a sandbox child runs: limits first, then a stateful exec loop (like an IPython kernel).
+"""The program a sandbox child runs: a stateful exec loop (like an IPython kernel).
 
-Run as ``python -I -c <this source> <config json>`` by ``sandbox.PythonSandbox``; it imports nothing
-from fusionforge. Before any user code it sets its own rlimits (address space, CPU seconds, file
-size, open files, no core dumps) and, when the parent could not give it an empty network
-namespace, runs the network guard the parent sent (``sandbox_network.block_network``: socket
-creation and name resolution replaced with functions that raise). Cells arrive
-as JSON lines on one pipe; each cell's printed output (capped) and status go back on another.
+Run as ``python -I -c <this source> <config json>`` by ``sandbox.PythonSandbox`` inside a
+``pipelines/core/sandbox.Sandbox``, which has already set every limit; it imports nothing from
+fusionforge. Cells arrive as JSON lines on one pipe; each cell's printed output (capped) and
+status go back on another.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import contextlib
 import io
 import json
 import os
-import resource
 import sys
 import traceback
 
@@ -44,17 +41,6 @@ class CappedText(io.TextIOBase):
         return "".join(self.parts)
 
 
-def apply_limits(config: dict) -> None:
-    memory = int(config["memory_mb"]) * 1024**2
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    cpu = int(config["cpu_s"])
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    size = int(config["file_mb"]) * 1024**2
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def run_cell(code: str, namespace: dict, limit: int) -> dict:
     """Execute one cell; like IPython, a final expression's value is printed."""
     sink = CappedText(limit)
@@ -79,9 +65,6 @@ def run_cell(code: str, namespace: dict, limit: int) -> dict:
 
 def main() -> None:
     config = json.loads(sys.argv[1])
-    apply_limits(config)
-    if config["network_guard"]:
-        exec(compile(config["network_guard"], "<network guard>", "exec"), {"__name__": "network_guard"})  # noqa: S102
     namespace: dict = {"__name__": "__main__"}
     with (
         os.fdopen(config["command_fd"], "r", encoding="utf-8") as commands,

@@ -1,12 +1,11 @@
 """A sandboxed, stateful Python session for tool calls: the code really runs, in a cage.
 
-Each session is one child process: this venv's interpreter in isolated mode (``-I``), an empty
-environment, a fresh temporary working directory holding only the files the conversation names,
-rlimits on address space, CPU time, file size and open files (set by the child before any user
-code), a wall-clock timeout per cell (the whole process group is killed when it passes), and no
-network: a new, empty network namespace (``unshare -n``) when this machine allows it, otherwise
-socket creation and name resolution are disabled inside the child before user code runs (weaker:
-``pipelines/core/sandbox_network.py``). ``PythonSandbox.network`` says which one the session got.
+Each session is one process in a ``pipelines/core/sandbox.Sandbox`` (own user, PID, network and
+mount namespaces as uid 65534, a read-only system, a private writable ``/tmp`` as its working
+directory holding the files the conversation names read-only, caps on the memory and process
+count of all its processes): this venv's interpreter in isolated mode (``-I``) with an empty
+environment, running ``_sandbox_kernel.py``. Each cell has a wall-clock timeout; past it the whole
+sandbox is killed. ``PythonSandbox.mode`` says what isolation the session really got.
 """
 
 from __future__ import annotations
@@ -15,23 +14,16 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from fusionforge.pipelines.core import sandbox as core
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.sandbox_network import (
-    BLOCK,
-    block_network_source,
-    check_network_mode,
-    network_prefix,
-    resolve_network_mode,
-)
 
 KERNEL_SOURCE = (Path(__file__).with_name("_sandbox_kernel.py")).read_text(encoding="utf-8")
 _EOF = b""  # returned by _read_line when the child is gone (a reply line is never empty)
@@ -40,19 +32,25 @@ _SIGNAL_STATUS = {signal.SIGXCPU: "cpu_limit", signal.SIGXFSZ: "file_size_limit"
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """What one session may use."""
+    """What one session may use (from the run's configuration)."""
 
     timeout_s: float = 10.0  # wall clock per cell
-    memory_mb: int = 512  # address space of the child (numpy and Pillow need about 150 MB)
+    memory_mb: int = 512  # all the session's processes together (numpy and Pillow need about 150 MB)
+    max_processes: int = 32  # processes and threads of the session, all together
     cpu_s: int = 30  # CPU seconds for the whole session
     file_mb: int = 16  # largest file the code may write
     output_chars: int = 4000  # printed output kept per cell
-    network: str = "auto"  # "auto", "namespace" (unshare -n, required) or "block" (in-process only)
+    allow_unsandboxed: bool = False  # run without isolation where this machine cannot isolate
 
     def __post_init__(self) -> None:
-        check_network_mode(self.network)
-        if self.timeout_s <= 0 or self.memory_mb < 64 or self.cpu_s < 1:
-            raise ConfigError("sandbox limits: timeout must be > 0 s, memory >= 64 MB, CPU >= 1 s")
+        if self.timeout_s <= 0 or self.output_chars < 1:
+            raise ConfigError("sandbox limits: timeout must be > 0 s and output_chars >= 1")
+        self.system()  # the process limits are checked there
+
+    def system(self) -> core.SandboxLimits:
+        return core.SandboxLimits(
+            memory_mb=self.memory_mb, max_processes=self.max_processes, cpu_s=self.cpu_s, file_mb=self.file_mb
+        )
 
 
 @dataclass(frozen=True)
@@ -75,17 +73,12 @@ class PythonSandbox:
 
     def __init__(self, files: dict[str, str | Path] | None = None, limits: SandboxLimits | None = None) -> None:
         self.limits = limits or SandboxLimits()
-        self.files = dict(files or {})
-        for rel in self.files:
-            pure = PurePosixPath(rel)
-            if pure.is_absolute() or ".." in pure.parts or not pure.parts:
-                raise ValueError(f"sandbox file name {rel!r} must be a relative path without '..'")
-        self.network = resolve_network_mode(self.limits.network)  # "namespace" or "block": what this session gets
+        self._box = core.Sandbox(self.limits.system(), files, self.limits.allow_unsandboxed)
+        self.mode = self._box.mode
         self._process: subprocess.Popen | None = None
-        self.workdir: Path | None = None
 
     def __enter__(self) -> PythonSandbox:
-        self.workdir = Path(tempfile.mkdtemp(prefix="ff-sandbox-"))
+        self._box.__enter__()
         try:
             self._start()
         except BaseException:
@@ -97,44 +90,18 @@ class PythonSandbox:
         self.close()
 
     def _start(self) -> None:
-        for rel, source in self.files.items():
-            target = self.workdir / "work" / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-        (self.workdir / "work").mkdir(exist_ok=True)
         command_r, self._command_w = os.pipe()
         self._result_r, result_w = os.pipe()
-        config = {
-            "memory_mb": self.limits.memory_mb,
-            "cpu_s": self.limits.cpu_s,
-            "file_mb": self.limits.file_mb,
-            "output_chars": self.limits.output_chars,
-            "network_guard": block_network_source() if self.network == BLOCK else None,
-            "command_fd": command_r,
-            "result_fd": result_w,
-        }
-        work = str(self.workdir / "work")
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": work,
-            "TMPDIR": work,
-            "LANG": "C.UTF-8",
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "MPLBACKEND": "Agg",
-        }
-        self._log = open(self.workdir / "kernel.log", "wb")  # noqa: SIM115 - closed in close()
+        config = {"output_chars": self.limits.output_chars, "command_fd": command_r, "result_fd": result_w}
+        env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         try:
-            self._process = subprocess.Popen(
-                [*network_prefix(self.network), sys.executable, "-I", "-c", KERNEL_SOURCE, json.dumps(config)],
-                cwd=work,
-                env=env,
-                stdin=subprocess.DEVNULL,
+            self._process = self._box.start(
+                [sys.executable, "-I", "-c", KERNEL_SOURCE, json.dumps(config)],
                 stdout=self._log,
                 stderr=self._log,
                 pass_fds=(command_r, result_w),
-                start_new_session=True,
+                env=env,
             )
         finally:
             os.close(command_r)
@@ -155,7 +122,7 @@ class PythonSandbox:
         if line is _EOF:
             return self._died(started)
         if line is None:
-            self._kill()
+            self._box.kill()
             return CellResult(
                 "timeout", "", f"the cell ran longer than {self.limits.timeout_s:g} s and was killed", seconds
             )
@@ -182,33 +149,29 @@ class PythonSandbox:
         try:
             code = self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            self._kill()
-            code = -signal.SIGKILL
-        status = _SIGNAL_STATUS.get(-code, "crashed") if code < 0 else "crashed"
-        log = (self.workdir / "kernel.log").read_bytes().decode(errors="replace").strip()[-300:]
+            self._box.kill()
+            code = self._process.returncode
+        number = self._box.exit_signal(code)
+        if number == signal.SIGKILL and self._box.memory_exceeded():
+            status = "memory_limit"
+        else:
+            status = _SIGNAL_STATUS.get(number, "crashed")
+        self._log.seek(0)
+        log = self._log.read().decode(errors="replace").strip()[-300:]
+        how = f"signal {number}" if number else f"code {code}"
         return CellResult(
             status,
             "",
-            f"the sandbox process ended with code {code}" + (f": {log}" if log else ""),
+            f"the sandbox process ended with {how}" + (f": {log}" if log else ""),
             time.monotonic() - started,
         )
 
-    def _kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._process.wait(timeout=10)
-
     def close(self) -> None:
-        """Kill the session (if still running) and delete its working directory."""
+        """Kill the session (if still running) and delete its files."""
+        self._box.close()
         if self._process is not None:
-            if self._process.poll() is None:
-                self._kill()
             self._process = None
             for fd in (self._command_w, self._result_r):
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._log.close()
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = None

@@ -29,6 +29,7 @@ from fusionforge.mixers.sft.validate import validate
 from fusionforge.mixers.sft.vision import VisionScanner, count_vision_parts
 from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.images import inspect_image
+from fusionforge.pipelines.core.sandbox import SandboxUnavailable
 
 SYSTEM_PROMPT = (
     "You are a careful visual reasoning assistant. You cannot see images directly. To answer questions about "
@@ -52,12 +53,12 @@ PYTHON_TOOL = ToolDef(
 @dataclass
 class Outcome:
     """A kept trajectory (``row``) or the reason there is none; ``predicted`` is what the code answered,
-    ``network`` how its sandbox session was cut off the network (None when no session ran)."""
+    ``sandbox`` the isolation its session really got (a ``SandboxMode`` key; None when no session ran)."""
 
     row: dict[str, Any] | None
     reason: str | None
     predicted: str | None = None
-    network: str | None = None
+    sandbox: str | None = None
 
 
 def synthesize(
@@ -87,16 +88,19 @@ def synthesize(
         return Outcome(None, str(exc))
     except (ValueError, TypeError, AttributeError) as exc:
         return Outcome(None, f"bad_field: 'params' {params!r}: {exc}")
-    outputs, problem, network = _execute(program, image, resolved, limits)
+    try:
+        outputs, problem, sandbox = _execute(program, image, resolved, limits)
+    except SandboxUnavailable as exc:
+        return Outcome(None, f"sandbox_unavailable: {exc}")
     if problem:
-        return Outcome(None, problem, network=network)
+        return Outcome(None, problem, sandbox=sandbox)
     predicted = extract_result(outputs[-1])
     expected = str(qa["answer"])
     if predicted is None:
-        return Outcome(None, "no_result: the last cell printed no 'result: ...' line", network=network)
+        return Outcome(None, "no_result: the last cell printed no 'result: ...' line", sandbox=sandbox)
     if not answers_match(predicted, expected, tolerance):
         return Outcome(
-            None, f"wrong_answer: the code found {predicted!r}, the ground truth is {expected!r}", predicted, network
+            None, f"wrong_answer: the code found {predicted!r}, the ground truth is {expected!r}", predicted, sandbox
         )
     conv = _conversation(qa, image, program, outputs, predicted)
     conv.meta = {
@@ -110,10 +114,10 @@ def synthesize(
     row = output_row(record_id, source, conv)
     invalid = validate(conv)
     if invalid:
-        return Outcome(None, f"invalid_trajectory: {invalid}", predicted, network)
+        return Outcome(None, f"invalid_trajectory: {invalid}", predicted, sandbox)
     if count_vision_parts(row, VisionScanner()):
-        return Outcome(None, "vision_in_trajectory: the trajectory text holds a vision part", predicted, network)
-    return Outcome(row, None, predicted, network)
+        return Outcome(None, "vision_in_trajectory: the trajectory text holds a vision part", predicted, sandbox)
+    return Outcome(row, None, predicted, sandbox)
 
 
 def _check_fields(qa: dict[str, Any]) -> str | None:
@@ -135,19 +139,19 @@ def _image_paths(image: str, qa_file: str) -> tuple[str, str]:
 
 
 def _execute(program: Program, image: str, resolved: str, limits: SandboxLimits) -> tuple[list[str], str | None, str]:
-    """The cells' outputs, the problem that stopped them (or None), and the session's network mode."""
+    """The cells' outputs, the problem that stopped them (or None), and the session's sandbox mode."""
     outputs = []
     with PythonSandbox({image: resolved}, limits) as box:
         for number, step in enumerate(program.steps, start=1):
             result = box.run(step.code)
             if not result.ok:
                 detail = (result.error or "").splitlines()[-1][:200] if result.error else result.status
-                return outputs, f"sandbox_{result.status}: step {number}: {detail}", box.network
+                return outputs, f"sandbox_{result.status}: step {number}: {detail}", box.mode.key
             text = result.output.rstrip("\n")
             if result.truncated_chars:
                 text += f"\n[... {result.truncated_chars} more characters not shown]"
             outputs.append(text)
-    return outputs, None, box.network
+    return outputs, None, box.mode.key
 
 
 def _conversation(qa: dict[str, Any], image: str, program: Program, outputs: list[str], answer: str) -> Conversation:

@@ -32,7 +32,7 @@ from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger
 from fusionforge.pipelines.core.lifecycle import SYNTH_IMAGES, Markers, finish_run, finished_report, prepare_output
 from fusionforge.pipelines.core.progress import Progress, quiet
 from fusionforge.pipelines.core.registry import register
-from fusionforge.pipelines.core.sandbox_network import network_summary
+from fusionforge.pipelines.core.sandbox import sandbox_mode, sandbox_summary
 from fusionforge.pipelines.core.settings import RunSettings, flat_config
 from fusionforge.pipelines.core.stage import Resources, Stage, StageSpec, add_drop_reasons, set_column
 from fusionforge.pipelines.readers.plan import plan_fingerprint
@@ -42,7 +42,7 @@ STEP = "sft_synth_vision_proxy"  # the ledger's and the report's step name
 TRAJECTORY = S.stage_column(SYNTH, "trajectory")
 PREDICTED = S.stage_column(SYNTH, "predicted")
 TASK = S.stage_column(SYNTH, "task")
-NETWORK = S.stage_column(SYNTH, "network")  # how the row's sandbox session was cut off the network
+SANDBOX = S.stage_column(SYNTH, "sandbox")  # the isolation the row's sandbox session really got
 
 
 @register
@@ -57,20 +57,20 @@ class SftSynthesize(Stage):
         self.seed = seed
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        trajectories, predicted, tasks, networks, reasons = [], [], [], [], []
+        trajectories, predicted, tasks, sandboxes, reasons = [], [], [], [], []
         columns = [batch.column(c).to_pylist() for c in (ROW, S.ERROR, S.INPUT_FILE, S.ID, S.SOURCE)]
         for raw, error, qa_file, record_id, source in zip(*columns):
             qa = json.loads(raw) if error is None else {}
             outcome = synthesize(qa, qa_file, record_id, source, self.limits, self.seed) if error is None else None
             trajectories.append(json.dumps(outcome.row, ensure_ascii=False) if outcome and outcome.row else None)
             predicted.append(outcome.predicted if outcome else None)
-            networks.append(outcome.network if outcome else None)
+            sandboxes.append(outcome.sandbox if outcome else None)
             tasks.append(str(qa.get("task") or ("custom" if "program" in qa else "unknown")) if qa else None)
             reasons.append(f"{self.name}:{outcome.reason}" if outcome and outcome.reason else None)
         batch = set_column(batch, TRAJECTORY, pa.array(trajectories, pa.large_string()))
         batch = set_column(batch, PREDICTED, pa.array(predicted, pa.string()))
         batch = set_column(batch, TASK, pa.array(tasks, pa.string()))
-        batch = set_column(batch, NETWORK, pa.array(networks, pa.string()))
+        batch = set_column(batch, SANDBOX, pa.array(sandboxes, pa.string()))
         return add_drop_reasons(batch, pa.array(reasons, pa.string()))
 
 
@@ -85,8 +85,9 @@ class SynthConfig:
     image_size: int = 256
     timeout_s: float = 10.0
     memory_mb: int = 512
+    max_processes: int = 32
     cpu_s: int = 30
-    network: str = "auto"
+    allow_unsandboxed: bool = False  # run the code without isolation where this machine cannot isolate
     partition_kb: float = 4.0  # QA rows per unit of work (~12 rows): sandbox sessions spread over workers
     run: RunSettings = RunSettings()  # run.seed: the generated images and the sandbox sessions
 
@@ -96,12 +97,19 @@ class SynthConfig:
         SandboxLimits(**self.limits())  # bad limits fail before any work
 
     def limits(self) -> dict[str, Any]:
-        return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "cpu_s": self.cpu_s, "network": self.network}
+        return {
+            "timeout_s": self.timeout_s,
+            "memory_mb": self.memory_mb,
+            "max_processes": self.max_processes,
+            "cpu_s": self.cpu_s,
+            "allow_unsandboxed": self.allow_unsandboxed,
+        }
 
 
 def run_synth(cfg: SynthConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Synthesise (or finish a killed run); return the report, also written to ``report.json``."""
     started = time.monotonic()
+    sandbox_mode(cfg.allow_unsandboxed)  # a machine that cannot isolate refuses before any work, unless allowed
     out = Path(cfg.output)
     user_plan = plan(cfg.inputs, cfg.partition_kb / 1024) if cfg.inputs else []
     fingerprint = {
@@ -123,7 +131,7 @@ def run_synth(cfg: SynthConfig, progress: Progress = quiet) -> dict[str, Any]:
         inputs.append(f"synthetic={out / 'qa.jsonl'}")
     partitions = plan(inputs, cfg.partition_kb / 1024)
     run_parts(out, RowSource(partitions, cfg.run.strict), [_spec(cfg)], cfg.run, progress)
-    by_task, networks = _write_outputs(out, part_paths(out, partitions))
+    by_task, sandboxes = _write_outputs(out, part_paths(out, partitions))
     found = check_vision(out, VisionScanner(), ("trajectories",))
     if found["trajectories"]:
         (out / "trajectories.jsonl").unlink()
@@ -138,7 +146,7 @@ def run_synth(cfg: SynthConfig, progress: Progress = quiet) -> dict[str, Any]:
         "reasons": ledger["reasons"],
         "by_task": by_task,
         "generated_images": cfg.generate,
-        "sandbox": {**cfg.limits(), "network_requested": cfg.network, **network_summary(networks)},
+        "sandbox": {**cfg.limits(), **sandbox_summary(sandboxes)},
         "vision_check": f"{found['trajectories']} vision parts in trajectories.jsonl",
         "outputs": {"trajectories": "trajectories.jsonl", "rejected": "rejected.jsonl", "ledger": "ledger.parquet"},
         "executor": cfg.run.executor,
@@ -152,9 +160,9 @@ def _spec(cfg: SynthConfig):
 
 
 def _write_outputs(out: Path, paths: list[Path]) -> tuple[dict[str, dict[str, int]], Counter]:
-    """Write the outputs; return the counts per task and the sandbox sessions per network mode."""
+    """Write the outputs; return the counts per task and the sandbox sessions per sandbox mode."""
     by_task: dict[str, dict[str, int]] = {}
-    networks: Counter = Counter()
+    sandboxes: Counter = Counter()
     columns = [
         S.ID,
         S.SOURCE,
@@ -167,7 +175,7 @@ def _write_outputs(out: Path, paths: list[Path]) -> tuple[dict[str, dict[str, in
         TRAJECTORY,
         PREDICTED,
         TASK,
-        NETWORK,
+        SANDBOX,
     ]
     with (
         atomic_path(out / "trajectories.jsonl") as kept_tmp,
@@ -181,8 +189,8 @@ def _write_outputs(out: Path, paths: list[Path]) -> tuple[dict[str, dict[str, in
             table = pa.Table.from_batches([batch])
             ledger.write_table(ledger_rows(table, STEP))
             for row in table.to_pylist():
-                if row[NETWORK] is not None:
-                    networks[row[NETWORK]] += 1
+                if row[SANDBOX] is not None:
+                    sandboxes[row[SANDBOX]] += 1
                 entry = by_task.setdefault(row[TASK] or "unreadable", {"inputs": 0, "kept": 0, "rejected": 0})
                 entry["inputs"] += 1
                 if row[TRAJECTORY] is not None and row[S.DROP_REASON] is None and row[S.ERROR] is None:
@@ -205,4 +213,4 @@ def _write_outputs(out: Path, paths: list[Path]) -> tuple[dict[str, dict[str, in
                     )
                     + "\n"
                 )
-    return by_task, networks
+    return by_task, sandboxes

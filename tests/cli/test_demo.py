@@ -128,8 +128,9 @@ def test_post_training_steps_write_text_only_sft_and_label_the_rft_plumbing(demo
     rft = report(out / "rft", "out")
     assert rft["prompts"]["valid"] == 4 and rft["samples"]["total"] > 0
     assert "PLUMBING DEMONSTRATION" in " ".join(printed.split())
-    network = json.loads((out / "sft_proxy" / "report.json").read_text())["sandbox"]["network"]
-    assert f"sandbox network {network}" in " ".join(printed.replace("│", " ").split())
+    isolation = json.loads((out / "sft_proxy" / "report.json").read_text())["sandbox"]["isolation"]
+    assert isolation.startswith("namespaces (bubblewrap")
+    assert f"sandbox {isolation}" in " ".join(printed.replace("│", " ").split())
 
 
 def test_the_demo_ends_with_the_audit_report(demo_run):

@@ -136,49 +136,54 @@ def test_bad_options_are_clear_errors(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_the_code_sandbox_network_mode_is_reported_and_block_is_a_warning(tmp_path):
-    from fusionforge.pipelines.core.sandbox_network import BLOCK_WARNING, LABELS, resolve_network_mode
-
+def _code_run(tmp_path, *options: str) -> dict[str, object]:
+    """``rft run`` on one code prompt (k=2) with each option list; the CliRunner result per output name."""
     prompts = tmp_path / "code.jsonl"
     prompts.write_text(
         json.dumps({"id": "add", "question": "Write add(a, b).", "task": "code", "answer": "assert add(2, 3) == 5"})
         + "\n"
     )
     answer = "```python\ndef add(a, b):\n    return a + b\n```"
+    results = {}
     with ScriptedServer(lambda call: Reply(answer)) as server:
-        common = [
-            "rft",
-            "run",
-            str(prompts),
-            "--endpoint",
-            server.url,
-            "--model",
-            "scripted",
-            "-k",
-            "2",
-            "--verifier-workers",
-            "1",
-        ]
-        as_json = CliRunner().invoke(cli, [*common, "-o", str(tmp_path / "auto"), "--json"])
-        blocked = CliRunner().invoke(
-            cli, [*common, "-o", str(tmp_path / "block"), "--verify-options", '{"code": {"network": "block"}}']
-        )
-        refused = CliRunner().invoke(
-            cli, [*common, "-o", str(tmp_path / "bad"), "--verify-options", '{"code": {"network": "internet"}}']
-        )
-    assert as_json.exit_code == 0, as_json.output
-    mode = resolve_network_mode("auto")
-    warning = None if mode == "namespace" else BLOCK_WARNING
-    assert json.loads(as_json.stdout)["code_sandbox"] == {
-        "network": LABELS[mode],
-        "runs_by_network": {mode: 2},
-        "warning": warning,
+        common = ["rft", "run", str(prompts), "--endpoint", server.url, "--model", "scripted", "-k", "2"]
+        for name, extra in options:
+            args = [*common, "--verifier-workers", "1", "-o", str(tmp_path / name), *extra]
+            results[name] = CliRunner().invoke(cli, args)
+    return results
+
+
+def test_the_code_sandbox_isolation_is_reported_and_its_limits_checked(tmp_path):
+    from fusionforge.pipelines.core.sandbox import sandbox_mode
+
+    runs = _code_run(
+        tmp_path,
+        ("json", ["--json"]),
+        ("text", []),
+        ("bad", ["--verify-options", '{"code": {"memory_mb": 1}}']),
+    )
+    assert runs["json"].exit_code == 0, runs["json"].output
+    mode = sandbox_mode()
+    assert json.loads(runs["json"].stdout)["code_sandbox"] == {
+        "isolation": mode.label(),
+        "runs_by_mode": {"namespaces+cgroup-v1": 2},
+        "warning": None,
     }
-    assert blocked.exit_code == 0, blocked.output
-    flat = " ".join(blocked.output.split())
-    assert "code verifier sandbox network: block (sockets disabled in-process only) [2 runs]" in flat
-    assert "warning: the sandboxed code ran with the network blocked only inside Python" in flat
-    assert """--verify-options '{"code": {"network": "namespace"}}' refuses to run without one""" in flat
-    report = json.loads((tmp_path / "block" / "report.json").read_text())
-    assert report["code_sandbox"]["runs_by_network"] == {"block": 2} and report["code_sandbox"]["warning"]
-    assert refused.exit_code == 1 and "code.network" in refused.output and not (tmp_path / "bad").exists()
+    flat = " ".join(runs["text"].output.split())
+    assert f"code verifier sandbox isolation: {mode.label()} [2 runs]" in flat and "warning" not in flat
+    bad = runs["bad"]
+    assert bad.exit_code != 0 and "--verify-options code" in bad.output and "memory_mb" in bad.output
+    assert not (tmp_path / "bad").exists()
+
+
+def test_code_prompts_are_refused_without_a_sandbox_unless_allowed(tmp_path, without_bubblewrap):
+    runs = _code_run(tmp_path, ("refused", []), ("allowed", ["--allow-unsandboxed"]))
+    refused = runs["refused"]
+    assert refused.exit_code != 0 and "--allow-unsandboxed" in refused.output and not (tmp_path / "refused").exists()
+    assert runs["allowed"].exit_code == 0, runs["allowed"].output
+    flat = " ".join(runs["allowed"].output.split())
+    assert "warning: the code ran WITHOUT a sandbox" in flat
+    report = json.loads((tmp_path / "allowed" / "report.json").read_text())
+    assert report["code_sandbox"]["runs_by_mode"] == {"none+rlimit": 2} and report["samples"]["by_status"] == {
+        "pass": 2
+    }

@@ -113,28 +113,27 @@ def test_the_mixture_example_in_the_help_is_a_mixture_file_that_parses(tmp_path)
     }
 
 
-def test_synthesis_says_how_the_sandbox_was_cut_off_and_warns_for_block(tmp_path):
-    result = CliRunner().invoke(
-        cli,
-        [
-            "sft",
-            "synth-vision-proxy",
-            "--generate",
-            "1",
-            "--tasks",
-            "count",
-            "-o",
-            str(tmp_path / "p"),
-            "--executor",
-            "local",
-            "--network",
-            "block",
-        ],
-    )
+SYNTH_ONE = ["sft", "synth-vision-proxy", "--generate", "1", "--tasks", "count", "--executor", "local"]
+
+
+def test_synthesis_reports_the_isolation_its_sandbox_got(tmp_path):
+    from fusionforge.pipelines.core.sandbox import sandbox_mode
+
+    result = CliRunner().invoke(cli, [*SYNTH_ONE, "-o", str(tmp_path / "p")])
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())
-    assert "sandbox network: block (sockets disabled in-process only) [1 run]" in flat
-    assert "warning: the sandboxed code ran with the network blocked only inside Python" in flat
-    assert "--network namespace refuses to run without one" in flat
+    assert f"sandbox isolation: {sandbox_mode().label()} [1 run]" in flat and "warning" not in flat
     report = json.loads((tmp_path / "p" / "report.json").read_text())
-    assert report["sandbox"]["network_requested"] == "block" and report["sandbox"]["runs_by_network"] == {"block": 1}
+    assert report["sandbox"]["runs_by_mode"] == {"namespaces+cgroup-v1": 1} and report["sandbox"]["warning"] is None
+
+
+def test_synthesis_refuses_to_run_code_unsandboxed_unless_allowed(tmp_path, without_bubblewrap):
+    refused = CliRunner().invoke(cli, [*SYNTH_ONE, "-o", str(tmp_path / "refused")])
+    assert refused.exit_code != 0 and "--allow-unsandboxed" in refused.output, refused.output
+    assert "bwrap" in refused.output and not (tmp_path / "refused").exists()
+    allowed = CliRunner().invoke(cli, [*SYNTH_ONE, "-o", str(tmp_path / "p"), "--allow-unsandboxed"])
+    assert allowed.exit_code == 0, allowed.output
+    flat = " ".join(allowed.output.split())
+    assert "sandbox isolation: none (allowed explicitly" in flat and "warning: the code ran WITHOUT a sandbox" in flat
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    assert report["kept"] == 1 and report["sandbox"]["runs_by_mode"] == {"none+rlimit": 1}

@@ -1,7 +1,13 @@
-"""The killable verifier pool: a sympy hang is verifier_timeout, a crash verifier_error, and the pool lives on."""
+"""The killable verifier pool: a sympy hang is verifier_timeout, a dying worker is retried a bounded number of
+times then verifier_error, and the pool lives on."""
 
+import os
+import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -27,11 +33,64 @@ def test_a_pathological_sympy_input_times_out_within_the_bound(pool):
     assert pool.verify("math", r"\boxed{3}", "3").status == "pass"  # the replacement works
 
 
-def test_a_crashing_verifier_process_is_an_error_not_a_rejection(pool):
+@contextmanager
+def killing_busy_workers(pool, times):
+    """SIGKILL a worker process each time it is running a code sandbox, ``times`` times: a worker that dies
+    on a job (as when the kernel's OOM killer or a crash takes it). Yields the list of killed pids."""
+    killed, stop = [], threading.Event()
+
+    def busy(pid):
+        try:
+            return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return []
+
+    def kill():
+        while not stop.is_set() and len(killed) < times:
+            for worker in list(pool._all):
+                pid = worker.proc.pid
+                if pid not in killed and busy(pid):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    try:
+        yield killed
+    finally:
+        stop.set()
+        thread.join()
+
+
+SLOW_PASS = "```python\nimport time\ntime.sleep(1)\n```"
+SLOW_OPTIONS = {"sandbox": {"time_limit_s": 30}}
+
+
+def test_a_job_whose_worker_dies_is_retried_on_a_fresh_worker(pool):
+    before = pool.replaced
+    with killing_busy_workers(pool, times=1) as killed:
+        verdict = pool.verify("code", SLOW_PASS, "assert True", SLOW_OPTIONS, timeout_s=60)
+    assert len(killed) == 1 and verdict.status == "pass"
+    assert pool.replaced == before + 1
+
+
+def test_a_job_that_kills_every_worker_fails_after_the_bounded_retries(pool):
+    before = pool.replaced
+    with killing_busy_workers(pool, times=10) as killed:
+        verdict = pool.verify("code", SLOW_PASS, "assert True", SLOW_OPTIONS, timeout_s=60)
+    assert verdict.status == "verifier_error"
+    assert verdict.detail == "verifier process died 3 times on this job (signal 9, signal 9, signal 9); given up"
+    assert len(killed) == 1 + pool.retries == 3 and pool.replaced == before + 3
+    assert pool.verify("count", "Answer: 3", 3).status == "pass"  # the pool goes on
+
+
+def test_code_that_kills_its_parent_cannot_reach_the_verifier_process(pool):
+    before = pool.replaced
     code = "```python\nimport os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n```"
     verdict = pool.verify("code", code, "assert True")
-    assert verdict.status == "verifier_error" and "died" in verdict.detail
-    assert pool.verify("count", "Answer: 3", 3).status == "pass"
+    assert verdict.status == "fail" and "PermissionError" in verdict.detail
+    assert pool.replaced == before and pool.verify("count", "Answer: 3", 3).status == "pass"
 
 
 def test_a_verifier_exception_is_an_error_with_its_message(pool):
@@ -51,7 +110,7 @@ def test_many_threads_at_once_get_their_own_verdicts(pool):
 
 def test_per_call_timeout_and_a_slow_code_verifier(pool):
     slow = "```python\nimport time\ntime.sleep(30)\n```"
-    verdict = pool.verify("code", slow, {"tests": "", "time_limit_s": 20}, timeout_s=1.0)
+    verdict = pool.verify("code", slow, {"tests": ""}, {"sandbox": {"time_limit_s": 20}}, timeout_s=1.0)
     assert verdict.status == "verifier_timeout"
 
 
@@ -81,7 +140,7 @@ def test_workers_that_cannot_start_give_a_clear_error_and_nobody_waits_forever()
     with VerifierPool(workers=1, timeout_s=1.0) as pool:
         pool._preload = ("fusionforge_no_such_module",)  # from now on a replacement worker fails to start
         assert (
-            pool.verify("code", "```python\nwhile True: pass\n```", {"tests": "", "time_limit_s": 30}).status
+            pool.verify("code", "```python\nwhile True: pass\n```", "", {"sandbox": {"time_limit_s": 30}}).status
             == "verifier_timeout"
         )
         for _ in range(2):

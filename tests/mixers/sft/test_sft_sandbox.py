@@ -5,7 +5,7 @@ import pytest
 
 from fusionforge.mixers.sft.sandbox import PythonSandbox, SandboxLimits
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.sandbox_network import network_namespace_available
+from fusionforge.pipelines.core.sandbox import sandbox_mode
 
 
 def test_cells_run_for_real_and_keep_state(tmp_path):
@@ -22,14 +22,20 @@ def test_cells_run_for_real_and_keep_state(tmp_path):
     assert after.output == "still alive 3\n"
 
 
-def test_environment_is_empty_and_the_working_directory_temporary():
-    with PythonSandbox() as box:
+def test_environment_is_empty_and_the_working_directory_private(tmp_path):
+    image = tmp_path / "a.png"
+    image.write_bytes(b"not really a png")
+    with PythonSandbox({"images/a.png": image}) as box:
         result = box.run("import os, sys\nprint(sorted(os.environ))\nprint(os.getcwd())\nprint(sys.flags.isolated)")
-        workdir = box.workdir
+        files = box.run("open('notes.txt', 'w').write('x')\nprint(sorted(os.listdir('.')), os.listdir('images'))")
+        readonly = box.run("open('images/a.png', 'ab').write(b'x')")
+        staging = box._box._staging
     env, cwd, isolated = result.output.splitlines()
     assert "PYTHONPATH" not in env and "HOME" in env and "RAY" not in env
-    assert cwd.startswith(str(workdir)) and isolated == "1"
-    assert not workdir.exists(), "the temporary directory is removed with the session"
+    assert cwd == "/tmp" and isolated == "1"
+    assert files.output.strip() == "['images', 'notes.txt'] ['a.png']"
+    assert readonly.status == "error" and readonly.error.startswith(("PermissionError", "OSError"))
+    assert image.read_bytes() == b"not really a png" and not staging.exists(), "the session's files are removed"
 
 
 def test_an_endless_loop_is_killed_at_the_timeout():
@@ -66,29 +72,28 @@ def test_process_exit_is_reported():
     assert result.status == "crashed" and "code 3" in result.error
 
 
-@pytest.mark.parametrize("mode", ["auto", "block"])
-def test_no_network_from_the_sandbox(listening_server, mode):
+def test_no_network_from_the_sandbox(listening_server):
     port, accepted = listening_server
     probe = socket.create_connection(("127.0.0.1", port), timeout=2)  # the server works from outside
     probe.close()
     time.sleep(0.3)
     before = len(accepted)
     code = f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\nprint('connected')"
-    with PythonSandbox(limits=SandboxLimits(network=mode)) as box:
+    with PythonSandbox() as box:
         result = box.run(code)
         dns = box.run("import socket\nsocket.getaddrinfo('example.org', 80)")
-        used = box.network
+        used = box.mode
     time.sleep(0.3)
     assert result.status == "error" and "connected" not in result.output
     assert dns.status == "error"
     assert len(accepted) == before
-    assert used == ("namespace" if mode == "auto" and network_namespace_available() else "block")
+    assert used == sandbox_mode() and used.isolation == "namespaces"
 
 
 def test_bad_limits_and_file_names_are_refused():
     with pytest.raises(ConfigError):
         SandboxLimits(memory_mb=10)
-    with pytest.raises(ConfigError):
-        SandboxLimits(network="internet")
+    with pytest.raises(ConfigError, match="max_processes"):
+        SandboxLimits(max_processes=1)
     with pytest.raises(ValueError, match="relative path"):
         PythonSandbox({"../escape.png": "x"})

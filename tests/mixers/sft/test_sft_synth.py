@@ -13,7 +13,7 @@ from fusionforge.mixers.sft.synth_images import PALETTE, generate
 from fusionforge.mixers.sft.synth_job import SynthConfig, run_synth
 from fusionforge.mixers.sft.validate import validate
 from fusionforge.mixers.sft.vision import VisionScanner, count_vision_parts
-from fusionforge.pipelines.core.sandbox_network import LABELS, resolve_network_mode
+from fusionforge.pipelines.core.sandbox import sandbox_mode
 from fusionforge.pipelines.core.settings import RunSettings
 
 
@@ -52,10 +52,10 @@ def test_generated_questions_become_verified_zero_vision_trajectories(synthesize
         "locate": 2,
     }
     assert report["vision_check"] == "0 vision parts in trajectories.jsonl"
-    mode = resolve_network_mode("auto")  # what each session really got on this machine, counted per session
-    assert report["sandbox"]["network_requested"] == "auto" and report["sandbox"]["runs_by_network"] == {mode: 8}
-    assert report["sandbox"]["network"] == LABELS[mode]
-    assert (report["sandbox"]["warning"] is None) == (mode == "namespace")
+    mode = sandbox_mode()  # what each session really got on this machine, counted per session
+    assert report["sandbox"]["allow_unsandboxed"] is False and report["sandbox"]["runs_by_mode"] == {mode.key: 8}
+    assert report["sandbox"]["isolation"] == mode.label() and mode.key == "namespaces+cgroup-v1"
+    assert report["sandbox"]["warning"] is None
     for trajectory in trajectories:
         qa = truth[trajectory["meta"]["qa_id"]]
         printed = extract_result(tool_outputs(trajectory)[-1])
@@ -196,7 +196,7 @@ def test_user_qa_files_keep_right_answers_and_reject_everything_else_with_a_reas
     ledger = pq.read_table(out / "ledger.parquet").to_pylist()
     assert len(ledger) == len(rows) == report["inputs"] == report["kept"] + report["dropped"] + report["failed"]
     # only rows that reached a sandbox count: right, wrong-truth, loops, hogs and custom
-    assert report["sandbox"]["runs_by_network"] == {resolve_network_mode("auto"): 5}
+    assert report["sandbox"]["runs_by_mode"] == {sandbox_mode().key: 5}
 
 
 @pytest.mark.ray
