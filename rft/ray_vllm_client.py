@@ -13,7 +13,10 @@ names the extra. Configuration (``fusionforge rft run --client ray-vllm``, see d
 Each sample is one row (``sampling_params`` carries its seed, so samples differ); rows stream back
 as Ray finishes them and are logged one by one, so ``--resume`` works as with the HTTP client.
 Rows that fail come back with ``__inference_error__`` (``should_continue_on_error``) and are
-recorded as generation errors. Prompts with images switch on the multimodal preparation stage.
+recorded as generation errors. An engine replica whose process dies is restarted at most
+``TASK_RETRIES`` times (Ray Data's default is forever); past that the run ends with the error, the
+results log keeps every sample already received, and ``--resume`` sends only the rest. Prompts
+with images switch on the multimodal preparation stage.
 vLLM does not report a finish reason through Ray Data; a sample that used all ``max_tokens`` is
 marked ``length``. This path is not exercised by the test suite (vllm does not install on CPU-only
 machines); the row mapping functions below and the refusal are.
@@ -29,7 +32,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from fusionforge.pipelines.core.errors import MissingDependency
-from fusionforge.pipelines.core.ray_env import init_ray
+from fusionforge.pipelines.core.ray_env import TASK_RETRIES, init_ray, remote_args_allowed
 from fusionforge.rft.clients import Client, SampleRequest, SampleResult
 
 
@@ -155,9 +158,16 @@ class RayVLLMClient(Client):
                         "__inference_error__",
                     )
                 },
+                preprocess_map_kwargs={"max_retries": TASK_RETRIES},
+                postprocess_map_kwargs={"max_retries": TASK_RETRIES},
             )
+            for name in processor.list_stage_names():  # engine actors: bounded restarts, not Ray Data's endless ones
+                kwargs = processor.get_stage_by_name(name).map_batches_kwargs
+                kwargs.update(max_restarts=TASK_RETRIES, max_task_retries=TASK_RETRIES)
+            with remote_args_allowed():
+                outputs = processor(ray.data.from_items(rows))
             started = time.monotonic()
-            for row in processor(ray.data.from_items(rows)).iter_rows():
+            for row in outputs.iter_rows():
                 result = result_from_row(row, time.monotonic() - started)
                 loop.call_soon_threadsafe(queue.put_nowait, result)
             loop.call_soon_threadsafe(queue.put_nowait, None)

@@ -20,8 +20,6 @@ TOP = ("pipelines", "filters", "mixers", "rft", "cli")
 
 # (importing module, imported module) -> the heavy third-party package the lazy import keeps out.
 HEAVY_GUARDS = {
-    ("fusionforge.pipelines.core.runner", "fusionforge.pipelines.core.partition_datasource"): "ray",
-    ("fusionforge.pipelines.dedupe.grouping", "fusionforge.pipelines.core.partition_datasource"): "ray",
     ("fusionforge.mixers.packing.packer", "fusionforge.mixers.packing.kernels"): "numba",
     ("fusionforge.mixers.packing.plan_table", "fusionforge.mixers.packing.kernels"): "numba",
 }

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 QUIET_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_DATA_LOG_LEVEL": "ERROR"}
+TASK_RETRIES = 2  # times Ray retries a task (or restarts an actor) whose worker process died; its default is forever
+
+
+@contextmanager
+def remote_args_allowed() -> Iterator[None]:
+    """Building datasets with ``max_retries`` / ``max_restarts``, without Ray 2.60's deprecation warning.
+
+    Ray Data deprecates ``ray_remote_args`` but offers no other way yet to bound the retries of a
+    task whose worker died; unbounded, it retries forever. The warning would reach every user's
+    terminal, so it is silenced here. Revisit when Ray offers a way (it plans the removal for 2.64;
+    requirements.txt pins 2.60).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        yield
 
 
 def quiet_environment() -> None:

@@ -1,26 +1,38 @@
 """Executors: the same stages over the same partitions, on Ray Data or in this process.
 
 A job is ``Source`` (records split into partitions) -> stages -> a ``PartitionWriter`` called once
-per partition with that partition's rows in input order. The Ray executor reads partitions with a
-Datasource, applies each stage with ``map_batches(batch_format="pyarrow")`` (actor pools for
-stateful stages) and regroups rows by partition with ``groupby().map_groups()``; the in-process
-executor does the same in a loop. Because stages are row-wise and the writer sorts rows back into
-input order, both produce byte-identical outputs (a test holds them to that).
+per partition with that partition's rows in input order. The Ray executor reads partitions in
+tasks (``ray_reads.py``), applies each stage with ``map_batches(batch_format="pyarrow")`` (actor
+pools for stateful stages) and regroups rows by partition with ``groupby().map_groups()``; the
+in-process executor does the same in a loop. Because stages are row-wise and the writer sorts rows
+back into input order, both produce byte-identical outputs (a test holds them to that).
+
+A Ray worker that dies (killed by its own data: a native crash, the OOM killer) is not retried
+forever, which is Ray Data's default: tasks get ``TASK_RETRIES`` retries and actors as many
+restarts. When a run still fails that way, the executor finds the partitions at fault by running
+halves of the unfinished ones again; a partition that fails alone has its records failed (``error``
+= ``worker_died: ...``, the stages skip failed rows) and written like any other, so the run ends
+with every other partition kept and one ledger row per record. (A stage that kills the process of
+the in-process executor ends that process: run such stages on Ray, or keep the hostile part in a
+subprocess, as the sandbox and the RFT verifier pool do.)
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.errors import ConfigError, SchemaError
 from fusionforge.pipelines.core.progress import UNIT, Progress, quiet
-from fusionforge.pipelines.core.ray_env import init_ray
+from fusionforge.pipelines.core.ray_env import TASK_RETRIES, init_ray, remote_args_allowed
+from fusionforge.pipelines.core.ray_reads import read_partitions
 from fusionforge.pipelines.core.source import PARTITION_COL, Source, in_order, tag_batches
 from fusionforge.pipelines.core.stage import Stage, StageSpec
 
@@ -78,24 +90,45 @@ class RayExecutor(Executor):
 
     def run(self, source, stages, writer, partitions=None, progress=quiet):
         wanted = list(source.partitions() if partitions is None else partitions)
-        if not wanted:
-            return []
-        from fusionforge.pipelines.core.partition_datasource import PartitionDatasource
+        done: dict[int, dict[str, Any]] = {}
+        self._run_isolating(source, list(stages), writer, wanted, progress, done)
+        return [done[p] for p in sorted(done)]
 
-        ds = self.ray.data.read_datasource(PartitionDatasource(source, wanted), override_num_blocks=len(wanted))
+    def _run_isolating(self, source, stages, writer, parts, progress: Progress, done) -> None:
+        """Run ``parts``; if a worker death ends the run, run the unfinished halves again, down to one partition."""
+        try:
+            self._run_once(source, stages, writer, parts, progress, done)
+        except Exception as exc:
+            if not worker_died(exc):
+                raise
+            left = [p for p in parts if p not in done]
+            if len(left) > 1:
+                half = len(left) // 2
+                self._run_isolating(source, stages, writer, left[:half], progress, done)
+                self._run_isolating(source, stages, writer, left[half:], progress, done)
+            elif left:
+                reason = (
+                    f"worker_died: the worker processing this partition died {TASK_RETRIES + 1} times "
+                    f"({type(exc).__name__}); its records were not processed"
+                )
+                self._run_once(FailedPartition(source, left[0], reason), stages, writer, left, progress, done)
+
+    def _run_once(self, source, stages, writer, parts, progress: Progress, done) -> None:
+        if not parts:
+            return
+        ds = read_partitions(self.ray, source, parts)
         pools = sum(1 for spec in stages if spec.stage.stateful and not spec.effective_resources.num_gpus)
-        for spec in stages:
-            ds = self._apply(ds, spec, pools)
-        shuffle_partitions = max(1, min(len(wanted), 4 * int(self.ray.cluster_resources().get("CPU", 1))))
-        ds = ds.groupby(PARTITION_COL, num_partitions=shuffle_partitions).map_groups(
-            _write_group, fn_kwargs={"writer": writer}, batch_format="pyarrow"
-        )
-        summaries = []
+        shuffle_partitions = max(1, min(len(parts), 4 * int(self.ray.cluster_resources().get("CPU", 1))))
+        with remote_args_allowed():
+            for spec in stages:
+                ds = self._apply(ds, spec, pools)
+            ds = ds.groupby(PARTITION_COL, num_partitions=shuffle_partitions).map_groups(
+                _write_group, fn_kwargs={"writer": writer}, batch_format="pyarrow", max_retries=TASK_RETRIES
+            )
         for row in ds.iter_rows():
             summary = json.loads(row["summary"])
-            summaries.append(summary)
+            done[summary["partition"]] = summary
             progress(UNIT, summary)
-        return sorted(summaries, key=lambda s: s["partition"])
 
     def _apply(self, ds, spec: StageSpec, cpu_pools: int):
         res = spec.effective_resources
@@ -105,8 +138,15 @@ class RayExecutor(Executor):
         if spec.stage.stateful:
             actor_cpus, size = self._pool(res, 1 if res.num_gpus else cpu_pools)
             common["num_cpus"] = actor_cpus
-            return ds.map_batches(spec.stage, fn_constructor_kwargs=dict(spec.params), concurrency=(1, size), **common)
-        return ds.map_batches(_apply_stateless, fn_kwargs={"spec": spec}, **common)
+            return ds.map_batches(
+                spec.stage,
+                fn_constructor_kwargs=dict(spec.params),
+                concurrency=(1, size),
+                max_restarts=TASK_RETRIES,
+                max_task_retries=TASK_RETRIES,
+                **common,
+            )
+        return ds.map_batches(_apply_stateless, fn_kwargs={"spec": spec}, max_retries=TASK_RETRIES, **common)
 
     def _pool(self, res, pools: int) -> tuple[float, int]:
         """CPUs per actor and the largest pool size for one of ``pools`` CPU actor pools.
@@ -140,6 +180,41 @@ def _write_group(group: pa.Table, writer: PartitionWriter) -> pa.Table:
     summary = writer(partition, in_order(group))
     summary.setdefault("partition", partition)
     return pa.table({"summary": [json.dumps(summary, sort_keys=True)]})
+
+
+def worker_died(exc: BaseException) -> bool:
+    """True when Ray gave up on a task because its worker process died (not for an exception the code raised)."""
+    import ray.exceptions as rex
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # Ray Data may wrap the error; look down the chain a little
+        if seen is None:
+            return False
+        if isinstance(seen, rex.RayActorError) and not seen.actor_init_failed:
+            return True
+        if isinstance(seen, (rex.WorkerCrashedError, rex.OutOfMemoryError, rex.NodeDiedError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class FailedPartition(Source):
+    """One partition of ``source`` whose records all carry ``reason`` as their error: what is written for a
+    partition whose worker kept dying. Needs a source whose rows have an ``error`` column."""
+
+    def __init__(self, source: Source, partition: int, reason: str) -> None:
+        self._source, self._partition, self._reason = source, partition, reason
+
+    def partitions(self) -> list[int]:
+        return [self._partition]
+
+    def read(self, partition: int) -> Iterator[pa.Table]:
+        for batch in self._source.read(partition):
+            if S.ERROR not in batch.column_names:  # no way to fail these rows one by one: the run ends
+                raise SchemaError(f"partition {partition}: {self._reason}, and its rows have no error column")
+            reasons = pa.array([self._reason] * batch.num_rows, pa.string())
+            errors = pc.coalesce(batch.column(S.ERROR), reasons)
+            yield batch.set_column(batch.column_names.index(S.ERROR), S.ERROR, errors)
 
 
 def make_executor(kind: str = "ray", address: str | None = None, num_cpus: int | None = None) -> Executor:

@@ -26,6 +26,8 @@ from fusionforge.filters.dedup.minhash import exact_jaccard, fmix64
 from fusionforge.filters.dedup.verify import verify_text_pairs
 from fusionforge.filters.dedup.video_hash import sequence_similarity
 from fusionforge.pipelines.core.io import write_json_atomic
+from fusionforge.pipelines.core.ray_env import TASK_RETRIES, remote_args_allowed
+from fusionforge.pipelines.core.ray_reads import read_partitions
 from fusionforge.pipelines.core.source import ORDER_COL, PARTITION_COL, Source
 from fusionforge.pipelines.dedupe.store import IMAGE, SPACES, TEXT, VIDEO, SketchReader
 
@@ -45,7 +47,7 @@ def shuffle_parts(band_rows: int, rows_per_part: int) -> int:
 
 
 class BandSource(Source):
-    """The band files of the sketch phase, one partition per file (read by the executors' datasource)."""
+    """The band files of the sketch phase, one partition per file (read by ``ray_reads.read_partitions``)."""
 
     def __init__(self, files: list[str]) -> None:
         self.files = list(files)
@@ -195,13 +197,13 @@ def edges_in_process(band_files: list[str], parts: int, params: dict[str, Any]) 
 
 def edges_on_ray(ray: Any, band_files: list[str], parts: int, params: dict[str, Any]) -> pa.Table:
     """The global phase on Ray Data: read band files, shuffle by partition, reduce, verify."""
-    from fusionforge.pipelines.core.partition_datasource import PartitionDatasource
-
     source = BandSource(band_files)
-    ds = ray.data.read_datasource(PartitionDatasource(source, source.partitions()), override_num_blocks=len(band_files))
-    ds = ds.map_batches(add_part, fn_kwargs={"parts": parts}, batch_format="pyarrow")
-    ds = ds.groupby(PART).map_groups(reduce_part, fn_kwargs={"params": params}, batch_format="pyarrow")
-    ds = ds.map_batches(verify_pairs, fn_kwargs={"params": params}, batch_format="pyarrow", batch_size=65536)
+    ds = read_partitions(ray, source, source.partitions())
+    bounded = {"batch_format": "pyarrow", "max_retries": TASK_RETRIES}  # not Ray Data's endless retries
+    with remote_args_allowed():
+        ds = ds.map_batches(add_part, fn_kwargs={"parts": parts}, **bounded)
+        ds = ds.groupby(PART).map_groups(reduce_part, fn_kwargs={"params": params}, **bounded)
+        ds = ds.map_batches(verify_pairs, fn_kwargs={"params": params}, batch_size=65536, **bounded)
     return collect_edges(list(ds.iter_batches(batch_format="pyarrow", batch_size=None)))
 
 

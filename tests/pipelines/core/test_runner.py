@@ -1,10 +1,14 @@
 import os
+import signal
 import uuid
 
 import pyarrow as pa
 import pytest
 
+from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.ledger import ledger_rows
 from fusionforge.pipelines.core.progress import UNIT
+from fusionforge.pipelines.core.ray_env import TASK_RETRIES
 from fusionforge.pipelines.core.runner import InProcessExecutor, RayExecutor
 from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import Resources, Stage, StageSpec
@@ -122,3 +126,76 @@ def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_pat
         assert built_in == ran_in  # ...the one that built it
     batches = sorted(n for stamps in instances.values() for _, _, n in stamps)
     assert len(batches) >= 76 // 7 and max(batches) > 1
+
+
+class PoisonSource(Source):
+    """Three partitions of records; partition 0 holds one record that kills whatever process handles it."""
+
+    def partitions(self):
+        return [0, 1, 2]
+
+    def read(self, partition):
+        texts = [f"p{partition} r{i}" for i in range(5)]
+        if partition == 0:
+            texts[3] = "poison"
+        yield pa.table(
+            {
+                S.ID: [f"in/{partition}-{i}" for i in range(5)],
+                S.SOURCE: ["in"] * 5,
+                S.MODALITY: ["text"] * 5,
+                S.INPUT_FILE: [f"in-{partition}.jsonl"] * 5,
+                S.INPUT_POSITION: list(range(5)),
+                "text": texts,
+                S.DROP_REASON: pa.nulls(5, pa.string()),
+                S.ERROR: pa.nulls(5, pa.string()),
+            }
+        )
+
+
+class DiesOnPoison(Stage):
+    """Kills its own worker process on a poison record (a native crash, the OOM killer); skips failed rows."""
+
+    name = "test_dies_on_poison_v1"
+
+    def __call__(self, batch):
+        live = [t for t, e in zip(batch.column("text").to_pylist(), batch.column(S.ERROR).to_pylist()) if e is None]
+        if "poison" in live:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return batch.append_column("seen", pa.array([e is None for e in batch.column(S.ERROR).to_pylist()]))
+
+
+class DiesOnPoisonInActor(DiesOnPoison):
+    name = "test_dies_on_poison_actor_v1"
+    stateful = True
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("stage", [DiesOnPoison, DiesOnPoisonInActor])
+def test_a_partition_whose_worker_keeps_dying_fails_its_records_and_the_run_ends(ray_session, stage, tmp_path):
+    import json
+
+    def file_writer(partition, table):  # Ray runs the writer in workers: write to disk, not to a dict
+        (tmp_path / f"{partition}.json").write_text(json.dumps(table.to_pylist()))
+        return {"partition": partition, "rows": table.num_rows}
+
+    summaries = RayExecutor().run(PoisonSource(), [StageSpec(stage)], file_writer)
+    assert [(s["partition"], s["rows"]) for s in summaries] == [(0, 5), (1, 5), (2, 5)]
+    store = {p: json.loads((tmp_path / f"{p}.json").read_text()) for p in range(3)}
+    for partition in (1, 2):
+        assert [(r["text"], r["seen"], r[S.ERROR]) for r in store[partition]] == [
+            (f"p{partition} r{i}", True, None) for i in range(5)
+        ]
+    failed = store[0]
+    assert [r["text"] for r in failed] == ["p0 r0", "p0 r1", "p0 r2", "poison", "p0 r4"]  # one row per record
+    assert all(r["seen"] is False for r in failed)
+    reason = (
+        f"worker_died: the worker processing this partition died {TASK_RETRIES + 1} times "
+        f"({'ActorDiedError' if stage.stateful else 'WorkerCrashedError'}); its records were not processed"
+    )
+    assert {r[S.ERROR] for r in failed} == {reason}
+    columns = [S.ID, S.SOURCE, S.MODALITY, S.INPUT_FILE, S.INPUT_POSITION, S.DROP_REASON, S.ERROR]
+    written = pa.Table.from_pylist(
+        [r for p in range(3) for r in store[p]], schema=pa.schema([S.RECORD_SCHEMA.field(c) for c in columns])
+    )
+    ledger = ledger_rows(written, "test").to_pylist()
+    assert [(row["status"], row["reason"]) for row in ledger] == [("failed", reason)] * 5 + [("kept", None)] * 10
