@@ -2,8 +2,8 @@
 
 Run as ``python -I -c <this source> <config json>`` by ``sandbox.PythonSandbox`` inside a
 ``pipelines/core/sandbox.Sandbox``, which has already set every limit; it imports nothing from
-fusionforge. Cells arrive as JSON lines on one pipe; each cell's printed output (capped) and
-status go back on another.
+fusionforge. It says it is ready on the result pipe; then cells arrive as JSON lines on one
+pipe, and each cell's printed output (capped) and status go back on the other.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import json
 import os
 import sys
 import traceback
+
+READY = '{"ready": true}'
 
 
 class CappedText(io.TextIOBase):
@@ -70,6 +72,8 @@ def main() -> None:
         os.fdopen(config["command_fd"], "r", encoding="utf-8") as commands,
         os.fdopen(config["result_fd"], "w", encoding="utf-8") as results,
     ):
+        results.write(READY + "\n")  # the first cell's clock starts now, not while the sandbox starts
+        results.flush()
         for line in commands:
             reply = run_cell(json.loads(line)["code"], namespace, int(config["output_chars"]))
             results.write(json.dumps(reply) + "\n")

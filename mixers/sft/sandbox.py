@@ -4,8 +4,9 @@ Each session is one process in a ``pipelines/core/sandbox.Sandbox`` (own user, P
 mount namespaces as uid 65534, a read-only system, a private writable ``/tmp`` as its working
 directory holding the files the conversation names read-only, caps on the memory and process
 count of all its processes): this venv's interpreter in isolated mode (``-I``) with an empty
-environment, running ``_sandbox_kernel.py``. Each cell has a wall-clock timeout; past it the whole
-sandbox is killed. ``PythonSandbox.mode`` says what isolation the session really got.
+environment, running ``_sandbox_kernel.py``. Each cell has a wall-clock timeout, counted from the
+moment the kernel is ready; past it the whole sandbox is killed. ``PythonSandbox.mode`` says what
+isolation the session really got.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from fusionforge.pipelines.core.errors import ConfigError
 
 KERNEL_SOURCE = (Path(__file__).with_name("_sandbox_kernel.py")).read_text(encoding="utf-8")
 _EOF = b""  # returned by _read_line when the child is gone (a reply line is never empty)
+_READY = b'{"ready": true}'  # the kernel's first line
+START_TIMEOUT_S = 60.0  # for the sandbox and the interpreter to start; not counted in any cell's timeout
 _SIGNAL_STATUS = {signal.SIGXCPU: "cpu_limit", signal.SIGXFSZ: "file_size_limit", signal.SIGKILL: "killed"}
 
 
@@ -107,6 +110,8 @@ class PythonSandbox:
             os.close(command_r)
             os.close(result_w)
         self._buffer = b""
+        if self._read_line(time.monotonic() + START_TIMEOUT_S) != _READY:  # no cell can run: they report crashed
+            self._box.kill()
 
     def run(self, code: str) -> CellResult:
         """Run one cell in the session (state persists between cells); never raises for what the code does."""
