@@ -57,6 +57,7 @@ NOBODY = 65534
 ISOLATED, OWN_UID, UNSANDBOXED = "namespaces", "namespaces-own-uid", "none"
 RLIMIT = "rlimit"
 INSIDE_FOLDER = "/tmp"  # the code's working folder inside the sandbox: its only writable place
+STAGING_PREFIX = "ff-sandbox-"  # + the owning pid: the private copies of the input files, on the host
 START_TIMEOUT_S = 30.0
 _SYSTEM_DIRS = ("/usr", "/etc")
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -178,7 +179,8 @@ class Sandbox:
         return INSIDE_FOLDER if self.mode.isolation != UNSANDBOXED else str(self._staging)
 
     def __enter__(self) -> Sandbox:
-        self._staging = Path(tempfile.mkdtemp(prefix="ff-sandbox-"))
+        _remove_stale_staging(Path(tempfile.gettempdir()))
+        self._staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
         try:
             for rel, content in self.files.items():
                 target = self._staging / rel
@@ -338,6 +340,14 @@ def sandbox_summary(used: Mapping[str, int]) -> dict[str, Any]:
         label = "mixed: " + "; ".join(f"{SandboxMode.from_key(k).label()} x{n}" for k, n in counts.items())
     weaknesses = list(dict.fromkeys(w for key in counts for w in SandboxMode.from_key(key).weaknesses))
     return {"isolation": label, "runs_by_mode": counts, "warning": "; ".join(weaknesses) or None}
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    """Remove the input copies of processes that were killed before they could (a verifier worker, say)."""
+    for path in folder.glob(f"{STAGING_PREFIX}*"):
+        owner = path.name[len(STAGING_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _tool(name: str) -> str:

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,18 @@ def test_the_cgroup_is_removed_with_the_sandbox():
         folders = [folder for _, folder in box._caps._folders]
         assert all((folder / "cgroup.procs").read_text().split() for folder in folders)
     assert proc.poll() is not None and not any(folder.exists() for folder in folders)
+
+
+def test_the_files_of_a_killed_process_are_removed_by_the_next_sandbox(tmp_path):
+    host = (
+        "import os, sys\nfrom fusionforge.pipelines.core.sandbox import Sandbox\n"
+        "box = Sandbox(files={'main.py': b'pass'}).__enter__()\nprint(box._staging, flush=True)\nos._exit(0)"
+    )
+    left = subprocess.run([sys.executable, "-c", host], capture_output=True, text=True, timeout=120, check=True)
+    staging = Path(left.stdout.strip())
+    assert staging.is_dir() and staging.name.startswith("ff-sandbox-")  # its process died without closing it
+    with Sandbox():
+        assert not staging.exists()
 
 
 def test_exit_signals_and_the_memory_cap_are_told_apart():
