@@ -8,8 +8,10 @@ in-process executor does the same in a loop. Because stages are row-wise and the
 back into input order, both produce byte-identical outputs (a test holds them to that).
 
 A Ray worker that dies (killed by its own data: a native crash, the OOM killer) is not retried
-forever, which is Ray Data's default: tasks get ``TASK_RETRIES`` retries and actors as many
-restarts. When a run still fails that way, the executor finds the partitions at fault by running
+forever, which is Ray Data's default: tasks get ``TASK_RETRIES`` retries, and actors are not
+restarted (Ray Data hands its actors their constructor arguments through the object store, and Ray
+prints an ERROR for every pool that may restart with them; the partition rerun below covers a dead
+actor as it covers a dead task). When a run still fails that way, the executor finds the partitions at fault by running
 halves of the unfinished ones again; a partition that fails alone has its records failed (``error``
 = ``worker_died: ...``, the stages skip failed rows) and written like any other, so the run ends
 with every other partition kept and one ledger row per record. (A stage that kills the process of
@@ -142,8 +144,8 @@ class RayExecutor(Executor):
                 spec.stage,
                 fn_constructor_kwargs=dict(spec.params),
                 concurrency=(1, size),
-                max_restarts=TASK_RETRIES,
-                max_task_retries=TASK_RETRIES,
+                max_restarts=0,  # see the module docstring: a restart would need Ray Data's constructor
+                max_task_retries=0,  # arguments kept in the object store, which Ray warns about per pool
                 **common,
             )
         return ds.map_batches(_apply_stateless, fn_kwargs={"spec": spec}, max_retries=TASK_RETRIES, **common)

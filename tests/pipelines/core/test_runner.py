@@ -86,7 +86,7 @@ def test_in_process_executor_applies_stages_in_order():
 
 
 @pytest.mark.ray
-def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_path):
+def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_path, capfd):
     import json
 
     expected = {}
@@ -126,6 +126,8 @@ def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_pat
         assert built_in == ran_in  # ...the one that built it
     batches = sorted(n for stamps in instances.values() for _, _, n in stamps)
     assert len(batches) >= 76 // 7 and max(batches) > 1
+    # the pool's parameters are not constructor arguments in the object store: Ray prints no ERROR about them
+    assert "constructor arguments in the object store" not in capfd.readouterr().err
 
 
 class PoisonSource(Source):
