@@ -6,7 +6,8 @@ import click
 
 from fusionforge.cli.options import executor_options, library_errors, run_options
 from fusionforge.cli.render import partition_progress, print_report
-from fusionforge.pipelines.readers.base import ReaderOptions
+from fusionforge.pipelines.core.video import DEFAULT_TOOL_MEMORY_MB
+from fusionforge.pipelines.readers.base import DEFAULT_MAX_RECORD_MB, ReaderOptions
 from fusionforge.pipelines.readers.plan import FORMATS
 
 
@@ -50,6 +51,20 @@ from fusionforge.pipelines.readers.plan import FORMATS
     show_default=True,
     help="Seconds allowed for each ffprobe/ffmpeg call.",
 )
+@click.option(
+    "--tool-memory-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TOOL_MEMORY_MB,
+    show_default=True,
+    help="Memory (address space) allowed for each ffprobe/ffmpeg call; a video that needs more fails.",
+)
+@click.option(
+    "--max-record-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_MAX_RECORD_MB,
+    show_default=True,
+    help="Largest record read (a JSONL line, a Parquet row, a tar sample's text); a larger one fails.",
+)
 @click.option("--id-field", default="id", show_default=True)
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--caption-field", default="caption", show_default=True)
@@ -75,6 +90,8 @@ def shard(
     max_pixels,
     video_check,
     timeout_s,
+    tool_memory_mb,
+    max_record_mb,
     id_field,
     text_field,
     caption_field,
@@ -91,7 +108,8 @@ def shard(
 ):
     """Ingest text, image-text pairs, interleaved documents and videos into WebDataset shards.
 
-    Each INPUT is PATH or NAME=PATH (a file, a directory or a glob; .jsonl may be .gz/.zst).
+    Each INPUT is PATH or NAME=PATH (a file, a directory or a glob; .jsonl may be .gz/.zst/.bz2).
+    A folder of mixed files reads each file by its own format; OUTPUT is never read as input.
     Writes shards/*.tar, manifest.parquet, ledger.parquet (every input's fate), rejected/,
     report.json and config.yaml into OUTPUT.
 
@@ -109,6 +127,7 @@ def shard(
         image_field=image_field,
         video_field=video_field,
         parts_field=parts_field,
+        max_record_mb=max_record_mb,
         strict=strict,
     )
     cfg = ShardConfig(
@@ -125,6 +144,7 @@ def shard(
         max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
         video_check=video_check,
         timeout_s=timeout_s,
+        tool_memory_mb=tool_memory_mb,
         reader=reader,
         executor=executor,
         ray_address=ray_address,

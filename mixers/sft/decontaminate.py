@@ -21,8 +21,9 @@ import numpy as np
 import xxhash
 
 from fusionforge.pipelines.core.errors import BadRecord, ConfigError
-from fusionforge.pipelines.readers.base import InputFile, iter_structured
+from fusionforge.pipelines.readers.base import InputFile
 from fusionforge.pipelines.readers.plan import parse_input
+from fusionforge.pipelines.readers.rows import iter_structured
 
 DEFAULT_NGRAM = 13
 DEFAULT_MIN_TOKENS = 8
