@@ -184,3 +184,20 @@ def test_extra_fields_are_kept_as_source_metadata(chat):
     row = {**chat(), "id": "x1", "category": "weather", "lang": "en"}
     conv, _ = parse_row(row)
     assert conv.meta == {"format": "openai", "extra": {"category": "weather", "lang": "en"}}
+
+
+def test_sft_input_rows_fail_one_by_one_on_bad_bytes_nesting_and_huge_numbers(tmp_path):
+    from fusionforge.mixers.sft.parts import RowSource, plan
+    from fusionforge.pipelines.core import schema as S
+
+    chat = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+    lines = [chat.encode()] * 5
+    lines[1] = b'{"messages": "caf\xe9"}'
+    lines[2] = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    lines[3] = b'{"messages": [], "n": ' + b"1" * 5000 + b"}"
+    path = tmp_path / "chats.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    (partition,) = plan([str(path)], 512)
+    (table,) = RowSource([partition]).read(partition.index)
+    errors = [e.split(":")[1] if e else None for e in table.column(S.ERROR).to_pylist()]
+    assert errors == [None, "invalid_encoding", "nesting_too_deep", "number_too_large", None]
