@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from fusionforge.pipelines.readers.base import InputFile
 
-READ_CHUNK = 1024**2  # compressed bytes read at a time (gzip, bz2)
+READ_CHUNK = 64 * 1024  # bytes read at a time: planning reads the first rows of every file, so keep it small
 OUT_CHUNK = 1024**2  # the most decompressed bytes one step may produce (gzip, bz2)
 ZSTD_FEED = 4096  # zstd cannot bound its output, so it is fed little at a time (at most ~128 MB out)
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd"}
@@ -42,20 +42,32 @@ def compression_of(path: str) -> str | None:
 
 def iter_lines(file: InputFile, max_bytes: int) -> Iterator[tuple[int, bytes | int]]:
     """``(line number, bytes)`` per line of the file (or of its byte range), or ``(line number, size)``
-    for a line over ``max_bytes``; raises ``DamagedFile`` where the file stops being readable."""
+    for a line over ``max_bytes``; raises ``DamagedFile`` where the file stops being readable.
+
+    A split file gives the lines that start in its byte range. A line's size is its bytes without
+    the final newline; a blank line (whitespace only) is given as it is, however long, so callers
+    skip it the same way whatever the cap.
+    """
     kind = compression_of(file.path)
-    with open(file.path, "rb") as raw:
-        if kind is None:
+    with open(file.path, "rb", buffering=0) as raw:
+        stream = None if kind is None else _Decompressed(raw, kind)
+        if stream is None:
             raw.seek(file.start)
-            stream: _Decompressed | None = None
-            handle = io.BufferedReader(raw, buffer_size=READ_CHUNK)  # type: ignore[arg-type]
-            length = file.end - file.start if file.end is not None else None
-        else:
-            stream = _Decompressed(raw, kind)
-            handle = io.BufferedReader(stream, buffer_size=READ_CHUNK)
-            length = None
+        handle = io.BufferedReader(stream or raw, buffer_size=READ_CHUNK)
+        length = file.end - file.start if stream is None and file.end is not None else None
+        line_no, offset = file.first_line, 0
         try:
-            yield from _split(handle, file.first_line, max_bytes, length)
+            while length is None or offset < length:
+                line = handle.readline(max_bytes + 1)
+                if not line:
+                    return
+                offset += len(line)
+                if len(line) > max_bytes and not line.endswith(b"\n"):
+                    size, blank, rest = _skip_rest(handle, line)
+                    offset += rest
+                    line = b"\n" if blank else size
+                yield line_no, line
+                line_no += 1
         except DamagedFile:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever broke the stream, the rest of the file is lost
@@ -66,26 +78,18 @@ def iter_lines(file: InputFile, max_bytes: int) -> Iterator[tuple[int, bytes | i
             raise DamagedFile(lost) from exc
 
 
-def _split(handle: BinaryIO, line_no: int, max_bytes: int, length: int | None) -> Iterator[tuple[int, bytes | int]]:
-    """Lines of ``handle``; with ``length``, only the lines that start in its first ``length`` bytes."""
-    offset = 0
-    while length is None or offset < length:
-        line = handle.readline(max_bytes + 2)  # room for the line, "\r\n" and nothing more
+def _skip_rest(handle: BinaryIO, start: bytes) -> tuple[int, bool, int]:
+    """Read past the rest of a line that began with ``start``, a chunk at a time, holding none of it:
+    (the line's size without its newline, whether it is all whitespace, bytes read past ``start``)."""
+    size, blank, read, line = len(start), not start.strip(), 0, start
+    while not line.endswith(b"\n"):
+        line = handle.readline(READ_CHUNK)
         if not line:
-            return
-        offset += len(line)
-        if len(line.rstrip(b"\r\n")) > max_bytes:
-            size = len(line.rstrip(b"\r\n"))
-            while not line.endswith(b"\n"):  # skip the rest of the line, a chunk at a time
-                line = handle.readline(READ_CHUNK)
-                if not line:
-                    break
-                offset += len(line)
-                size += len(line.rstrip(b"\r\n"))
-            yield line_no, size
-        else:
-            yield line_no, line
-        line_no += 1
+            break
+        read += len(line)
+        size += len(line)
+        blank = blank and not line.strip()
+    return size - line.endswith(b"\n"), blank, read
 
 
 class _Decompressed(io.RawIOBase):
@@ -96,7 +100,7 @@ class _Decompressed(io.RawIOBase):
         self._kind = kind
         self._total = os.fstat(raw.fileno()).st_size
         self._chunks = self._decompress()
-        self._pending = b""
+        self._pending = memoryview(b"")
         self._damage_from = 0  # start of the compressed chunk being decoded: the damage is there or later
 
     def readable(self) -> bool:
@@ -107,7 +111,7 @@ class _Decompressed(io.RawIOBase):
             chunk = next(self._chunks, None)
             if chunk is None:
                 return 0
-            self._pending = chunk
+            self._pending = memoryview(chunk)
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]

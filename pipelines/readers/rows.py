@@ -18,6 +18,10 @@ from fusionforge.pipelines.readers.base import DEFAULT_MAX_RECORD_MB, MB, InputF
 from fusionforge.pipelines.readers.lines import DamagedFile, iter_lines
 
 FILE_POSITION = -1  # the position of a failure that concerns the whole file, not one row
+# Deeper JSON is refused when read, well below Python's recursion limit (1000 frames, which a parser
+# shares with its caller's stack): later steps parse the record again (the shard writer, a Ray
+# worker with a deep stack), and a record must not pass here and fail there.
+MAX_NESTING = 256
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -34,13 +38,7 @@ def iter_json_objects(
     file: InputFile, max_record_mb: float = DEFAULT_MAX_RECORD_MB
 ) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, object) per non-blank JSONL line; a line that is no JSON object gives (line, reason)."""
-    for line_no, value in iter_json_values(file, max_record_mb):
-        if isinstance(value, Failure):
-            yield line_no, value.reason
-        elif not isinstance(value, dict):
-            yield line_no, f"malformed_json: expected an object, got {type(value).__name__} (line {line_no})"
-        else:
-            yield line_no, value
+    return iter_json_values(file, max_record_mb, objects_only=True)
 
 
 class Failure:
@@ -52,23 +50,36 @@ class Failure:
         self.reason = reason
 
 
-def iter_json_values(file: InputFile, max_record_mb: float = DEFAULT_MAX_RECORD_MB) -> Iterator[tuple[int, Any]]:
-    """(line number, JSON value or ``Failure``) per non-blank line; a damaged file ends with a ``Failure``."""
+def iter_json_values(
+    file: InputFile, max_record_mb: float = DEFAULT_MAX_RECORD_MB, objects_only: bool = False
+) -> Iterator[tuple[int, Any]]:
+    """(line number, JSON value or ``Failure``) per non-blank line; a damaged file ends with a ``Failure``.
+
+    With ``objects_only``, a value that is not an object is a failure too, and failures come as
+    their reason text (``iter_json_objects``): one loop for both, as it runs once per line.
+    """
     max_bytes = max(1, int(max_record_mb * MB))
+    failed = (lambda reason: reason) if objects_only else Failure
     try:
         for line_no, line in iter_lines(file, max_bytes):
             if isinstance(line, int):
-                yield line_no, Failure(too_large(f"line {line_no}", line, max_record_mb))
-                continue
-            if not line.strip():
+                yield line_no, failed(too_large(f"line {line_no}", line, max_record_mb))
                 continue
             if line_no == 1 and file.start == 0 and line.startswith(_BOM):
                 line = line[len(_BOM) :]
-            yield line_no, decode_json(line, f"line {line_no}")
+            if not line.strip():
+                continue
+            value = decode_json(line, f"line {line_no}")
+            if isinstance(value, Failure):
+                yield line_no, failed(value.reason)
+            elif objects_only and not isinstance(value, dict):
+                yield line_no, f"malformed_json: expected an object, got {type(value).__name__} (line {line_no})"
+            else:
+                yield line_no, value
     except DamagedFile as exc:
-        yield FILE_POSITION, Failure(f"unreadable_file: {exc.detail}")
+        yield FILE_POSITION, failed(f"unreadable_file: {exc.detail}")
     except OSError as exc:  # the file itself cannot be opened
-        yield FILE_POSITION, Failure(f"unreadable_file: {type(exc).__name__}: {exc}")
+        yield FILE_POSITION, failed(f"unreadable_file: {type(exc).__name__}: {exc}")
 
 
 def decode_json(data: bytes, where: str) -> Any:
@@ -77,14 +88,30 @@ def decode_json(data: bytes, where: str) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Failure(f"invalid_encoding: {where} is not UTF-8 ({exc.reason} at byte {exc.start})")
+    too_deep = Failure(f"nesting_too_deep: {where} nests arrays or objects more than {MAX_NESTING} deep")
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         return Failure(f"malformed_json: {exc.msg} ({where}, column {exc.colno})")
     except RecursionError:
-        return Failure(f"nesting_too_deep: {where} nests arrays or objects deeper than the JSON parser allows")
+        return too_deep
     except ValueError as exc:  # Python refuses integers of more than 4300 digits
         return Failure(f"number_too_large: {where}: {exc}")
+    if data.count(b"[") + data.count(b"{") > MAX_NESTING and _deeper_than(value, MAX_NESTING):
+        return too_deep
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists/objects nest more than ``limit`` deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        if children and depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def iter_parquet_rows(

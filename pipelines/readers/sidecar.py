@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from fusionforge.pipelines.readers.base import DEFAULT_MAX_RECORD_MB, MB
-from fusionforge.pipelines.readers.rows import too_large
+from fusionforge.pipelines.readers.rows import Failure, decode_json, too_large
 
 
 def read_sidecar(
@@ -21,14 +20,11 @@ def read_sidecar(
         if sidecar.is_file() and sidecar.stat().st_size > max_record_mb * MB:
             return "", {}, too_large(f"sidecar {sidecar.name}", sidecar.stat().st_size, max_record_mb)
     if json_path.is_file():
-        try:
-            data = json.loads(json_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return "", {}, f"malformed_sidecar: {json_path.name}: {exc}"
-        except RecursionError:
-            return "", {}, f"nesting_too_deep: sidecar {json_path.name} nests deeper than the JSON parser allows"
-        except ValueError as exc:  # an integer of more than 4300 digits
-            return "", {}, f"number_too_large: sidecar {json_path.name}: {exc}"
+        data = decode_json(json_path.read_bytes(), f"sidecar {json_path.name}")
+        if isinstance(data, Failure):
+            code, _, detail = data.reason.partition(": ")
+            unparsable = code in ("malformed_json", "invalid_encoding")
+            return "", {}, f"malformed_sidecar: {json_path.name}: {detail}" if unparsable else data.reason
         if isinstance(data, dict):
             caption = data.pop(caption_field, data.pop("text", "")) or ""
             meta = data

@@ -198,3 +198,17 @@ def test_the_output_folder_inside_an_input_is_never_planned(tmp_path):
     assert [f.rel for p in plan.partitions for f in p.files] == ["docs.jsonl"]
     (note,) = plan.skipped
     assert note.reason == "output_folder" and len(note.files) == 2
+
+
+def test_nesting_that_python_parses_but_a_deeper_stack_could_not_fails_when_read(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"text": "300 deep", "x": ' + "[" * 300 + "]" * 300 + '}\n{"text": "flat"}\n')
+    rows = list(read_file(_file(path), ReaderOptions()))
+    assert _reasons(rows) == ["nesting_too_deep"] and rows[1][S.TEXT] == "flat"
+
+
+def test_a_file_that_is_only_a_byte_order_mark_has_no_records(tmp_path):  # found by bench/fuzz.py
+    path = tmp_path / "docs.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf\n" + json.dumps({"text": "x"}).encode() + b"\n\xef\xbb\xbf")
+    rows = list(read_file(_file(path), ReaderOptions()))
+    assert [r[S.INPUT_POSITION] for r in rows] == [2, 3] and _reasons(rows) == ["malformed_json"]
