@@ -5,8 +5,8 @@ whole or in byte ranges. A line longer than the record cap is skipped without be
 and given by its size instead. Decompression is bounded per step (a few compressed bytes cannot
 expand into one huge buffer) and reads every member or frame of a concatenated stream. A stream
 that is cut short or damaged raises ``DamagedFile`` after the lines before the damage, saying how
-much of the file could not be read: ``gzip``/``zstd`` alone would end such a stream without a word
-(zstd) or lose the lines read before the error (a text-mode reader that fails on its read-ahead).
+much of the file could not be read. (zstd's own stream reader ends a cut stream without a word,
+and a text-mode reader that meets a bad byte in its read-ahead loses every line after it.)
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def _skip_rest(handle: BinaryIO, start: bytes) -> tuple[int, bool, int]:
         read += len(line)
         size += len(line)
         blank = blank and not line.strip()
-    return size - line.endswith(b"\n"), blank, read
+    newline = 1 if line.endswith(b"\n") else 0
+    return size - newline, blank, read
 
 
 class _Decompressed(io.RawIOBase):

@@ -133,7 +133,7 @@ def iter_parquet_rows(
         for batch in parquet.iter_batches(batch_size=batch_size):
             whole_batch_fits = batch.nbytes <= max_bytes
             for row in _batch_rows(batch):
-                size = 0 if whole_batch_fits or isinstance(row, str) else value_bytes(row)
+                size = 0 if whole_batch_fits or isinstance(row, str) else _value_bytes(row)
                 yield position, too_large(f"row {position}", size, max_record_mb) if size > max_bytes else row
                 position += 1
     except Exception as exc:  # noqa: BLE001 - a damaged page or row group ends what can be read
@@ -156,18 +156,19 @@ def _batch_rows(batch) -> list[dict[str, Any] | str]:
         return rows
 
 
-def value_bytes(value: Any) -> int:
+def _value_bytes(value: Any) -> int:
     """About how many bytes a decoded row holds: the length of its strings and binaries, 8 per scalar."""
     if isinstance(value, (str, bytes, bytearray)):
         return len(value)
     if isinstance(value, dict):
-        return sum(value_bytes(k) + value_bytes(v) for k, v in value.items())
+        return sum(_value_bytes(k) + _value_bytes(v) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return sum(value_bytes(v) for v in value)
+        return sum(_value_bytes(v) for v in value)
     return 8
 
 
 def too_large(where: str, size: int, max_record_mb: float) -> str:
+    """The ``record_too_large`` reason for something of ``size`` bytes at ``where``."""
     cap = f"the record cap of {max_record_mb:g} MB (--max-record-mb)"
     return f"record_too_large: {where} is {size / MB:,.1f} MB, over {cap}"
 
