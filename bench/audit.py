@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fusionforge.pipelines.core.settings import RunSettings
+
 SOURCES = [
     ("web", "text", 0.55),
     ("books", "text", 0.10),
@@ -125,7 +127,7 @@ def run_audit_child(path: str, executor: str, sample: float | None) -> dict:
 
         init_ray(num_cpus=2)
     started = time.perf_counter()
-    report = run_audit([path], AuditOptions(executor=executor, sample=sample))
+    report = run_audit([path], AuditOptions(sample=sample, run=RunSettings(executor=executor)))
     seconds = time.perf_counter() - started
     result = {"seconds": seconds, "records": report["totals"]["records"], "groups": len(report["mixture"])}
     return {**result, **ray_peaks()} if executor == "ray" else result

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fusionforge.pipelines.core.settings import RunSettings
+
 THRESHOLD = 0.8
 NUM_PERM = 128
 RATES = (0.0, 0.01, 0.02, 0.05, 0.10, 0.20)
@@ -248,8 +250,7 @@ def dedupe_only(src: Path, out: Path, executor: str, cpus: int) -> tuple[dict[st
             videos=False,
             text_threshold=THRESHOLD,
             num_perm=NUM_PERM,
-            executor=executor,
-            num_cpus=cpus,
+            run=RunSettings(executor=executor, num_cpus=cpus),
             shard_count=5000,
         )
     )
@@ -267,8 +268,7 @@ def run_fusionforge(corpus: Path, work: Path, cpus: int) -> tuple[dict[str, int]
             output=str(work / "in"),
             shard_count=5000,
             partition_mb=16,
-            executor="ray",
-            num_cpus=cpus,
+            run=RunSettings(executor="ray", num_cpus=cpus),
         )
     )
     shard_seconds = time.perf_counter() - start

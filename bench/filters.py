@@ -343,7 +343,8 @@ def _clip_pairs(n: int, folder: Path) -> pa.Table:
 def _clip_stage_pass(table: pa.Table, model_name: str, weights: Path) -> tuple[float, float, np.ndarray]:
     """(scoring seconds, model-load seconds, scores) of ``image_clip_score_v1`` on the in-process executor."""
     from fusionforge.filters.image.clip_score import ImageClipScore
-    from fusionforge.pipelines.core.runner import InProcessExecutor, Source
+    from fusionforge.pipelines.core.runner import InProcessExecutor
+    from fusionforge.pipelines.core.source import Source
     from fusionforge.pipelines.core.stage import StageSpec
 
     class TableSource(Source):

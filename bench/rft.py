@@ -56,7 +56,8 @@ def write_prompts(folder: Path, requests: int) -> Path:
 def fusionforge_loop(url: str, prompts: Path, out: Path, concurrency: int) -> tuple[int, float, float]:
     """(samples, seconds of the round, seconds end to end including pool start-up and outputs)."""
     from fusionforge.rft.clients import OpenAIClient, Sampling
-    from fusionforge.rft.loop import RFTConfig, run_rft
+    from fusionforge.rft.config import RFTConfig
+    from fusionforge.rft.loop import run_rft
 
     marks: dict[str, float] = {}
 

@@ -24,6 +24,8 @@ import time
 import unicodedata
 from pathlib import Path
 
+from fusionforge.pipelines.core.settings import RunSettings
+
 
 def train_tokenizer(path: Path) -> str:
     """A byte-level BPE (vocab 8k) trained on generated English, saved as tokenizer.json."""
@@ -173,7 +175,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from fusionforge.mixers.sft.build import BuildConfig, run_build
+    from fusionforge.mixers.sft.build import run_build
+    from fusionforge.mixers.sft.config import BuildConfig
     from fusionforge.mixers.sft.sample_data import make_chat_corpus
 
     work = Path(tempfile.mkdtemp(prefix="ff-bench-sft-"))
@@ -204,7 +207,7 @@ def main() -> None:
                     tokenizer=tokenizer,
                     max_tokens=args.max_tokens,
                     decontaminate=(f"eval={eval_file}",),
-                    executor=executor,
+                    run=RunSettings(executor=executor),
                     val_fraction=0.01,
                 )
             )

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fusionforge.pipelines.core.settings import RunSettings
+
 
 def make_images(folder: Path, n: int, size: int, seed: int = 0) -> int:
     """``n`` JPEGs (smooth gradients plus noise, about 30-60 KB at 256 px) with .txt captions."""
@@ -68,7 +70,7 @@ def fusionforge_shard(folder: Path, out: Path, per_shard: int, executor: str) ->
             output=str(out),
             shard_count=per_shard,
             shard_size_mb=None,
-            executor=executor,
+            run=RunSettings(executor=executor),
             partition_mb=64,
         )
     )

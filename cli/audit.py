@@ -11,6 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fusionforge.cli.options import executor_options, library_errors
 from fusionforge.cli.render import console
+from fusionforge.pipelines.core.progress import PLAN, UNIT
+from fusionforge.pipelines.core.settings import build_config
 
 DEVIATION_EXIT_CODE = 3
 
@@ -76,24 +78,7 @@ DEVIATION_EXIT_CODE = 3
 )
 @executor_options
 @library_errors
-def audit(
-    paths,
-    as_json,
-    html_path,
-    compare_paths,
-    target_path,
-    vision_ratio,
-    tolerance,
-    vision_tolerance,
-    fail_on_deviation,
-    sample,
-    seed,
-    upstream,
-    vision_presets,
-    executor,
-    ray_address,
-    num_cpus,
-):
+def audit(paths, as_json, html_path, compare_paths, target_path, fail_on_deviation, vision_presets, **options):
     """Mixture statistics of fusionforge outputs: tables, JSON and an HTML report with plots.
 
     Each PATH is an output folder (shard, dedupe, filter, pack), or a Parquet file of one (manifest,
@@ -113,19 +98,11 @@ def audit(
     from fusionforge.mixers.audit import AuditOptions, compare_reports, load_target
     from fusionforge.mixers.audit.terminal import render
 
-    target = load_target(target_path, vision_ratio, tolerance, vision_tolerance)
-    options = AuditOptions(
-        sample=sample,
-        seed=seed,
-        upstream=upstream,
-        executor=executor,
-        ray_address=ray_address,
-        num_cpus=num_cpus,
-        vision_presets=tuple(vision_presets),
-    )
-    report = _run(paths, options, target, "audit")
+    target = load_target(target_path, options["vision_ratio"], options["tolerance"], options["vision_tolerance"])
+    reading = build_config(AuditOptions, {**options, "vision_presets": tuple(vision_presets)})
+    report = _run(paths, reading, target, "audit")
     if compare_paths:
-        report = compare_reports(report, _run(compare_paths, options, None, "audit --compare"))
+        report = compare_reports(report, _run(compare_paths, reading, None, "audit --compare"))
     if html_path:
         from fusionforge.mixers.audit.html import write_html
 
@@ -154,10 +131,11 @@ def _run(paths, options, target, label: str) -> dict:
         transient=True,
     ) as progress:
         task = progress.add_task(label, total=None)
-        return run_audit(
-            list(paths),
-            options,
-            target,
-            on_plan=lambda rows: progress.update(task, total=rows),
-            on_unit=lambda unit: progress.advance(task, unit.rows),
-        )
+
+        def count_rows(event: str, data: dict) -> None:
+            if event == PLAN:
+                progress.update(task, total=data["total"])
+            elif event == UNIT:
+                progress.advance(task, data["rows"])
+
+        return run_audit(list(paths), options, target, count_rows)

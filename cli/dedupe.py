@@ -6,6 +6,9 @@ import click
 
 from fusionforge.cli.options import executor_options, library_errors, run_options
 from fusionforge.cli.render import console, partition_progress, print_report
+from fusionforge.filters.dedup.image_hash import HASH_KINDS
+from fusionforge.pipelines.core.settings import build_config
+from fusionforge.pipelines.dedupe.config import COMPARED
 
 
 @click.command()
@@ -55,7 +58,7 @@ from fusionforge.cli.render import console, partition_progress, print_report
     default=True,
     help="Exact text keys keep whitespace as it is.",
 )
-@click.option("--image-hash", type=click.Choice(["phash", "dhash"]), default="phash", show_default=True)
+@click.option("--image-hash", type=click.Choice(HASH_KINDS), default="phash", show_default=True)
 @click.option(
     "--image-hamming",
     type=int,
@@ -95,7 +98,7 @@ from fusionforge.cli.render import console, partition_progress, print_report
 )
 @click.option(
     "--only",
-    type=click.Choice(["text", "images", "videos"]),
+    type=click.Choice(COMPARED),
     multiple=True,
     help="Compare only these (repeat the option); default: all three.",
 )
@@ -115,41 +118,7 @@ from fusionforge.cli.render import console, partition_progress, print_report
 @executor_options
 @run_options
 @library_errors
-def dedupe(
-    input_dir,
-    output,
-    keep,
-    text_threshold,
-    num_perm,
-    ngram,
-    char_ngrams,
-    bands,
-    rows,
-    verify,
-    recheck_margin,
-    casefold,
-    collapse_whitespace,
-    image_hash,
-    image_hamming,
-    image_crops,
-    image_color,
-    video_fps,
-    video_max_frames,
-    video_hamming,
-    video_match,
-    only,
-    within_source,
-    shard_size_mb,
-    shard_count,
-    timeout_s,
-    executor,
-    ray_address,
-    num_cpus,
-    seed,
-    resume,
-    strict,
-    as_json,
-):
+def dedupe(**options):
     """Remove exact and near duplicates (text, images, video) from an earlier output IN.
 
     Texts: normalised exact keys, then MinHash LSH over word 5-grams with verified candidates.
@@ -164,50 +133,13 @@ def dedupe(
     """
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
-    kinds = set(only) or {"text", "images", "videos"}
-    cfg = DedupeConfig(
-        input=input_dir,
-        output=output,
-        text="text" in kinds,
-        images="images" in kinds,
-        videos="videos" in kinds,
-        within_source=within_source,
-        text_threshold=text_threshold,
-        num_perm=num_perm,
-        ngram=ngram,
-        char_ngrams=char_ngrams,
-        bands=bands,
-        rows=rows,
-        verify=verify,
-        recheck_margin=recheck_margin,
-        casefold=casefold,
-        collapse_whitespace=collapse_whitespace,
-        seed=seed,
-        image_hash=image_hash,
-        image_hamming=image_hamming,
-        image_crops=image_crops,
-        image_color=image_color,
-        video_fps=video_fps,
-        video_max_frames=video_max_frames,
-        video_hamming=video_hamming,
-        video_match=video_match,
-        keep=keep,
-        timeout_s=timeout_s,
-        strict=strict,
-        shard_size_mb=shard_size_mb or None,
-        shard_count=shard_count,
-        executor=executor,
-        ray_address=ray_address,
-        num_cpus=num_cpus,
-        resume=resume,
-    )
-    with partition_progress("dedupe") as (on_plan, on_partition):
-        report = run_dedupe(
-            cfg,
-            on_plan=on_plan,
-            on_partition=on_partition,
-            on_phase=lambda phase: console.log(f"dedupe: {phase}") if not as_json else None,
-        )
+    kinds = set(options["only"]) or set(COMPARED)
+    compared = {kind: kind in kinds for kind in COMPARED}
+    given = {"input": options["input_dir"], "shard_size_mb": options["shard_size_mb"] or None, **compared}
+    cfg = build_config(DedupeConfig, {**options, **given})
+    as_json, output = options["as_json"], cfg.output
+    with partition_progress("dedupe", log_phases=not as_json) as progress:
+        report = run_dedupe(cfg, progress)
     print_report(report, as_json, f"fusionforge dedupe -> {output}")
     if not as_json:
         stats = report["dedupe"]

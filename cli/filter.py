@@ -6,12 +6,9 @@ import click
 
 from fusionforge.cli.options import executor_options, library_errors
 from fusionforge.cli.render import partition_progress, print_report
-
-CLIP_STAGES = {
-    "image": ("image_clip_score_v1",),
-    "video": ("video_clip_score_v1",),
-    "both": ("image_clip_score_v1", "video_clip_score_v1"),
-}
+from fusionforge.filters.image.clip_model import DEVICES
+from fusionforge.pipelines.core.settings import RunSettings, build_config
+from fusionforge.pipelines.filter_config import CLIP_STAGES
 
 
 def _flag_settings(options: dict) -> list[tuple[str, dict]]:
@@ -96,7 +93,7 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
 @click.option("--clip-pretrained", help="CLIP weights: a local .pt/.safetensors file or a locally cached tag.")
 @click.option("--clip-threshold", type=float, help="Keep records with a CLIP score of at least this.")
 @click.option("--clip-top-fraction", type=float, help="Keep this fraction of the records CLIP scores, best first.")
-@click.option("--clip-device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where CLIP runs.")
+@click.option("--clip-device", type=click.Choice(DEVICES), help="Where CLIP runs.")
 @click.option("--clip-gpus", type=float, help="GPUs per CLIP actor (Ray schedules the actors on GPU nodes).")
 @click.option("--min-duration", type=float, help="Shortest video allowed, in seconds.")
 @click.option("--max-duration", type=float, help="Longest video allowed, in seconds.")
@@ -117,21 +114,7 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @executor_options
 @library_errors
-def filter_command(
-    input_dir,
-    output,
-    config_path,
-    overrides,
-    clip_gpus,
-    shard_size_mb,
-    shard_count,
-    resume,
-    as_json,
-    executor,
-    ray_address,
-    num_cpus,
-    **flags,
-):
+def filter_command(input_dir, output, config_path, overrides, clip_gpus, shard_size_mb, as_json, **flags):
     """Score and filter the records of an earlier output (shard, dedupe or filter).
 
     Filters run in the order of the list; each adds its scores as columns and a reason to records
@@ -167,16 +150,9 @@ def filter_command(
     if clip_gpus is not None:
         for stage in CLIP_STAGES[flags["clip_on"]]:
             entries = with_resources(entries, stage, num_gpus=clip_gpus)
-    transform = default_transform(
-        input_dir,
-        output,
-        shard_size_mb=shard_size_mb or None,
-        shard_count=shard_count,
-        executor=executor,
-        ray_address=ray_address,
-        num_cpus=num_cpus,
-        resume=resume,
-    )
-    with partition_progress("filter") as (on_plan, on_partition):
-        report = run_quality(QualityConfig(transform, tuple(entries)), on_partition=on_partition, on_plan=on_plan)
+    run = build_config(RunSettings, flags)
+    sharding = {"shard_size_mb": shard_size_mb or None, "shard_count": flags["shard_count"]}
+    transform = default_transform(input_dir, output, **sharding, run=run)
+    with partition_progress("filter") as progress:
+        report = run_quality(QualityConfig(transform, tuple(entries)), progress)
     print_report(report, as_json, f"fusionforge filter -> {output}")

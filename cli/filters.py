@@ -7,6 +7,8 @@ import json
 import click
 
 from fusionforge.cli.options import CONTEXT_SETTINGS, library_errors
+from fusionforge.filters.text.fasttext_train import LOSSES
+from fusionforge.pipelines.core.settings import build_config
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -38,7 +40,7 @@ def filters() -> None:
 )
 @click.option(
     "--loss",
-    type=click.Choice(["softmax", "ova", "hs", "ns"]),
+    type=click.Choice(LOSSES),
     default="softmax",
     show_default=True,
     help="ova: independent labels (multi-label).",
@@ -55,24 +57,7 @@ def filters() -> None:
 @click.option("--quantize", is_flag=True, help="Quantise the model (much smaller file, slightly less accurate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
 @library_errors
-def train_fasttext(
-    inputs,
-    output,
-    text_field,
-    label_field,
-    dim,
-    epoch,
-    lr,
-    word_ngrams,
-    min_count,
-    bucket,
-    loss,
-    threads,
-    valid_fraction,
-    seed,
-    quantize,
-    as_json,
-):
+def train_fasttext(inputs, as_json, **options):
     """Train a supervised fastText classifier (quality or language ID) from labelled JSONL.
 
     Each INPUT is PATH (rows carry --label-field) or LABEL=PATH (every row of PATH gets LABEL),
@@ -87,25 +72,7 @@ def train_fasttext(
     from fusionforge.filters.text.fasttext_train import TrainConfig
     from fusionforge.filters.text.fasttext_train import train_fasttext as train
 
-    report = train(
-        TrainConfig(
-            inputs=tuple(inputs),
-            output=output,
-            text_field=text_field,
-            label_field=label_field,
-            dim=dim,
-            epoch=epoch,
-            lr=lr,
-            word_ngrams=word_ngrams,
-            min_count=min_count,
-            bucket=bucket,
-            loss=loss,
-            threads=threads,
-            valid_fraction=valid_fraction,
-            seed=seed,
-            quantize=quantize,
-        )
-    )
+    report = train(build_config(TrainConfig, {**options, "inputs": tuple(inputs)}))
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
         return

@@ -15,6 +15,7 @@ from fusionforge.cli.rft import rft
 from fusionforge.cli.run import run
 from fusionforge.cli.sft import sft
 from fusionforge.cli.shard import shard
+from fusionforge.cli.show import show
 from fusionforge.cli.tokens import tokens
 
 
@@ -41,3 +42,4 @@ cli.add_command(filter_command)
 cli.add_command(filters)
 cli.add_command(dedupe)
 cli.add_command(run)
+cli.add_command(show)

@@ -1,4 +1,10 @@
-"""Option decorators shared by every command, so each option is spelled the same everywhere."""
+"""Option decorators shared by every command, so each option is spelled the same everywhere.
+
+``executor_options`` and ``run_options`` are the options of ``RunSettings``; ``build_config``
+(``pipelines/core/settings.py``) turns a command's options into its config, each field taking the
+option of its name and ``run`` those of the run settings, so a command names only the options it
+converts.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import click
 
 from fusionforge.pipelines.core.config import DEFAULT_SEED
 from fusionforge.pipelines.core.errors import FusionforgeError
+from fusionforge.pipelines.core.runner import EXECUTORS
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -26,7 +33,7 @@ def executor_options(func: Callable) -> Callable:
     )(func)
     return click.option(
         "--executor",
-        type=click.Choice(["ray", "local"]),
+        type=click.Choice(EXECUTORS),
         default="ray",
         show_default=True,
         help="'ray': Ray Data (local or --ray-address); 'local': in this process.",

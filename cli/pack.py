@@ -6,7 +6,10 @@ import click
 
 from fusionforge.cli.options import executor_options, library_errors, run_options
 from fusionforge.cli.render import console, print_report
+from fusionforge.mixers.tokens.vision import PRESETS
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.progress import PHASE
+from fusionforge.pipelines.core.settings import build_config
 
 
 @click.command()
@@ -36,7 +39,7 @@ from fusionforge.pipelines.core.errors import ConfigError
     "--vision-preset",
     default="kimi-k25",
     show_default=True,
-    type=click.Choice(["qwen2-vl", "kimi-k25", "kimi-vl", "llava-onevision", "custom"]),
+    type=click.Choice(PRESETS),
 )
 @click.option(
     "--preset-set",
@@ -79,31 +82,7 @@ from fusionforge.pipelines.core.errors import ConfigError
 @executor_options
 @run_options
 @library_errors
-def pack(
-    input_dir,
-    output,
-    seq_len,
-    vision_ratio,
-    ratio_tolerance,
-    fail_on_tolerance,
-    vision_preset,
-    preset_overrides,
-    tokenizer,
-    mixture,
-    window,
-    seq_vision_max,
-    video_group_tokens,
-    eos,
-    materialize,
-    samples_per_shard,
-    executor,
-    ray_address,
-    num_cpus,
-    seed,
-    resume,
-    strict,
-    as_json,
-):
+def pack(input_dir, output, preset_overrides, fail_on_tolerance, as_json, **options):
     """Pack an earlier output into fixed-length early-fusion sequences at a target vision-token ratio.
 
     Writes plan.parquet (segments and cu_seqlens per sequence), ledger.parquet, report.json and
@@ -121,30 +100,14 @@ def pack(
         overrides = dict(parse_override(item) for item in preset_overrides)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--preset-set") from exc
-    cfg = PackConfig(
-        input=input_dir,
-        output=output,
-        seq_len=seq_len,
-        vision_ratio=vision_ratio,
-        ratio_tolerance=ratio_tolerance,
-        vision_preset=vision_preset,
-        preset_overrides=overrides,
-        tokenizer=tokenizer,
-        mixture=mixture,
-        window=window,
-        seq_vision_max=seq_vision_max,
-        video_group_tokens=video_group_tokens,
-        eos=eos,
-        seed=seed,
-        materialize=materialize,
-        samples_per_shard=samples_per_shard,
-        executor=executor,
-        ray_address=ray_address,
-        num_cpus=num_cpus,
-        resume=resume,
-    )
+    cfg = build_config(PackConfig, {**options, "input": input_dir, "output": output, "preset_overrides": overrides})
+
+    def show_phase(event: str, data: dict) -> None:
+        if event == PHASE:
+            status.update(data["name"])
+
     with console.status("packing") as status:
-        report = run_pack(cfg, on_stage=lambda message: status.update(message))
+        report = run_pack(cfg, show_phase)
     if as_json:
         print_report(report, True, "")
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,12 +12,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fusionforge.pipelines.core.progress import PHASE, PLAN, UNIT
+from fusionforge.pipelines.core.progress import Progress as ProgressListener
+
 console = Console(stderr=True)
 
 
 @contextmanager
-def partition_progress(description: str):
-    """Yields (on_plan, on_partition) callbacks that drive a progress bar over partitions."""
+def partition_progress(description: str, log_phases: bool = False) -> Iterator[ProgressListener]:
+    """Yields a ``progress`` listener: a bar over a step's units of work (phases logged too, if asked)."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -27,13 +31,15 @@ def partition_progress(description: str):
     ) as progress:
         task = progress.add_task(description, total=None)
 
-        def on_plan(total: int, done: int) -> None:
-            progress.update(task, total=total, completed=done)
+        def listen(event: str, data: dict[str, Any]) -> None:
+            if event == PLAN:
+                progress.update(task, total=data["total"], completed=data["done"])
+            elif event == UNIT:
+                progress.advance(task)
+            elif event == PHASE and log_phases:
+                console.log(f"{description}: {data['name']}")
 
-        def on_partition(_summary: dict[str, Any]) -> None:
-            progress.advance(task)
-
-        yield on_plan, on_partition
+        yield listen
 
 
 def print_report(report: dict[str, Any], as_json: bool, title: str) -> None:

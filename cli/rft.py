@@ -11,6 +11,10 @@ from rich.table import Table
 
 from fusionforge.cli.options import library_errors
 from fusionforge.cli.render import console, print_report, print_sandbox_network
+from fusionforge.pipelines.core.settings import build_config
+from fusionforge.rft.client_factory import CLIENTS
+from fusionforge.rft.clients import N_MODES
+from fusionforge.rft.selection import POLICIES
 from fusionforge.rft.verifiers import TASKS
 
 
@@ -74,7 +78,7 @@ def rft() -> None:
 )
 @click.option(
     "--accept",
-    type=click.Choice(["first", "all", "shortest"]),
+    type=click.Choice(POLICIES),
     default="first",
     show_default=True,
     help="Which distinct passing samples of a prompt go to sft.jsonl.",
@@ -127,7 +131,7 @@ def rft() -> None:
 )
 @click.option(
     "--n-mode",
-    type=click.Choice(["auto", "never"]),
+    type=click.Choice(N_MODES),
     default="auto",
     show_default=True,
     help="'auto': ask for k samples with n and fall back to one request per sample if the server "
@@ -145,7 +149,7 @@ def rft() -> None:
 @click.option(
     "--client",
     "client_kind",
-    type=click.Choice(["openai", "transformers", "ray-vllm"]),
+    type=click.Choice(CLIENTS),
     default="openai",
     show_default=True,
     help="'transformers': in-process generate; 'ray-vllm': Ray Data LLM on GPUs.",
@@ -168,42 +172,7 @@ def rft() -> None:
 @click.option("--resume", is_flag=True, help="Continue a killed run in the same -o; finished requests are not sent.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @library_errors
-def run(
-    prompts,
-    output,
-    endpoint,
-    model,
-    k,
-    rounds,
-    temperature,
-    top_p,
-    max_tokens,
-    stop,
-    concurrency,
-    verifier,
-    accept,
-    max_per_prompt,
-    round_k_factor,
-    round_temperature_step,
-    max_temperature,
-    near_dup_threshold,
-    system_prompt,
-    extra_body,
-    verify_options,
-    timeout_s,
-    max_retries,
-    n_mode,
-    verifier_timeout,
-    verifier_workers,
-    api_key,
-    client_kind,
-    engine_kwargs,
-    engine_concurrency,
-    ray_address,
-    seed,
-    resume,
-    as_json,
-):
+def run(prompts, output, model, stop, verify_options, verifier_timeout, client_kind, as_json, **options):
     """Sample k responses per prompt, verify each against the prompt's answer, and write the results.
 
     PROMPTS is JSONL or Parquet: id, messages or question, optional images (local paths),
@@ -218,45 +187,23 @@ def run(
       fusionforge rft run prompts.jsonl -o rft-out/ --endpoint http://127.0.0.1:8000/v1 \\
           --model Qwen/Qwen3-8B -k 8 --resume
     """
-    from fusionforge.rft.clients import Sampling, make_client
-    from fusionforge.rft.loop import RFTConfig, run_rft
+    from fusionforge.rft.client_factory import make_client
+    from fusionforge.rft.clients import Sampling
+    from fusionforge.rft.config import RFTConfig
+    from fusionforge.rft.loop import run_rft
 
-    cfg = RFTConfig(
-        prompts=prompts,
-        output=output,
-        k=k,
-        rounds=rounds,
-        sampling=Sampling(
-            temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=tuple(stop), extra_body=extra_body
-        ),
-        round_k_factor=round_k_factor,
-        round_temperature_step=round_temperature_step,
-        max_temperature=max_temperature,
-        accept=accept,
-        max_per_prompt=max_per_prompt,
-        verifier=verifier,
-        verify_defaults=verify_options,
-        verifier_timeout_s=verifier_timeout,
-        verifier_workers=verifier_workers,
-        near_dup_threshold=near_dup_threshold,
-        system_prompt=system_prompt,
-        seed=seed,
-        resume=resume,
-    )
-    cfg.validate()
+    sampling = build_config(Sampling, {**options, "stop": tuple(stop)})
+    given = {"verify_defaults": verify_options, "verifier_timeout_s": verifier_timeout, "sampling": sampling}
+    cfg = build_config(RFTConfig, {**options, "prompts": prompts, "output": output, **given})
+    client_settings = ("endpoint", "api_key", "concurrency", "timeout_s", "max_retries", "n_mode")
     client = make_client(
         client_kind,
         model,
-        endpoint=endpoint,
-        api_key=api_key,
-        concurrency=concurrency,
-        timeout_s=timeout_s,
-        max_retries=max_retries,
-        n_mode=n_mode,
-        seed=seed,
-        engine_kwargs=engine_kwargs,
-        engine_concurrency=engine_concurrency,
-        ray_address=ray_address,
+        **{k: options[k] for k in client_settings},
+        seed=cfg.run.seed,
+        engine_kwargs=options["engine_kwargs"],
+        engine_concurrency=options["engine_concurrency"],
+        ray_address=cfg.run.ray_address,
     )
     with sample_progress() as progress:
         report = run_rft(cfg, client, progress=progress)

@@ -8,6 +8,10 @@ from rich.table import Table
 
 from fusionforge.cli.options import CONTEXT_SETTINGS, executor_options, library_errors, run_options
 from fusionforge.cli.render import partition_progress, print_sandbox_network, summary_table
+from fusionforge.mixers.sft.synth_images import TASKS
+from fusionforge.mixers.sft.tool_schema import SCHEMA_DIALECTS
+from fusionforge.pipelines.core.sandbox_network import NETWORK_MODES
+from fusionforge.pipelines.core.settings import build_config
 
 MIXTURE_EXAMPLE = "sources: {chat: {proportion: 0.7}, proxy: {proportion: 0.3, max_epochs: 4}}"
 
@@ -80,30 +84,19 @@ def sft() -> None:
 @click.option(
     "--partition-mb", type=float, default=64.0, show_default=True, help="Input bytes per unit of work (and of resume)."
 )
+@click.option(
+    "--schema-dialect",
+    type=click.Choice(SCHEMA_DIALECTS),
+    default="lenient",
+    show_default=True,
+    help="'lenient': map the type names public tool-calling sets use (float, dict, tuple, any, xLAM's "
+    "'str, optional') to JSON Schema before validating, counted in the report; 'strict': tool schemas must "
+    "already be JSON Schema.",
+)
 @executor_options
 @run_options
 @library_errors
-def build(
-    inputs,
-    output,
-    mixture,
-    evals,
-    ngram,
-    tokenizer,
-    max_tokens,
-    val_fraction,
-    strip_vision,
-    vision_placeholders,
-    near_dup_threshold,
-    partition_mb,
-    executor,
-    ray_address,
-    num_cpus,
-    seed,
-    resume,
-    strict,
-    as_json,
-):
+def build(inputs, evals, vision_placeholders, near_dup_threshold, as_json, **options):
     """Validate, dedupe, decontaminate, mix and split chat data into a zero-vision SFT set.
 
     Each INPUT is PATH or NAME=PATH: JSONL (optionally compressed) or Parquet with OpenAI
@@ -117,7 +110,8 @@ def build(
       fusionforge sft build chat=chats.jsonl tools=tool_calls.parquet -o sft/ --tokenizer tok/ \\
           --max-tokens 8192 --decontaminate gsm8k=gsm8k_test.jsonl --mixture sft_mix.yaml
     """
-    from fusionforge.mixers.sft.build import BuildConfig, run_build
+    from fusionforge.mixers.sft.build import run_build
+    from fusionforge.mixers.sft.config import BuildConfig
     from fusionforge.mixers.sft.vision import DEFAULT_PLACEHOLDERS
 
     placeholders = (
@@ -125,29 +119,16 @@ def build(
         if vision_placeholders is not None
         else DEFAULT_PLACEHOLDERS
     )
-    cfg = BuildConfig(
-        inputs=tuple(inputs),
-        output=output,
-        mixture=mixture,
-        decontaminate=tuple(evals),
-        ngram=ngram,
-        tokenizer=tokenizer,
-        max_tokens=max_tokens,
-        val_fraction=val_fraction,
-        seed=seed,
-        strip_vision=strip_vision,
-        vision_placeholders=placeholders,
-        near_dup_threshold=near_dup_threshold or None,
-        partition_mb=partition_mb,
-        strict=strict,
-        resume=resume,
-        executor=executor,
-        ray_address=ray_address,
-        num_cpus=num_cpus,
-    )
-    with partition_progress("sft build") as (on_plan, on_partition):
-        report = run_build(cfg, on_plan=on_plan, on_partition=on_partition)
-    _print(report, as_json, f"fusionforge sft build -> {output}", build_table(report))
+    given = {
+        "inputs": tuple(inputs),
+        "decontaminate": tuple(evals),
+        "vision_placeholders": placeholders,
+        "near_dup_threshold": near_dup_threshold or None,
+    }
+    cfg = build_config(BuildConfig, {**options, **given})
+    with partition_progress("sft build") as progress:
+        report = run_build(cfg, progress)
+    _print(report, as_json, f"fusionforge sft build -> {cfg.output}", build_table(report))
 
 
 @sft.command("synth-vision-proxy")
@@ -163,7 +144,7 @@ def build(
 )
 @click.option(
     "--tasks",
-    default="count,compare_sizes,bar_value,locate",
+    default=",".join(TASKS),
     show_default=True,
     help="Tasks of the generated images, comma-separated.",
 )
@@ -178,7 +159,7 @@ def build(
 @click.option("--memory-mb", type=int, default=512, show_default=True, help="Address-space limit of a sandbox.")
 @click.option(
     "--network",
-    type=click.Choice(["auto", "namespace", "block"]),
+    type=click.Choice(NETWORK_MODES),
     default="auto",
     show_default=True,
     help="How the sandbox is cut off the network: 'namespace' (unshare -n, required), 'block' (sockets "
@@ -195,23 +176,7 @@ def build(
 @executor_options
 @run_options
 @library_errors
-def synth_vision_proxy(
-    inputs,
-    output,
-    n_generate,
-    tasks,
-    timeout_s,
-    memory_mb,
-    network,
-    partition_kb,
-    executor,
-    ray_address,
-    num_cpus,
-    seed,
-    resume,
-    strict,
-    as_json,
-):
+def synth_vision_proxy(inputs, n_generate, tasks, as_json, **options):
     """Turn image questions with known answers into verified, pixel-free tool-use trajectories.
 
     Each INPUT is a JSONL/Parquet file of rows {"image": PATH (relative to the file), "question",
@@ -227,25 +192,11 @@ def synth_vision_proxy(
     """
     from fusionforge.mixers.sft.synth_job import SynthConfig, run_synth
 
-    cfg = SynthConfig(
-        inputs=tuple(inputs),
-        output=output,
-        generate=n_generate,
-        tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
-        seed=seed,
-        timeout_s=timeout_s,
-        memory_mb=memory_mb,
-        network=network,
-        partition_kb=partition_kb,
-        strict=strict,
-        resume=resume,
-        executor=executor,
-        ray_address=ray_address,
-        num_cpus=num_cpus,
-    )
-    with partition_progress("synth-vision-proxy") as (on_plan, on_partition):
-        report = run_synth(cfg, on_plan=on_plan, on_partition=on_partition)
-    console = _print(report, as_json, f"fusionforge sft synth-vision-proxy -> {output}", synth_table(report))
+    chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    cfg = build_config(SynthConfig, {**options, "inputs": tuple(inputs), "generate": n_generate, "tasks": chosen})
+    with partition_progress("synth-vision-proxy") as progress:
+        report = run_synth(cfg, progress)
+    console = _print(report, as_json, f"fusionforge sft synth-vision-proxy -> {cfg.output}", synth_table(report))
     if console is not None:
         print_sandbox_network(report["sandbox"], "sandbox", "--network namespace", console)
 

@@ -6,9 +6,11 @@ import click
 
 from fusionforge.cli.options import executor_options, library_errors, run_options
 from fusionforge.cli.render import partition_progress, print_report
+from fusionforge.pipelines.core.settings import build_config
 from fusionforge.pipelines.core.video import DEFAULT_TOOL_MEMORY_MB
 from fusionforge.pipelines.readers.base import DEFAULT_MAX_RECORD_MB, ReaderOptions
 from fusionforge.pipelines.readers.plan import FORMATS
+from fusionforge.pipelines.stages.probe_media import VIDEO_CHECKS
 
 
 @click.command()
@@ -38,7 +40,7 @@ from fusionforge.pipelines.readers.plan import FORMATS
 @click.option("--max-pixels", type=int, default=None, help="Reject images with more pixels (default: Pillow's limit).")
 @click.option(
     "--video-check",
-    type=click.Choice(["decode", "probe"]),
+    type=click.Choice(VIDEO_CHECKS),
     default="decode",
     show_default=True,
     help="'decode' decodes every video once to catch truncation; 'probe' only reads headers.",
@@ -79,33 +81,7 @@ from fusionforge.pipelines.readers.plan import FORMATS
 @executor_options
 @run_options
 @library_errors
-def shard(
-    inputs,
-    output,
-    fmt,
-    shard_size_mb,
-    shard_count,
-    partition_mb,
-    shuffle,
-    max_pixels,
-    video_check,
-    timeout_s,
-    tool_memory_mb,
-    max_record_mb,
-    id_field,
-    text_field,
-    caption_field,
-    image_field,
-    video_field,
-    parts_field,
-    executor,
-    ray_address,
-    num_cpus,
-    seed,
-    resume,
-    strict,
-    as_json,
-):
+def shard(**options):
     """Ingest text, image-text pairs, interleaved documents and videos into WebDataset shards.
 
     Each INPUT is PATH or NAME=PATH (a file, a directory or a glob; .jsonl may be .gz/.zst/.bz2).
@@ -120,36 +96,17 @@ def shard(
     from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS
     from fusionforge.pipelines.shard import ShardConfig, run_shard
 
-    reader = ReaderOptions(
-        id_field=id_field,
-        text_field=text_field,
-        caption_field=caption_field,
-        image_field=image_field,
-        video_field=video_field,
-        parts_field=parts_field,
-        max_record_mb=max_record_mb,
-        strict=strict,
+    cfg = build_config(
+        ShardConfig,
+        {
+            **options,
+            "inputs": tuple(options["inputs"]),
+            "format": options["fmt"],
+            "shard_size_mb": options["shard_size_mb"] or None,
+            "max_pixels": options["max_pixels"] or DEFAULT_MAX_PIXELS,
+            "reader": build_config(ReaderOptions, options),
+        },
     )
-    cfg = ShardConfig(
-        inputs=tuple(inputs),
-        output=output,
-        format=fmt,
-        shard_size_mb=shard_size_mb or None,
-        shard_count=shard_count,
-        partition_mb=partition_mb,
-        shuffle=shuffle,
-        seed=seed,
-        strict=strict,
-        resume=resume,
-        max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-        video_check=video_check,
-        timeout_s=timeout_s,
-        tool_memory_mb=tool_memory_mb,
-        reader=reader,
-        executor=executor,
-        ray_address=ray_address,
-        num_cpus=num_cpus,
-    )
-    with partition_progress("shard") as (on_plan, on_partition):
-        report = run_shard(cfg, on_partition=on_partition, on_plan=on_plan)
-    print_report(report, as_json, f"fusionforge shard -> {output}")
+    with partition_progress("shard") as progress:
+        report = run_shard(cfg, progress)
+    print_report(report, options["as_json"], f"fusionforge shard -> {cfg.output}")

@@ -8,6 +8,7 @@ import re
 import click
 
 from fusionforge.cli.options import library_errors
+from fusionforge.mixers.tokens.vision import PRESETS
 from fusionforge.pipelines.core.errors import ConfigError
 
 _ITEM = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
@@ -19,7 +20,7 @@ _ITEM = re.compile(r"^(\d+)x(\d+)(?:x(\d+))?$")
     "--preset",
     default="kimi-k25",
     show_default=True,
-    type=click.Choice(["qwen2-vl", "kimi-k25", "kimi-vl", "llava-onevision", "custom"]),
+    type=click.Choice(PRESETS),
 )
 @click.option(
     "--set",

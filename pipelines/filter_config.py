@@ -57,6 +57,12 @@ DEFAULT_FILTERS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "concurrency", "batch_size")
 PIPELINE_PARAMS = ("resolved_threshold", "reuse_scores")  # set by the score pass, not by users
+# The CLIP-scored stages, by what they score: image-text pairs, video keyframes against the caption, or both.
+CLIP_STAGES = {
+    "image": ("image_clip_score_v1",),
+    "video": ("video_clip_score_v1",),
+    "both": ("image_clip_score_v1", "video_clip_score_v1"),
+}
 
 
 @dataclass(frozen=True)

@@ -1,40 +1,44 @@
-"""The partitioned job every shard-writing pipeline runs: resume checks, execution, merge, report.
+"""The partitioned job every shard-writing pipeline runs: execution, repeated ids, merge, report.
 
 ``shard`` (raw inputs) and ``transform`` (an earlier output, e.g. for dedupe or filter) differ only in
-their ``Source``, their stages and their settings; the rest (refusing to overwrite, checking that a
-resumed run has the same plan, skipping partitions with markers, merging parts, writing the report,
-``config.yaml`` and ``_SUCCESS``) lives here once.
+their ``Source``, their stages and their settings; the rest (running the partitions without a
+marker, rerunning the ones that repeat ids, merging parts, the report) lives here once, and the
+output folder's life (refusing to overwrite, resume checks, ``config.yaml``, ``_SUCCESS``) in
+``core/lifecycle.py``.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-from fusionforge.pipelines.core.config import dump_config
-from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import WORK_DIR, marker_path, read_marker, write_json_atomic
 from fusionforge.pipelines.core.ledger import ledger_summary
-from fusionforge.pipelines.core.runner import Executor, Source, make_executor
+from fusionforge.pipelines.core.lifecycle import (
+    PARTITION,
+    MarkedWriter,
+    Markers,
+    finish_run,
+    finished_report,
+    prepare_output,
+    run_pending,
+)
+from fusionforge.pipelines.core.progress import Progress, quiet
+from fusionforge.pipelines.core.runner import Executor
+from fusionforge.pipelines.core.settings import RunSettings
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.writers.manifest import (
     LEDGER,
     MANIFEST,
     ids_used_earlier,
     merge_parts,
-    remove_parts,
     unify_rejected,
 )
-from fusionforge.pipelines.writers.webdataset_writer import ShardLayout, write_partition
-
-SUCCESS = "_SUCCESS"
-REPORT = "report.json"
+from fusionforge.pipelines.writers.webdataset_writer import PARTS_DIR, ShardLayout, write_partition
 
 
 @dataclass(frozen=True)
@@ -47,50 +51,44 @@ class Job:
     stages: Sequence[StageSpec]
     fingerprint: dict[str, Any]  # what a resumed run must share with the run it continues
     config: dict[str, Any]  # the resolved config, dumped to config.yaml
-    executor: str = "ray"
-    ray_address: str | None = None
-    num_cpus: int | None = None
-    resume: bool = False
+    run: RunSettings = RunSettings()
     extra_report: dict[str, Any] = field(default_factory=dict)
+    # adds what the step measures once the merged outputs exist, before the report is written
+    complete_report: Callable[[dict[str, Any]], None] | None = None
+    scratch: tuple[str, ...] = ()  # the step's own scratch, removed with the parts once the run is finished
 
     @property
     def out(self) -> Path:
         return Path(self.layout.out_dir)
 
 
-def run_job(
-    job: Job,
-    on_partition: Callable[[dict[str, Any]], None] | None = None,
-    on_plan: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+def run_job(job: Job, progress: Progress = quiet) -> dict[str, Any]:
     """Run ``job`` (or finish a killed run of it); return the report, also written to ``report.json``."""
     started = time.monotonic()
     out = job.out
-    if prepare_output(out, job.fingerprint, job.resume):
-        remove_parts(out)  # a run killed between _SUCCESS and this clean-up
-        return json.loads((out / REPORT).read_text())
+    scratch = (PARTS_DIR, *job.scratch)
+    if prepare_output(out, job.fingerprint, job.run.resume, scratch):
+        return finished_report(out)
     partitions = job.source.partitions()
-    todo = [p for p in partitions if read_marker(out, f"partition-{p:06d}") is None]
-    if on_plan:
-        on_plan(len(partitions), len(partitions) - len(todo))
+    markers = Markers(str(out), PARTITION)
     writer = partial(write_partition, job.layout)
-    executor = make_executor(job.executor, job.ray_address, job.num_cpus) if todo else None
-    if todo:
-        executor.run(job.source, job.stages, writer, todo, on_partition)
-    rerun = _rerun_repeated_ids(job, partitions, writer, executor)
-    summaries = [read_marker(out, f"partition-{p:06d}") for p in partitions]
+    executor = cache(job.run.make_executor)  # made once, when there is work
+    skipped = run_pending(markers, job.source, job.stages, writer, executor, progress)
+    rerun = _rerun_repeated_ids(job, partitions, markers, writer, executor)
+    summaries = markers.read_all(partitions)
     merged = merge_parts(out, partitions)
     unify_rejected(out)
     report = _report(job, summaries, merged, time.monotonic() - started)
-    report.update(skipped_partitions=len(partitions) - len(todo), rerun_partitions=rerun)
-    dump_config(out / "config.yaml", {**job.config, "stages": [s.describe() for s in job.stages]})
-    write_json_atomic(out / REPORT, report)
-    (out / SUCCESS).write_text("ok\n")
-    remove_parts(out)
-    return report
+    report.update(skipped_partitions=skipped, rerun_partitions=rerun)
+    if job.complete_report:
+        job.complete_report(report)
+    config = {**job.config, "stages": [s.describe() for s in job.stages]}
+    return finish_run(out, report, config, scratch)
 
 
-def _rerun_repeated_ids(job: Job, partitions: list[int], writer: Callable, executor: Executor | None) -> int:
+def _rerun_repeated_ids(
+    job: Job, partitions: list[int], markers: Markers, writer: Callable, executor: Callable[[], Executor]
+) -> int:
     """Rerun the partitions that use ids of earlier partitions, with those ids taken; return how many reruns.
 
     Partitions run independently, so a repeat across two of them shows only once both are written.
@@ -107,34 +105,10 @@ def _rerun_repeated_ids(job: Job, partitions: list[int], writer: Callable, execu
             taken.setdefault(partition, set()).update(ids)
         source = job.source.avoiding({p: frozenset(ids) for p, ids in taken.items()})
         for partition in repeats:
-            marker_path(job.out, f"partition-{partition:06d}").unlink(missing_ok=True)
-        executor = executor or make_executor(job.executor, job.ray_address, job.num_cpus)
-        executor.run(source, job.stages, writer, sorted(repeats))
+            markers.clear(partition)
+        executor().run(source, job.stages, MarkedWriter(markers, writer), sorted(repeats))
         reruns += len(repeats)
     return reruns
-
-
-def prepare_output(out: Path, fingerprint: dict[str, Any], resume: bool) -> bool:
-    """Check that ``out`` may be written (or resumed); True when it already holds the finished run."""
-    plan_file = out / WORK_DIR / "plan.json"
-    if out.exists() and any(out.iterdir()):
-        if not resume:
-            raise ConfigError(f"{out} is not empty; pass --resume to continue that run, or choose a new -o")
-        if not plan_file.exists():
-            raise ConfigError(f"{out} holds no fusionforge run to resume (no {WORK_DIR}/plan.json)")
-        if json.loads(plan_file.read_text()) != json.loads(json.dumps(fingerprint, default=str)):
-            raise ConfigError(f"the inputs or settings differ from the run in {out}; use a new -o, or the same inputs")
-        if (out / SUCCESS).exists():
-            return True
-        _remove_temporaries(out)
-    write_json_atomic(plan_file, json.loads(json.dumps(fingerprint, default=str)))
-    return False
-
-
-def _remove_temporaries(out: Path) -> None:
-    for tmp in out.rglob(".*.tmp-*"):
-        if re.search(r"\.tmp-\d+$", tmp.name):
-            tmp.unlink()
 
 
 def _report(job: Job, summaries: list[dict[str, Any]], merged: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -155,7 +129,7 @@ def _report(job: Job, summaries: list[dict[str, Any]], merged: dict[str, Any], s
         "repeated_ids": sum(s.get("repeated_ids", 0) for s in summaries),
         "partitions": len(summaries),
         "seconds": round(seconds, 3),
-        "executor": job.executor,
+        "executor": job.run.executor,
         "outputs": {"manifest": MANIFEST, "ledger": LEDGER, "shards": "shards/", "rejected": "rejected/"},
         **job.extra_report,
     }

@@ -11,7 +11,6 @@ score column its count and quantiles over all records (kept and rejected), to re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.io import write_json_atomic
+from fusionforge.pipelines.core.lifecycle import prepare_output
+from fusionforge.pipelines.core.progress import Progress, quiet
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.filter_config import FilterEntry, build_specs
-from fusionforge.pipelines.job import REPORT, prepare_output, run_job
+from fusionforge.pipelines.job import run_job
 from fusionforge.pipelines.score_pass import SCORES_DIR, ScoreJoinSource, run_score_pass
 from fusionforge.pipelines.transform import ManifestSource, TransformConfig, transform_job
 from fusionforge.pipelines.writers.manifest import MANIFEST
@@ -42,33 +42,30 @@ class QualityConfig:
     filters: tuple[FilterEntry, ...]
 
 
-def run_quality(
-    cfg: QualityConfig,
-    on_partition: Callable[[dict[str, Any]], None] | None = None,
-    on_plan: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+def run_quality(cfg: QualityConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Run the filters; return the report (also in ``report.json``)."""
     entries = list(cfg.filters)
     specs = build_specs(entries)
     settings = {"filters": [e.describe() for e in entries]}
     extra = {"filters": settings["filters"], "language_detector": _detector(entries)}
-    job = transform_job(cfg.transform, STEP, specs, settings, extra_report=extra)
+    names = [s.name for s in specs]
+
+    def add_scores(report: dict[str, Any]) -> None:
+        report["scores"] = score_summary(Path(cfg.transform.output), names)
+
+    job = transform_job(cfg.transform, STEP, specs, settings, extra_report=extra, complete_report=add_scores)
     ranked = [s for s in specs if s.params.get("top_fraction") is not None]
     if ranked:
-        if prepare_output(job.out, job.fingerprint, job.resume):
-            return run_job(job)  # the finished run's report
+        if prepare_output(job.out, job.fingerprint, job.run.resume):
+            return run_job(job)  # the finished run's report (its leftover parts removed)
         chosen = run_score_pass(job, specs)
         specs = [_decide_from_scores(s, chosen) for s in specs]
         source = ScoreJoinSource(job.source, job.out / SCORES_DIR)
+        run = dataclasses.replace(job.run, resume=True)
         job = dataclasses.replace(
-            job, stages=specs, source=source, resume=True, extra_report={**extra, "thresholds": chosen}
+            job, stages=specs, source=source, run=run, extra_report={**extra, "thresholds": chosen}
         )
-    finished = (job.out / "_SUCCESS").exists()
-    report = run_job(job, on_partition=on_partition, on_plan=on_plan)
-    if not finished and "scores" not in report:
-        report["scores"] = score_summary(job.out, [s.name for s in specs])
-        write_json_atomic(job.out / REPORT, report)
-    return report
+    return run_job(job, progress)
 
 
 def _decide_from_scores(spec: StageSpec, chosen: dict[str, dict[str, Any]]) -> StageSpec:

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from fusionforge.filters.policy import top_fraction_threshold
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.io import WORK_DIR, atomic_path
-from fusionforge.pipelines.core.runner import Source, make_executor
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec, set_column
 from fusionforge.pipelines.job import Job
 
@@ -63,8 +63,9 @@ def run_score_pass(job: Job, specs: Sequence[StageSpec]) -> dict[str, dict[str, 
     folder = job.out / SCORES_DIR
     todo = [p for p in job.source.partitions() if not part_path(folder, p).exists()]
     if todo:
-        executor = make_executor(job.executor, job.ray_address, job.num_cpus)
-        executor.run(job.source, scoring, partial(write_scores, str(folder), [s.name for s in ranked]), todo)
+        job.run.make_executor().run(
+            job.source, scoring, partial(write_scores, str(folder), [s.name for s in ranked]), todo
+        )
     result = {}
     for spec in ranked:
         column = S.stage_column(spec.name, getattr(spec.stage, "policy_field", "score"))

@@ -7,8 +7,7 @@ marker is written after its shards and parts, and ``--resume`` skips partitions 
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,9 @@ import pyarrow as pa
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS
-from fusionforge.pipelines.core.runner import Source
+from fusionforge.pipelines.core.progress import Progress, quiet
+from fusionforge.pipelines.core.settings import RunSettings, flat_config
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.core.video import DEFAULT_TOOL_MEMORY_MB
 from fusionforge.pipelines.job import Job, run_job
@@ -39,19 +40,14 @@ class ShardConfig:
     shard_size_mb: float | None = 256.0
     shard_count: int | None = None
     partition_mb: float = 512.0
-    shuffle: bool = False
-    seed: int = 0
-    strict: bool = False
-    resume: bool = False
+    shuffle: bool = False  # inside each partition, seeded by run.seed
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_media_mb: float = 2048.0
     video_check: str = "decode"
     timeout_s: float = 60.0
     tool_memory_mb: float = DEFAULT_TOOL_MEMORY_MB
     reader: ReaderOptions = field(default_factory=ReaderOptions)
-    executor: str = "ray"
-    ray_address: str | None = None
-    num_cpus: int | None = None
+    run: RunSettings = RunSettings()
 
     def stages(self) -> list[StageSpec]:
         probe = {
@@ -59,7 +55,7 @@ class ShardConfig:
             "max_media_mb": self.max_media_mb,
             "video_check": self.video_check,
             "timeout_s": self.timeout_s,
-            "strict": self.strict,
+            "strict": self.run.strict,
             "tool_memory_mb": self.tool_memory_mb,
         }
         return [StageSpec(ProbeMedia, probe), StageSpec(FinalizeRecords)]
@@ -78,7 +74,7 @@ class ShardConfig:
             "video_check",
             "reader",
         )
-        return {k: v for k, v in dataclasses.asdict(self).items() if k in keep}
+        return {k: v for k, v in flat_config(self).items() if k in keep}
 
 
 class IngestSource(Source):
@@ -122,27 +118,21 @@ class IngestSource(Source):
             yield records_table(rows, S.RECORD_SCHEMA, self._options.strict)
 
 
-def run_shard(
-    cfg: ShardConfig,
-    on_partition: Callable[[dict[str, Any]], None] | None = None,
-    on_plan: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+def run_shard(cfg: ShardConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Run the shard job; return the report (also written to ``report.json``)."""
     specs = [parse_input(text, cfg.format) for text in cfg.inputs]
     plan = plan_inputs(specs, cfg.partition_mb, output=cfg.output)
     partitions = plan.partitions
-    layout = ShardLayout(cfg.output, "shard", cfg.shard_size_mb, cfg.shard_count, cfg.seed if cfg.shuffle else None)
+    shuffle_seed = cfg.run.seed if cfg.shuffle else None
+    layout = ShardLayout(cfg.output, "shard", cfg.shard_size_mb, cfg.shard_count, shuffle_seed)
     job = Job(
         step="shard",
         layout=layout,
         source=IngestSource(partitions, cfg.reader),
         stages=cfg.stages(),
         fingerprint={"plan": plan_fingerprint(partitions), "settings": cfg.output_settings()},
-        config=dataclasses.asdict(cfg),
-        executor=cfg.executor,
-        ray_address=cfg.ray_address,
-        num_cpus=cfg.num_cpus,
-        resume=cfg.resume,
+        config=flat_config(cfg),
+        run=cfg.run,
         extra_report={"skipped_inputs": [skipped.note() for skipped in plan.skipped]},
     )
-    return run_job(job, on_partition=on_partition, on_plan=on_plan)
+    return run_job(job, progress)

@@ -8,7 +8,6 @@ a stage drops go to ``rejected/`` with every score column, and the ledger accoun
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,10 @@ import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.runner import Source
+from fusionforge.pipelines.core.lifecycle import SUCCESS
+from fusionforge.pipelines.core.progress import Progress, quiet
+from fusionforge.pipelines.core.settings import RunSettings, flat_config
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.job import Job, run_job
 from fusionforge.pipelines.writers.manifest import MANIFEST
@@ -36,10 +38,7 @@ class TransformConfig:
     output: str
     shard_size_mb: float | None = 256.0
     shard_count: int | None = None
-    executor: str = "ray"
-    ray_address: str | None = None
-    num_cpus: int | None = None
-    resume: bool = False
+    run: RunSettings = RunSettings()
 
 
 class ManifestSource(Source):
@@ -99,7 +98,7 @@ class ManifestSource(Source):
 
 def transform_fingerprint(cfg: TransformConfig, settings: dict[str, Any]) -> dict[str, Any]:
     """What a resumed run must share with the run it continues: the input's identity, the settings, the sharding."""
-    input_report = Path(cfg.input) / "_SUCCESS"
+    input_report = Path(cfg.input) / SUCCESS
     identity = {
         "input": str(Path(cfg.input).resolve()),
         "input_finished": input_report.stat().st_mtime_ns if input_report.exists() else None,
@@ -112,19 +111,21 @@ def run_transform(
     step: str,
     stages: Sequence[StageSpec],
     settings: dict[str, Any],
-    on_partition: Callable[[dict[str, Any]], None] | None = None,
-    on_plan: Callable[[int, int], None] | None = None,
+    progress: Progress = quiet,
     source: Source | None = None,
     extra_report: dict[str, Any] | None = None,
+    complete_report: Callable[[dict[str, Any]], None] | None = None,
+    scratch: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Apply ``stages`` to every record of ``cfg.input`` and write ``cfg.output``.
 
     ``settings`` are the step's own options; with the input's identity they form the fingerprint a
     resumed run must match. ``source`` replaces the default ``ManifestSource`` (e.g. one that joins
-    per-record decisions computed by a global step).
+    per-record decisions computed by a global step). ``complete_report`` and ``scratch`` are the
+    ``Job``'s.
     """
-    job = transform_job(cfg, step, stages, settings, source=source, extra_report=extra_report)
-    return run_job(job, on_partition=on_partition, on_plan=on_plan)
+    job = transform_job(cfg, step, stages, settings, source, extra_report, complete_report, scratch)
+    return run_job(job, progress)
 
 
 def transform_job(
@@ -134,6 +135,8 @@ def transform_job(
     settings: dict[str, Any],
     source: Source | None = None,
     extra_report: dict[str, Any] | None = None,
+    complete_report: Callable[[dict[str, Any]], None] | None = None,
+    scratch: tuple[str, ...] = (),
 ) -> Job:
     """The ``Job`` that ``run_transform`` runs (for steps that do work of their own before it, under its plan)."""
     source = source or ManifestSource(cfg.input)
@@ -144,10 +147,9 @@ def transform_job(
         source=source,
         stages=list(stages),
         fingerprint=transform_fingerprint(cfg, settings),
-        config={**dataclasses.asdict(cfg), "step": step, **settings},
-        executor=cfg.executor,
-        ray_address=cfg.ray_address,
-        num_cpus=cfg.num_cpus,
-        resume=cfg.resume,
+        config={**flat_config(cfg), "step": step, **settings},
+        run=cfg.run,
         extra_report=extra_report or {},
+        complete_report=complete_report,
+        scratch=scratch,
     )

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import random
 import time
 from abc import ABC, abstractmethod
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fusionforge.pipelines.core.errors import ConfigError
+
+N_MODES = ("auto", "never")  # whether a request for several samples uses the server's n
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class OpenAIClient(Client):
 
         if concurrency < 1 or timeout_s <= 0 or max_retries < 0:
             raise ConfigError("concurrency must be >= 1, timeout > 0 and max retries >= 0")
-        if n_mode not in ("auto", "never"):
+        if n_mode not in N_MODES:
             raise ConfigError(f"n_mode must be 'auto' or 'never', not {n_mode!r}")
         base = endpoint.rstrip("/")
         self.url = base if base.endswith("/chat/completions") else base + "/chat/completions"
@@ -342,32 +343,3 @@ def _retry_after(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-def make_client(kind: str, model: str, **options: Any) -> Client:
-    """Build the client named ``kind`` (``openai``, ``transformers`` or ``ray-vllm``)."""
-    if kind == "openai":
-        if not options.get("endpoint"):
-            raise ConfigError("the openai client needs --endpoint (e.g. http://127.0.0.1:8000/v1)")
-        keys = ("api_key", "concurrency", "timeout_s", "max_retries", "n_mode", "seed")
-        return OpenAIClient(options["endpoint"], model, **{k: options[k] for k in keys if k in options})
-    if kind == "transformers":
-        from fusionforge.rft.local_client import TransformersClient
-
-        return TransformersClient(model, device=options.get("device"))
-    if kind == "ray-vllm":
-        from fusionforge.rft.ray_vllm_client import RayVLLMClient
-
-        try:
-            engine_kwargs = json.loads(options.get("engine_kwargs") or "{}")
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--engine-kwargs is not valid JSON: {exc}") from exc
-        if not isinstance(engine_kwargs, dict):
-            raise ConfigError("--engine-kwargs must be a JSON object, e.g. '{\"tensor_parallel_size\": 2}'")
-        return RayVLLMClient(
-            model,
-            engine_kwargs=engine_kwargs,
-            concurrency=options.get("engine_concurrency", 1),
-            ray_address=options.get("ray_address"),
-        )
-    raise ConfigError(f"unknown client {kind!r}; use openai, transformers or ray-vllm")

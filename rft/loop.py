@@ -15,141 +15,42 @@ hash, so their samples are new. The prompts file must be the same (its sha256 is
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.sandbox_network import resolve_network_mode
-from fusionforge.pipelines.job import SUCCESS, prepare_output
-from fusionforge.rft.clients import Client, SampleRequest, SampleResult, Sampling
-from fusionforge.rft.prompts import Prompt, file_digest, load_prompts
-from fusionforge.rft.selection import POLICIES
+from fusionforge.pipelines.core.lifecycle import finish_run, prepare_output, reopen
+from fusionforge.pipelines.core.progress import Progress, quiet
+from fusionforge.pipelines.core.settings import flat_config
+from fusionforge.rft.clients import Client, SampleRequest, SampleResult
+from fusionforge.rft.config import RFTConfig
+from fusionforge.rft.outputs import write_outputs
+from fusionforge.rft.prompts import file_digest, load_prompts
+from fusionforge.rft.run_state import RESULTS_LOG, RoundPlan, RunState
 from fusionforge.rft.store import ResultStore, SampleKey, sample_seed, stable_hash
 from fusionforge.rft.verdict import PASS
 from fusionforge.rft.verifier_pool import VerifierPool
-from fusionforge.rft.verifiers import TASKS
-
-# Bump when a verifier's behaviour changes, so stored verdicts are redone (2: code runs are cut off the network
-# and their verdicts say how).
-VERIFIER_VERSION = 2
-RESULTS_LOG = "results.jsonl"
-Progress = Callable[[str, dict[str, Any]], None]
 
 
-@dataclass(frozen=True)
-class RFTConfig:
-    """Everything a run needs besides the client; see ``fusionforge rft run --help`` for each option."""
-
-    prompts: str
-    output: str
-    k: int = 8
-    rounds: int = 1
-    sampling: Sampling = field(default_factory=Sampling)
-    round_k_factor: float = 2.0
-    round_temperature_step: float = 0.0
-    max_temperature: float = 2.0
-    accept: str = "first"
-    max_per_prompt: int | None = None
-    verifier: str = "auto"
-    verify_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    verifier_timeout_s: float = 10.0
-    verifier_workers: int = 2
-    near_dup_threshold: float = 0.8
-    system_prompt: str | None = None
-    seed: int = 0
-    resume: bool = False
-
-    def validate(self) -> None:
-        """Refuse impossible settings before any request is sent."""
-        problems = []
-        if self.k < 1 or self.rounds < 1:
-            problems.append("-k and --rounds must be >= 1")
-        if self.round_k_factor < 1:
-            problems.append("--round-k-factor must be >= 1 (later rounds never send fewer samples)")
-        if self.accept not in POLICIES:
-            problems.append(f"--accept must be one of {', '.join(POLICIES)}")
-        if self.verifier not in ("auto", *TASKS):
-            problems.append(f"--verifier must be auto or one of {', '.join(TASKS)}")
-        if not 0 < self.near_dup_threshold <= 1:
-            problems.append("--near-dup-threshold must be in (0, 1]")
-        if self.sampling.max_tokens < 1 or self.sampling.temperature < 0:
-            problems.append("--max-tokens must be >= 1 and --temperature >= 0")
-        code_network = (self.verify_defaults.get("code") or {}).get("network")
-        if code_network is not None:
-            try:
-                resolve_network_mode(str(code_network))
-            except ConfigError as exc:
-                problems.append(f"--verify-options code.network: {exc}")
-        if problems:
-            raise ConfigError("; ".join(problems))
-
-    def round_settings(self, round_index: int) -> tuple[int, Sampling]:
-        """Samples per prompt and sampling settings of round ``round_index`` (0-based)."""
-        k = math.ceil(self.k * self.round_k_factor**round_index - 1e-9)
-        temperature = min(self.max_temperature, self.sampling.temperature + self.round_temperature_step * round_index)
-        return k, replace(self.sampling, temperature=round(temperature, 6))
-
-    def verifier_id(self) -> str:
-        return stable_hash({"verifier": self.verifier, "defaults": self.verify_defaults, "version": VERIFIER_VERSION})
-
-
-@dataclass
-class RoundPlan:
-    """One round as it ran: its settings, its hash and the prompts it sent."""
-
-    index: int
-    k: int
-    sampling: Sampling
-    settings: str
-    prompt_ids: list[str]
-    sent: int = 0
-    reused: int = 0
-
-
-@dataclass
-class RunState:
-    """What the outputs are built from: the prompts, the rounds, and the log."""
-
-    config: RFTConfig
-    prompts: list[Prompt]
-    invalid: list[Any]
-    store: ResultStore
-    rounds: list[RoundPlan]
-    model: str
-    seconds: float = 0.0
-    verifier_replacements: int = 0
-
-    def keys(self, plan: RoundPlan, prompt_id: str) -> list[SampleKey]:
-        return [(prompt_id, plan.index, i, plan.settings) for i in range(plan.k)]
-
-
-def run_rft(cfg: RFTConfig, client: Client, progress: Progress | None = None) -> dict[str, Any]:
+def run_rft(cfg: RFTConfig, client: Client, progress: Progress = quiet) -> dict[str, Any]:
     """Run (or resume) the loop and write every output; returns the report. Closes ``client``."""
-    from fusionforge.rft.outputs import write_outputs
-
-    cfg.validate()
     started = time.monotonic()
     out = Path(cfg.output)
-    prepare_output(out, {"prompts_sha256": file_digest(cfg.prompts)}, cfg.resume)
-    (out / SUCCESS).unlink(missing_ok=True)
+    if prepare_output(out, {"prompts_sha256": file_digest(cfg.prompts)}, cfg.run.resume):
+        reopen(out)  # a resumed finished run rebuilds its outputs from the log all the same
     prompts, invalid = load_prompts(cfg.prompts, None if cfg.verifier == "auto" else cfg.verifier)
     store = ResultStore(out / RESULTS_LOG)
     state = RunState(cfg, prompts, invalid, store, [], client.model)
     try:
         preload = ["math_verify"] if any(p.task == "math" for p in prompts) else []
         with VerifierPool(cfg.verifier_workers, cfg.verifier_timeout_s, preload) as pool:
-            asyncio.run(_run_rounds(state, client, pool, progress or (lambda kind, data: None)))
+            asyncio.run(_run_rounds(state, client, pool, progress))
             state.verifier_replacements = pool.replaced
         state.seconds = time.monotonic() - started
         report = write_outputs(state)
     finally:
         store.close()
-    (out / SUCCESS).write_text("ok\n")
-    return report
+    return finish_run(out, report, {"rft": flat_config(cfg), "model": state.model})
 
 
 async def _run_rounds(state: RunState, client: Client, pool: VerifierPool, progress: Progress) -> None:
@@ -203,7 +104,7 @@ async def _run_rounds(state: RunState, client: Client, pool: VerifierPool, progr
                 {
                     "sampler": client.identity(),
                     "sampling": sampling.describe(),
-                    "seed": cfg.seed,
+                    "seed": cfg.run.seed,
                     "system_prompt": cfg.system_prompt,
                 }
             )
@@ -235,7 +136,7 @@ async def _run_rounds(state: RunState, client: Client, pool: VerifierPool, progr
                     p.request_messages(cfg.system_prompt),
                     round_index,
                     tuple(missing),
-                    tuple(sample_seed(cfg.seed, p.id, round_index, i) for i in missing),
+                    tuple(sample_seed(cfg.run.seed, p.id, round_index, i) for i in missing),
                     sampling,
                 )
                 for p, missing in todo

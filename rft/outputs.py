@@ -6,7 +6,7 @@
 - ``samples.parquet``: one row per sample: status, extracted answer, selection, tokens, latency;
 - ``report.json``: acceptance by task and round, pass@1/pass@k, buckets, tokens, latency
   percentiles, errors by kind, how the code verifier's sandbox was cut off the network;
-  ``config.yaml``: the resolved settings.
+  ``config.yaml``: the resolved settings (both written by ``lifecycle.finish_run``).
 
 Statuses: ``pass``/``fail`` (verified), ``truncated`` (stopped at max tokens: counted as a failed
 attempt, never verified or accepted), ``gen_error`` (no response after every retry),
@@ -26,10 +26,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fusionforge.pipelines.core.config import dump_config, to_plain
-from fusionforge.pipelines.core.io import atomic_path, write_json_atomic
+from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.sandbox_network import network_summary
-from fusionforge.rft.loop import RESULTS_LOG, RoundPlan, RunState
+from fusionforge.rft.run_state import RESULTS_LOG, RoundPlan, RunState
 from fusionforge.rft.selection import ACCEPTED, DUP_EXACT, DUP_NEAR, select
 from fusionforge.rft.stats import INVALID, MIXED, bucket, pass_at_k, percentiles
 from fusionforge.rft.verdict import FAIL, PASS
@@ -125,7 +124,7 @@ class _Totals:
 
 
 def write_outputs(state: RunState) -> dict[str, Any]:
-    """Write every output of ``state`` atomically and return the report."""
+    """Write every data output of ``state`` atomically and return the report (``finish_run`` writes it)."""
     cfg, store = state.config, state.store
     out = Path(cfg.output)
     verifier = cfg.verifier_id()
@@ -189,10 +188,7 @@ def write_outputs(state: RunState) -> dict[str, Any]:
     _write_jsonl(out / "rl_pool.jsonl", rl_pool)
     _write_parquet(out / "pass_rates.parquet", prompt_rows, PASS_RATES_SCHEMA)
     _write_parquet(out / "samples.parquet", sample_rows, SAMPLES_SCHEMA)
-    report = _report(state, totals, len(sft), len(rl_pool))
-    dump_config(out / "config.yaml", {"rft": to_plain(cfg), "model": state.model})
-    write_json_atomic(out / "report.json", report)
-    return report
+    return _report(state, totals, len(sft), len(rl_pool))
 
 
 def _prompt_row(prompt, outcomes, fates, k: int) -> dict[str, Any]:

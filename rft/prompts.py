@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.images import BadImage, inspect_image
+from fusionforge.pipelines.core.errors import BadMedia, ConfigError
+from fusionforge.pipelines.core.images import inspect_image
 from fusionforge.pipelines.core.io import strip_compression
 from fusionforge.pipelines.readers.base import InputFile
 from fusionforge.pipelines.readers.guard import reason_for
@@ -210,7 +210,7 @@ def _resolve(path: Any, base: Path) -> str:
 def _image_size(path: str) -> tuple[int, int]:
     try:
         info = inspect_image(Path(path).read_bytes())
-    except BadImage as exc:
+    except BadMedia as exc:
         raise _Invalid(f"bad_image: {path}: {exc}") from exc
     return info.width, info.height
 

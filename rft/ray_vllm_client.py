@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from fusionforge.pipelines.core.errors import MissingDependency
+from fusionforge.pipelines.core.ray_env import init_ray
 from fusionforge.rft.clients import Client, SampleRequest, SampleResult
 
 
@@ -122,8 +123,6 @@ class RayVLLMClient(Client):
         try:
             import ray
             from ray.data.llm import build_processor, vLLMEngineProcessorConfig
-
-            from fusionforge.pipelines.core.ray_env import init_ray
 
             init_ray(self.ray_address)
             has_images = any(

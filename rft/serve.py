@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.errors import RunError
 
 
 def sampling_body(model_dir: str | Path, **overrides: Any) -> dict[str, Any]:
@@ -85,7 +85,7 @@ class TransformersServer:
             if self.proc.poll() is not None:
                 tail = self.log_tail()
                 self.stop()
-                raise ConfigError(f"transformers serve exited with status {self.proc.returncode}: {tail}")
+                raise RunError(f"transformers serve exited with status {self.proc.returncode}: {tail}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as response:
                     if response.status == 200:
@@ -94,7 +94,7 @@ class TransformersServer:
                 time.sleep(0.25)
         tail = self.log_tail()
         self.stop()
-        raise ConfigError(f"transformers serve was not healthy after {self.startup_timeout_s:g} s: {tail}")
+        raise RunError(f"transformers serve was not healthy after {self.startup_timeout_s:g} s: {tail}")
 
     def log_tail(self, lines: int = 8) -> str:
         text = Path(self._log.name).read_text(encoding="utf-8", errors="replace")

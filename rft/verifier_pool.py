@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.errors import ConfigError, RunError
 from fusionforge.rft.verdict import ERROR, TIMEOUT, Verdict
 
 READY = b'{"ready": true}'
@@ -55,7 +55,7 @@ class _Worker:
             self.stderr.seek(0)
             tail = self.stderr.read().decode("utf-8", "replace").strip().splitlines()[-5:]
             self.stderr.close()
-            raise ConfigError("a verifier worker did not start: " + (" | ".join(tail) or "no output"))
+            raise RunError("a verifier worker did not start: " + (" | ".join(tail) or "no output"))
 
     def call(self, job: Mapping[str, Any], timeout_s: float) -> Verdict | None:
         """The worker's verdict; None when it did not answer within ``timeout_s`` (the caller kills it)."""
@@ -128,12 +128,12 @@ class VerifierPool:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
         self.replaced = 0
-        self._broken: ConfigError | None = None
+        self._broken: RunError | None = None
         starting = [_Worker(self._preload) for _ in range(workers)]
         try:
             for worker in starting:
                 worker.wait_ready(start_timeout_s)
-        except ConfigError:
+        except RunError:
             for worker in starting:
                 worker.kill()
             raise
@@ -188,7 +188,7 @@ class VerifierPool:
         fresh = _Worker(self._preload)
         try:
             fresh.wait_ready(self._start_timeout_s)
-        except ConfigError as exc:
+        except RunError as exc:
             self._broken = exc
             return None
         self._all.add(fresh)

@@ -26,7 +26,7 @@ from fusionforge.cli.options import executor_options, library_errors
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated corpus.")
 @executor_options
 @library_errors
-def demo(output, seed, executor, ray_address, num_cpus):
+def demo(output, seed, **options):
     """Generate a small multimodal corpus (with planted duplicates and broken files) and process it.
 
     Nothing is downloaded: texts in four languages, Pillow drawings, ffmpeg test videos and a
@@ -36,8 +36,10 @@ def demo(output, seed, executor, ray_address, num_cpus):
     Example:
       fusionforge demo -o demo-out/
     """
+    import dataclasses
     import shutil
 
+    from fusionforge.pipelines.core.settings import RunSettings, build_config
     from fusionforge.pipelines.demo_corpus import make_corpus
 
     out = Path(output)
@@ -49,12 +51,13 @@ def demo(output, seed, executor, ray_address, num_cpus):
     console.print(
         f"[bold]corpus[/] {len(inputs)} sources generated under {out / 'raw'} ({time.monotonic() - started:.1f} s)"
     )
-    run = {"executor": executor, "ray_address": ray_address, "num_cpus": num_cpus}
-    shards = shard_step(console, inputs, out, seed, **run)
-    deduplicated = dedupe_step(console, out, shards, **run)
-    filtered = filter_step(console, deduplicated, str(out / "filtered"), **run)
-    pack_step(console, out, filtered, seed=seed, **run)
-    sft_step(out, shards, seed, console=console, **run)
+    run = build_config(RunSettings, options)
+    seeded = dataclasses.replace(run, seed=seed)  # the steps that take the demo's seed; the others keep 0
+    shards = shard_step(console, inputs, out, seeded)
+    deduplicated = dedupe_step(console, out, shards, run)
+    filtered = filter_step(console, deduplicated, str(out / "filtered"), run)
+    pack_step(console, out, filtered, seeded)
+    sft_step(out, shards, seeded, console)
     rft_step(console, out, seed)
-    audit_step(out, console, **run)
+    audit_step(out, console, run)
     console.print(f"[bold]demo finished[/] in {time.monotonic() - started:.1f} s; outputs under {out}/")

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from fusionforge.pipelines.core.settings import RunSettings
+
 DEMO_VISION_RATIO = 0.10
 CHAIN = ("shards", "dedup", "filtered", "packed")  # the folders the pretraining steps write
 
 
-def audit_step(
-    out: Path, console: Console, executor: str = "local", ray_address: str | None = None, num_cpus: int | None = None
-) -> Path:
+def audit_step(out: Path, console: Console, run: RunSettings) -> Path:
     """Last step: audit the pretraining chain's outputs under ``out`` and write the HTML report; return its path.
 
     The SFT and RFT outputs are a separate (post-training) chain and are left out, so the funnel
@@ -27,7 +27,7 @@ def audit_step(
     from fusionforge.mixers.audit.terminal import short_summary
 
     outputs = [str(out / name) for name in CHAIN if is_output(out / name)]
-    options = AuditOptions(executor=executor, ray_address=ray_address, num_cpus=num_cpus)
+    options = AuditOptions(run=run)
     report = run_audit(outputs, options, Target(vision_ratio=DEMO_VISION_RATIO))
     console.print(short_summary(report))
     path = write_html(report, out / "audit.html").resolve()

@@ -8,26 +8,30 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from fusionforge.pipelines.core.settings import RunSettings
 
-def sft_step(out: Path, shard_dir: str, seed: int, executor: str, ray_address, num_cpus, console: Console) -> None:
+
+def sft_step(out: Path, shard_dir: str, run: RunSettings, console: Console) -> None:
     """Questions about the shard step's photos (answers from their metadata) plus generated images go through
     the sandboxed python tool; the verified trajectories join generated chats in a zero-vision SFT set."""
-    from fusionforge.mixers.sft.build import BuildConfig, run_build
+    from fusionforge.mixers.sft.build import run_build
+    from fusionforge.mixers.sft.config import BuildConfig
     from fusionforge.mixers.sft.sample_data import make_chat_corpus, questions_from_shards
     from fusionforge.mixers.sft.synth_job import SynthConfig, run_synth
 
     started = time.monotonic()
     photo_qa = questions_from_shards(shard_dir, out / "raw" / "photo_qa")
-    run = {"executor": executor, "ray_address": ray_address, "num_cpus": num_cpus, "seed": seed}
     synth = run_synth(
         SynthConfig(
-            inputs=(f"photos={photo_qa}",) if photo_qa else (), output=str(out / "sft_proxy"), generate=8, **run
+            inputs=(f"photos={photo_qa}",) if photo_qa else (), output=str(out / "sft_proxy"), generate=8, run=run
         )
     )
-    chats, evals = make_chat_corpus(out / "raw" / "chats", seed=seed, n=40)
+    chats, evals = make_chat_corpus(out / "raw" / "chats", seed=run.seed, n=40)
     inputs = (*(f"{k}={v}" for k, v in chats.items()), f"proxy={out / 'sft_proxy' / 'trajectories.jsonl'}")
     report = run_build(
-        BuildConfig(inputs=inputs, output=str(out / "sft"), decontaminate=(f"eval={evals}",), val_fraction=0.05, **run)
+        BuildConfig(
+            inputs=inputs, output=str(out / "sft"), decontaminate=(f"eval={evals}",), val_fraction=0.05, run=run
+        )
     )
     table = Table(title=f"zero-vision SFT -> {out / 'sft'} ({time.monotonic() - started:.1f} s)", header_style="bold")
     table.add_column("measure")
@@ -58,7 +62,8 @@ def rft_step(console: Console, out: Path, seed: int) -> None:
 
     from fusionforge.cli.rft import summary_table as rft_table
     from fusionforge.rft.clients import OpenAIClient, Sampling
-    from fusionforge.rft.loop import RFTConfig, run_rft
+    from fusionforge.rft.config import RFTConfig
+    from fusionforge.rft.loop import run_rft
     from fusionforge.rft.serve import TransformersServer, sampling_body
     from fusionforge.rft.tiny_model import build_tiny_model
 
@@ -81,7 +86,7 @@ def rft_step(console: Console, out: Path, seed: int) -> None:
             rounds=2,
             round_k_factor=1.5,
             accept="all",
-            seed=seed,
+            run=RunSettings(seed=seed),
             sampling=Sampling(temperature=1.0, max_tokens=24, extra_body=sampling_body(model)),
         )
         report = run_rft(cfg, OpenAIClient(server.url, str(model), concurrency=4))

@@ -8,11 +8,10 @@ from rich.console import Console
 from rich.table import Table
 
 from fusionforge.cli.render import partition_progress, summary_table
+from fusionforge.pipelines.core.settings import RunSettings
 
 
-def shard_step(
-    console: Console, inputs: dict[str, str], out: Path, seed: int, executor: str, ray_address, num_cpus
-) -> str:
+def shard_step(console: Console, inputs: dict[str, str], out: Path, run: RunSettings) -> str:
     """Ingest the generated corpus into shards; return the output folder."""
     from fusionforge.pipelines.shard import ShardConfig, run_shard
 
@@ -20,13 +19,10 @@ def shard_step(
         inputs=tuple(f"{name}={path}" for name, path in inputs.items()),
         output=str(out / "shards"),
         shard_count=100,
-        seed=seed,
-        executor=executor,
-        ray_address=ray_address,
-        num_cpus=num_cpus,
+        run=run,
     )
-    with partition_progress("shard") as (on_plan, on_partition):
-        report = run_shard(cfg, on_partition=on_partition, on_plan=on_plan)
+    with partition_progress("shard") as progress:
+        report = run_shard(cfg, progress)
     console.print(summary_table(report, f"shard -> {cfg.output}"))
     console.print(by_source(report))
     return cfg.output
@@ -41,22 +37,13 @@ def by_source(report: dict) -> Table:
     return table
 
 
-def dedupe_step(
-    console: Console, out: Path, previous: str, executor: str, ray_address: str | None, num_cpus: int | None
-) -> str:
+def dedupe_step(console: Console, out: Path, previous: str, run: RunSettings) -> str:
     """Remove exact and near duplicates (text, images, video) from the previous step's output."""
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
-    cfg = DedupeConfig(
-        input=previous,
-        output=str(out / "dedup"),
-        shard_count=100,
-        executor=executor,
-        ray_address=ray_address,
-        num_cpus=num_cpus,
-    )
-    with partition_progress("dedupe") as (on_plan, on_partition):
-        report = run_dedupe(cfg, on_plan=on_plan, on_partition=on_partition)
+    cfg = DedupeConfig(input=previous, output=str(out / "dedup"), shard_count=100, run=run)
+    with partition_progress("dedupe") as progress:
+        report = run_dedupe(cfg, progress)
     stats = report["dedupe"]
     table = Table(title=f"dedupe -> {cfg.output} ({stats['seconds_total']:.1f} s)", header_style="bold")
     for column in ("space", "items", "clusters", "exact dropped", "near dropped"):
@@ -92,7 +79,7 @@ filters:
 """
 
 
-def filter_step(console: Console, input_dir: str, output_dir: str, executor: str, ray_address, num_cpus) -> str:
+def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSettings) -> str:
     """Run the quality filters on the demo's shards and print drops per reason per source."""
     import yaml
 
@@ -109,18 +96,11 @@ def filter_step(console: Console, input_dir: str, output_dir: str, executor: str
         "(train one: fusionforge filters train-fasttext hq=good.jsonl lq=bad.jsonl -o q.bin)"
     )
     cfg = QualityConfig(
-        TransformConfig(
-            input=input_dir,
-            output=output_dir,
-            shard_count=100,
-            executor=executor,
-            ray_address=ray_address,
-            num_cpus=num_cpus,
-        ),
+        TransformConfig(input=input_dir, output=output_dir, shard_count=100, run=run),
         tuple(parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")),
     )
-    with partition_progress("filter") as (on_plan, on_partition):
-        report = run_quality(cfg, on_partition=on_partition, on_plan=on_plan)
+    with partition_progress("filter") as progress:
+        report = run_quality(cfg, progress)
     table = Table(title=f"filter -> {output_dir} (language ID: {report['language_detector']})", header_style="bold")
     for column in ("source", "reason", "records"):
         table.add_column(column, justify="right" if column == "records" else "left")
@@ -133,7 +113,7 @@ def filter_step(console: Console, input_dir: str, output_dir: str, executor: str
     return output_dir
 
 
-def pack_step(console: Console, out: Path, previous: str, executor, ray_address, num_cpus, seed: int) -> str:
+def pack_step(console: Console, out: Path, previous: str, run: RunSettings) -> str:
     """Pack the previous step's output into 2,048-token sequences at 10% vision (kimi-k25 tokens)."""
     from fusionforge.mixers.packing.job import PackConfig, run_pack
 
@@ -143,10 +123,7 @@ def pack_step(console: Console, out: Path, previous: str, executor, ray_address,
         seq_len=2048,
         vision_ratio=0.10,
         window=8,
-        seed=seed,
-        executor=executor,
-        ray_address=ray_address,
-        num_cpus=num_cpus,
+        run=run,
     )
     report = run_pack(cfg)
     table = Table(title=f"pack -> {cfg.output} (L=2048, r=10%, kimi-k25; text tokens estimated)", header_style="bold")

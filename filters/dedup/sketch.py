@@ -25,12 +25,12 @@ from fusionforge.filters.dedup.minhash import TextSketcher
 from fusionforge.filters.dedup.video_hash import frame_hashes, stream_key
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.config import DEFAULT_SEED
-from fusionforge.pipelines.core.errors import BadRecord
-from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
+from fusionforge.pipelines.core.errors import BadMedia, BadRecord
+from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, decode_image
 from fusionforge.pipelines.core.io import read_range
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, add_errors, set_column
-from fusionforge.pipelines.core.video import BadVideo, ffmpeg_url
+from fusionforge.pipelines.core.video import ffmpeg_url
 
 NAME = "dedupe_sketch_v1"
 TEXT_MODALITIES = (S.Modality.TEXT.value, S.Modality.INTERLEAVED.value)
@@ -154,7 +154,7 @@ class DedupeSketch(Stage):
             }
             try:
                 entry.update(self._image(item) if item["kind"] == "image" else self._video(item))
-            except (BadImage, BadVideo, OSError) as exc:
+            except (BadMedia, OSError) as exc:
                 reason = getattr(exc, "reason", "unreadable_media")
                 if self.strict:
                     raise BadRecord(f"{reason}: {exc}", where=record_id) from exc

@@ -13,7 +13,8 @@ import ffmpeg
 import numpy as np
 
 from fusionforge.filters.dedup.image_hash import PHASH_SIDE, phash_gray
-from fusionforge.pipelines.core.video import DEFAULT_TIMEOUT_S, BadVideo, require_tool, run_tool
+from fusionforge.pipelines.core.errors import BadMedia
+from fusionforge.pipelines.core.video import DEFAULT_TIMEOUT_S, require_tool, run_tool
 
 ANCHORS = 4  # frames per video that index it for candidate search
 
@@ -25,7 +26,7 @@ def _run(stream, timeout_s: float) -> bytes:
     done = run_tool(args, timeout_s)
     if done.returncode != 0:
         detail = done.stderr.decode(errors="replace").strip()[-300:] or f"ffmpeg exited with {done.returncode}"
-        raise BadVideo("unreadable_video", detail)
+        raise BadMedia("unreadable_video", detail)
     return done.stdout
 
 
@@ -34,7 +35,7 @@ def stream_key(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[int, int
     out = _run(ffmpeg.input(url)["v:0"].output("pipe:", format="hash", hash="sha256"), timeout_s)
     text = out.decode(errors="replace").strip()
     if not text.upper().startswith("SHA256="):
-        raise BadVideo("unreadable_video", f"unexpected hash output {text[:80]!r}")
+        raise BadMedia("unreadable_video", f"unexpected hash output {text[:80]!r}")
     value = int(text.split("=", 1)[1][:32], 16)
     return value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF
 
@@ -51,7 +52,7 @@ def sample_frames(url: str, fps: float = 1.0, max_frames: int = 32, timeout_s: f
     frame = PHASH_SIDE * PHASH_SIDE
     count = len(out) // frame
     if count == 0:
-        raise BadVideo("no_frames", "ffmpeg decoded no frame from the video stream")
+        raise BadMedia("no_frames", "ffmpeg decoded no frame from the video stream")
     return np.frombuffer(out[: count * frame], np.uint8).reshape(count, PHASH_SIDE, PHASH_SIDE)
 
 

@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 from fusionforge.filters.media import item_bytes, items_of_kind
 from fusionforge.filters.rules import below, exceeds, first_failing
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage, inspect_image
+from fusionforge.pipelines.core.errors import BadMedia
+from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, inspect_image
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
 
@@ -70,7 +71,7 @@ def decode_problem(items: list[dict], max_pixels: int) -> tuple[str | None, str 
     for item in items:
         try:
             inspect_image(item_bytes(item), max_pixels)
-        except BadImage as exc:
+        except BadMedia as exc:
             return exc.reason, None
         except OSError as exc:
             return None, f"unreadable_media: {exc}"

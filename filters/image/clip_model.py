@@ -21,6 +21,7 @@ from fusionforge.filters.policy import ScorePolicy, check_policy
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
 
 
 def check_clip_args(model: str, pretrained: str | None) -> None:

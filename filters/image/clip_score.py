@@ -7,7 +7,7 @@ embeddings; keep by ``threshold`` (DataComp: 0.28 for ViT-B/32, 0.3 for ViT-L/14
 (DataComp's best baseline keeps the top 30%). Images decode through the shared bounded decoder
 (``pipelines/core/images.py``: the pixel count is checked from the header against ``max_pixels``
 before any pixel is decoded). An image that will not decode, or is too big to, is an error on the
-row (its ``BadImage`` reason), not a score.
+row (its ``BadMedia`` reason), not a score.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from PIL import Image
 from fusionforge.filters.image.clip_model import ClipPolicy, ClipScorer, check_clip_args
 from fusionforge.filters.media import first_of_kind, item_bytes
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
+from fusionforge.pipelines.core.errors import BadMedia
+from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, decode_image
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
 
 
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """A decoded RGB image, through the bounded decoder (raises ``BadImage`` with a short reason)."""
+    """A decoded RGB image, through the bounded decoder (raises ``BadMedia`` with a short reason)."""
     return decode_image(data, max_pixels).convert("RGB")
 
 
@@ -74,7 +75,7 @@ class ImageClipScore(ClipPolicy, ScoringStage):
                 continue
             try:
                 images.append(open_image(item_bytes(item), self.max_pixels))
-            except BadImage as exc:
+            except BadMedia as exc:
                 errors[row] = str(exc)  # "{reason}: {detail}"
                 continue
             except OSError as exc:

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 
 from fusionforge.filters.text.fasttext_model import LABEL_PREFIX, one_line
-from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
+from fusionforge.pipelines.core.errors import ConfigError, FusionforgeError, MissingDependency, RunError
 from fusionforge.pipelines.core.io import atomic_path, open_text
+
+LOSSES = ("softmax", "ova", "hs", "ns")  # fastText's losses
 
 
 @dataclass(frozen=True)
@@ -60,18 +62,24 @@ class TrainConfig:
             raise ConfigError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.quantize and self.dim % 2:
             raise ConfigError("quantize needs an even dim (fastText's product quantiser splits vectors in pairs)")
-        if self.loss not in ("softmax", "ova", "hs", "ns"):
+        if self.loss not in LOSSES:
             raise ConfigError(f"loss must be softmax, ova, hs or ns, got {self.loss!r}")
+        missing = [path for _, path in self.sources() if not Path(path).is_file()]
+        if missing:
+            raise ConfigError(f"labelled input {missing[0]} does not exist")
+
+    def sources(self) -> list[tuple[str, str]]:
+        """(the label every row gets, or "" to read each row's ``label_field``; path) per input."""
+        found = []
+        for spec in self.inputs:
+            fixed, sep, path = spec.partition("=")
+            found.append(("", spec) if not sep or Path(spec).exists() else (fixed, path))
+        return found
 
 
 def labelled_rows(cfg: TrainConfig) -> Iterator[tuple[list[str], str] | None]:
     """(labels, text) per usable input row; None for a row without text or label (counted, skipped)."""
-    for spec in cfg.inputs:
-        fixed, sep, path = spec.partition("=")
-        if not sep or Path(spec).exists():
-            fixed, path = "", spec
-        if not Path(path).is_file():
-            raise ConfigError(f"labelled input {path} does not exist")
+    for fixed, path in cfg.sources():
         with open_text(path) as handle:
             for line in handle:
                 if not line.strip():
@@ -112,7 +120,7 @@ def train_fasttext(cfg: TrainConfig) -> dict[str, Any]:
                 n_valid += held_out
                 n_train += not held_out
         if len(counts) < 2 or n_train == 0:
-            raise ConfigError(f"need rows of at least two labels to train a classifier; found {counts or 'none'}")
+            raise RunError(f"need rows of at least two labels to train a classifier; found {counts or 'none'}")
         with atomic_path(cfg.output) as tmp:
             report = _train_in_child(cfg, train_path, valid_path if n_valid else None, tmp)
     report["valid_rows"] = n_valid
@@ -151,17 +159,17 @@ def _train_in_child(cfg: TrainConfig, train_path: Path, valid_path: Path | None,
     try:
         done = subprocess.run(args, capture_output=True, timeout=cfg.timeout_s, check=False)
     except subprocess.TimeoutExpired:
-        raise ConfigError(
+        raise RunError(
             f"fastText training took longer than {cfg.timeout_s:.0f} s; raise the timeout or train on a sample"
         ) from None
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip().splitlines()
-        raise ConfigError(message[-1] if message else f"the fastText training process exited with {done.returncode}")
+        raise RunError(message[-1] if message else f"the fastText training process exited with {done.returncode}")
     return json.loads(done.stdout)
 
 
 def _fit(job: dict[str, Any]) -> dict[str, Any]:
-    """The child's work: train, quantise, evaluate, save; raises ``ConfigError`` with the fix."""
+    """The child's work: train, quantise, evaluate, save; raises ``RunError`` with the fix."""
     try:
         import fasttext
     except ImportError as exc:
@@ -184,7 +192,7 @@ def _fit(job: dict[str, Any]) -> dict[str, Any]:
         if cfg.quantize:
             model.quantize(input=job["train"], qnorm=True, retrain=True, thread=cfg.threads)
     except RuntimeError as exc:  # fastText's "Encountered NaN": the training diverged
-        raise ConfigError(f"fastText training failed ({exc}); lower --lr or --epoch, or give more data") from exc
+        raise RunError(f"fastText training failed ({exc}); lower --lr or --epoch, or give more data") from exc
     report: dict[str, Any] = {}
     if job["valid"]:
         _, precision, recall = model.test(job["valid"])
@@ -203,5 +211,5 @@ def _fit(job: dict[str, Any]) -> dict[str, Any]:
 if __name__ == "__main__":
     try:
         print(json.dumps(_fit(json.loads(sys.argv[1]))))
-    except ConfigError as error:
+    except FusionforgeError as error:  # the parent raises it again as a RunError
         sys.exit(str(error))

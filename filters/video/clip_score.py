@@ -20,9 +20,9 @@ from fusionforge.filters.media import first_of_kind, video_url
 from fusionforge.filters.video.common import video_facts
 from fusionforge.filters.video.decode import decode_frames
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
-from fusionforge.pipelines.core.video import BadVideo
 
 
 def spread(count: int, wanted: int) -> list[int]:
@@ -78,7 +78,7 @@ class VideoClipScore(ClipPolicy, ScoringStage):
                     frames = decode_frames(
                         url, facts.width, facts.height, max_side=336, keyframes_only=True, timeout_s=self.timeout_s
                     ).pixels
-            except (BadVideo, OSError) as exc:
+            except (BadMedia, OSError) as exc:
                 errors[row] = f"{getattr(exc, 'reason', 'unreadable_video')}: {exc}"
                 continue
             if len(frames) == 0:

@@ -1,8 +1,8 @@
 """ffmpeg commands built with ffmpeg-python and run with a timeout: frames out as numpy arrays.
 
 ffmpeg-python builds the argument list (``stream.compile()``); ``core.video.run_tool`` runs it
-without a shell, with a wall-clock timeout, and a timeout is a ``BadVideo("timeout")``. Any decoder
-error on stderr (a truncated or damaged stream) is a ``BadVideo("corrupt_video")``: a clip cut
+without a shell, with a wall-clock timeout, and a timeout is a ``BadMedia("timeout")``. Any decoder
+error on stderr (a truncated or damaged stream) is a ``BadMedia("corrupt_video")``: a clip cut
 short would otherwise pass with silently fewer frames.
 """
 
@@ -13,19 +13,20 @@ from dataclasses import dataclass
 import ffmpeg
 import numpy as np
 
-from fusionforge.pipelines.core.video import BadVideo, require_tool, run_tool, tool_message
+from fusionforge.pipelines.core.errors import BadMedia
+from fusionforge.pipelines.core.video import require_tool, run_tool, tool_message
 
 QUIET = ("-nostdin", "-hide_banner", "-v", "error")
 
 
 def run_ffmpeg(stream: ffmpeg.nodes.OutputStream, timeout_s: float, threads: int = 1) -> bytes:
-    """Run a built ffmpeg command; return its stdout (raise ``BadVideo`` on errors or a timeout)."""
+    """Run a built ffmpeg command; return its stdout (raise ``BadMedia`` on errors or a timeout)."""
     args = stream.global_args(*QUIET, "-threads", str(threads)).compile(cmd=require_tool("ffmpeg"))
     done = run_tool(args, timeout_s)
     errors = tool_message(done.stderr)
     if done.returncode != 0 or errors:
         last = errors.splitlines()[-1] if errors else f"ffmpeg exited with {done.returncode}"
-        raise BadVideo("corrupt_video", last[-300:])
+        raise BadMedia("corrupt_video", last[-300:])
     return done.stdout
 
 
@@ -77,7 +78,7 @@ def decode_frames(
         timeout_s: wall-clock limit of the ffmpeg process.
     """
     if width <= 0 or height <= 0:
-        raise BadVideo("no_video_stream", f"unknown frame size {width}x{height}")
+        raise BadMedia("no_video_stream", f"unknown frame size {width}x{height}")
     out_w, out_h = scaled_size(width, height, max_side)
     stream = ffmpeg.input(url, **({"skip_frame": "nokey"} if keyframes_only else {}))
     if fps is not None:

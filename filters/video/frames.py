@@ -28,9 +28,9 @@ from fusionforge.filters.media import video_url
 from fusionforge.filters.video.common import live_video_rows, video_facts
 from fusionforge.filters.video.decode import decode_frames
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, add_errors, set_column
-from fusionforge.pipelines.core.video import BadVideo
 
 
 def chunk_sizes(n_frames: int, chunk_size: int = 4) -> list[int]:
@@ -112,7 +112,7 @@ class FrameSampler(Stage):
                         max_frames=self.max_frames,
                         timeout_s=self.timeout_s,
                     )
-            except (BadVideo, OSError) as exc:
+            except (BadMedia, OSError) as exc:
                 errors[row] = f"{self.name}:{getattr(exc, 'reason', 'unreadable_video')}: {exc}"
                 continue
             if frames.count == 0:

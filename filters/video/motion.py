@@ -20,9 +20,9 @@ from fusionforge.filters.rules import below, first_failing
 from fusionforge.filters.video.common import video_facts
 from fusionforge.filters.video.decode import decode_frames
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
-from fusionforge.pipelines.core.video import BadVideo
 
 
 def motion_score(frames: np.ndarray) -> float:
@@ -65,7 +65,7 @@ class MotionScore(ScoringStage):
                     frames = self._gray_frames(url, facts.width, facts.height, self.fps)
                     if frames.shape[0] < 2:
                         frames = self._gray_frames(url, facts.width, facts.height, None)
-            except (BadVideo, OSError) as exc:
+            except (BadMedia, OSError) as exc:
                 scores.append(np.nan)
                 frames_used.append(None)
                 errors.append(f"{getattr(exc, 'reason', 'unreadable_video')}: {exc}")

@@ -18,9 +18,10 @@ import pyarrow as pa
 from fusionforge.filters.media import first_of_kind, video_url
 from fusionforge.filters.rules import below, exceeds, first_failing
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
-from fusionforge.pipelines.core.video import BadVideo, probe_video, verify_decode
+from fusionforge.pipelines.core.video import probe_video, verify_decode
 
 NUMERIC = ("duration_s", "fps", "width", "height", "n_streams")
 
@@ -70,7 +71,7 @@ class VideoProbe(ScoringStage):
                     info = probe_video(url, self.timeout_s)
                     if self.verify_decode:
                         verify_decode(url, self.timeout_s)
-            except (BadVideo, OSError) as exc:
+            except (BadMedia, OSError) as exc:
                 error = f"{getattr(exc, 'reason', 'unreadable_video')}: {exc}"
             for key in NUMERIC:
                 facts[key].append(getattr(info, key) if info and not error else None)

@@ -22,10 +22,10 @@ from fusionforge.filters.media import video_url
 from fusionforge.filters.video.common import live_video_rows, video_facts
 from fusionforge.filters.video.scenes import ClipEncoding, extract_clip, plan_clips, scene_scores
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.expand import derive_rows
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, add_errors, set_column
-from fusionforge.pipelines.core.video import BadVideo
 
 SPLIT = "split_into_clips"
 
@@ -76,7 +76,7 @@ class SceneSplit(Stage):
         for row, item in live_video_rows(batch):
             try:
                 clips = self._split(item)
-            except (BadVideo, OSError) as exc:
+            except (BadMedia, OSError) as exc:
                 errors[row] = f"{self.name}:{getattr(exc, 'reason', 'unreadable_video')}: {exc}"
                 continue
             n_clips[row] = len(clips)

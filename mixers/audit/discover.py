@@ -26,7 +26,8 @@ from fusionforge.mixers.audit.ledger_stats import LEDGER_COLUMNS
 from fusionforge.mixers.audit.plan import is_plan_schema
 from fusionforge.mixers.audit.posttraining import is_rft_prompts_schema, is_rft_samples_schema, is_sft_schema
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import MARKER_DIR, WORK_DIR
+from fusionforge.pipelines.core.io import WORK_DIR
+from fusionforge.pipelines.core.lifecycle import CONFIG, MARKER_DIR, PARTITION, REPORT, Markers, is_finished
 from fusionforge.pipelines.writers.manifest import LEDGER as LEDGER_FILE
 from fusionforge.pipelines.writers.manifest import MANIFEST as MANIFEST_FILE
 from fusionforge.pipelines.writers.webdataset_writer import PARTS_DIR, REJECTED_DIR, SHARD_DIR
@@ -110,11 +111,11 @@ def discover(
 
 
 def is_output(path: Path) -> bool:
-    return any((path / name).exists() for name in (MANIFEST_FILE, LEDGER_FILE, "report.json", MARKER_DIR, PARTS_DIR))
+    return any((path / name).exists() for name in (MANIFEST_FILE, LEDGER_FILE, REPORT, MARKER_DIR, PARTS_DIR))
 
 
 def _output_files(folder: Path) -> tuple[Output, list[tuple[Path, str | None]]]:
-    report, config = _read_json(folder / "report.json"), _read_yaml(folder / "config.yaml")
+    report, config = _read_json(folder / REPORT), _read_yaml(folder / CONFIG)
     step = (
         report.get("step")
         or config.get("step")
@@ -124,12 +125,11 @@ def _output_files(folder: Path) -> tuple[Output, list[tuple[Path, str | None]]]:
     upstream = config.get("input")
     seq_len = report.get("seq_len") or config.get("seq_len")
     vision_ratio = report.get("target_vision_ratio") or config.get("vision_ratio")
-    complete = (folder / "_SUCCESS").exists()
+    complete = is_finished(folder)
     files: list[tuple[Path, str | None]] = []
     done = seen = None
     if not complete and (folder / PARTS_DIR).is_dir():
-        markers = (folder / MARKER_DIR).glob("partition-*.done.json")
-        marked = {int(m.name[len("partition-") :].split(".")[0]) for m in markers}
+        marked = Markers(str(folder), PARTITION).done_numbers()
         parts = sorted((folder / PARTS_DIR).glob("*.parquet"))
         seen = len({_partition(p) for p in parts} | marked)
         done = len(marked)

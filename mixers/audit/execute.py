@@ -6,42 +6,37 @@ flight on Ray, so the driver's memory is bounded by a few states and each worker
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from fusionforge.mixers.audit.discover import Unit
 from fusionforge.mixers.audit.state import AuditState, fold_unit
-from fusionforge.pipelines.core.errors import ConfigError
-
-UnitCallback = Callable[[Unit], None]
+from fusionforge.pipelines.core.progress import UNIT, Progress, quiet
+from fusionforge.pipelines.core.ray_env import init_ray
+from fusionforge.pipelines.core.settings import RunSettings
 
 
 def collect(
     units: Iterable[Unit],
-    executor: str = "local",
-    ray_address: str | None = None,
-    num_cpus: int | None = None,
-    on_unit: UnitCallback | None = None,
+    run: RunSettings,
+    progress: Progress = quiet,
     presets: tuple[str, ...] = (),
 ) -> AuditState:
     """The merged state of every unit (vision tokens counted with ``presets``, if any)."""
-    if executor == "local":
+    if run.executor == "local":
         state = AuditState()
         for unit in units:
             state.merge(fold_unit(unit, presets))
-            if on_unit:
-                on_unit(unit)
+            _done(progress, unit)
         return state
-    if executor == "ray":
-        return _collect_on_ray(list(units), ray_address, num_cpus, on_unit, presets)
-    raise ConfigError(f"unknown executor {executor!r}; use 'ray' or 'local'")
+    return _collect_on_ray(list(units), run, progress, presets)
 
 
-def _collect_on_ray(
-    units: list[Unit], address: str | None, num_cpus: int | None, on_unit: UnitCallback | None, presets: tuple[str, ...]
-) -> AuditState:
-    from fusionforge.pipelines.core.ray_env import init_ray
+def _done(progress: Progress, unit: Unit) -> None:
+    progress(UNIT, {"path": str(unit.path), "rows": unit.rows})
 
-    ray = init_ray(address=address, num_cpus=num_cpus)
+
+def _collect_on_ray(units: list[Unit], run: RunSettings, progress: Progress, presets: tuple[str, ...]) -> AuditState:
+    ray = init_ray(address=run.ray_address, num_cpus=run.num_cpus)
     task = ray.remote(num_cpus=1, max_retries=2)(fold_unit)
     window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     state = AuditState()
@@ -54,7 +49,5 @@ def _collect_on_ray(
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
             state.merge(ray.get(ref))
-            unit = pending.pop(ref)
-            if on_unit:
-                on_unit(unit)
+            _done(progress, pending.pop(ref))
     return state

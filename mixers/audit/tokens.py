@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fusionforge.mixers.audit.facts import FRAMES_COLUMN, MediaItems, has_text, text_chars
+from fusionforge.mixers.tokens.vision import get_preset, image_tokens, video_tokens
 from fusionforge.pipelines.core import schema as S
 
 CHARS_PER_TOKEN = 4
@@ -75,8 +76,6 @@ def vision_token_counts(
 @lru_cache(maxsize=65536)
 def _preset_count(preset: str, kind: str | None, width: float, height: float, frames: float) -> int:
     """Placeholder tokens of one item under ``preset``; 0 when its size is unknown or invalid."""
-    from fusionforge.mixers.tokens.vision import image_tokens, video_tokens
-
     if not (width > 0 and height > 0):  # NaN (unknown) or zero
         return 0
     try:
@@ -91,8 +90,6 @@ def _preset_count(preset: str, kind: str | None, width: float, height: float, fr
 
 def check_preset(preset: str) -> None:
     """Raise ``ConfigError`` for an unknown preset name, before any work."""
-    from fusionforge.mixers.tokens.vision import get_preset
-
     get_preset(preset)
 
 

@@ -21,7 +21,7 @@ from fusionforge.mixers.packing.layout import FPS_COLUMN, FRAMES_COLUMN, LayoutO
 from fusionforge.mixers.tokens.text import TextTokens
 from fusionforge.mixers.tokens.vision import get_preset
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.io import WORK_DIR, atomic_path, write_marker
+from fusionforge.pipelines.core.io import WORK_DIR, atomic_path
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, set_column
 
@@ -149,7 +149,7 @@ class ItemsLayout:
 
 
 def write_items(layout: ItemsLayout, partition: int, table: pa.Table) -> dict[str, Any]:
-    """Explode one partition's pieces into item rows; write the part and its marker; return the summary."""
+    """Explode one partition's pieces into item rows; write the part; return the summary (its marker's data)."""
     name = PackItems.name
     rows: list[dict[str, Any]] = []
     tokens: dict[str, dict[str, int]] = {}
@@ -214,7 +214,7 @@ def write_items(layout: ItemsLayout, partition: int, table: pa.Table) -> dict[st
     out = Path(layout.out_dir)
     with atomic_path(out / ITEMS_DIR / f"part-{partition:06d}.parquet") as tmp:
         pq.write_table(pa.Table.from_pylist(rows, schema=ITEMS_SCHEMA), tmp)
-    summary = {
+    return {
         "partition": partition,
         "records": table.num_rows,
         "tokens": tokens,
@@ -223,8 +223,6 @@ def write_items(layout: ItemsLayout, partition: int, table: pa.Table) -> dict[st
         "histograms": {s: {str(k): v for k, v in h.items()} for s, h in histograms.items()},
         "sources": sorted({r[S.SOURCE] for r in columns}),
     }
-    write_marker(out, f"items-{partition:06d}", summary)
-    return summary
 
 
 def merge_histograms(summaries: list[dict[str, Any]]) -> dict[str, np.ndarray]:

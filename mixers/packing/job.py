@@ -12,10 +12,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -29,16 +26,25 @@ from fusionforge.mixers.mixture import load_mixture, plan_mixture
 from fusionforge.mixers.packing.counting import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
 from fusionforge.mixers.packing.items import ItemBatch
 from fusionforge.mixers.packing.ledger import write_ledger
+from fusionforge.mixers.packing.materialize import Encoder, materialize
 from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
 from fusionforge.mixers.packing.plan_table import PLAN_SCHEMA
 from fusionforge.mixers.packing.planner import InlineRunner, PlanParams, RayRunner, run_windows
 from fusionforge.mixers.packing.streams import build_drawer
-from fusionforge.pipelines.core.config import dump_config
+from fusionforge.mixers.tokens.text import TextCounter
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic
-from fusionforge.pipelines.core.runner import make_executor
+from fusionforge.pipelines.core.io import atomic_path
+from fusionforge.pipelines.core.lifecycle import (
+    PACK_ITEMS,
+    Markers,
+    finish_run,
+    finished_report,
+    prepare_output,
+    run_pending,
+)
+from fusionforge.pipelines.core.progress import Progress, phase, quiet
+from fusionforge.pipelines.core.settings import RunSettings, flat_config
 from fusionforge.pipelines.core.stage import StageSpec
-from fusionforge.pipelines.job import REPORT, SUCCESS, prepare_output
 from fusionforge.pipelines.transform import ManifestSource
 
 PLAN = "plan.parquet"
@@ -62,16 +68,12 @@ class PackConfig:
     seq_vision_max: float | None = None
     video_group_tokens: int | None = None
     eos: bool = True
-    seed: int = 0
     lag: int = 8
     materialize: bool = False
     samples_per_shard: int = 1000
-    executor: str = "ray"
-    ray_address: str | None = None
-    num_cpus: int | None = None
-    resume: bool = False
+    run: RunSettings = RunSettings()  # run.seed: the window draws, and record hashes without a mixture seed
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         if self.seq_len < 16:
             raise ConfigError(f"--seq-len must be at least 16, got {self.seq_len}")
         if self.vision_ratio is not None and not 0 <= self.vision_ratio <= 1:
@@ -90,29 +92,23 @@ class PackConfig:
         return int(self.seq_vision_max * self.seq_len) if self.seq_vision_max is not None else None
 
 
-def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) a pack; return the report, also written to ``report.json``."""
-    cfg.check()
+def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
+    """Run (or resume) a pack; return the report, also written to ``report.json``; ``progress`` hears the phases."""
+    encoder = Encoder(cfg) if cfg.materialize else None  # a tokenizer that cannot write the ids fails before any work
     started = time.monotonic()
     out = Path(cfg.output)
     mixture = load_mixture(cfg.mixture) if cfg.mixture else None
-    hash_seed = mixture.seed if mixture else cfg.seed
+    hash_seed = mixture.seed if mixture else cfg.run.seed
     source = ManifestSource(cfg.input)
-    settings = {
-        k: v
-        for k, v in dataclasses.asdict(cfg).items()
-        if k not in ("executor", "ray_address", "num_cpus", "resume", "output")
-    }
+    not_settings = ("executor", "ray_address", "num_cpus", "resume", "strict", "output")
+    settings = {k: v for k, v in flat_config(cfg).items() if k not in not_settings}
     mixture_text = Path(cfg.mixture).read_text() if cfg.mixture else None
     if prepare_output(
-        out, {"settings": settings, "mixture": mixture_text, "input": str(Path(cfg.input).resolve())}, cfg.resume
+        out, {"settings": settings, "mixture": mixture_text, "input": str(Path(cfg.input).resolve())}, cfg.run.resume
     ):
-        return json.loads((out / REPORT).read_text())
-    say = on_stage or (lambda _message: None)
-
-    say("counting tokens")
+        return finished_report(out)
+    phase(progress, "counting tokens")
     partitions = source.partitions()
-    todo = [p for p in partitions if read_marker(out, f"items-{p:06d}") is None]
     spec = StageSpec(
         PackItems,
         {
@@ -127,24 +123,24 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
             "hash_seed": hash_seed,
         },
     )
-    executor = make_executor(cfg.executor, cfg.ray_address, cfg.num_cpus)
-    if todo:
-        executor.run(source, [spec], partial(write_items, ItemsLayout(str(out))), todo)
-    summaries = [read_marker(out, f"items-{p:06d}") for p in partitions]
+    executor = cfg.run.make_executor()
+    counted = Markers(str(out), PACK_ITEMS)
+    run_pending(counted, source, [spec], partial(write_items, ItemsLayout(str(out))), lambda: executor)
+    summaries = counted.read_all(partitions)
 
-    say("mixing")
+    phase(progress, "mixing")
     source_tokens: dict[str, int] = {}
     for summary in summaries:
         for name, kinds in summary["tokens"].items():
             source_tokens[name] = source_tokens.get(name, 0) + kinds["0"] + kinds["1"] + kinds["2"]
     plan = plan_mixture(mixture, source_tokens, merge_histograms(summaries), seed=hash_seed)
 
-    say("packing windows")
+    phase(progress, "packing windows")
     drawer, natural = build_drawer(out / ITEMS_DIR, summaries, plan, cfg, hash_seed)
     ratio = drawer.ratio
     metrics = PackMetrics(cfg.seq_len, ratio, cfg.window)
-    params = PlanParams(cfg.seq_len, cfg.window, cfg.seq_vision_cap, cfg.seed, cfg.lag)
-    runner = RayRunner(executor.ray) if cfg.executor == "ray" else InlineRunner()
+    params = PlanParams(cfg.seq_len, cfg.window, cfg.seq_vision_cap, cfg.run.seed, cfg.lag)
+    runner = RayRunner(executor.ray) if cfg.run.executor == "ray" else InlineRunner()
     with atomic_path(out / PLAN) as tmp, pq.ParquetWriter(tmp, PLAN_SCHEMA) as writer:
         next_id = [0]
 
@@ -157,7 +153,7 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
 
         surplus = run_windows(drawer, params, runner, sink)
 
-    say("writing the ledger")
+    phase(progress, "writing the ledger")
     left = ItemBatch.concat(list(surplus.values()))
     untouched = np.flatnonzero(left.offset == 0)
     keys = (left.column("partition")[untouched] << 32) | left.column("row")[untouched]
@@ -183,18 +179,14 @@ def run_pack(cfg: PackConfig, on_stage: Callable[[str], None] | None = None) -> 
         "mixture": plan.report(summary["tokens_by_source"]),
         "warnings": list(plan.warnings),
         "text_tokens_method": _method(cfg),
+        "tokenizer_fingerprint": TextCounter(cfg.tokenizer, cfg.tiktoken_pattern).fingerprint,
         "vision_preset": cfg.vision_preset,
     }
-    if cfg.materialize:
-        say("materializing shards")
-        from fusionforge.mixers.packing.materialize import materialize
-
-        report["materialized"] = materialize(out, source, cfg)
+    if encoder is not None:
+        phase(progress, "materializing shards")
+        report["materialized"] = materialize(out, source, cfg, encoder)
     report["seconds"] = round(time.monotonic() - started, 3)
-    dump_config(out / "config.yaml", {**dataclasses.asdict(cfg), "step": "pack"})
-    write_json_atomic(out / REPORT, report)
-    (out / SUCCESS).write_text("ok\n")
-    return report
+    return finish_run(out, report, {**flat_config(cfg), "step": "pack"})
 
 
 def _method(cfg: PackConfig) -> str:

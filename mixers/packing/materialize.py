@@ -16,6 +16,8 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Callable
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,8 @@ from fusionforge.mixers.tokens.text import TextCounter, record_texts
 from fusionforge.mixers.tokens.vision import get_preset
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import atomic_path, read_marker, read_range, write_marker
+from fusionforge.pipelines.core.io import atomic_path, read_range
+from fusionforge.pipelines.core.lifecycle import PACKED_SHARD, Markers
 from fusionforge.pipelines.transform import ManifestSource
 
 PLACEHOLDERS = {
@@ -45,6 +48,16 @@ PLACEHOLDERS = {
     "custom": ("<|image_pad|>", "<|video_pad|>"),
 }
 EXTENSIONS = {"jpeg": "jpg"}
+
+
+class Role(IntEnum):
+    """What a token of a record's layout is; ordered: from ``WRAPPER`` up not learned, from ``IMAGE`` up vision."""
+
+    TEXT = 0
+    EOS = 1
+    WRAPPER = 2  # chat markup around a media item or a video chunk (timestamps included)
+    IMAGE = 3  # an image placeholder
+    VIDEO = 4  # a video placeholder
 
 
 class Encoder:
@@ -70,24 +83,44 @@ class Encoder:
             raise ConfigError("the tokenizer defines no eos_token (tokenizer_config.json); pass --no-eos")
 
     def record_ids(self, record: dict[str, Any]) -> list[int]:
-        texts = record_texts(record[S.MODALITY], record[S.TEXT], record[S.SEGMENTS])
-        encoded = self.counter.encode_batch(texts)
+        return self.encode(record)[0]
+
+    def encode(self, record: dict[str, Any]) -> tuple[list[int], list[int]]:
+        """The record's token ids and, per token, its ``Role`` (what a trainer masks from the loss)."""
+        return self.encode_many([record])[0]
+
+    def encode_many(self, records: list[dict[str, Any]]) -> list[tuple[list[int], list[int]]]:
+        """``encode`` of several records, their texts tokenized in one batch (the tokenizer's threads)."""
+        texts = [record_texts(r[S.MODALITY], r[S.TEXT], r[S.SEGMENTS]) for r in records]
+        flat = self.counter.encode_batch([t for parts in texts for t in parts])
+        ends = np.cumsum([len(parts) for parts in texts])
+        return [self._assemble(r, flat[end - len(t) : end]) for r, t, end in zip(records, texts, ends)]
+
+    def _assemble(self, record: dict[str, Any], encoded: list[list[int]]) -> tuple[list[int], list[int]]:
         layout = record_layout(record, [len(e) for e in encoded], self.opts, self.wrappers)
         ids: list[int] = []
+        roles: list[int] = []
+
+        def add(tokens: list[int], role: int) -> None:
+            ids.extend(tokens)
+            roles.extend([int(role)] * len(tokens))
+
         markup = self.counter.encode_markup
         for block in layout.blocks:
             if block.kind == "text":
-                ids.extend(encoded[block.part])
+                add(encoded[block.part], Role.TEXT)
             elif block.kind == "eos":
-                ids.append(self.eos)
+                add([self.eos], Role.EOS)
             elif block.kind == "image":
                 wrap = self.preset.image_wrapper
-                ids += markup(wrap.prefix) + [self.pads[0]] * block.vision + markup(wrap.suffix)
+                add(markup(wrap.prefix), Role.WRAPPER)
+                add([self.pads[0]] * block.vision, Role.IMAGE)
+                add(markup(wrap.suffix), Role.WRAPPER)
             else:
-                ids += self._video_ids(record, block)
-        return ids
+                self._video_ids(record, block, add)
+        return ids, roles
 
-    def _video_ids(self, record: dict[str, Any], block) -> list[int]:
+    def _video_ids(self, record: dict[str, Any], block, add: Callable[[list[int], int], None]) -> None:
         markup, preset = self.counter.encode_markup, self.preset
         item = record[S.MEDIA][block.part]
         fps = float(record.get(FPS_COLUMN) or item["fps"] or 1.0)
@@ -95,30 +128,33 @@ class Encoder:
         frames = int(frames) if frames is not None else int(item["n_frames"] or 0)
         per_chunk = preset.video(block.width, block.height, frames).tokens_per_chunk
         extra = block.vision - per_chunk * (block.chunk_end - block.chunk_start)
-        ids = markup(preset.video_wrapper.prefix) + [self.pads[1]] * extra
+        add(markup(preset.video_wrapper.prefix), Role.WRAPPER)
+        add([self.pads[1]] * extra, Role.VIDEO)
         for k in range(block.chunk_start, block.chunk_end):
             prefix = preset.chunk_wrapper.prefix.format(timestamp=chunk_timestamp(k, preset.temporal_patch_size, fps))
-            ids += markup(prefix) + [self.pads[1]] * per_chunk + markup(preset.chunk_wrapper.suffix)
-        return ids + markup(preset.video_wrapper.suffix)
+            add(markup(prefix), Role.WRAPPER)
+            add([self.pads[1]] * per_chunk, Role.VIDEO)
+            add(markup(preset.chunk_wrapper.suffix), Role.WRAPPER)
+        add(markup(preset.video_wrapper.suffix), Role.WRAPPER)
 
 
-def materialize(out: Path, source: ManifestSource, cfg: Any) -> dict[str, Any]:
-    """Write ``packed/*.tar`` from ``plan.parquet``; return counts."""
-    encoder = Encoder(cfg)
+def materialize(out: Path, source: ManifestSource, cfg: Any, encoder: Encoder) -> dict[str, Any]:
+    """Write ``packed/*.tar`` from ``plan.parquet`` with ``encoder`` (built before any work); return counts."""
     plan = pq.ParquetFile(out / "plan.parquet")
+    written = Markers(str(out), PACKED_SHARD)
     shards, samples = [], 0
     for number, batch in enumerate(plan.iter_batches(batch_size=cfg.samples_per_shard)):
         name = f"packed-{number:06d}.tar"
         shards.append(name)
         samples += batch.num_rows
-        if read_marker(out, f"packed-{number:06d}") is not None:
+        if written.read(number) is not None:
             continue
         sequences = batch.to_pylist()
         records = _records(source, {(s["partition"], s["row"]) for q in sequences for s in q["segments"]})
         with atomic_path(out / "packed" / name) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             for sequence in sequences:
                 _write_sample(tar, sequence, records, encoder, cfg.seq_len)
-        write_marker(out, f"packed-{number:06d}", {"samples": batch.num_rows})
+        written.mark({"samples": batch.num_rows}, number)
     return {"shards": len(shards), "samples": samples, "folder": "packed/"}
 
 

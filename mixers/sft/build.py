@@ -10,117 +10,25 @@ finished by a vision check of what was written.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fusionforge.mixers.sft import stages as ST
+from fusionforge.mixers.sft.config import BuildConfig
+from fusionforge.mixers.sft.decontaminate import EvalIndex
 from fusionforge.mixers.sft.finish import finish_build
 from fusionforge.mixers.sft.mixture import check_sources, load_mixture
 from fusionforge.mixers.sft.parts import PARTS, RowSource, plan, run_parts
-from fusionforge.mixers.sft.vision import DEFAULT_PLACEHOLDERS
-from fusionforge.pipelines.core.config import dump_config
-from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import write_json_atomic
-from fusionforge.pipelines.core.stage import StageSpec
-from fusionforge.pipelines.job import prepare_output
+from fusionforge.mixers.sft.tokens import load_tokenizer
+from fusionforge.pipelines.core.lifecycle import finish_run, finished_report, prepare_output
+from fusionforge.pipelines.core.progress import Progress, quiet
+from fusionforge.pipelines.core.settings import flat_config
 from fusionforge.pipelines.readers.plan import parse_input, plan_fingerprint
 
-REPORT = "report.json"
-SUCCESS = "_SUCCESS"
 
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """Everything that decides what ``sft build`` writes; dumped to ``config.yaml`` next to the output."""
-
-    inputs: tuple[str, ...]
-    output: str
-    mixture: str | None = None
-    decontaminate: tuple[str, ...] = ()
-    ngram: int = 13
-    min_eval_tokens: int = 8
-    tokenizer: str | None = None
-    max_tokens: int | None = None
-    val_fraction: float = 0.01
-    seed: int = 0
-    strip_vision: bool = False
-    vision_placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS
-    near_dup_threshold: float | None = 0.8
-    partition_mb: float = 64.0
-    strict: bool = False
-    resume: bool = False
-    executor: str = "ray"
-    ray_address: str | None = None
-    num_cpus: int | None = None
-
-    def check(self) -> None:
-        """Bad settings fail here, before any work, with the fix in the message."""
-        if not self.inputs:
-            raise ConfigError("give at least one chat file (JSONL or Parquet)")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise ConfigError(f"--max-tokens must be a positive number of tokens, got {self.max_tokens}")
-        if self.max_tokens is not None and not self.tokenizer:
-            raise ConfigError(
-                "--max-tokens is a limit in the model's tokens: give --tokenizer PATH (tokenizer.json "
-                "or a tokenizer folder) to count them; without one the count is a characters/4 "
-                "estimate, which would keep conversations over the limit or drop ones within it"
-            )
-        if self.near_dup_threshold is not None and not 0.0 <= self.near_dup_threshold <= 1.0:
-            raise ConfigError(
-                f"--near-dup-threshold must be in [0, 1] (0 turns near-dup removal off), got {self.near_dup_threshold}"
-            )
-
-    def stages(self) -> list[StageSpec]:
-        return [
-            StageSpec(
-                ST.SftParse,
-                {"strip_vision": self.strip_vision, "placeholders": self.vision_placeholders, "strict": self.strict},
-            ),
-            StageSpec(
-                ST.SftChecks,
-                {
-                    "tokenizer": self.tokenizer,
-                    "max_tokens": self.max_tokens,
-                    "evals": self.decontaminate,
-                    "ngram": self.ngram,
-                    "min_tokens": self.min_eval_tokens,
-                },
-            ),
-        ]
-
-    def settings(self) -> dict[str, Any]:
-        """What a resumed run must share with the run it continues (the per-record settings)."""
-        keep = (
-            "decontaminate",
-            "ngram",
-            "min_eval_tokens",
-            "tokenizer",
-            "max_tokens",
-            "strip_vision",
-            "vision_placeholders",
-        )
-        return {k: v for k, v in dataclasses.asdict(self).items() if k in keep}
-
-
-def run_build(
-    cfg: BuildConfig,
-    on_plan: Callable[[int, int], None] | None = None,
-    on_partition: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+def run_build(cfg: BuildConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Build the set (or finish a killed run of it); return the report, also written to ``report.json``."""
-    from fusionforge.mixers.sft.decontaminate import EvalIndex
-    from fusionforge.mixers.sft.tokens import load_tokenizer
-
     started = time.monotonic()
-    cfg.check()
     out = Path(cfg.output)
     sources = [parse_input(text, "text").source for text in cfg.inputs]
     mixture = load_mixture(cfg.mixture) if cfg.mixture else None
@@ -130,27 +38,15 @@ def run_build(
     index = EvalIndex(cfg.decontaminate, cfg.ngram, cfg.min_eval_tokens) if cfg.decontaminate else None
     partitions = plan(cfg.inputs, cfg.partition_mb)
     fingerprint = {"plan": plan_fingerprint(partitions), "settings": cfg.settings()}
-    if prepare_output(out, fingerprint, cfg.resume):
-        return json.loads((out / REPORT).read_text(encoding="utf-8"))
-    run_parts(
-        out,
-        RowSource(partitions, cfg.strict),
-        cfg.stages(),
-        executor=cfg.executor,
-        ray_address=cfg.ray_address,
-        num_cpus=cfg.num_cpus,
-        on_plan=on_plan,
-        on_partition=on_partition,
-    )
+    if prepare_output(out, fingerprint, cfg.run.resume, (PARTS,)):
+        return finished_report(out)
+    run_parts(out, RowSource(partitions, cfg.run.strict), cfg.stages(), cfg.run, progress)
     report = finish_build(out, cfg, partitions, mixture)
     report["tokens"]["method"] = token_method
     report["decontamination"] = _decontamination(cfg, index, report.pop("_matches_by_set"))
-    report.update(step="sft_build", executor=cfg.executor, seconds=round(time.monotonic() - started, 3))
-    dump_config(out / "config.yaml", {**dataclasses.asdict(cfg), "stages": [s.describe() for s in cfg.stages()]})
-    write_json_atomic(out / REPORT, report)
-    (out / SUCCESS).write_text("ok\n")
-    shutil.rmtree(out / PARTS, ignore_errors=True)
-    return report
+    report.update(step="sft_build", executor=cfg.run.executor, seconds=round(time.monotonic() - started, 3))
+    config = {**flat_config(cfg), "stages": [s.describe() for s in cfg.stages()]}
+    return finish_run(out, report, config, (PARTS,))
 
 
 def _decontamination(cfg: BuildConfig, index: Any, matches: dict[str, int]) -> dict[str, Any] | None:

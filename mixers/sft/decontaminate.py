@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from fusionforge.mixers.sft.readers import detect_format, parse_row
 from fusionforge.pipelines.core.errors import BadRecord, ConfigError
+from fusionforge.pipelines.core.io import expand_paths
 from fusionforge.pipelines.readers.base import InputFile
-from fusionforge.pipelines.readers.plan import parse_input
+from fusionforge.pipelines.readers.plan import STRUCTURED_SUFFIXES, parse_input
 from fusionforge.pipelines.readers.rows import iter_structured
 
 DEFAULT_NGRAM = 13
@@ -145,10 +147,6 @@ class EvalIndex:
 
 def _eval_samples(path: str, name: str, stats: dict[str, Any]):
     """(sample id, texts) per eval row; chats give their user and assistant turns."""
-    from fusionforge.mixers.sft.readers import detect_format, parse_row
-    from fusionforge.pipelines.core.io import expand_paths
-    from fusionforge.pipelines.readers.plan import STRUCTURED_SUFFIXES
-
     for file in expand_paths(path, STRUCTURED_SUFFIXES):
         for position, row in iter_structured(InputFile(str(file), file.name, name, "text")):
             if isinstance(row, str):

@@ -8,13 +8,13 @@ in-process entry points of ``fusionforge dedupe``, so both commands agree on wha
 
 from __future__ import annotations
 
+from fusionforge.filters.dedup.api import exact_duplicates, near_duplicates
+
 
 def duplicate_reasons(
     ids: list[str], user_texts: list[str], near_threshold: float | None = 0.8, seed: int = 1
 ) -> list[str | None]:
     """Per conversation: None (kept), ``"exact_dup_of: <id>"`` or ``"near_dup_of: <id>"``."""
-    from fusionforge.filters.dedup.api import exact_duplicates, near_duplicates
-
     reasons: list[str | None] = [None if j is None else f"exact_dup_of: {ids[j]}" for j in exact_duplicates(user_texts)]
     if not near_threshold:
         return reasons

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,18 +18,16 @@ import pyarrow.parquet as pq
 
 from fusionforge.mixers.sft import schema as C
 from fusionforge.mixers.sft import stages as ST
+from fusionforge.mixers.sft.config import BuildConfig
 from fusionforge.mixers.sft.dedupe import duplicate_reasons
 from fusionforge.mixers.sft.mixture import Mixture, plan_copies, split_of
 from fusionforge.mixers.sft.output import SPLITS, SetWriter, check_vision
 from fusionforge.mixers.sft.parts import ROW, iter_part_batches, part_paths
 from fusionforge.mixers.sft.vision import VisionScanner
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.errors import FusionforgeError
+from fusionforge.pipelines.core.errors import RunError
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
-
-if TYPE_CHECKING:
-    from fusionforge.mixers.sft.build import BuildConfig
 
 STEP = "sft_build"
 DEDUP = "sft_dedup_v1"
@@ -54,6 +52,7 @@ class Fates:
             ST.HASH,
             ST.TOKENS,
             ST.TOOL_CALLS,
+            ST.SCHEMA_MAPPINGS,
             VISION_PARTS,
             STRIPPED,
         ]
@@ -64,6 +63,7 @@ class Fates:
         self.ids, self.sources = data[S.ID], data[S.SOURCE]
         self.reasons, self.errors = data[S.DROP_REASON], data[S.ERROR]
         self.tokens, self.tool_calls = data[ST.TOKENS], data[ST.TOOL_CALLS]
+        self.schema_mappings = data[ST.SCHEMA_MAPPINGS]
         self.vision_parts, self.stripped = data[VISION_PARTS], data[STRIPPED]
         self._fail_duplicate_ids()
         kept = self.kept()
@@ -79,10 +79,10 @@ class Fates:
         }
         self.split = [None] * len(self.ids)
         for i in self.kept():
-            self.split[i] = split_of(data[ST.HASH][i], cfg.seed, cfg.val_fraction)
+            self.split[i] = split_of(data[ST.HASH][i], cfg.run.seed, cfg.val_fraction)
         train = [i for i in self.kept() if self.split[i] == "train"]
         copies, self.mixture = plan_copies(
-            mixture, [(self.sources[i], self.ids[i], self.tokens[i]) for i in train], cfg.seed
+            mixture, [(self.sources[i], self.ids[i], self.tokens[i]) for i in train], cfg.run.seed
         )
         self.copies = [1] * len(self.ids)
         for i, n in zip(train, copies):
@@ -123,7 +123,7 @@ def finish_build(out: Path, cfg: BuildConfig, partitions: list, mixture: Mixture
         for split in SPLITS:
             for suffix in (".jsonl", ".parquet"):
                 (out / f"{split}{suffix}").unlink(missing_ok=True)
-        raise FusionforgeError(f"vision check failed: {found} vision parts in the written set; it was removed")
+        raise RunError(f"vision check failed: {found} vision parts in the written set; it was removed")
     report = _report(out, fates, writer.rows, cfg, found)
     report["_matches_by_set"] = matches
     return report
@@ -201,6 +201,15 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
+def _mapping_counts(per_row: list[str | None]) -> dict[str, int]:
+    """Conversations whose tool schemas took each mapping (``"float->number": 12``), over every input row."""
+    counts: dict[str, int] = {}
+    for mappings in per_row:
+        for mapping in sorted(set(mappings.split(";"))) if mappings else ():
+            counts[mapping] = counts.get(mapping, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def _report(out: Path, fates: Fates, rows: dict[str, int], cfg: BuildConfig, found: dict[str, int]) -> dict[str, Any]:
     ledger = ledger_summary(out / "ledger.parquet")
     kept = fates.kept()
@@ -254,7 +263,7 @@ def _report(out: Path, fates: Fates, rows: dict[str, int], cfg: BuildConfig, fou
             for s in SPLITS
         },
         "val_fraction": cfg.val_fraction,
-        "seed": cfg.seed,
+        "seed": cfg.run.seed,
         "tokens": {
             "tokenizer": cfg.tokenizer,
             "max_tokens": cfg.max_tokens,
@@ -264,6 +273,10 @@ def _report(out: Path, fates: Fates, rows: dict[str, int], cfg: BuildConfig, fou
             "p50": int(np.percentile(tokens, 50)) if len(tokens) else 0,
             "p95": int(np.percentile(tokens, 95)) if len(tokens) else 0,
             "max": int(tokens.max()) if len(tokens) else 0,
+        },
+        "tool_schemas": {
+            "dialect": cfg.schema_dialect,
+            "mapped": _mapping_counts(fates.schema_mappings),
         },
         "tool_use_share": {
             "conversations": round(len(tool) / len(kept), 4) if kept else 0.0,

@@ -10,7 +10,7 @@ skips partitions with markers; the global phase (dedup, mixing, split, outputs) 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.io import WORK_DIR, atomic_path, read_marker, write_marker
-from fusionforge.pipelines.core.runner import Source, make_executor
+from fusionforge.pipelines.core.io import WORK_DIR, atomic_path
+from fusionforge.pipelines.core.lifecycle import PARTITION, Markers, run_pending
+from fusionforge.pipelines.core.progress import Progress, quiet
+from fusionforge.pipelines.core.settings import RunSettings
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.readers.base import InputFile, ReaderOptions, failed_row, record_row
 from fusionforge.pipelines.readers.guard import guarded, records_table
@@ -84,38 +87,23 @@ def _jsonable(value: Any) -> Any:
 
 
 def run_parts(
-    out: Path,
-    source: RowSource,
-    stages: Sequence[StageSpec],
-    *,
-    executor: str = "ray",
-    ray_address: str | None = None,
-    num_cpus: int | None = None,
-    on_plan: Callable[[int, int], None] | None = None,
-    on_partition: Callable[[dict[str, Any]], None] | None = None,
+    out: Path, source: RowSource, stages: Sequence[StageSpec], run: RunSettings, progress: Progress = quiet
 ) -> None:
     """Run the stages over every partition that has no completion marker yet.
 
     The caller has checked the output folder first (``prepare_output``: refuse a non-empty one
     unless resuming the same plan).
     """
-    every = source.partitions()
-    todo = [p for p in every if read_marker(out, f"partition-{p:06d}") is None]
-    if on_plan:
-        on_plan(len(every), len(every) - len(todo))
-    if todo:
-        runner = make_executor(executor, ray_address, num_cpus)
-        runner.run(source, list(stages), partial(write_part, str(out)), todo, on_partition)
+    markers = Markers(str(out), PARTITION)
+    run_pending(markers, source, stages, partial(write_part, str(out)), run.make_executor, progress)
 
 
 def write_part(out_dir: str, partition: int, table: pa.Table) -> dict[str, Any]:
-    """One partition's rows (every column the stages added) as a Parquet part, then its marker."""
+    """One partition's rows (every column the stages added) as a Parquet part; its summary is its marker's data."""
     path = Path(out_dir) / PARTS / f"part-{partition:06d}.parquet"
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-    summary = {"partition": partition, "rows": table.num_rows}
-    write_marker(out_dir, f"partition-{partition:06d}", summary)
-    return summary
+    return {"partition": partition, "rows": table.num_rows}
 
 
 def part_paths(out: Path, partitions: list[Partition]) -> list[Path]:

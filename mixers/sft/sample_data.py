@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fusionforge.pipelines.core.io import read_range, safe_name
 from fusionforge.pipelines.demo_corpus import document, sentence, write_jsonl
 
 WEATHER = {
@@ -262,8 +263,6 @@ def questions_from_shards(shard_dir: str | Path, dest: str | Path, source: str =
     reads. Shapes may overlap in those drawings, so some answers the code finds will differ from
     the metadata: those trajectories are rejected, which is the point of verifying.
     """
-    from fusionforge.pipelines.core.io import read_range, safe_name
-
     shard_dir, dest = Path(shard_dir), Path(dest)
     manifest = pq.read_table(shard_dir / "manifest.parquet", columns=["id", "source", "meta", "media"])
     rows = []

@@ -12,8 +12,11 @@ import json
 import pyarrow as pa
 
 from fusionforge.mixers.sft import schema as C
+from fusionforge.mixers.sft.decontaminate import EvalIndex
 from fusionforge.mixers.sft.parts import ROW
 from fusionforge.mixers.sft.readers import parse_row
+from fusionforge.mixers.sft.tokens import TokenCounter
+from fusionforge.mixers.sft.validate import tool_schema_mappings, validate
 from fusionforge.mixers.sft.vision import DEFAULT_PLACEHOLDERS, VisionScanner, conversation_traces, strip_conversation
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import BadRecord
@@ -21,13 +24,14 @@ from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage, Stage, add_drop_reasons, add_errors, set_column
 
 PARSE = "sft_parse_v1"
-VALIDATE = "sft_validate_v1"
+VALIDATE = "sft_validate_v2"  # v2: tool schemas mapped to JSON Schema first (lenient dialect, the default)
 DECONTAMINATE = "sft_decontaminate_v1"
 CONVERSATION = S.stage_column(PARSE, "conversation")
 USER_TEXT = S.stage_column(PARSE, "user_text")
 HASH = S.stage_column(PARSE, "hash")
 TOKENS = S.stage_column(VALIDATE, "tokens")
 TOOL_CALLS = S.stage_column(VALIDATE, "tool_calls")
+SCHEMA_MAPPINGS = S.stage_column(VALIDATE, "schema_mappings")
 
 
 @register
@@ -100,19 +104,25 @@ class SftValidate(ScoringStage):
     stateful = True
     resources = Resources(batch_size=256)
 
-    def __init__(self, tokenizer: str | None = None, max_tokens: int | None = None) -> None:
-        from fusionforge.mixers.sft.tokens import TokenCounter
-
+    def __init__(
+        self, tokenizer: str | None = None, max_tokens: int | None = None, schema_dialect: str = "lenient"
+    ) -> None:
         self.counter = TokenCounter(tokenizer)
         self.max_tokens = max_tokens
+        self.schema_dialect = schema_dialect
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
-        from fusionforge.mixers.sft.validate import validate
-
         convs = [C.loads(text) for text in batch.column(CONVERSATION).to_pylist()]
         counts = self.counter.count(convs)
-        problems = [problem or validate(conv, n, self.max_tokens) for conv, (n, problem) in zip(convs, counts)]
+        problems = [
+            problem or validate(conv, n, self.max_tokens, self.schema_dialect)
+            for conv, (n, problem) in zip(convs, counts)
+        ]
+        lenient = self.schema_dialect == "lenient"
         return {
+            "schema_mappings": pa.array(
+                [(";".join(tool_schema_mappings(conv)) or None) if lenient else None for conv in convs], pa.string()
+            ),
             "tokens": pa.array([n for n, _ in counts], pa.int64()),
             "tool_calls": pa.array([c.tool_call_count for c in convs], pa.int64()),
             "turns": pa.array([len(c.messages) for c in convs], pa.int64()),
@@ -132,8 +142,6 @@ class SftDecontaminate(ScoringStage):
     resources = Resources(batch_size=256)
 
     def __init__(self, evals: tuple[str, ...] = (), ngram: int = 13, min_tokens: int = 8) -> None:
-        from fusionforge.mixers.sft.decontaminate import EvalIndex
-
         self.index = EvalIndex(evals, ngram, min_tokens)
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
@@ -159,7 +167,7 @@ class SftChecks(Stage):
     """Validation then decontamination in one actor: one stateful pool, so a 2-CPU machine keeps a CPU for
     reads and writes (two stateful pools of one CPU each would take both and stall the job)."""
 
-    name = "sft_checks_v1"
+    name = "sft_checks_v2"
     stateful = True
     resources = Resources(batch_size=256)
 
@@ -170,8 +178,9 @@ class SftChecks(Stage):
         evals: tuple[str, ...] = (),
         ngram: int = 13,
         min_tokens: int = 8,
+        schema_dialect: str = "lenient",
     ) -> None:
-        self.stages: list[Stage] = [SftValidate(tokenizer, max_tokens)]
+        self.stages: list[Stage] = [SftValidate(tokenizer, max_tokens, schema_dialect)]
         if evals:
             self.stages.append(SftDecontaminate(evals, ngram, min_tokens))
 

@@ -27,7 +27,8 @@ from fusionforge.mixers.sft.sandbox import PythonSandbox, SandboxLimits
 from fusionforge.mixers.sft.schema import Conversation, Message, ToolCall, ToolDef, output_row
 from fusionforge.mixers.sft.validate import validate
 from fusionforge.mixers.sft.vision import VisionScanner, count_vision_parts
-from fusionforge.pipelines.core.images import BadImage, inspect_image
+from fusionforge.pipelines.core.errors import BadMedia
+from fusionforge.pipelines.core.images import inspect_image
 
 SYSTEM_PROMPT = (
     "You are a careful visual reasoning assistant. You cannot see images directly. To answer questions about "
@@ -71,7 +72,7 @@ def synthesize(
         inspect_image(Path(resolved).read_bytes())
     except OSError as exc:
         return Outcome(None, f"missing_image: {resolved}: {exc.strerror or exc}")
-    except BadImage as exc:
+    except BadMedia as exc:
         return Outcome(None, f"undecodable_image: {resolved}: {exc}")
     rng = random.Random(f"{seed}:{record_id}")
     params = qa.get("params") or {}

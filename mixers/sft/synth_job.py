@@ -9,12 +9,9 @@ were generated, ``images/`` and ``qa.jsonl``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,17 +22,19 @@ import pyarrow.parquet as pq
 from fusionforge.mixers.sft.output import check_vision
 from fusionforge.mixers.sft.parts import PARTS, ROW, RowSource, iter_part_batches, part_paths, plan, run_parts
 from fusionforge.mixers.sft.sandbox import SandboxLimits
+from fusionforge.mixers.sft.synth import synthesize
 from fusionforge.mixers.sft.synth_images import TASKS, generate
 from fusionforge.mixers.sft.vision import VisionScanner
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.config import dump_config
-from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import atomic_path, read_marker, write_json_atomic, write_marker
+from fusionforge.pipelines.core.errors import ConfigError, RunError
+from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
+from fusionforge.pipelines.core.lifecycle import SYNTH_IMAGES, Markers, finish_run, finished_report, prepare_output
+from fusionforge.pipelines.core.progress import Progress, quiet
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.sandbox_network import network_summary
-from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, set_column
-from fusionforge.pipelines.job import prepare_output
+from fusionforge.pipelines.core.settings import RunSettings, flat_config
+from fusionforge.pipelines.core.stage import Resources, Stage, StageSpec, add_drop_reasons, set_column
 from fusionforge.pipelines.readers.plan import plan_fingerprint
 
 SYNTH = "sft_synthesize_v1"
@@ -58,8 +57,6 @@ class SftSynthesize(Stage):
         self.seed = seed
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from fusionforge.mixers.sft.synth import synthesize
-
         trajectories, predicted, tasks, networks, reasons = [], [], [], [], []
         columns = [batch.column(c).to_pylist() for c in (ROW, S.ERROR, S.INPUT_FILE, S.ID, S.SOURCE)]
         for raw, error, qa_file, record_id, source in zip(*columns):
@@ -86,66 +83,51 @@ class SynthConfig:
     generate: int = 0
     tasks: tuple[str, ...] = TASKS
     image_size: int = 256
-    seed: int = 0
     timeout_s: float = 10.0
     memory_mb: int = 512
     cpu_s: int = 30
     network: str = "auto"
     partition_kb: float = 4.0  # QA rows per unit of work (~12 rows): sandbox sessions spread over workers
-    strict: bool = False
-    resume: bool = False
-    executor: str = "ray"
-    ray_address: str | None = None
-    num_cpus: int | None = None
+    run: RunSettings = RunSettings()  # run.seed: the generated images and the sandbox sessions
+
+    def __post_init__(self) -> None:
+        if not self.inputs and self.generate <= 0:
+            raise ConfigError("give image-QA files, or --generate N to draw N synthetic images with known answers")
+        SandboxLimits(**self.limits())  # bad limits fail before any work
 
     def limits(self) -> dict[str, Any]:
         return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "cpu_s": self.cpu_s, "network": self.network}
 
 
-def run_synth(
-    cfg: SynthConfig,
-    on_plan: Callable[[int, int], None] | None = None,
-    on_partition: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+def run_synth(cfg: SynthConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Synthesise (or finish a killed run); return the report, also written to ``report.json``."""
     started = time.monotonic()
-    if not cfg.inputs and cfg.generate <= 0:
-        raise ConfigError("give image-QA files, or --generate N to draw N synthetic images with known answers")
-    limits = SandboxLimits(**cfg.limits())  # bad limits fail before any work
     out = Path(cfg.output)
     user_plan = plan(cfg.inputs, cfg.partition_kb / 1024) if cfg.inputs else []
     fingerprint = {
         "plan": plan_fingerprint(user_plan),
         "settings": {
             k: v
-            for k, v in dataclasses.asdict(cfg).items()
+            for k, v in flat_config(cfg).items()
             if k not in ("resume", "executor", "ray_address", "num_cpus", "output")
         },
     }
-    if prepare_output(out, fingerprint, cfg.resume):
-        return json.loads((out / "report.json").read_text(encoding="utf-8"))
+    if prepare_output(out, fingerprint, cfg.run.resume, (PARTS,)):
+        return finished_report(out)
     inputs = list(cfg.inputs)
     if cfg.generate > 0:
-        if read_marker(out, "generated") is None:
-            generate(out, cfg.generate, cfg.seed, cfg.tasks, cfg.image_size)
-            write_marker(out, "generated", {"images": cfg.generate})
+        generated = Markers(str(out), SYNTH_IMAGES)
+        if generated.read() is None:
+            generate(out, cfg.generate, cfg.run.seed, cfg.tasks, cfg.image_size)
+            generated.mark({"images": cfg.generate})
         inputs.append(f"synthetic={out / 'qa.jsonl'}")
     partitions = plan(inputs, cfg.partition_kb / 1024)
-    run_parts(
-        out,
-        RowSource(partitions, cfg.strict),
-        [_spec(cfg)],
-        executor=cfg.executor,
-        ray_address=cfg.ray_address,
-        num_cpus=cfg.num_cpus,
-        on_plan=on_plan,
-        on_partition=on_partition,
-    )
+    run_parts(out, RowSource(partitions, cfg.run.strict), [_spec(cfg)], cfg.run, progress)
     by_task, networks = _write_outputs(out, part_paths(out, partitions))
     found = check_vision(out, VisionScanner(), ("trajectories",))
     if found["trajectories"]:
         (out / "trajectories.jsonl").unlink()
-        raise ConfigError(f"vision check failed: {found['trajectories']} vision parts in trajectories.jsonl")
+        raise RunError(f"vision check failed: {found['trajectories']} vision parts in trajectories.jsonl")
     ledger = ledger_summary(out / "ledger.parquet")
     report = {
         "step": STEP,
@@ -156,23 +138,17 @@ def run_synth(
         "reasons": ledger["reasons"],
         "by_task": by_task,
         "generated_images": cfg.generate,
-        "sandbox": {**cfg.limits(), "network_requested": limits.network, **network_summary(networks)},
+        "sandbox": {**cfg.limits(), "network_requested": cfg.network, **network_summary(networks)},
         "vision_check": f"{found['trajectories']} vision parts in trajectories.jsonl",
         "outputs": {"trajectories": "trajectories.jsonl", "rejected": "rejected.jsonl", "ledger": "ledger.parquet"},
-        "executor": cfg.executor,
+        "executor": cfg.run.executor,
         "seconds": round(time.monotonic() - started, 3),
     }
-    dump_config(out / "config.yaml", dataclasses.asdict(cfg))
-    write_json_atomic(out / "report.json", report)
-    (out / "_SUCCESS").write_text("ok\n")
-    shutil.rmtree(out / PARTS, ignore_errors=True)
-    return report
+    return finish_run(out, report, flat_config(cfg), (PARTS,))
 
 
 def _spec(cfg: SynthConfig):
-    from fusionforge.pipelines.core.stage import StageSpec
-
-    return StageSpec(SftSynthesize, {"limits": cfg.limits(), "seed": cfg.seed})
+    return StageSpec(SftSynthesize, {"limits": cfg.limits(), "seed": cfg.run.seed})
 
 
 def _write_outputs(out: Path, paths: list[Path]) -> tuple[dict[str, dict[str, int]], Counter]:

@@ -3,9 +3,11 @@
 Checks, in order: there are turns; roles are known and in a valid order (system first only, user
 opens, user -> assistant, assistant -> user, or -> tool results when it called tools, tool ->
 tool or assistant); no empty user or assistant turn; every tool call has unique id, JSON-object
-arguments, names a defined tool and matches that tool's JSON schema (when tools are given); every
-tool result answers an earlier, still-open call id, and no call goes unanswered; the conversation
-ends with an assistant turn; and the token count is within ``max_tokens``.
+arguments, names a defined tool and matches that tool's JSON schema (when tools are given; with the
+``lenient`` schema dialect the schema is first mapped to JSON Schema by ``tool_schema.lenient_schema``,
+as public tool-calling sets write it); every tool result answers an earlier, still-open call id, and
+no call goes unanswered; the conversation ends with an assistant turn; and the token count is within
+``max_tokens``.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from functools import lru_cache
 from typing import Any
 
 from fusionforge.mixers.sft.schema import ROLES, Conversation, Message
+from fusionforge.mixers.sft.tool_schema import lenient_schema
 
 
-def validate(conv: Conversation, n_tokens: int | None = None, max_tokens: int | None = None) -> str | None:
+def validate(
+    conv: Conversation, n_tokens: int | None = None, max_tokens: int | None = None, schema_dialect: str = "lenient"
+) -> str | None:
     """``None`` when the sample is valid, else ``"reason: detail"``."""
     if not conv.messages:
         return "empty_conversation: no user or assistant turns"
-    for check in (_roles, _contents, _tool_calls, _tool_results, _ending):
+    for check in (_roles, _contents, lambda c: _tool_calls(c, schema_dialect), _tool_results, _ending):
         problem = check(conv)
         if problem:
             return problem
@@ -67,7 +72,12 @@ def _contents(conv: Conversation) -> str | None:
     return None
 
 
-def _tool_calls(conv: Conversation) -> str | None:
+def tool_schema_mappings(conv: Conversation) -> list[str]:
+    """What the lenient dialect rewrote in this conversation's tool schemas (``"float->number"``, ...)."""
+    return [m for tool in conv.tools if tool.parameters is not None for m in lenient_schema(tool.parameters)[1]]
+
+
+def _tool_calls(conv: Conversation, schema_dialect: str) -> str | None:
     tools = {t.name: t for t in conv.tools}
     seen: set[str] = set()
     for turn, message in enumerate(conv.messages, start=1):
@@ -87,6 +97,8 @@ def _tool_calls(conv: Conversation) -> str | None:
             if call.name not in tools:
                 return f"unknown_tool: {where}; defined: {', '.join(sorted(tools))}"
             schema = tools[call.name].parameters
+            if schema is not None and schema_dialect == "lenient":
+                schema = lenient_schema(schema)[0]
             if schema is not None:
                 problem = schema_problem(json.dumps(schema, sort_keys=True), call.arguments)
                 if problem:

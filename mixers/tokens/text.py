@@ -9,6 +9,7 @@ read from a ``tokenizer_config.json`` beside it when there is one). Without a to
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -42,6 +43,7 @@ class TextCounter:
         self.path = str(path) if path else None
         self._hf = self._tiktoken = None
         self.eos_token: str | None = None
+        self.fingerprint: str | None = None  # sha256 of what decides the ids; None for the estimate
         if self.path is None:
             self.method = ESTIMATE
             return
@@ -65,6 +67,7 @@ class TextCounter:
         else:
             self._load_tiktoken(source, pattern or CL100K_PATTERN, config)
         self.method = f"tokenizer:{source.name}"
+        self.fingerprint = _fingerprint(source, config, pattern if self._tiktoken is not None else None)
 
     def _load_hf(self, source: Path) -> None:
         try:
@@ -118,6 +121,14 @@ class TextCounter:
             return self._tiktoken.encode(text, allowed_special="all")
         raise ConfigError("token ids need a real tokenizer: pass --tokenizer PATH")
 
+    def decode(self, ids: list[int]) -> str:
+        """Text of token ids, special tokens written out (``<|endoftext|>``)."""
+        if self._hf is not None:
+            return self._hf.decode(ids, skip_special_tokens=False)
+        if self._tiktoken is not None:
+            return self._tiktoken.decode(ids)
+        raise ConfigError("decoding needs a real tokenizer: pass --tokenizer PATH")
+
     def token_id(self, token: str) -> int | None:
         """The id of one (special) token, or None when the tokenizer lacks it."""
         if self._hf is not None:
@@ -129,6 +140,18 @@ class TextCounter:
     @property
     def eos_id(self) -> int | None:
         return self.token_id(self.eos_token) if self.eos_token else None
+
+
+def _fingerprint(source: Path, config: dict[str, Any], pattern: str | None) -> str:
+    """What decides the ids (the vocabulary file, the special tokens, a tiktoken pattern), hashed.
+
+    ``pack`` records it so that a training loader can refuse a different tokenizer: the plan's token
+    counts, and so its sequence boundaries, hold only for the tokenizer that made them.
+    """
+    digest = hashlib.sha256(source.read_bytes())
+    digest.update(json.dumps(config, sort_keys=True).encode())
+    digest.update((pattern or "").encode())
+    return digest.hexdigest()
 
 
 def _read_config(path: Path) -> dict[str, Any]:

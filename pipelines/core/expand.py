@@ -6,7 +6,7 @@ appends derived rows. Each derived row is a copy of its parent with some columns
 id, ``parent_id`` set to the parent's id, the parent's ``_partition``/``_order`` and a
 ``_suborder`` that ranks it under its parent (three levels of 20-bit ranks in one int64, so a
 clip's own derived rows sort between it and the next clip), so the writer's sort
-(``runner.in_order``) puts it right after its parent on every executor, and resumed runs write the
+(``source.in_order``) puts it right after its parent on every executor, and resumed runs write the
 same shards.
 """
 
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.runner import SUBORDER_COL
+from fusionforge.pipelines.core.source import SUBORDER_COL
 from fusionforge.pipelines.core.stage import set_column
 
 MAX_CHILDREN = 2**20

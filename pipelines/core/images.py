@@ -10,16 +10,9 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from fusionforge.pipelines.core.errors import BadMedia
+
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit (about 9459 x 9459)
-
-
-class BadImage(ValueError):
-    """An image that cannot or must not be decoded; ``reason`` is a short code, ``detail`` the rest."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
 
 
 @dataclass(frozen=True)
@@ -57,24 +50,22 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     width, height = image.size
     if width <= 0 or height <= 0:
-        raise BadImage("bad_size", f"{width}x{height}")
+        raise BadMedia("bad_size", f"{width}x{height}")
     if width * height > max_pixels:
-        raise BadImage("too_many_pixels", f"{width}x{height} > {max_pixels} pixels")
+        raise BadMedia("too_many_pixels", f"{width}x{height} > {max_pixels} pixels")
     return image
 
 
 @contextmanager
 def _bad_image_reasons() -> Iterator[None]:
-    """Pillow's exceptions (and its bomb warning, made an error) as ``BadImage`` with a short reason."""
+    """Pillow's exceptions (and its bomb warning, made an error) as ``BadMedia`` with a short reason."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             yield
-    except BadImage:
-        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImage("decompression_bomb", str(exc)) from exc
+        raise BadMedia("decompression_bomb", str(exc)) from exc
     except UnidentifiedImageError as exc:
-        raise BadImage("undecodable_image", "not a recognised image format") from exc
+        raise BadMedia("undecodable_image", "not a recognised image format") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImage("undecodable_image", f"{type(exc).__name__}: {exc}") from exc
+        raise BadMedia("undecodable_image", f"{type(exc).__name__}: {exc}") from exc

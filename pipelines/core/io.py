@@ -1,8 +1,8 @@
-"""Files: atomic writes, completion markers, shard naming, input expansion, compressed text.
+"""Files: atomic writes, shard naming, input expansion, compressed text.
 
 Every output file is written to a temporary name in the same folder and renamed into place, so a
-killed run never leaves a half-written shard under its final name. A completion marker is written
-last; ``--resume`` trusts markers and nothing else.
+killed run never leaves a half-written shard under its final name (completion markers, written
+after a unit's files, are ``lifecycle.py``'s).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import IO, Any
 
 from fusionforge.pipelines.core.errors import ConfigError
 
-MARKER_DIR = "_markers"
 WORK_DIR = "_work"
 
 
@@ -43,23 +42,6 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-
-
-def marker_path(out_dir: str | os.PathLike, name: str) -> Path:
-    return Path(out_dir) / MARKER_DIR / f"{name}.done.json"
-
-
-def write_marker(out_dir: str | os.PathLike, name: str, data: dict[str, Any]) -> None:
-    """Mark unit ``name`` complete; ``data`` is what a resumed run needs to know about it."""
-    write_json_atomic(marker_path(out_dir, name), data)
-
-
-def read_marker(out_dir: str | os.PathLike, name: str) -> dict[str, Any] | None:
-    """The marker's data when unit ``name`` completed, else None."""
-    path = marker_path(out_dir, name)
-    if not path.exists():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from fusionforge.pipelines.core.runner import Source, tag_batches
+from fusionforge.pipelines.core.source import Source, tag_batches
 
 
 class PartitionDatasource(Datasource):

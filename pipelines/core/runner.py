@@ -12,76 +12,20 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from fusionforge.pipelines.core.errors import SchemaError
+from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.progress import UNIT, Progress, quiet
+from fusionforge.pipelines.core.ray_env import init_ray
+from fusionforge.pipelines.core.source import PARTITION_COL, Source, in_order, tag_batches
 from fusionforge.pipelines.core.stage import Stage, StageSpec
 
-PARTITION_COL = "_partition"
-ORDER_COL = "_order"
-SUBORDER_COL = "_suborder"  # derived rows (an expanding stage's output) sort right after their parent
-BOOKKEEPING = (PARTITION_COL, ORDER_COL, SUBORDER_COL)
 PartitionWriter = Callable[[int, pa.Table], dict[str, Any]]
-ProgressCallback = Callable[[dict[str, Any]], None]
-
-
-class Source(ABC):
-    """Records split into numbered partitions; ``read`` yields one partition's rows in order."""
-
-    @abstractmethod
-    def partitions(self) -> list[int]:
-        """The partition numbers, in input order."""
-
-    @abstractmethod
-    def read(self, partition: int) -> Iterator[pa.Table]:
-        """Record batches of one partition, in input order."""
-
-    def avoiding(self, taken: Mapping[int, frozenset[str]]) -> Source:
-        """This source, with partition ``p`` giving new ids to records whose ids are in ``taken[p]``.
-
-        ``taken[p]`` holds ids that earlier partitions use. Only a source that assigns ids (raw
-        inputs) can do this; records that already carry ids (an earlier output) cannot be renamed,
-        so an id repeated there is an error.
-        """
-        partition, ids = min(taken.items())
-        raise SchemaError(
-            f"id {min(ids)!r} of partition {partition} is also used by an earlier partition of the "
-            "input; ids must be unique (was the input written by fusionforge?)"
-        )
-
-
-def tag_batches(partition: int, batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
-    """Add the partition number and a running order to each batch (the writer sorts on them)."""
-    start = 0
-    for batch in batches:
-        n = batch.num_rows
-        if n == 0:
-            continue
-        batch = batch.append_column(PARTITION_COL, pa.array([partition] * n, pa.int64()))
-        batch = batch.append_column(ORDER_COL, pa.array(range(start, start + n), pa.int64()))
-        start += n
-        yield batch
-
-
-def in_order(table: pa.Table) -> pa.Table:
-    """Rows sorted back into input order, without the executor's bookkeeping columns.
-
-    Derived rows carry their parent's ``_order`` and a ``_suborder`` from 1, so they follow their
-    parent (suborder 0, or null when no stage expanded that batch) in a deterministic order.
-    """
-    keys = [(ORDER_COL, "ascending")]
-    if SUBORDER_COL in table.column_names:
-        table = table.set_column(
-            table.column_names.index(SUBORDER_COL), SUBORDER_COL, pc.fill_null(table.column(SUBORDER_COL), 0)
-        )
-        keys.append((SUBORDER_COL, "ascending"))
-    table = table.take(pc.sort_indices(table, sort_keys=keys))
-    return table.drop_columns([c for c in BOOKKEEPING if c in table.column_names])
+EXECUTORS = ("ray", "local")
 
 
 class Executor(ABC):
@@ -94,15 +38,15 @@ class Executor(ABC):
         stages: Sequence[StageSpec],
         writer: PartitionWriter,
         partitions: Sequence[int] | None = None,
-        on_done: ProgressCallback | None = None,
+        progress: Progress = quiet,
     ) -> list[dict[str, Any]]:
-        """Process ``partitions`` (default: all) and return one summary per partition."""
+        """Process ``partitions`` (default: all) and return one summary per partition (each also a ``UNIT`` event)."""
 
 
 class InProcessExecutor(Executor):
     """Everything in this process, one partition after another: for tests, debugging and tiny jobs."""
 
-    def run(self, source, stages, writer, partitions=None, on_done=None):
+    def run(self, source, stages, writer, partitions=None, progress=quiet):
         built = [spec.build() for spec in stages]
         summaries = []
         for partition in source.partitions() if partitions is None else partitions:
@@ -115,8 +59,7 @@ class InProcessExecutor(Executor):
                 continue
             summary = writer(partition, in_order(pa.concat_tables(batches, promote_options="permissive")))
             summaries.append(summary)
-            if on_done:
-                on_done(summary)
+            progress(UNIT, summary)
         return summaries
 
 
@@ -131,11 +74,9 @@ class RayExecutor(Executor):
     """Ray Data: one read task per partition, map_batches per stage, map_groups per partition."""
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
-        from fusionforge.pipelines.core.ray_env import init_ray
-
         self.ray = init_ray(address=address, num_cpus=num_cpus)
 
-    def run(self, source, stages, writer, partitions=None, on_done=None):
+    def run(self, source, stages, writer, partitions=None, progress=quiet):
         wanted = list(source.partitions() if partitions is None else partitions)
         if not wanted:
             return []
@@ -153,8 +94,7 @@ class RayExecutor(Executor):
         for row in ds.iter_rows():
             summary = json.loads(row["summary"])
             summaries.append(summary)
-            if on_done:
-                on_done(summary)
+            progress(UNIT, summary)
         return sorted(summaries, key=lambda s: s["partition"])
 
     def _apply(self, ds, spec: StageSpec, cpu_pools: int):
@@ -203,11 +143,9 @@ def _write_group(group: pa.Table, writer: PartitionWriter) -> pa.Table:
 
 
 def make_executor(kind: str = "ray", address: str | None = None, num_cpus: int | None = None) -> Executor:
-    """``"ray"`` (a local Ray, or the cluster at ``address``) or ``"local"`` (in-process)."""
+    """``"ray"`` (a local Ray, or the cluster at ``address``) or ``"local"`` (in-process): ``EXECUTORS``."""
     if kind == "local":
         return InProcessExecutor()
     if kind == "ray":
         return RayExecutor(address=address, num_cpus=num_cpus)
-    from fusionforge.pipelines.core.errors import ConfigError
-
     raise ConfigError(f"unknown executor {kind!r}; use 'ray' or 'local'")

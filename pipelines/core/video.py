@@ -28,19 +28,12 @@ from fractions import Fraction
 from functools import partial
 from pathlib import Path
 
+from fusionforge.pipelines.core.errors import BadMedia
+
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_TOOL_MEMORY_MB = 2048.0
 # What ffmpeg, ffprobe and the dynamic loader print when an allocation fails under the limit.
 _OUT_OF_MEMORY = ("cannot allocate memory", "could not allocate memory", "out of memory", "failed to map segment")
-
-
-class BadVideo(ValueError):
-    """A video that ffprobe/ffmpeg rejects; ``reason`` is a short code, ``detail`` the rest."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
 
 
 @dataclass(frozen=True)
@@ -65,7 +58,7 @@ def ffmpeg_url(uri: str, offset: int | None = None, size: int | None = None) -> 
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise BadVideo("ffmpeg_missing", f"{name} is not installed (apt-get install ffmpeg)")
+        raise BadMedia("ffmpeg_missing", f"{name} is not installed (apt-get install ffmpeg)")
     return path
 
 
@@ -86,7 +79,7 @@ def run_tool(
 ) -> subprocess.CompletedProcess:
     """Run an ffmpeg-family command with a wall-clock timeout and an address-space limit of ``memory_mb``.
 
-    A timeout is a ``BadVideo("timeout")``; running out of the memory limit is ``BadVideo("tool_memory_limit")``.
+    A timeout is a ``BadMedia("timeout")``; running out of the memory limit is ``BadMedia("tool_memory_limit")``.
     """
     limit = partial(_limit_address_space, int(memory_mb * 1024**2))
     try:
@@ -94,11 +87,11 @@ def run_tool(
             args, input=input_bytes, capture_output=True, timeout=timeout_s, check=False, preexec_fn=limit
         )
     except subprocess.TimeoutExpired as exc:
-        raise BadVideo("timeout", f"{args[0]} took longer than {timeout_s:.0f}s") from exc
+        raise BadMedia("timeout", f"{args[0]} took longer than {timeout_s:.0f}s") from exc
     if done.returncode != 0 and any(
         marker in done.stderr.decode(errors="replace").lower() for marker in _OUT_OF_MEMORY
     ):
-        raise BadVideo("tool_memory_limit", f"{Path(args[0]).name} ran out of its {memory_mb:g} MiB memory limit")
+        raise BadMedia("tool_memory_limit", f"{Path(args[0]).name} ran out of its {memory_mb:g} MiB memory limit")
     return done
 
 
@@ -112,12 +105,12 @@ def probe_video(url: str, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: float
     args = [require_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url]
     done = run_tool(args, timeout_s, memory_mb=memory_mb)
     if done.returncode != 0:
-        raise BadVideo("unreadable_video", tool_message(done.stderr)[-300:] or "ffprobe failed")
+        raise BadMedia("unreadable_video", tool_message(done.stderr)[-300:] or "ffprobe failed")
     info = json.loads(done.stdout or b"{}")
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     if video is None:
-        raise BadVideo("no_video_stream", "the file has no video stream")
+        raise BadMedia("no_video_stream", "the file has no video stream")
     fmt = info.get("format", {})
     duration = float(video.get("duration") or fmt.get("duration") or 0.0)
     fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
@@ -155,7 +148,7 @@ def verify_decode(url: str, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: flo
     errors = tool_message(done.stderr)
     if done.returncode != 0 or errors:
         last = errors.splitlines()[-1] if errors else f"ffmpeg exited with {done.returncode}"
-        raise BadVideo("corrupt_video", last[-300:])
+        raise BadMedia("corrupt_video", last[-300:])
 
 
 def _rate(text: str | None) -> float:

@@ -16,11 +16,13 @@ from fusionforge.filters.dedup.image_hash import (
 )
 from fusionforge.filters.dedup.lsh import lsh_params
 from fusionforge.filters.dedup.verify import DEFAULT_RECHECK_MARGIN
-from fusionforge.pipelines.core.config import DEFAULT_SEED
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.settings import RUN_FIELDS, RunSettings, build_config, check_known, flat_config
 from fusionforge.pipelines.transform import TransformConfig
 
-RUN_FIELDS = ("input", "output", "shard_size_mb", "shard_count", "executor", "ray_address", "num_cpus", "resume")
+COMPARED = ("text", "images", "videos")  # what dedupe can compare: one switch each in DedupeConfig
+# Not settings of what counts as a duplicate: where the run reads and writes, its sharding, how it runs.
+NOT_DEDUPE_SETTINGS = ("input", "output", "shard_size_mb", "shard_count", *RUN_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,6 @@ class DedupeConfig:
     recheck_margin: float = DEFAULT_RECHECK_MARGIN  # exact Jaccard for estimates this close to the threshold
     casefold: bool = True
     collapse_whitespace: bool = True
-    seed: int = DEFAULT_SEED  # the CLI's --seed default too: same signatures from the CLI and the library
     image_hash: str = "phash"
     image_hamming: int | None = None  # None: the measured default of the hash (pHash 8, dHash 6)
     image_crops: float = CROP_FRACTION  # 0: no crop variants
@@ -57,13 +58,9 @@ class DedupeConfig:
     hamming_fanout: int = HAMMING_FANOUT  # images, videos: stored hashes a row is compared with per bucket
     rows_per_shuffle_partition: int = 2_000_000
     timeout_s: float = 60.0
-    strict: bool = False
     shard_size_mb: float | None = 256.0
     shard_count: int | None = None
-    executor: str = "ray"
-    ray_address: str | None = None
-    num_cpus: int | None = None
-    resume: bool = False
+    run: RunSettings = RunSettings()  # run.seed seeds the MinHash signatures
 
     def __post_init__(self) -> None:
         problems = []
@@ -105,11 +102,8 @@ class DedupeConfig:
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> DedupeConfig:
         """Build from a plain mapping (a recipe step); unknown keys are an error that lists the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown dedupe settings {unknown}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        check_known(cls, data, "dedupe")
+        return build_config(cls, data)
 
     @property
     def score_column(self) -> str | None:
@@ -138,21 +132,13 @@ class DedupeConfig:
         }
 
     def transform(self, resume: bool | None = None) -> TransformConfig:
-        return TransformConfig(
-            input=self.input,
-            output=self.output,
-            shard_size_mb=self.shard_size_mb,
-            shard_count=self.shard_count,
-            executor=self.executor,
-            ray_address=self.ray_address,
-            num_cpus=self.num_cpus,
-            resume=self.resume if resume is None else resume,
-        )
+        run = self.run if resume is None else dataclasses.replace(self.run, resume=resume)
+        return TransformConfig(self.input, self.output, self.shard_size_mb, self.shard_count, run)
 
     def settings(self) -> dict[str, Any]:
-        """The settings that decide the output (a resumed run must share them)."""
-        skip = {*RUN_FIELDS, "strict"}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        """The settings that decide the output (a resumed run must share them): these and the seed."""
+        own = {k: v for k, v in flat_config(self).items() if k not in NOT_DEDUPE_SETTINGS}
+        return {**own, "seed": self.run.seed}
 
     def sketch_params(self) -> dict[str, Any]:
         """Keyword arguments of the ``dedupe_sketch_v1`` stage."""
@@ -162,7 +148,7 @@ class DedupeConfig:
             "videos": self.videos,
             "num_perm": self.num_perm,
             "ngram": self.ngram,
-            "seed": self.seed,
+            "seed": self.run.seed,
             "char_ngrams": self.char_ngrams,
             "casefold": self.casefold,
             "collapse_whitespace": self.collapse_whitespace,
@@ -172,6 +158,6 @@ class DedupeConfig:
             "video_fps": self.video_fps,
             "video_max_frames": self.video_max_frames,
             "timeout_s": self.timeout_s,
-            "strict": self.strict,
+            "strict": self.run.strict,
             "drop_inputs": True,
         }

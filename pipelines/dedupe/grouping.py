@@ -26,7 +26,7 @@ from fusionforge.filters.dedup.minhash import exact_jaccard, fmix64
 from fusionforge.filters.dedup.verify import verify_text_pairs
 from fusionforge.filters.dedup.video_hash import sequence_similarity
 from fusionforge.pipelines.core.io import write_json_atomic
-from fusionforge.pipelines.core.runner import ORDER_COL, PARTITION_COL, Source
+from fusionforge.pipelines.core.source import ORDER_COL, PARTITION_COL, Source
 from fusionforge.pipelines.dedupe.store import IMAGE, SPACES, TEXT, VIDEO, SketchReader
 
 PART = "part"

@@ -11,11 +11,9 @@
 
 from __future__ import annotations
 
-import json
 import resource
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,20 +26,25 @@ from fusionforge.filters.dedup.apply import DedupeApply, empty_decisions
 from fusionforge.filters.dedup.sketch import DedupeSketch
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.io import read_marker, write_json_atomic, write_marker
-from fusionforge.pipelines.core.runner import Source, make_executor
+from fusionforge.pipelines.core.lifecycle import (
+    DEDUPE_GLOBAL,
+    DEDUPE_SKETCH,
+    Markers,
+    finished_report,
+    prepare_output,
+    run_pending,
+)
+from fusionforge.pipelines.core.progress import Progress, phase, quiet
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.dedupe.clusters import CLUSTERS, resolve, write_results
 from fusionforge.pipelines.dedupe.config import DedupeConfig
 from fusionforge.pipelines.dedupe.grouping import edges_in_process, edges_on_ray, hamming_costs, shuffle_parts
-from fusionforge.pipelines.dedupe.store import SketchReader, file_path, sketch_marker, store_dir, write_sketches
-from fusionforge.pipelines.job import REPORT, prepare_output
+from fusionforge.pipelines.dedupe.store import STORE_DIR, SketchReader, file_path, write_sketches
 from fusionforge.pipelines.transform import ManifestSource, run_transform, transform_fingerprint
 from fusionforge.pipelines.writers.manifest import MANIFEST
 
-GLOBAL_MARKER = "dedupe-global"
 STEP = "dedupe"
-Callback = Callable[..., None] | None
 
 
 class DecisionSource(Source):
@@ -74,18 +77,18 @@ class DecisionSource(Source):
             yield batch
 
 
-def run_dedupe(
-    cfg: DedupeConfig, on_plan: Callback = None, on_partition: Callback = None, on_phase: Callback = None
-) -> dict[str, Any]:
-    """Run (or finish) a dedupe; return the report, also written to ``report.json``."""
+def run_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
+    """Run (or finish) a dedupe; return the report, also written to ``report.json``.
+
+    ``progress`` hears the phases (sketch, group, write) and the partitions of the sketch and write passes.
+    """
     started = time.monotonic()
     columns = [S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.MEDIA, S.ERROR] + _score_column(cfg)
     source = ManifestSource(cfg.input, columns=columns)
     out = Path(cfg.output)
-    if prepare_output(out, transform_fingerprint(cfg.transform(), cfg.settings()), cfg.resume):
-        shutil.rmtree(store_dir(out), ignore_errors=True)
-        return json.loads((out / REPORT).read_text())
-    root = store_dir(out)
+    if prepare_output(out, transform_fingerprint(cfg.transform(), cfg.settings()), cfg.run.resume, (STORE_DIR,)):
+        return finished_report(out)
+    root = out / STORE_DIR
     partitions = source.partitions()
     starts = tuple(source.row_range(p)[0] for p in partitions)
     bands, rows = cfg.lsh()
@@ -100,29 +103,30 @@ def run_dedupe(
         "store": str(root),
         "starts": list(starts),
     }
-    summary = read_marker(out, GLOBAL_MARKER)
+    global_done = Markers(str(out), DEDUPE_GLOBAL)
+    summary = global_done.read()
     if summary is None:
-        summary = _global_phase(cfg, source, partitions, starts, params, root, on_plan, on_partition, on_phase)
-        write_marker(out, GLOBAL_MARKER, summary)
-    if on_phase:
-        on_phase("write")
+        summary = _global_phase(cfg, source, partitions, starts, params, root, progress)
+        global_done.mark(summary)
+    phase(progress, "write")
     write_started = time.monotonic()
-    report = run_transform(
+
+    def add_timings(report: dict[str, Any]) -> None:
+        summary["seconds"]["write"] = round(time.monotonic() - write_started, 3)
+        summary["seconds_total"] = round(time.monotonic() - started, 3)
+        report["dedupe"] = summary
+
+    return run_transform(
         cfg.transform(resume=True),
         STEP,
         [StageSpec(DedupeApply)],
         cfg.settings(),
-        on_partition,
-        on_plan,
+        progress,
         source=DecisionSource(ManifestSource(cfg.input), root),
         extra_report={"dedupe": summary},
+        complete_report=add_timings,
+        scratch=(STORE_DIR,),
     )
-    summary["seconds"]["write"] = round(time.monotonic() - write_started, 3)
-    summary["seconds_total"] = round(time.monotonic() - started, 3)
-    report["dedupe"] = summary
-    write_json_atomic(Path(cfg.output) / REPORT, report)
-    shutil.rmtree(root, ignore_errors=True)
-    return report
 
 
 def _score_column(cfg: DedupeConfig) -> list[str]:
@@ -142,28 +146,24 @@ def _score_column(cfg: DedupeConfig) -> list[str]:
     return [name]
 
 
-def _global_phase(cfg, source, partitions, starts, params, root, on_plan, on_partition, on_phase) -> dict[str, Any]:
+def _global_phase(cfg, source, partitions, starts, params, root, progress: Progress) -> dict[str, Any]:
     out = Path(cfg.output)
     timings = {}
     clock = time.monotonic()
-    todo = [p for p in partitions if read_marker(out, sketch_marker(p)) is None]
-    if on_phase:
-        on_phase("sketch")
-    if on_plan:
-        on_plan(len(partitions), len(partitions) - len(todo))
-    executor = make_executor(cfg.executor, cfg.ray_address, cfg.num_cpus)
-    if todo:
-        writer = partial(write_sketches, str(root), str(out), starts, params)
-        executor.run(source, [StageSpec(DedupeSketch, cfg.sketch_params())], writer, todo, on_partition)
-    sketches = [read_marker(out, sketch_marker(p)) for p in partitions]
+    phase(progress, "sketch")
+    executor = cfg.run.make_executor()
+    sketched = Markers(str(out), DEDUPE_SKETCH)
+    writer = partial(write_sketches, str(root), starts, params)
+    stages = [StageSpec(DedupeSketch, cfg.sketch_params())]
+    run_pending(sketched, source, stages, writer, lambda: executor, progress)
+    sketches = sketched.read_all(partitions)
     timings["sketch"] = round(time.monotonic() - clock, 3)
     clock = time.monotonic()
-    if on_phase:
-        on_phase("group")
+    phase(progress, "group")
     band_rows = sum(s["band_rows"] for s in sketches)
     parts = shuffle_parts(band_rows, cfg.rows_per_shuffle_partition)
     band_files = [str(file_path(root, "bands", p, "parquet")) for p in partitions]
-    if cfg.executor == "ray":
+    if cfg.run.executor == "ray":
         edges = edges_on_ray(executor.ray, band_files, parts, params)
     else:
         edges = edges_in_process(band_files, parts, params)

@@ -1,6 +1,6 @@
 """Per-partition sketch files under ``OUT/_work/dedupe``: written once, then read by (partition, row).
 
-For each input shard (partition) the sketch phase writes, atomically and then a marker:
+For each input shard (partition) the sketch phase writes, atomically (the job marks it done after):
 
 - ``items-P.parquet``: one row per dedup item (a record's text, image or video) with its exact key,
   length, score, hashes and any error; ``item = global_row * 1024 + slot`` (slot 0: text, 1 + i: media i);
@@ -31,8 +31,9 @@ from fusionforge.filters.dedup.lsh import BAND_COLUMNS, band_keys, band_rows
 from fusionforge.filters.dedup.minhash import EMPTY
 from fusionforge.filters.dedup.video_hash import anchor_hashes
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.io import WORK_DIR, atomic_path, write_marker
+from fusionforge.pipelines.core.io import WORK_DIR, atomic_path
 
+STORE_DIR = f"{WORK_DIR}/dedupe"  # under the output folder; removed once the run is finished
 SLOTS = 1024
 TEXT, IMAGE, VIDEO = 0, 1, 2
 SPACES = {TEXT: "text", IMAGE: "image", VIDEO: "video"}
@@ -56,20 +57,12 @@ ITEM_SCHEMA = pa.schema(
 )
 
 
-def store_dir(out_dir: str | Path) -> Path:
-    return Path(out_dir) / WORK_DIR / "dedupe"
-
-
 def file_path(root: Path, kind: str, partition: int, ext: str) -> Path:
     return root / f"{kind}-{partition:06d}.{ext}"
 
 
-def sketch_marker(partition: int) -> str:
-    return f"dedupe-sketch-{partition:06d}"
-
-
 def write_sketches(
-    root: str, out_dir: str, starts: tuple[int, ...], params: dict[str, Any], partition: int, table: pa.Table
+    root: str, starts: tuple[int, ...], params: dict[str, Any], partition: int, table: pa.Table
 ) -> dict[str, Any]:
     """The sketch phase's partition writer: items, signatures, shingles and band rows of one input shard."""
     root_path = Path(root)
@@ -103,15 +96,13 @@ def write_sketches(
     _save_parquet(file_path(root_path, "items", partition, "parquet"), items)
     _save_parquet(file_path(root_path, "bands", partition, "parquet"), bands)
     spaces = items.column("space").to_numpy()
-    summary = {
+    return {
         "partition": partition,
         "records": n,
         "band_rows": bands.num_rows,
         "items": {SPACES[s]: int((spaces == s).sum()) for s in SPACES},
         "failed_items": items.num_rows - int(pc.sum(items.column("usable")).as_py() or 0),
     }
-    write_marker(out_dir, sketch_marker(partition), summary)
-    return summary
 
 
 def _text_items(

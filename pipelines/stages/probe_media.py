@@ -13,20 +13,15 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.errors import BadRecord
-from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, BadImage, inspect_image
+from fusionforge.pipelines.core.errors import BadMedia, BadRecord
+from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, inspect_image
 from fusionforge.pipelines.core.io import read_range
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, set_column
-from fusionforge.pipelines.core.video import (
-    DEFAULT_TOOL_MEMORY_MB,
-    BadVideo,
-    ffmpeg_url,
-    probe_video,
-    verify_decode,
-)
+from fusionforge.pipelines.core.video import DEFAULT_TOOL_MEMORY_MB, ffmpeg_url, probe_video, verify_decode
 
 HASH_CHUNK = 8 * 1024**2
+VIDEO_CHECKS = ("decode", "probe")  # a full decode (catches truncation), or headers only
 
 
 @register
@@ -45,7 +40,7 @@ class ProbeMedia(Stage):
         strict: bool = False,
         tool_memory_mb: float = DEFAULT_TOOL_MEMORY_MB,
     ) -> None:
-        if video_check not in ("decode", "probe"):
+        if video_check not in VIDEO_CHECKS:
             raise ValueError("video_check must be 'decode' (full decode, catches truncation) or 'probe'")
         self.max_pixels = max_pixels
         self.max_media_bytes = int(max_media_mb * 1024**2)
@@ -63,7 +58,7 @@ class ProbeMedia(Stage):
             try:
                 for item in media:
                     self._probe(item)
-            except (BadImage, BadVideo, OSError) as exc:
+            except (BadMedia, OSError) as exc:
                 reason = getattr(exc, "reason", "unreadable_media")
                 detail = getattr(exc, "detail", f"{type(exc).__name__}: {exc}")
                 failing = next((m for m in media if m.get("sha256") is None), media[-1])
@@ -77,7 +72,7 @@ class ProbeMedia(Stage):
     def _probe(self, item: dict[str, Any]) -> None:
         size = len(item["bytes"]) if item.get("bytes") is not None else item.get("size")
         if size is not None and size > self.max_media_bytes:
-            raise BadImage("media_too_large", f"{size} bytes > {self.max_media_bytes}")
+            raise BadMedia("media_too_large", f"{size} bytes > {self.max_media_bytes}")
         if item["kind"] == "image":
             data = item["bytes"]
             if data is None:
@@ -92,7 +87,7 @@ class ProbeMedia(Stage):
             )
             return
         if item.get("bytes") is not None:
-            raise BadVideo("inline_video", "videos must be files, not embedded bytes")
+            raise BadMedia("inline_video", "videos must be files, not embedded bytes")
         url = ffmpeg_url(item["uri"], item["offset"], item["size"])
         info = probe_video(url, self.timeout_s, self.tool_memory_mb)
         if self.video_check == "decode":

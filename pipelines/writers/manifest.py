@@ -7,7 +7,6 @@ are the truth, and a resumed run merges them again.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +81,6 @@ def unify_rejected(out_dir: str | Path) -> None:
                 table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
         with atomic_path(path) as tmp:
             pq.write_table(table.select(unified.names).cast(unified), tmp)
-
-
-def remove_parts(out_dir: str | Path) -> None:
-    """Drop the parts once the merged files are in place (they would be counted twice otherwise)."""
-    shutil.rmtree(Path(out_dir) / PARTS_DIR, ignore_errors=True)
 
 
 def _concat(paths: list[Path], final: Path) -> int:

@@ -8,7 +8,8 @@ Layout per sample (``key`` is a file-name-safe form of the record id)::
 
 Tar headers are plain USTAR (member names stay short) with fixed fields (mtime 0, uid/gid 0), so the
 same records give byte-identical shards. Each
-shard is written under a temporary name and renamed; the partition's marker is written last.
+shard is written under a temporary name and renamed; the job marks the partition done after this
+writer returns (``lifecycle.MarkedWriter``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.io import atomic_path, read_range, safe_name, shard_name, write_marker
+from fusionforge.pipelines.core.io import atomic_path, read_range, safe_name, shard_name
 from fusionforge.pipelines.core.ledger import kept_mask, ledger_rows
 
 SHARD_DIR = "shards"
@@ -82,7 +83,7 @@ def write_partition(layout: ShardLayout, partition: int, table: pa.Table) -> dic
     if rejected.num_rows:
         _write_parquet(out / REJECTED_DIR / f"part-{partition:06d}.parquet", _without_bytes(rejected))
     status = ledger.column("status").to_pylist()
-    summary = {
+    return {
         "partition": partition,
         "source": source,
         "shards": shard_names,
@@ -93,8 +94,6 @@ def write_partition(layout: ShardLayout, partition: int, table: pa.Table) -> dic
         "bytes": sum((out / SHARD_DIR / n).stat().st_size for n in shard_names),
         "repeated_ids": count_repeated_ids(table),
     }
-    write_marker(out, f"partition-{partition:06d}", summary)
-    return summary
 
 
 def count_repeated_ids(table: pa.Table) -> int:

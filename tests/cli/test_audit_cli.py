@@ -124,12 +124,13 @@ def test_the_demo_ends_with_the_audit_and_prints_the_report_path(outputs, tmp_pa
     from rich.console import Console
 
     from fusionforge.cli.demo import audit_step
+    from fusionforge.pipelines.core.settings import RunSettings
 
     demo = tmp_path / "demo"
     (demo / "raw").mkdir(parents=True)
     shutil.copytree(outputs["out"], demo / "shards")
     buffer = io.StringIO()
-    path = audit_step(demo, Console(file=buffer, width=200), executor="local")
+    path = audit_step(demo, Console(file=buffer, width=200), RunSettings(executor="local"))
     assert path == (demo / "audit.html").resolve() and path.exists()
     printed = buffer.getvalue()
     assert f"audit report {path}" in printed and "mixture by source" in printed

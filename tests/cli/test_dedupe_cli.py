@@ -102,10 +102,11 @@ def test_cli_and_library_share_the_default_seed(tmp_path):
     from fusionforge.filters.dedup.sketch import DedupeSketch
     from fusionforge.pipelines.core.config import DEFAULT_SEED
     from fusionforge.pipelines.core.errors import ConfigError
+    from fusionforge.pipelines.core.settings import build_config
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
     seed_option = next(p for p in dedupe.params if p.name == "seed")
-    assert seed_option.default == DedupeConfig(input="i", output="o").seed == DEFAULT_SEED
+    assert seed_option.default == DedupeConfig(input="i", output="o").run.seed == DEFAULT_SEED
     assert DedupeSketch().sketcher.seed == TextSketcher().seed == DEFAULT_SEED
     src = _pair_corpus(tmp_path)
     out = tmp_path / "out"
@@ -119,7 +120,7 @@ def test_cli_and_library_share_the_default_seed(tmp_path):
         "text_threshold": 0.3,
         "resume": True,
     }
-    report = run_dedupe(DedupeConfig(**library))  # same settings as the CLI run: its finished report
+    report = run_dedupe(build_config(DedupeConfig, library))  # same settings as the CLI run: its finished report
     assert report["reasons"] == {"dedupe:near_dup_of:p/a": 1}
     with pytest.raises(ConfigError, match="settings differ"):
-        run_dedupe(DedupeConfig(**library, seed=DEFAULT_SEED + 1))
+        run_dedupe(build_config(DedupeConfig, {**library, "seed": DEFAULT_SEED + 1}))

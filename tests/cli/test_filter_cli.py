@@ -6,6 +6,7 @@ import yaml
 from click.testing import CliRunner
 
 from fusionforge.cli.main import cli
+from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 
 DOCS = {
@@ -23,7 +24,7 @@ def shards(tmp_path_factory):
         "\n".join(json.dumps({"id": f"{lang}{i}", "text": text}) for i in range(3) for lang, text in DOCS.items())
         + "\n"
     )
-    run_shard(ShardConfig(inputs=(f"docs={raw}",), output=str(folder / "shards"), executor="local"))
+    run_shard(ShardConfig(inputs=(f"docs={raw}",), output=str(folder / "shards"), run=RunSettings(executor="local")))
     return folder / "shards"
 
 
@@ -139,7 +140,7 @@ def photo_shards(tmp_path_factory):
         image.paste((250, 250, 250), (8 * i, 10, 8 * i + 20, 40))
         image.save(raw / f"img_{i}.png")
         (raw / f"img_{i}.txt").write_text(f"a white square on a coloured background, number {i}")
-    run_shard(ShardConfig(inputs=(f"photos={raw}",), output=str(folder / "shards"), executor="local"))
+    run_shard(ShardConfig(inputs=(f"photos={raw}",), output=str(folder / "shards"), run=RunSettings(executor="local")))
     return folder / "shards"
 
 

@@ -3,7 +3,8 @@ import pytest
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import SchemaError
-from fusionforge.pipelines.core.runner import Source
+from fusionforge.pipelines.core.settings import RunSettings
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.job import Job, run_job
 from fusionforge.pipelines.writers.webdataset_writer import ShardLayout
 
@@ -33,7 +34,7 @@ def _job(source, out):
         stages=[],
         fingerprint={},
         config={},
-        executor="local",
+        run=RunSettings(executor="local"),
     )
 
 

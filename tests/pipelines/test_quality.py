@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.filter_config import FilterEntry, load_filters
 from fusionforge.pipelines.quality import QualityConfig, run_quality
 from fusionforge.pipelines.shard import ShardConfig, run_shard
@@ -45,7 +46,7 @@ def sharded(sample_corpus, tmp_path_factory):
             output=str(out),
             shard_count=20,
             video_check="probe",
-            executor="local",
+            run=RunSettings(executor="local"),
         )
     )
     return out
@@ -55,7 +56,7 @@ def _run(sharded, out, filters, executor="local", resume=False):
     config = out.parent / f"{out.name}.yaml"
     config.write_text(filters)
     cfg = QualityConfig(
-        TransformConfig(input=str(sharded), output=str(out), executor=executor, resume=resume),
+        TransformConfig(input=str(sharded), output=str(out), run=RunSettings(executor=executor, resume=resume)),
         tuple(load_filters(str(config))),
     )
     return run_quality(cfg)

@@ -8,6 +8,7 @@ import pytest
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.settings import build_config
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 
 
@@ -16,7 +17,9 @@ def _inputs(corpus):
 
 
 def _shard(corpus, out, **kwargs):
-    cfg = ShardConfig(inputs=_inputs(corpus), output=str(out), **{"shard_count": 25, "executor": "local", **kwargs})
+    cfg = build_config(
+        ShardConfig, {"inputs": _inputs(corpus), "output": str(out), "shard_count": 25, "executor": "local", **kwargs}
+    )
     return run_shard(cfg)
 
 
@@ -221,17 +224,18 @@ def test_repeated_ids_get_position_ids_whatever_the_partitioning(tmp_path, split
 
 
 def test_a_run_killed_while_renaming_repeated_ids_resumes_to_the_same_output(tmp_path, monkeypatch):
+    from fusionforge.pipelines.core.progress import quiet
     from fusionforge.pipelines.core.runner import InProcessExecutor
 
     corpus = _repeated_id_corpus(tmp_path)
     _shard(corpus, tmp_path / "clean", partition_mb=1e-5)
     real_run, calls = InProcessExecutor.run, []
 
-    def killed_in_the_rerun(self, source, stages, writer, partitions=None, on_done=None):
+    def killed_in_the_rerun(self, source, stages, writer, partitions=None, progress=quiet):
         calls.append(list(partitions))
         if len(calls) == 2:  # the first rerun: markers of the partitions to rerun are gone, nothing written yet
             raise KeyboardInterrupt
-        return real_run(self, source, stages, writer, partitions, on_done)
+        return real_run(self, source, stages, writer, partitions, progress)
 
     monkeypatch.setattr(InProcessExecutor, "run", killed_in_the_rerun)
     with pytest.raises(KeyboardInterrupt):

@@ -11,11 +11,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.progress import UNIT
+from fusionforge.pipelines.core.settings import build_config
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 
 
+def _config(inputs, out, **kwargs) -> ShardConfig:
+    return build_config(ShardConfig, {"inputs": tuple(inputs), "output": str(out), "executor": "local", **kwargs})
+
+
 def _shard(inputs, out, **kwargs):
-    return run_shard(ShardConfig(inputs=tuple(inputs), output=str(out), **{"executor": "local", **kwargs}))
+    return run_shard(_config(inputs, out, **kwargs))
 
 
 def _ledger(out: Path) -> list[dict]:
@@ -93,12 +99,12 @@ def test_the_output_folder_inside_the_input_is_not_read_back_and_its_resume_work
         _docs(tmp_path / f"{name}.jsonl", 5, {})
     out = tmp_path / "out"
 
-    def killed_after_the_first_partition(summary):
-        raise KeyboardInterrupt
+    def killed_after_the_first_partition(event, data):
+        if event == UNIT:
+            raise KeyboardInterrupt
 
-    cfg = ShardConfig(inputs=(f"docs={tmp_path}",), output=str(out), executor="local", partition_mb=1e-4)
     with pytest.raises(KeyboardInterrupt):
-        run_shard(cfg, on_partition=killed_after_the_first_partition)
+        run_shard(_config([f"docs={tmp_path}"], out, partition_mb=1e-4), killed_after_the_first_partition)
     assert any(out.rglob("*.tar")) and not (out / "_SUCCESS").exists()
     resumed = _shard([f"docs={tmp_path}"], out, partition_mb=1e-4, resume=True)
     assert resumed["inputs"] == 15 and resumed["skipped_partitions"] == 1

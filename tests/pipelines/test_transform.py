@@ -6,6 +6,7 @@ import pytest
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.core.stage import ScoringStage, StageSpec
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 from fusionforge.pipelines.transform import ManifestSource, TransformConfig, run_transform
@@ -32,14 +33,17 @@ def sharded(sample_corpus, tmp_path_factory):
     corpus = {k: sample_corpus[k] for k in ("web", "photos", "docs", "clips")}
     run_shard(
         ShardConfig(
-            inputs=tuple(f"{k}={v}" for k, v in corpus.items()), output=str(out), shard_count=15, executor="local"
+            inputs=tuple(f"{k}={v}" for k, v in corpus.items()),
+            output=str(out),
+            shard_count=15,
+            run=RunSettings(executor="local"),
         )
     )
     return out
 
 
 def _run(sharded, out, executor="local"):
-    cfg = TransformConfig(input=str(sharded), output=str(out), executor=executor)
+    cfg = TransformConfig(input=str(sharded), output=str(out), run=RunSettings(executor=executor))
     return run_transform(cfg, "filter", [StageSpec(ShortCaption, {"min_words": 20})], {"min_words": 20})
 
 

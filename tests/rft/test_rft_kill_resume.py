@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from fusionforge.rft.clients import OpenAIClient, Sampling
-from fusionforge.rft.loop import RFTConfig, run_rft
+from fusionforge.rft.config import RFTConfig
+from fusionforge.rft.loop import run_rft
 from fusionforge.rft.scripted_server import Call, Reply, ScriptedServer
 
 PROMPTS = [{"id": f"q{i}", "question": f"How many things in box {i}?", "answer": 0, "task": "count"} for i in range(15)]

@@ -7,8 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.settings import build_config
 from fusionforge.rft.clients import OpenAIClient, Sampling
-from fusionforge.rft.loop import RFTConfig, run_rft
+from fusionforge.rft.config import RFTConfig
+from fusionforge.rft.loop import run_rft
 from fusionforge.rft.scripted_server import Call, Fault, Reply, ScriptedServer
 from fusionforge.rft.store import sample_seed
 
@@ -83,7 +85,7 @@ def _config(tmp_path, prompts=PROMPTS, **changes):
         verifier_timeout_s=2.0,
         verifier_workers=2,
     )
-    return RFTConfig(**{**settings, **changes})
+    return build_config(RFTConfig, {**settings, **changes})
 
 
 def _client(server):
@@ -250,9 +252,9 @@ def test_an_output_folder_is_never_overwritten_or_mixed(tmp_path):
 
 def test_impossible_settings_fail_before_any_request(tmp_path):
     with pytest.raises(ConfigError, match="round-k-factor"):
-        _config(tmp_path, round_k_factor=0.5).validate()
+        _config(tmp_path, round_k_factor=0.5)
     with pytest.raises(ConfigError, match="accept"):
-        _config(tmp_path, accept="best").validate()
+        _config(tmp_path, accept="best")
 
 
 def test_an_image_prompt_goes_out_as_a_data_url_and_comes_back_as_a_file_reference(tmp_path):

@@ -9,8 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from fusionforge.rft.clients import OpenAIClient, SampleRequest, Sampling
+from fusionforge.rft.config import RFTConfig
 from fusionforge.rft.local_client import TransformersClient
-from fusionforge.rft.loop import RFTConfig, run_rft
+from fusionforge.rft.loop import run_rft
 from fusionforge.rft.serve import TransformersServer, sampling_body
 from fusionforge.rft.store import sample_seed
 from fusionforge.rft.tiny_model import build_tiny_model

@@ -74,9 +74,9 @@ def test_bad_pool_settings_are_refused():
 
 
 def test_workers_that_cannot_start_give_a_clear_error_and_nobody_waits_forever():
-    from fusionforge.pipelines.core.errors import ConfigError
+    from fusionforge.pipelines.core.errors import RunError
 
-    with pytest.raises(ConfigError, match="did not start.*fusionforge_no_such_module"):
+    with pytest.raises(RunError, match="did not start.*fusionforge_no_such_module"):
         VerifierPool(workers=1, preload=["fusionforge_no_such_module"])
     with VerifierPool(workers=1, timeout_s=1.0) as pool:
         pool._preload = ("fusionforge_no_such_module",)  # from now on a replacement worker fails to start
@@ -85,5 +85,5 @@ def test_workers_that_cannot_start_give_a_clear_error_and_nobody_waits_forever()
             == "verifier_timeout"
         )
         for _ in range(2):
-            with pytest.raises(ConfigError, match="did not start"):
+            with pytest.raises(RunError, match="did not start"):
                 pool.verify("count", "Answer: 1", 1)

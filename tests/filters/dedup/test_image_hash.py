@@ -14,7 +14,8 @@ from fusionforge.filters.dedup.image_hash import (
     image_hashes,
     pixel_key,
 )
-from fusionforge.pipelines.core.images import BadImage, decode_image
+from fusionforge.pipelines.core.errors import BadMedia
+from fusionforge.pipelines.core.images import decode_image
 from fusionforge.pipelines.demo_corpus import draw_shapes
 
 
@@ -63,9 +64,9 @@ def test_resized_reencoded_and_slightly_cropped_copies_are_near_and_distinct_pic
 
 
 def test_undecodable_and_oversized_images_raise_bad_image():
-    with pytest.raises(BadImage, match="undecodable_image"):
+    with pytest.raises(BadMedia, match="undecodable_image"):
         decode_image(b"not an image at all")
-    with pytest.raises(BadImage, match="too_many_pixels"):
+    with pytest.raises(BadMedia, match="too_many_pixels"):
         decode_image(encoded(picture(0, 64), "PNG"), max_pixels=100)
     tiny = image_hashes(picture(0).resize((8, 8)))
     assert len(tiny) == 10 and (tiny == tiny[0]).all()

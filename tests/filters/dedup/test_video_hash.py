@@ -2,7 +2,8 @@ import pytest
 from media_fixtures import clip, transcode
 
 from fusionforge.filters.dedup.video_hash import anchor_hashes, frame_hashes, sequence_similarity, stream_key
-from fusionforge.pipelines.core.video import BadVideo, ffmpeg_url
+from fusionforge.pipelines.core.errors import BadMedia
+from fusionforge.pipelines.core.video import ffmpeg_url
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_byte_range_inside_a_bigger_file_and_failures(clips, tmp_path):
     assert stream_key(url) == stream_key(str(clips["original"]))
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00" * 4096)
-    with pytest.raises(BadVideo, match="unreadable_video"):
+    with pytest.raises(BadMedia, match="unreadable_video"):
         frame_hashes(str(broken))
-    with pytest.raises(BadVideo, match="timeout"):
+    with pytest.raises(BadMedia, match="timeout"):
         stream_key(str(clips["original"]), timeout_s=0.001)

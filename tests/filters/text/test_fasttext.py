@@ -9,7 +9,7 @@ from fusionforge.filters.text.fasttext_model import load_fasttext, predict_batch
 from fusionforge.filters.text.fasttext_score import FastTextScore
 from fusionforge.filters.text.fasttext_train import TrainConfig, train_fasttext
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.errors import ConfigError, RunError
 
 SCIENCE = "physics energy quantum particle experiment theory measurement laboratory data hypothesis".split()
 SPORT = "football goal match player team score league coach stadium season".split()
@@ -82,6 +82,19 @@ def test_bad_settings_fail_before_work(quality_model, tmp_path):
         FastTextScore.check(model_path=cfg.output, threshold=0.5, top_fraction=0.1)
     with pytest.raises(ConfigError, match="needs every score first"):
         FastTextScore(model_path=cfg.output, top_fraction=0.1).decide({"score": __import__("pyarrow").array([0.5])})
+    with pytest.raises(ConfigError, match="labelled input .*missing.jsonl does not exist"):
+        TrainConfig(inputs=(f"hq={tmp_path / 'missing.jsonl'}",), output=str(tmp_path / "x.bin"))
+
+
+def test_inputs_that_cannot_train_a_classifier_fail_the_run_not_the_config(tmp_path):
     (tmp_path / "one.jsonl").write_text(json.dumps({"text": "only one label", "label": "a"}))
-    with pytest.raises(ConfigError, match="at least two labels"):
-        train_fasttext(TrainConfig(inputs=(str(tmp_path / "one.jsonl"),), output=str(tmp_path / "x.bin")))
+    cfg = TrainConfig(inputs=(str(tmp_path / "one.jsonl"),), output=str(tmp_path / "x.bin"))
+    with pytest.raises(RunError, match="at least two labels") as caught:
+        train_fasttext(cfg)
+    assert not isinstance(caught.value, ConfigError)
+    rows = [{"text": f"{word} row {i}", "label": word} for i in range(20) for word in ("a", "b")]
+    (tmp_path / "two.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    slow = TrainConfig(inputs=(str(tmp_path / "two.jsonl"),), output=str(tmp_path / "x.bin"), timeout_s=0.001)
+    with pytest.raises(RunError, match="took longer than"):
+        train_fasttext(slow)
+    assert not (tmp_path / "x.bin").exists()

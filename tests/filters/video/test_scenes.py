@@ -5,7 +5,7 @@ import pytest
 from fusionforge.filters.video.scenes import parse_scene_scores, plan_clips, scene_scores
 from fusionforge.filters.video.split import SceneSplit
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.runner import ORDER_COL, PARTITION_COL, in_order
+from fusionforge.pipelines.core.source import ORDER_COL, PARTITION_COL, in_order
 from fusionforge.pipelines.core.video import probe_video
 
 SEGMENTS = [("testsrc", 1.2), ("smptebars", 2.0), ("rgbtestsrc", 1.6)]  # hard cuts at 1.2 s and 3.2 s

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from fusionforge.pipelines.core.settings import RunSettings
+
 
 @pytest.fixture(scope="session")
 def real_chain(sample_corpus, tmp_path_factory) -> dict[str, str]:
@@ -19,13 +21,20 @@ def real_chain(sample_corpus, tmp_path_factory) -> dict[str, str]:
             inputs=tuple(f"{k}={v}" for k, v in sample_corpus.items()),
             output=paths["shard"],
             shard_count=4,
-            executor="local",
+            run=RunSettings(executor="local"),
         )
     )
-    run_dedupe(DedupeConfig(input=paths["shard"], output=paths["dedupe"], shard_count=4, executor="local"))
+    run_dedupe(
+        DedupeConfig(input=paths["shard"], output=paths["dedupe"], shard_count=4, run=RunSettings(executor="local"))
+    )
     run_pack(
         PackConfig(
-            input=paths["dedupe"], output=paths["pack"], seq_len=256, vision_ratio=0.1, window=8, executor="local"
+            input=paths["dedupe"],
+            output=paths["pack"],
+            seq_len=256,
+            vision_ratio=0.1,
+            window=8,
+            run=RunSettings(executor="local"),
         )
     )
     return paths

@@ -1,6 +1,7 @@
 """Records a step derives (scene clips) show as an addition in the funnel, and the funnel still adds up."""
 
 from fusionforge.mixers.audit import run_audit
+from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.filter_config import parse_filters
 from fusionforge.pipelines.quality import QualityConfig, run_quality
 from fusionforge.pipelines.shard import ShardConfig, run_shard
@@ -9,10 +10,14 @@ from fusionforge.pipelines.transform import TransformConfig
 
 def test_derived_scene_clips_are_an_addition_in_the_funnel(sample_corpus, tmp_path):
     shards, filtered = tmp_path / "shards", tmp_path / "filtered"
-    run_shard(ShardConfig(inputs=(f"clips={sample_corpus['clips']}",), output=str(shards), executor="local"))
+    run_shard(
+        ShardConfig(inputs=(f"clips={sample_corpus['clips']}",), output=str(shards), run=RunSettings(executor="local"))
+    )
     filters = tuple(parse_filters({"filters": ["video_scenes_v1"]}, "test"))
     report = run_quality(
-        QualityConfig(TransformConfig(input=str(shards), output=str(filtered), executor="local"), filters)
+        QualityConfig(
+            TransformConfig(input=str(shards), output=str(filtered), run=RunSettings(executor="local")), filters
+        )
     )
     assert report["derived"] >= 3
     rows = run_audit([str(shards), str(filtered)])["funnel"]["all"]

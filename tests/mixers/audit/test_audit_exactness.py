@@ -1,6 +1,7 @@
 """Exactness on real outputs (shard, dedupe, pack): whole == sum of parts, resume-safe, Ray == in-process,
 --sample labelled."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -11,13 +12,18 @@ import pytest
 
 from fusionforge.mixers.audit import AuditOptions, Target, collect_state, run_audit
 from fusionforge.mixers.audit.summary import build_report
+from fusionforge.pipelines.core.progress import PHASE, UNIT
+from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 
 
 def _shard(inputs: dict[str, str], out, **kw) -> str:
     cfg = ShardConfig(
-        inputs=tuple(f"{k}={v}" for k, v in inputs.items()), output=str(out), shard_count=16, executor="local", **kw
+        inputs=tuple(f"{k}={v}" for k, v in inputs.items()),
+        output=str(out),
+        shard_count=16,
+        run=RunSettings(executor="local", **kw),
     )
     run_shard(cfg)
     return str(out)
@@ -106,16 +112,20 @@ def test_unfinished_and_resumed_runs_are_counted_once(sample_corpus, whole, tmp_
     out = tmp_path / "run"
     done = []
 
-    def kill_after_three(summary):
-        done.append(summary)
-        if len(done) == 3:
-            raise Killed
+    def kill_after_three(event, summary):
+        if event == UNIT:
+            done.append(summary)
+            if len(done) == 3:
+                raise Killed
 
     cfg = ShardConfig(
-        inputs=tuple(f"{k}={v}" for k, v in sample_corpus.items()), output=str(out), shard_count=16, executor="local"
+        inputs=tuple(f"{k}={v}" for k, v in sample_corpus.items()),
+        output=str(out),
+        shard_count=16,
+        run=RunSettings(executor="local"),
     )
     with pytest.raises(Killed):
-        run_shard(cfg, on_partition=kill_after_three)
+        run_shard(cfg, kill_after_three)
     partial = run_audit([str(out)])
     assert partial["inputs"][0]["complete"] is False and partial["inputs"][0]["partitions_done"] == 3
     assert partial["totals"]["records"] == sum(s["kept"] for s in done)
@@ -123,7 +133,7 @@ def test_unfinished_and_resumed_runs_are_counted_once(sample_corpus, whole, tmp_
     leftover = tmp_path / "leftover_parts"
     shutil.copytree(out / "_parts", leftover)
 
-    run_shard(ShardConfig(**{**cfg.__dict__, "resume": True}))
+    run_shard(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, resume=True)))
     resumed = run_audit([str(out)])
     assert _figures(resumed) == _figures(run_audit([whole]))
     shutil.copytree(leftover, out / "_parts")  # killed between _SUCCESS and the clean-up: parts are left behind
@@ -131,29 +141,33 @@ def test_unfinished_and_resumed_runs_are_counted_once(sample_corpus, whole, tmp_
 
 
 def test_a_dedupe_killed_while_writing_and_resumed_is_counted_once(real_chain, tmp_path):
-    cfg = DedupeConfig(input=real_chain["shard"], output=str(tmp_path / "dedup"), shard_count=4, executor="local")
+    cfg = DedupeConfig(
+        input=real_chain["shard"], output=str(tmp_path / "dedup"), shard_count=4, run=RunSettings(executor="local")
+    )
     phase, written = [], []
 
-    def kill_after_two_written(summary):
-        if phase[-1] == "write":
-            written.append(summary)
+    def kill_after_two_written(event, data):
+        if event == PHASE:
+            phase.append(data["name"])
+        elif event == UNIT and phase[-1] == "write":
+            written.append(data)
             if len(written) == 2:
                 raise Killed
 
     with pytest.raises(Killed):
-        run_dedupe(cfg, on_partition=kill_after_two_written, on_phase=phase.append)
+        run_dedupe(cfg, kill_after_two_written)
     partial = run_audit([cfg.output])
     assert partial["inputs"][0]["complete"] is False and partial["inputs"][0]["partitions_done"] == 2
     assert partial["totals"]["records"] == sum(s["kept"] for s in written)
     assert partial["funnel"]["all"][0]["remaining"] == sum(s["inputs"] for s in written)
-    run_dedupe(DedupeConfig(**{**cfg.__dict__, "resume": True}))
+    run_dedupe(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, resume=True)))
     assert _figures(run_audit([cfg.output])) == _figures(run_audit([real_chain["dedupe"]]))
 
 
 @pytest.mark.ray
 def test_ray_tasks_give_the_same_report(ray_session, whole):
     local = run_audit([whole])
-    on_ray = run_audit([whole], AuditOptions(executor="ray"))
+    on_ray = run_audit([whole], AuditOptions(run=RunSettings(executor="ray")))
     assert json.dumps(on_ray, sort_keys=True) == json.dumps(local, sort_keys=True)
 
 
@@ -164,9 +178,9 @@ def test_sample_reads_part_of_the_row_groups_and_says_so(whole, tmp_path):
     pq.write_table(table, out / "manifest.parquet", row_group_size=10)
     (out / "report.json").write_text('{"step": "shard"}')
     exact = run_audit([str(out)])
-    sampled = run_audit([str(out)], AuditOptions(sample=0.3, seed=5))
+    sampled = run_audit([str(out)], AuditOptions(sample=0.3, run=RunSettings(executor="local", seed=5)))
     assert exact["exact"] is True and sampled["exact"] is False
     assert sampled["sample"]["fraction"] == 0.3 and sampled["sample"]["rows_total"] == table.num_rows
     assert sampled["rows_read"] < table.num_rows / 2
     assert abs(sampled["totals"]["records"] - table.num_rows) <= 1  # row counts scale exactly per file
-    assert sampled == run_audit([str(out)], AuditOptions(sample=0.3, seed=5))
+    assert sampled == run_audit([str(out)], AuditOptions(sample=0.3, run=RunSettings(executor="local", seed=5)))

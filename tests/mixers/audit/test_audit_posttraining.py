@@ -14,6 +14,7 @@ from fusionforge.mixers.audit import AuditOptions, run_audit
 from fusionforge.mixers.audit.html import render_html
 from fusionforge.mixers.audit.schema import REPORT_SCHEMA
 from fusionforge.mixers.audit.terminal import render
+from fusionforge.pipelines.core.settings import RunSettings
 
 PROMPTS = [
     {"id": "one", "question": "What is 1 + 1?", "answer": "2", "task": "numeric"},
@@ -35,10 +36,12 @@ def _respond(call):
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
-    from fusionforge.mixers.sft.build import BuildConfig, run_build
+    from fusionforge.mixers.sft.build import run_build
+    from fusionforge.mixers.sft.config import BuildConfig
     from fusionforge.mixers.sft.sample_data import make_chat_corpus
     from fusionforge.rft.clients import OpenAIClient, Sampling
-    from fusionforge.rft.loop import RFTConfig, run_rft
+    from fusionforge.rft.config import RFTConfig
+    from fusionforge.rft.loop import run_rft
     from fusionforge.rft.scripted_server import ScriptedServer
 
     root = tmp_path_factory.mktemp("posttraining")
@@ -48,7 +51,7 @@ def outputs(tmp_path_factory):
             inputs=tuple(f"{k}={v}" for k, v in chats.items()),
             output=str(root / "sft"),
             val_fraction=0.2,
-            executor="local",
+            run=RunSettings(executor="local"),
         )
     )
     prompts = root / "prompts.jsonl"

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from fusionforge.cli.main import cli
 from fusionforge.mixers.packing.job import PackConfig, run_pack
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.settings import RunSettings, build_config
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 
 
@@ -20,7 +21,10 @@ def sharded(sample_corpus, tmp_path_factory):
     corpus = {k: sample_corpus[k] for k in ("web", "news", "photos", "pairs", "docs", "clips")}
     run_shard(
         ShardConfig(
-            inputs=tuple(f"{k}={v}" for k, v in corpus.items()), output=str(out), shard_count=12, executor="local"
+            inputs=tuple(f"{k}={v}" for k, v in corpus.items()),
+            output=str(out),
+            shard_count=12,
+            run=RunSettings(executor="local"),
         )
     )
     return out
@@ -28,7 +32,7 @@ def sharded(sample_corpus, tmp_path_factory):
 
 def _pack(sharded, out, **kwargs):
     params = {"seq_len": 1024, "vision_ratio": 0.1, "window": 4, "executor": "local", **kwargs}
-    return run_pack(PackConfig(input=str(sharded), output=str(out), **params))
+    return run_pack(build_config(PackConfig, {"input": str(sharded), "output": str(out), **params}))
 
 
 def test_plan_accounts_for_every_record_and_token(sharded, tiny_tokenizer, tmp_path):
@@ -100,10 +104,13 @@ def test_mixture_and_resume(sharded, tmp_path):
     assert resumed["sequences"] == report["sequences"]
 
 
-def test_materialize_needs_a_tokenizer_before_any_work(sharded, tmp_path):
+def test_materialize_needs_a_fitting_tokenizer_before_any_work(sharded, tiny_tokenizer, tmp_path):
     with pytest.raises(ConfigError, match="--tokenizer"):
         _pack(sharded, tmp_path / "x", materialize=True)
     assert not (tmp_path / "x").exists()  # refused up front: no counting, no plan
+    with pytest.raises(ConfigError, match=r"no \['<video>'\] token"):  # llava-onevision's video placeholder
+        _pack(sharded, tmp_path / "y", materialize=True, tokenizer=str(tiny_tokenizer), vision_preset="llava-onevision")
+    assert not (tmp_path / "y").exists()
 
 
 def test_materialize_writes_token_ids_and_media_in_order(sharded, tiny_tokenizer, tmp_path):
@@ -233,7 +240,7 @@ def test_oversize_and_bad_media_are_rejected_with_their_reason_in_the_ledger(sam
             inputs=(f"web={sample_corpus['web']}", f"wide={wide}", f"clips={sample_corpus['clips']}"),
             output=str(shards),
             shard_count=3,
-            executor="local",
+            run=RunSettings(executor="local"),
         )
     )
     report = run_pack(
@@ -243,7 +250,7 @@ def test_oversize_and_bad_media_are_rejected_with_their_reason_in_the_ledger(sam
             seq_len=128,
             vision_ratio=None,
             window=4,
-            executor="local",
+            run=RunSettings(executor="local"),
             vision_preset="qwen2-vl",
             preset_overrides={"min_pixels": 160 * 28 * 28},
         )

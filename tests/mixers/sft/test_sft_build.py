@@ -6,8 +6,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from fusionforge.mixers.sft import parts
-from fusionforge.mixers.sft.build import BuildConfig, run_build
+from fusionforge.mixers.sft.build import run_build
+from fusionforge.mixers.sft.config import BuildConfig
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.settings import build_config
 
 QUESTIONS = [
     "How do I reverse a linked list in place without using extra memory for a second list?",
@@ -91,7 +93,7 @@ def config(inputs, out, **overrides):
         "executor": "local",
         "val_fraction": 0.0,
     }
-    return BuildConfig(**{**base, **overrides})
+    return build_config(BuildConfig, {**base, **overrides})
 
 
 def read_jsonl(path):
@@ -119,11 +121,11 @@ def test_build_writes_a_validated_deduplicated_decontaminated_zero_vision_set(in
     assert reasons["chat/o11"] == "sft_dedup_v1:near_dup_of: chat/o1"
     assert reasons["chat/o12"] == "sft_decontaminate_v1:ngram_overlap: arith/train-q"
     assert reasons["chat/o13"].startswith("sft_parse_v1:vision_content: 1 vision part(s): <image> in turn 1")
-    assert reasons["chat/t2"].startswith("sft_validate_v1:tool_arguments_schema: get_weather")
-    assert reasons["chat/o14"].startswith("sft_validate_v1:not_ending_with_assistant")
+    assert reasons["chat/t2"].startswith("sft_validate_v2:tool_arguments_schema: get_weather")
+    assert reasons["chat/o14"].startswith("sft_validate_v2:not_ending_with_assistant")
     assert reasons["chat/chats.jsonl#14"].startswith("read:malformed_json")
-    assert reasons["share/s2"].startswith("sft_validate_v1:role_order")
-    assert reasons["alpaca/alpaca.parquet#1"].startswith("sft_validate_v1:empty_assistant_turn")
+    assert reasons["share/s2"].startswith("sft_validate_v2:role_order")
+    assert reasons["alpaca/alpaca.parquet#1"].startswith("sft_validate_v2:empty_assistant_turn")
     assert read_jsonl(out / "decontamination.jsonl") == [
         {
             "id": "chat/o12",
@@ -139,7 +141,7 @@ def test_build_writes_a_validated_deduplicated_decontaminated_zero_vision_set(in
     assert report["dedup"] == {"exact": 1, "near": 1, "near_threshold": 0.8}
     assert report["decontamination"]["eval_sets"]["arith"]["matched_conversations"] == 1
     assert report["by_source"]["chat"]["tool_use_share"] == pytest.approx(1 / 7, abs=1e-3)
-    assert report["by_source"]["share"]["reasons"] == {"sft_validate_v1:role_order": 1}
+    assert report["by_source"]["share"]["reasons"] == {"sft_validate_v2:role_order": 1}
     assert report["by_source"]["alpaca"]["kept"] == 1 and report["by_source"]["chat"]["inputs"] == 14
     assert report["tokens"]["method"].startswith("estimate")
     tool_row = next(row for row in train if row["id"] == "chat/t1")
@@ -165,7 +167,7 @@ def test_real_tokenizer_limits_length(inputs, tmp_path, tokenizer_file):
     out = tmp_path / "sft"
     report = run_build(config(inputs, out, tokenizer=tokenizer_file, max_tokens=150))
     reasons = {r["id"]: r["reason"] for r in read_jsonl(out / "rejected.jsonl")}
-    too_long = [i for i, r in reasons.items() if r.startswith("sft_validate_v1:too_long")]
+    too_long = [i for i, r in reasons.items() if r.startswith("sft_validate_v2:too_long")]
     assert "chat/t1" in too_long and report["tokens"]["method"] == "tokenizer:tokenizer.json"
     assert 0 < report["tokens"]["max"] <= 150
     parquet = pq.read_table(out / "train.parquet", columns=["n_tokens"]).column("n_tokens").to_pylist()

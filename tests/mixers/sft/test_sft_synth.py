@@ -14,6 +14,7 @@ from fusionforge.mixers.sft.synth_job import SynthConfig, run_synth
 from fusionforge.mixers.sft.validate import validate
 from fusionforge.mixers.sft.vision import VisionScanner, count_vision_parts
 from fusionforge.pipelines.core.sandbox_network import LABELS, resolve_network_mode
+from fusionforge.pipelines.core.settings import RunSettings
 
 
 def read_jsonl(path):
@@ -35,7 +36,7 @@ def tool_outputs(trajectory):
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth") / "proxy"
-    report = run_synth(SynthConfig(inputs=(), output=str(out), generate=8, seed=5, executor="local"))
+    report = run_synth(SynthConfig(inputs=(), output=str(out), generate=8, run=RunSettings(executor="local", seed=5)))
     return out, report
 
 
@@ -174,7 +175,9 @@ def test_user_qa_files_keep_right_answers_and_reject_everything_else_with_a_reas
     qa = write_jsonl(tmp_path / "qa" / "user_qa.jsonl", rows)
     out = tmp_path / "out"
     report = run_synth(
-        SynthConfig(inputs=(f"mine={qa}",), output=str(out), timeout_s=1.5, memory_mb=256, executor="local")
+        SynthConfig(
+            inputs=(f"mine={qa}",), output=str(out), timeout_s=1.5, memory_mb=256, run=RunSettings(executor="local")
+        )
     )
     kept = {t["id"]: t for t in read_jsonl(out / "trajectories.jsonl")}
     assert set(kept) == {"mine/right", "mine/custom"}
@@ -200,7 +203,11 @@ def test_user_qa_files_keep_right_answers_and_reject_everything_else_with_a_reas
 def test_ray_and_in_process_synthesis_agree(ray_session, synthesized, tmp_path):
     out, _ = synthesized
     ray_out = tmp_path / "ray"
-    run_synth(SynthConfig(inputs=(), output=str(ray_out), generate=4, seed=5, executor="ray", partition_kb=0.8))
+    run_synth(
+        SynthConfig(
+            inputs=(), output=str(ray_out), generate=4, run=RunSettings(executor="ray", seed=5), partition_kb=0.8
+        )
+    )
     local = (out / "trajectories.jsonl").read_text().splitlines()[:4]  # the same seed draws the same first images
     assert (ray_out / "trajectories.jsonl").read_text().splitlines() == local
 

@@ -11,7 +11,7 @@ from fusionforge.cli.main import cli
 from fusionforge.mixers.tokens.preset_table import preset_rows, presets_markdown
 from fusionforge.mixers.tokens.vision import BUILTIN, PRESETS, Wrapper
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "formats.md"
 IMAGES = [(1, 1), (20, 500), (640, 480), (1000, 500), (4000, 3000), (12000, 100), (30000, 300)]
 VIDEOS = [(64, 48, 3), (640, 480, 9), (1920, 1080, 1000)]
 

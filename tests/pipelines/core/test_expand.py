@@ -3,7 +3,8 @@ import pytest
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.expand import MAX_CHILDREN, derive_rows
-from fusionforge.pipelines.core.runner import ORDER_COL, SUBORDER_COL, InProcessExecutor, Source, in_order
+from fusionforge.pipelines.core.runner import InProcessExecutor
+from fusionforge.pipelines.core.source import ORDER_COL, SUBORDER_COL, Source, in_order
 from fusionforge.pipelines.core.stage import Resources, Stage, StageSpec
 
 

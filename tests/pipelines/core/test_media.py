@@ -5,8 +5,9 @@ import zlib
 import pytest
 from PIL import Image
 
-from fusionforge.pipelines.core.images import BadImage, inspect_image
-from fusionforge.pipelines.core.video import BadVideo, ffmpeg_url, probe_video, verify_decode
+from fusionforge.pipelines.core.errors import BadMedia
+from fusionforge.pipelines.core.images import inspect_image
+from fusionforge.pipelines.core.video import ffmpeg_url, probe_video, verify_decode
 from fusionforge.pipelines.demo_corpus import make_video
 
 
@@ -39,13 +40,13 @@ def test_inspect_image_reports_size_and_format():
     ],
 )
 def test_bad_images_get_a_reason(data, reason):
-    with pytest.raises(BadImage) as caught:
+    with pytest.raises(BadMedia) as caught:
         inspect_image(data)
     assert caught.value.reason == reason
 
 
 def test_max_pixels_is_checked_before_decoding():
-    with pytest.raises(BadImage) as caught:
+    with pytest.raises(BadMedia) as caught:
         inspect_image(_png_header_only(5000, 5000), max_pixels=1_000_000)
     assert caught.value.reason == "too_many_pixels"
 
@@ -72,18 +73,18 @@ def test_truncated_and_garbage_videos_fail_with_reasons(clip, tmp_path):
     cut = tmp_path / "cut.mp4"
     data = clip.read_bytes()
     cut.write_bytes(data[: int(len(data) * 0.6)])
-    with pytest.raises(BadVideo) as caught:
+    with pytest.raises(BadMedia) as caught:
         verify_decode(str(cut))
     assert caught.value.reason == "corrupt_video"
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00" * 5000)
-    with pytest.raises(BadVideo) as caught:
+    with pytest.raises(BadMedia) as caught:
         probe_video(str(junk))
     assert caught.value.reason == "unreadable_video"
 
 
 def test_every_ffmpeg_call_has_a_timeout(clip):
-    with pytest.raises(BadVideo) as caught:
+    with pytest.raises(BadMedia) as caught:
         probe_video(str(clip), timeout_s=0.0001)
     assert caught.value.reason == "timeout"
 
@@ -103,10 +104,10 @@ def test_ffmpeg_tools_run_under_an_address_space_limit():
 
 
 def test_a_tool_that_runs_out_of_its_memory_limit_fails_with_a_clear_reason(clip):
-    with pytest.raises(BadVideo) as caught:
+    with pytest.raises(BadMedia) as caught:
         verify_decode(str(clip), memory_mb=16)  # too little even to load ffmpeg's libraries
     assert caught.value.reason == "tool_memory_limit" and "16 MiB" in caught.value.detail
-    with pytest.raises(BadVideo) as caught:
+    with pytest.raises(BadMedia) as caught:
         probe_video(str(clip), memory_mb=16)
     assert caught.value.reason == "tool_memory_limit"
     verify_decode(str(clip), memory_mb=1024)  # a normal clip decodes well inside a normal limit

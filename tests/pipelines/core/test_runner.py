@@ -4,7 +4,9 @@ import uuid
 import pyarrow as pa
 import pytest
 
-from fusionforge.pipelines.core.runner import InProcessExecutor, RayExecutor, Source
+from fusionforge.pipelines.core.progress import UNIT
+from fusionforge.pipelines.core.runner import InProcessExecutor, RayExecutor
+from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import Resources, Stage, StageSpec
 
 
@@ -91,8 +93,15 @@ def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_pat
         return {"partition": partition, "rows": table.num_rows}
 
     progress = []
-    summaries = RayExecutor().run(NumberSource(), STAGES, file_writer, partitions=[0, 2], on_done=progress.append)
-    assert [s["partition"] for s in summaries] == [0, 2] and len(progress) == 2
+    summaries = RayExecutor().run(
+        NumberSource(),
+        STAGES,
+        file_writer,
+        partitions=[0, 2],
+        progress=lambda event, data: progress.append((event, data)),
+    )
+    assert [s["partition"] for s in summaries] == [0, 2]
+    assert sorted((event, data["partition"]) for event, data in progress) == [(UNIT, 0), (UNIT, 2)]
     rows = []
     for partition in (0, 2):
         written = json.loads((tmp_path / f"{partition}.json").read_text())

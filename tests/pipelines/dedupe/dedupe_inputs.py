@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "filters" / "dedup"
 from dedup_corpus import injected_corpus, precision_recall, translate, true_pairs  # noqa: E402, F401
 from media_fixtures import clip, crop_fraction, encoded, picture, transcode  # noqa: E402
 
+from fusionforge.pipelines.core.settings import RunSettings, build_config
 from fusionforge.pipelines.demo_corpus import document  # noqa: E402
 
 
@@ -94,7 +95,7 @@ def sharded_corpus() -> tuple[Path, dict]:
             inputs=tuple(f"{k}={v}" for k, v in inputs.items()),
             output=str(root / "in"),
             shard_count=60,
-            executor="local",
+            run=RunSettings(executor="local"),
         )
     )
     return root, known
@@ -104,7 +105,8 @@ def local_config(src: Path, out: Path, **overrides):
     """The settings every test run shares (small shuffle partitions, so several are used)."""
     from fusionforge.pipelines.dedupe import DedupeConfig
 
-    return DedupeConfig(input=str(src), output=str(out), executor="local", rows_per_shuffle_partition=3000, **overrides)
+    base = {"input": str(src), "output": str(out), "executor": "local", "rows_per_shuffle_partition": 3000}
+    return build_config(DedupeConfig, {**base, **overrides})
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ from dedupe_inputs import baseline_run, local_config, precision_recall, sharded_
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
 
@@ -142,7 +143,7 @@ def test_keep_longest_and_within_source(corpus, tmp_path):
         DedupeConfig(
             input=str(root / "in"),
             output=str(tmp_path / "longest"),
-            executor="local",
+            run=RunSettings(executor="local"),
             keep="longest",
             within_source=True,
             images=False,
@@ -156,7 +157,7 @@ def test_keep_longest_and_within_source(corpus, tmp_path):
         DedupeConfig(
             input=str(root / "in"),
             output=str(tmp_path / "cross"),
-            executor="local",
+            run=RunSettings(executor="local"),
             keep="longest",
             images=False,
             videos=False,
@@ -178,4 +179,4 @@ def test_bad_settings_fail_before_any_work(corpus, tmp_path):
     with pytest.raises(ConfigError, match="unknown dedupe settings"):
         DedupeConfig.from_mapping({"input": "a", "output": "b", "treshold": 0.7})
     with pytest.raises(ConfigError, match="not empty"):
-        run_dedupe(DedupeConfig(input=str(root / "in"), output=str(root / "in"), executor="local"))
+        run_dedupe(DedupeConfig(input=str(root / "in"), output=str(root / "in"), run=RunSettings(executor="local")))

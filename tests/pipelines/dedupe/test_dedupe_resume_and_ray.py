@@ -6,6 +6,7 @@ import pytest
 from dedupe_inputs import baseline_run, local_config, sharded_corpus
 
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.core.stage import ScoringStage, StageSpec
 from fusionforge.pipelines.dedupe import DedupeConfig, run, run_dedupe
 from fusionforge.pipelines.transform import TransformConfig, run_transform
@@ -33,10 +34,10 @@ def test_killed_in_the_sketch_phase_resumes_to_the_same_output(sharded, tmp_path
     src, baseline = sharded
     real = run.write_sketches
 
-    def dies_at_partition_3(*args):
-        if args[4] == 3:
+    def dies_at_partition_3(root, starts, params, partition, table):
+        if partition == 3:
             raise KeyboardInterrupt("killed")
-        return real(*args)
+        return real(root, starts, params, partition, table)
 
     monkeypatch.setattr(run, "write_sketches", dies_at_partition_3)
     with pytest.raises(KeyboardInterrupt):
@@ -99,7 +100,7 @@ class Score(ScoringStage):
 def test_keep_best_by_a_score_column(sharded, tmp_path):
     src, _ = sharded
     run_transform(
-        TransformConfig(input=str(src), output=str(tmp_path / "scored"), executor="local"),
+        TransformConfig(input=str(src), output=str(tmp_path / "scored"), run=RunSettings(executor="local")),
         "score",
         [StageSpec(Score)],
         {},
@@ -114,7 +115,12 @@ def test_keep_best_by_a_score_column(sharded, tmp_path):
 def test_ray_and_in_process_give_identical_outputs(ray_session, sharded, tmp_path):
     src, baseline = sharded
     report = run_dedupe(
-        DedupeConfig(input=str(src), output=str(tmp_path / "ray"), executor="ray", rows_per_shuffle_partition=3000)
+        DedupeConfig(
+            input=str(src),
+            output=str(tmp_path / "ray"),
+            run=RunSettings(executor="ray"),
+            rows_per_shuffle_partition=3000,
+        )
     )
     assert report["executor"] == "ray" and report["dedupe"]["shuffle_partitions"] > 1
     _same_output(tmp_path / "ray", baseline)

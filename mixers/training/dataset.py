@@ -1,0 +1,201 @@
+"""``PackedDataset``: the sequences of a ``pack`` plan as model-ready tensors, in plan order.
+
+Per sequence (``tokens`` long; ``collate_padded`` pads to L):
+
+- ``input_ids``: the records' ids rebuilt exactly as ``pack`` counted them (checked segment by
+  segment), vision placeholders set to the model's image / video token;
+- ``labels``: the ids, ``-100`` on placeholders, media wrappers (timestamps included), the first
+  token of every document (so no document learns to predict the next one) and every token of the
+  ``masked_sources``;
+- ``cu_seqlens`` (int32: 0, the end of each document) and ``position_ids`` restarting per document:
+  ``(length,)``, or ``(4, length)`` for the Qwen2-VL family (text positions, then the M-RoPE axes);
+- ``pixel_values`` / ``image_grid_thw`` and ``pixel_values_videos`` / ``video_grid_thw`` from the
+  family's processors (None when the sequence has none), each item checked against the plan.
+
+Ranks, DataLoader workers, micro-batches and resuming: ``schedule``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from fusionforge.mixers.packing.materialize import Encoder, Role
+from fusionforge.mixers.tokens.vision import get_preset
+from fusionforge.mixers.training.collate import IGNORE, collate_varlen
+from fusionforge.mixers.training.media import QWEN_FAMILIES, MediaMismatch, MediaProcessors
+from fusionforge.mixers.training.packed import PackedRun, RecordReader
+from fusionforge.mixers.training.positions import mrope_positions, text_positions
+from fusionforge.mixers.training.schedule import Position, check_state, rank_sequences
+from fusionforge.pipelines.core.errors import ConfigError
+
+PLACEHOLDER_TOKENS = {  # what the transformers models look for (Kimi K2.5 tells videos apart from images)
+    "qwen2-vl": ("<|image_pad|>", "<|video_pad|>"),
+    "custom": ("<|image_pad|>", "<|video_pad|>"),
+    "kimi-k25": ("<|media_pad|>", "<|kimi_k25_video_placeholder|>"),
+}
+
+
+class PackedDataset(IterableDataset):
+    """An ``IterableDataset`` over a pack output.
+
+    Args:
+        packed: the ``pack`` output folder.
+        tokenizer: the tokenizer to encode text with; None uses the path ``pack`` recorded. Either way it
+            must be the one ``pack --tokenizer`` counted with (a ``ConfigError`` otherwise).
+        masked_sources: sources whose tokens are context only (labels ``-100``).
+        image_token, video_token: override the placeholder tokens (defaults: the family's, see above).
+        rank, world_size: this process's share of every planned window (``schedule``).
+        batch_size: yield micro-batches of this many sequences made by ``collate_fn`` (use
+            ``DataLoader(batch_size=None)``): the batches are then the same with any number of workers and
+            a run resumes exactly (``state_dict``); None yields single samples.
+    """
+
+    def __init__(
+        self,
+        packed: str | Path,
+        tokenizer: str | Path | None = None,
+        masked_sources: Collection[str] = (),
+        image_token: str | None = None,
+        video_token: str | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        batch_size: int | None = None,
+        collate_fn: Callable[[list[dict[str, Any]]], Any] = collate_varlen,
+    ) -> None:
+        self.run = PackedRun.open(packed)
+        self.tokenizer = self.run.check_tokenizer(tokenizer)
+        self.preset = get_preset(self.run.config.vision_preset, **dict(self.run.config.preset_overrides))
+        if self.preset.name not in PLACEHOLDER_TOKENS and self.preset.family not in PLACEHOLDER_TOKENS:
+            raise ConfigError(f"the training loader does not support preset {self.preset.name!r}")
+        defaults = PLACEHOLDER_TOKENS.get(self.preset.name) or PLACEHOLDER_TOKENS[self.preset.family]
+        self.placeholders = (image_token or defaults[0], video_token or defaults[1])
+        self.masked_sources = frozenset(masked_sources)
+        if not 0 <= rank < world_size:
+            raise ConfigError(f"rank must be within [0, world_size), got rank={rank}, world_size={world_size}")
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        self.rank, self.world_size, self.batch_size, self.collate_fn = rank, world_size, batch_size, collate_fn
+        self._settings = {"plan_rows": self.run.report.get("sequences"), "rank": rank, "world_size": world_size}
+        self._settings["batch_size"] = batch_size
+        self._position = Position()
+        self.seq_len = self.run.config.seq_len
+        self.mrope = self.preset.family in QWEN_FAMILIES
+        self._parts: tuple[Encoder, RecordReader, MediaProcessors, tuple[int, int]] | None = None
+
+    def _ready(self) -> tuple[Encoder, RecordReader, MediaProcessors, tuple[int, int]]:
+        """Tokenizer, record reader and processors, built once in the process that iterates (a worker)."""
+        if self._parts is None:
+            encoder = Encoder(dataclasses.replace(self.run.config, tokenizer=self.tokenizer))
+            ids = tuple(encoder.counter.token_id(t) for t in self.placeholders)
+            missing = [t for t, i in zip(self.placeholders, ids) if i is None]
+            if missing:
+                raise ConfigError(
+                    f"the tokenizer has no {missing} token(s), the model's vision placeholders; "
+                    "use the model's own tokenizer or pass image_token= / video_token="
+                )
+            reader = RecordReader(self.run.config.input)
+            self._parts = (encoder, reader, MediaProcessors(self.preset), ids)
+        return self._parts
+
+    def __iter__(self) -> Iterator[Any]:
+        """This reader's micro-batches from its position (a plain method: the position is set before the first)."""
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        sequences = rank_sequences(str(self.run.plan_path), self.rank, self.world_size)
+        size = self.batch_size or 1
+        total = -(-len(sequences) // size)
+        if self._position.workers == 1 and self._position.next >= total:
+            self._position = Position()  # a pass ended: the next iteration is a new pass
+        first = self._position.first_for(worker, workers)
+        self._position = Position(first, workers)
+        return self._batches(sequences, range(first, total, workers))
+
+    def _batches(self, sequences: np.ndarray, numbers: range) -> Iterator[Any]:
+        plan = pq.read_table(self.run.plan_path)  # row i is sequence i (pack numbers them in order)
+        size = self.batch_size or 1
+        for number in numbers:
+            rows = [plan.slice(int(i), 1).to_pylist()[0] for i in sequences[number * size : (number + 1) * size]]
+            samples = [self.build(row) for row in rows]
+            self._position = Position(number + numbers.step, numbers.step)
+            yield self.collate_fn(samples) if self.batch_size else samples[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The position of the next micro-batch (inside a DataLoader worker: that worker's own next one)."""
+        return {**self._settings, "next": self._position.next, "workers": self._position.workers}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Start the next iteration where ``state`` left off (``{"next": N}`` alone: at micro-batch N)."""
+        self._position = check_state({**self._settings, **state}, self._settings)
+
+    def sequence(self, sequence_id: int) -> dict[str, Any]:
+        """One sequence by its ``sequence_id`` (for inspection and tests)."""
+        table = pq.read_table(self.run.plan_path, filters=[("sequence_id", "=", sequence_id)])
+        if table.num_rows != 1:
+            raise ConfigError(f"{self.run.folder} has no sequence {sequence_id}")
+        return self.build(table.to_pylist()[0])
+
+    def build(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The tensors of one plan row (see the module docstring)."""
+        encoder, reader, processors, (image_id, video_id) = self._ready()
+        n = row["tokens"]
+        ids, roles = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        labels = np.full(n, IGNORE, np.int64)
+        images, videos, positions = [], [], []
+        records = {(s["partition"], s["row"]): reader.record(s["partition"], s["row"]) for s in row["segments"]}
+        encoded = {
+            key: (np.asarray(record_ids, np.int64), np.asarray(record_roles, np.int64))
+            for key, (record_ids, record_roles) in zip(records, encoder.encode_many(list(records.values())))
+        }
+        for segment in row["segments"]:
+            where = (
+                f"sequence {row['sequence_id']}, record {segment['sample_id']} "
+                f"(input shard {segment['partition']}, row {segment['row']})"
+            )
+            key = (segment["partition"], segment["row"])
+            record = records[key]
+            if record["id"] != segment["sample_id"]:
+                raise ConfigError(f"{where}: the input holds {record['id']} there; was the input changed after pack?")
+            start, length, at = segment["sample_start"], segment["length"], segment["offset"]
+            seg_ids, seg_roles = (a[start : start + length] for a in encoded[key])
+            placeholders = int((seg_roles >= Role.IMAGE).sum())
+            if len(seg_ids) != length or placeholders != segment["vision_tokens"]:
+                raise MediaMismatch(
+                    f"{where}: rebuilt as {len(seg_ids)} tokens ({placeholders} vision), the plan holds {length} "
+                    f"({segment['vision_tokens']} vision)"
+                )
+            ids[at : at + length], roles[at : at + length] = seg_ids, seg_roles
+            if segment["source"] not in self.masked_sources:
+                labels[at : at + length] = np.where(seg_roles >= Role.WRAPPER, IGNORE, seg_ids)
+                labels[at] = IGNORE
+            processed = [processors.process(record, span, where) for span in segment["media"]]
+            for item in processed:
+                (images if item.kind == "image" else videos).append(item)
+            if self.mrope:
+                grids = iter(tuple(g) for item in processed for g in item.grid_thw.tolist())
+                positions.append(mrope_positions(seg_roles, grids, self.preset.merge_size))
+        ids[roles == Role.IMAGE], ids[roles == Role.VIDEO] = image_id, video_id
+        text = text_positions([s["length"] for s in row["segments"]])
+        position_ids = np.concatenate([text[None], np.concatenate(positions, axis=1)]) if self.mrope else text
+        sample = {
+            "sequence_id": row["sequence_id"],
+            "window": row["window"],
+            "input_ids": torch.from_numpy(ids),
+            "labels": torch.from_numpy(labels),
+            "position_ids": torch.from_numpy(position_ids),
+            "cu_seqlens": torch.tensor(row["cu_seqlens"], dtype=torch.int32),
+        }
+        for name, grid, items in (
+            ("pixel_values", "image_grid_thw", images),
+            ("pixel_values_videos", "video_grid_thw", videos),
+        ):
+            sample[name] = torch.cat([i.pixel_values for i in items]) if items else None
+            sample[grid] = torch.cat([i.grid_thw for i in items]) if items else None
+        return sample

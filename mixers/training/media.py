@@ -1,0 +1,151 @@
+"""Media of a planned sequence through the model family's own transformers processors.
+
+The processors are built from the pack's preset (never fetched from a hub), so they resize exactly
+as the preset counted. Each media span of the plan is one processor call: an image resized to the
+size the plan recorded (the original, or shrunk to fit), or a video chunk group's frames (sampled
+as the frame filter sampled them, else every frame, scaled to the recorded size). The placeholder
+tokens the processor's grid implies are checked against the plan before anything is yielded.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import ffmpeg
+import numpy as np
+from PIL import Image
+
+from fusionforge.filters.media import item_bytes, video_url
+from fusionforge.filters.video.decode import run_ffmpeg
+from fusionforge.mixers.packing.layout import FPS_COLUMN, FRAMES_COLUMN
+from fusionforge.mixers.tokens.vision import Preset
+from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.errors import ConfigError, MissingDependency, RunError
+
+QWEN_FAMILIES = ("qwen2-vl", "custom")
+FAMILIES = (*QWEN_FAMILIES, "kimi-k25")
+VIDEO_TIMEOUT_S = 300.0
+
+
+class MediaMismatch(RunError):
+    """The processor's placeholder count for a media item differs from the plan's (never silently truncated)."""
+
+
+@dataclass
+class Processed:
+    """One media span through its processor: pixels, one grid row per encoder item, and its placeholder tokens."""
+
+    kind: str  # "image" | "video"
+    pixel_values: Any  # torch.Tensor
+    grid_thw: Any  # torch.Tensor (rows, 3)
+    tokens: int
+
+
+class MediaProcessors:
+    """The image and video processors of the preset's model family, configured from the preset."""
+
+    def __init__(self, preset: Preset) -> None:
+        if preset.family not in FAMILIES:
+            raise ConfigError(
+                f"the training loader supports presets of the {', '.join(FAMILIES)} families, not {preset.family!r}"
+            )
+        try:
+            self.image, self.video = _build(preset)
+        except ImportError as exc:
+            raise MissingDependency("transformers", "local-model") from exc
+        self.preset = preset
+        self.merge = preset.merge_size**2
+
+    def process(self, record: dict[str, Any], span: dict[str, Any], where: str) -> Processed:
+        """Pixels for one plan media span; ``where`` names the sequence and record in errors."""
+        item = record[S.MEDIA][span["media_index"]]
+        size = (span["width"], span["height"])
+        if span["kind"] == "image":
+            image = Image.open(io.BytesIO(item_bytes(item))).convert("RGB")
+            if image.size != size:
+                image = image.resize(size, Image.BICUBIC)
+            out = self.image(images=[image], return_tensors="pt")
+            result = Processed("image", out["pixel_values"], out["image_grid_thw"], 0)
+        else:
+            frames = self._frames(record, item, span, size, where)
+            kwargs = {"do_sample_frames": False, "return_tensors": "pt"}
+            if self.preset.family in QWEN_FAMILIES:
+                kwargs["cap_pixels_per_frame"] = self.preset.cap_pixels_per_frame
+            out = self.video(videos=[frames], **kwargs)
+            result = Processed("video", out["pixel_values_videos"], out["video_grid_thw"], 0)
+        result.tokens = int((result.grid_thw.prod(-1) // self._frame_factor(result)).sum())
+        if result.tokens != span["vision_tokens"]:
+            raise MediaMismatch(
+                f"{where}: the {span['kind']} {span['media_index']} ({span['width']}x{span['height']}) makes "
+                f"{result.tokens} placeholder tokens in the processor, the plan holds {span['vision_tokens']}"
+            )
+        return result
+
+    def _frame_factor(self, result: Processed) -> Any:
+        """Kimi K2.5 pools each chunk's frames into one frame's tokens; Qwen keeps every temporal patch."""
+        if result.kind == "video" and self.preset.family == "kimi-k25":
+            return result.grid_thw[:, 0] * self.merge
+        return self.merge
+
+    def _frames(
+        self, record: dict[str, Any], item: dict[str, Any], span: dict[str, Any], size: tuple[int, int], where: str
+    ) -> np.ndarray:
+        """The frames of the span's temporal chunks, (n, height, width, 3) uint8."""
+        sampled = record.get(FRAMES_COLUMN)
+        total = int(sampled) if sampled is not None else int(item["n_frames"] or 0)
+        rate = record.get(FPS_COLUMN) if sampled is not None else None
+        unit = self.preset.temporal_patch_size
+        first, stop = span["chunk_start"] * unit, min(span["chunk_end"] * unit, total)
+        frames = decode_video(item, size, rate, stop)
+        if len(frames) < stop:
+            raise MediaMismatch(
+                f"{where}: video {span['media_index']} decodes to {len(frames)} frames, the plan counted {total}"
+            )
+        return frames[first:stop]
+
+
+def decode_video(item: dict[str, Any], size: tuple[int, int], fps: float | None, max_frames: int) -> np.ndarray:
+    """The first ``max_frames`` frames (resampled to ``fps`` as the frame filter samples), RGB at ``size``."""
+    width, height = size
+    with video_url(item) as url:
+        stream = ffmpeg.input(url)
+        if fps is not None:
+            stream = stream.filter("fps", fps=fps)
+        stream = stream.filter("scale", width, height)
+        output = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24", **{"frames:v": max_frames})
+        raw = run_ffmpeg(output, VIDEO_TIMEOUT_S)
+    count = len(raw) // (width * height * 3)
+    return np.frombuffer(bytearray(raw[: count * width * height * 3]), np.uint8).reshape(count, height, width, 3)
+
+
+def _build(preset: Preset) -> tuple[Any, Any]:
+    if preset.family in QWEN_FAMILIES:
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+        from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+        common = {
+            "patch_size": preset.patch_size,
+            "merge_size": preset.merge_size,
+            "temporal_patch_size": preset.temporal_patch_size,
+        }
+        image = Qwen2VLImageProcessor(
+            size={"shortest_edge": preset.min_pixels, "longest_edge": preset.max_pixels}, **common
+        )
+        video = Qwen2VLVideoProcessor(
+            size={"shortest_edge": preset.video_min_pixels, "longest_edge": preset.video_max_pixels},
+            max_video_tokens=preset.max_video_tokens,
+            **common,
+        )
+        return image, video
+    from transformers.models.kimi_k25.image_processing_kimi_k25 import Kimi_K25ImageProcessor
+    from transformers.models.kimi_k25.video_processing_kimi_k25 import Kimi_K25VideoProcessor
+
+    side = {"max_height": preset.max_patches_per_side, "max_width": preset.max_patches_per_side}
+    common = {"patch_size": preset.patch_size, "merge_size": preset.merge_size, "size": side}
+    image = Kimi_K25ImageProcessor(max_patches=preset.max_patches, **common)
+    video = Kimi_K25VideoProcessor(
+        max_patches=preset.video_max_patches, temporal_patch_size=preset.temporal_patch_size, **common
+    )
+    return image, video

@@ -1,0 +1,101 @@
+"""A ``pack`` output opened for reading: its settings, the tokenizer check, and the records its plan names.
+
+The plan only holds numbers and record coordinates (input shard, row); the records themselves stay
+in the input folder. ``RecordReader`` reads the manifest by row group (only the columns a record
+needs) and keeps the last few groups, taking one row at a time from them; media bytes are read
+later, by byte range, only for the items a sequence holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fusionforge.mixers.packing.job import PLAN, PackConfig
+from fusionforge.mixers.packing.layout import FPS_COLUMN, FRAMES_COLUMN
+from fusionforge.mixers.tokens.text import TextCounter
+from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.config import load_yaml
+from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.transform import ManifestSource
+
+RECORD_COLUMNS = (S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.SEGMENTS, S.MEDIA)
+
+
+@dataclass(frozen=True)
+class PackedRun:
+    """What a finished ``pack`` wrote: its folder, its settings and its report."""
+
+    folder: Path
+    config: PackConfig
+    report: dict[str, Any]
+
+    @classmethod
+    def open(cls, folder: str | Path) -> PackedRun:
+        folder = Path(folder)
+        if not (folder / "_SUCCESS").exists() or not (folder / PLAN).exists():
+            raise ConfigError(f"{folder} is not a finished pack output (no _SUCCESS or {PLAN}); run fusionforge pack")
+        settings = load_yaml(folder / "config.yaml")
+        known = {f.name for f in fields(PackConfig)}
+        config = PackConfig(**{k: v for k, v in settings.items() if k in known})
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        return cls(folder, config, report)
+
+    @property
+    def plan_path(self) -> Path:
+        return self.folder / PLAN
+
+    def check_tokenizer(self, tokenizer: str | Path | None) -> str:
+        """The tokenizer to use: the one given, refused unless it is the one ``pack --tokenizer`` counted with."""
+        if not self.config.tokenizer:
+            raise ConfigError(
+                f"{self.folder} was packed without --tokenizer: its text token counts are estimates, so no "
+                "tokenizer reproduces its sequences; run pack again with --tokenizer PATH"
+            )
+        path = str(tokenizer or self.config.tokenizer)
+        given = TextCounter(path, self.config.tiktoken_pattern).fingerprint
+        recorded = self.report.get("tokenizer_fingerprint")
+        if recorded is None:  # a pack from before the fingerprint was recorded: compare with the file it named
+            recorded = TextCounter(self.config.tokenizer, self.config.tiktoken_pattern).fingerprint
+        if given != recorded:
+            raise ConfigError(
+                f"tokenizer {path} is not the one {self.folder} was packed with ({self.config.tokenizer}, "
+                f"fingerprint {recorded[:12]}, given {given[:12]}): the plan's token counts and sequence "
+                "boundaries hold only for that tokenizer; pass the same one, or pack again with yours"
+            )
+        return path
+
+
+class RecordReader:
+    """Records of the pack's input by (input shard, row): manifest row groups read once, a few kept in memory."""
+
+    def __init__(self, input_folder: str | Path, keep: int = 8) -> None:
+        self.source = ManifestSource(input_folder)
+        self.parquet = pq.ParquetFile(self.source.path)
+        names = set(self.parquet.schema_arrow.names)
+        self.columns = [*RECORD_COLUMNS, *(c for c in (FRAMES_COLUMN, FPS_COLUMN) if c in names)]
+        sizes = [self.parquet.metadata.row_group(g).num_rows for g in range(self.parquet.metadata.num_row_groups)]
+        self.group_starts = np.cumsum([0, *sizes])
+        self.keep = keep
+        self._groups: OrderedDict[int, pa.Table] = OrderedDict()
+
+    def record(self, partition: int, row: int) -> dict[str, Any]:
+        at = self.source.row_range(partition)[0] + row
+        group = int(np.searchsorted(self.group_starts, at, side="right")) - 1
+        if group not in self._groups:
+            self._groups[group] = self.parquet.read_row_group(group, columns=self.columns)
+            if len(self._groups) > self.keep:
+                self._groups.popitem(last=False)
+        self._groups.move_to_end(group)
+        record = self._groups[group].slice(at - int(self.group_starts[group]), 1).to_pylist()[0]
+        for item in record[S.MEDIA] or []:  # media URIs are relative to the input folder
+            if item["uri"] and not Path(item["uri"]).is_absolute():
+                item["uri"] = str(self.source.folder / item["uri"])
+        return record
