@@ -51,11 +51,15 @@ def cases_by_property(output: str) -> dict[str, list[int]]:
     return counts
 
 
-def findings(output: str) -> list[str]:
-    """The shrunk failing cases Hypothesis printed."""
-    return re.findall(r"(Falsifying example: .*?\n(?:.*\n)*?\))", output) or re.findall(
-        r"(Failing test case: .*?\n(?:.*\n)*?\))", output
-    )
+def failures(output: str, limit: int = 20_000) -> str:
+    """Pytest's report of the failing properties: the shrunk case Hypothesis found and the assertion."""
+    start = output.find("= FAILURES =")
+    if start < 0:
+        return output[-limit:]
+    ends = [
+        i for i in (output.find("= Hypothesis Statistics =", start), output.find("short test summary", start)) if i > 0
+    ]
+    return output[start : min(ends, default=len(output))][:limit]
 
 
 def main() -> None:
@@ -73,15 +77,12 @@ def main() -> None:
         print(f"{name:<{width}}  {passing:>8,}  {failing:>8,}  {invalid:>8,}")
     total = sum(passing + failing for passing, failing, _ in counts.values())
     print(f"\n{total:,} cases over {len(counts)} properties in {time.monotonic() - started:.0f} s (seed {args.seed})")
-    found = findings(output)
     if status == 0:
         print("found: nothing (every property held for every case)")
         return
-    print(f"found: {len(found) or 'a'} failing propert{'y' if len(found) == 1 else 'ies'}")
-    for case in found:
-        print("\n" + case)
-    if not found:
-        print(output[-6000:])
+    failing = [name for name, (_, failed, _) in counts.items() if failed]
+    print(f"found: failures in {', '.join(failing) or 'the run'}\n")
+    print(failures(output))
     sys.exit(1)
 
 
