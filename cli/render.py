@@ -61,6 +61,8 @@ def summary_table(report: dict[str, Any], title: str) -> Table:
             table.add_row("derived (e.g. scene clips)", f"{report['derived']:,}")
     for reason, count in report.get("reasons", {}).items():
         table.add_row(f"  {reason}", f"{count:,}")
+    for note in report.get("skipped_inputs", []):
+        table.add_row(f"not read: {note['source']}, {note['what']}", f"{note['files']:,} files")
     if "shards" in report:
         table.add_row("shards", f"{report['shards']:,}")
         table.add_row("shard bytes", _human_bytes(report.get("shard_bytes", 0)))

@@ -7,7 +7,8 @@ import click
 from fusionforge.cli.options import executor_options, library_errors, run_options
 from fusionforge.cli.render import partition_progress, print_report
 from fusionforge.pipelines.core.settings import build_config
-from fusionforge.pipelines.readers.base import ReaderOptions
+from fusionforge.pipelines.core.video import DEFAULT_TOOL_MEMORY_MB
+from fusionforge.pipelines.readers.base import DEFAULT_MAX_RECORD_MB, ReaderOptions
 from fusionforge.pipelines.readers.plan import FORMATS
 from fusionforge.pipelines.stages.probe_media import VIDEO_CHECKS
 
@@ -52,6 +53,20 @@ from fusionforge.pipelines.stages.probe_media import VIDEO_CHECKS
     show_default=True,
     help="Seconds allowed for each ffprobe/ffmpeg call.",
 )
+@click.option(
+    "--tool-memory-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TOOL_MEMORY_MB,
+    show_default=True,
+    help="Memory (address space) allowed for each ffprobe/ffmpeg call; a video that needs more fails.",
+)
+@click.option(
+    "--max-record-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_MAX_RECORD_MB,
+    show_default=True,
+    help="Largest record read (a JSONL line, a Parquet row, a tar sample's text); a larger one fails.",
+)
 @click.option("--id-field", default="id", show_default=True)
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--caption-field", default="caption", show_default=True)
@@ -69,7 +84,8 @@ from fusionforge.pipelines.stages.probe_media import VIDEO_CHECKS
 def shard(**options):
     """Ingest text, image-text pairs, interleaved documents and videos into WebDataset shards.
 
-    Each INPUT is PATH or NAME=PATH (a file, a directory or a glob; .jsonl may be .gz/.zst).
+    Each INPUT is PATH or NAME=PATH (a file, a directory or a glob; .jsonl may be .gz/.zst/.bz2).
+    A folder of mixed files reads each file by its own format; OUTPUT is never read as input.
     Writes shards/*.tar, manifest.parquet, ledger.parquet (every input's fate), rejected/,
     report.json and config.yaml into OUTPUT.
 

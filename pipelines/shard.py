@@ -19,10 +19,12 @@ from fusionforge.pipelines.core.progress import Progress, quiet
 from fusionforge.pipelines.core.settings import RunSettings, flat_config
 from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
+from fusionforge.pipelines.core.video import DEFAULT_TOOL_MEMORY_MB
 from fusionforge.pipelines.job import Job, run_job
 from fusionforge.pipelines.readers import read_file
 from fusionforge.pipelines.readers.base import ReaderOptions, claim_id
-from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_fingerprint, plan_partitions
+from fusionforge.pipelines.readers.guard import records_table
+from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_fingerprint, plan_inputs
 from fusionforge.pipelines.stages.finalize import FinalizeRecords
 from fusionforge.pipelines.stages.probe_media import ProbeMedia
 from fusionforge.pipelines.writers.webdataset_writer import ShardLayout
@@ -43,6 +45,7 @@ class ShardConfig:
     max_media_mb: float = 2048.0
     video_check: str = "decode"
     timeout_s: float = 60.0
+    tool_memory_mb: float = DEFAULT_TOOL_MEMORY_MB
     reader: ReaderOptions = field(default_factory=ReaderOptions)
     run: RunSettings = RunSettings()
 
@@ -53,6 +56,7 @@ class ShardConfig:
             "video_check": self.video_check,
             "timeout_s": self.timeout_s,
             "strict": self.run.strict,
+            "tool_memory_mb": self.tool_memory_mb,
         }
         return [StageSpec(ProbeMedia, probe), StageSpec(FinalizeRecords)]
 
@@ -108,16 +112,17 @@ class IngestSource(Source):
                 claim_id(row, file, used)
                 rows.append(row)
                 if len(rows) >= self._batch_rows:
-                    yield pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA)
+                    yield records_table(rows, S.RECORD_SCHEMA, self._options.strict)
                     rows = []
         if rows:
-            yield pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA)
+            yield records_table(rows, S.RECORD_SCHEMA, self._options.strict)
 
 
 def run_shard(cfg: ShardConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Run the shard job; return the report (also written to ``report.json``)."""
     specs = [parse_input(text, cfg.format) for text in cfg.inputs]
-    partitions = plan_partitions(specs, cfg.partition_mb)
+    plan = plan_inputs(specs, cfg.partition_mb, output=cfg.output)
+    partitions = plan.partitions
     shuffle_seed = cfg.run.seed if cfg.shuffle else None
     layout = ShardLayout(cfg.output, "shard", cfg.shard_size_mb, cfg.shard_count, shuffle_seed)
     job = Job(
@@ -128,5 +133,6 @@ def run_shard(cfg: ShardConfig, progress: Progress = quiet) -> dict[str, Any]:
         fingerprint={"plan": plan_fingerprint(partitions), "settings": cfg.output_settings()},
         config=flat_config(cfg),
         run=cfg.run,
+        extra_report={"skipped_inputs": [skipped.note() for skipped in plan.skipped]},
     )
     return run_job(job, progress)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,10 @@ from typing import Any
 
 from fusionforge.pipelines.core.errors import BadMedia, ConfigError
 from fusionforge.pipelines.core.images import inspect_image
-from fusionforge.pipelines.core.io import open_text, strip_compression
+from fusionforge.pipelines.core.io import strip_compression
+from fusionforge.pipelines.readers.base import InputFile
+from fusionforge.pipelines.readers.guard import reason_for
+from fusionforge.pipelines.readers.rows import FILE_POSITION, Failure, iter_json_values, iter_parquet_rows
 from fusionforge.rft.verifiers import TASKS
 
 KNOWN_FIELDS = {"id", "messages", "question", "images", "answer", "task", "verify", "metadata"}
@@ -98,30 +100,29 @@ def _data_url(path: str) -> str:
 
 
 def read_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
-    """``(where, row, error)`` for every row of a JSONL (maybe compressed) or Parquet file."""
+    """``(where, row, error)`` for every row of a JSONL (maybe compressed) or Parquet file.
+
+    The shared readers give every line that cannot be read its reason (invalid encoding, malformed
+    JSON, nesting too deep, a number too large, over the record cap) and a damaged file one
+    ``unreadable_file`` error after the rows before the damage, so one bad line never costs the rest.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"prompts file {path} does not exist")
+    file = InputFile(str(path), path.name, "prompts", "text")
     if strip_compression(path.name).lower().endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        for number, row in enumerate(pq.read_table(path).to_pylist()):
-            yield f"{path.name}:row {number}", row, None
+        for number, row in iter_parquet_rows(file):
+            where = f"{path.name}:row {number}" if number != FILE_POSITION else path.name
+            yield (where, row, None) if isinstance(row, dict) else (where, None, row)
         return
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield f"{path.name}:{number}", None, f"malformed_json: {exc}"
-                continue
-            yield (
-                (f"{path.name}:{number}", row, None)
-                if isinstance(row, dict)
-                else (f"{path.name}:{number}", None, "not_an_object: a prompt line must be a JSON object")
-            )
+    for number, value in iter_json_values(file):
+        where = f"{path.name}:{number}" if number != FILE_POSITION else path.name
+        if isinstance(value, Failure):
+            yield where, None, value.reason
+        elif isinstance(value, dict):
+            yield where, value, None
+        else:
+            yield where, None, "not_an_object: a prompt line must be a JSON object"
 
 
 def load_prompts(path: str | Path, task_override: str | None = None) -> tuple[list[Prompt], list[InvalidPrompt]]:
@@ -136,9 +137,10 @@ def load_prompts(path: str | Path, task_override: str | None = None) -> tuple[li
         if error is not None:
             invalid.append(InvalidPrompt(where, error))
             continue
-        raw_id = row.get("id")
-        prompt_id = str(raw_id) if raw_id is not None and str(raw_id).strip() else None
+        prompt_id = None
         try:
+            raw_id = row.get("id")
+            prompt_id = str(raw_id) if raw_id is not None and str(raw_id).strip() else None
             if prompt_id is None:
                 raise _Invalid("missing_id: every prompt needs an id")
             if prompt_id in seen:
@@ -146,6 +148,9 @@ def load_prompts(path: str | Path, task_override: str | None = None) -> tuple[li
             prompt = _build(prompt_id, row, base, task_override)
         except _Invalid as exc:
             invalid.append(InvalidPrompt(prompt_id if prompt_id and prompt_id not in seen else where, str(exc)))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a row of an unexpected shape is that row's failure
+            invalid.append(InvalidPrompt(prompt_id if prompt_id and prompt_id not in seen else where, reason_for(exc)))
             continue
         seen.add(prompt_id)
         prompts.append(prompt)

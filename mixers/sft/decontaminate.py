@@ -23,8 +23,9 @@ import xxhash
 from fusionforge.mixers.sft.readers import detect_format, parse_row
 from fusionforge.pipelines.core.errors import BadRecord, ConfigError
 from fusionforge.pipelines.core.io import expand_paths
-from fusionforge.pipelines.readers.base import InputFile, iter_structured
+from fusionforge.pipelines.readers.base import InputFile
 from fusionforge.pipelines.readers.plan import STRUCTURED_SUFFIXES, parse_input
+from fusionforge.pipelines.readers.rows import iter_structured
 
 DEFAULT_NGRAM = 13
 DEFAULT_MIN_TOKENS = 8

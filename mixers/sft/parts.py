@@ -25,8 +25,10 @@ from fusionforge.pipelines.core.progress import Progress, quiet
 from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
-from fusionforge.pipelines.readers.base import ReaderOptions, failed_row, iter_structured, record_row
-from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_partitions
+from fusionforge.pipelines.readers.base import InputFile, ReaderOptions, failed_row, record_row
+from fusionforge.pipelines.readers.guard import guarded, records_table
+from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_inputs
+from fusionforge.pipelines.readers.rows import iter_structured
 
 ROW = "sft_read__row"  # the input row as JSON text
 PARTS = f"{WORK_DIR}/parts"
@@ -35,7 +37,7 @@ BOOKKEEPING = (S.ID, S.SOURCE, S.MODALITY, S.INPUT_FILE, S.INPUT_POSITION, S.DRO
 
 def plan(inputs: Sequence[str], partition_mb: float) -> list[Partition]:
     """Partitions of the JSONL/Parquet inputs (``NAME=PATH`` or ``PATH``), in the order given."""
-    return plan_partitions([parse_input(text, "text") for text in inputs], partition_mb)
+    return plan_inputs([parse_input(text, "text") for text in inputs], partition_mb).partitions
 
 
 class RowSource(Source):
@@ -54,21 +56,27 @@ class RowSource(Source):
         for file in self._partitions[partition].files:
             for position, row in iter_structured(file):
                 if isinstance(row, str):
-                    rows.append({**failed_row(file, position, row, options=self._options), ROW: None})
+                    rows.append(failed_row(file, position, row, options=self._options))
                 else:
-                    own_id = row.get("id") if isinstance(row.get("id"), (str, int)) else None
-                    base = record_row(file, position, S.Modality.TEXT, None, own_id=own_id)
-                    rows.append({**base, ROW: json.dumps(row, ensure_ascii=False, default=_jsonable)})
+                    build = partial(_input_row, file, position, row)
+                    rows.append(guarded(file, position, S.Modality.TEXT, self._options, build))
                 if len(rows) >= self._batch_rows:
-                    yield _table(rows)
+                    yield _table(rows, self._options.strict)
                     rows = []
         if rows:
-            yield _table(rows)
+            yield _table(rows, self._options.strict)
 
 
-def _table(rows: list[dict[str, Any]]) -> pa.Table:
+def _input_row(file: InputFile, position: int, row: dict[str, Any]) -> dict[str, Any]:
+    """The record bookkeeping of one input row, with the row itself as JSON text."""
+    own_id = row.get("id") if isinstance(row.get("id"), (str, int)) else None
+    base = record_row(file, position, S.Modality.TEXT, None, own_id=own_id)
+    return {**base, ROW: json.dumps(row, ensure_ascii=False, default=_jsonable)}
+
+
+def _table(rows: list[dict[str, Any]], strict: bool) -> pa.Table:
     schema = pa.schema([S.RECORD_SCHEMA.field(name) for name in BOOKKEEPING] + [pa.field(ROW, pa.large_string())])
-    return pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
+    return records_table([{k: r.get(k) for k in schema.names} for r in rows], schema, strict)
 
 
 def _jsonable(value: Any) -> Any:

@@ -16,6 +16,7 @@ from fusionforge.mixers.sft.schema import Conversation, Message, ToolCall, ToolD
 from fusionforge.mixers.sft.vision import MEDIA_PART_TYPES, MEDIA_ROW_FIELDS, TEXT_PART_TYPES
 from fusionforge.pipelines.core.errors import BadRecord
 from fusionforge.pipelines.readers.base import split_meta
+from fusionforge.pipelines.readers.guard import reason_for
 
 FORMATS = ("openai", "sharegpt", "alpaca")
 ROLE_ALIASES = {
@@ -54,7 +55,20 @@ def detect_format(row: dict[str, Any]) -> str:
 
 
 def parse_row(row: dict[str, Any], fmt: str | None = None) -> tuple[Conversation, list[str]]:
-    """The canonical conversation and the media parts found (``"image_url part in turn 2"``, ...)."""
+    """The canonical conversation and the media parts found (``"image_url part in turn 2"``, ...).
+
+    A row that cannot be read raises ``BadRecord`` with a reason, whatever its shape: a field of a
+    type no check below expected (a list where a string belongs) is ``wrong_type``.
+    """
+    try:
+        return _parse_row(row, fmt)
+    except BadRecord:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        raise BadRecord(reason_for(exc)) from exc
+
+
+def _parse_row(row: dict[str, Any], fmt: str | None) -> tuple[Conversation, list[str]]:
     fmt = fmt or detect_format(row)
     media: list[str] = [f"row field {key!r}" for key in MEDIA_ROW_FIELDS if row.get(key)]
     if fmt == "openai":
@@ -134,12 +148,12 @@ def _sharegpt_calls(text: str, turn: int) -> list[ToolCall]:
     """A ``function_call`` turn: ``{"name", "arguments"}`` or a list of them, as JSON text."""
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # not JSON, nested too deep, or a number too large
         return [
             ToolCall(
                 id=f"call_{turn}_0",
                 name="",
-                arguments_error=f"function_call turn is not JSON: {exc.msg}",
+                arguments_error=f"function_call turn is not JSON: {getattr(exc, 'msg', type(exc).__name__)}",
                 raw_arguments=text,
             )
         ]
@@ -159,6 +173,8 @@ def _alpaca(row: dict[str, Any]) -> Conversation:
         if value is not None and not isinstance(value, str):
             raise BadRecord(f"bad_field: {key!r} must be a string, got {type(value).__name__}")
     messages: list[Message] = []
+    if not isinstance(row.get("history") or [], list):
+        raise BadRecord("bad_field: 'history' must be a list of [user, assistant] string pairs")
     for pair in row.get("history") or []:
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
             raise BadRecord("bad_field: 'history' must be a list of [user, assistant] string pairs")
@@ -175,8 +191,8 @@ def _tools(tools: Any, functions: Any) -> list[ToolDef]:
         if isinstance(raw, str) and raw.strip():
             try:
                 raw = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise BadRecord(f"bad_tools: the tools field is not JSON ({exc.msg})") from exc
+            except (ValueError, RecursionError) as exc:
+                raise BadRecord(f"bad_tools: the tools field is not JSON ({getattr(exc, 'msg', exc)})") from exc
         if raw in (None, "", []):
             continue
         if not isinstance(raw, list):
@@ -201,6 +217,10 @@ def _tool_call(call_id: str, name: Any, arguments: Any) -> ToolCall:
             return ToolCall(call_id, name, arguments=json.loads(arguments))
         except json.JSONDecodeError as exc:
             return ToolCall(call_id, name, arguments_error=f"{exc.msg} at column {exc.colno}", raw_arguments=arguments)
+        except (ValueError, RecursionError) as exc:  # nested too deep, or a number too large
+            return ToolCall(
+                call_id, name, arguments_error=f"{type(exc).__name__}: {exc}"[:200], raw_arguments=arguments
+            )
     return ToolCall(call_id, name, arguments=arguments)
 
 
@@ -217,6 +237,8 @@ def _content(value: Any, media: list[str], turn: int) -> str:
             texts.append(part)
         elif isinstance(part, dict):
             kind = part.get("type") or next((k for k in part if k in MEDIA_PART_TYPES), "text")
+            if not isinstance(kind, str):
+                raise BadRecord(f"bad_content: a content part's type must be a string (turn {turn})")
             if kind in TEXT_PART_TYPES or kind == "refusal":
                 texts.append(str(part.get("text") or part.get("refusal") or ""))
             else:

@@ -113,7 +113,10 @@ def schema_problem(schema_json: str, arguments: Any) -> tuple[str, str] | None:
     validator = _validator(schema_json)
     if isinstance(validator, str):
         return "bad_tool_schema", validator
-    error = best_match(validator.iter_errors(arguments))
+    try:
+        error = best_match(validator.iter_errors(arguments))
+    except Exception as exc:  # noqa: BLE001 - a schema that cannot be applied (an unresolvable $ref) is broken
+        return "bad_tool_schema", f"the tool's JSON schema cannot be applied: {type(exc).__name__}: {exc}"[:300]
     if error is None:
         return None
     path = "/".join(str(p) for p in error.absolute_path)

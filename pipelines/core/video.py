@@ -1,4 +1,4 @@
-"""ffprobe / ffmpeg calls, each with a timeout.
+"""ffprobe / ffmpeg calls, each with a timeout and a memory limit.
 
 A media item inside a tar shard is addressed with ffmpeg's ``subfile`` protocol (a byte range of
 the tar), so nothing is copied to a temporary file. Processes are started with argument lists,
@@ -8,22 +8,32 @@ Why ffprobe runs here rather than through ``ffmpeg.probe``: ffmpeg-python 0.2.0 
 has no timeout on ``probe`` (it calls ``Popen.communicate()`` without one, so a stalled read of a
 remote or damaged file would hang the worker), and its keyword arguments become ffprobe flags, so
 ``timeout=`` would pass ffprobe's own ``-timeout`` (a network I/O option in microseconds, not a wall
-clock). ``run_tool`` gives every ffmpeg-family process a wall-clock timeout and kills it on expiry;
-ffmpeg-python still builds the longer ffmpeg command lines (``filters/video/decode.py``).
+clock). ``run_tool`` gives every ffmpeg-family process a wall-clock timeout and kills it on expiry,
+and caps its address space (``RLIMIT_AS``), since a timeout alone lets a 2-second 8K clip take
+hundreds of MB per process (and more with more cores: ffmpeg decodes with one thread per core). The
+default of 2 GiB decodes 4K video with 32 decoder threads; a tool that runs out of it fails with
+``tool_memory_limit``. ffmpeg-python still builds the longer ffmpeg command lines
+(``filters/video/decode.py``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import resource
 import shutil
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
+from pathlib import Path
 
 from fusionforge.pipelines.core.errors import BadMedia
 
 DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_TOOL_MEMORY_MB = 2048.0
+# What ffmpeg, ffprobe and the dynamic loader print when an allocation fails under the limit.
+_OUT_OF_MEMORY = ("cannot allocate memory", "could not allocate memory", "out of memory", "failed to map segment")
 
 
 @dataclass(frozen=True)
@@ -61,18 +71,39 @@ def tool_message(stderr: bytes) -> str:
     return _ADDRESS.sub("", stderr.decode(errors="replace")).strip()
 
 
-def run_tool(args: list[str], timeout_s: float, input_bytes: bytes | None = None) -> subprocess.CompletedProcess:
-    """Run an ffmpeg-family command with a wall-clock timeout; a timeout is a ``BadMedia``."""
+def run_tool(
+    args: list[str],
+    timeout_s: float,
+    input_bytes: bytes | None = None,
+    memory_mb: float = DEFAULT_TOOL_MEMORY_MB,
+) -> subprocess.CompletedProcess:
+    """Run an ffmpeg-family command with a wall-clock timeout and an address-space limit of ``memory_mb``.
+
+    A timeout is a ``BadMedia("timeout")``; running out of the memory limit is ``BadMedia("tool_memory_limit")``.
+    """
+    limit = partial(_limit_address_space, int(memory_mb * 1024**2))
     try:
-        return subprocess.run(args, input=input_bytes, capture_output=True, timeout=timeout_s, check=False)
+        done = subprocess.run(
+            args, input=input_bytes, capture_output=True, timeout=timeout_s, check=False, preexec_fn=limit
+        )
     except subprocess.TimeoutExpired as exc:
         raise BadMedia("timeout", f"{args[0]} took longer than {timeout_s:.0f}s") from exc
+    if done.returncode != 0 and any(
+        marker in done.stderr.decode(errors="replace").lower() for marker in _OUT_OF_MEMORY
+    ):
+        raise BadMedia("tool_memory_limit", f"{Path(args[0]).name} ran out of its {memory_mb:g} MiB memory limit")
+    return done
 
 
-def probe_video(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> VideoInfo:
+def _limit_address_space(limit_bytes: int) -> None:
+    """Runs in the child between fork and exec: cap its address space (and so its descendants')."""
+    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+
+def probe_video(url: str, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: float = DEFAULT_TOOL_MEMORY_MB) -> VideoInfo:
     """Stream facts from ffprobe (duration, fps, size, codec, frame count)."""
     args = [require_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url]
-    done = run_tool(args, timeout_s)
+    done = run_tool(args, timeout_s, memory_mb=memory_mb)
     if done.returncode != 0:
         raise BadMedia("unreadable_video", tool_message(done.stderr)[-300:] or "ffprobe failed")
     info = json.loads(done.stdout or b"{}")
@@ -96,7 +127,7 @@ def probe_video(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> VideoInfo:
     )
 
 
-def verify_decode(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+def verify_decode(url: str, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: float = DEFAULT_TOOL_MEMORY_MB) -> None:
     """Decode the first video stream to nowhere; any decoder error means a truncated or corrupt file."""
     args = [
         require_tool("ffmpeg"),
@@ -113,7 +144,7 @@ def verify_decode(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         "null",
         "-",
     ]
-    done = run_tool(args, timeout_s)
+    done = run_tool(args, timeout_s, memory_mb=memory_mb)
     errors = tool_message(done.stderr)
     if done.returncode != 0 or errors:
         last = errors.splitlines()[-1] if errors else f"ffmpeg exited with {done.returncode}"

@@ -1,4 +1,4 @@
-"""What every reader shares: input files, reader options, record rows and row iteration.
+"""What every reader shares: input files, reader options and record rows.
 
 Readers turn one input file into record rows (plain dicts in the record schema). They never read
 media bytes they can point to: a media item is a URI plus an optional byte range, checked and
@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import BadRecord
-from fusionforge.pipelines.core.io import open_text
 
 IMAGE_EXTENSIONS = {
     ".jpg": "jpeg",
@@ -30,11 +28,13 @@ IMAGE_EXTENSIONS = {
     ".tiff": "tiff",
 }
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".webm": "webm", ".mkv": "mkv", ".mov": "mov", ".avi": "avi", ".m4v": "m4v"}
+MB = 1024**2
+DEFAULT_MAX_RECORD_MB = 256.0  # a JSONL line, a Parquet row, a tar sample's text: larger is a failed record
 
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    """Field names and error policy; every name is configurable from the CLI."""
+    """Field names, the record size cap and the error policy; each is configurable from the CLI."""
 
     id_field: str = "id"
     text_field: str = "text"
@@ -42,6 +42,7 @@ class ReaderOptions:
     image_field: str = "image"
     video_field: str = "video"
     parts_field: str = "parts"
+    max_record_mb: float = DEFAULT_MAX_RECORD_MB
     strict: bool = False
 
 
@@ -154,67 +155,6 @@ def failed_row(
     row = record_row(file, position, modality, None, own_id=own_id if isinstance(own_id, (str, int)) else None)
     row[S.ERROR] = f"read:{error}"
     return row
-
-
-def iter_json_objects(file: InputFile) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, object) per non-blank JSONL line; a parse failure yields (line, error text)."""
-    try:
-        for line_no, line in _numbered_lines(file):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield line_no, f"malformed_json: {exc.msg} (line {line_no}, column {exc.colno})"
-                continue
-            except UnicodeDecodeError as exc:
-                yield line_no, f"malformed_json: not UTF-8 ({exc.reason}, line {line_no})"
-                continue
-            if not isinstance(obj, dict):
-                yield line_no, f"malformed_json: expected an object, got {type(obj).__name__} (line {line_no})"
-                continue
-            yield line_no, obj
-    except (UnicodeDecodeError, EOFError, OSError) as exc:
-        yield -1, f"unreadable_file: {type(exc).__name__}: {exc}"
-
-
-def _numbered_lines(file: InputFile) -> Iterator[tuple[int, str | bytes]]:
-    if file.end is None:
-        with open_text(file.path) as handle:
-            yield from enumerate(handle, start=file.first_line)
-        return
-    with open(file.path, "rb") as handle:
-        handle.seek(file.start)
-        line_no, offset = file.first_line, file.start
-        while offset < file.end:
-            raw = handle.readline()
-            if not raw:
-                break
-            yield line_no, raw
-            line_no += 1
-            offset += len(raw)
-
-
-def iter_parquet_rows(file: InputFile, batch_size: int = 1024) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(row number, row dict) per Parquet row; an unreadable file yields one error."""
-    import pyarrow.parquet as pq
-
-    try:
-        parquet = pq.ParquetFile(file.path)
-        position = 0
-        for batch in parquet.iter_batches(batch_size=batch_size):
-            for row in batch.to_pylist():
-                yield position, row
-                position += 1
-    except Exception as exc:  # noqa: BLE001 - a corrupt Parquet file is a ledger entry, not a crash
-        yield -1, f"unreadable_file: {type(exc).__name__}: {exc}"
-
-
-def iter_structured(file: InputFile) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """Rows of a JSONL (optionally compressed) or Parquet file."""
-    if file.path.lower().endswith(".parquet"):
-        return iter_parquet_rows(file)
-    return iter_json_objects(file)
 
 
 def resolve_local(reference: str, relative_to: str) -> str:

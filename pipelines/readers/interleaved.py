@@ -20,40 +20,38 @@ from fusionforge.pipelines.readers.base import (
     InputFile,
     ReaderOptions,
     failed_row,
-    iter_structured,
     record_row,
     split_meta,
 )
+from fusionforge.pipelines.readers.guard import read_structured
 from fusionforge.pipelines.readers.pairs import image_from_field
 
 
 def read_interleaved(file: InputFile, options: ReaderOptions) -> Iterator[dict[str, Any]]:
     """One interleaved record per row."""
-    for position, row in iter_structured(file):
-        if isinstance(row, str):
-            yield failed_row(file, position, row, Modality.INTERLEAVED, options)
-            continue
-        parts = _parts_of(row, options.parts_field)
-        if isinstance(parts, str):
-            yield failed_row(file, position, parts, Modality.INTERLEAVED, options, row.get(options.id_field))
-            continue
-        built = build_segments(parts, file.path)
-        if isinstance(built, str):
-            yield failed_row(file, position, built, Modality.INTERLEAVED, options, row.get(options.id_field))
-            continue
-        segments, media = built
-        text = "\n\n".join(s["text"] for s in segments if s["type"] == "text")
-        used = {options.parts_field, "texts", "images", options.id_field}
-        yield record_row(
-            file,
-            position,
-            Modality.INTERLEAVED,
-            text,
-            media=media,
-            segments=segments,
-            meta=split_meta(row, used),
-            own_id=row.get(options.id_field),
-        )
+    return read_structured(file, options, Modality.INTERLEAVED, interleaved_record)
+
+
+def interleaved_record(file: InputFile, position: int, row: dict[str, Any], options: ReaderOptions) -> dict[str, Any]:
+    parts = _parts_of(row, options.parts_field)
+    if isinstance(parts, str):
+        return failed_row(file, position, parts, Modality.INTERLEAVED, options, row.get(options.id_field))
+    built = build_segments(parts, file.path)
+    if isinstance(built, str):
+        return failed_row(file, position, built, Modality.INTERLEAVED, options, row.get(options.id_field))
+    segments, media = built
+    text = "\n\n".join(s["text"] for s in segments if s["type"] == "text")
+    used = {options.parts_field, "texts", "images", options.id_field}
+    return record_row(
+        file,
+        position,
+        Modality.INTERLEAVED,
+        text,
+        media=media,
+        segments=segments,
+        meta=split_meta(row, used),
+        own_id=row.get(options.id_field),
+    )
 
 
 def _parts_of(row: dict[str, Any], parts_field: str) -> list[dict[str, Any]] | str:

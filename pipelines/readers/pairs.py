@@ -17,52 +17,53 @@ from fusionforge.pipelines.readers.base import (
     InputFile,
     ReaderOptions,
     failed_row,
-    iter_structured,
     media_kind_of,
     media_ref,
     record_row,
     resolve_local,
     split_meta,
 )
+from fusionforge.pipelines.readers.guard import read_structured
 
 
 def read_pairs(file: InputFile, options: ReaderOptions) -> Iterator[dict[str, Any]]:
     """One image record per row with ``options.image_field``, else one video record per row with ``video_field``."""
-    for position, row in iter_structured(file):
-        if isinstance(row, str):
-            yield failed_row(file, position, row, Modality.IMAGE, options)
-            continue
-        if options.image_field in row:
-            modality, field = Modality.IMAGE, options.image_field
-        elif options.video_field in row:
-            modality, field = Modality.VIDEO, options.video_field
-        else:
-            missing = f"missing_field: no {options.image_field!r} or {options.video_field!r} path"
-            yield failed_row(file, position, missing, Modality.IMAGE, options, row.get(options.id_field))
-            continue
-        media = image_from_field(row[field], file.path, modality.value)
-        if isinstance(media, str):
-            yield failed_row(file, position, media, modality, options, row.get(options.id_field))
-            continue
-        caption = row.get(options.caption_field, row.get(options.text_field))
-        used = {options.image_field, options.video_field, options.caption_field, options.text_field, options.id_field}
-        yield record_row(
-            file,
-            position,
-            modality,
-            caption if isinstance(caption, str) else "",
-            media=[media],
-            meta=split_meta(row, used),
-            own_id=row.get(options.id_field),
-        )
+    return read_structured(file, options, Modality.IMAGE, pair_record)
+
+
+def pair_record(file: InputFile, position: int, row: dict[str, Any], options: ReaderOptions) -> dict[str, Any]:
+    if options.image_field in row:
+        modality, field = Modality.IMAGE, options.image_field
+    elif options.video_field in row:
+        modality, field = Modality.VIDEO, options.video_field
+    else:
+        missing = f"missing_field: no {options.image_field!r} or {options.video_field!r} path"
+        return failed_row(file, position, missing, Modality.IMAGE, options, row.get(options.id_field))
+    media = image_from_field(row[field], file.path, modality.value)
+    if isinstance(media, str):
+        return failed_row(file, position, media, modality, options, row.get(options.id_field))
+    caption = row.get(options.caption_field, row.get(options.text_field))
+    used = {options.image_field, options.video_field, options.caption_field, options.text_field, options.id_field}
+    return record_row(
+        file,
+        position,
+        modality,
+        caption if isinstance(caption, str) else "",
+        media=[media],
+        meta=split_meta(row, used),
+        own_id=row.get(options.id_field),
+    )
 
 
 def image_from_field(value: Any, listing_path: str, kind: str = "image") -> dict[str, Any] | str:
     """A media reference from a path string or a ``{bytes, path}`` struct, or an error text."""
     if isinstance(value, dict):
         if value.get("bytes"):
-            fmt = (media_kind_of(value.get("path") or "") or (kind, None))[1]
-            return media_ref(kind, value.get("path") or "<inline>", fmt, data=bytes(value["bytes"]))
+            data, name = value["bytes"], value.get("path") if isinstance(value.get("path"), str) else None
+            if not isinstance(data, (bytes, bytearray)):
+                return f"wrong_type: inline {kind} 'bytes' must be binary, found {type(data).__name__}"
+            fmt = (media_kind_of(name or "") or (kind, None))[1]
+            return media_ref(kind, name or "<inline>", fmt, data=bytes(data))
         value = value.get("path")
     if not isinstance(value, str) or not value:
         return f"missing_field: no {kind} path"

@@ -1,32 +1,52 @@
 """From the inputs a user names to a deterministic list of partitions of input files.
 
-An input is ``PATH`` or ``NAME=PATH`` (a file, a directory or a glob); its format is given or
-detected. Files are sorted, then grouped into partitions of about ``partition_mb``; a large
-uncompressed JSONL file is split at line boundaries so that no partition needs the whole file.
-The plan depends only on the inputs' names and sizes, so a resumed run finds the same partitions.
+An input is ``PATH`` or ``NAME=PATH`` (a file, a directory or a glob). Its format is given, or
+decided per file: by the extension first (``.tar``, images, videos), and by the first readable row
+only where the extension says no more than JSONL/Parquet (text, pairs or interleaved). A folder of
+mixed files reads each file by its own format. Files that are not read on their own are named in
+the plan's ``skipped`` notes: media next to pairs/interleaved listings (the listings read them),
+files of no known format, and always the run's own output folder when it lies inside an input;
+sidecars are not named (their media record reads them). Files are sorted, then grouped into
+partitions of about ``partition_mb``; a large uncompressed JSONL file is split at line boundaries
+so that no partition needs the whole file. The plan depends only on the inputs' names, sizes and
+first rows, so a resumed run finds the same partitions.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import expand_paths, safe_name, strip_compression
-from fusionforge.pipelines.readers.base import (
-    IMAGE_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    InputFile,
-    ReaderOptions,
-    iter_structured,
-)
+from fusionforge.pipelines.readers.base import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputFile, ReaderOptions
+from fusionforge.pipelines.readers.rows import iter_json_objects, iter_parquet_rows
 
 FORMATS = ("text", "pairs", "images", "interleaved", "videos", "wds")
 STRUCTURED_SUFFIXES = tuple(s + c for s in (".jsonl", ".json", ".ndjson") for c in ("", ".gz", ".zst", ".zstd", ".bz2"))
 STRUCTURED_SUFFIXES += (".parquet",)
+FORMAT_SUFFIXES = {
+    "text": STRUCTURED_SUFFIXES,
+    "pairs": STRUCTURED_SUFFIXES,
+    "interleaved": STRUCTURED_SUFFIXES,
+    "images": tuple(IMAGE_EXTENSIONS),
+    "videos": tuple(VIDEO_EXTENSIONS),
+    "wds": (".tar",),
+}
+MEDIA_EXTENSIONS = {**IMAGE_EXTENSIONS, **VIDEO_EXTENSIONS}
+LISTINGS = ("pairs", "interleaved")  # formats whose rows name media files
+DETECT_ROWS = 100  # rows looked at to tell text, pairs and interleaved apart
+SKIP_REASONS = {
+    "output_folder": "this run's output folder, inside the input: never read as input",
+    "listing_media": "media next to pairs/interleaved listings: read through the listings that name them",
+    "unknown_format": "no reader for these file types",
+    "other_format": "not of the format given with --format",
+}
 
 
 @dataclass(frozen=True)
@@ -70,8 +90,39 @@ def _stem(path: str) -> str:
     return safe_name(base.rsplit(".", 1)[0] if "." in base else base)
 
 
-def plan_partitions(specs: list[InputSpec], partition_mb: float = 512) -> list[Partition]:
-    """Partitions for all inputs, in the order given; sources must have distinct names."""
+@dataclass(frozen=True)
+class SkippedFiles:
+    """Files of one input that are not read on their own, and why; the report names them."""
+
+    source: str
+    reason: str  # a key of SKIP_REASONS
+    files: tuple[str, ...]
+
+    def note(self, examples: int = 3) -> dict[str, Any]:
+        """The report's entry: how many files, why, and the first few of them."""
+        return {
+            "source": self.source,
+            "reason": self.reason,
+            "files": len(self.files),
+            "what": SKIP_REASONS[self.reason],
+            "examples": list(self.files[:examples]),
+        }
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    """The partitions to read, and the files of the inputs that are left out."""
+
+    partitions: list[Partition]
+    skipped: list[SkippedFiles]
+
+
+def plan_inputs(specs: list[InputSpec], partition_mb: float = 512, output: str | None = None) -> InputPlan:
+    """Partitions for all inputs, in the order given; sources must have distinct names.
+
+    ``output`` is the folder the step writes: files inside it are never read as input, so an output
+    folder kept inside an input folder is not read back by the next run, nor by its own ``--resume``.
+    """
     seen: set[str] = set()
     for spec in specs:
         if spec.source in seen:
@@ -79,28 +130,127 @@ def plan_partitions(specs: list[InputSpec], partition_mb: float = 512) -> list[P
         seen.add(spec.source)
     limit = max(1, int(partition_mb * 1024**2))
     partitions: list[Partition] = []
+    skipped: list[SkippedFiles] = []
     for spec in specs:
-        for group in _group(_input_files(spec), limit):
+        files, left_out = _input_files(spec, output)
+        skipped += left_out
+        for group in _group(files, limit):
             partitions.append(Partition(len(partitions), tuple(group)))
-    return partitions
+    return InputPlan(partitions, skipped)
 
 
-def _input_files(spec: InputSpec) -> list[InputFile]:
-    fmt = spec.format if spec.format != "auto" else detect_format(spec.path)
-    suffixes = {
-        "text": STRUCTURED_SUFFIXES,
-        "pairs": STRUCTURED_SUFFIXES,
-        "interleaved": STRUCTURED_SUFFIXES,
-        "images": tuple(IMAGE_EXTENSIONS),
-        "videos": tuple(VIDEO_EXTENSIONS),
-        "wds": (".tar",),
-    }[fmt]
+def _input_files(spec: InputSpec, output: str | None) -> tuple[list[InputFile], list[SkippedFiles]]:
+    paths, inside = _outside(expand_paths(spec.path), output)
+    if not paths:
+        raise ConfigError(f"every file of input {spec.path!r} lies in this run's output folder {output!r}")
+    if spec.format == "auto":
+        formats, left_out = classify(paths)
+        if not formats:
+            raise ConfigError(f"cannot tell the format of {spec.path!r}; pass --format ({', '.join(FORMATS)})")
+    else:
+        formats, left_out = _given_format(paths, spec.format)
+        if not formats:
+            raise ConfigError(f"no input files match {spec.path!r}; check the path (directories, files and globs work)")
+    if inside:
+        left_out = {"output_folder": inside, **left_out}
     root = _root_of(spec.path)
     files = []
-    for path in expand_paths(spec.path, suffixes):
+    for path, fmt in formats.items():
         rel = os.path.relpath(path, root) if root else path.name
         files.append(InputFile(path=str(path), rel=rel.replace(os.sep, "/"), source=spec.source, format=fmt))
-    return files
+    skipped = [SkippedFiles(spec.source, reason, tuple(map(str, found))) for reason, found in left_out.items()]
+    return files, skipped
+
+
+def _outside(paths: list[Path], output: str | None) -> tuple[list[Path], list[Path]]:
+    """(the files outside the output folder, the files inside it)."""
+    if output is None or not os.path.isdir(output):
+        return paths, []
+    root = Path(output).resolve()
+    inside = {p for p in paths if p.resolve().is_relative_to(root)}
+    return [p for p in paths if p not in inside], [p for p in paths if p in inside]
+
+
+def classify(paths: list[Path]) -> tuple[dict[Path, str], dict[str, list[Path]]]:
+    """Each file's format (in path order), and the files left out, by reason.
+
+    ``.tar`` is WebDataset, image and video extensions are media, and a JSONL/Parquet file is text,
+    pairs or interleaved by its first readable row (one with none, damaged or empty, takes the format
+    of the input's other listings, else text, and gets its ``unreadable_file`` row when read).
+    """
+    stems = _media_stems(paths)
+    found: dict[Path, str | None] = {}
+    left_out: dict[str, list[Path]] = {}
+    for path in paths:
+        fmt = _format_by_name(path)
+        if _is_sidecar(path, stems):
+            continue
+        if fmt is None:
+            left_out.setdefault("unknown_format", []).append(path)
+        else:
+            found[path] = detect_structured(path) if fmt == "structured" else fmt
+    fallback = next((fmt for fmt in found.values() if fmt in ("text", *LISTINGS)), "text")
+    formats = {path: fmt or fallback for path, fmt in found.items()}
+    folders = {path.parent for path, fmt in formats.items() if fmt in LISTINGS}
+    for path, fmt in list(formats.items()):
+        if fmt in ("images", "videos") and any(folder in path.parents for folder in folders):
+            del formats[path]
+            left_out.setdefault("listing_media", []).append(path)
+    return formats, left_out
+
+
+def _given_format(paths: list[Path], fmt: str) -> tuple[dict[Path, str], dict[str, list[Path]]]:
+    """The files of the format named with ``--format``; the others are left out (sidecars silently)."""
+    stems = _media_stems(paths)
+    formats: dict[Path, str] = {}
+    left_out: dict[str, list[Path]] = {}
+    for path in paths:
+        if path.name.lower().endswith(FORMAT_SUFFIXES[fmt]):
+            formats[path] = fmt
+        elif fmt in LISTINGS and path.suffix.lower() in MEDIA_EXTENSIONS:
+            left_out.setdefault("listing_media", []).append(path)
+        elif not (fmt in ("images", "videos") and _is_sidecar(path, stems)):
+            left_out.setdefault("other_format", []).append(path)
+    return formats, left_out
+
+
+def _format_by_name(path: Path) -> str | None:
+    """``wds``, ``images``, ``videos``, ``structured`` (JSONL/Parquet: the rows decide) or None."""
+    name, suffix = path.name.lower(), path.suffix.lower()
+    if name.endswith(".tar"):
+        return "wds"
+    if suffix in IMAGE_EXTENSIONS:
+        return "images"
+    if suffix in VIDEO_EXTENSIONS:
+        return "videos"
+    if name.endswith(STRUCTURED_SUFFIXES):
+        return "structured"
+    return None
+
+
+def _media_stems(paths: list[Path]) -> set[Path]:
+    return {p.with_suffix("") for p in paths if p.suffix.lower() in MEDIA_EXTENSIONS}
+
+
+def _is_sidecar(path: Path, media_stems: set[Path]) -> bool:
+    """``a.txt`` / ``a.json`` next to ``a.jpg``: read with the media file, not on its own."""
+    return path.suffix.lower() in (".txt", ".json") and path.with_suffix("") in media_stems
+
+
+def detect_structured(path: Path) -> str | None:
+    """``interleaved``, ``pairs`` or ``text`` by the first readable of the first rows; None if none is."""
+    options = ReaderOptions()
+    file = InputFile(str(path), path.name, "detect", "text")
+    parquet = path.name.lower().endswith(".parquet")
+    rows = iter_parquet_rows(file, batch_size=16) if parquet else iter_json_objects(file)
+    for _, row in itertools.islice(rows, DETECT_ROWS):
+        if isinstance(row, dict):
+            if isinstance(row.get(options.parts_field), list) or ("texts" in row and "images" in row):
+                return "interleaved"
+            if options.image_field in row or options.video_field in row:
+                return "pairs"
+            return "text"
+    return None
 
 
 def _root_of(pattern: str) -> str | None:
@@ -167,38 +317,6 @@ def _count_newlines(handle, start: int, end: int, chunk: int = 16 * 1024**2) -> 
         left -= len(data)
     handle.seek(end)
     return count
-
-
-def detect_format(path: str) -> str:
-    """Guess an input's format from its files, or fail and say how to name it."""
-    files = expand_paths(path)
-    names = [f.name.lower() for f in files]
-    if any(n.endswith(".tar") for n in names):
-        return "wds"
-    media_stems = {f.with_suffix("") for f in files if f.suffix.lower() in {**IMAGE_EXTENSIONS, **VIDEO_EXTENSIONS}}
-    structured = [
-        f for f, n in zip(files, names) if n.endswith(STRUCTURED_SUFFIXES) and f.with_suffix("") not in media_stems
-    ]  # a .json next to a.jpg is a sidecar
-    if structured:
-        return _detect_structured(structured[0])
-    if any(Path(n).suffix in VIDEO_EXTENSIONS for n in names):
-        return "videos"
-    if any(Path(n).suffix in IMAGE_EXTENSIONS for n in names):
-        return "images"
-    raise ConfigError(f"cannot tell the format of {path!r}; pass --format ({', '.join(FORMATS)})")
-
-
-def _detect_structured(path: Path) -> str:
-    options = ReaderOptions()
-    file = InputFile(str(path), path.name, "detect", "text")
-    for _, row in iter_structured(file):
-        if isinstance(row, dict):
-            if isinstance(row.get(options.parts_field), list) or ("texts" in row and "images" in row):
-                return "interleaved"
-            if options.image_field in row or options.video_field in row:
-                return "pairs"
-            return "text"
-    raise ConfigError(f"cannot tell the format of {path}: no readable row; pass --format")
 
 
 def describe(partitions: list[Partition]) -> list[dict]:

@@ -18,7 +18,7 @@ from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, inspect_image
 from fusionforge.pipelines.core.io import read_range
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, set_column
-from fusionforge.pipelines.core.video import ffmpeg_url, probe_video, verify_decode
+from fusionforge.pipelines.core.video import DEFAULT_TOOL_MEMORY_MB, ffmpeg_url, probe_video, verify_decode
 
 HASH_CHUNK = 8 * 1024**2
 VIDEO_CHECKS = ("decode", "probe")  # a full decode (catches truncation), or headers only
@@ -38,6 +38,7 @@ class ProbeMedia(Stage):
         video_check: str = "decode",
         timeout_s: float = 60.0,
         strict: bool = False,
+        tool_memory_mb: float = DEFAULT_TOOL_MEMORY_MB,
     ) -> None:
         if video_check not in VIDEO_CHECKS:
             raise ValueError("video_check must be 'decode' (full decode, catches truncation) or 'probe'")
@@ -46,6 +47,7 @@ class ProbeMedia(Stage):
         self.video_check = video_check
         self.timeout_s = timeout_s
         self.strict = strict
+        self.tool_memory_mb = tool_memory_mb
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         media_lists = batch.column(S.MEDIA).to_pylist()
@@ -87,9 +89,9 @@ class ProbeMedia(Stage):
         if item.get("bytes") is not None:
             raise BadMedia("inline_video", "videos must be files, not embedded bytes")
         url = ffmpeg_url(item["uri"], item["offset"], item["size"])
-        info = probe_video(url, self.timeout_s)
+        info = probe_video(url, self.timeout_s, self.tool_memory_mb)
         if self.video_check == "decode":
-            verify_decode(url, self.timeout_s)
+            verify_decode(url, self.timeout_s, self.tool_memory_mb)
         item.update(
             width=info.width,
             height=info.height,

@@ -135,3 +135,27 @@ def test_strict_names_listing_line_and_path_of_a_truncated_video(tmp_path):
     assert result.exit_code != 0
     assert f"Error: {listing}:2: {tmp_path / 'cut.mp4'}: corrupt_video: " in result.output
     assert result.output.count("corrupt_video") == 1
+
+
+def test_max_record_mb_fails_larger_records_with_a_reason(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"text": "small"}) + "\n" + json.dumps({"text": "x" * 1_500_000}) + "\n")
+    out = tmp_path / "o"
+    args = ["shard", str(path), "-o", str(out), "--executor", "local", "--json", "--max-record-mb", "1"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["kept"], report["failed"]) == (1, 1) and "read:record_too_large" in report["reasons"]
+    config = (out / "config.yaml").read_text()
+    assert "max_record_mb: 1.0" in config
+
+
+def test_strict_stops_at_the_first_damaged_file_and_names_it(tmp_path):
+    import gzip
+
+    path = tmp_path / "t.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"text": "fine"}\n' * 5000)[:-30])
+    args = ["shard", str(path), "-o", str(tmp_path / "o"), "--executor", "local", "--strict"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0
+    assert f"{path}:-1: unreadable_file: the gzip stream ends inside a compressed member" in result.output

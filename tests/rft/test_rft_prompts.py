@@ -117,3 +117,34 @@ def test_verifier_override_and_parquet_input(folder):
         load_prompts(folder / "p.parquet", task_override="nope")
     with pytest.raises(ConfigError, match="does not exist"):
         load_prompts(folder / "missing.jsonl")
+
+
+def test_a_bad_byte_deep_nesting_or_a_huge_number_fails_one_prompt_and_keeps_the_rest(folder):
+    good = [json.dumps({"id": f"g{i}", "question": "1+1?", "answer": "2", "task": "math"}).encode() for i in range(3)]
+    lines = [
+        good[0],
+        b'{"id": "latin1", "question": "caf\xe9?", "answer": "x", "task": "exact"}',
+        good[1],
+        b'{"id": "deep", "question": "?", "answer": ' + b"[" * 100_000 + b"]" * 100_000 + b', "task": "exact"}',
+        b'{"id": "big", "question": "?", "answer": ' + b"9" * 5000 + b', "task": "exact"}',
+        b'{"id": "odd", "question": "?", "answer": 1, "task": "count", "metadata": [1, 2]}',
+        good[2],
+    ]
+    (folder / "prompts.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    prompts, invalid = load_prompts(folder / "prompts.jsonl")
+    assert [p.id for p in prompts] == ["g0", "g1", "g2"]
+    assert {bad.id: bad.reason.split(":")[0] for bad in invalid} == {
+        "prompts.jsonl:2": "invalid_encoding",
+        "prompts.jsonl:4": "nesting_too_deep",
+        "prompts.jsonl:5": "number_too_large",
+        "odd": "wrong_type",
+    }
+
+
+def test_a_parquet_prompt_file_with_a_broken_footer_is_one_invalid_entry(folder):
+    pq.write_table(
+        pa.table({"id": ["a"], "question": ["x?"], "answer": ["1"], "task": ["exact"]}), folder / "p.parquet"
+    )
+    (folder / "p.parquet").write_bytes((folder / "p.parquet").read_bytes()[:-10])
+    prompts, (invalid,) = load_prompts(folder / "p.parquet")
+    assert prompts == [] and invalid.id == "p.parquet" and invalid.reason.startswith("unreadable_file")

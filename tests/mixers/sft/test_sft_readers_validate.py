@@ -184,3 +184,47 @@ def test_extra_fields_are_kept_as_source_metadata(chat):
     row = {**chat(), "id": "x1", "category": "weather", "lang": "en"}
     conv, _ = parse_row(row)
     assert conv.meta == {"format": "openai", "extra": {"category": "weather", "lang": "en"}}
+
+
+def test_sft_input_rows_fail_one_by_one_on_bad_bytes_nesting_and_huge_numbers(tmp_path):
+    from fusionforge.mixers.sft.parts import RowSource, plan
+    from fusionforge.pipelines.core import schema as S
+
+    chat = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+    lines = [chat.encode()] * 5
+    lines[1] = b'{"messages": "caf\xe9"}'
+    lines[2] = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    lines[3] = b'{"messages": [], "n": ' + b"1" * 5000 + b"}"
+    path = tmp_path / "chats.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    (partition,) = plan([str(path)], 512)
+    (table,) = RowSource([partition]).read(partition.index)
+    errors = [e.split(":")[1] if e else None for e in table.column(S.ERROR).to_pylist()]
+    assert errors == [None, "invalid_encoding", "nesting_too_deep", "number_too_large", None]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({"messages": [{"role": "user", "content": [{"type": ["image"]}]}]}, "bad_content"),
+        ({"instruction": "add", "output": "5", "history": 5}, "bad_field"),
+        ({"messages": [{"role": "user", "content": "hi"}], "tools": "[" * 5000}, "bad_tools"),
+    ],
+)
+def test_chat_rows_of_any_shape_fail_with_a_reason_not_an_exception(row, reason):
+    with pytest.raises(BadRecord) as caught:
+        parse_row(row)
+    assert caught.value.reason.startswith(reason)
+
+
+def test_huge_numbers_in_tool_arguments_are_an_arguments_error(chat):
+    conv, _ = parse_row(chat(call_args='{"a": ' + "1" * 5000 + "}"))
+    (call,) = conv.messages[1].tool_calls
+    assert call.arguments is None and "digits" in call.arguments_error
+
+
+def test_a_tool_schema_with_an_unresolvable_ref_is_a_bad_schema_not_a_crash():
+    from fusionforge.mixers.sft.validate import schema_problem
+
+    reason, detail = schema_problem(json.dumps({"$ref": "#/nowhere"}), {"a": 1})
+    assert reason == "bad_tool_schema" and "cannot be applied" in detail

@@ -87,3 +87,27 @@ def test_every_ffmpeg_call_has_a_timeout(clip):
     with pytest.raises(BadMedia) as caught:
         probe_video(str(clip), timeout_s=0.0001)
     assert caught.value.reason == "timeout"
+
+
+def _address_space_limit(**kwargs) -> list[str]:
+    """The soft and hard address-space limits a process started by ``run_tool`` sees."""
+    from fusionforge.pipelines.core.video import run_tool
+
+    done = run_tool(["cat", "/proc/self/limits"], timeout_s=10, **kwargs)
+    (line,) = [row for row in done.stdout.decode().splitlines() if row.startswith("Max address space")]
+    return line.split()[3:5]
+
+
+def test_ffmpeg_tools_run_under_an_address_space_limit():
+    assert _address_space_limit(memory_mb=300) == [str(300 * 1024**2)] * 2
+    assert _address_space_limit() == [str(2048 * 1024**2)] * 2
+
+
+def test_a_tool_that_runs_out_of_its_memory_limit_fails_with_a_clear_reason(clip):
+    with pytest.raises(BadMedia) as caught:
+        verify_decode(str(clip), memory_mb=16)  # too little even to load ffmpeg's libraries
+    assert caught.value.reason == "tool_memory_limit" and "16 MiB" in caught.value.detail
+    with pytest.raises(BadMedia) as caught:
+        probe_video(str(clip), memory_mb=16)
+    assert caught.value.reason == "tool_memory_limit"
+    verify_decode(str(clip), memory_mb=1024)  # a normal clip decodes well inside a normal limit

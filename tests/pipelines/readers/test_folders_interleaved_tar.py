@@ -81,7 +81,7 @@ def test_webdataset_tar_groups_members_and_flags_unsafe_paths(tmp_path):
     with open(path, "rb") as handle:
         handle.seek(media["offset"])
         assert handle.read(media["size"]) == b"JPEGDATA"
-    assert rows[1][S.ERROR].startswith("read:unsafe_member_path") and rows[2][S.TEXT] == "text only"
+    assert rows[1][S.TEXT] == "text only" and rows[2][S.ERROR].startswith("read:unsafe_member_path")
     assert len(rows[3][S.MEDIA]) == 2
 
 

@@ -6,7 +6,16 @@ from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.readers import read_file
 from fusionforge.pipelines.readers.base import ReaderOptions
-from fusionforge.pipelines.readers.plan import detect_format, parse_input, plan_partitions
+from fusionforge.pipelines.readers.plan import parse_input, plan_inputs
+
+
+def plan_partitions(specs, partition_mb=512):
+    return plan_inputs(specs, partition_mb).partitions
+
+
+def formats_of(path):
+    """The formats the planner gives the files of one input."""
+    return {f.format for p in plan_partitions([parse_input(path)]) for f in p.files}
 
 
 def test_large_jsonl_is_split_at_lines_and_reads_the_same(tmp_path):
@@ -24,12 +33,12 @@ def test_large_jsonl_is_split_at_lines_and_reads_the_same(tmp_path):
 
 
 def test_detect_format_and_source_names(sample_corpus):
-    assert detect_format(sample_corpus["web"]) == "text"
-    assert detect_format(sample_corpus["pairs"]) == "pairs"
-    assert detect_format(sample_corpus["docs"]) == "interleaved"
-    assert detect_format(sample_corpus["photos"]) == "images"
-    assert detect_format(sample_corpus["clips"]) == "videos"
-    assert detect_format(sample_corpus["legacy"]) == "wds"
+    assert formats_of(sample_corpus["web"]) == {"text"}
+    assert formats_of(sample_corpus["pairs"]) == {"pairs"}
+    assert formats_of(sample_corpus["docs"]) == {"interleaved"}
+    assert formats_of(sample_corpus["photos"]) == {"images"}
+    assert formats_of(sample_corpus["clips"]) == {"videos"}
+    assert formats_of(sample_corpus["legacy"]) == {"wds"}
     assert parse_input(sample_corpus["news"]).source == "news"
     assert parse_input(f"mine={sample_corpus['news']}").source == "mine"
 

@@ -77,7 +77,7 @@ def test_pairs_resolve_relative_paths_and_report_missing_files(tmp_path):
 
 
 def test_pairs_listing_videos_by_the_video_field(tmp_path):
-    from fusionforge.pipelines.readers.plan import detect_format
+    from fusionforge.pipelines.readers.plan import detect_structured
 
     (tmp_path / "clip.mp4").write_bytes(b"not checked here")
     listing = tmp_path / "clips.jsonl"
@@ -90,14 +90,14 @@ def test_pairs_listing_videos_by_the_video_field(tmp_path):
             ]
         )
     )
-    assert detect_format(str(listing)) == "text"  # detection knows the default names only
+    assert detect_structured(listing) == "text"  # detection knows the default names only
     rows = list(read_file(_file(listing, "pairs"), ReaderOptions(video_field="clip")))
     assert rows[0][S.MODALITY] == "video" and rows[0][S.MEDIA][0]["kind"] == "video"
     assert rows[0][S.MEDIA][0]["format"] == "mp4" and json.loads(rows[0][S.META]) == {"fps": 24}
     assert rows[1][S.ERROR] == "read:missing_field: no 'image' or 'clip' path"
     assert rows[2][S.MODALITY] == "video" and rows[2][S.ERROR].startswith("read:missing_file")
     listing.write_text(json.dumps({"video": "clip.mp4", "caption": "default field name"}))
-    assert detect_format(str(listing)) == "pairs"
+    assert detect_structured(listing) == "pairs"
 
 
 def test_pairs_accept_embedded_bytes(tmp_path):
