@@ -77,6 +77,7 @@ def make_manifest(path: Path, records: int, seed: int = 0) -> None:
                     S.META: pa.array(
                         [json.dumps({"url": f"https://example.org/{start + i}"}) for i in range(n)], pa.large_string()
                     ),
+                    S.PARENT_ID: pa.nulls(n, pa.string()),
                     S.INPUT_FILE: ["input.jsonl"] * n,
                     S.INPUT_POSITION: np.arange(start, start + n),
                     S.TEXT_TOKENS: lengths // 4,
