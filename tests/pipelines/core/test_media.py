@@ -103,6 +103,15 @@ def test_ffmpeg_tools_run_under_an_address_space_limit():
     assert _address_space_limit() == [str(2048 * 1024**2)] * 2
 
 
+def test_without_prlimit_the_limit_is_set_in_the_child(monkeypatch):
+    """The fallback path (no util-linux ``prlimit``) gives the tool the same limit."""
+    from fusionforge.pipelines.core import video
+
+    real_which = video.shutil.which
+    monkeypatch.setattr(video.shutil, "which", lambda name: None if name == "prlimit" else real_which(name))
+    assert _address_space_limit(memory_mb=300) == [str(300 * 1024**2)] * 2
+
+
 def test_a_tool_that_runs_out_of_its_memory_limit_fails_with_a_clear_reason(clip):
     with pytest.raises(BadMedia) as caught:
         verify_decode(str(clip), memory_mb=16)  # too little even to load ffmpeg's libraries
