@@ -4,14 +4,15 @@ Every step (shard, dedupe, filter, pack, sft build, sft synth-vision-proxy, rft 
 ``-o`` through these functions, so the rules hold in one place:
 
 - ``prepare_output``: a non-empty folder is refused unless ``--resume`` continues the same plan
-  (the fingerprint kept in ``_work/plan.json``); temporaries a killed run left are removed; a
+  (the fingerprint kept in ``_work/plan.json``); the folder is locked for this run
+  (``output_lock``: a second writer is refused); temporaries a killed run left are removed; a
   folder with ``_SUCCESS`` holds the finished run.
 - ``Markers``: work is split into numbered units (the partitions of a pass, the shards of a
   materialization) or single steps; a unit is done when its completion marker exists, written
   after the unit's files (``MarkedWriter``), and ``--resume`` trusts markers and nothing else.
   ``run_pending`` runs the partitions that have none.
 - ``finish_run``: ``config.yaml``, ``report.json`` and, last, ``_SUCCESS``; then the scratch the
-  finished outputs no longer need is removed.
+  finished outputs no longer need is removed and the lock released.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fusionforge.pipelines.core import output_lock
 from fusionforge.pipelines.core.config import dump_config
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import WORK_DIR, write_json_atomic
@@ -63,15 +65,18 @@ def prepare_output(
     out = Path(out)
     plan_file = out / PLAN_FILE
     expected = json.loads(json.dumps(fingerprint, default=str))
-    if out.exists() and any(out.iterdir()):
-        if not resume:
-            raise ConfigError(f"{out} is not empty; pass --resume to continue that run, or choose a new -o")
-        if not plan_file.exists():
-            raise ConfigError(f"{out} holds no fusionforge run to resume (no {PLAN_FILE})")
-        if json.loads(plan_file.read_text()) != expected:
-            raise ConfigError(f"the inputs or settings differ from the run in {out}; use a new -o, or the same inputs")
+    started = out.exists() and any(out.iterdir())
+    if started and not resume:
+        raise ConfigError(f"{out} is not empty; pass --resume to continue that run, or choose a new -o")
+    if started and not plan_file.exists():
+        raise ConfigError(f"{out} holds no fusionforge run to resume (no {PLAN_FILE})")
+    if started and json.loads(plan_file.read_text()) != expected:
+        raise ConfigError(f"the inputs or settings differ from the run in {out}; use a new -o, or the same inputs")
+    output_lock.acquire(out)  # before anything is removed: a run still writing here keeps its temporaries
+    if started:
         if is_finished(out):
             remove_scratch(out, scratch)
+            output_lock.release(out)
             return True
         _remove_temporaries(out)
     write_json_atomic(plan_file, expected)
@@ -90,6 +95,7 @@ def finished_report(out: str | os.PathLike) -> dict[str, Any]:
 
 def reopen(out: str | os.PathLike) -> None:
     """Make a finished run unfinished again, for a step that rebuilds every output on resume (rft)."""
+    output_lock.acquire(out)  # ``prepare_output`` gave it up on finding the run finished
     (Path(out) / SUCCESS).unlink(missing_ok=True)
 
 
@@ -106,6 +112,7 @@ def finish_run(
     write_json_atomic(out / REPORT, report)
     (out / SUCCESS).write_text("ok\n")
     remove_scratch(out, scratch)
+    output_lock.release(out)
     return report
 
 
