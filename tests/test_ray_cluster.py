@@ -22,13 +22,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _alive_nodes(address: str) -> int:
+def _wait_for_nodes(address: str, count: int, timeout_s: float = 90) -> None:
+    """Until ``count`` nodes are alive, asked by one driver that joins once (each join costs seconds)."""
     code = (
-        f"import ray; ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False); "
+        f"import ray, time; ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False)\n"
+        f"deadline = time.monotonic() + {timeout_s}\n"
+        f"while sum(n['Alive'] for n in ray.nodes()) < {count} and time.monotonic() < deadline: time.sleep(0.2)\n"
         "print(sum(n['Alive'] for n in ray.nodes()))"
     )
-    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=60)
-    return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else 0
+    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=timeout_s + 60)
+    alive = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "0"
+    assert done.returncode == 0 and int(alive) == count, f"the two-node cluster did not come up: {done.stderr[-2000:]}"
 
 
 @pytest.fixture
@@ -55,7 +59,7 @@ def two_node_cluster():
     )
     worker = None
     try:
-        time.sleep(5)
+        _wait_for_port(port, head)
         worker = subprocess.Popen(
             [*RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
             env=ENV,
@@ -63,16 +67,41 @@ def two_node_cluster():
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 90
-        while _alive_nodes(address) < 2:
-            assert time.monotonic() < deadline, "the two-node cluster did not come up"
-            time.sleep(2)
+        _wait_for_nodes(address, 2)
         yield address
     finally:
         for process in (worker, head):
             if process is not None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=60)
+                _end_node(process)
+
+
+def _wait_for_port(port: int, head: subprocess.Popen) -> None:
+    """Until the head's GCS listens (a connect is cheap; a driver that joins costs seconds)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and head.poll() is None:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError("the Ray head did not start listening")
+
+
+def _end_node(process: subprocess.Popen) -> None:
+    """Kill a node's whole process group: `ray start --block` on SIGTERM takes half a minute to stop gracefully."""
+    group = os.getpgid(process.pid)
+    os.killpg(group, signal.SIGKILL)
+    process.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _group_alive(group):
+        time.sleep(0.1)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _fusionforge_shard(inputs, out, *extra):
