@@ -125,6 +125,7 @@ def _fusionforge_shard(inputs, out, *extra):
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.cluster
 def test_shard_on_a_two_node_cluster_matches_the_local_run(two_node_cluster, sample_corpus, tmp_path):
     inputs = [f"{name}={path}" for name, path in sample_corpus.items()]

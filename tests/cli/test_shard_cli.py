@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from fusionforge.cli.main import cli
@@ -42,6 +43,7 @@ def test_json_report_on_stdout(tmp_path):
     assert (report["inputs"], report["kept"], report["failed"]) == (3, 2, 1)
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_gives_the_same_shards(sample_corpus, tmp_path):
     inputs = [f"{name}={path}" for name, path in sample_corpus.items()]
     common = ["--executor", "local", "--partition-mb", "0.02", "--shard-count", "10"]

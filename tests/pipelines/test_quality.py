@@ -195,6 +195,7 @@ def test_bad_filter_lists_fail_before_any_output(sharded, tmp_path):
         assert not (tmp_path / f"bad{i}").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_ray_writes_the_same_shards_as_in_process(ray_session, sharded, filtered, tmp_path):
     local, _ = filtered

@@ -17,6 +17,8 @@ from fusionforge.rft.config import RFTConfig
 from fusionforge.rft.loop import run_rft
 from fusionforge.rft.scripted_server import Call, Reply, ScriptedServer
 
+pytestmark = pytest.mark.slow  # end to end through a real server or killed processes
+
 PROMPTS = [{"id": f"q{i}", "question": f"How many things in box {i}?", "answer": 0, "task": "count"} for i in range(15)]
 K = 4
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}

@@ -228,6 +228,7 @@ def test_resume_of_a_finished_run_resends_only_the_failed_request(finished, tmp_
     assert again["samples"] == report["samples"]  # the verifier timeout was tried again, and timed out again
 
 
+@pytest.mark.slow
 def test_more_samples_on_resume_sends_only_the_new_indices(tmp_path):
     quick = [p for p in PROMPTS if p["id"] in ("add", "cap", "flaky")]
     with ScriptedServer(_responder()) as server:

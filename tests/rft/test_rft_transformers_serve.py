@@ -16,6 +16,8 @@ from fusionforge.rft.serve import TransformersServer, sampling_body
 from fusionforge.rft.store import sample_seed
 from fusionforge.rft.tiny_model import build_tiny_model
 
+pytestmark = pytest.mark.slow  # end to end through a real server or killed processes
+
 QUESTION = [{"role": "user", "content": "What is 2 + 3 ?"}]
 
 

@@ -49,6 +49,7 @@ def test_training_reports_and_separates_two_classes_on_held_out_lines(quality_mo
     assert accuracy >= 0.95
 
 
+@pytest.mark.slow
 def test_training_is_reproducible_and_quantization_shrinks_the_model(quality_model, tmp_path):
     cfg, report, _ = quality_model
     again = train_fasttext(TrainConfig(**{**cfg.__dict__, "output": str(tmp_path / "again.bin")}))

@@ -86,6 +86,7 @@ def _locate(screen: np.ndarray, plot: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
+@pytest.mark.slow
 def test_headless_chromium_shows_every_plot_whole(report, tmp_path):
     assert CHROMIUM.exists(), "chromium is missing: run scripts/install-system-deps.sh as root (make test does)"
     page = write_html(report, tmp_path / "report.html")

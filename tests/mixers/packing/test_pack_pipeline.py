@@ -68,6 +68,7 @@ def test_estimate_is_labelled_and_oversize_images_are_resized(sharded, tmp_path)
     assert images and all(m["vision_tokens"] <= 28 for m in images)
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_ray_plan_equals_in_process_plan(ray_session, sharded, tmp_path):
     _pack(sharded, tmp_path / "local")

@@ -171,6 +171,7 @@ class DiesOnPoisonInActor(DiesOnPoison):
     stateful = True
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.parametrize("stage", [DiesOnPoison, DiesOnPoisonInActor])
 def test_a_partition_whose_worker_keeps_dying_fails_its_records_and_the_run_ends(ray_session, stage, tmp_path):

@@ -111,6 +111,7 @@ def test_keep_best_by_a_score_column(sharded, tmp_path):
     assert reasons["web/d0002"] == "dedupe:near_dup_of:forum/longer"
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_ray_and_in_process_give_identical_outputs(ray_session, sharded, tmp_path):
     src, baseline = sharded
