@@ -127,4 +127,4 @@ def packed_qwen_cut(tiny_shards, vlm_tokenizer, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def packed_kimi(tiny_shards, vlm_tokenizer, tmp_path_factory):
-    return pack(tiny_shards, tmp_path_factory.mktemp("packed") / "kimi", vlm_tokenizer, "kimi-k25")
+    return pack(tiny_shards, tmp_path_factory.mktemp("packed") / "kimi", vlm_tokenizer, "kimi-k25", materialize=True)
