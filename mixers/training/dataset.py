@@ -18,7 +18,6 @@ Ranks, DataLoader workers, micro-batches and resuming: ``schedule``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,21 +26,15 @@ import numpy as np
 import pyarrow.parquet as pq
 from torch.utils.data import IterableDataset, get_worker_info
 
-from fusionforge.mixers.packing.materialize import Encoder
-from fusionforge.mixers.tokens.vision import get_preset
 from fusionforge.mixers.training.builder import SampleBuilder, SequenceParts
 from fusionforge.mixers.training.collate import collate_varlen
 from fusionforge.mixers.training.materialized import MaterializedShards
-from fusionforge.mixers.training.packed import InputParts, PackedRun
+from fusionforge.mixers.training.packed import InputParts
 from fusionforge.mixers.training.schedule import Position, check_state, rank_sequences
+from fusionforge.mixers.training.setup import LoaderSetup
 from fusionforge.pipelines.core.errors import ConfigError
 
 SOURCES = ("auto", "materialized", "input")
-PLACEHOLDER_TOKENS = {  # what the transformers models look for (Kimi K2.5 tells videos apart from images)
-    "qwen2-vl": ("<|image_pad|>", "<|video_pad|>"),
-    "custom": ("<|image_pad|>", "<|video_pad|>"),
-    "kimi-k25": ("<|media_pad|>", "<|kimi_k25_video_placeholder|>"),
-}
 
 
 class PackedDataset(IterableDataset):
@@ -75,14 +68,8 @@ class PackedDataset(IterableDataset):
         collate_fn: Callable[[list[dict[str, Any]]], Any] = collate_varlen,
         source: str = "auto",
     ) -> None:
-        self.run = PackedRun.open(packed)
-        self.tokenizer = self.run.check_tokenizer(tokenizer)
-        self.preset = get_preset(self.run.config.vision_preset, **dict(self.run.config.preset_overrides))
-        if self.preset.name not in PLACEHOLDER_TOKENS and self.preset.family not in PLACEHOLDER_TOKENS:
-            raise ConfigError(f"the training loader does not support preset {self.preset.name!r}")
-        defaults = PLACEHOLDER_TOKENS.get(self.preset.name) or PLACEHOLDER_TOKENS[self.preset.family]
-        self.placeholders = (image_token or defaults[0], video_token or defaults[1])
-        self.masked_sources = frozenset(masked_sources)
+        self.setup = LoaderSetup.open(packed, tokenizer, masked_sources, image_token, video_token)
+        self.run = self.setup.run
         if not 0 <= rank < world_size:
             raise ConfigError(f"rank must be within [0, world_size), got rank={rank}, world_size={world_size}")
         if batch_size is not None and batch_size < 1:
@@ -106,15 +93,8 @@ class PackedDataset(IterableDataset):
     def _ready(self) -> tuple[Callable[[dict[str, Any]], SequenceParts], SampleBuilder]:
         """The parts reader (materialized shards or input) and the builder, made once in the process that iterates."""
         if self._parts is None:
-            encoder = Encoder(dataclasses.replace(self.run.config, tokenizer=self.tokenizer))
-            ids = tuple(encoder.counter.token_id(t) for t in self.placeholders)
-            missing = [t for t, i in zip(self.placeholders, ids) if i is None]
-            if missing:
-                raise ConfigError(
-                    f"the tokenizer has no {missing} token(s), the model's vision placeholders; "
-                    "use the model's own tokenizer or pass image_token= / video_token="
-                )
-            builder = SampleBuilder(self.preset, ids, self.masked_sources)
+            encoder = self.setup.encoder()
+            builder = self.setup.builder(encoder)
             if self.materialized is not None:
                 shards = self.materialized
                 self._parts = (lambda row: shards.parts(row["sequence_id"]), builder)
