@@ -19,7 +19,7 @@ from PIL import Image
 
 from fusionforge.filters.media import item_bytes, video_url
 from fusionforge.filters.video.decode import run_ffmpeg
-from fusionforge.mixers.tokens.vision import Preset
+from fusionforge.mixers.tokens.vision import Preset, qwen_video_max_pixels
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency, RunError
 
 QWEN_FAMILIES = ("qwen2-vl", "custom")
@@ -83,7 +83,11 @@ class MediaProcessors:
             frames = self._frames(media, size, where)
             kwargs = {"do_sample_frames": False, "return_tensors": "pt"}
             if self.preset.family in QWEN_FAMILIES:
-                kwargs["cap_pixels_per_frame"] = self.preset.cap_pixels_per_frame
+                # The per-frame cap depends on the frame count: the whole video's, as the plan counted it, not
+                # this chunk group's (a few frames alone would be capped higher and make more tokens).
+                most = qwen_video_max_pixels(self.preset, media.sampling[0])
+                kwargs["size"] = {"shortest_edge": self.preset.video_min_pixels, "longest_edge": most}
+                kwargs["cap_pixels_per_frame"] = False
             out = self.video(videos=[frames], **kwargs)
             result = Processed("video", out["pixel_values_videos"], out["video_grid_thw"], 0)
         result.tokens = int((result.grid_thw.prod(-1) // self._frame_factor(result)).sum())

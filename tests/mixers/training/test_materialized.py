@@ -26,7 +26,7 @@ def assert_same_samples(ours, theirs):
                 assert value == b[key], (a["sequence_id"], key)
 
 
-@pytest.mark.parametrize("which", ["packed_qwen", "packed_qwen_cut", "packed_kimi"])
+@pytest.mark.parametrize("which", ["packed_qwen", "packed_qwen_cut", "packed_kimi", "packed_qwen_capped"])
 def test_the_materialized_shards_give_the_same_tensors_as_the_input_shards(which, request, vlm_tokenizer):
     packed = request.getfixturevalue(which)
     auto = PackedDataset(packed, vlm_tokenizer)
