@@ -96,11 +96,13 @@ class PackedDataset(IterableDataset):
             encoder = self.setup.encoder()
             builder = self.setup.builder(encoder)
             if self.materialized is not None:
-                shards = self.materialized
-                self._parts = (lambda row: shards.parts(row["sequence_id"]), builder)
+                self._parts = (self._materialized_parts, builder)
             else:
                 self._parts = (InputParts(self.run.config.input, encoder).parts, builder)
         return self._parts
+
+    def _materialized_parts(self, row: dict[str, Any]) -> SequenceParts:
+        return self.materialized.parts(row["sequence_id"])
 
     def __iter__(self) -> Iterator[Any]:
         """This reader's micro-batches from its position (a plain method: the position is set before the first)."""
