@@ -26,7 +26,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt 2> >(grep -v "is ignored" >&2)
 	$(PY) -m pip install --quiet --no-deps -e . 2> >(grep -v "is ignored" >&2)
-	$(PY) -c "import fusionforge.cli.main, ray, webdataset, fasttext, open_clip, datasketch"
+	$(PY) -c "import fusionforge.cli.main, ray, webdataset, fasttext, open_clip, datasketch, megatron.energon"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -79,6 +79,12 @@ from fusionforge.pipelines.core.settings import build_config
 @click.option("--eos/--no-eos", default=True, show_default=True, help="End every sample with the EOS token.")
 @click.option("--materialize", is_flag=True, help="Also write WebDataset shards of packed samples (packed/).")
 @click.option("--samples-per-shard", type=int, default=1000, show_default=True)
+@click.option(
+    "--energon",
+    is_flag=True,
+    help="With --materialize: make packed/ a Megatron-Energon dataset (packed/.nv-meta, written by energon's own "
+    "preparation; needs the energon extra). See docs/training.md.",
+)
 @executor_options
 @run_options
 @library_errors
@@ -86,7 +92,8 @@ def pack(input_dir, output, preset_overrides, fail_on_tolerance, as_json, **opti
     """Pack an earlier output into fixed-length early-fusion sequences at a target vision-token ratio.
 
     Writes plan.parquet (segments and cu_seqlens per sequence), ledger.parquet, report.json and
-    config.yaml into OUTPUT; with --materialize also packed/*.tar (token ids + media in order).
+    config.yaml into OUTPUT; with --materialize also packed/*.tar (token ids + media in order), and
+    with --energon packed/.nv-meta, so that Megatron-Energon loads packed/ as a dataset.
 
     \b
     Example:

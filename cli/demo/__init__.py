@@ -11,6 +11,7 @@ from rich.console import Console
 from fusionforge.cli.demo.audit import audit_step
 from fusionforge.cli.demo.posttraining import rft_step, sft_step
 from fusionforge.cli.demo.pretraining import dedupe_step, filter_step, pack_step, shard_step
+from fusionforge.cli.demo.training import train_tokenizer, training_step
 from fusionforge.cli.options import executor_options, library_errors
 
 
@@ -30,7 +31,9 @@ def demo(output, seed, **options):
     """Generate a small multimodal corpus (with planted duplicates and broken files) and process it.
 
     Nothing is downloaded: texts in four languages, Pillow drawings, ffmpeg test videos and a
-    legacy WebDataset tar are made on the spot. The output folder is replaced on every run.
+    legacy WebDataset tar are made on the spot, the tokenizer is trained on the filtered texts and
+    the demo ends with one training step of a tiny random-weight Kimi K2.5 on the packed output.
+    The output folder is replaced on every run.
 
     \b
     Example:
@@ -56,8 +59,10 @@ def demo(output, seed, **options):
     shards = shard_step(console, inputs, out, seeded)
     deduplicated = dedupe_step(console, out, shards, run)
     filtered = filter_step(console, deduplicated, str(out / "filtered"), run)
-    pack_step(console, out, filtered, seeded)
+    tokenizer = train_tokenizer(filtered, out / "tokenizer")
+    packed = pack_step(console, out, filtered, seeded, tokenizer)
     sft_step(out, shards, seeded, console)
     rft_step(console, out, seed)
     audit_step(out, console, run)
+    training_step(console, packed, tokenizer, seed)
     console.print(f"[bold]demo finished[/] in {time.monotonic() - started:.1f} s; outputs under {out}/")

@@ -113,8 +113,9 @@ def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSetti
     return output_dir
 
 
-def pack_step(console: Console, out: Path, previous: str, run: RunSettings) -> str:
-    """Pack the previous step's output into 2,048-token sequences at 10% vision (kimi-k25 tokens)."""
+def pack_step(console: Console, out: Path, previous: str, run: RunSettings, tokenizer: Path) -> str:
+    """Pack the previous step's output into 2,048-token sequences at 10% vision (kimi-k25 tokens, ``tokenizer``'s
+    text tokens, so the training loader can rebuild the ids)."""
     from fusionforge.mixers.packing.job import PackConfig, run_pack
 
     cfg = PackConfig(
@@ -123,10 +124,11 @@ def pack_step(console: Console, out: Path, previous: str, run: RunSettings) -> s
         seq_len=2048,
         vision_ratio=0.10,
         window=8,
+        tokenizer=str(tokenizer),
         run=run,
     )
     report = run_pack(cfg)
-    table = Table(title=f"pack -> {cfg.output} (L=2048, r=10%, kimi-k25; text tokens estimated)", header_style="bold")
+    table = Table(title=f"pack -> {cfg.output} (L=2048, r=10%, kimi-k25, the demo's BPE)", header_style="bold")
     table.add_column("measure")
     table.add_column("value", justify="right")
     ratio = report["per_sequence_ratio"]

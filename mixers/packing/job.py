@@ -7,7 +7,8 @@
    order, one input shard in memory at a time; sources merged by their token shares (``streams``).
 4. Windows: drawn in the driver, packed by workers, written in order (``planner``): ``plan.parquet``.
 5. Ledger (every input record's fate), ``report.json``, ``config.yaml``, ``_SUCCESS``; with
-   ``materialize``, WebDataset shards of packed samples (``materialize``).
+   ``materialize``, WebDataset shards of packed samples (``materialize``); with ``energon``, their
+   Megatron-Energon metadata (``energon``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 
 from fusionforge.mixers.mixture import load_mixture, plan_mixture
 from fusionforge.mixers.packing.counting import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
+from fusionforge.mixers.packing.energon import check_energon, prepare_energon
 from fusionforge.mixers.packing.items import ItemBatch
 from fusionforge.mixers.packing.ledger import write_ledger
 from fusionforge.mixers.packing.materialize import Encoder, materialize
@@ -71,6 +73,7 @@ class PackConfig:
     lag: int = 8
     materialize: bool = False
     samples_per_shard: int = 1000
+    energon: bool = False  # with materialize: packed/.nv-meta, written by megatron-energon's own preparation
     run: RunSettings = RunSettings()  # run.seed: the window draws, and record hashes without a mixture seed
 
     def __post_init__(self) -> None:
@@ -86,6 +89,10 @@ class PackConfig:
             raise ConfigError(f"--ratio-tolerance must be at least 0, got {self.ratio_tolerance}")
         if self.materialize and not self.tokenizer:
             raise ConfigError("--materialize writes token ids and needs a real tokenizer: pass --tokenizer PATH")
+        if self.energon and not self.materialize:
+            raise ConfigError("--energon prepares the materialized shards for Megatron-Energon: add --materialize")
+        if self.samples_per_shard < 1:
+            raise ConfigError(f"--samples-per-shard must be at least 1, got {self.samples_per_shard}")
 
     @property
     def seq_vision_cap(self) -> int | None:
@@ -95,6 +102,8 @@ class PackConfig:
 def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Run (or resume) a pack; return the report, also written to ``report.json``; ``progress`` hears the phases."""
     encoder = Encoder(cfg) if cfg.materialize else None  # a tokenizer that cannot write the ids fails before any work
+    if cfg.energon:
+        check_energon()
     started = time.monotonic()
     out = Path(cfg.output)
     mixture = load_mixture(cfg.mixture) if cfg.mixture else None
@@ -185,6 +194,9 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
     if encoder is not None:
         phase(progress, "materializing shards")
         report["materialized"] = materialize(out, source, cfg, encoder)
+    if cfg.energon:
+        phase(progress, "preparing the Megatron-Energon dataset")
+        report["energon"] = prepare_energon(out / "packed", workers=cfg.run.num_cpus or 2)
     report["seconds"] = round(time.monotonic() - started, 3)
     return finish_run(out, report, {**flat_config(cfg), "step": "pack"})
 

@@ -28,6 +28,14 @@ FRAMES_COLUMN = "video_frames_v1__n_frames"  # the video filters' frame sampling
 FPS_COLUMN = "video_frames_v1__fps"
 
 
+def frame_sampling(record: dict[str, Any], item: dict[str, Any]) -> tuple[int, float | None]:
+    """A video's counted frames and the rate the frame filter sampled them at (None: every decoded frame)."""
+    sampled = record.get(FRAMES_COLUMN)
+    if sampled is not None:
+        return int(sampled), record.get(FPS_COLUMN)
+    return int(item["n_frames"] or 0), None
+
+
 @dataclass(frozen=True)
 class Block:
     """One unit of a record's token stream."""

@@ -4,8 +4,11 @@ One sample per sequence, key ``{sequence_id:09d}``:
 
 - ``.input_ids.npy``: int32 token ids, L long (text ids from the tokenizer, the preset's placeholder
   id for every vision token, wrappers as the chat format writes them, pad id 0 after ``tokens``);
-- ``.json``: ``cu_seqlens``, the segments, and for each media item its token offset, length, the size
-  to resize it to before the processor, its chunk range (videos) and its member name;
+- ``.roles.npy``: uint8, L long, each token's ``Role`` (what a trainer masks from the loss; 0 after
+  ``tokens``), so a reader needs neither the input shards nor the tokenizer to build labels;
+- ``.json``: ``sequence_id``, ``window``, ``cu_seqlens``, the segments, and for each media item its
+  token offset, length, the size to resize it to before the processor, its chunk range, frame count
+  and sampling rate (videos), its format and its member name;
 - ``.000.jpg``, ``.001.mp4``, ...: the media bytes, in the order they appear in the sequence.
 
 Shards hold ``samples_per_shard`` sequences each, are written atomically and skipped on resume.
@@ -30,6 +33,7 @@ from fusionforge.mixers.packing.layout import (
     LayoutOptions,
     Wrappers,
     chunk_timestamp,
+    frame_sampling,
     record_layout,
 )
 from fusionforge.mixers.tokens.text import TextCounter, record_texts
@@ -81,9 +85,6 @@ class Encoder:
         self.eos = self.counter.eos_id
         if cfg.eos and self.eos is None:
             raise ConfigError("the tokenizer defines no eos_token (tokenizer_config.json); pass --no-eos")
-
-    def record_ids(self, record: dict[str, Any]) -> list[int]:
-        return self.encode(record)[0]
 
     def encode(self, record: dict[str, Any]) -> tuple[list[int], list[int]]:
         """The record's token ids and, per token, its ``Role`` (what a trainer masks from the loss)."""
@@ -172,16 +173,17 @@ def _write_sample(
     tar: tarfile.TarFile, sequence: dict[str, Any], records: dict, encoder: Encoder, seq_len: int
 ) -> None:
     key = f"{sequence['sequence_id']:09d}"
-    ids = np.zeros(seq_len, np.int32)
+    ids, roles = np.zeros(seq_len, np.int32), np.zeros(seq_len, np.uint8)
     media_members, spans = [], []
-    cache: dict[tuple[int, int], list[int]] = {}
+    cache: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
     for segment in sequence["segments"]:
         where = (segment["partition"], segment["row"])
         record = records[where]
         if where not in cache:
-            cache[where] = encoder.record_ids(record)
-        start, length = segment["sample_start"], segment["length"]
-        ids[segment["offset"] : segment["offset"] + length] = cache[where][start : start + length]
+            cache[where] = encoder.encode(record)
+        start, length, at = segment["sample_start"], segment["length"], segment["offset"]
+        ids[at : at + length] = cache[where][0][start : start + length]
+        roles[at : at + length] = cache[where][1][start : start + length]
         for media in segment["media"]:
             item = record[S.MEDIA][media["media_index"]]
             data = (
@@ -192,19 +194,28 @@ def _write_sample(
             ext = EXTENSIONS.get(item["format"] or "", item["format"] or "bin")
             member = f"{key}.{len(media_members):03d}.{ext}"
             media_members.append((member, data))
-            spans.append({**media, "sample_id": segment["sample_id"], "member": member})
+            span = {**media, "sample_id": segment["sample_id"], "member": member, "format": item["format"]}
+            if media["kind"] == "video":
+                span["frames"], span["fps"] = frame_sampling(record, item)
+            spans.append(span)
     header = {
         "sequence_id": sequence["sequence_id"],
+        "window": sequence["window"],
         "tokens": sequence["tokens"],
         "vision_tokens": sequence["vision_tokens"],
         "cu_seqlens": sequence["cu_seqlens"],
         "media": spans,
         "segments": [{k: v for k, v in s.items() if k != "media"} for s in sequence["segments"]],
     }
-    buffer = io.BytesIO()
-    np.save(buffer, ids)
-    members = [(f"{key}.input_ids.npy", buffer.getvalue()), (f"{key}.json", json.dumps(header).encode())]
+    members = [(f"{key}.input_ids.npy", _npy(ids)), (f"{key}.roles.npy", _npy(roles))]
+    members.append((f"{key}.json", json.dumps(header).encode()))
     for name, data in members + media_members:
         info = tarfile.TarInfo(name)
         info.size, info.mtime, info.mode = len(data), 0, 0o644
         tar.addfile(info, io.BytesIO(data))
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()

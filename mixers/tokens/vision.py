@@ -181,14 +181,20 @@ def _qwen_image(p: Preset, width: int, height: int) -> ImageCount:
     return ImageCount(width, height, w, h, (1, h // p.patch_size, w // p.patch_size), tokens, p.image_wrapper.tokens)
 
 
+def qwen_video_max_pixels(p: Preset, n_frames: int) -> int:
+    """Most pixels of one frame of an ``n_frames`` video: ``video_max_pixels``, or with ``cap_pixels_per_frame``
+    an even share of ``max_video_tokens`` (as transformers' processor caps the frames of one call)."""
+    if not (p.cap_pixels_per_frame and n_frames):
+        return p.video_max_pixels
+    factor = p.patch_size * p.merge_size
+    total_pixels = int(p.max_video_tokens * factor * factor * 0.9)
+    share = total_pixels * p.temporal_patch_size // n_frames
+    return max(min(p.video_max_pixels, share), int(p.video_min_pixels * 1.05))
+
+
 def _qwen_video(p: Preset, width: int, height: int, n_frames: int) -> VideoCount:
     factor = p.patch_size * p.merge_size
-    max_pixels = p.video_max_pixels
-    if p.cap_pixels_per_frame and n_frames:
-        total_pixels = int(p.max_video_tokens * factor * factor * 0.9)
-        max_pixels = max(
-            min(max_pixels, total_pixels * p.temporal_patch_size // n_frames), int(p.video_min_pixels * 1.05)
-        )
+    max_pixels = qwen_video_max_pixels(p, n_frames)
     h, w = smart_resize(height, width, factor, p.video_min_pixels, max_pixels)
     grid_t = -(-n_frames // p.temporal_patch_size)  # an odd count is padded with the last frame
     per_chunk = (h // factor) * (w // factor)

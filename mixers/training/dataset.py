@@ -2,8 +2,9 @@
 
 Per sequence (``tokens`` long; ``collate_padded`` pads to L):
 
-- ``input_ids``: the records' ids rebuilt exactly as ``pack`` counted them (checked segment by
-  segment), vision placeholders set to the model's image / video token;
+- ``input_ids``: the records' ids exactly as ``pack`` counted them (read from the materialized
+  shards when present, else rebuilt from the input shards; checked segment by segment), vision
+  placeholders set to the model's image / video token;
 - ``labels``: the ids, ``-100`` on placeholders, media wrappers (timestamps included), the first
   token of every document (so no document learns to predict the next one) and every token of the
   ``masked_sources``;
@@ -17,30 +18,23 @@ Ranks, DataLoader workers, micro-batches and resuming: ``schedule``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from fusionforge.mixers.packing.materialize import Encoder, Role
-from fusionforge.mixers.tokens.vision import get_preset
-from fusionforge.mixers.training.collate import IGNORE, collate_varlen
-from fusionforge.mixers.training.media import QWEN_FAMILIES, MediaMismatch, MediaProcessors
-from fusionforge.mixers.training.packed import PackedRun, RecordReader
-from fusionforge.mixers.training.positions import mrope_positions, text_positions
+from fusionforge.mixers.training.builder import SampleBuilder, SequenceParts
+from fusionforge.mixers.training.collate import collate_varlen
+from fusionforge.mixers.training.materialized import MaterializedShards
+from fusionforge.mixers.training.packed import InputParts
 from fusionforge.mixers.training.schedule import Position, check_state, rank_sequences
+from fusionforge.mixers.training.setup import LoaderSetup
 from fusionforge.pipelines.core.errors import ConfigError
 
-PLACEHOLDER_TOKENS = {  # what the transformers models look for (Kimi K2.5 tells videos apart from images)
-    "qwen2-vl": ("<|image_pad|>", "<|video_pad|>"),
-    "custom": ("<|image_pad|>", "<|video_pad|>"),
-    "kimi-k25": ("<|media_pad|>", "<|kimi_k25_video_placeholder|>"),
-}
+SOURCES = ("auto", "materialized", "input")
 
 
 class PackedDataset(IterableDataset):
@@ -56,6 +50,9 @@ class PackedDataset(IterableDataset):
         batch_size: yield micro-batches of this many sequences made by ``collate_fn`` (use
             ``DataLoader(batch_size=None)``): the batches are then the same with any number of workers and
             a run resumes exactly (``state_dict``); None yields single samples.
+        source: where ids and media come from: ``"materialized"`` (the ``pack --materialize`` shards: ids and
+            roles as pack wrote them, media bytes beside them), ``"input"`` (the pack's input shards, records
+            re-tokenized) or ``"auto"`` (materialized when present). Both give identical tensors.
     """
 
     def __init__(
@@ -69,15 +66,10 @@ class PackedDataset(IterableDataset):
         world_size: int = 1,
         batch_size: int | None = None,
         collate_fn: Callable[[list[dict[str, Any]]], Any] = collate_varlen,
+        source: str = "auto",
     ) -> None:
-        self.run = PackedRun.open(packed)
-        self.tokenizer = self.run.check_tokenizer(tokenizer)
-        self.preset = get_preset(self.run.config.vision_preset, **dict(self.run.config.preset_overrides))
-        if self.preset.name not in PLACEHOLDER_TOKENS and self.preset.family not in PLACEHOLDER_TOKENS:
-            raise ConfigError(f"the training loader does not support preset {self.preset.name!r}")
-        defaults = PLACEHOLDER_TOKENS.get(self.preset.name) or PLACEHOLDER_TOKENS[self.preset.family]
-        self.placeholders = (image_token or defaults[0], video_token or defaults[1])
-        self.masked_sources = frozenset(masked_sources)
+        self.setup = LoaderSetup.open(packed, tokenizer, masked_sources, image_token, video_token)
+        self.run = self.setup.run
         if not 0 <= rank < world_size:
             raise ConfigError(f"rank must be within [0, world_size), got rank={rank}, world_size={world_size}")
         if batch_size is not None and batch_size < 1:
@@ -87,23 +79,30 @@ class PackedDataset(IterableDataset):
         self._settings["batch_size"] = batch_size
         self._position = Position()
         self.seq_len = self.run.config.seq_len
-        self.mrope = self.preset.family in QWEN_FAMILIES
-        self._parts: tuple[Encoder, RecordReader, MediaProcessors, tuple[int, int]] | None = None
+        if source not in SOURCES:
+            raise ConfigError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        self.materialized = MaterializedShards.find(self.run) if source != "input" else None
+        if source == "materialized" and self.materialized is None:
+            raise ConfigError(
+                f"{self.run.folder} has no materialized shards with token roles; run pack with --materialize "
+                "(shards from before roles were stored need a new run), or read the input with source='input'"
+            )
+        self.source = "materialized" if self.materialized is not None else "input"
+        self._parts: tuple[Callable[[dict[str, Any]], SequenceParts], SampleBuilder] | None = None
 
-    def _ready(self) -> tuple[Encoder, RecordReader, MediaProcessors, tuple[int, int]]:
-        """Tokenizer, record reader and processors, built once in the process that iterates (a worker)."""
+    def _ready(self) -> tuple[Callable[[dict[str, Any]], SequenceParts], SampleBuilder]:
+        """The parts reader (materialized shards or input) and the builder, made once in the process that iterates."""
         if self._parts is None:
-            encoder = Encoder(dataclasses.replace(self.run.config, tokenizer=self.tokenizer))
-            ids = tuple(encoder.counter.token_id(t) for t in self.placeholders)
-            missing = [t for t, i in zip(self.placeholders, ids) if i is None]
-            if missing:
-                raise ConfigError(
-                    f"the tokenizer has no {missing} token(s), the model's vision placeholders; "
-                    "use the model's own tokenizer or pass image_token= / video_token="
-                )
-            reader = RecordReader(self.run.config.input)
-            self._parts = (encoder, reader, MediaProcessors(self.preset), ids)
+            encoder = self.setup.encoder()
+            builder = self.setup.builder(encoder)
+            if self.materialized is not None:
+                self._parts = (self._materialized_parts, builder)
+            else:
+                self._parts = (InputParts(self.run.config.input, encoder).parts, builder)
         return self._parts
+
+    def _materialized_parts(self, row: dict[str, Any]) -> SequenceParts:
+        return self.materialized.parts(row["sequence_id"])
 
     def __iter__(self) -> Iterator[Any]:
         """This reader's micro-batches from its position (a plain method: the position is set before the first)."""
@@ -144,58 +143,5 @@ class PackedDataset(IterableDataset):
 
     def build(self, row: dict[str, Any]) -> dict[str, Any]:
         """The tensors of one plan row (see the module docstring)."""
-        encoder, reader, processors, (image_id, video_id) = self._ready()
-        n = row["tokens"]
-        ids, roles = np.zeros(n, np.int64), np.zeros(n, np.int64)
-        labels = np.full(n, IGNORE, np.int64)
-        images, videos, positions = [], [], []
-        records = {(s["partition"], s["row"]): reader.record(s["partition"], s["row"]) for s in row["segments"]}
-        encoded = {
-            key: (np.asarray(record_ids, np.int64), np.asarray(record_roles, np.int64))
-            for key, (record_ids, record_roles) in zip(records, encoder.encode_many(list(records.values())))
-        }
-        for segment in row["segments"]:
-            where = (
-                f"sequence {row['sequence_id']}, record {segment['sample_id']} "
-                f"(input shard {segment['partition']}, row {segment['row']})"
-            )
-            key = (segment["partition"], segment["row"])
-            record = records[key]
-            if record["id"] != segment["sample_id"]:
-                raise ConfigError(f"{where}: the input holds {record['id']} there; was the input changed after pack?")
-            start, length, at = segment["sample_start"], segment["length"], segment["offset"]
-            seg_ids, seg_roles = (a[start : start + length] for a in encoded[key])
-            placeholders = int((seg_roles >= Role.IMAGE).sum())
-            if len(seg_ids) != length or placeholders != segment["vision_tokens"]:
-                raise MediaMismatch(
-                    f"{where}: rebuilt as {len(seg_ids)} tokens ({placeholders} vision), the plan holds {length} "
-                    f"({segment['vision_tokens']} vision)"
-                )
-            ids[at : at + length], roles[at : at + length] = seg_ids, seg_roles
-            if segment["source"] not in self.masked_sources:
-                labels[at : at + length] = np.where(seg_roles >= Role.WRAPPER, IGNORE, seg_ids)
-                labels[at] = IGNORE
-            processed = [processors.process(record, span, where) for span in segment["media"]]
-            for item in processed:
-                (images if item.kind == "image" else videos).append(item)
-            if self.mrope:
-                grids = iter(tuple(g) for item in processed for g in item.grid_thw.tolist())
-                positions.append(mrope_positions(seg_roles, grids, self.preset.merge_size))
-        ids[roles == Role.IMAGE], ids[roles == Role.VIDEO] = image_id, video_id
-        text = text_positions([s["length"] for s in row["segments"]])
-        position_ids = np.concatenate([text[None], np.concatenate(positions, axis=1)]) if self.mrope else text
-        sample = {
-            "sequence_id": row["sequence_id"],
-            "window": row["window"],
-            "input_ids": torch.from_numpy(ids),
-            "labels": torch.from_numpy(labels),
-            "position_ids": torch.from_numpy(position_ids),
-            "cu_seqlens": torch.tensor(row["cu_seqlens"], dtype=torch.int32),
-        }
-        for name, grid, items in (
-            ("pixel_values", "image_grid_thw", images),
-            ("pixel_values_videos", "video_grid_thw", videos),
-        ):
-            sample[name] = torch.cat([i.pixel_values for i in items]) if items else None
-            sample[grid] = torch.cat([i.grid_thw for i in items]) if items else None
-        return sample
+        parts, builder = self._ready()
+        return builder.build(parts(row))

@@ -19,9 +19,7 @@ from PIL import Image
 
 from fusionforge.filters.media import item_bytes, video_url
 from fusionforge.filters.video.decode import run_ffmpeg
-from fusionforge.mixers.packing.layout import FPS_COLUMN, FRAMES_COLUMN
-from fusionforge.mixers.tokens.vision import Preset
-from fusionforge.pipelines.core import schema as S
+from fusionforge.mixers.tokens.vision import Preset, qwen_video_max_pixels
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency, RunError
 
 QWEN_FAMILIES = ("qwen2-vl", "custom")
@@ -31,6 +29,19 @@ VIDEO_TIMEOUT_S = 300.0
 
 class MediaMismatch(RunError):
     """The processor's placeholder count for a media item differs from the plan's (never silently truncated)."""
+
+
+@dataclass(frozen=True)
+class MediaInput:
+    """One plan media span and what its pixels come from, whichever copy of the data is read.
+
+    ``item`` is a record's media item (``uri`` + byte range, or inline ``bytes`` with its ``format``);
+    ``sampling`` is a video's counted frames and the rate they were sampled at (None: every frame).
+    """
+
+    span: dict[str, Any]
+    item: dict[str, Any]
+    sampling: tuple[int, float | None] = (0, None)
 
 
 @dataclass
@@ -58,9 +69,9 @@ class MediaProcessors:
         self.preset = preset
         self.merge = preset.merge_size**2
 
-    def process(self, record: dict[str, Any], span: dict[str, Any], where: str) -> Processed:
+    def process(self, media: MediaInput, where: str) -> Processed:
         """Pixels for one plan media span; ``where`` names the sequence and record in errors."""
-        item = record[S.MEDIA][span["media_index"]]
+        item, span = media.item, media.span
         size = (span["width"], span["height"])
         if span["kind"] == "image":
             image = Image.open(io.BytesIO(item_bytes(item))).convert("RGB")
@@ -69,10 +80,14 @@ class MediaProcessors:
             out = self.image(images=[image], return_tensors="pt")
             result = Processed("image", out["pixel_values"], out["image_grid_thw"], 0)
         else:
-            frames = self._frames(record, item, span, size, where)
+            frames = self._frames(media, size, where)
             kwargs = {"do_sample_frames": False, "return_tensors": "pt"}
             if self.preset.family in QWEN_FAMILIES:
-                kwargs["cap_pixels_per_frame"] = self.preset.cap_pixels_per_frame
+                # The per-frame cap depends on the frame count: the whole video's, as the plan counted it, not
+                # this chunk group's (a few frames alone would be capped higher and make more tokens).
+                most = qwen_video_max_pixels(self.preset, media.sampling[0])
+                kwargs["size"] = {"shortest_edge": self.preset.video_min_pixels, "longest_edge": most}
+                kwargs["cap_pixels_per_frame"] = False
             out = self.video(videos=[frames], **kwargs)
             result = Processed("video", out["pixel_values_videos"], out["video_grid_thw"], 0)
         result.tokens = int((result.grid_thw.prod(-1) // self._frame_factor(result)).sum())
@@ -89,16 +104,12 @@ class MediaProcessors:
             return result.grid_thw[:, 0] * self.merge
         return self.merge
 
-    def _frames(
-        self, record: dict[str, Any], item: dict[str, Any], span: dict[str, Any], size: tuple[int, int], where: str
-    ) -> np.ndarray:
+    def _frames(self, media: MediaInput, size: tuple[int, int], where: str) -> np.ndarray:
         """The frames of the span's temporal chunks, (n, height, width, 3) uint8."""
-        sampled = record.get(FRAMES_COLUMN)
-        total = int(sampled) if sampled is not None else int(item["n_frames"] or 0)
-        rate = record.get(FPS_COLUMN) if sampled is not None else None
+        span, (total, rate) = media.span, media.sampling
         unit = self.preset.temporal_patch_size
         first, stop = span["chunk_start"] * unit, min(span["chunk_end"] * unit, total)
-        frames = decode_video(item, size, rate, stop)
+        frames = decode_video(media.item, size, rate, stop)
         if len(frames) < stop:
             raise MediaMismatch(
                 f"{where}: video {span['media_index']} decodes to {len(frames)} frames, the plan counted {total}"

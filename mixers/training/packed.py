@@ -3,7 +3,8 @@
 The plan only holds numbers and record coordinates (input shard, row); the records themselves stay
 in the input folder. ``RecordReader`` reads the manifest by row group (only the columns a record
 needs) and keeps the last few groups, taking one row at a time from them; media bytes are read
-later, by byte range, only for the items a sequence holds.
+later, by byte range, only for the items a sequence holds. ``InputParts`` turns a plan row into
+``SequenceParts`` from those records (the other source, the materialized shards: ``materialized``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fusionforge.mixers.packing.job import PLAN, PackConfig
-from fusionforge.mixers.packing.layout import FPS_COLUMN, FRAMES_COLUMN
+from fusionforge.mixers.packing.layout import FPS_COLUMN, FRAMES_COLUMN, frame_sampling
+from fusionforge.mixers.packing.materialize import Encoder
 from fusionforge.mixers.tokens.text import TextCounter
+from fusionforge.mixers.training.builder import SequenceParts, where
+from fusionforge.mixers.training.media import MediaInput, MediaMismatch
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.config import load_yaml
 from fusionforge.pipelines.core.errors import ConfigError
@@ -99,3 +103,39 @@ class RecordReader:
             if item["uri"] and not Path(item["uri"]).is_absolute():
                 item["uri"] = str(self.source.folder / item["uri"])
         return record
+
+
+class InputParts:
+    """``SequenceParts`` of plan rows from the pack's input: each record read and re-tokenized as pack counted it."""
+
+    def __init__(self, input_folder: str | Path, encoder: Encoder) -> None:
+        self.reader = RecordReader(input_folder)
+        self.encoder = encoder
+
+    def parts(self, row: dict[str, Any]) -> SequenceParts:
+        n = row["tokens"]
+        ids, roles = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        records = {(s["partition"], s["row"]): self.reader.record(s["partition"], s["row"]) for s in row["segments"]}
+        encoded = {
+            key: (np.asarray(record_ids, np.int64), np.asarray(record_roles, np.int64))
+            for key, (record_ids, record_roles) in zip(records, self.encoder.encode_many(list(records.values())))
+        }
+        media = []
+        for segment in row["segments"]:
+            named = where(row["sequence_id"], segment)
+            key = (segment["partition"], segment["row"])
+            record = records[key]
+            if record["id"] != segment["sample_id"]:
+                raise ConfigError(f"{named}: the input holds {record['id']} there; was the input changed after pack?")
+            start, length, at = segment["sample_start"], segment["length"], segment["offset"]
+            seg_ids, seg_roles = (a[start : start + length] for a in encoded[key])
+            if len(seg_ids) != length:
+                raise MediaMismatch(f"{named}: rebuilt as {len(seg_ids)} tokens, the plan holds {length}")
+            ids[at : at + length], roles[at : at + length] = seg_ids, seg_roles
+            media.append([_media_input(record, span) for span in segment["media"]])
+        return SequenceParts(row["sequence_id"], row["window"], ids, roles, row["cu_seqlens"], row["segments"], media)
+
+
+def _media_input(record: dict[str, Any], span: dict[str, Any]) -> MediaInput:
+    item = record[S.MEDIA][span["media_index"]]
+    return MediaInput(span, item, frame_sampling(record, item) if span["kind"] == "video" else (0, None))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -133,8 +134,22 @@ def test_post_training_steps_write_text_only_sft_and_label_the_rft_plumbing(demo
     assert f"sandbox {isolation}" in " ".join(printed.replace("│", " ").split())
 
 
-def test_the_demo_ends_with_the_audit_report(demo_run):
+def test_the_demo_writes_the_audit_report(demo_run):
     out, printed = demo_run
     html = (out / "audit.html").read_text()
     assert "data:image/png;base64," in html and "audit report" in printed
     assert "audit.html" in "".join(printed.split())  # rich may wrap the long path
+
+
+def test_the_demo_ends_with_a_training_step_on_its_packed_output(demo_run):
+    out, printed = demo_run
+    packed = report(out, "packed")
+    assert packed["text_tokens_method"] == f"tokenizer:{out / 'tokenizer'}"  # real ids: the loader can rebuild them
+    flat = " ".join(printed.split())
+    step = re.search(r"training step tiny random-weight Kimi K2\.5 on sequence (\d+) .*?: loss (\S+) \(", flat)
+    assert step, flat[-600:]
+    loss = float(step.group(2))
+    assert math.isfinite(loss) and 0 < loss < 2 * math.log(2048)  # random weights: about ln(vocabulary size)
+    assert int(step.group(1)) < packed["sequences"]
+    assert flat.index("training step") < flat.index("demo finished")
+    assert "audit report" in flat[: flat.index("training step")]

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from fusionforge.cli.main import cli
 from fusionforge.mixers.packing.job import PackConfig, run_pack
+from fusionforge.mixers.packing.materialize import Role
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.settings import RunSettings, build_config
 from fusionforge.pipelines.shard import ShardConfig, run_shard
@@ -129,11 +130,14 @@ def test_materialize_writes_token_ids_and_media_in_order(sharded, tiny_tokenizer
     for sample in samples:
         header = json.loads(sample["json"])
         ids = np.load(__import__("io").BytesIO(sample["input_ids.npy"]))
-        assert ids.shape == (256,)
+        roles = np.load(__import__("io").BytesIO(sample["roles.npy"]))
+        assert ids.shape == roles.shape == (256,) and roles.dtype == np.uint8
         assert int((ids[: header["tokens"]] == pad).sum()) == header["vision_tokens"]
+        assert ((roles >= Role.IMAGE) == (ids == pad)).all() and not roles[header["tokens"] :].any()
         for span in header["media"]:
             assert span["member"].split(".", 1)[1] in sample
             assert (ids[span["offset"] : span["offset"] + 1] != pad).all() or span["kind"] == "video"
+            assert span["format"] and (span["kind"] != "video" or span["frames"] > 0)
         assert header["cu_seqlens"][-1] == header["tokens"]
     # text records: the ids are the tokenizer's own encoding of the source text (+ EOS), split or not
     from fusionforge.pipelines.transform import ManifestSource
@@ -155,6 +159,9 @@ def test_materialize_writes_token_ids_and_media_in_order(sharded, tiny_tokenizer
             expected = tok.encode(record["text"], add_special_tokens=False).ids + [eos]
             start, length = seg["sample_start"], seg["length"]
             assert ids[seg["offset"] : seg["offset"] + length].tolist() == expected[start : start + length]
+            roles = np.load(__import__("io").BytesIO(sample["roles.npy"]))[seg["offset"] : seg["offset"] + length]
+            expected_roles = [Role.TEXT] * (len(expected) - 1) + [Role.EOS]
+            assert roles.tolist() == expected_roles[start : start + length]
             checked += 1
             split += seg["split"]
     assert checked > 10 and split > 0  # text records checked, long ones cut across sequences among them

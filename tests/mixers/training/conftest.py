@@ -127,4 +127,27 @@ def packed_qwen_cut(tiny_shards, vlm_tokenizer, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def packed_kimi(tiny_shards, vlm_tokenizer, tmp_path_factory):
-    return pack(tiny_shards, tmp_path_factory.mktemp("packed") / "kimi", vlm_tokenizer, "kimi-k25")
+    return pack(tiny_shards, tmp_path_factory.mktemp("packed") / "kimi", vlm_tokenizer, "kimi-k25", materialize=True)
+
+
+CAPPED_OVERRIDES = {
+    "video_min_pixels": 28 * 28 * 2,
+    "video_max_pixels": 28 * 28 * 16,
+    "cap_pixels_per_frame": True,
+    "max_video_tokens": 10,  # the 9-frame clip: 28x28 per frame; 4 of its frames alone would be capped at 56x56
+}
+
+
+@pytest.fixture(scope="session")
+def packed_qwen_capped(tiny_shards, vlm_tokenizer, tmp_path_factory):
+    """Qwen2-VL with cap_pixels_per_frame, the video in chunk groups of 2 chunks (4 frames)."""
+    out = tmp_path_factory.mktemp("packed") / "qwen-capped"
+    return pack(
+        tiny_shards,
+        out,
+        vlm_tokenizer,
+        "qwen2-vl",
+        preset_overrides=CAPPED_OVERRIDES,
+        video_group_tokens=4,
+        materialize=True,
+    )

@@ -315,4 +315,4 @@ def test_a_media_item_whose_tokens_differ_from_the_plan_is_an_error_naming_it(pa
     segment["media"][0]["width"] *= 3  # the processor now makes more tokens than the plan holds
     pq.write_table(type(plan).from_pylist(rows, schema=plan.schema), copy / "plan.parquet")
     with pytest.raises(MediaMismatch, match=f"sequence {target['sequence_id']}, record {segment['sample_id']}"):
-        PackedDataset(copy, vlm_tokenizer).sequence(target["sequence_id"])
+        PackedDataset(copy, vlm_tokenizer, source="input").sequence(target["sequence_id"])
