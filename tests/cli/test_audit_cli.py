@@ -103,8 +103,8 @@ def test_vision_presets_on_the_command_line(outputs):
     ("args", "message"),
     [
         (["--vision-preset", "gpt-9"], "unknown vision preset"),
-        (["--sample", "2"], "--sample must be a fraction"),
-        (["--vision-ratio", "3"], "vision_ratio must be between 0 and 1"),
+        (["--sample", "2"], "sample must be a number in (0, 1]"),
+        (["--vision-ratio", "3"], "vision_ratio must be a number in [0, 1]"),
     ],
 )
 def test_bad_options_are_clear_errors(outputs, args, message):
