@@ -4,6 +4,9 @@
 (``pipelines/core/settings.py``) turns a command's options into its config, each field taking the
 option of its name and ``run`` those of the run settings, so a command names only the options it
 converts.
+
+Every number an option takes has a range (``ranged``: the ``Bound`` its config field declares), so
+a bad value is a usage error before any work.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import click
 
+from fusionforge.pipelines.core.bounds import COUNT, SEED, Bound
 from fusionforge.pipelines.core.config import DEFAULT_SEED
 from fusionforge.pipelines.core.errors import FusionforgeError
 from fusionforge.pipelines.core.runner import EXECUTORS
@@ -21,9 +25,18 @@ from fusionforge.pipelines.core.runner import EXECUTORS
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
+@functools.cache
+def ranged(bound: Bound) -> click.ParamType:
+    """The click type of an option whose values ``bound`` holds (a config field's bound, so both refuse alike)."""
+    kind = click.IntRange if bound.integer else click.FloatRange
+    return kind(min=bound.min, max=bound.max, min_open=bound.min_open, max_open=bound.max_open)
+
+
 def executor_options(func: Callable) -> Callable:
     """``--executor``, ``--ray-address`` and ``--num-cpus``."""
-    func = click.option("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all).")(func)
+    func = click.option("--num-cpus", type=ranged(COUNT), default=None, help="CPUs for a local Ray (default: all).")(
+        func
+    )
     func = click.option(
         "--ray-address",
         envvar="FUSIONFORGE_RAY_ADDRESS",
@@ -48,7 +61,7 @@ def run_options(func: Callable) -> Callable:
         func
     )
     return click.option(
-        "--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed for every random choice."
+        "--seed", type=ranged(SEED), default=DEFAULT_SEED, show_default=True, help="Seed for every random choice."
     )(func)
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 import yaml
 
+from fusionforge.cli.options import ranged
 from fusionforge.cli.recipe import load_recipe
 from fusionforge.cli.render import console
+from fusionforge.pipelines.core.bounds import COUNT
 from fusionforge.pipelines.core.errors import FusionforgeError
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.runner import EXECUTORS
@@ -25,7 +27,7 @@ from fusionforge.pipelines.core.runner import EXECUTORS
     show_envvar=True,
     help="Run every step on this Ray cluster (host:port).",
 )
-@click.option("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all).")
+@click.option("--num-cpus", type=ranged(COUNT), default=None, help="CPUs for a local Ray (default: all).")
 @click.option(
     "--resume", is_flag=True, default=None, help="Resume every step that can: finished steps and partitions are kept."
 )

@@ -103,13 +103,13 @@ def test_vision_presets_on_the_command_line(outputs):
     ("args", "message"),
     [
         (["--vision-preset", "gpt-9"], "unknown vision preset"),
-        (["--sample", "2"], "sample must be a number in (0, 1]"),
-        (["--vision-ratio", "3"], "vision_ratio must be a number in [0, 1]"),
+        (["--sample", "2"], "Invalid value for '--sample'"),
+        (["--vision-ratio", "3"], "Invalid value for '--vision-ratio'"),
     ],
 )
 def test_bad_options_are_clear_errors(outputs, args, message):
     result = _invoke("audit", outputs["out"], "--executor", "local", *args)
-    assert result.exit_code == 1 and message in result.output
+    assert result.exit_code != 0 and message in result.output
 
 
 def test_a_folder_without_parquet_is_a_clear_error(tmp_path):

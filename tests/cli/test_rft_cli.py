@@ -132,7 +132,7 @@ def test_bad_options_are_clear_errors(tmp_path):
             "0.5",
         ],
     )
-    assert result.exit_code == 1 and "round_k_factor" in result.output
+    assert result.exit_code == 2 and "round-k-factor" in result.output
     assert not (tmp_path / "o").exists()
 
 
