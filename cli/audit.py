@@ -91,7 +91,8 @@ def audit(paths, as_json, html_path, compare_paths, target_path, fail_on_deviati
     PATHs of chained steps give the funnel. Figures are exact unless --sample is given.
 
     \b
-    Exit status: 0 ok, 1 error, 3 a deviation beyond tolerance (with --fail-on-deviation).
+    Exit status: 0 ok, 1 the run failed, 2 a usage or configuration error, 3 a deviation beyond
+    tolerance (with --fail-on-deviation).
 
     \b
     Example:
