@@ -48,15 +48,28 @@ UNBOUNDED = {
 }
 
 
+RAW = '{"id": "a", "text": "one short document"}\n{"id": "b", "text": "and another one"}\n'
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory) -> Path:
+    """A real shard output (in-process), so a command that got past its options would run on it and write."""
+    folder = tmp_path_factory.mktemp("earlier")
+    (folder / "raw.jsonl").write_text(RAW)
+    made = CliRunner().invoke(
+        cli, ["shard", str(folder / "raw.jsonl"), "-o", str(folder / "out"), "--executor", "local"]
+    )
+    assert made.exit_code == 0, made.output
+    return folder / "out"
+
+
 @pytest.fixture
-def place(tmp_path: Path) -> dict[str, Path]:
+def place(tmp_path: Path, earlier: Path) -> dict[str, Path]:
     """Inputs each command accepts as they are (a run that got past its options would write ``out``)."""
     raw = tmp_path / "raw.jsonl"
-    raw.write_text('{"id": "a", "text": "one short document"}\n{"id": "b", "text": "and another one"}\n')
+    raw.write_text(RAW)
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('{"id": "p", "question": "1+1?", "answer": "2", "task": "numeric"}\n')
-    earlier = tmp_path / "earlier"
-    earlier.mkdir()
     recipe = tmp_path / "recipe.yaml"
     steps = [{"shard": {"inputs": [str(raw)], "output": str(tmp_path / "out")}}]
     recipe.write_text(
