@@ -9,8 +9,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fusionforge.cli.options import executor_options, library_errors
+from fusionforge.cli.options import executor_options, library_errors, ranged
 from fusionforge.cli.render import console
+from fusionforge.pipelines.core.bounds import FRACTION, POSITIVE_FRACTION, SEED
 from fusionforge.pipelines.core.progress import PLAN, UNIT
 from fusionforge.pipelines.core.settings import build_config
 
@@ -41,16 +42,18 @@ DEVIATION_EXIT_CODE = 3
     default=None,
     help="The mixture YAML of pack --mixture (plus optional vision_ratio, tolerance) to check against.",
 )
-@click.option("--vision-ratio", type=float, default=None, help="Target vision-token ratio (overrides the YAML).")
+@click.option(
+    "--vision-ratio", type=ranged(FRACTION), default=None, help="Target vision-token ratio (overrides the YAML)."
+)
 @click.option(
     "--tolerance",
-    type=float,
+    type=ranged(FRACTION),
     default=None,
     help="Allowed |realised - target| of a source's token share (default 0.02, or the YAML's).",
 )
 @click.option(
     "--vision-tolerance",
-    type=float,
+    type=ranged(FRACTION),
     default=None,
     help="Allowed |realised - target| of the vision ratio (default 0.01, or the YAML's).",
 )
@@ -61,11 +64,13 @@ DEVIATION_EXIT_CODE = 3
 )
 @click.option(
     "--sample",
-    type=float,
+    type=ranged(POSITIVE_FRACTION),
     default=None,
     help="Read only this fraction of each file's row groups (faster; the report says it is an estimate).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --sample's choice of row groups.")
+@click.option(
+    "--seed", type=ranged(SEED), default=0, show_default=True, help="Seed of --sample's choice of row groups."
+)
 @click.option("--upstream", is_flag=True, help="Also audit the outputs these were made from (their config's input).")
 @click.option(
     "--vision-preset",
@@ -86,7 +91,8 @@ def audit(paths, as_json, html_path, compare_paths, target_path, fail_on_deviati
     PATHs of chained steps give the funnel. Figures are exact unless --sample is given.
 
     \b
-    Exit status: 0 ok, 1 error, 3 a deviation beyond tolerance (with --fail-on-deviation).
+    Exit status: 0 ok, 1 the run failed, 2 a usage or configuration error, 3 a deviation beyond
+    tolerance (with --fail-on-deviation).
 
     \b
     Example:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from fusionforge.cli.options import executor_options, library_errors, run_options
+from fusionforge.cli.options import executor_options, library_errors, ranged, run_options
 from fusionforge.cli.render import console, partition_progress, print_report
 from fusionforge.filters.dedup.image_hash import HASH_KINDS
+from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, PROPER_FRACTION
 from fusionforge.pipelines.core.settings import build_config
-from fusionforge.pipelines.dedupe.config import COMPARED
+from fusionforge.pipelines.dedupe.config import COMPARED, CROP, HAMMING_BITS, PERMUTATIONS
 
 
 @click.command()
@@ -22,16 +23,16 @@ from fusionforge.pipelines.dedupe.config import COMPARED
 )
 @click.option(
     "--text-threshold",
-    type=float,
+    type=ranged(POSITIVE_FRACTION),
     default=0.8,
     show_default=True,
     help="Jaccard of word n-gram shingles at or above which two texts are duplicates.",
 )
-@click.option("--num-perm", type=int, default=128, show_default=True, help="MinHash permutations.")
-@click.option("--ngram", type=int, default=5, show_default=True, help="Shingle size (words, or characters).")
+@click.option("--num-perm", type=ranged(PERMUTATIONS), default=128, show_default=True, help="MinHash permutations.")
+@click.option("--ngram", type=ranged(COUNT), default=5, show_default=True, help="Shingle size (words, or characters).")
 @click.option("--char-ngrams", is_flag=True, help="Shingle characters instead of words (for texts without spaces).")
-@click.option("--bands", type=int, default=None, help="LSH bands (with --rows; default: from the threshold).")
-@click.option("--rows", type=int, default=None, help="Rows per LSH band (with --bands).")
+@click.option("--bands", type=ranged(COUNT), default=None, help="LSH bands (with --rows; default: from the threshold).")
+@click.option("--rows", type=ranged(COUNT), default=None, help="Rows per LSH band (with --bands).")
 @click.option(
     "--no-verify",
     "verify",
@@ -42,7 +43,7 @@ from fusionforge.pipelines.dedupe.config import COMPARED
 )
 @click.option(
     "--recheck-margin",
-    type=float,
+    type=ranged(PROPER_FRACTION),
     default=0.1,
     show_default=True,
     help="Estimates this close to the threshold are settled by the exact Jaccard (0: never).",
@@ -61,37 +62,37 @@ from fusionforge.pipelines.dedupe.config import COMPARED
 @click.option("--image-hash", type=click.Choice(HASH_KINDS), default="phash", show_default=True)
 @click.option(
     "--image-hamming",
-    type=int,
+    type=ranged(HAMMING_BITS),
     default=None,
     help="Most differing bits (of 64) between near-duplicate images (default: 8 for pHash, 6 for dHash).",
 )
 @click.option(
     "--image-crops",
-    type=float,
+    type=ranged(CROP),
     default=0.03,
     show_default=True,
     help="Also hash crops cutting this fraction per side, so cropped copies match (0: off).",
 )
 @click.option(
     "--image-color",
-    type=float,
+    type=ranged(NON_NEGATIVE),
     default=100.0,
     show_default=True,
     help="Largest colour difference of 16x16 thumbnails (mean of the 4 worst cells) for a pHash match "
     "to count (0: no colour check).",
 )
-@click.option("--video-fps", type=float, default=1.0, show_default=True, help="Frames sampled per second.")
-@click.option("--video-max-frames", type=int, default=32, show_default=True, help="Frames sampled at most.")
+@click.option("--video-fps", type=ranged(POSITIVE), default=1.0, show_default=True, help="Frames sampled per second.")
+@click.option("--video-max-frames", type=ranged(COUNT), default=32, show_default=True, help="Frames sampled at most.")
 @click.option(
     "--video-hamming",
-    type=int,
+    type=ranged(HAMMING_BITS),
     default=8,
     show_default=True,
     help="Most differing bits between two aligned frames that match.",
 )
 @click.option(
     "--video-match",
-    type=float,
+    type=ranged(POSITIVE_FRACTION),
     default=0.8,
     show_default=True,
     help="Fraction of aligned frames that must match (of the longer video).",
@@ -106,14 +107,19 @@ from fusionforge.pipelines.dedupe.config import COMPARED
 @click.option(
     "--shard-size",
     "shard_size_mb",
-    type=float,
+    type=ranged(NON_NEGATIVE),
     default=256.0,
     show_default=True,
     help="Close an output shard at about this many MB (0: no size limit).",
 )
-@click.option("--shard-count", type=int, default=None, help="Close an output shard at this many samples.")
+@click.option("--shard-count", type=ranged(COUNT), default=None, help="Close an output shard at this many samples.")
 @click.option(
-    "--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Seconds allowed for each ffmpeg call."
+    "--timeout",
+    "timeout_s",
+    type=ranged(POSITIVE),
+    default=60.0,
+    show_default=True,
+    help="Seconds allowed for each ffmpeg call.",
 )
 @executor_options
 @run_options

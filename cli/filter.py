@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import click
 
-from fusionforge.cli.options import executor_options, library_errors
+from fusionforge.cli.options import executor_options, library_errors, ranged
 from fusionforge.cli.render import partition_progress, print_report
-from fusionforge.filters.image.clip_model import DEVICES
+from fusionforge.filters.image.checks import ASPECT_RATIO
+from fusionforge.filters.image.clip_model import COSINE, DEVICES
+from fusionforge.filters.video.split import SCENE_SCORE
+from fusionforge.pipelines.core.bounds import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_FRACTION,
+)
 from fusionforge.pipelines.core.settings import RunSettings, build_config
 from fusionforge.pipelines.filter_config import CLIP_STAGES
 
@@ -74,13 +84,15 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
     type=click.Path(exists=True, dir_okay=False),
     help="fastText language-ID model (lid.176.bin or GlotLID); default: py3langid's bundled model.",
 )
-@click.option("--min-words", type=int, help="Gopher: fewest words a document may have.")
+@click.option("--min-words", type=ranged(NON_NEGATIVE_INT), help="Gopher: fewest words a document may have.")
 @click.option("--fasttext-model", type=click.Path(exists=True, dir_okay=False), help="fastText classifier to score.")
 @click.option("--fasttext-label", help="Label whose probability is the score (e.g. hq).")
-@click.option("--fasttext-threshold", type=float, help="Keep records scoring at least this.")
-@click.option("--fasttext-top-fraction", type=float, help="Keep this fraction of records, best first.")
-@click.option("--min-image-side", type=int, help="Shortest image side allowed, in pixels.")
-@click.option("--max-aspect-ratio", type=float, help="Largest long/short side ratio of an image.")
+@click.option("--fasttext-threshold", type=ranged(FRACTION), help="Keep records scoring at least this.")
+@click.option(
+    "--fasttext-top-fraction", type=ranged(POSITIVE_FRACTION), help="Keep this fraction of records, best first."
+)
+@click.option("--min-image-side", type=ranged(NON_NEGATIVE_INT), help="Shortest image side allowed, in pixels.")
+@click.option("--max-aspect-ratio", type=ranged(ASPECT_RATIO), help="Largest long/short side ratio of an image.")
 @click.option(
     "--clip-on",
     type=click.Choice(sorted(CLIP_STAGES)),
@@ -91,25 +103,31 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
 )
 @click.option("--clip-model", help="open_clip model name, a model-config JSON, or local-dir:PATH.")
 @click.option("--clip-pretrained", help="CLIP weights: a local .pt/.safetensors file or a locally cached tag.")
-@click.option("--clip-threshold", type=float, help="Keep records with a CLIP score of at least this.")
-@click.option("--clip-top-fraction", type=float, help="Keep this fraction of the records CLIP scores, best first.")
+@click.option("--clip-threshold", type=ranged(COSINE), help="Keep records with a CLIP score of at least this.")
+@click.option(
+    "--clip-top-fraction",
+    type=ranged(POSITIVE_FRACTION),
+    help="Keep this fraction of the records CLIP scores, best first.",
+)
 @click.option("--clip-device", type=click.Choice(DEVICES), help="Where CLIP runs.")
-@click.option("--clip-gpus", type=float, help="GPUs per CLIP actor (Ray schedules the actors on GPU nodes).")
-@click.option("--min-duration", type=float, help="Shortest video allowed, in seconds.")
-@click.option("--max-duration", type=float, help="Longest video allowed, in seconds.")
+@click.option(
+    "--clip-gpus", type=ranged(NON_NEGATIVE), help="GPUs per CLIP actor (Ray schedules the actors on GPU nodes)."
+)
+@click.option("--min-duration", type=ranged(NON_NEGATIVE), help="Shortest video allowed, in seconds.")
+@click.option("--max-duration", type=ranged(NON_NEGATIVE), help="Longest video allowed, in seconds.")
 @click.option("--split-scenes", is_flag=True, help="Split videos at scene cuts into clip records.")
-@click.option("--scene-threshold", type=float, help="Scene-change score that starts a new clip (0-1).")
-@click.option("--min-motion", type=float, help="Drop videos whose mean frame difference is below this.")
-@click.option("--frames-fps", type=float, help="Sample video frames at this rate into 4-frame chunks.")
+@click.option("--scene-threshold", type=ranged(SCENE_SCORE), help="Scene-change score that starts a new clip (0-1).")
+@click.option("--min-motion", type=ranged(NON_NEGATIVE), help="Drop videos whose mean frame difference is below this.")
+@click.option("--frames-fps", type=ranged(POSITIVE), help="Sample video frames at this rate into 4-frame chunks.")
 @click.option(
     "--shard-size",
     "shard_size_mb",
-    type=float,
+    type=ranged(NON_NEGATIVE),
     default=256.0,
     show_default=True,
     help="Close an output shard at about this many MB (0: no size limit).",
 )
-@click.option("--shard-count", type=int, default=None, help="Close an output shard at this many samples.")
+@click.option("--shard-count", type=ranged(COUNT), default=None, help="Close an output shard at this many samples.")
 @click.option("--resume", is_flag=True, help="Continue a killed run in the same -o; finished work is kept.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @executor_options

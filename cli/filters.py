@@ -6,8 +6,9 @@ import json
 
 import click
 
-from fusionforge.cli.options import CONTEXT_SETTINGS, library_errors
+from fusionforge.cli.options import CONTEXT_SETTINGS, library_errors, ranged
 from fusionforge.filters.text.fasttext_train import LOSSES
+from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE_INT, POSITIVE, PROPER_FRACTION, SEED
 from fusionforge.pipelines.core.settings import build_config
 
 
@@ -26,14 +27,14 @@ def filters() -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--label-field", default="label", show_default=True, help="A label, or a list of labels, per row.")
-@click.option("--dim", type=int, default=64, show_default=True, help="Vector size.")
-@click.option("--epoch", type=int, default=10, show_default=True)
-@click.option("--lr", type=float, default=0.1, show_default=True, help="Learning rate (fastText's default).")
-@click.option("--word-ngrams", type=int, default=2, show_default=True)
-@click.option("--min-count", type=int, default=1, show_default=True)
+@click.option("--dim", type=ranged(COUNT), default=64, show_default=True, help="Vector size.")
+@click.option("--epoch", type=ranged(COUNT), default=10, show_default=True)
+@click.option("--lr", type=ranged(POSITIVE), default=0.1, show_default=True, help="Learning rate (fastText's default).")
+@click.option("--word-ngrams", type=ranged(COUNT), default=2, show_default=True)
+@click.option("--min-count", type=ranged(COUNT), default=1, show_default=True)
 @click.option(
     "--bucket",
-    type=int,
+    type=ranged(NON_NEGATIVE_INT),
     default=200_000,
     show_default=True,
     help="Hash buckets for n-grams (fastText's 2,000,000 default makes a 256 MB model).",
@@ -45,15 +46,15 @@ def filters() -> None:
     show_default=True,
     help="ova: independent labels (multi-label).",
 )
-@click.option("--threads", type=int, default=1, show_default=True, help="Training threads (1: reproducible).")
+@click.option("--threads", type=ranged(COUNT), default=1, show_default=True, help="Training threads (1: reproducible).")
 @click.option(
     "--valid-fraction",
-    type=float,
+    type=ranged(PROPER_FRACTION),
     default=0.1,
     show_default=True,
     help="Rows held out to measure precision and recall.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=ranged(SEED), default=0, show_default=True)
 @click.option("--quantize", is_flag=True, help="Quantise the model (much smaller file, slightly less accurate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
 @library_errors

@@ -28,6 +28,10 @@ def cli() -> None:
     Example:
       fusionforge shard raw/docs.jsonl raw/images/ -o out/
       fusionforge demo -o demo-out/
+
+    \b
+    Exit status: 0 done, 1 the run failed, 2 a usage or configuration error (the message names the
+    option), 3 a check asked for failed (pack --fail-on-tolerance, audit --fail-on-deviation).
     """
 
 

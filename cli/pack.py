@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
-from fusionforge.cli.options import executor_options, library_errors, run_options
+from fusionforge.cli.options import executor_options, library_errors, ranged, run_options
 from fusionforge.cli.render import console, print_report
+from fusionforge.mixers.packing.layout import SEQ_LEN
 from fusionforge.mixers.tokens.vision import PRESETS
+from fusionforge.pipelines.core.bounds import COUNT, FRACTION, NON_NEGATIVE, POSITIVE_FRACTION
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.progress import PHASE
 from fusionforge.pipelines.core.settings import build_config
@@ -15,16 +17,18 @@ from fusionforge.pipelines.core.settings import build_config
 @click.command()
 @click.argument("input_dir", metavar="IN", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
-@click.option("--seq-len", type=int, default=8192, show_default=True, help="Tokens per packed sequence (L).")
+@click.option(
+    "--seq-len", type=ranged(SEQ_LEN), default=8192, show_default=True, help="Tokens per packed sequence (L)."
+)
 @click.option(
     "--vision-ratio",
-    type=float,
+    type=ranged(FRACTION),
     default=None,
     help="Target share of vision tokens in every window (default: the corpus's own share).",
 )
 @click.option(
     "--ratio-tolerance",
-    type=float,
+    type=ranged(NON_NEGATIVE),
     default=0.01,
     show_default=True,
     help="Allowed error of the global and per-window ratio (report.json: within_tolerance).",
@@ -62,23 +66,26 @@ from fusionforge.pipelines.core.settings import build_config
 )
 @click.option(
     "--window",
-    type=int,
+    type=ranged(COUNT),
     default=256,
     show_default=True,
     help="Sequences per window (a global batch): every window carries the target ratio.",
 )
 @click.option(
     "--seq-vision-max",
-    type=float,
+    type=ranged(POSITIVE_FRACTION),
     default=None,
     help="Most vision share one sequence may hold (2-D packing), e.g. 0.5.",
 )
 @click.option(
-    "--video-group-tokens", type=int, default=None, help="Largest video chunk group placed as one item (default: L)."
+    "--video-group-tokens",
+    type=ranged(COUNT),
+    default=None,
+    help="Largest video chunk group placed as one item (default: L).",
 )
 @click.option("--eos/--no-eos", default=True, show_default=True, help="End every sample with the EOS token.")
 @click.option("--materialize", is_flag=True, help="Also write WebDataset shards of packed samples (packed/).")
-@click.option("--samples-per-shard", type=int, default=1000, show_default=True)
+@click.option("--samples-per-shard", type=ranged(COUNT), default=1000, show_default=True)
 @click.option(
     "--energon",
     is_flag=True,

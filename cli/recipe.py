@@ -20,6 +20,7 @@ from fusionforge.pipelines.core.errors import ConfigError
 STEP_KEYS = ("inputs", "output", "name")
 NOT_IN_RECIPES = {("demo",), ("run",)}
 OVERRIDABLE = ("executor", "ray_address", "num_cpus", "resume")
+CHECKED_TYPES = (click.types.IntParamType, click.types.FloatParamType, click.Choice)  # ranges subclass the first two
 
 
 @dataclass(frozen=True)
@@ -189,11 +190,28 @@ def option_args(command: click.Command, key: str, value: Any, where: str) -> lis
         values = value if isinstance(value, list) else [value]
         words: list[str] = []
         for item in values:
-            words += [flag, *map(str, item if isinstance(item, list) else [item])]
+            given = list(map(str, item if isinstance(item, list) else [item]))
+            check_words(command, param, given, f"{where}: {key!r}")
+            words += [flag, *given]
         return words
     if isinstance(value, (dict, list)):
         raise ConfigError(f"{where}: {key!r} takes one value, not {type(value).__name__}")
-    return [flag, str(value).lower() if isinstance(value, bool) else str(value)]
+    word = str(value).lower() if isinstance(value, bool) else str(value)
+    check_words(command, param, [word], f"{where}: {key!r}")
+    return [flag, word]
+
+
+def check_words(command: click.Command, param: click.Option, words: list[str], where: str) -> None:
+    """Convert ``words`` as the command line will, so a number out of range or a choice not offered fails
+    when the recipe is loaded, not when its step starts. Paths are not checked: an earlier step may make them."""
+    if not isinstance(param.type, CHECKED_TYPES):
+        return
+    context = click.Context(command)
+    for word in words:
+        try:
+            param.type.convert(word, param, context)
+        except click.BadParameter as exc:
+            raise ConfigError(f"{where}: {exc.format_message()}") from exc
 
 
 def long_option(param: click.Option) -> str:

@@ -9,11 +9,13 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fusionforge.cli.options import library_errors
+from fusionforge.cli.options import library_errors, ranged
 from fusionforge.cli.render import console, print_report, print_sandbox
+from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_FRACTION, SEED
 from fusionforge.pipelines.core.settings import build_config
 from fusionforge.rft.client_factory import CLIENTS
 from fusionforge.rft.clients import N_MODES
+from fusionforge.rft.config import GROWTH
 from fusionforge.rft.selection import POLICIES
 from fusionforge.rft.verifiers import TASKS
 
@@ -50,25 +52,25 @@ def rft() -> None:
     help="OpenAI-compatible base URL (vLLM, SGLang, transformers serve), e.g. http://127.0.0.1:8000/v1.",
 )
 @click.option("--model", required=True, help="Served model name (openai client) or model folder/source.")
-@click.option("-k", "k", type=int, default=8, show_default=True, help="Samples per prompt in round 1.")
+@click.option("-k", "k", type=ranged(COUNT), default=8, show_default=True, help="Samples per prompt in round 1.")
 @click.option(
     "--rounds",
-    type=int,
+    type=ranged(COUNT),
     default=1,
     show_default=True,
     help="Rounds; prompts with no accepted sample are sent again in the next round.",
 )
-@click.option("--temperature", type=float, default=1.0, show_default=True)
-@click.option("--top-p", type=float, default=None)
+@click.option("--temperature", type=ranged(NON_NEGATIVE), default=1.0, show_default=True)
+@click.option("--top-p", type=ranged(POSITIVE_FRACTION), default=None)
 @click.option(
     "--max-tokens",
-    type=int,
+    type=ranged(COUNT),
     default=1024,
     show_default=True,
     help="Per response; a response cut at this length counts as failed (truncated).",
 )
 @click.option("--stop", multiple=True, help="Stop string (repeatable).")
-@click.option("--concurrency", type=int, default=16, show_default=True, help="Requests in flight.")
+@click.option("--concurrency", type=ranged(COUNT), default=16, show_default=True, help="Requests in flight.")
 @click.option(
     "--verifier",
     type=click.Choice(["auto", *TASKS]),
@@ -83,10 +85,12 @@ def rft() -> None:
     show_default=True,
     help="Which distinct passing samples of a prompt go to sft.jsonl.",
 )
-@click.option("--max-per-prompt", type=int, default=None, help="With --accept all: at most this many per prompt.")
+@click.option(
+    "--max-per-prompt", type=ranged(COUNT), default=None, help="With --accept all: at most this many per prompt."
+)
 @click.option(
     "--round-k-factor",
-    type=float,
+    type=ranged(GROWTH),
     default=2.0,
     show_default=True,
     help="Round r sends ceil(k * factor^r) samples per unsolved prompt.",
@@ -98,10 +102,10 @@ def rft() -> None:
     show_default=True,
     help="Round r samples at temperature + r * step.",
 )
-@click.option("--max-temperature", type=float, default=2.0, show_default=True)
+@click.option("--max-temperature", type=ranged(NON_NEGATIVE), default=2.0, show_default=True)
 @click.option(
     "--near-dup-threshold",
-    type=float,
+    type=ranged(POSITIVE_FRACTION),
     default=0.8,
     show_default=True,
     help="Accepted responses of a prompt this similar (Jaccard of word 5-grams) count as duplicates.",
@@ -122,11 +126,16 @@ def rft() -> None:
     '\'{"code": {"time_limit_s": 5, "memory_mb": 1024, "max_processes": 32}}\'.',
 )
 @click.option(
-    "--timeout", "timeout_s", type=float, default=300.0, show_default=True, help="Seconds per request attempt."
+    "--timeout",
+    "timeout_s",
+    type=ranged(POSITIVE),
+    default=300.0,
+    show_default=True,
+    help="Seconds per request attempt.",
 )
 @click.option(
     "--max-retries",
-    type=int,
+    type=ranged(NON_NEGATIVE_INT),
     default=5,
     show_default=True,
     help="Retries on timeouts, connection errors, 408, 429 and 5xx (exponential backoff, jitter).",
@@ -141,12 +150,12 @@ def rft() -> None:
 )
 @click.option(
     "--verifier-timeout",
-    type=float,
+    type=ranged(POSITIVE),
     default=10.0,
     show_default=True,
     help="Wall-clock seconds per verification (then verifier_timeout).",
 )
-@click.option("--verifier-workers", type=int, default=2, show_default=True, help="Verifier processes.")
+@click.option("--verifier-workers", type=ranged(COUNT), default=2, show_default=True, help="Verifier processes.")
 @click.option("--api-key", envvar="OPENAI_API_KEY", show_envvar=True, default=None)
 @click.option(
     "--client",
@@ -164,13 +173,13 @@ def rft() -> None:
 )
 @click.option(
     "--engine-concurrency",
-    type=int,
+    type=ranged(COUNT),
     default=1,
     show_default=True,
     help="ray-vllm: vLLM replicas, each on tensor_parallel_size GPUs.",
 )
 @click.option("--ray-address", envvar="FUSIONFORGE_RAY_ADDRESS", default=None, help="ray-vllm: Ray cluster.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Base of every sample's seed.")
+@click.option("--seed", type=ranged(SEED), default=0, show_default=True, help="Base of every sample's seed.")
 @click.option("--resume", is_flag=True, help="Continue a killed run in the same -o; finished requests are not sent.")
 @click.option(
     "--allow-unsandboxed",

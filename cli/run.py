@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 import yaml
 
+from fusionforge.cli.options import cli_error, ranged
 from fusionforge.cli.recipe import load_recipe
 from fusionforge.cli.render import console
+from fusionforge.pipelines.core.bounds import COUNT
 from fusionforge.pipelines.core.errors import FusionforgeError
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.runner import EXECUTORS
@@ -25,7 +27,7 @@ from fusionforge.pipelines.core.runner import EXECUTORS
     show_envvar=True,
     help="Run every step on this Ray cluster (host:port).",
 )
-@click.option("--num-cpus", type=int, default=None, help="CPUs for a local Ray (default: all).")
+@click.option("--num-cpus", type=ranged(COUNT), default=None, help="CPUs for a local Ray (default: all).")
 @click.option(
     "--resume", is_flag=True, default=None, help="Resume every step that can: finished steps and partitions are kept."
 )
@@ -59,7 +61,7 @@ def run(ctx: click.Context, recipe_file, executor, ray_address, num_cpus, resume
     try:
         recipe = load_recipe(recipe_file, ctx.find_root().command, overrides)
     except FusionforgeError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise cli_error(exc) from exc  # a recipe that does not hold together is a configuration error: exit 2
     for index, step in enumerate(recipe.steps, start=1):
         console.print(f"[bold]{index}/{len(recipe.steps)} {step.name}[/]: {step.line()}", soft_wrap=True)
     if dry_run:
@@ -82,7 +84,9 @@ def run(ctx: click.Context, recipe_file, executor, ray_address, num_cpus, resume
         try:
             code = ctx.find_root().command.main(list(step.argv), prog_name="fusionforge", standalone_mode=False)
         except click.ClickException as exc:
-            raise click.ClickException(f"step {index} ({step.name}) failed: {exc.format_message()}") from exc
+            failed = click.ClickException(f"step {index} ({step.name}) failed: {exc.format_message()}")
+            failed.exit_code = exc.exit_code  # 2 for a step's usage or configuration error, 1 for a failed run
+            raise failed from exc
         except SystemExit as exc:  # a command that ends with sys.exit (e.g. audit --fail-on-deviation)
             code = exc.code
         if isinstance(code, int) and code != 0:

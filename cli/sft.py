@@ -6,10 +6,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from fusionforge.cli.options import CONTEXT_SETTINGS, executor_options, library_errors, run_options
+from fusionforge.cli.options import CONTEXT_SETTINGS, executor_options, library_errors, ranged, run_options
 from fusionforge.cli.render import partition_progress, print_sandbox, summary_table
 from fusionforge.mixers.sft.synth_images import TASKS
 from fusionforge.mixers.sft.tool_schema import SCHEMA_DIALECTS
+from fusionforge.pipelines.core.bounds import COUNT, FRACTION, NON_NEGATIVE_INT, POSITIVE, PROPER_FRACTION
+from fusionforge.pipelines.core.sandbox import SANDBOX_MEMORY_MB, SANDBOX_PROCESSES
 from fusionforge.pipelines.core.settings import build_config
 
 MIXTURE_EXAMPLE = "sources: {chat: {proportion: 0.7}, proxy: {proportion: 0.3, max_epochs: 4}}"
@@ -42,7 +44,7 @@ def sft() -> None:
     metavar="[NAME=]EVAL",
     help="Eval file(s) (JSONL/Parquet); conversations sharing an n-gram with them are removed. Repeatable.",
 )
-@click.option("--ngram", type=int, default=13, show_default=True, help="Decontamination n-gram size (words).")
+@click.option("--ngram", type=ranged(COUNT), default=13, show_default=True, help="Decontamination n-gram size (words).")
 @click.option(
     "--tokenizer",
     type=click.Path(exists=True),
@@ -51,13 +53,13 @@ def sft() -> None:
 )
 @click.option(
     "--max-tokens",
-    type=int,
+    type=ranged(COUNT),
     default=None,
     help="Reject conversations longer than this many tokens, as counted by --tokenizer (required).",
 )
 @click.option(
     "--val-fraction",
-    type=float,
+    type=ranged(PROPER_FRACTION),
     default=0.01,
     show_default=True,
     help="Share of conversations held out for validation (by content hash).",
@@ -75,13 +77,17 @@ def sft() -> None:
 )
 @click.option(
     "--near-dup-threshold",
-    type=float,
+    type=ranged(FRACTION),
     default=0.8,
     show_default=True,
     help="Jaccard threshold for near-duplicate user turns (0: exact duplicates only).",
 )
 @click.option(
-    "--partition-mb", type=float, default=64.0, show_default=True, help="Input bytes per unit of work (and of resume)."
+    "--partition-mb",
+    type=ranged(POSITIVE),
+    default=64.0,
+    show_default=True,
+    help="Input bytes per unit of work (and of resume).",
 )
 @click.option(
     "--schema-dialect",
@@ -136,7 +142,7 @@ def build(inputs, evals, vision_placeholders, near_dup_threshold, as_json, **opt
 @click.option(
     "--generate",
     "n_generate",
-    type=int,
+    type=ranged(NON_NEGATIVE_INT),
     default=0,
     show_default=True,
     help="Also draw this many synthetic images with known answers (Pillow) and use them.",
@@ -150,21 +156,21 @@ def build(inputs, evals, vision_placeholders, near_dup_threshold, as_json, **opt
 @click.option(
     "--timeout",
     "timeout_s",
-    type=float,
+    type=ranged(POSITIVE),
     default=10.0,
     show_default=True,
     help="Wall-clock seconds per code cell; the sandbox is killed past it.",
 )
 @click.option(
     "--memory-mb",
-    type=int,
+    type=ranged(SANDBOX_MEMORY_MB),
     default=512,
     show_default=True,
     help="Memory of a sandbox session, all its processes together.",
 )
 @click.option(
     "--max-processes",
-    type=int,
+    type=ranged(SANDBOX_PROCESSES),
     default=32,
     show_default=True,
     help="Processes and threads of a sandbox session, all together.",
@@ -178,7 +184,7 @@ def build(inputs, evals, vision_placeholders, near_dup_threshold, as_json, **opt
 )
 @click.option(
     "--partition-kb",
-    type=float,
+    type=ranged(POSITIVE),
     default=4.0,
     show_default=True,
     help="QA input bytes per unit of work (about a dozen rows): sandbox sessions spread over the workers.",

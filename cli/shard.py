@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from fusionforge.cli.options import executor_options, library_errors, run_options
+from fusionforge.cli.options import executor_options, library_errors, ranged, run_options
 from fusionforge.cli.render import partition_progress, print_report
+from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, POSITIVE
 from fusionforge.pipelines.core.settings import build_config
 from fusionforge.pipelines.core.video import DEFAULT_TOOL_MEMORY_MB
 from fusionforge.pipelines.readers.base import DEFAULT_MAX_RECORD_MB, ReaderOptions
@@ -27,17 +28,23 @@ from fusionforge.pipelines.stages.probe_media import VIDEO_CHECKS
 @click.option(
     "--shard-size",
     "shard_size_mb",
-    type=float,
+    type=ranged(NON_NEGATIVE),
     default=256.0,
     show_default=True,
     help="Close a shard at about this many MB (0: no size limit).",
 )
-@click.option("--shard-count", type=int, default=None, help="Close a shard at this many samples.")
+@click.option("--shard-count", type=ranged(COUNT), default=None, help="Close a shard at this many samples.")
 @click.option(
-    "--partition-mb", type=float, default=512.0, show_default=True, help="Input bytes per unit of work (and of resume)."
+    "--partition-mb",
+    type=ranged(POSITIVE),
+    default=512.0,
+    show_default=True,
+    help="Input bytes per unit of work (and of resume).",
 )
 @click.option("--shuffle", is_flag=True, help="Shuffle records inside each partition (deterministic under --seed).")
-@click.option("--max-pixels", type=int, default=None, help="Reject images with more pixels (default: Pillow's limit).")
+@click.option(
+    "--max-pixels", type=ranged(COUNT), default=None, help="Reject images with more pixels (default: Pillow's limit)."
+)
 @click.option(
     "--video-check",
     type=click.Choice(VIDEO_CHECKS),
@@ -48,21 +55,21 @@ from fusionforge.pipelines.stages.probe_media import VIDEO_CHECKS
 @click.option(
     "--timeout",
     "timeout_s",
-    type=float,
+    type=ranged(POSITIVE),
     default=60.0,
     show_default=True,
     help="Seconds allowed for each ffprobe/ffmpeg call.",
 )
 @click.option(
     "--tool-memory-mb",
-    type=click.FloatRange(min=0, min_open=True),
+    type=ranged(POSITIVE),
     default=DEFAULT_TOOL_MEMORY_MB,
     show_default=True,
     help="Memory (address space) allowed for each ffprobe/ffmpeg call; a video that needs more fails.",
 )
 @click.option(
     "--max-record-mb",
-    type=click.FloatRange(min=0, min_open=True),
+    type=ranged(POSITIVE),
     default=DEFAULT_MAX_RECORD_MB,
     show_default=True,
     help="Largest record read (a JSONL line, a Parquet row, a tar sample's text); a larger one fails.",

@@ -6,12 +6,15 @@ import json
 
 import click
 
-from fusionforge.cli.options import library_errors
+from fusionforge.cli.options import library_errors, ranged
+from fusionforge.pipelines.core.bounds import NON_NEGATIVE_INT
 
 
 @click.command()
 @click.argument("packed", type=click.Path(exists=True, file_okay=False))
-@click.option("--sequence", "sequence_id", type=int, required=True, help="The sequence_id to show.")
+@click.option(
+    "--sequence", "sequence_id", type=ranged(NON_NEGATIVE_INT), required=True, help="The sequence_id to show."
+)
 @click.option(
     "--tokenizer",
     type=click.Path(exists=True),

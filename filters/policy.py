@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.bounds import POSITIVE_FRACTION, Bound
 from fusionforge.pipelines.core.errors import ConfigError
 
 LOW_SCORE = "low_score"
@@ -29,11 +30,12 @@ class ScorePolicy:
 
     name: str
     policy_field = "score"
+    scores: Bound | None = None  # the values a score takes; a threshold outside them keeps all or nothing
 
     def init_policy(
         self, threshold: float | None, top_fraction: float | None, resolved_threshold: float | None, reuse_scores: bool
     ) -> None:
-        check_policy(self.name, threshold, top_fraction)
+        check_policy(self.name, threshold, top_fraction, self.scores)
         self.threshold = threshold
         self.top_fraction = top_fraction
         self.resolved_threshold = resolved_threshold
@@ -67,12 +69,13 @@ class ScorePolicy:
         return found
 
 
-def check_policy(stage: str, threshold: float | None, top_fraction: float | None) -> None:
-    """Refuse contradictory or out-of-range policy parameters."""
+def check_policy(stage: str, threshold: float | None, top_fraction: float | None, scores: Bound | None = None) -> None:
+    """Refuse contradictory or out-of-range policy parameters (``scores``: the range a threshold must be in)."""
     if threshold is not None and top_fraction is not None:
         raise ValueError(f"{stage}: give threshold or top_fraction, not both")
-    if top_fraction is not None and not 0 < top_fraction <= 1:
-        raise ValueError(f"{stage}: top_fraction must be in (0, 1], got {top_fraction}")
+    POSITIVE_FRACTION.require(f"{stage}: top_fraction", top_fraction, ValueError)
+    if scores is not None:
+        scores.require(f"{stage}: threshold", threshold, ValueError)
 
 
 def top_fraction_threshold(chunks: Callable[[], Iterable[np.ndarray]], fraction: float) -> float | None:

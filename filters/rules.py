@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
+
+from fusionforge.pipelines.core.bounds import NON_NEGATIVE
 
 
 def first_failing(n_rows: int, rules: Iterable[tuple[str, np.ndarray]]) -> list[str | None]:
@@ -18,6 +20,13 @@ def first_failing(n_rows: int, rules: Iterable[tuple[str, np.ndarray]]) -> list[
             reasons[row] = reason
         open_rows[hits] = False
     return reasons
+
+
+def check_limits(stage: str, limits: Mapping[str, float | None]) -> None:
+    """Refuse a negative limit (a stage's parameter: ``ValueError``); None turns a limit off."""
+    negative = [name for name, value in limits.items() if NON_NEGATIVE.problem(name, value)]
+    if negative:
+        raise ValueError(f"{stage}: limits must be >= 0 or None (off): {negative}")
 
 
 def safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, POSITIVE, check_bounds, within
 from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS
 from fusionforge.pipelines.core.progress import Progress, quiet
 from fusionforge.pipelines.core.settings import RunSettings, flat_config
@@ -26,8 +27,8 @@ from fusionforge.pipelines.readers.base import ReaderOptions, claim_id
 from fusionforge.pipelines.readers.guard import records_table
 from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_fingerprint, plan_inputs
 from fusionforge.pipelines.stages.finalize import FinalizeRecords
-from fusionforge.pipelines.stages.probe_media import ProbeMedia
-from fusionforge.pipelines.writers.webdataset_writer import ShardLayout
+from fusionforge.pipelines.stages.probe_media import VIDEO_CHECKS, ProbeMedia
+from fusionforge.pipelines.writers.webdataset_writer import ShardLayout, sharding_problem
 
 
 @dataclass(frozen=True)
@@ -37,17 +38,21 @@ class ShardConfig:
     inputs: tuple[str, ...]
     output: str
     format: str = "auto"
-    shard_size_mb: float | None = 256.0
-    shard_count: int | None = None
-    partition_mb: float = 512.0
+    shard_size_mb: float | None = within(NON_NEGATIVE, 256.0)  # 0 or None: no size limit
+    shard_count: int | None = within(COUNT, None)
+    partition_mb: float = within(POSITIVE, 512.0)
     shuffle: bool = False  # inside each partition, seeded by run.seed
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_media_mb: float = 2048.0
+    max_pixels: int = within(COUNT, DEFAULT_MAX_PIXELS)
+    max_media_mb: float = within(POSITIVE, 2048.0)
     video_check: str = "decode"
-    timeout_s: float = 60.0
-    tool_memory_mb: float = DEFAULT_TOOL_MEMORY_MB
+    timeout_s: float = within(POSITIVE, 60.0)
+    tool_memory_mb: float = within(POSITIVE, DEFAULT_TOOL_MEMORY_MB)
     reader: ReaderOptions = field(default_factory=ReaderOptions)
     run: RunSettings = RunSettings()
+
+    def __post_init__(self) -> None:
+        checks = None if self.video_check in VIDEO_CHECKS else f"video_check must be one of {', '.join(VIDEO_CHECKS)}"
+        check_bounds(self, sharding_problem(self.shard_size_mb, self.shard_count), checks)
 
     def stages(self) -> list[StageSpec]:
         probe = {

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, check_bounds, within
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.lifecycle import SUCCESS
 from fusionforge.pipelines.core.progress import Progress, quiet
@@ -25,7 +26,7 @@ from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.job import Job, run_job
 from fusionforge.pipelines.writers.manifest import MANIFEST
-from fusionforge.pipelines.writers.webdataset_writer import MANIFEST_EXTRA, ShardLayout
+from fusionforge.pipelines.writers.webdataset_writer import MANIFEST_EXTRA, ShardLayout, sharding_problem
 
 LOCATION_COLUMNS = tuple(name for name, _ in MANIFEST_EXTRA)
 
@@ -36,9 +37,12 @@ class TransformConfig:
 
     input: str
     output: str
-    shard_size_mb: float | None = 256.0
-    shard_count: int | None = None
+    shard_size_mb: float | None = within(NON_NEGATIVE, 256.0)  # 0 or None: no size limit
+    shard_count: int | None = within(COUNT, None)
     run: RunSettings = RunSettings()
+
+    def __post_init__(self) -> None:
+        check_bounds(self, sharding_problem(self.shard_size_mb, self.shard_count))
 
 
 class ManifestSource(Source):

@@ -29,6 +29,15 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fusionforge.pipelines.core.bounds import (
+    COUNT,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_FRACTION,
+    check_bounds,
+    within,
+)
 from fusionforge.pipelines.core.errors import ConfigError
 
 N_MODES = ("auto", "never")  # whether a request for several samples uses the server's n
@@ -38,11 +47,14 @@ N_MODES = ("auto", "never")  # whether a request for several samples uses the se
 class Sampling:
     """What is sampled: passed to the server as is (``extra_body`` merged into the request body)."""
 
-    temperature: float = 1.0
-    top_p: float | None = None
-    max_tokens: int = 1024
+    temperature: float = within(NON_NEGATIVE, 1.0)
+    top_p: float | None = within(POSITIVE_FRACTION, None)
+    max_tokens: int = within(COUNT, 1024)
     stop: tuple[str, ...] = ()
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -127,8 +139,9 @@ class OpenAIClient(Client):
     ) -> None:
         import httpx
 
-        if concurrency < 1 or timeout_s <= 0 or max_retries < 0:
-            raise ConfigError("concurrency must be >= 1, timeout > 0 and max retries >= 0")
+        COUNT.require("concurrency", concurrency)
+        POSITIVE.require("timeout_s", timeout_s)
+        NON_NEGATIVE_INT.require("max_retries", max_retries)
         if n_mode not in N_MODES:
             raise ConfigError(f"n_mode must be 'auto' or 'never', not {n_mode!r}")
         base = endpoint.rstrip("/")

@@ -31,6 +31,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from fusionforge.pipelines.core.bounds import COUNT
 from fusionforge.pipelines.core.errors import MissingDependency
 from fusionforge.pipelines.core.ray_env import TASK_RETRIES, init_ray, remote_args_allowed
 from fusionforge.rft.clients import Client, SampleRequest, SampleResult
@@ -99,6 +100,7 @@ class RayVLLMClient(Client):
         batch_size: int = 64,
         ray_address: str | None = None,
     ) -> None:
+        COUNT.require("engine_concurrency", concurrency)
         require_engine()
         self.model = model_source
         self.engine_kwargs = dict(engine_kwargs or {})

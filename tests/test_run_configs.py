@@ -29,16 +29,16 @@ def test_run_settings_live_in_one_field_and_checks_in_one_hook(cls):
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: PackConfig(input="i", output="o", seq_len=8), "--seq-len must be at least 16"),
+        (lambda: PackConfig(input="i", output="o", seq_len=8), "seq_len must be an integer >= 16"),
         (lambda: PackConfig(input="i", output="o", materialize=True), "needs a real tokenizer"),
         (lambda: BuildConfig(inputs=(), output="o"), "at least one chat file"),
         (lambda: BuildConfig(inputs=("a.jsonl",), output="o", max_tokens=10), "give --tokenizer PATH"),
         (lambda: SynthConfig(inputs=(), output="o"), "--generate N"),
-        (lambda: SynthConfig(inputs=(), output="o", generate=1, memory_mb=1), "memory_mb must be >= 64"),
-        (lambda: RFTConfig(prompts="p", output="o", k=0), "-k and --rounds must be >= 1"),
+        (lambda: SynthConfig(inputs=(), output="o", generate=1, memory_mb=1), "memory_mb must be an integer >= 64"),
+        (lambda: RFTConfig(prompts="p", output="o", k=0), "k must be an integer >= 1"),
         (
             lambda: RFTConfig(prompts="p", output="o", verify_defaults={"code": {"max_processes": 1}}),
-            "--verify-options code: .*max_processes must be >= 4",
+            "--verify-options code: .*max_processes must be an integer >= 4",
         ),
         (lambda: DedupeConfig(input="i", output="o", keep="biggest"), "--keep must be"),
         (lambda: AuditOptions(vision_presets=("qwen9",)), "qwen9"),

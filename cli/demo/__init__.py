@@ -12,7 +12,8 @@ from fusionforge.cli.demo.audit import audit_step
 from fusionforge.cli.demo.posttraining import rft_step, sft_step
 from fusionforge.cli.demo.pretraining import dedupe_step, filter_step, pack_step, shard_step
 from fusionforge.cli.demo.training import train_tokenizer, training_step
-from fusionforge.cli.options import executor_options, library_errors
+from fusionforge.cli.options import executor_options, library_errors, ranged
+from fusionforge.pipelines.core.bounds import SEED
 
 
 @click.command()
@@ -24,7 +25,7 @@ from fusionforge.cli.options import executor_options, library_errors
     type=click.Path(file_okay=False),
     help="Folder for the corpus (raw/) and every stage's output.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated corpus.")
+@click.option("--seed", type=ranged(SEED), default=0, show_default=True, help="Seed of the generated corpus.")
 @executor_options
 @library_errors
 def demo(output, seed, **options):

@@ -22,13 +22,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fusionforge.filters.media import item_bytes, items_of_kind
-from fusionforge.filters.rules import below, exceeds, first_failing
+from fusionforge.filters.rules import below, check_limits, exceeds, first_failing
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.bounds import Bound
 from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, inspect_image
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
 
+ASPECT_RATIO = Bound(integer=False, min=1)  # long side / short side
 FACTS = ("images", "min_side", "max_side", "max_aspect_ratio", "max_pixels", "min_bytes", "max_bytes")
 
 
@@ -95,8 +97,7 @@ class ImageChecks(ScoringStage):
         max_pixels: int = DEFAULT_MAX_PIXELS,
         decode: bool = True,
     ) -> None:
-        if max_aspect_ratio is not None and max_aspect_ratio < 1:
-            raise ValueError(f"{self.name}: max_aspect_ratio is long side / short side, so it must be >= 1")
+        ASPECT_RATIO.require(f"{self.name}: max_aspect_ratio", max_aspect_ratio, ValueError)
         self.limits = {
             "min_side": min_side,
             "max_side": max_side,
@@ -104,6 +105,7 @@ class ImageChecks(ScoringStage):
             "min_bytes": min_bytes,
             "max_bytes": max_bytes,
         }
+        check_limits(self.name, self.limits)
         self.max_pixels = max_pixels
         self.decode = decode
 

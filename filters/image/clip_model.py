@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from fusionforge.filters.policy import ScorePolicy, check_policy
+from fusionforge.pipelines.core.bounds import Bound
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
+COSINE = Bound(integer=False, min=-1, max=1)  # a CLIP score: the cosine of two L2-normalised embeddings
 
 
 def check_clip_args(model: str, pretrained: str | None) -> None:
@@ -45,6 +47,8 @@ def check_clip_args(model: str, pretrained: str | None) -> None:
 class ClipPolicy(ScorePolicy):
     """The keep policy of a CLIP-scored stage, plus the checks its model arguments get before a run."""
 
+    scores = COSINE
+
     @classmethod
     def check(
         cls,
@@ -55,7 +59,7 @@ class ClipPolicy(ScorePolicy):
         **_: object,
     ) -> None:
         """Cheap checks before a run (building the stage loads the model)."""
-        check_policy(cls.name, threshold, top_fraction)
+        check_policy(cls.name, threshold, top_fraction, cls.scores)
         check_clip_args(model, pretrained)
 
 

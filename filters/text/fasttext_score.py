@@ -18,6 +18,7 @@ import pyarrow as pa
 from fusionforge.filters.policy import ScorePolicy, check_policy
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.filters.text.fasttext_model import LABEL_PREFIX, label_probability, load_fasttext, predict_batch
+from fusionforge.pipelines.core.bounds import FRACTION
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources
@@ -30,6 +31,7 @@ class FastTextScore(ScorePolicy, TextFilter):
     name: ClassVar[str] = "text_fasttext_v1"
     resources: ClassVar[Resources] = Resources(batch_size=1024)
     stateful: ClassVar[bool] = True
+    scores = FRACTION  # the model's probability of the label
 
     def __init__(
         self,
@@ -60,7 +62,7 @@ class FastTextScore(ScorePolicy, TextFilter):
         cls, model_path: str, threshold: float | None = None, top_fraction: float | None = None, **_: object
     ) -> None:
         """Cheap checks before a run (building the stage loads the model)."""
-        check_policy(cls.name, threshold, top_fraction)
+        check_policy(cls.name, threshold, top_fraction, cls.scores)
         if not Path(model_path).is_file():
             raise ConfigError(f"{cls.name}: fastText model {model_path} does not exist")
 

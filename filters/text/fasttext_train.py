@@ -21,6 +21,15 @@ from typing import Any
 import numpy as np
 
 from fusionforge.filters.text.fasttext_model import LABEL_PREFIX, one_line
+from fusionforge.pipelines.core.bounds import (
+    COUNT,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    PROPER_FRACTION,
+    SEED,
+    check_bounds,
+    within,
+)
 from fusionforge.pipelines.core.errors import ConfigError, FusionforgeError, MissingDependency, RunError
 from fusionforge.pipelines.core.io import atomic_path, open_text
 
@@ -41,25 +50,24 @@ class TrainConfig:
     output: str
     text_field: str = "text"
     label_field: str = "label"
-    dim: int = 64
-    epoch: int = 10
-    lr: float = 0.1
-    word_ngrams: int = 2
-    min_count: int = 1
-    bucket: int = 200_000
+    dim: int = within(COUNT, 64)
+    epoch: int = within(COUNT, 10)
+    lr: float = within(POSITIVE, 0.1)
+    word_ngrams: int = within(COUNT, 2)
+    min_count: int = within(COUNT, 1)
+    bucket: int = within(NON_NEGATIVE_INT, 200_000)  # 0: no n-gram buckets (with word_ngrams 1)
     loss: str = "softmax"
-    threads: int = 1
-    valid_fraction: float = 0.1
-    seed: int = 0
+    threads: int = within(COUNT, 1)
+    valid_fraction: float = within(PROPER_FRACTION, 0.1)
+    seed: int = within(SEED, 0)
     quantize: bool = False
-    max_chars: int = 100_000
-    timeout_s: float = 6 * 3600.0
+    max_chars: int = within(COUNT, 100_000)
+    timeout_s: float = within(POSITIVE, 6 * 3600.0)
 
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ConfigError("give at least one labelled JSONL file")
-        if not 0 <= self.valid_fraction < 1:
-            raise ConfigError(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
+        check_bounds(self)
         if self.quantize and self.dim % 2:
             raise ConfigError("quantize needs an even dim (fastText's product quantiser splits vectors in pairs)")
         if self.loss not in LOSSES:

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fusionforge.filters.rules import below, exceeds, first_failing, float_array, safe_ratio
+from fusionforge.filters.rules import below, check_limits, exceeds, first_failing, float_array, safe_ratio
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.filters.text.words import matches, split_lines, split_words
 from fusionforge.pipelines.core.registry import register
@@ -99,9 +99,7 @@ class GopherQuality(TextFilter):
             "min_alpha_words_ratio": min_alpha_words_ratio,
             "min_stop_words": min_stop_words,
         }
-        negative = [k for k, v in self.limits.items() if v is not None and v < 0]
-        if negative:
-            raise ValueError(f"{self.name}: limits must be >= 0 or None (off): {negative}")
+        check_limits(self.name, self.limits)
         self.stop_words = tuple(stop_words)
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:

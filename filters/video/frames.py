@@ -28,6 +28,7 @@ from fusionforge.filters.media import video_url
 from fusionforge.filters.video.common import live_video_rows, video_facts
 from fusionforge.filters.video.decode import decode_frames
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.bounds import POSITIVE
 from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, add_errors, set_column
@@ -87,8 +88,9 @@ class FrameSampler(Stage):
         jpeg_quality: int = 90,
         timeout_s: float = 300.0,
     ) -> None:
-        if fps <= 0 or chunk_size < 1 or max_frames < 1:
-            raise ValueError(f"{self.name}: fps must be > 0, chunk_size and max_frames >= 1")
+        POSITIVE.require(f"{self.name}: fps", fps, ValueError)
+        if chunk_size < 1 or max_frames < 1:
+            raise ValueError(f"{self.name}: chunk_size and max_frames must be >= 1")
         self.fps, self.chunk_size, self.max_frames, self.max_side = fps, chunk_size, max_frames, max_side
         self.store_frames, self.jpeg_quality, self.timeout_s = store_frames, jpeg_quality, timeout_s
 

@@ -16,10 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fusionforge.filters.media import first_of_kind, video_url
-from fusionforge.filters.rules import below, first_failing
+from fusionforge.filters.rules import below, check_limits, first_failing
 from fusionforge.filters.video.common import video_facts
 from fusionforge.filters.video.decode import decode_frames
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.bounds import POSITIVE
 from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
@@ -48,6 +49,8 @@ class MotionScore(ScoringStage):
         max_frames: int = 512,
         timeout_s: float = 300.0,
     ) -> None:
+        check_limits(self.name, {"min_motion": min_motion})
+        POSITIVE.require(f"{self.name}: fps", fps, ValueError)
         self.min_motion, self.fps, self.max_side, self.max_frames = min_motion, fps, max_side, max_frames
         self.timeout_s = timeout_s
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from fusionforge.filters.media import first_of_kind, video_url
-from fusionforge.filters.rules import below, exceeds, first_failing
+from fusionforge.filters.rules import below, check_limits, exceeds, first_failing
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.registry import register
@@ -55,6 +55,7 @@ class VideoProbe(ScoringStage):
             "max_side": max_side,
             "max_streams": max_streams,
         }
+        check_limits(self.name, self.limits)
         self.codecs = frozenset(c.lower() for c in codecs) if codecs else None
         self.verify_decode = verify_decode
         self.timeout_s = timeout_s

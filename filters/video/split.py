@@ -22,12 +22,14 @@ from fusionforge.filters.media import video_url
 from fusionforge.filters.video.common import live_video_rows, video_facts
 from fusionforge.filters.video.scenes import ClipEncoding, extract_clip, plan_clips, scene_scores
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.bounds import Bound
 from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.expand import derive_rows
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, Stage, add_drop_reasons, add_errors, set_column
 
 SPLIT = "split_into_clips"
+SCENE_SCORE = Bound(integer=False, min=0, max=1, min_open=True, max_open=True)  # 0 cuts every frame, 1 none
 
 
 def clip_id(parent_id: str, start: float, end: float) -> str:
@@ -55,8 +57,7 @@ class SceneSplit(Stage):
         threads: int = 1,
         timeout_s: float = 600.0,
     ) -> None:
-        if not 0 < threshold < 1:
-            raise ValueError(f"{self.name}: threshold is a scene-change score in (0, 1), got {threshold}")
+        SCENE_SCORE.require(f"{self.name}: threshold", threshold, ValueError)
         if max_clip_s is not None and max_clip_s < min_clip_s:
             raise ValueError(f"{self.name}: max_clip_s ({max_clip_s}) must be >= min_clip_s ({min_clip_s})")
         self.threshold, self.min_clip_s, self.max_clip_s = threshold, min_clip_s, max_clip_s

@@ -12,6 +12,7 @@ from fusionforge.mixers.audit.state import AuditState
 from fusionforge.mixers.audit.summary import build_report
 from fusionforge.mixers.audit.target import Target
 from fusionforge.mixers.audit.tokens import check_preset
+from fusionforge.pipelines.core.bounds import POSITIVE_FRACTION, check_bounds, within
 from fusionforge.pipelines.core.progress import Progress, plan, quiet
 from fusionforge.pipelines.core.settings import RunSettings
 
@@ -20,12 +21,13 @@ from fusionforge.pipelines.core.settings import RunSettings
 class AuditOptions:
     """How to read: exactly or from a sample, whether to follow outputs upstream, where to run."""
 
-    sample: float | None = None  # fraction of each file's row groups; None: read everything (exact)
+    sample: float | None = within(POSITIVE_FRACTION, None)  # fraction of each file's row groups; None: all (exact)
     upstream: bool = False  # also audit the outputs these were made from (config.yaml "input")
     vision_presets: tuple[str, ...] = ()  # count vision tokens with these presets (the first one is the primary)
     run: RunSettings = RunSettings(executor="local")  # run.seed: --sample's choice of row groups
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         for preset in self.vision_presets:
             check_preset(preset)
 

@@ -25,6 +25,7 @@ from fusionforge.mixers.audit.clusters import is_clusters_schema
 from fusionforge.mixers.audit.ledger_stats import LEDGER_COLUMNS
 from fusionforge.mixers.audit.plan import is_plan_schema
 from fusionforge.mixers.audit.posttraining import is_rft_prompts_schema, is_rft_samples_schema, is_sft_schema
+from fusionforge.pipelines.core.bounds import POSITIVE_FRACTION
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.io import WORK_DIR
 from fusionforge.pipelines.core.lifecycle import CONFIG, MARKER_DIR, PARTITION, REPORT, Markers, is_finished
@@ -79,8 +80,7 @@ def discover(
     paths: list[str], sample: float | None = None, seed: int = 0, upstream: bool = False, unit_rows: int = UNIT_ROWS
 ) -> Discovery:
     """Classify every Parquet file under ``paths``; with ``upstream``, also the outputs they were made from."""
-    if sample is not None and not 0 < sample <= 1:
-        raise ConfigError(f"--sample must be a fraction in (0, 1], got {sample}")
+    POSITIVE_FRACTION.require("sample", sample)
     found = Discovery()
     queue = [Path(p) for p in paths]
     seen: set[Path] = set()

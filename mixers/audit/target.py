@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionforge.mixers.mixture import Mixture, parse_mixture, plan_mixture
+from fusionforge.pipelines.core.bounds import FRACTION
 from fusionforge.pipelines.core.config import load_yaml
 from fusionforge.pipelines.core.errors import ConfigError
 
@@ -89,8 +90,7 @@ def _fraction(value: Any, name: str) -> float:
         number = float(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{name} must be a number, got {value!r}") from exc
-    if not 0 <= number <= 1:
-        raise ConfigError(f"{name} must be between 0 and 1, got {number}")
+    FRACTION.require(name, number)
     return number
 
 

@@ -27,6 +27,7 @@ from fusionforge.mixers.mixture import load_mixture, plan_mixture
 from fusionforge.mixers.packing.counting import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
 from fusionforge.mixers.packing.energon import check_energon, prepare_energon
 from fusionforge.mixers.packing.items import ItemBatch
+from fusionforge.mixers.packing.layout import SEQ_LEN
 from fusionforge.mixers.packing.ledger import write_ledger
 from fusionforge.mixers.packing.materialize import Encoder, materialize
 from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
@@ -34,7 +35,14 @@ from fusionforge.mixers.packing.plan_table import PLAN_SCHEMA
 from fusionforge.mixers.packing.planner import InlineRunner, PlanParams, RayRunner, run_windows
 from fusionforge.mixers.packing.streams import build_drawer
 from fusionforge.mixers.tokens.text import TextCounter
-from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.bounds import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE_FRACTION,
+    check_bounds,
+    within,
+)
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.lifecycle import (
     PACK_ITEMS,
@@ -58,41 +66,33 @@ class PackConfig:
 
     input: str
     output: str
-    seq_len: int = 8192
-    vision_ratio: float | None = None  # None: the corpus's own share, kept steady in every window
-    ratio_tolerance: float = 0.01
+    seq_len: int = within(SEQ_LEN, 8192)
+    # None: the corpus's own share, kept steady in every window
+    vision_ratio: float | None = within(FRACTION, None)
+    ratio_tolerance: float = within(NON_NEGATIVE, 0.01)
     vision_preset: str = "kimi-k25"
     preset_overrides: dict[str, Any] = field(default_factory=dict)
     tokenizer: str | None = None
     tiktoken_pattern: str | None = None
     mixture: str | None = None
-    window: int = 256
-    seq_vision_max: float | None = None
-    video_group_tokens: int | None = None
+    window: int = within(COUNT, 256)
+    seq_vision_max: float | None = within(POSITIVE_FRACTION, None)
+    video_group_tokens: int | None = within(COUNT, None)  # None: seq_len
     eos: bool = True
-    lag: int = 8
+    lag: int = within(COUNT, 8)
     materialize: bool = False
-    samples_per_shard: int = 1000
+    samples_per_shard: int = within(COUNT, 1000)
     energon: bool = False  # with materialize: packed/.nv-meta, written by megatron-energon's own preparation
     run: RunSettings = RunSettings()  # run.seed: the window draws, and record hashes without a mixture seed
 
     def __post_init__(self) -> None:
-        if self.seq_len < 16:
-            raise ConfigError(f"--seq-len must be at least 16, got {self.seq_len}")
-        if self.vision_ratio is not None and not 0 <= self.vision_ratio <= 1:
-            raise ConfigError(f"--vision-ratio must be within [0, 1], got {self.vision_ratio}")
-        if self.seq_vision_max is not None and not 0 < self.seq_vision_max <= 1:
-            raise ConfigError(f"--seq-vision-max must be within (0, 1], got {self.seq_vision_max}")
-        if self.window < 1 or self.lag < 1:
-            raise ConfigError("--window and --lag must be at least 1")
-        if self.ratio_tolerance < 0:
-            raise ConfigError(f"--ratio-tolerance must be at least 0, got {self.ratio_tolerance}")
-        if self.materialize and not self.tokenizer:
-            raise ConfigError("--materialize writes token ids and needs a real tokenizer: pass --tokenizer PATH")
-        if self.energon and not self.materialize:
-            raise ConfigError("--energon prepares the materialized shards for Megatron-Energon: add --materialize")
-        if self.samples_per_shard < 1:
-            raise ConfigError(f"--samples-per-shard must be at least 1, got {self.samples_per_shard}")
+        needs_tokenizer = "--materialize writes token ids and needs a real tokenizer: pass --tokenizer PATH"
+        needs_materialize = "--energon prepares the materialized shards for Megatron-Energon: add --materialize"
+        check_bounds(
+            self,
+            needs_tokenizer if self.materialize and not self.tokenizer else None,
+            needs_materialize if self.energon and not self.materialize else None,
+        )
 
     @property
     def seq_vision_cap(self) -> int | None:

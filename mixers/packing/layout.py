@@ -23,7 +23,9 @@ from typing import Any
 from fusionforge.mixers.packing.packer import LONG, TEXT, VISION
 from fusionforge.mixers.tokens.vision import Preset, Wrapper, fit_image, fit_size
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.bounds import Bound
 
+SEQ_LEN = Bound(integer=True, min=16)  # tokens per packed sequence (L); pack refuses shorter ones
 FRAMES_COLUMN = "video_frames_v1__n_frames"  # the video filters' frame sampling (preferred over ffprobe's count)
 FPS_COLUMN = "video_frames_v1__fps"
 

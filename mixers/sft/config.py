@@ -12,6 +12,15 @@ from typing import Any
 from fusionforge.mixers.sft import stages as ST
 from fusionforge.mixers.sft.tool_schema import SCHEMA_DIALECTS
 from fusionforge.mixers.sft.vision import DEFAULT_PLACEHOLDERS
+from fusionforge.pipelines.core.bounds import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    PROPER_FRACTION,
+    check_bounds,
+    within,
+)
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.settings import RunSettings, flat_config
 from fusionforge.pipelines.core.stage import StageSpec
@@ -25,15 +34,15 @@ class BuildConfig:
     output: str
     mixture: str | None = None
     decontaminate: tuple[str, ...] = ()
-    ngram: int = 13
-    min_eval_tokens: int = 8
+    ngram: int = within(COUNT, 13)
+    min_eval_tokens: int = within(NON_NEGATIVE_INT, 8)
     tokenizer: str | None = None
-    max_tokens: int | None = None
-    val_fraction: float = 0.01
+    max_tokens: int | None = within(COUNT, None)
+    val_fraction: float = within(PROPER_FRACTION, 0.01)
     strip_vision: bool = False
     vision_placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS
-    near_dup_threshold: float | None = 0.8
-    partition_mb: float = 64.0
+    near_dup_threshold: float | None = within(FRACTION, 0.8)  # 0 or None: exact duplicates only
+    partition_mb: float = within(POSITIVE, 64.0)
     schema_dialect: str = "lenient"  # "strict": tool schemas must already be JSON Schema
     run: RunSettings = RunSettings()  # run.seed: the train/val split and the mixture's draws
 
@@ -41,10 +50,7 @@ class BuildConfig:
         """Bad settings fail here, before any work, with the fix in the message."""
         if not self.inputs:
             raise ConfigError("give at least one chat file (JSONL or Parquet)")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise ConfigError(f"--max-tokens must be a positive number of tokens, got {self.max_tokens}")
+        check_bounds(self)
         if self.max_tokens is not None and not self.tokenizer:
             raise ConfigError(
                 "--max-tokens is a limit in the model's tokens: give --tokenizer PATH (tokenizer.json "
@@ -54,10 +60,6 @@ class BuildConfig:
         if self.schema_dialect not in SCHEMA_DIALECTS:
             raise ConfigError(
                 f"--schema-dialect must be one of {', '.join(SCHEMA_DIALECTS)}, got {self.schema_dialect!r}"
-            )
-        if self.near_dup_threshold is not None and not 0.0 <= self.near_dup_threshold <= 1.0:
-            raise ConfigError(
-                f"--near-dup-threshold must be in [0, 1] (0 turns near-dup removal off), got {self.near_dup_threshold}"
             )
 
     def stages(self) -> list[StageSpec]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fusionforge.pipelines.core import sandbox as core
+from fusionforge.pipelines.core.bounds import COUNT, POSITIVE, bound_problems, within
 from fusionforge.pipelines.core.errors import ConfigError
 
 KERNEL_SOURCE = (Path(__file__).with_name("_sandbox_kernel.py")).read_text(encoding="utf-8")
@@ -37,17 +38,18 @@ _SIGNAL_STATUS = {signal.SIGXCPU: "cpu_limit", signal.SIGXFSZ: "file_size_limit"
 class SandboxLimits:
     """What one session may use (from the run's configuration)."""
 
-    timeout_s: float = 10.0  # wall clock per cell
+    timeout_s: float = within(POSITIVE, 10.0)  # wall clock per cell
     memory_mb: int = 512  # all the session's processes together (numpy and Pillow need about 150 MB)
     max_processes: int = 32  # processes and threads of the session, all together
     cpu_s: int = 30  # CPU seconds for the whole session
     file_mb: int = 16  # largest file the code may write
-    output_chars: int = 4000  # printed output kept per cell
+    output_chars: int = within(COUNT, 4000)  # printed output kept per cell
     allow_unsandboxed: bool = False  # run without isolation where this machine cannot isolate
 
     def __post_init__(self) -> None:
-        if self.timeout_s <= 0 or self.output_chars < 1:
-            raise ConfigError("sandbox limits: timeout must be > 0 s and output_chars >= 1")
+        problems = bound_problems(self)
+        if problems:
+            raise ConfigError("sandbox limits: " + "; ".join(problems))
         self.system()  # the process limits are checked there
 
     def system(self) -> core.SandboxLimits:

@@ -26,13 +26,14 @@ from fusionforge.mixers.sft.synth import synthesize
 from fusionforge.mixers.sft.synth_images import TASKS, generate
 from fusionforge.mixers.sft.vision import VisionScanner
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.errors import ConfigError, RunError
+from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE_INT, POSITIVE, check_bounds, within
+from fusionforge.pipelines.core.errors import RunError
 from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, ledger_rows, ledger_summary
 from fusionforge.pipelines.core.lifecycle import SYNTH_IMAGES, Markers, finish_run, finished_report, prepare_output
 from fusionforge.pipelines.core.progress import Progress, quiet
 from fusionforge.pipelines.core.registry import register
-from fusionforge.pipelines.core.sandbox import sandbox_mode, sandbox_summary
+from fusionforge.pipelines.core.sandbox import SANDBOX_MEMORY_MB, SANDBOX_PROCESSES, sandbox_mode, sandbox_summary
 from fusionforge.pipelines.core.settings import RunSettings, flat_config
 from fusionforge.pipelines.core.stage import Resources, Stage, StageSpec, add_drop_reasons, set_column
 from fusionforge.pipelines.readers.plan import plan_fingerprint
@@ -80,20 +81,21 @@ class SynthConfig:
 
     inputs: tuple[str, ...]
     output: str
-    generate: int = 0
+    generate: int = within(NON_NEGATIVE_INT, 0)
     tasks: tuple[str, ...] = TASKS
     image_size: int = 256
-    timeout_s: float = 10.0
-    memory_mb: int = 512
-    max_processes: int = 32
-    cpu_s: int = 30
+    timeout_s: float = within(POSITIVE, 10.0)
+    memory_mb: int = within(SANDBOX_MEMORY_MB, 512)
+    max_processes: int = within(SANDBOX_PROCESSES, 32)
+    cpu_s: int = within(COUNT, 30)
     allow_unsandboxed: bool = False  # run the code without isolation where this machine cannot isolate
-    partition_kb: float = 4.0  # QA rows per unit of work (~12 rows): sandbox sessions spread over workers
+    # QA rows per unit of work (~12 rows): sandbox sessions spread over workers
+    partition_kb: float = within(POSITIVE, 4.0)
     run: RunSettings = RunSettings()  # run.seed: the generated images and the sandbox sessions
 
     def __post_init__(self) -> None:
-        if not self.inputs and self.generate <= 0:
-            raise ConfigError("give image-QA files, or --generate N to draw N synthetic images with known answers")
+        nothing = "give image-QA files, or --generate N to draw N synthetic images with known answers"
+        check_bounds(self, nothing if not self.inputs and not self.generate else None)
         SandboxLimits(**self.limits())  # bad limits fail before any work
 
     def limits(self) -> dict[str, Any]:

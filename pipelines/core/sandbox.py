@@ -50,6 +50,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from fusionforge.pipelines.core.bounds import COUNT, Bound, bound_problems, within
 from fusionforge.pipelines.core.cgroups import ProcessCaps, cgroup_version
 from fusionforge.pipelines.core.errors import ConfigError
 
@@ -59,6 +60,9 @@ RLIMIT = "rlimit"
 INSIDE_FOLDER = "/tmp"  # the code's working folder inside the sandbox: its only writable place
 STAGING_PREFIX = "ff-sandbox-"  # + the owning pid: the private copies of the input files, on the host
 START_TIMEOUT_S = 30.0
+SANDBOX_MEMORY_MB = Bound(integer=True, min=64)  # numpy and Pillow alone need about 150 MB
+SANDBOX_PROCESSES = Bound(integer=True, min=4)  # the interpreter and the sandbox's own
+OPEN_FILES = Bound(integer=True, min=16)  # the interpreter opens a dozen before any code runs
 _SYSTEM_DIRS = ("/usr", "/etc")
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ISOLATION_LABELS = {
@@ -84,20 +88,15 @@ class SandboxUnavailable(ConfigError):
 class SandboxLimits:
     """What the code in one sandbox may use; set by the run's configuration, never by the data."""
 
-    memory_mb: int = 512  # all its processes together (and per process, as the address-space limit)
-    max_processes: int = 32  # processes and threads, all together
-    cpu_s: int = 30  # CPU seconds per process
-    file_mb: int = 16  # largest file it may write
-    open_files: int = 64  # per process
+    # all its processes together (and per process, as the address-space limit)
+    memory_mb: int = within(SANDBOX_MEMORY_MB, 512)
+    max_processes: int = within(SANDBOX_PROCESSES, 32)  # processes and threads, all together
+    cpu_s: int = within(COUNT, 30)  # CPU seconds per process
+    file_mb: int = within(COUNT, 16)  # largest file it may write
+    open_files: int = within(OPEN_FILES, 64)  # per process
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.memory_mb < 64:
-            problems.append("memory_mb must be >= 64")
-        if self.max_processes < 4:
-            problems.append("max_processes must be >= 4 (the interpreter and the sandbox's own)")
-        if self.cpu_s < 1 or self.file_mb < 1 or self.open_files < 16:
-            problems.append("cpu_s and file_mb must be >= 1, open_files >= 16")
+        problems = bound_problems(self)
         if problems:
             raise ConfigError("sandbox limits: " + "; ".join(problems))
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from fusionforge.pipelines.core.bounds import COUNT, SEED, check_bounds, within
 from fusionforge.pipelines.core.config import DEFAULT_SEED
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.runner import EXECUTORS, Executor, make_executor
@@ -28,14 +29,14 @@ class RunSettings:
 
     executor: str = "ray"  # "ray" (a local Ray, or the cluster at ray_address) or "local" (this process)
     ray_address: str | None = None
-    num_cpus: int | None = None
+    num_cpus: int | None = within(COUNT, None)  # None: every CPU of this machine
     resume: bool = False
     strict: bool = False
-    seed: int = DEFAULT_SEED
+    seed: int = within(SEED, DEFAULT_SEED)
 
     def __post_init__(self) -> None:
-        if self.executor not in EXECUTORS:
-            raise ConfigError(f"unknown executor {self.executor!r}; use {' or '.join(map(repr, EXECUTORS))}")
+        unknown = f"unknown executor {self.executor!r}; use {' or '.join(map(repr, EXECUTORS))}"
+        check_bounds(self, None if self.executor in EXECUTORS else unknown)
 
     def make_executor(self) -> Executor:
         return make_executor(self.executor, self.ray_address, self.num_cpus)

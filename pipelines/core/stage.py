@@ -18,16 +18,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, check_bounds, within
 
 
 @dataclass(frozen=True)
 class Resources:
     """What one instance of a stage needs from the scheduler."""
 
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    concurrency: int | None = None  # actor-pool size for stateful stages (None: one per CPU)
-    batch_size: int = 256
+    num_cpus: float = within(NON_NEGATIVE, 1.0)  # fractions let Ray pack several instances on one CPU
+    num_gpus: float = within(NON_NEGATIVE, 0.0)
+    concurrency: int | None = within(COUNT, None)  # actor-pool size for stateful stages (None: one per CPU)
+    batch_size: int = within(COUNT, 256)
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
 class Stage(ABC):

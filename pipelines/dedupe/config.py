@@ -16,13 +16,26 @@ from fusionforge.filters.dedup.image_hash import (
 )
 from fusionforge.filters.dedup.lsh import lsh_params
 from fusionforge.filters.dedup.verify import DEFAULT_RECHECK_MARGIN
-from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.bounds import (
+    COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_FRACTION,
+    PROPER_FRACTION,
+    Bound,
+    check_bounds,
+    within,
+)
 from fusionforge.pipelines.core.settings import RUN_FIELDS, RunSettings, build_config, check_known, flat_config
 from fusionforge.pipelines.transform import TransformConfig
+from fusionforge.pipelines.writers.webdataset_writer import sharding_problem
 
 COMPARED = ("text", "images", "videos")  # what dedupe can compare: one switch each in DedupeConfig
 # Not settings of what counts as a duplicate: where the run reads and writes, its sharding, how it runs.
 NOT_DEDUPE_SETTINGS = ("input", "output", "shard_size_mb", "shard_count", *RUN_FIELDS)
+PERMUTATIONS = Bound(integer=True, min=2)  # MinHash permutations: LSH needs at least two
+HAMMING_BITS = Bound(integer=True, min=0, max=31)  # differing bits of 64-bit hashes that still match
+CROP = Bound(integer=False, min=0, max=0.25, max_open=True)  # fraction cut per side; a quarter leaves no middle
 
 
 @dataclass(frozen=True)
@@ -35,69 +48,51 @@ class DedupeConfig:
     images: bool = True
     videos: bool = True
     within_source: bool = False  # default: a copy in another source is a duplicate too
-    text_threshold: float = 0.8
-    num_perm: int = 128
-    ngram: int = 5
+    text_threshold: float = within(POSITIVE_FRACTION, 0.8)
+    num_perm: int = within(PERMUTATIONS, 128)
+    ngram: int = within(COUNT, 5)
     char_ngrams: bool = False
-    bands: int | None = None  # with rows: explicit LSH parameters instead of datasketch's search
-    rows: int | None = None
+    bands: int | None = within(COUNT, None)  # with rows: explicit LSH parameters instead of datasketch's search
+    rows: int | None = within(COUNT, None)
     verify: bool = True  # check candidates with the signature's Jaccard estimate
-    recheck_margin: float = DEFAULT_RECHECK_MARGIN  # exact Jaccard for estimates this close to the threshold
+    # exact Jaccard for estimates this close to the threshold
+    recheck_margin: float = within(PROPER_FRACTION, DEFAULT_RECHECK_MARGIN)
     casefold: bool = True
     collapse_whitespace: bool = True
     image_hash: str = "phash"
-    image_hamming: int | None = None  # None: the measured default of the hash (pHash 8, dHash 6)
-    image_crops: float = CROP_FRACTION  # 0: no crop variants
-    image_color: float = DEFAULT_MAX_COLOR_DISTANCE  # colour-thumbnail check of pHash matches (0: off)
-    video_fps: float = 1.0
-    video_max_frames: int = 32
-    video_hamming: int = DEFAULT_MAX_DISTANCE
-    video_match: float = 0.8
+    image_hamming: int | None = within(HAMMING_BITS, None)  # None: the measured default of the hash (pHash 8, dHash 6)
+    image_crops: float = within(CROP, CROP_FRACTION)  # 0: no crop variants
+    # colour-thumbnail check of pHash matches (0: off)
+    image_color: float = within(NON_NEGATIVE, DEFAULT_MAX_COLOR_DISTANCE)
+    video_fps: float = within(POSITIVE, 1.0)
+    video_max_frames: int = within(COUNT, 32)
+    video_hamming: int = within(HAMMING_BITS, DEFAULT_MAX_DISTANCE)
+    video_match: float = within(POSITIVE_FRACTION, 0.8)
     keep: str = "first"  # first | longest | best:<column>
-    bucket_fanout: int = 64  # text: a bucket's first 64 members are paired with every other
-    hamming_fanout: int = HAMMING_FANOUT  # images, videos: stored hashes a row is compared with per bucket
-    rows_per_shuffle_partition: int = 2_000_000
-    timeout_s: float = 60.0
-    shard_size_mb: float | None = 256.0
-    shard_count: int | None = None
+    bucket_fanout: int = within(COUNT, 64)  # text: a bucket's first 64 members are paired with every other
+    # images, videos: stored hashes a row is compared with per bucket
+    hamming_fanout: int = within(COUNT, HAMMING_FANOUT)
+    rows_per_shuffle_partition: int = within(COUNT, 2_000_000)
+    timeout_s: float = within(POSITIVE, 60.0)
+    shard_size_mb: float | None = within(NON_NEGATIVE, 256.0)  # 0 or None: no size limit
+    shard_count: int | None = within(COUNT, None)
     run: RunSettings = RunSettings()  # run.seed seeds the MinHash signatures
 
     def __post_init__(self) -> None:
-        problems = []
-        if not 0.0 < self.text_threshold <= 1.0:
-            problems.append(f"--text-threshold must be in (0, 1], got {self.text_threshold}")
-        if self.num_perm < 2 or self.ngram < 1:
-            problems.append(f"--num-perm must be >= 2 and --ngram >= 1 (got {self.num_perm}, {self.ngram})")
+        problems = [sharding_problem(self.shard_size_mb, self.shard_count)]
         if (self.bands is None) != (self.rows is None):
             problems.append("give --bands and --rows together, or neither (then they follow the threshold)")
-        elif self.bands is not None and (self.bands < 1 or self.rows < 1 or self.bands * self.rows > self.num_perm):
+        elif self.bands is not None and self.bands * self.rows > self.num_perm:
             problems.append(
-                f"--bands x --rows must be positive and at most --num-perm "
-                f"({self.bands} x {self.rows}, --num-perm {self.num_perm})"
+                f"--bands x --rows must be at most --num-perm ({self.bands} x {self.rows}, --num-perm {self.num_perm})"
             )
-        if not 0.0 <= self.recheck_margin < 1.0:
-            problems.append(f"--recheck-margin must be in [0, 1), got {self.recheck_margin}")
         if self.image_hash not in HASH_KINDS:
             problems.append(f"--image-hash must be one of {', '.join(HASH_KINDS)}, got {self.image_hash!r}")
-        for name, value in (("--image-hamming", self.image_hamming), ("--video-hamming", self.video_hamming)):
-            if value is not None and not 0 <= value <= 31:
-                problems.append(f"{name} must be between 0 and 31 bits, got {value}")
-        if self.bucket_fanout < 1 or self.hamming_fanout < 1:
-            problems.append(
-                f"bucket_fanout and hamming_fanout must be >= 1 (got {self.bucket_fanout}, {self.hamming_fanout})"
-            )
-        if self.image_color < 0:
-            problems.append(f"--image-color must be >= 0 (0: no colour check), got {self.image_color}")
-        if not 0.0 <= self.image_crops < 0.25:
-            problems.append(f"--image-crops must be in [0, 0.25), got {self.image_crops}")
-        if not 0.0 < self.video_match <= 1.0 or self.video_fps <= 0 or self.video_max_frames < 1:
-            problems.append("--video-match must be in (0, 1], --video-fps > 0 and --video-max-frames >= 1")
         if self.keep not in ("first", "longest") and not (self.keep.startswith("best:") and len(self.keep) > 5):
             problems.append(f"--keep must be first, longest or best:<column>, got {self.keep!r}")
         if not (self.text or self.images or self.videos):
             problems.append("nothing to compare: enable text, images or videos")
-        if problems:
-            raise ConfigError("; ".join(problems))
+        check_bounds(self, *problems)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> DedupeConfig:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.bounds import POSITIVE, check_bounds, within
 from fusionforge.pipelines.core.errors import BadRecord
 
 IMAGE_EXTENSIONS = {
@@ -42,8 +43,11 @@ class ReaderOptions:
     image_field: str = "image"
     video_field: str = "video"
     parts_field: str = "parts"
-    max_record_mb: float = DEFAULT_MAX_RECORD_MB
+    max_record_mb: float = within(POSITIVE, DEFAULT_MAX_RECORD_MB)
     strict: bool = False
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
 @dataclass(frozen=True)

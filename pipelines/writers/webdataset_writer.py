@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, check_bounds, within
 from fusionforge.pipelines.core.io import atomic_path, read_range, safe_name, shard_name
 from fusionforge.pipelines.core.ledger import kept_mask, ledger_rows
 
@@ -45,13 +46,19 @@ class ShardLayout:
 
     out_dir: str
     step: str = "shard"
-    shard_size_mb: float | None = 256.0
-    shard_count: int | None = None
+    shard_size_mb: float | None = within(NON_NEGATIVE, 256.0)  # 0 or None: no size limit
+    shard_count: int | None = within(COUNT, None)
     shuffle_seed: int | None = None  # shuffle kept records inside each partition, deterministically
 
     def __post_init__(self) -> None:
-        if not self.shard_size_mb and not self.shard_count:
-            raise ValueError("give shard_size_mb and/or shard_count, or every record lands in one shard")
+        check_bounds(self, sharding_problem(self.shard_size_mb, self.shard_count))
+
+
+def sharding_problem(shard_size_mb: float | None, shard_count: int | None) -> str | None:
+    """Why these settings close no shard (None: they close some); every config that writes shards asks."""
+    if shard_size_mb or shard_count:
+        return None
+    return "give shard_size_mb > 0 and/or shard_count (--shard-size, --shard-count), or every record lands in one shard"
 
 
 def sample_key(record_id: str) -> str:

@@ -103,18 +103,18 @@ def test_vision_presets_on_the_command_line(outputs):
     ("args", "message"),
     [
         (["--vision-preset", "gpt-9"], "unknown vision preset"),
-        (["--sample", "2"], "--sample must be a fraction"),
-        (["--vision-ratio", "3"], "vision_ratio must be between 0 and 1"),
+        (["--sample", "2"], "Invalid value for '--sample'"),
+        (["--vision-ratio", "3"], "Invalid value for '--vision-ratio'"),
     ],
 )
 def test_bad_options_are_clear_errors(outputs, args, message):
     result = _invoke("audit", outputs["out"], "--executor", "local", *args)
-    assert result.exit_code == 1 and message in result.output
+    assert result.exit_code == 2 and message in result.output
 
 
 def test_a_folder_without_parquet_is_a_clear_error(tmp_path):
     result = _invoke("audit", tmp_path, "--executor", "local")
-    assert result.exit_code == 1 and "holds no Parquet files" in result.output
+    assert result.exit_code == 2 and "holds no Parquet files" in result.output
 
 
 def test_the_demo_ends_with_the_audit_and_prints_the_report_path(outputs, tmp_path):

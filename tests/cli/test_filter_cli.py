@@ -94,9 +94,9 @@ def test_config_errors_are_clean_messages(shards, tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("filters:\n  - stage: image_clip_score_v1\n    model: ViT-B-32\n")
     result = CliRunner().invoke(cli, ["filter", str(shards), "-o", str(tmp_path / "o"), "--config", str(config)])
-    assert result.exit_code == 1 and "needs weights" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "needs weights" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["filter", str(shards), "-o", str(tmp_path / "o"), "--set", "oops"])
-    assert result.exit_code == 1 and "STAGE.PARAM=VALUE" in result.output
+    assert result.exit_code == 2 and "STAGE.PARAM=VALUE" in result.output
 
 
 def test_train_fasttext_command(tmp_path):
@@ -124,7 +124,7 @@ def test_train_fasttext_command(tmp_path):
     report = json.loads(result.output)
     assert report["labels"] == {"bad": 60, "good": 60} and model.stat().st_size == report["bytes"]
     missing = CliRunner().invoke(cli, ["filters", "train-fasttext", str(tmp_path / "nope.jsonl"), "-o", str(model)])
-    assert missing.exit_code == 1 and "does not exist" in missing.output
+    assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
 @pytest.fixture(scope="module")

@@ -115,7 +115,7 @@ def test_bad_options_are_clear_errors(tmp_path):
     result = CliRunner().invoke(
         cli, ["rft", "run", prompts, "-o", str(tmp_path / "o"), "--model", "m"], env={"FUSIONFORGE_RFT_ENDPOINT": None}
     )
-    assert result.exit_code == 1 and "needs --endpoint" in result.output
+    assert result.exit_code == 2 and "needs --endpoint" in result.output
     result = CliRunner().invoke(
         cli,
         [
@@ -132,7 +132,7 @@ def test_bad_options_are_clear_errors(tmp_path):
             "0.5",
         ],
     )
-    assert result.exit_code == 1 and "round-k-factor" in result.output
+    assert result.exit_code == 2 and "round-k-factor" in result.output
     assert not (tmp_path / "o").exists()
 
 

@@ -91,7 +91,7 @@ def test_a_rerun_names_the_failing_step_and_resume_keeps_the_outputs(chain):
     folder, recipe, _ = chain
     manifest = (folder / "run" / "shard" / "manifest.parquet").read_bytes()
     again = CliRunner().invoke(cli, ["run", str(recipe)])
-    assert again.exit_code == 1
+    assert again.exit_code == 2  # the output folder is taken: a configuration error, as the step's own
     assert "step 1 (shard) failed" in again.output and "--resume" in again.output
     resumed = invoke("run", str(recipe), "--resume")
     assert resumed.exit_code == 0, resumed.output

@@ -76,7 +76,7 @@ def test_cli_errors_are_clean(tmp_path):
     result = CliRunner().invoke(
         cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local", "--val-fraction", "2"]
     )
-    assert result.exit_code != 0 and "--val-fraction must be in [0, 1)" in result.output
+    assert result.exit_code == 2 and "Invalid value for '--val-fraction'" in result.output
     result = CliRunner().invoke(
         cli, ["sft", "build", str(chats), "-o", str(tmp_path / "o"), "--executor", "local", "--max-tokens", "4096"]
     )

@@ -252,7 +252,7 @@ def test_an_output_folder_is_never_overwritten_or_mixed(tmp_path):
 
 
 def test_impossible_settings_fail_before_any_request(tmp_path):
-    with pytest.raises(ConfigError, match="round-k-factor"):
+    with pytest.raises(ConfigError, match="round_k_factor"):
         _config(tmp_path, round_k_factor=0.5)
     with pytest.raises(ConfigError, match="accept"):
         _config(tmp_path, accept="best")

@@ -60,7 +60,7 @@ def test_options_override_the_file_and_work_without_one(tmp_path):
     [
         ("sources: {web: {weight: 1}}\n", "allowed keys are proportion, repeat, choose"),
         ("sources: {web: {proportion: -1}}\n", "must be a positive number"),
-        ("sources: {web: {proportion: 1}}\nvision_ratio: 1.5\n", "between 0 and 1"),
+        ("sources: {web: {proportion: 1}}\nvision_ratio: 1.5\n", r"vision_ratio must be a number in \[0, 1\]"),
         ("sources: {web: {proportion: 1}}\ntolerance: lots\n", "must be a number"),
         ("seed: 3\n", "needs 'sources'"),
         ("vision_tolerance: 0.1\n", "nothing to check"),

@@ -195,7 +195,7 @@ def test_split_and_mixture(inputs, tmp_path):
 
 
 def test_bad_settings_fail_before_any_work(inputs, tmp_path):
-    with pytest.raises(ConfigError, match="val-fraction"):
+    with pytest.raises(ConfigError, match="val_fraction"):
         run_build(config(inputs, tmp_path / "a", val_fraction=1.5))
     mix = tmp_path / "mix.yaml"
     mix.write_text("sources:\n  chat: {proportion: 1}\n  books: {proportion: 1}\n")

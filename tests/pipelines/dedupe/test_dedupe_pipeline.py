@@ -172,7 +172,7 @@ def test_bad_settings_fail_before_any_work(corpus, tmp_path):
     with pytest.raises(ConfigError, match="no numeric column 'nope'"):
         run_dedupe(DedupeConfig(input=str(root / "in"), output=str(tmp_path / "x"), keep="best:nope"))
     assert not (tmp_path / "x").exists()
-    with pytest.raises(ConfigError, match="--text-threshold"):
+    with pytest.raises(ConfigError, match="text_threshold"):
         DedupeConfig(input="a", output="b", text_threshold=1.5)
     with pytest.raises(ConfigError, match="--bands and --rows"):
         DedupeConfig(input="a", output="b", bands=4)
