@@ -6,10 +6,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from fusionforge.pipelines.readers.base import InputFile, ReaderOptions
+from fusionforge.pipelines.readers.html_files import read_html
 from fusionforge.pipelines.readers.interleaved import read_interleaved
 from fusionforge.pipelines.readers.media_folder import read_image_file, read_video_file
 from fusionforge.pipelines.readers.pairs import read_pairs
+from fusionforge.pipelines.readers.pdf import read_pdf
 from fusionforge.pipelines.readers.text import read_text
+from fusionforge.pipelines.readers.warc import read_warc
 from fusionforge.pipelines.readers.webdataset_tar import read_webdataset
 
 READERS: dict[str, Callable[[InputFile, ReaderOptions], Iterator[dict[str, Any]]]] = {
@@ -19,6 +22,9 @@ READERS: dict[str, Callable[[InputFile, ReaderOptions], Iterator[dict[str, Any]]
     "interleaved": read_interleaved,
     "videos": read_video_file,
     "wds": read_webdataset,
+    "warc": read_warc,
+    "html": read_html,
+    "pdf": read_pdf,
 }
 
 

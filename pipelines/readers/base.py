@@ -30,6 +30,16 @@ IMAGE_EXTENSIONS = {
 }
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".webm": "webm", ".mkv": "mkv", ".mov": "mov", ".avi": "avi", ".m4v": "m4v"}
 MB = 1024**2
+UNRESOLVED_IMAGES = ("keep", "drop")  # a web page's image without bytes: an image_url segment, or left out
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
 DEFAULT_MAX_RECORD_MB = 256.0  # a JSONL line, a Parquet row, a tar sample's text: larger is a failed record
 
 
@@ -44,10 +54,14 @@ class ReaderOptions:
     video_field: str = "video"
     parts_field: str = "parts"
     max_record_mb: float = within(POSITIVE, DEFAULT_MAX_RECORD_MB)
+    unresolved_images: str = "keep"
     strict: bool = False
 
     def __post_init__(self) -> None:
-        check_bounds(self)
+        problem = None
+        if self.unresolved_images not in UNRESOLVED_IMAGES:
+            problem = f"unresolved_images must be one of {', '.join(UNRESOLVED_IMAGES)}"
+        check_bounds(self, problem)
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,7 @@ class InputFile:
     start: int = 0  # byte range of a split uncompressed JSONL file: lines starting in [start, end)
     end: int | None = None
     first_line: int = 1  # line number of the first line at `start`
+    index: str | None = None  # a WARC's URL index over the WARC files read with it (warc_index.py)
 
 
 def media_ref(
@@ -159,6 +174,27 @@ def failed_row(
     row = record_row(file, position, modality, None, own_id=own_id if isinstance(own_id, (str, int)) else None)
     row[S.ERROR] = f"read:{error}"
     return row
+
+
+def dropped_row(
+    file: InputFile,
+    position: int,
+    reason: str,
+    modality: str,
+    meta: dict[str, Any] | None = None,
+    own_id: Any = None,
+) -> dict[str, Any]:
+    """A row for an input record that is read but is not one to keep (a 404, an image response)."""
+    row = record_row(file, position, modality, None, meta=meta, own_id=own_id)
+    row[S.DROP_REASON] = f"read:{reason}"
+    return row
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image format of encoded bytes by their signature (formats the probe decodes), or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return next((fmt for signature, fmt in _SIGNATURES if head.startswith(signature)), None)
 
 
 def resolve_local(reference: str, relative_to: str) -> str:
