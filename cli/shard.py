@@ -9,7 +9,7 @@ from fusionforge.cli.render import partition_progress, print_report
 from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, POSITIVE
 from fusionforge.pipelines.core.settings import build_config
 from fusionforge.pipelines.core.video import DEFAULT_TOOL_MEMORY_MB
-from fusionforge.pipelines.readers.base import DEFAULT_MAX_RECORD_MB, ReaderOptions
+from fusionforge.pipelines.readers.base import DEFAULT_MAX_RECORD_MB, UNRESOLVED_IMAGES, ReaderOptions
 from fusionforge.pipelines.readers.plan import FORMATS
 from fusionforge.pipelines.stages.probe_media import VIDEO_CHECKS
 
@@ -85,6 +85,13 @@ from fusionforge.pipelines.stages.probe_media import VIDEO_CHECKS
     help="Pairs listings: a row without the image field but with this one is a video record.",
 )
 @click.option("--parts-field", default="parts", show_default=True, help="Interleaved documents' list of parts.")
+@click.option(
+    "--unresolved-images",
+    type=click.Choice(UNRESOLVED_IMAGES),
+    default="keep",
+    show_default=True,
+    help="WARC/HTML pages: an image whose bytes are not found stays as a URL-only part (keep) or is left out (drop).",
+)
 @executor_options
 @run_options
 @library_errors
@@ -92,6 +99,8 @@ def shard(**options):
     """Ingest text, image-text pairs, interleaved documents and videos into WebDataset shards.
 
     Each INPUT is PATH or NAME=PATH (a file, a directory or a glob; .jsonl may be .gz/.zst/.bz2).
+    Web inputs: WARC files (.warc, .warc.gz; read together, images found across them), saved HTML
+    pages and PDFs become interleaved documents (pip install 'fusionforge[web]').
     A folder of mixed files reads each file by its own format; OUTPUT is never read as input.
     Writes shards/*.tar, manifest.parquet, ledger.parquet (every input's fate), rejected/,
     report.json and config.yaml into OUTPUT.

@@ -16,6 +16,7 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
+from fusionforge.pipelines.core.io import WORK_DIR
 from fusionforge.pipelines.core.ledger import ledger_summary
 from fusionforge.pipelines.core.lifecycle import (
     PARTITION,
@@ -70,6 +71,7 @@ def run_job(job: Job, progress: Progress = quiet) -> dict[str, Any]:
     if prepare_output(out, job.fingerprint, job.run.resume, scratch):
         return finished_report(out)
     partitions = job.source.partitions()
+    job.source.prepare(out / WORK_DIR)
     markers = Markers(str(out), PARTITION)
     writer = partial(write_partition, job.layout)
     executor = cache(job.run.make_executor)  # made once, when there is work

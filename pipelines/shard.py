@@ -8,7 +8,8 @@ marker is written after its shards and parts, and ``--resume`` skips partitions 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -16,6 +17,7 @@ import pyarrow as pa
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, POSITIVE, check_bounds, within
 from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS
+from fusionforge.pipelines.core.io import WORK_DIR
 from fusionforge.pipelines.core.progress import Progress, quiet
 from fusionforge.pipelines.core.settings import RunSettings, flat_config
 from fusionforge.pipelines.core.source import Source
@@ -26,6 +28,7 @@ from fusionforge.pipelines.readers import read_file
 from fusionforge.pipelines.readers.base import ReaderOptions, claim_id
 from fusionforge.pipelines.readers.guard import records_table
 from fusionforge.pipelines.readers.plan import Partition, parse_input, plan_fingerprint, plan_inputs
+from fusionforge.pipelines.readers.warc_index import INDEX_FILE, build_index
 from fusionforge.pipelines.stages.finalize import FinalizeRecords
 from fusionforge.pipelines.stages.probe_media import VIDEO_CHECKS, ProbeMedia
 from fusionforge.pipelines.writers.webdataset_writer import ShardLayout, sharding_problem
@@ -82,6 +85,9 @@ class ShardConfig:
         return {k: v for k, v in flat_config(self).items() if k in keep}
 
 
+WEB_INDEX_DIR = "web_index"  # under the output's _work/: the URL index of the run's WARC files
+
+
 class IngestSource(Source):
     """Partitions of raw input files, read by the reader of each file's format.
 
@@ -89,6 +95,8 @@ class IngestSource(Source):
     partition uses gets its position-derived id (``claim_id``). Ids that *earlier partitions* use
     are only known once they have run; ``avoiding`` gives the source that also treats those as used
     (the job reruns the partitions concerned with it), so the outcome never depends on partitioning.
+    WARC files are read together: ``prepare`` indexes the image captures of all of them once, so a
+    page in one partition finds its images in any WARC of the run.
     """
 
     def __init__(
@@ -97,22 +105,36 @@ class IngestSource(Source):
         options: ReaderOptions,
         batch_rows: int = 1024,
         taken: Mapping[int, frozenset[str]] | None = None,
+        web_index: str | None = None,
     ) -> None:
         self._partitions = {p.index: p for p in partitions}
         self._options = options
         self._batch_rows = batch_rows
         self._taken = dict(taken or {})
+        self._web_index = web_index
 
     def partitions(self) -> list[int]:
         return sorted(self._partitions)
 
+    def prepare(self, work_dir: Path) -> None:
+        warcs = [f.path for p in self.partitions() for f in self._partitions[p].files if f.format == "warc"]
+        if not warcs:
+            return
+        target = work_dir / WEB_INDEX_DIR / INDEX_FILE
+        if not target.exists():  # written whole or not at all: one left by a killed run is complete
+            build_index(list(dict.fromkeys(warcs)), target)
+        self._web_index = str(target)
+
     def avoiding(self, taken: Mapping[int, frozenset[str]]) -> IngestSource:
-        return IngestSource(list(self._partitions.values()), self._options, self._batch_rows, taken)
+        partitions = list(self._partitions.values())
+        return IngestSource(partitions, self._options, self._batch_rows, taken, self._web_index)
 
     def read(self, partition: int) -> Iterator[pa.Table]:
         rows: list[dict[str, Any]] = []
         used = set(self._taken.get(partition, ()))
         for file in self._partitions[partition].files:
+            if file.format == "warc" and self._web_index is not None:
+                file = replace(file, index=self._web_index)
             for row in read_file(file, self._options):
                 claim_id(row, file, used)
                 rows.append(row)
@@ -139,5 +161,6 @@ def run_shard(cfg: ShardConfig, progress: Progress = quiet) -> dict[str, Any]:
         config=flat_config(cfg),
         run=cfg.run,
         extra_report={"skipped_inputs": [skipped.note() for skipped in plan.skipped]},
+        scratch=(f"{WORK_DIR}/{WEB_INDEX_DIR}",),
     )
     return run_job(job, progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +33,13 @@ class Source(ABC):
     @abstractmethod
     def read(self, partition: int) -> Iterator[pa.Table]:
         """Record batches of one partition, in input order."""
+
+    def prepare(self, work_dir: Path) -> None:
+        """Build what reading needs once, before any partition is read (a WARC set's URL index).
+
+        ``work_dir`` is the output's scratch folder, which every worker sees; nothing by default.
+        """
+        return  # most sources need nothing built
 
     def avoiding(self, taken: Mapping[int, frozenset[str]]) -> Source:
         """This source, with partition ``p`` giving new ids to records whose ids are in ``taken[p]``.

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 from fusionforge.pipelines.core.io import expand_paths, safe_name, strip_compression
 from fusionforge.pipelines.readers.base import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputFile, ReaderOptions
 from fusionforge.pipelines.readers.rows import iter_json_objects, iter_parquet_rows
 
-FORMATS = ("text", "pairs", "images", "interleaved", "videos", "wds")
+FORMATS = ("text", "pairs", "images", "interleaved", "videos", "wds", "warc", "html", "pdf")
 STRUCTURED_SUFFIXES = tuple(s + c for s in (".jsonl", ".json", ".ndjson") for c in ("", ".gz", ".zst", ".zstd", ".bz2"))
 STRUCTURED_SUFFIXES += (".parquet",)
 FORMAT_SUFFIXES = {
@@ -37,13 +37,19 @@ FORMAT_SUFFIXES = {
     "images": tuple(IMAGE_EXTENSIONS),
     "videos": tuple(VIDEO_EXTENSIONS),
     "wds": (".tar",),
+    "warc": (".warc", ".warc.gz"),
+    "html": (".html", ".htm", ".xhtml"),
+    "pdf": (".pdf",),
 }
 MEDIA_EXTENSIONS = {**IMAGE_EXTENSIONS, **VIDEO_EXTENSIONS}
 LISTINGS = ("pairs", "interleaved")  # formats whose rows name media files
+MEDIA_NAMING = (*LISTINGS, "html")  # formats that read the media files next to them (pages show images)
+WEB_MODULES = {"warc": ("fastwarc", "resiliparse"), "html": ("resiliparse",), "pdf": ("pypdfium2",)}  # the web extra
+SNIFF_BYTES = 4096  # what is read of a file whose name says nothing, to tell WARC, PDF and HTML apart
 DETECT_ROWS = 100  # rows looked at to tell text, pairs and interleaved apart
 SKIP_REASONS = {
     "output_folder": "this run's output folder, inside the input: never read as input",
-    "listing_media": "media next to pairs/interleaved listings: read through the listings that name them",
+    "listing_media": "media next to pairs/interleaved listings or HTML pages: read through the files that name them",
     "unknown_format": "no reader for these file types",
     "other_format": "not of the format given with --format",
 }
@@ -133,6 +139,7 @@ def plan_inputs(specs: list[InputSpec], partition_mb: float = 512, output: str |
     skipped: list[SkippedFiles] = []
     for spec in specs:
         files, left_out = _input_files(spec, output)
+        _check_modules({file.format for file in files})
         skipped += left_out
         for group in _group(files, limit):
             partitions.append(Partition(len(partitions), tuple(group)))
@@ -160,6 +167,16 @@ def _input_files(spec: InputSpec, output: str | None) -> tuple[list[InputFile], 
         files.append(InputFile(path=str(path), rel=rel.replace(os.sep, "/"), source=spec.source, format=fmt))
     skipped = [SkippedFiles(spec.source, reason, tuple(map(str, found))) for reason, found in left_out.items()]
     return files, skipped
+
+
+def _check_modules(formats: set[str]) -> None:
+    """Refuse, before any work, formats whose libraries (the ``web`` extra) are not installed."""
+    import importlib.util
+
+    for fmt in sorted(formats & WEB_MODULES.keys()):
+        for module in WEB_MODULES[fmt]:
+            if importlib.util.find_spec(module) is None:
+                raise MissingDependency(module, "web", f"to read {fmt} inputs")
 
 
 def _outside(paths: list[Path], output: str | None) -> tuple[list[Path], list[Path]]:
@@ -191,7 +208,7 @@ def classify(paths: list[Path]) -> tuple[dict[Path, str], dict[str, list[Path]]]
             found[path] = detect_structured(path) if fmt == "structured" else fmt
     fallback = next((fmt for fmt in found.values() if fmt in ("text", *LISTINGS)), "text")
     formats = {path: fmt or fallback for path, fmt in found.items()}
-    folders = {path.parent for path, fmt in formats.items() if fmt in LISTINGS}
+    folders = {path.parent for path, fmt in formats.items() if fmt in MEDIA_NAMING}
     for path, fmt in list(formats.items()):
         if fmt in ("images", "videos") and any(folder in path.parents for folder in folders):
             del formats[path]
@@ -207,7 +224,7 @@ def _given_format(paths: list[Path], fmt: str) -> tuple[dict[Path, str], dict[st
     for path in paths:
         if path.name.lower().endswith(FORMAT_SUFFIXES[fmt]):
             formats[path] = fmt
-        elif fmt in LISTINGS and path.suffix.lower() in MEDIA_EXTENSIONS:
+        elif fmt in MEDIA_NAMING and path.suffix.lower() in MEDIA_EXTENSIONS:
             left_out.setdefault("listing_media", []).append(path)
         elif not (fmt in ("images", "videos") and _is_sidecar(path, stems)):
             left_out.setdefault("other_format", []).append(path)
@@ -215,17 +232,43 @@ def _given_format(paths: list[Path], fmt: str) -> tuple[dict[Path, str], dict[st
 
 
 def _format_by_name(path: Path) -> str | None:
-    """``wds``, ``images``, ``videos``, ``structured`` (JSONL/Parquet: the rows decide) or None."""
+    """``wds``, ``images``, ``videos``, a web format, ``structured`` (JSONL/Parquet: the rows decide), or
+    what the first bytes show when the name says nothing (``sniff_format``)."""
     name, suffix = path.name.lower(), path.suffix.lower()
     if name.endswith(".tar"):
         return "wds"
+    for fmt in ("warc", "html", "pdf"):
+        if name.endswith(FORMAT_SUFFIXES[fmt]):
+            return fmt
     if suffix in IMAGE_EXTENSIONS:
         return "images"
     if suffix in VIDEO_EXTENSIONS:
         return "videos"
     if name.endswith(STRUCTURED_SUFFIXES):
         return "structured"
-    return None
+    return sniff_format(path)
+
+
+def sniff_format(path: Path) -> str | None:
+    """``warc``, ``pdf`` or ``html`` by a file's first bytes (a gzip stream is looked into), or None."""
+    import zlib
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError:
+        return None
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, SNIFF_BYTES)
+        except zlib.error:
+            return None
+    if head.startswith(b"WARC/"):
+        return "warc"
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return "html" if start.startswith((b"<!doctype html", b"<html")) else None
 
 
 def _media_stems(paths: list[Path]) -> set[Path]:
