@@ -189,3 +189,17 @@ def test_records_the_crawler_cut_are_failed_and_their_images_unresolved(tmp_path
     _, doc, image, cut = _read(write_warc(tmp_path / "t.warc", records, False))
     assert _meta(doc)["images"][0]["unresolved"].startswith("truncated_image")
     assert image[S.ERROR].startswith("read:truncated_record") and cut[S.ERROR].startswith("read:truncated_record")
+
+
+def test_a_damaged_gzip_member_ends_the_file_with_one_row_after_the_records_before_it(tmp_path):
+    html = page(f"<p>{PARAGRAPH}</p>").encode()
+    records = [response(f"{SITE}/{n}.html", html, "text/html") for n in range(3)]
+    data = bytearray(write_warc(tmp_path / "w.warc.gz", records, compress=True).read_bytes())
+    starts = [i for i in range(len(data) - 2) if data[i : i + 3] == b"\x1f\x8b\x08"]
+    middle = starts[3] + 40  # inside the deflate data of the third page
+    data[middle : middle + 30] = bytes(30)
+    damaged = tmp_path / "damaged.warc.gz"
+    damaged.write_bytes(bytes(data))
+    rows = _read(damaged)
+    assert [row.get(S.ERROR) is None for row in rows] == [True, True, True, False]
+    assert rows[-1][S.ERROR].startswith("read:unreadable_file") and rows[-1][S.INPUT_POSITION] == 3
