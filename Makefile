@@ -54,6 +54,8 @@ bench: setup
 	$(PY) bench/dedupe.py
 	$(PY) bench/image_dedupe.py
 	$(PY) bench/dedupe_memory.py
+	$(PY) bench/warc_read.py
+	$(PY) bench/web_extract.py
 
 clean:
 	rm -rf $(DEMO_DIR) build dist *.egg-info .pytest_cache
