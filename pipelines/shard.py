@@ -86,6 +86,7 @@ class ShardConfig:
 
 
 WEB_INDEX_DIR = "web_index"  # under the output's _work/: the URL index of the run's WARC files
+BATCH_BYTES = 64 * 1024**2  # a batch closes sooner when its rows carry this many media bytes
 
 
 class IngestSource(Source):
@@ -131,6 +132,7 @@ class IngestSource(Source):
 
     def read(self, partition: int) -> Iterator[pa.Table]:
         rows: list[dict[str, Any]] = []
+        copied = 0  # media bytes the rows carry (images copied out of gzip WARCs and PDFs, embedded bytes)
         used = set(self._taken.get(partition, ()))
         for file in self._partitions[partition].files:
             if file.format == "warc" and self._web_index is not None:
@@ -138,9 +140,10 @@ class IngestSource(Source):
             for row in read_file(file, self._options):
                 claim_id(row, file, used)
                 rows.append(row)
-                if len(rows) >= self._batch_rows:
+                copied += sum(len(item["bytes"]) for item in row.get(S.MEDIA) or () if item.get("bytes"))
+                if len(rows) >= self._batch_rows or copied >= BATCH_BYTES:
                     yield records_table(rows, S.RECORD_SCHEMA, self._options.strict)
-                    rows = []
+                    rows, copied = [], 0
         if rows:
             yield records_table(rows, S.RECORD_SCHEMA, self._options.strict)
 

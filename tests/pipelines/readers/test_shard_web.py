@@ -100,3 +100,16 @@ def test_cli_leaves_unresolved_images_out_on_request(tmp_path):
     (doc,) = pq.read_table(tmp_path / "o" / "manifest.parquet").to_pylist()
     assert [s["type"] for s in doc[S.SEGMENTS]] == ["text"]
     assert json.loads(doc[S.META])["unresolved_images"] == 2
+
+
+def test_batches_close_early_when_their_rows_carry_copied_image_bytes(tmp_path, monkeypatch):
+    from fusionforge.pipelines import shard
+    from fusionforge.pipelines.readers.base import ReaderOptions
+
+    for n in range(4):
+        write_pdf(tmp_path / f"{n}.pdf", [[f"Paper {n}.", png("red", 64)]])
+    plan = plan_inputs([parse_input(str(tmp_path))], partition_mb=512)
+    source = shard.IngestSource(plan.partitions, ReaderOptions())
+    assert [batch.num_rows for batch in source.read(0)] == [4]
+    monkeypatch.setattr(shard, "BATCH_BYTES", 1)
+    assert [batch.num_rows for batch in source.read(0)] == [1, 1, 1, 1]
