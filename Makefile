@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 REQ_HASH := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 DEMO_DIR ?= demo-out
+# pytest-xdist processes for `make test`: many tests wait on servers, subprocesses and Ray, so two fill two cores.
+TEST_WORKERS ?= 2
 
 # Quiet, offline, reproducible defaults for every command below (see docs/install.md).
 export HF_HUB_OFFLINE := 1
@@ -35,7 +37,7 @@ demo: setup
 
 test: setup
 	@bash scripts/install-system-deps.sh --test
-	@rc=0; $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure, not a pass" >&2; exit 1; fi; \
 	exit $$rc
 
