@@ -7,6 +7,7 @@ import click
 from fusionforge.cli.audit import audit
 from fusionforge.cli.dedupe import dedupe
 from fusionforge.cli.demo import demo
+from fusionforge.cli.fetch import fetch
 from fusionforge.cli.filter import filter_command
 from fusionforge.cli.filters import filters
 from fusionforge.cli.options import CONTEXT_SETTINGS
@@ -35,6 +36,7 @@ def cli() -> None:
     """
 
 
+cli.add_command(fetch)
 cli.add_command(shard)
 cli.add_command(demo)
 cli.add_command(tokens)
