@@ -52,7 +52,7 @@ class Journal:
 
     def add(self, entry: dict[str, Any]) -> None:
         """Record one decision (its ``key`` names the row)."""
-        line = json.dumps(entry, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
+        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"  # key order kept: pairs lines
         data = line.encode("utf-8")
         if os.write(self._fd, data) != len(data):  # only a full disk cuts a write short
             raise OSError(f"{self.path}: short write")

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import io
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,8 +55,12 @@ class MediaServer:
         self.fallback = fallback
         self.host, self.port = "127.0.0.1", port
         self.requests: list[str] = []
+        self.times: list[float] = []  # time.monotonic() of each request, beside ``requests``
+        self.hosts: list[str] = []  # the Host header of each request, beside ``requests``
         self._counts: Counter[str] = Counter()
         self.user_agents: set[str] = set()
+        self.max_in_flight: Counter[str] = Counter()  # per Host header: the most requests answered at once
+        self._in_flight: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -63,6 +68,10 @@ class MediaServer:
 
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
+
+    def times_of(self, path: str) -> list[float]:
+        with self._lock:
+            return [t for p, t in zip(self.requests, self.times) if p == path]
 
     def count(self, path: str) -> int:
         with self._lock:
@@ -106,11 +115,13 @@ class MediaServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _route(self, path: str) -> Route:
+    def _route(self, path: str, host: str) -> Route:
         with self._lock:
             attempt = self._counts[path]
             self._counts[path] += 1
             self.requests.append(path)
+            self.times.append(time.monotonic())
+            self.hosts.append(host)
         if path in self.routes:
             answers = self.routes[path]
             return answers[min(attempt, len(answers) - 1)]
@@ -124,11 +135,18 @@ class MediaServer:
                 if not request_line.strip():
                     break
                 _, path, _ = request_line.decode("latin-1").split(" ", 2)
+                headers = {}
                 while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
                     name, _, value = line.decode("latin-1").partition(":")
-                    if name.strip().lower() == "user-agent":
-                        self.user_agents.add(value.strip())
-                await self._answer(self._route(path), writer)
+                    headers[name.strip().lower()] = value.strip()
+                host = headers.get("host", "")
+                self.user_agents.add(headers.get("user-agent", ""))
+                self._in_flight[host] += 1
+                self.max_in_flight[host] = max(self.max_in_flight[host], self._in_flight[host])
+                try:
+                    await self._answer(self._route(path, host), writer)
+                finally:
+                    self._in_flight[host] -= 1
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:

@@ -41,6 +41,9 @@ ISSUE_CASES = [
     ("sft synth-vision-proxy", "--num-cpus", "-2"),
     ("rft run", "--timeout", "0"),
     ("run", "--num-cpus", "-2"),
+    ("fetch", "--timeout", "0"),
+    ("fetch", "--max-pixels", "-1"),
+    ("fetch", "--partition-size", "0"),
 ]
 # Numbers an option may take whole: each with the reason it has no range.
 UNBOUNDED = {
@@ -92,6 +95,7 @@ def argv(command: str, place: dict[str, Path]) -> list[str]:
         "sft synth-vision-proxy": ["sft", "synth-vision-proxy", "--generate", "1", *out, *local],
         "rft run": ["rft", "run", str(place["prompts"]), *out, "--model", "m", "--endpoint", "http://127.0.0.1:9/v1"],
         "run": ["run", str(place["recipe"])],
+        "fetch": ["fetch", str(place["raw"]), *out],
     }[command]
 
 
@@ -221,6 +225,8 @@ LIBRARY_CASES = [
     ("fusionforge.pipelines.writers.webdataset_writer:ShardLayout", {"out_dir": "o"}, "shard_count", -5),
     ("fusionforge.mixers.sft.config:BuildConfig", {"inputs": ("chats.jsonl",), "output": "o"}, "partition_mb", 0.0),
     ("fusionforge.mixers.sft.synth_job:SynthConfig", {"inputs": (), "output": "o", "generate": 1}, "timeout_s", 0.0),
+    ("fusionforge.pipelines.fetch.config:FetchConfig", {"listings": ("u.jsonl",), "output": "o"}, "per_host", 0),
+    ("fusionforge.pipelines.fetch.config:FetchConfig", {"listings": ("u.jsonl",), "output": "o"}, "max_bytes", 0),
 ]
 
 
@@ -294,6 +300,7 @@ CONFIGS = {
         "fusionforge.pipelines.core.settings:RunSettings",
     ),
     ("filters", "train-fasttext"): ("fusionforge.filters.text.fasttext_train:TrainConfig",),
+    ("fetch",): ("fusionforge.pipelines.fetch.config:FetchConfig", "fusionforge.pipelines.core.settings:RunSettings"),
     ("demo",): ("fusionforge.pipelines.core.settings:RunSettings",),
     ("run",): ("fusionforge.pipelines.core.settings:RunSettings",),
 }
