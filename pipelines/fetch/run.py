@@ -109,8 +109,8 @@ class FetchRun:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._produce())
-                for _ in range(self.cfg.concurrency):
-                    tasks.create_task(self._work())
+                for worker in range(self.cfg.concurrency):
+                    tasks.create_task(self._work(worker))
         except BaseExceptionGroup as group:
             raise _first(group) from None  # the error itself (a BadRecord under --strict), not a group
         finally:
@@ -158,12 +158,12 @@ class FetchRun:
             self.open[partition].size = rows
             self._finish_if_complete(partition)
 
-    async def _work(self) -> None:
+    async def _work(self, worker: int) -> None:
         loop = asyncio.get_running_loop()
         while (taken := await self.scheduler.take()) is not None:
             host, item = taken
             try:
-                download = await self.downloader.fetch(item.url, host)
+                download = await self.downloader.fetch(item.url, host, worker)
             finally:
                 self.scheduler.done(host)
             self.stats.attempts += download.attempts
