@@ -9,7 +9,7 @@ import json
 from PIL import Image
 
 from fusionforge.pipelines.fetch.config import FetchConfig
-from fusionforge.pipelines.fetch.media_server import MediaServer, Route
+from fusionforge.pipelines.fetch.media_server import MediaServer, Route, image_route, redirect_route
 from fusionforge.pipelines.fetch.run import run_fetch
 
 
@@ -56,3 +56,16 @@ def test_a_host_that_asks_to_retry_later_gets_no_request_meanwhile(tmp_path):
         later = [t for p, t in zip(server.requests, server.times) if p.startswith("/later")]
     assert report["kept"] == 6
     assert len(later) == 4 and min(later) - refused_at >= 1.0
+
+
+def test_a_redirect_to_another_host_is_followed_over_the_same_worker(tmp_path):
+    with MediaServer({"/target.jpg": image_route(jpeg())}) as server:
+        server.routes["/moved.jpg"] = [redirect_route(server.url("/target.jpg").replace("127.0.0.1", "localhost"))]
+        report = run(tmp_path, [server.url("/moved.jpg"), server.url("/target.jpg")] * 3, concurrency=2)
+        hosts = sorted(set(zip(server.requests, server.hosts)))
+    assert report["kept"] == 6
+    assert hosts == [
+        ("/moved.jpg", f"127.0.0.1:{server.port}"),
+        ("/target.jpg", f"127.0.0.1:{server.port}"),
+        ("/target.jpg", f"localhost:{server.port}"),
+    ]
