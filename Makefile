@@ -50,6 +50,7 @@ bench: setup
 	$(PY) bench/shard_throughput.py
 	$(PY) bench/pack.py
 	$(PY) bench/rft.py
+	$(PY) bench/fetch.py
 	$(PY) bench/audit.py
 	$(PY) bench/sft.py
 	$(PY) bench/filters.py
