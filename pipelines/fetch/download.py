@@ -53,17 +53,17 @@ class Download:
 class _Final(Exception):
     """Ends an attempt with a decision (no retry)."""
 
-    def __init__(self, reason: str, detail: str, status: int | None = None) -> None:
+    def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
-        self.reason, self.detail, self.status = reason, detail, status
+        self.reason, self.detail = reason, detail
 
 
 class _Transient(Exception):
     """Ends an attempt with a failure worth retrying."""
 
-    def __init__(self, reason: str, detail: str, status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, detail: str, retry_after: float | None = None) -> None:
         super().__init__(detail)
-        self.reason, self.detail, self.status, self.retry_after = reason, detail, status, retry_after
+        self.reason, self.detail, self.retry_after = reason, detail, retry_after
 
 
 class Downloader:
@@ -157,13 +157,13 @@ class Downloader:
         if not self.cfg.ignore_opt_out:
             directive = opt_out(response.headers.get_list("x-robots-tag"), AGENT)
             if directive is not None:
-                raise _Final(f"opt_out_{directive}", f"X-Robots-Tag: {directive}", 200)
+                raise _Final(f"opt_out_{directive}", f"X-Robots-Tag: {directive}")
         length = response.headers.get("content-length")
         if length is not None and length.strip().isdigit() and int(length) > self.cfg.max_bytes:
-            raise _Final("too_large", f"Content-Length {int(length):,} > --max-bytes {self.cfg.max_bytes:,}", 200)
+            raise _Final("too_large", f"Content-Length {int(length):,} > --max-bytes {self.cfg.max_bytes:,}")
         content_type = response.headers.get("content-type")
         if content_type is not None and not self._allowed(content_type):
-            raise _Final("not_an_image", f"Content-Type {content_type[:100]}", 200)
+            raise _Final("not_an_image", f"Content-Type {content_type[:100]}")
 
     def _allowed(self, content_type: str) -> bool:
         media_type = content_type.split(";", 1)[0].strip().lower()
@@ -175,7 +175,7 @@ class Downloader:
             body += chunk
             outcome.bytes_read = len(body)
             if len(body) > self.cfg.max_bytes:
-                raise _Final("too_large", f"the body passed --max-bytes {self.cfg.max_bytes:,}; abandoned", 200)
+                raise _Final("too_large", f"the body passed --max-bytes {self.cfg.max_bytes:,}; abandoned")
         return bytes(body)
 
 
@@ -183,8 +183,8 @@ def _failure_of_status(status: int, response) -> Exception:
     """Retry 408, 429 and 5xx (transient by definition); any other status is the server's answer."""
     detail = f"HTTP {status} {response.reason_phrase}".strip()
     if status in RETRYABLE_STATUS or status >= 500:
-        return _Transient(f"http_{status}", detail, status, retry_after_s(response.headers.get("retry-after")))
-    return _Final(f"http_{status}", detail, status)
+        return _Transient(f"http_{status}", detail, retry_after_s(response.headers.get("retry-after")))
+    return _Final(f"http_{status}", detail)
 
 
 def retry_after_s(value: str | None) -> float | None:
