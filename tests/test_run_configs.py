@@ -11,11 +11,22 @@ from fusionforge.mixers.sft.synth_job import SynthConfig
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.settings import RUN_FIELDS, RunSettings
 from fusionforge.pipelines.dedupe import DedupeConfig
+from fusionforge.pipelines.fetch.config import FetchConfig
 from fusionforge.pipelines.shard import ShardConfig
 from fusionforge.pipelines.transform import TransformConfig
 from fusionforge.rft.config import RFTConfig
 
-CONFIGS = (ShardConfig, TransformConfig, DedupeConfig, PackConfig, BuildConfig, SynthConfig, RFTConfig, AuditOptions)
+CONFIGS = (
+    ShardConfig,
+    TransformConfig,
+    DedupeConfig,
+    FetchConfig,
+    PackConfig,
+    BuildConfig,
+    SynthConfig,
+    RFTConfig,
+    AuditOptions,
+)
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda cls: cls.__name__)
@@ -36,6 +47,9 @@ def test_run_settings_live_in_one_field_and_checks_in_one_hook(cls):
         (lambda: SynthConfig(inputs=(), output="o"), "--generate N"),
         (lambda: SynthConfig(inputs=(), output="o", generate=1, memory_mb=1), "memory_mb must be an integer >= 64"),
         (lambda: RFTConfig(prompts="p", output="o", k=0), "k must be an integer >= 1"),
+        (lambda: FetchConfig(listings=(), output="o"), "at least one listing"),
+        (lambda: FetchConfig(listings=("u.jsonl",), output="o", content_types=("images",)), "type/subtype"),
+        (lambda: FetchConfig(listings=("u.jsonl",), output="o", contact="a\r\nX-Evil: 1"), "line breaks"),
         (
             lambda: RFTConfig(prompts="p", output="o", verify_defaults={"code": {"max_processes": 1}}),
             "--verify-options code: .*max_processes must be an integer >= 4",
