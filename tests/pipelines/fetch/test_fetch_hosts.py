@@ -40,7 +40,7 @@ def test_at_most_per_host_requests_at_once_and_hosts_do_not_wait_for_each_other(
     assert report["kept"] == 48
     first_host, second_host = f"127.0.0.1:{server.port}", f"localhost:{server.port}"
     assert by_host == {first_host: 3, second_host: 3}
-    assert min(times[second_host]) < min(times[first_host]) + 0.1 < max(times[first_host])  # both hosts at once
+    assert min(times[second_host]) < min(times[first_host]) + 0.5 < max(times[first_host])  # both hosts at once
 
 
 def test_a_host_that_asks_to_retry_later_gets_no_request_meanwhile(tmp_path):
