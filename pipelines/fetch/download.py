@@ -70,10 +70,9 @@ class Downloader:
     """Fetches URLs, one ``httpx.AsyncClient`` per worker; ``pause(host, seconds)`` hears a host's Retry-After."""
 
     def __init__(self, cfg: FetchConfig, pause: Callable[[str, float], None] | None = None) -> None:
-        try:
-            import httpx
-        except ImportError as exc:
-            raise MissingDependency("httpx", "fetch") from exc
+        require_httpx()
+        import httpx
+
         self.cfg = cfg
         self._pause = pause
         self._rng = random.Random(cfg.run.seed)
@@ -177,6 +176,14 @@ class Downloader:
             if len(body) > self.cfg.max_bytes:
                 raise _Final("too_large", f"the body passed --max-bytes {self.cfg.max_bytes:,}; abandoned")
         return bytes(body)
+
+
+def require_httpx() -> None:
+    """Refuse before any work when the ``fetch`` extra is missing."""
+    try:
+        import httpx  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependency("httpx", "fetch") from exc
 
 
 def _failure_of_status(status: int, response) -> Exception:

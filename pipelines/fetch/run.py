@@ -34,7 +34,7 @@ from fusionforge.pipelines.core.lifecycle import (
 from fusionforge.pipelines.core.progress import UNIT, Progress, phase, plan, quiet
 from fusionforge.pipelines.core.settings import flat_config
 from fusionforge.pipelines.fetch.config import FetchConfig
-from fusionforge.pipelines.fetch.download import Download, Downloader
+from fusionforge.pipelines.fetch.download import Download, Downloader, require_httpx
 from fusionforge.pipelines.fetch.journal import JOURNAL_DIR, Journal, journal_path
 from fusionforge.pipelines.fetch.listing import (
     Item,
@@ -54,6 +54,7 @@ SCRATCH = (PARTS_DIR, JOURNAL_DIR)
 def run_fetch(cfg: FetchConfig, progress: Progress = quiet) -> dict[str, Any]:
     """Fetch (or finish fetching) every URL of ``cfg.listings`` into ``cfg.output``; return the report."""
     started = time.monotonic()
+    require_httpx()
     out = Path(cfg.output)
     files = listing_files(cfg.listings)
     fingerprint = {"listings": listings_fingerprint(files), "settings": cfg.output_settings()}
