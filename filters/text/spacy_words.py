@@ -1,0 +1,293 @@
+"""Words as datatrove splits English text: the tokens of spaCy's blank English tokenizer, whitespace dropped.
+
+datatrove (``utils/word_tokenizers.py: SpaCyTokenizer``) runs ``spacy.blank("en")`` plus a sentencizer
+on every document and keeps every token whose text is not blank, punctuation tokens included
+("end." is the two words "end" and "."). spaCy cuts a text at whitespace first and tokenises each
+whitespace-free chunk on its own (prefixes, suffixes, infixes, special cases), so the tokens of a
+text are the tokens of its chunks in order. Here each distinct chunk goes through spaCy's tokenizer
+once per process (the misses of a batch in one call), and its token ids are remembered (up to
+``CACHE_LIMIT`` chunks, then the memory starts again); a document is its chunks' token ids
+concatenated, and every count is a numpy reduction over the batch. spaCy, the slow part (tens of
+microseconds per distinct chunk), is skipped for every chunk seen before. spaCy is imported on
+first use; without it the stage raises ``MissingDependency``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+
+from fusionforge.pipelines.core.errors import MissingDependency
+
+# datatrove.utils.text.PUNCTUATION_SET: its PUNCTUATION string (ASCII and CJK marks, C0/C1 controls
+# other than tab, newline and carriage return... as listed there) and TERMINAL_PUNCTUATION below.
+DATATROVE_PUNCTUATION = (
+    "!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_.\"}►»"
+    + "".join(map(chr, (x for a, b in ((0, 9), (11, 13), (13, 32), (127, 160)) for x in range(a, b))))
+)
+# datatrove.utils.text.TERMINAL_PUNCTUATION (Unicode sentence terminals), as code point ranges.
+_TERMINAL_RANGES = (
+    (33, 33), (46, 46), (63, 63), (1417, 1417), (1565, 1567), (1748, 1748), (1792, 1794), (2041, 2041),
+    (2103, 2103), (2105, 2105), (2109, 2110), (2404, 2405), (4170, 4171), (4962, 4962), (4967, 4968),
+    (5742, 5742), (5941, 5942), (6100, 6102), (6105, 6106), (6147, 6147), (6153, 6153), (6468, 6469),
+    (6824, 6827), (7002, 7003), (7006, 7007), (7037, 7038), (7227, 7228), (7294, 7295), (8252, 8253),
+    (8263, 8265), (11822, 11822), (11836, 11836), (11859, 11860), (12290, 12290), (42239, 42239),
+    (42510, 42511), (42739, 42739), (42743, 42743), (43126, 43127), (43214, 43215), (43311, 43311),
+    (43464, 43465), (43613, 43615), (43760, 43761), (44011, 44011), (65106, 65106), (65110, 65111),
+    (65281, 65281), (65294, 65294), (65311, 65311), (65377, 65377), (68182, 68183), (69461, 69465),
+    (69510, 69513), (69703, 69704), (69822, 69825), (69953, 69955), (70085, 70086), (70093, 70093),
+    (70110, 70111), (70200, 70201), (70203, 70204), (70313, 70313), (70731, 70732), (71106, 71107),
+    (71113, 71127), (71233, 71234), (71484, 71486), (72004, 72004), (72006, 72006), (72258, 72259),
+    (72347, 72348), (72769, 72770), (73463, 73464), (73539, 73540), (92782, 92783), (92917, 92917),
+    (92983, 92984), (92996, 92996), (93848, 93848), (113823, 113823), (121480, 121480),
+)  # fmt: skip
+DATATROVE_TERMINAL_PUNCTUATION = "".join(chr(c) for a, b in _TERMINAL_RANGES for c in range(a, b + 1))
+PUNCTUATION_SET = frozenset(DATATROVE_PUNCTUATION) | frozenset(DATATROVE_TERMINAL_PUNCTUATION)
+CACHE_LIMIT = 2_000_000  # distinct chunks remembered by the process
+WHITESPACE_RUN = re.compile(r"(\s+)")  # str.isspace() characters, as spaCy splits on
+
+SIMPLE_CHUNK = re.compile(r"([(\[\"]?)([A-Za-z]+)([,;:!?)\]}\"'.]?)")
+_SUFFIX_TAIL = 32  # spaCy's English suffixes are at most a few characters, except runs of dots
+
+_nlp = None
+
+
+def english_tokenizer():
+    """spaCy's blank English pipeline, set up to tokenise faster with the same tokens (loaded once per
+    process, no model download): lexemes are made without the attributes the tokenizer never reads,
+    and the end-anchored suffix search looks at a word's last characters instead of scanning it all."""
+    global _nlp
+    if _nlp is None:
+        try:
+            import spacy
+        except ImportError as exc:
+            raise MissingDependency("spacy", "reference", "reference: datatrove splits words with spaCy") from exc
+        nlp = spacy.blank("en")
+        nlp.vocab.lex_attr_getters = {}
+        nlp.tokenizer.suffix_search = _tail_search(nlp.tokenizer.suffix_search)
+        _nlp = nlp
+    return _nlp
+
+
+def _tail_search(search):
+    """``search`` (an end-anchored regex search) run on the last ``_SUFFIX_TAIL`` characters, and on the
+    whole string when the match starts so near the cut that a longer match or a lookbehind could differ."""
+
+    def tail_search(text: str):
+        if len(text) <= _SUFFIX_TAIL:
+            return search(text)
+        match = search(text[-_SUFFIX_TAIL:])
+        return search(text) if match is not None and match.start() < 8 else match
+
+    return tail_search
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """What the rules need to know of each distinct token (arrays indexed by token id)."""
+
+    length: np.ndarray  # characters
+    blank: np.ndarray  # whitespace only: not a word (datatrove's strip_strings drops it)
+    symbol: np.ndarray  # every character is datatrove punctuation
+    alpha: np.ndarray  # a character is a letter (str.isalpha)
+    punct: np.ndarray  # spaCy's is_punct
+    sentence_punct: np.ndarray  # in the sentencizer's punct_chars
+    stop: np.ndarray  # index in the stop-word list, -1 if none
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Flattened spaCy tokens of ``n_docs`` texts: ``ids[i]`` (a token id of ``facts``) belongs to ``docs[i]``."""
+
+    ids: np.ndarray
+    docs: np.ndarray
+    n_docs: int
+    facts: TokenFacts
+
+    def words(self) -> Tokens:
+        """The tokens datatrove counts as words (whitespace tokens dropped)."""
+        keep = ~self.facts.blank[self.ids]
+        return Tokens(self.ids[keep], self.docs[keep], self.n_docs, self.facts)
+
+    def count(self, mask: np.ndarray | None = None) -> np.ndarray:
+        docs = self.docs if mask is None else self.docs[mask]
+        return np.bincount(docs, minlength=self.n_docs).astype(np.int64)
+
+    def total(self, weights: np.ndarray) -> np.ndarray:
+        return np.bincount(self.docs, weights=weights, minlength=self.n_docs)
+
+
+class _Memory:
+    """The process's distinct chunks (their token ids) and distinct tokens (their facts)."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[str, tuple[int, ...]] = {}
+        self.token_ids: dict[str, int] = {}
+        self.strings: list[str] = []
+        self._columns: list[list] = [[] for _ in range(6)]
+        self._arrays: tuple[np.ndarray, ...] | None = None
+
+    def token(self, text: str) -> int:
+        tid = self.token_ids.get(text)
+        if tid is None:
+            tid = self.token_ids[text] = len(self.strings)
+            self.strings.append(text)
+        return tid
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The facts of every token (``TokenFacts`` order, less the stop words), worked out once per token."""
+        done = len(self._columns[0])
+        if self._arrays is None or done != len(self.strings):
+            from spacy.lang.lex_attrs import is_punct
+            from spacy.pipeline import Sentencizer
+
+            sentence_punct = frozenset(Sentencizer.default_punct_chars)
+            new = self.strings[done:]
+            for column, values in zip(
+                self._columns,
+                (
+                    [len(t) for t in new],
+                    [not t.strip() for t in new],
+                    [PUNCTUATION_SET.issuperset(t) for t in new],
+                    [any(ch.isalpha() for ch in t) for t in new],
+                    [is_punct(t) for t in new],
+                    [t in sentence_punct for t in new],
+                ),
+            ):
+                column.extend(values)
+            types = (np.int64, bool, bool, bool, bool, bool)
+            self._arrays = tuple(np.array(c, dtype=t) for c, t in zip(self._columns, types))
+        return self._arrays
+
+    def learn(self, chunks: list[str]) -> None:
+        """Tokenise chunks not seen yet: the simple ones (``simple_tokens``) by rule, the others in one
+        spaCy call over them joined by single spaces."""
+        nlp = english_tokenizer()
+        specials = nlp.tokenizer.rules
+        hard = []
+        for chunk in chunks:
+            simple = simple_tokens(chunk, specials)
+            if simple is None:
+                hard.append(chunk)
+            else:
+                self.chunks[chunk] = tuple(self.token(t) for t in simple)
+        if not hard:
+            return
+        joined = " ".join(hard)
+        with nlp.memory_zone():
+            spans = nlp.tokenizer(joined).to_array(["IDX", "LENGTH"]).astype(np.int64)
+        starts = np.cumsum([0] + [len(c) + 1 for c in hard[:-1]])
+        owners = np.searchsorted(starts, spans[:, 0], side="right") - 1
+        pieces: list[list[int]] = [[] for _ in hard]
+        for owner, (start, length) in zip(owners.tolist(), spans.tolist()):
+            pieces[owner].append(self.token(joined[start : start + length]))
+        for chunk, ids in zip(hard, pieces):
+            self.chunks[chunk] = tuple(ids)
+
+
+def simple_tokens(chunk: str, specials) -> list[str] | None:
+    """spaCy's English tokens of a chunk made of ASCII letters with at most one opening mark before and
+    one closing mark after (``SIMPLE_CHUNK``), found without spaCy; None for any other chunk.
+
+    None of spaCy's English prefix, suffix, infix or URL rules cuts or matches a run of ASCII letters,
+    every mark allowed here is a one-character prefix or suffix of its own, and "." is a suffix only
+    after a lower-case letter or two capitals. Where a special case (``Tokenizer.rules``: "cannot",
+    "Mr.", "(:" ...) could apply to any part, the chunk is left to spaCy.
+    """
+    match = SIMPLE_CHUNK.fullmatch(chunk)
+    if match is None:
+        return None
+    before, core, after = match.groups()
+    if after == "." and not (core[-1].islower() or (len(core) > 1 and core[-2:].isupper())):
+        return None
+    parts = (chunk, core, before + core, core + after, before, after)
+    if any(p in specials for p in parts if p):
+        return None
+    return [t for t in (before, core, after) if t]
+
+
+_memory = _Memory()
+_WHITESPACE_TOKEN = " \t"  # stands for any whitespace token (its facts are all that matter)
+
+
+def forget() -> None:
+    """Drop what the process remembers of chunks and tokens (benchmarks time a cold start with it)."""
+    global _memory
+    _memory = _Memory()
+
+
+class SpacyWords:
+    """Tokenises batches of texts as spaCy's English tokenizer does; see the module docstring."""
+
+    def __init__(self, stop_words: Sequence[str] = ()) -> None:
+        self.stop_words = tuple(dict.fromkeys(stop_words))
+
+    def tokens(self, texts: Sequence[str], whitespace: bool = False) -> Tokens:
+        """The tokens of every text; with ``whitespace``, spaCy's whitespace tokens too (a run of
+        whitespace other than one space between two chunks is a token of its own)."""
+        memory = _memory
+        if len(memory.chunks) > CACHE_LIMIT:
+            forget()
+            memory = _memory
+        if whitespace:
+            space = memory.token(_WHITESPACE_TOKEN)
+            parts = [WHITESPACE_RUN.split(t) for t in texts]
+            chunks_of = [[p for p in ps[::2] if p] for ps in parts]
+        else:
+            chunks_of = [t.split() for t in texts]
+        known = memory.chunks
+        missing = list(dict.fromkeys(c for cs in chunks_of for c in cs if c not in known))
+        if missing:
+            memory.learn(missing)
+        if whitespace:
+            per_doc = [_with_whitespace(ps, known, space) for ps in parts]
+        else:
+            per_doc = [list(chain.from_iterable(known[c] for c in cs)) for cs in chunks_of]
+        lengths = np.fromiter((len(ids) for ids in per_doc), np.int64, len(per_doc))
+        ids = np.fromiter(chain.from_iterable(per_doc), np.int64, int(lengths.sum()))
+        arrays = memory.arrays()
+        stop = np.full(len(arrays[0]), -1, dtype=np.int64)
+        for i, word in enumerate(self.stop_words):
+            tid = memory.token_ids.get(word)
+            if tid is not None:
+                stop[tid] = i
+        facts = TokenFacts(*arrays, stop)
+        return Tokens(ids, np.repeat(np.arange(len(texts)), lengths), len(texts), facts)
+
+
+def _with_whitespace(parts: list[str], known: dict[str, tuple[int, ...]], space: int) -> list[int]:
+    ids: list[int] = []
+    for k, part in enumerate(parts):
+        if k % 2 == 0:
+            ids.extend(known[part] if part else ())
+        elif part != " " or (k == 1 and not parts[0]):  # one space after a token is that token's
+            ids.append(space)
+    return ids
+
+
+def sentences_per_piece(tokens: Tokens) -> np.ndarray:
+    """Sentences the spaCy sentencizer finds in each piece (``docs`` = piece index), at least 1 per piece.
+
+    spaCy's ``Sentencizer`` starts a sentence at a token that is neither punctuation nor one of its
+    ``punct_chars`` when a ``punct_chars`` token was seen since the last sentence start; whitespace
+    tokens count as such tokens. Vectorised: a word-like token starts a sentence iff a ``punct_chars``
+    token lies between it and the previous word-like token of the same piece.
+    """
+    f = tokens.facts
+    word_like = ~(f.punct[tokens.ids] | f.sentence_punct[tokens.ids])
+    seen = np.cumsum(f.sentence_punct[tokens.ids])
+    positions = np.flatnonzero(word_like)
+    before = np.concatenate([[0], seen])[positions]  # punct_chars tokens strictly before each word-like token
+    previous = np.empty_like(before)
+    if len(positions):
+        same_piece = np.concatenate([[False], tokens.docs[positions][1:] == tokens.docs[positions][:-1]])
+        piece_start = np.searchsorted(tokens.docs, tokens.docs[positions])
+        at_start = np.concatenate([[0], seen])[piece_start]
+        previous_seen = np.concatenate([[0], seen[positions][:-1]])
+        previous = np.where(same_piece, previous_seen, at_start)
+    starts = before > previous
+    return np.maximum(1, 1 + np.bincount(tokens.docs[positions][starts], minlength=tokens.n_docs)).astype(np.int64)
