@@ -199,16 +199,19 @@ def datatrove_repetition_scores(
     }
     words = (splitter or SpacyWords()).tokens(values).words()
     starts = np.searchsorted(words.docs, np.arange(words.n_docs + 1))
+    window = np.concatenate([[0], np.cumsum(words.facts.length[words.ids])])
+    candidates = None  # documents that may repeat an n-gram: one that repeats no k-gram repeats no n-gram, n > k
     for n in sorted(set(top_ngrams) | set(dup_ngrams)):
         hashes = _gram_hashes(words.ids, n)
         if n in top_ngrams:
-            out[f"top_{n}gram_char_frac"] = safe_ratio(_top_gram_chars(words, n, hashes, starts), lengths)
+            out[f"top_{n}gram_char_frac"] = safe_ratio(_top_gram_chars(words, n, hashes, window), lengths)
         if n in dup_ngrams:
-            out[f"dup_{n}gram_char_frac"] = safe_ratio(_scanned_dup_chars(words, n, hashes, starts), lengths)
+            dup, candidates = _scanned_dup_chars(words, n, hashes, starts, window, candidates)
+            out[f"dup_{n}gram_char_frac"] = safe_ratio(dup, lengths)
     return out
 
 
-def _top_gram_chars(words: Tokens, n: int, hashes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def _top_gram_chars(words: Tokens, n: int, hashes: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Per document: characters of its most frequent n-gram (first seen wins a tie; words joined by one
     space) times its count, even when it occurs once; NaN for a document of fewer than n words."""
     out = np.full(words.n_docs, np.nan)
@@ -217,41 +220,48 @@ def _top_gram_chars(words: Tokens, n: int, hashes: np.ndarray, starts: np.ndarra
         return out
     with np.errstate(over="ignore"):
         keys = hashes[grams] * _HASH_BASE + words.docs[grams].astype(np.uint64)
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)
     run_starts = np.concatenate([[0], np.flatnonzero(np.diff(keys[order])) + 1])
     run_counts = np.diff(np.concatenate([run_starts, [len(keys)]]))
-    first = grams[order[run_starts]]  # stable sort: the earliest start of each distinct n-gram
+    first = np.minimum.reduceat(grams[order], run_starts)  # the earliest start of each distinct n-gram
     gram_doc = words.docs[first]
     best = np.lexsort((first, -run_counts, gram_doc))
     best = best[np.concatenate([[True], np.diff(gram_doc[best]) != 0])]
-    window = np.concatenate([[0], np.cumsum(words.facts.length[words.ids])])
     chars = window[first[best] + n] - window[first[best]] + (n - 1)
     out[gram_doc[best]] = run_counts[best] * chars
     return out
 
 
-def _scanned_dup_chars(words: Tokens, n: int, hashes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def _scanned_dup_chars(
+    words: Tokens,
+    n: int,
+    hashes: np.ndarray,
+    starts: np.ndarray,
+    window: np.ndarray,
+    candidates: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per document: datatrove's ``find_all_duplicate`` (an n-gram seen before adds its characters and
-    the scan jumps past it; otherwise it is remembered and the scan moves one word)."""
+    the scan jumps past it; otherwise it is remembered and the scan moves one word); and which documents
+    repeat an n-gram. Only ``candidates`` (a mask of documents, all when None) are looked at."""
     from fusionforge.filters.text.kernels import scan_duplicate_grams
 
     out = np.zeros(words.n_docs)
+    repeated = np.zeros(words.n_docs, dtype=bool)
     if len(hashes) == 0:
-        return out
-    grams = np.arange(len(hashes))
+        return out, repeated
+    gram_docs = words.docs[: len(hashes)]
+    positions = np.arange(len(hashes)) if candidates is None else np.flatnonzero(candidates[gram_docs])
     with np.errstate(over="ignore"):
-        keys = hashes * _HASH_BASE + words.docs[grams].astype(np.uint64)
-    distinct, gram_ids = np.unique(keys, return_inverse=True)
-    counts = np.bincount(gram_ids)
-    repeated_docs = np.unique(words.docs[grams][counts[gram_ids] > 1])
-    if len(repeated_docs) == 0:
-        return out
-    window = np.concatenate([[0], np.cumsum(words.facts.length[words.ids])])
-    out[repeated_docs] = scan_duplicate_grams(
-        gram_ids.astype(np.int64), window.astype(np.int64), starts.astype(np.int64), repeated_docs.astype(np.int64),
-        n, len(distinct),
-    )  # fmt: skip
-    return out
+        keys = hashes[positions] * _HASH_BASE + gram_docs[positions].astype(np.uint64)
+    distinct, ids = np.unique(keys, return_inverse=True)
+    repeated[gram_docs[positions][np.bincount(ids)[ids] > 1]] = True
+    docs = np.flatnonzero(repeated)
+    if len(docs) == 0:
+        return out, repeated
+    gram_ids = np.full(len(hashes), -1, dtype=np.int64)
+    gram_ids[positions] = ids
+    out[docs] = scan_duplicate_grams(gram_ids, window.astype(np.int64), starts.astype(np.int64), docs, n, len(distinct))
+    return out, repeated
 
 
 def repetition_stats(

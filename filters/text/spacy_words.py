@@ -50,7 +50,9 @@ PUNCTUATION_SET = frozenset(DATATROVE_PUNCTUATION) | frozenset(DATATROVE_TERMINA
 CACHE_LIMIT = 2_000_000  # distinct chunks remembered by the process
 WHITESPACE_RUN = re.compile(r"(\s+)")  # str.isspace() characters, as spaCy splits on
 
-SIMPLE_CHUNK = re.compile(r"([(\[\"]?)([A-Za-z]+)([,;:!?)\]}\"'.]?)")
+SIMPLE_CHUNK = re.compile(r"([(\[\"]?)([A-Za-z][A-Za-z0-9_]*|[0-9]+)([,;:!?)\]}\"'.]?)")
+HYPHENATED = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)+")
+UNIT_END = re.compile(r"[0-9][A-Za-z]+$")  # "10km": spaCy may cut a unit off a number
 _SUFFIX_TAIL = 32  # spaCy's English suffixes are at most a few characters, except runs of dots
 
 _nlp = None
@@ -190,24 +192,37 @@ class _Memory:
 
 
 def simple_tokens(chunk: str, specials) -> list[str] | None:
-    """spaCy's English tokens of a chunk made of ASCII letters with at most one opening mark before and
-    one closing mark after (``SIMPLE_CHUNK``), found without spaCy; None for any other chunk.
+    """spaCy's English tokens of a simple chunk, found without spaCy; None for any other chunk.
 
-    None of spaCy's English prefix, suffix, infix or URL rules cuts or matches a run of ASCII letters,
-    every mark allowed here is a one-character prefix or suffix of its own, and "." is a suffix only
-    after a lower-case letter or two capitals. Where a special case (``Tokenizer.rules``: "cannot",
+    Simple: at most one opening mark ``( [ "``, then a word of ASCII letters, digits and inner
+    underscores that does not end in digits-then-letters ("10km": a unit), a number, or letters joined
+    by hyphens, then at most one closing mark ``, ; : ! ? ) ] } " ' .``. spaCy's English prefix,
+    suffix and URL rules cut no such word, its only infix rule that applies is the hyphen between two
+    letters, every mark is a one-character prefix or suffix of its own, and "." is a suffix only after
+    a lower-case letter, a digit or two capitals. Where a special case (``Tokenizer.rules``: "cannot",
     "Mr.", "(:" ...) could apply to any part, the chunk is left to spaCy.
     """
     match = SIMPLE_CHUNK.fullmatch(chunk)
     if match is None:
+        before, after = chunk[:1] if chunk[:1] in '(["' else "", chunk[-1:] if chunk[-1:] in ",;:!?)]}\"'." else ""
+        core = chunk[len(before) : len(chunk) - len(after)]
+        if not HYPHENATED.fullmatch(core):
+            return None
+        pieces = re.split("(-)", core)
+    else:
+        before, core, after = match.groups()
+        if core.endswith("_") or UNIT_END.search(core):
+            return None
+        pieces = [core]
+    end = core[-2:]
+    capitals = len(end) == 2 and end.isalpha() and end.isupper()
+    if after == "." and not (end[-1].islower() or end[-1].isdigit() or capitals):
         return None
-    before, core, after = match.groups()
-    if after == "." and not (core[-1].islower() or (len(core) > 1 and core[-2:].isupper())):
+    tokens = [t for t in (before, *pieces, after) if t]
+    # spaCy merges any run of tokens that spells a special case ("z." in "a-z."): none may.
+    if any("".join(tokens[i:j]) in specials for i in range(len(tokens)) for j in range(i + 1, len(tokens) + 1)):
         return None
-    parts = (chunk, core, before + core, core + after, before, after)
-    if any(p in specials for p in parts if p):
-        return None
-    return [t for t in (before, core, after) if t]
+    return tokens
 
 
 _memory = _Memory()

@@ -70,7 +70,11 @@ def test_simple_chunks_are_split_by_rule_only_where_spacy_would_agree():
     assert simple_tokens("USA.", specials) == ["USA", "."]  # "." after two capitals
     assert simple_tokens("aB.", specials) is None  # "." stays on: left to spaCy
     assert simple_tokens("Mr.", specials) is None and simple_tokens("cannot", specials) is None
-    assert simple_tokens("x86", specials) is None  # digits: units ("10km") can split; left to spaCy
+    assert simple_tokens("x86", specials) == ["x86"] and simple_tokens("utf8_decode", specials) == ["utf8_decode"]
+    assert simple_tokens("10km", specials) is None  # a unit after a number: left to spaCy
+    assert simple_tokens("well-known.", specials) == ["well", "-", "known", "."]
+    assert simple_tokens("A-Z.", specials) is None  # one capital before ".": no suffix
+    assert simple_tokens("a-z.", {"z.": None}) is None  # spaCy would merge "z" "." into the special "z."
 
 
 def test_sentencizer_counts():
@@ -215,7 +219,7 @@ def test_fineweb_modes_differ_on_a_punctuation_ratio_of_exactly_twelve_percent(m
 
 
 def test_fineweb_lines_under_each_mode():
-    text = "A line that ends well. \n\nIt ends 。\nA quote ends \"\n"
+    text = 'A line that ends well. \n\nIt ends 。\nA quote ends "\n'
     # lines: "A line that ends well. ", "", "It ends 。", 'A quote ends "', "" (after the final newline)
     fw = {m: fineweb_scores(_texts(text), reference=m)["line_punct_ratio"][0] for m in ("fusionforge", "fineweb-2024")}
     assert fw["fusionforge"] == pytest.approx(2 / 5)  # right-stripped: "well." and the quote
@@ -234,3 +238,19 @@ def test_fineweb_datatrove_drops_a_text_without_a_non_blank_line(make_batch, mak
 def test_treebank_word_counts_split_punctuation_and_clitics():
     # NLTK: Hello , world ! It 's ( really ) fine . -> 11 tokens; and "--" stays one token.
     assert treebank_word_counts(_texts("Hello, world! It's (really) fine.", "a -- b")).tolist() == [11, 3]
+
+
+def test_spacy_words_are_spacys_own_tokens_on_mixed_text():
+    import spacy
+
+    text = (
+        "Hello, world! It's 10km (e.g. U.S.) -- well-known a-z. foo_bar() x86 'quoted' cannot\n\n"
+        "see http://example.com/a?b=c or 3.5e+10... Mr. O'Neil's \"A-Z.\" list: [1], {x: 2}; done."
+    )
+    expected = [t.text for t in spacy.blank("en").tokenizer(text) if t.text.strip()]
+    from fusionforge.filters.text import spacy_words
+
+    spacy_words.forget()  # tokenise everything afresh, simple chunks by rule and the rest by spaCy
+    for _ in range(2):  # and again from what the process remembers
+        tokens = SpacyWords().tokens([text]).words()
+        assert [spacy_words._memory.strings[i] for i in tokens.ids] == expected
