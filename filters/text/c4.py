@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -79,7 +79,6 @@ class C4Result:
     lorem_ipsum: bool
     curly_bracket: bool
     too_long: bool = False
-    sentence_counts: list[int] = field(default_factory=list)
 
 
 def c4_clean(
@@ -137,8 +136,8 @@ def c4_clean(
             removed["policy"] += 1
             continue
         kept.append(line)
-    counts = [] if reference == DATATROVE else [max(1, len(SENTENCE_END.findall(line))) for line in kept]
-    return C4Result(kept, removed, sum(counts), False, False, sentence_counts=counts)
+    sentences = 0 if reference == DATATROVE else sum(max(1, len(SENTENCE_END.findall(line))) for line in kept)
+    return C4Result(kept, removed, sentences, False, False)
 
 
 @register

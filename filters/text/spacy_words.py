@@ -48,7 +48,8 @@ _TERMINAL_RANGES = (
 DATATROVE_TERMINAL_PUNCTUATION = "".join(chr(c) for a, b in _TERMINAL_RANGES for c in range(a, b + 1))
 PUNCTUATION_SET = frozenset(DATATROVE_PUNCTUATION) | frozenset(DATATROVE_TERMINAL_PUNCTUATION)
 CACHE_LIMIT = 2_000_000  # distinct chunks remembered by the process
-WHITESPACE_RUN = re.compile(r"(\s+)")  # str.isspace() characters, as spaCy splits on
+WHITESPACE_RUN = re.compile(r"(\s+)")
+SEPARATOR = " \x00 "  # str.isspace() characters, as spaCy splits on
 
 SIMPLE_CHUNK = re.compile(r"([(\[\"]?)([A-Za-z][A-Za-z0-9_]*|[0-9]+)([,;:!?)\]}\"'.]?)")
 HYPHENATED = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)+")
@@ -72,7 +73,42 @@ def english_tokenizer():
         nlp.vocab.lex_attr_getters = {}
         nlp.tokenizer.suffix_search = _tail_search(nlp.tokenizer.suffix_search)
         _nlp = nlp
+        _learn_special_edges(nlp)
     return _nlp
+
+
+_merged_specials: dict[str, list[str]] = {}  # special case -> the affix tokens spaCy merges into it
+_edge_pairs: frozenset[tuple[str, str]] = frozenset()  # neighbouring affix tokens inside a special case
+
+
+def _learn_special_edges(nlp) -> None:
+    """The special cases spaCy merges from several affix tokens ("(:" from "(" and ":"), and the pairs
+    of affix tokens that stand side by side in one (":" then "(").
+
+    spaCy looks for those special cases over a whole text's tokens, across whitespace too: a match
+    that spans two chunks (": (" in "x): (y") is never applied, yet it blocks the matches it overlaps,
+    so "(:" in "(:y" may stay "(" ":" next to "x):". A text whose chunks could meet like that is
+    tokenised whole (``SpacyWords.tokens``)."""
+    global _merged_specials, _edge_pairs
+    from spacy.tokenizer import Tokenizer
+
+    t = nlp.tokenizer
+    bare = Tokenizer(
+        nlp.vocab,
+        rules={},
+        prefix_search=t.prefix_search,
+        suffix_search=t.suffix_search,
+        infix_finditer=t.infix_finditer,
+        token_match=t.token_match,
+        url_match=t.url_match,
+    )
+    merged, pairs = {}, set()
+    for special in t.rules:
+        pieces = [token.text for token in bare(special)]
+        if len(pieces) > 1:
+            merged[special] = pieces
+            pairs.update(zip(pieces, pieces[1:]))
+    _merged_specials, _edge_pairs = merged, frozenset(pairs)
 
 
 def _tail_search(search):
@@ -128,6 +164,8 @@ class _Memory:
 
     def __init__(self) -> None:
         self.chunks: dict[str, tuple[int, ...]] = {}
+        # chunks that start or end with a merged special case ("(:"): their first and last affix tokens
+        self.touchy: dict[str, tuple[str, str]] = {}
         self.token_ids: dict[str, int] = {}
         self.strings: list[str] = []
         self._columns: list[list] = [[] for _ in range(6)]
@@ -179,16 +217,23 @@ class _Memory:
                 self.chunks[chunk] = tuple(self.token(t) for t in simple)
         if not hard:
             return
-        joined = " ".join(hard)
-        with nlp.memory_zone():
-            spans = nlp.tokenizer(joined).to_array(["IDX", "LENGTH"]).astype(np.int64)
-        starts = np.cumsum([0] + [len(c) + 1 for c in hard[:-1]])
+        # A NUL between two chunks is a token of its own that no special case contains: no chunk's
+        # tokens depend on its neighbours here. (The vocabulary grows with new tokens until forget()
+        # starts a new tokenizer; spaCy's memory_zone is not used, as it also changes which special
+        # cases spaCy applies in later calls.)
+        joined = SEPARATOR.join(hard)
+        spans = nlp.tokenizer(joined).to_array(["IDX", "LENGTH"]).astype(np.int64)
+        starts = np.cumsum([0] + [len(c) + len(SEPARATOR) for c in hard[:-1]])
         owners = np.searchsorted(starts, spans[:, 0], side="right") - 1
         pieces: list[list[int]] = [[] for _ in hard]
         for owner, (start, length) in zip(owners.tolist(), spans.tolist()):
-            pieces[owner].append(self.token(joined[start : start + length]))
+            if joined[start : start + length] != "\x00":
+                pieces[owner].append(self.token(joined[start : start + length]))
         for chunk, ids in zip(hard, pieces):
             self.chunks[chunk] = tuple(ids)
+            first, last = self.strings[ids[0]], self.strings[ids[-1]]
+            if first in _merged_specials or last in _merged_specials:
+                self.touchy[chunk] = (_merged_specials.get(first, [first])[0], _merged_specials.get(last, [last])[-1])
 
 
 def simple_tokens(chunk: str, specials) -> list[str] | None:
@@ -230,9 +275,11 @@ _WHITESPACE_TOKEN = " \t"  # stands for any whitespace token (its facts are all 
 
 
 def forget() -> None:
-    """Drop what the process remembers of chunks and tokens (benchmarks time a cold start with it)."""
-    global _memory
+    """Drop what the process remembers of chunks and tokens, spaCy's vocabulary included (benchmarks
+    time a cold start with it)."""
+    global _memory, _nlp
     _memory = _Memory()
+    _nlp = None
 
 
 class SpacyWords:
@@ -262,6 +309,10 @@ class SpacyWords:
             per_doc = [_with_whitespace(ps, known, space) for ps in parts]
         else:
             per_doc = [list(chain.from_iterable(known[c] for c in cs)) for cs in chunks_of]
+        touchy = memory.touchy
+        for i, cs in enumerate(chunks_of):
+            if touchy and any(c in touchy for c in cs) and _chunks_may_meet(cs, touchy, memory):
+                per_doc[i] = _whole(texts[i], memory, space if whitespace else None)
         lengths = np.fromiter((len(ids) for ids in per_doc), np.int64, len(per_doc))
         ids = np.fromiter(chain.from_iterable(per_doc), np.int64, int(lengths.sum()))
         arrays = memory.arrays()
@@ -272,6 +323,32 @@ class SpacyWords:
                 stop[tid] = i
         facts = TokenFacts(*arrays, stop)
         return Tokens(ids, np.repeat(np.arange(len(texts)), lengths), len(texts), facts)
+
+
+def _chunks_may_meet(chunks: list[str], touchy: dict[str, tuple[str, str]], memory: _Memory) -> bool:
+    """Whether, next to a chunk that starts or ends with a merged special case, the neighbouring affix
+    tokens of two chunks stand side by side in some special case (so spaCy's match across them may
+    block the merge)."""
+    for a, b in zip(chunks, chunks[1:]):
+        if a in touchy or b in touchy:
+            last = touchy[a][1] if a in touchy else memory.strings[memory.chunks[a][-1]]
+            first = touchy[b][0] if b in touchy else memory.strings[memory.chunks[b][0]]
+            if (last, first) in _edge_pairs:
+                return True
+    return False
+
+
+def _whole(text: str, memory: _Memory, space: int | None) -> list[int]:
+    """A text's token ids from spaCy over the whole text (``space``: the id of whitespace tokens, which
+    are kept only when given)."""
+    out = []
+    for token in english_tokenizer().tokenizer(text):
+        if not token.text.strip():
+            if space is not None:
+                out.append(space)
+        else:
+            out.append(memory.token(token.text))
+    return out
 
 
 def _with_whitespace(parts: list[str], known: dict[str, tuple[int, ...]], space: int) -> list[int]:
