@@ -48,8 +48,8 @@ _TERMINAL_RANGES = (
 DATATROVE_TERMINAL_PUNCTUATION = "".join(chr(c) for a, b in _TERMINAL_RANGES for c in range(a, b + 1))
 PUNCTUATION_SET = frozenset(DATATROVE_PUNCTUATION) | frozenset(DATATROVE_TERMINAL_PUNCTUATION)
 CACHE_LIMIT = 2_000_000  # distinct chunks remembered by the process
-WHITESPACE_RUN = re.compile(r"(\s+)")
-SEPARATOR = " \x00 "  # str.isspace() characters, as spaCy splits on
+WHITESPACE_RUN = re.compile(r"(\s+)")  # str.isspace() characters, as spaCy splits on
+SEPARATOR = " \x00 "  # a token between two chunks that no special case contains
 
 SIMPLE_CHUNK = re.compile(r"([(\[\"]?)([A-Za-z][A-Za-z0-9_]*|[0-9]+)([,;:!?)\]}\"'.]?)")
 HYPHENATED = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)+")
@@ -79,6 +79,7 @@ def english_tokenizer():
 
 _merged_specials: dict[str, list[str]] = {}  # special case -> the affix tokens spaCy merges into it
 _edge_pairs: frozenset[tuple[str, str]] = frozenset()  # neighbouring affix tokens inside a special case
+_edge_chars: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())  # last / first characters of those
 
 
 def _learn_special_edges(nlp) -> None:
@@ -108,7 +109,9 @@ def _learn_special_edges(nlp) -> None:
         if len(pieces) > 1:
             merged[special] = pieces
             pairs.update(zip(pieces, pieces[1:]))
+    global _edge_chars
     _merged_specials, _edge_pairs = merged, frozenset(pairs)
+    _edge_chars = (frozenset(a[-1] for a, _ in pairs), frozenset(b[0] for _, b in pairs))
 
 
 def _tail_search(search):
@@ -217,13 +220,15 @@ class _Memory:
                 self.chunks[chunk] = tuple(self.token(t) for t in simple)
         if not hard:
             return
-        # A NUL between two chunks is a token of its own that no special case contains: no chunk's
-        # tokens depend on its neighbours here. (The vocabulary grows with new tokens until forget()
-        # starts a new tokenizer; spaCy's memory_zone is not used, as it also changes which special
-        # cases spaCy applies in later calls.)
-        joined = SEPARATOR.join(hard)
-        spans = nlp.tokenizer(joined).to_array(["IDX", "LENGTH"]).astype(np.int64)
-        starts = np.cumsum([0] + [len(c) + len(SEPARATOR) for c in hard[:-1]])
+        # Between two chunks whose edges could stand in one special case a NUL token keeps them apart,
+        # so that no chunk's tokens depend on its neighbours here (see _learn_special_edges). The
+        # memory zone keeps spaCy's vocabulary from growing.
+        ends, begins = _edge_chars
+        gaps = [SEPARATOR if a[-1] in ends and b[0] in begins else " " for a, b in zip(hard, hard[1:])]
+        joined = "".join(chain.from_iterable(zip(hard, [*gaps, ""])))
+        with nlp.memory_zone():
+            spans = nlp.tokenizer(joined).to_array(["IDX", "LENGTH"]).astype(np.int64)
+        starts = np.cumsum([0] + [len(c) + len(g) for c, g in zip(hard, gaps)])
         owners = np.searchsorted(starts, spans[:, 0], side="right") - 1
         pieces: list[list[int]] = [[] for _ in hard]
         for owner, (start, length) in zip(owners.tolist(), spans.tolist()):
@@ -275,11 +280,9 @@ _WHITESPACE_TOKEN = " \t"  # stands for any whitespace token (its facts are all 
 
 
 def forget() -> None:
-    """Drop what the process remembers of chunks and tokens, spaCy's vocabulary included (benchmarks
-    time a cold start with it)."""
-    global _memory, _nlp
+    """Drop what the process remembers of chunks and tokens (benchmarks time a cold start with it)."""
+    global _memory
     _memory = _Memory()
-    _nlp = None
 
 
 class SpacyWords:
@@ -312,7 +315,7 @@ class SpacyWords:
         touchy = memory.touchy
         for i, cs in enumerate(chunks_of):
             if touchy and any(c in touchy for c in cs) and _chunks_may_meet(cs, touchy, memory):
-                per_doc[i] = _whole(texts[i], memory, space if whitespace else None)
+                per_doc[i] = _in_context(texts[i], memory, touchy, space if whitespace else None)
         lengths = np.fromiter((len(ids) for ids in per_doc), np.int64, len(per_doc))
         ids = np.fromiter(chain.from_iterable(per_doc), np.int64, int(lengths.sum()))
         arrays = memory.arrays()
@@ -338,16 +341,23 @@ def _chunks_may_meet(chunks: list[str], touchy: dict[str, tuple[str, str]], memo
     return False
 
 
-def _whole(text: str, memory: _Memory, space: int | None) -> list[int]:
-    """A text's token ids from spaCy over the whole text (``space``: the id of whitespace tokens, which
-    are kept only when given)."""
-    out = []
-    for token in english_tokenizer().tokenizer(text):
-        if not token.text.strip():
-            if space is not None:
-                out.append(space)
-        else:
-            out.append(memory.token(token.text))
+def _in_context(text: str, memory: _Memory, touchy: dict[str, tuple[str, str]], space: int | None) -> list[int]:
+    """A text's token ids with spaCy over each line whose chunks could meet in a special case (a line
+    break is a whitespace token, which no special case spans), remembered chunks elsewhere. ``space``:
+    the id of whitespace tokens, kept only when given (the text is then one line)."""
+    nlp = english_tokenizer()
+    out: list[int] = []
+    for line in text.split("\n") if space is None else [text]:
+        chunks = line.split()
+        if not _chunks_may_meet(chunks, touchy, memory):
+            out.extend(chain.from_iterable(memory.chunks[c] for c in chunks))
+            continue
+        with nlp.memory_zone():
+            for token in nlp.tokenizer(line):
+                if token.text.strip():
+                    out.append(memory.token(token.text))
+                elif space is not None:
+                    out.append(space)
     return out
 
 
