@@ -252,6 +252,8 @@ def simple_tokens(chunk: str, specials) -> list[str] | None:
     a lower-case letter, a digit or two capitals. Where a special case (``Tokenizer.rules``: "cannot",
     "Mr.", "(:" ...) could apply to any part, the chunk is left to spaCy.
     """
+    if chunk.isalpha() and chunk.isascii():  # the commonest case: one word, one token
+        return None if chunk in specials else [chunk]
     match = SIMPLE_CHUNK.fullmatch(chunk)
     if match is None:
         before, after = chunk[:1] if chunk[:1] in '(["' else "", chunk[-1:] if chunk[-1:] in ",;:!?)]}\"'." else ""
