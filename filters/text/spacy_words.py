@@ -4,12 +4,17 @@ datatrove (``utils/word_tokenizers.py: SpaCyTokenizer``) runs ``spacy.blank("en"
 on every document and keeps every token whose text is not blank, punctuation tokens included
 ("end." is the two words "end" and "."). spaCy cuts a text at whitespace first and tokenises each
 whitespace-free chunk on its own (prefixes, suffixes, infixes, special cases), so the tokens of a
-text are the tokens of its chunks in order. Here each distinct chunk goes through spaCy's tokenizer
-once per process (the misses of a batch in one call), and its token ids are remembered (up to
-``CACHE_LIMIT`` chunks, then the memory starts again); a document is its chunks' token ids
-concatenated, and every count is a numpy reduction over the batch. spaCy, the slow part (tens of
-microseconds per distinct chunk), is skipped for every chunk seen before. spaCy is imported on
-first use; without it the stage raises ``MissingDependency``.
+text are the tokens of its chunks in order, with one exception: special cases made of several
+affix tokens ("(:") are matched over the whole text, across spaces too, and a match across two
+chunks, never applied, can block one inside a chunk next to it (``_learn_special_edges``).
+
+Here each distinct chunk is tokenised once per process and its token ids are remembered (up to
+``CACHE_LIMIT`` chunks, then the memory starts again): simple chunks (words, numbers, hyphenated
+words with one mark around, ``simple_tokens``) by rule, the others by spaCy, the misses of a batch
+in one call. A document is its chunks' token ids concatenated, except the lines whose chunks could
+meet in a special case, which spaCy tokenises as they stand; every count is a numpy reduction over
+the batch. spaCy, the slow part (tens of microseconds per distinct chunk), is skipped for every
+chunk seen before. spaCy is imported on first use; without it the stage raises ``MissingDependency``.
 """
 
 from __future__ import annotations
