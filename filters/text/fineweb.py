@@ -25,7 +25,10 @@ Arrow kernels except the duplicated-line characters, a set lookup per line, once
 - ``datatrove``: today's ``FineWebQualityFilter`` (0.10.1): blank lines are not lines (a text without
   a non-blank line is dropped as ``empty``), a line is punctuated when it ends with one of Unicode's
   sentence terminals (datatrove's ``TERMINAL_PUNCTUATION``: "." "!" "?" and 156 others, no quotes),
-  the limits are strict (``<`` 0.12, ``>`` 0.67, ``>`` 0.01), words are spaCy tokens.
+  the limits are strict (``<`` 0.12, ``>`` 0.67, ``>`` 0.01), words are spaCy tokens. spaCy, the
+  slow part, counts words only where the list rule decides: ``list_ratio`` is null for a document an
+  earlier rule drops or whose newlines per whitespace-separated word are within the limit (spaCy
+  never finds fewer words than that).
 """
 
 from __future__ import annotations
