@@ -36,7 +36,7 @@ ORDER = (
     "text_lang_id_v1",
     "text_gopher_quality_v1",
     "text_gopher_repetition_v1",
-    "text_c4_lines_v1",
+    "text_c4_lines_v2",
     "text_fineweb_quality_v1",
     "text_fasttext_v1",
     "image_checks_v1",

@@ -68,7 +68,7 @@ filters:
     languages: [en]                      # Gopher's stop words are English
     min_words: 30                        # the demo documents are short
   - text_gopher_repetition_v1
-  - stage: text_c4_lines_v1
+  - stage: text_c4_lines_v2
     min_sentences: 3
   - text_fineweb_quality_v1
   - image_checks_v1

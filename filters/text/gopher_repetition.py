@@ -15,6 +15,15 @@ Character fractions of n-grams are over the characters of words (whitespace excl
 RedPajama-V2's implementation of these rules. N-grams are compared through 64-bit polynomial hashes
 of word ids (Arrow dictionary-encodes the words of the whole batch; one numpy sort per n-gram size
 and batch, no per-n-gram string building); a false match needs a 64-bit collision.
+
+``reference`` (``filters/text/reference.py``): ``fusionforge`` (the default: the rules above) or
+``datatrove`` (datatrove 0.10.1's ``GopherRepetitionFilter``: an empty text is dropped as
+``empty``; paragraphs are the pieces between runs of two or more "\n" and lines those between runs
+of "\n", neither stripped; words are spaCy tokens, punctuation included; every character fraction
+is over the whole text's characters; the top n-gram is counted even when it occurs once, its
+characters those of its words joined by spaces; duplicated n-gram characters are found by
+datatrove's left-to-right scan, which skips the n words of a repeat, n-grams joined without
+spaces).
 """
 
 from __future__ import annotations
@@ -30,12 +39,17 @@ import pyarrow.compute as pc
 
 from fusionforge.filters.rules import exceeds, first_failing, float_array, safe_ratio
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
+from fusionforge.filters.text.reference import DATATROVE, FUSIONFORGE, check_reference
+from fusionforge.filters.text.spacy_words import SpacyWords, Tokens, english_tokenizer
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources
 
 TOP_NGRAMS = {2: 0.20, 3: 0.18, 4: 0.16}
 DUP_NGRAMS = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+DATATROVE_PARAGRAPH_BREAK = re.compile(r"\n{2,}")
+DATATROVE_LINE_BREAK = re.compile(r"\n+")
+REFERENCES = (FUSIONFORGE, DATATROVE)
 _HASH_BASE = np.uint64(1_000_003)
 
 
@@ -147,6 +161,109 @@ def repetition_scores(
     return out
 
 
+def _gram_hashes(ids: np.ndarray, n: int) -> np.ndarray:
+    """The polynomial hash of the n-gram starting at each position (``len(ids) - n + 1`` of them)."""
+    hashes = ids.astype(np.uint64) + np.uint64(1)
+    with np.errstate(over="ignore"):
+        for k in range(1, n):
+            hashes = hashes[:-1] * _HASH_BASE + ids[k:].astype(np.uint64) + np.uint64(1)
+    return hashes
+
+
+def datatrove_repetition_scores(
+    texts: pa.Array,
+    top_ngrams: Mapping[int, float] = TOP_NGRAMS,
+    dup_ngrams: Mapping[int, float] = DUP_NGRAMS,
+    splitter: SpacyWords | None = None,
+) -> dict[str, np.ndarray]:
+    """The statistics datatrove's ``GopherRepetitionFilter`` tests, of every text (NaN where undefined)."""
+    values = texts.to_pylist()
+    lengths = np.array([len(t) for t in values], dtype=np.float64)
+    counts: dict[str, list[float]] = {k: [] for k in ("para_n", "para_dup", "para_chars", "line_n", "line_dup")}
+    counts["line_chars"] = []
+    for text in values:
+        for kind, pieces in (
+            ("para", DATATROVE_PARAGRAPH_BREAK.split(text.strip())),
+            ("line", DATATROVE_LINE_BREAK.split(text)),
+        ):
+            dup, chars = duplicate_stats(pieces)
+            counts[f"{kind}_n"].append(len(pieces))
+            counts[f"{kind}_dup"].append(dup)
+            counts[f"{kind}_chars"].append(chars)
+    out = {
+        "empty": (lengths == 0).astype(np.float64),
+        "dup_para_frac": safe_ratio(np.array(counts["para_dup"]), np.array(counts["para_n"])),
+        "dup_para_char_frac": safe_ratio(np.array(counts["para_chars"]), lengths),
+        "dup_line_frac": safe_ratio(np.array(counts["line_dup"]), np.array(counts["line_n"])),
+        "dup_line_char_frac": safe_ratio(np.array(counts["line_chars"]), lengths),
+    }
+    words = (splitter or SpacyWords()).tokens(values).words()
+    starts = np.searchsorted(words.docs, np.arange(words.n_docs + 1))
+    window = np.concatenate([[0], np.cumsum(words.facts.length[words.ids])])
+    candidates = None  # documents that may repeat an n-gram: one that repeats no k-gram repeats no n-gram, n > k
+    for n in sorted(set(top_ngrams) | set(dup_ngrams)):
+        hashes = _gram_hashes(words.ids, n)
+        if n in top_ngrams:
+            out[f"top_{n}gram_char_frac"] = safe_ratio(_top_gram_chars(words, n, hashes, window), lengths)
+        if n in dup_ngrams:
+            dup, candidates = _scanned_dup_chars(words, n, hashes, starts, window, candidates)
+            out[f"dup_{n}gram_char_frac"] = safe_ratio(dup, lengths)
+    return out
+
+
+def _top_gram_chars(words: Tokens, n: int, hashes: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Per document: characters of its most frequent n-gram (first seen wins a tie; words joined by one
+    space) times its count, even when it occurs once; NaN for a document of fewer than n words."""
+    out = np.full(words.n_docs, np.nan)
+    grams = np.nonzero(words.docs[: len(hashes)] == words.docs[n - 1 :])[0] if len(hashes) else np.zeros(0, int)
+    if len(grams) == 0:
+        return out
+    with np.errstate(over="ignore"):
+        keys = hashes[grams] * _HASH_BASE + words.docs[grams].astype(np.uint64)
+    order = np.argsort(keys)
+    run_starts = np.concatenate([[0], np.flatnonzero(np.diff(keys[order])) + 1])
+    run_counts = np.diff(np.concatenate([run_starts, [len(keys)]]))
+    first = np.minimum.reduceat(grams[order], run_starts)  # the earliest start of each distinct n-gram
+    gram_doc = words.docs[first]
+    best = np.lexsort((first, -run_counts, gram_doc))
+    best = best[np.concatenate([[True], np.diff(gram_doc[best]) != 0])]
+    chars = window[first[best] + n] - window[first[best]] + (n - 1)
+    out[gram_doc[best]] = run_counts[best] * chars
+    return out
+
+
+def _scanned_dup_chars(
+    words: Tokens,
+    n: int,
+    hashes: np.ndarray,
+    starts: np.ndarray,
+    window: np.ndarray,
+    candidates: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per document: datatrove's ``find_all_duplicate`` (an n-gram seen before adds its characters and
+    the scan jumps past it; otherwise it is remembered and the scan moves one word); and which documents
+    repeat an n-gram. Only ``candidates`` (a mask of documents, all when None) are looked at."""
+    from fusionforge.filters.text.kernels import scan_duplicate_grams
+
+    out = np.zeros(words.n_docs)
+    repeated = np.zeros(words.n_docs, dtype=bool)
+    if len(hashes) == 0:
+        return out, repeated
+    gram_docs = words.docs[: len(hashes)]
+    positions = np.arange(len(hashes)) if candidates is None else np.flatnonzero(candidates[gram_docs])
+    with np.errstate(over="ignore"):
+        keys = hashes[positions] * _HASH_BASE + gram_docs[positions].astype(np.uint64)
+    distinct, ids = np.unique(keys, return_inverse=True)
+    repeated[gram_docs[positions][np.bincount(ids)[ids] > 1]] = True
+    docs = np.flatnonzero(repeated)
+    if len(docs) == 0:
+        return out, repeated
+    gram_ids = np.full(len(hashes), -1, dtype=np.int64)
+    gram_ids[positions] = ids
+    out[docs] = scan_duplicate_grams(gram_ids, window.astype(np.int64), starts.astype(np.int64), docs, n, len(distinct))
+    return out, repeated
+
+
 def repetition_stats(
     text: str, top_ngrams: Mapping[int, float] = TOP_NGRAMS, dup_ngrams: Mapping[int, float] = DUP_NGRAMS
 ) -> dict[str, float]:
@@ -170,6 +287,7 @@ class GopherRepetition(TextFilter):
         max_dup_line_char_frac: float | None = 0.20,
         top_ngrams: Mapping[int, float] | None = None,
         dup_ngrams: Mapping[int, float] | None = None,
+        reference: str = FUSIONFORGE,
         modalities: Sequence[str] = DEFAULT_MODALITIES,
         languages: Sequence[str] | None = None,
         lang_column: str = LANG_COLUMN,
@@ -185,14 +303,23 @@ class GopherRepetition(TextFilter):
         self.dup_ngrams = {int(n): float(f) for n, f in (DUP_NGRAMS if dup_ngrams is None else dup_ngrams).items()}
         if any(n < 1 for n in (*self.top_ngrams, *self.dup_ngrams)):
             raise ValueError(f"{self.name}: n-gram sizes must be >= 1")
+        self.reference = check_reference(self.name, reference, REFERENCES)
+        self._splitter = None
+        if self.reference == DATATROVE:
+            english_tokenizer()  # fail now, not at the first batch, when spaCy is missing
+            self._splitter = SpacyWords()
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
-        scores = repetition_scores(texts_of(batch), self.top_ngrams, self.dup_ngrams)
+        if self._splitter is not None:
+            scores = datatrove_repetition_scores(texts_of(batch), self.top_ngrams, self.dup_ngrams, self._splitter)
+        else:
+            scores = repetition_scores(texts_of(batch), self.top_ngrams, self.dup_ngrams)
         return {k: float_array(v) for k, v in scores.items()}
 
     def decide(self, scores: dict[str, pa.Array]) -> list[str | None]:
         s = {k: v.to_numpy(zero_copy_only=False).astype(np.float64) for k, v in scores.items()}
-        rules = [(key, exceeds(s[key], limit)) for key, limit in self.limits.items()]
+        rules = [("empty", s["empty"] > 0)] if "empty" in s else []
+        rules += [(key, exceeds(s[key], limit)) for key, limit in self.limits.items()]
         rules += [(f"top_{n}gram", exceeds(s[f"top_{n}gram_char_frac"], f)) for n, f in sorted(self.top_ngrams.items())]
         rules += [(f"dup_{n}gram", exceeds(s[f"dup_{n}gram_char_frac"], f)) for n, f in sorted(self.dup_ngrams.items())]
         return first_failing(len(next(iter(s.values()))), rules)

@@ -49,10 +49,13 @@ def split_words(texts: pa.Array) -> Pieces:
     return Pieces(stripped.filter(keep), docs[_bool(keep)], len(texts))
 
 
-def split_lines(texts: pa.Array, keep_blank: bool = False) -> Pieces:
-    """The lines of every text, right-stripped of whitespace; blank lines only with ``keep_blank``."""
+def split_lines(texts: pa.Array, keep_blank: bool = False, strip: bool = True) -> Pieces:
+    """The lines of every text, right-stripped of whitespace (as they are with ``strip=False``); blank
+    lines only with ``keep_blank``."""
     lines = pc.split_pattern(texts, "\n")
-    flat = pc.utf8_rtrim_whitespace(pc.list_flatten(lines))
+    flat = pc.list_flatten(lines)
+    if strip:
+        flat = pc.utf8_rtrim_whitespace(flat)
     docs = pc.list_parent_indices(lines).to_numpy(zero_copy_only=False)
     if keep_blank:
         return Pieces(flat, docs, len(texts))

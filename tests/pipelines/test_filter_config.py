@@ -36,10 +36,10 @@ def test_parse_names_mappings_and_resources():
 
 def test_settings_update_in_place_or_insert_at_the_usual_position():
     entries = with_setting(default_filters(), "video_scenes_v1", threshold=0.4)
-    entries = with_setting(entries, "text_c4_lines_v1")
+    entries = with_setting(entries, "text_c4_lines_v2")
     entries = with_setting(entries, "text_gopher_quality_v1", min_words=10)
     names = [e.stage for e in entries]
-    assert names.index("text_c4_lines_v1") == names.index("text_gopher_repetition_v1") + 1
+    assert names.index("text_c4_lines_v2") == names.index("text_gopher_repetition_v1") + 1
     assert names[-1] == "video_scenes_v1" and entries[-1].params == {"threshold": 0.4}
     assert entries[1].params == {"languages": ["en"], "min_words": 10}
     entries = apply_overrides(entries, ["video_scenes_v1.max_clip_s=10", "text_lang_id_v1.languages=[en, fr]"])

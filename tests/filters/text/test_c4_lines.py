@@ -29,9 +29,12 @@ def test_lines_failing_a_rule_are_removed_and_counted():
     ("text", "reason"),
     [
         ("\n".join(SENTENCES), None),
-        ("\n".join(SENTENCES + ["Lorem ipsum dolor sit amet."]), "text_c4_lines_v1:lorem_ipsum"),
-        ("\n".join(SENTENCES + ["function f() { return 1; }"]), "text_c4_lines_v1:curly_bracket"),
-        ("\n".join(SENTENCES[:4] + ["no punctuation here at all"] * 5), "text_c4_lines_v1:too_few_sentences"),
+        ("\n".join(SENTENCES + ["Lorem ipsum dolor sit amet."]), "text_c4_lines_v2:lorem_ipsum"),
+        ("\n".join(SENTENCES + ["Call it as f({x: 1}) with care."]), "text_c4_lines_v2:curly_bracket"),
+        ("\n".join(SENTENCES + ["function f() { return 1; }"]), None),  # removed line (no final mark): not judged
+        ("\n".join(SENTENCES + ["Lorem ipsum."]), None),  # removed line (too few words): not judged
+        ("\n".join(SENTENCES + ["Enable JavaScript: run({x: 1}) here."]), None),  # removed for "javascript" first
+        ("\n".join(SENTENCES[:4] + ["no punctuation here at all"] * 5), "text_c4_lines_v2:too_few_sentences"),
         (" ".join(SENTENCES[:5]), None),  # one line, five sentences
     ],
 )
@@ -54,9 +57,17 @@ def test_kept_text_documents_are_rewritten_with_a_matching_hash(make_batch, make
     assert texts[2] == "Menu\nShort."  # dropped records keep their text for inspection
     expected = hashlib.sha256(b"text\x00" + "\n".join(SENTENCES).encode()).hexdigest()
     assert out.column(S.CONTENT_HASH)[0].as_py() == expected
-    assert out.column("text_c4_lines_v1__removed_no_terminal_punct").to_pylist() == [2, 2, 1]
+    assert out.column("text_c4_lines_v2__removed_no_terminal_punct").to_pylist() == [2, 2, 1]
     unchanged = C4Lines(rewrite_text=False)(make_batch(rows[:1]))
     assert unchanged.column(S.TEXT)[0].as_py() == text
+
+
+def test_document_rules_stop_the_scan_where_c4_applies_them():
+    # C4's order: long word, citations, final mark, words, lorem ipsum, javascript, "{", policy.
+    text = "\n".join(["This line has a brace { inside it.", "Lorem ipsum dolor sit amet today."])
+    first = c4_clean(text)
+    assert (first.curly_bracket, first.lorem_ipsum) == (True, False)  # the first failing line decides
+    assert c4_clean(text, filter_curly_bracket=False).lorem_ipsum is True
 
 
 def test_rules_can_be_switched_off():

@@ -1,0 +1,402 @@
+"""Words as datatrove splits English text: the tokens of spaCy's blank English tokenizer, whitespace dropped.
+
+datatrove (``utils/word_tokenizers.py: SpaCyTokenizer``) runs ``spacy.blank("en")`` plus a sentencizer
+on every document and keeps every token whose text is not blank, punctuation tokens included
+("end." is the two words "end" and "."). spaCy cuts a text at whitespace first and tokenises each
+whitespace-free chunk on its own (prefixes, suffixes, infixes, special cases), so the tokens of a
+text are the tokens of its chunks in order, with one exception: special cases made of several
+affix tokens ("(:") are matched over the whole text, across spaces too, and a match across two
+chunks, never applied, can block one inside a chunk next to it (``_learn_special_edges``).
+
+Here each distinct chunk is tokenised once per process and its token ids are remembered (up to
+``CACHE_LIMIT`` chunks, then the memory starts again): simple chunks (words, numbers, hyphenated
+words with one mark around, ``simple_tokens``) by rule, the others by spaCy, the misses of a batch
+in one call. A document is its chunks' token ids concatenated, except the lines whose chunks could
+meet in a special case, which spaCy tokenises as they stand; every count is a numpy reduction over
+the batch. spaCy, the slow part (tens of microseconds per distinct chunk), is skipped for every
+chunk seen before. spaCy is imported on first use; without it the stage raises ``MissingDependency``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+
+from fusionforge.pipelines.core.errors import MissingDependency
+
+# datatrove.utils.text.PUNCTUATION_SET: its PUNCTUATION string (ASCII and CJK marks, C0/C1 controls
+# other than tab, newline and carriage return... as listed there) and TERMINAL_PUNCTUATION below.
+DATATROVE_PUNCTUATION = (
+    "!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_.\"}►»"
+    + "".join(map(chr, (x for a, b in ((0, 9), (11, 13), (13, 32), (127, 160)) for x in range(a, b))))
+)
+# datatrove.utils.text.TERMINAL_PUNCTUATION (Unicode sentence terminals), as code point ranges.
+_TERMINAL_RANGES = (
+    (33, 33), (46, 46), (63, 63), (1417, 1417), (1565, 1567), (1748, 1748), (1792, 1794), (2041, 2041),
+    (2103, 2103), (2105, 2105), (2109, 2110), (2404, 2405), (4170, 4171), (4962, 4962), (4967, 4968),
+    (5742, 5742), (5941, 5942), (6100, 6102), (6105, 6106), (6147, 6147), (6153, 6153), (6468, 6469),
+    (6824, 6827), (7002, 7003), (7006, 7007), (7037, 7038), (7227, 7228), (7294, 7295), (8252, 8253),
+    (8263, 8265), (11822, 11822), (11836, 11836), (11859, 11860), (12290, 12290), (42239, 42239),
+    (42510, 42511), (42739, 42739), (42743, 42743), (43126, 43127), (43214, 43215), (43311, 43311),
+    (43464, 43465), (43613, 43615), (43760, 43761), (44011, 44011), (65106, 65106), (65110, 65111),
+    (65281, 65281), (65294, 65294), (65311, 65311), (65377, 65377), (68182, 68183), (69461, 69465),
+    (69510, 69513), (69703, 69704), (69822, 69825), (69953, 69955), (70085, 70086), (70093, 70093),
+    (70110, 70111), (70200, 70201), (70203, 70204), (70313, 70313), (70731, 70732), (71106, 71107),
+    (71113, 71127), (71233, 71234), (71484, 71486), (72004, 72004), (72006, 72006), (72258, 72259),
+    (72347, 72348), (72769, 72770), (73463, 73464), (73539, 73540), (92782, 92783), (92917, 92917),
+    (92983, 92984), (92996, 92996), (93848, 93848), (113823, 113823), (121480, 121480),
+)  # fmt: skip
+DATATROVE_TERMINAL_PUNCTUATION = "".join(chr(c) for a, b in _TERMINAL_RANGES for c in range(a, b + 1))
+PUNCTUATION_SET = frozenset(DATATROVE_PUNCTUATION) | frozenset(DATATROVE_TERMINAL_PUNCTUATION)
+CACHE_LIMIT = 2_000_000  # distinct chunks remembered by the process
+WHITESPACE_RUN = re.compile(r"(\s+)")  # str.isspace() characters, as spaCy splits on
+SEPARATOR = " \x00 "  # a token between two chunks that no special case contains
+
+SIMPLE_CHUNK = re.compile(r"([(\[\"]?)([A-Za-z][A-Za-z0-9_]*|[0-9]+)([,;:!?)\]}\"'.]?)")
+HYPHENATED = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)+")
+UNIT_END = re.compile(r"[0-9][A-Za-z]+$")  # "10km": spaCy may cut a unit off a number
+_SUFFIX_TAIL = 32  # spaCy's English suffixes are at most a few characters, except runs of dots
+
+_nlp = None
+
+
+def english_tokenizer():
+    """spaCy's blank English pipeline, set up to tokenise faster with the same tokens (loaded once per
+    process, no model download): lexemes are made without the attributes the tokenizer never reads,
+    and the end-anchored suffix search looks at a word's last characters instead of scanning it all."""
+    global _nlp
+    if _nlp is None:
+        try:
+            import spacy
+        except ImportError as exc:
+            raise MissingDependency("spacy", "reference", "reference: datatrove splits words with spaCy") from exc
+        nlp = spacy.blank("en")
+        nlp.vocab.lex_attr_getters = {}
+        nlp.tokenizer.suffix_search = _tail_search(nlp.tokenizer.suffix_search)
+        _nlp = nlp
+        _learn_special_edges(nlp)
+    return _nlp
+
+
+_merged_specials: dict[str, list[str]] = {}  # special case -> the affix tokens spaCy merges into it
+_edge_pairs: frozenset[tuple[str, str]] = frozenset()  # neighbouring affix tokens inside a special case
+_edge_chars: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())  # last / first characters of those
+
+
+def _learn_special_edges(nlp) -> None:
+    """The special cases spaCy merges from several affix tokens ("(:" from "(" and ":"), and the pairs
+    of affix tokens that stand side by side in one (":" then "(").
+
+    spaCy looks for those special cases over a whole text's tokens, across whitespace too: a match
+    that spans two chunks (": (" in "x): (y") is never applied, yet it blocks the matches it overlaps,
+    so "(:" in "(:y" may stay "(" ":" next to "x):". A text whose chunks could meet like that is
+    tokenised whole (``SpacyWords.tokens``)."""
+    global _merged_specials, _edge_pairs
+    from spacy.tokenizer import Tokenizer
+
+    t = nlp.tokenizer
+    bare = Tokenizer(
+        nlp.vocab,
+        rules={},
+        prefix_search=t.prefix_search,
+        suffix_search=t.suffix_search,
+        infix_finditer=t.infix_finditer,
+        token_match=t.token_match,
+        url_match=t.url_match,
+    )
+    merged, pairs = {}, set()
+    for special in t.rules:
+        pieces = [token.text for token in bare(special)]
+        if len(pieces) > 1:
+            merged[special] = pieces
+            pairs.update(zip(pieces, pieces[1:]))
+    global _edge_chars
+    _merged_specials, _edge_pairs = merged, frozenset(pairs)
+    _edge_chars = (frozenset(a[-1] for a, _ in pairs), frozenset(b[0] for _, b in pairs))
+
+
+def _tail_search(search):
+    """``search`` (an end-anchored regex search) run on the last ``_SUFFIX_TAIL`` characters, and on the
+    whole string when the match starts so near the cut that a longer match or a lookbehind could differ."""
+
+    def tail_search(text: str):
+        if len(text) <= _SUFFIX_TAIL:
+            return search(text)
+        match = search(text[-_SUFFIX_TAIL:])
+        return search(text) if match is not None and match.start() < 8 else match
+
+    return tail_search
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """What the rules need to know of each distinct token (arrays indexed by token id)."""
+
+    length: np.ndarray  # characters
+    blank: np.ndarray  # whitespace only: not a word (datatrove's strip_strings drops it)
+    symbol: np.ndarray  # every character is datatrove punctuation
+    alpha: np.ndarray  # a character is a letter (str.isalpha)
+    punct: np.ndarray  # spaCy's is_punct
+    sentence_punct: np.ndarray  # in the sentencizer's punct_chars
+    stop: np.ndarray  # index in the stop-word list, -1 if none
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Flattened spaCy tokens of ``n_docs`` texts: ``ids[i]`` (a token id of ``facts``) belongs to ``docs[i]``."""
+
+    ids: np.ndarray
+    docs: np.ndarray
+    n_docs: int
+    facts: TokenFacts
+
+    def words(self) -> Tokens:
+        """The tokens datatrove counts as words (whitespace tokens dropped)."""
+        keep = ~self.facts.blank[self.ids]
+        return Tokens(self.ids[keep], self.docs[keep], self.n_docs, self.facts)
+
+    def count(self, mask: np.ndarray | None = None) -> np.ndarray:
+        docs = self.docs if mask is None else self.docs[mask]
+        return np.bincount(docs, minlength=self.n_docs).astype(np.int64)
+
+    def total(self, weights: np.ndarray) -> np.ndarray:
+        return np.bincount(self.docs, weights=weights, minlength=self.n_docs)
+
+
+class _Memory:
+    """The process's distinct chunks (their token ids) and distinct tokens (their facts)."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[str, tuple[int, ...]] = {}
+        # chunks that start or end with a merged special case ("(:"): their first and last affix tokens
+        self.touchy: dict[str, tuple[str, str]] = {}
+        self.token_ids: dict[str, int] = {}
+        self.strings: list[str] = []
+        self._columns: list[list] = [[] for _ in range(6)]
+        self._arrays: tuple[np.ndarray, ...] | None = None
+
+    def token(self, text: str) -> int:
+        tid = self.token_ids.get(text)
+        if tid is None:
+            tid = self.token_ids[text] = len(self.strings)
+            self.strings.append(text)
+        return tid
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The facts of every token (``TokenFacts`` order, less the stop words), worked out once per token."""
+        done = len(self._columns[0])
+        if self._arrays is None or done != len(self.strings):
+            from spacy.lang.lex_attrs import is_punct
+            from spacy.pipeline import Sentencizer
+
+            sentence_punct = frozenset(Sentencizer.default_punct_chars)
+            new = self.strings[done:]
+            for column, values in zip(
+                self._columns,
+                (
+                    [len(t) for t in new],
+                    [not t.strip() for t in new],
+                    [PUNCTUATION_SET.issuperset(t) for t in new],
+                    [any(ch.isalpha() for ch in t) for t in new],
+                    [is_punct(t) for t in new],
+                    [t in sentence_punct for t in new],
+                ),
+            ):
+                column.extend(values)
+            types = (np.int64, bool, bool, bool, bool, bool)
+            self._arrays = tuple(np.array(c, dtype=t) for c, t in zip(self._columns, types))
+        return self._arrays
+
+    def learn(self, chunks: list[str]) -> None:
+        """Tokenise chunks not seen yet: the simple ones (``simple_tokens``) by rule, the others in one
+        spaCy call over them joined by single spaces."""
+        nlp = english_tokenizer()
+        specials = nlp.tokenizer.rules
+        hard = []
+        for chunk in chunks:
+            simple = simple_tokens(chunk, specials)
+            if simple is None:
+                hard.append(chunk)
+            else:
+                self.chunks[chunk] = tuple(self.token(t) for t in simple)
+        if not hard:
+            return
+        # Between two chunks whose edges could stand in one special case a NUL token keeps them apart,
+        # so that no chunk's tokens depend on its neighbours here (see _learn_special_edges). The
+        # memory zone keeps spaCy's vocabulary from growing.
+        ends, begins = _edge_chars
+        gaps = [SEPARATOR if a[-1] in ends and b[0] in begins else " " for a, b in zip(hard, hard[1:])]
+        joined = "".join(chain.from_iterable(zip(hard, [*gaps, ""])))
+        with nlp.memory_zone():
+            spans = nlp.tokenizer(joined).to_array(["IDX", "LENGTH"]).astype(np.int64)
+        starts = np.cumsum([0] + [len(c) + len(g) for c, g in zip(hard, gaps)])
+        owners = np.searchsorted(starts, spans[:, 0], side="right") - 1
+        pieces: list[list[int]] = [[] for _ in hard]
+        for owner, (start, length) in zip(owners.tolist(), spans.tolist()):
+            if joined[start : start + length] != "\x00":
+                pieces[owner].append(self.token(joined[start : start + length]))
+        for chunk, ids in zip(hard, pieces):
+            self.chunks[chunk] = tuple(ids)
+            first, last = self.strings[ids[0]], self.strings[ids[-1]]
+            if first in _merged_specials or last in _merged_specials:
+                self.touchy[chunk] = (_merged_specials.get(first, [first])[0], _merged_specials.get(last, [last])[-1])
+
+
+def simple_tokens(chunk: str, specials) -> list[str] | None:
+    """spaCy's English tokens of a simple chunk, found without spaCy; None for any other chunk.
+
+    Simple: at most one opening mark ``( [ "``, then a word of ASCII letters, digits and inner
+    underscores that does not end in digits-then-letters ("10km": a unit), a number, or letters joined
+    by hyphens, then at most one closing mark ``, ; : ! ? ) ] } " ' .``. spaCy's English prefix,
+    suffix and URL rules cut no such word, its only infix rule that applies is the hyphen between two
+    letters, every mark is a one-character prefix or suffix of its own, and "." is a suffix only after
+    a lower-case letter, a digit or two capitals. Where a special case (``Tokenizer.rules``: "cannot",
+    "Mr.", "(:" ...) could apply to any part, the chunk is left to spaCy.
+    """
+    if chunk.isalpha() and chunk.isascii():  # the commonest case: one word, one token
+        return None if chunk in specials else [chunk]
+    match = SIMPLE_CHUNK.fullmatch(chunk)
+    if match is None:
+        before, after = chunk[:1] if chunk[:1] in '(["' else "", chunk[-1:] if chunk[-1:] in ",;:!?)]}\"'." else ""
+        core = chunk[len(before) : len(chunk) - len(after)]
+        if not HYPHENATED.fullmatch(core):
+            return None
+        pieces = re.split("(-)", core)
+    else:
+        before, core, after = match.groups()
+        if core.endswith("_") or UNIT_END.search(core):
+            return None
+        pieces = [core]
+    end = core[-2:]
+    capitals = len(end) == 2 and end.isalpha() and end.isupper()
+    if after == "." and not (end[-1].islower() or end[-1].isdigit() or capitals):
+        return None
+    tokens = [t for t in (before, *pieces, after) if t]
+    # spaCy merges any run of tokens that spells a special case ("z." in "a-z."): none may.
+    if any("".join(tokens[i:j]) in specials for i in range(len(tokens)) for j in range(i + 1, len(tokens) + 1)):
+        return None
+    return tokens
+
+
+_memory = _Memory()
+_WHITESPACE_TOKEN = " \t"  # stands for any whitespace token (its facts are all that matter)
+
+
+def forget() -> None:
+    """Drop what the process remembers of chunks and tokens (benchmarks time a cold start with it)."""
+    global _memory
+    _memory = _Memory()
+
+
+class SpacyWords:
+    """Tokenises batches of texts as spaCy's English tokenizer does; see the module docstring."""
+
+    def __init__(self, stop_words: Sequence[str] = ()) -> None:
+        self.stop_words = tuple(dict.fromkeys(stop_words))
+
+    def tokens(self, texts: Sequence[str], whitespace: bool = False) -> Tokens:
+        """The tokens of every text; with ``whitespace``, spaCy's whitespace tokens too (a run of
+        whitespace other than one space between two chunks is a token of its own)."""
+        memory = _memory
+        if len(memory.chunks) > CACHE_LIMIT:
+            forget()
+            memory = _memory
+        if whitespace:
+            space = memory.token(_WHITESPACE_TOKEN)
+            parts = [WHITESPACE_RUN.split(t) for t in texts]
+            chunks_of = [[p for p in ps[::2] if p] for ps in parts]
+        else:
+            chunks_of = [t.split() for t in texts]
+        known = memory.chunks
+        missing = list(dict.fromkeys(c for cs in chunks_of for c in cs if c not in known))
+        if missing:
+            memory.learn(missing)
+        if whitespace:
+            per_doc = [_with_whitespace(ps, known, space) for ps in parts]
+        else:
+            per_doc = [list(chain.from_iterable(known[c] for c in cs)) for cs in chunks_of]
+        touchy = memory.touchy
+        for i, cs in enumerate(chunks_of):
+            if touchy and any(c in touchy for c in cs) and _chunks_may_meet(cs, touchy, memory):
+                per_doc[i] = _in_context(texts[i], memory, touchy, space if whitespace else None)
+        lengths = np.fromiter((len(ids) for ids in per_doc), np.int64, len(per_doc))
+        ids = np.fromiter(chain.from_iterable(per_doc), np.int64, int(lengths.sum()))
+        arrays = memory.arrays()
+        stop = np.full(len(arrays[0]), -1, dtype=np.int64)
+        for i, word in enumerate(self.stop_words):
+            tid = memory.token_ids.get(word)
+            if tid is not None:
+                stop[tid] = i
+        facts = TokenFacts(*arrays, stop)
+        return Tokens(ids, np.repeat(np.arange(len(texts)), lengths), len(texts), facts)
+
+
+def _chunks_may_meet(chunks: list[str], touchy: dict[str, tuple[str, str]], memory: _Memory) -> bool:
+    """Whether, next to a chunk that starts or ends with a merged special case, the neighbouring affix
+    tokens of two chunks stand side by side in some special case (so spaCy's match across them may
+    block the merge)."""
+    for a, b in zip(chunks, chunks[1:]):
+        if a in touchy or b in touchy:
+            last = touchy[a][1] if a in touchy else memory.strings[memory.chunks[a][-1]]
+            first = touchy[b][0] if b in touchy else memory.strings[memory.chunks[b][0]]
+            if (last, first) in _edge_pairs:
+                return True
+    return False
+
+
+def _in_context(text: str, memory: _Memory, touchy: dict[str, tuple[str, str]], space: int | None) -> list[int]:
+    """A text's token ids with spaCy over each line whose chunks could meet in a special case (a line
+    break is a whitespace token, which no special case spans), remembered chunks elsewhere. ``space``:
+    the id of whitespace tokens, kept only when given (the text is then one line)."""
+    nlp = english_tokenizer()
+    out: list[int] = []
+    for line in text.split("\n") if space is None else [text]:
+        chunks = line.split()
+        if not _chunks_may_meet(chunks, touchy, memory):
+            out.extend(chain.from_iterable(memory.chunks[c] for c in chunks))
+            continue
+        with nlp.memory_zone():
+            for token in nlp.tokenizer(line):
+                if token.text.strip():
+                    out.append(memory.token(token.text))
+                elif space is not None:
+                    out.append(space)
+    return out
+
+
+def _with_whitespace(parts: list[str], known: dict[str, tuple[int, ...]], space: int) -> list[int]:
+    ids: list[int] = []
+    for k, part in enumerate(parts):
+        if k % 2 == 0:
+            ids.extend(known[part] if part else ())
+        elif part != " " or (k == 1 and not parts[0]):  # one space after a token is that token's
+            ids.append(space)
+    return ids
+
+
+def sentences_per_piece(tokens: Tokens) -> np.ndarray:
+    """Sentences the spaCy sentencizer finds in each piece (``docs`` = piece index), at least 1 per piece.
+
+    spaCy's ``Sentencizer`` starts a sentence at a token that is neither punctuation nor one of its
+    ``punct_chars`` when a ``punct_chars`` token was seen since the last sentence start; whitespace
+    tokens count as such tokens. Vectorised: a word-like token starts a sentence iff a ``punct_chars``
+    token lies between it and the previous word-like token of the same piece.
+    """
+    f = tokens.facts
+    word_like = ~(f.punct[tokens.ids] | f.sentence_punct[tokens.ids])
+    seen = np.cumsum(f.sentence_punct[tokens.ids])
+    positions = np.flatnonzero(word_like)
+    before = np.concatenate([[0], seen])[positions]  # punct_chars tokens strictly before each word-like token
+    previous = np.empty_like(before)
+    if len(positions):
+        same_piece = np.concatenate([[False], tokens.docs[positions][1:] == tokens.docs[positions][:-1]])
+        piece_start = np.searchsorted(tokens.docs, tokens.docs[positions])
+        at_start = np.concatenate([[0], seen])[piece_start]
+        previous_seen = np.concatenate([[0], seen[positions][:-1]])
+        previous = np.where(same_piece, previous_seen, at_start)
+    starts = before > previous
+    return np.maximum(1, 1 + np.bincount(tokens.docs[positions][starts], minlength=tokens.n_docs)).astype(np.int64)
