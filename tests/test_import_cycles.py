@@ -22,6 +22,7 @@ TOP = ("pipelines", "filters", "mixers", "rft", "cli")
 HEAVY_GUARDS = {
     ("fusionforge.mixers.packing.packer", "fusionforge.mixers.packing.kernels"): "numba",
     ("fusionforge.mixers.packing.plan_table", "fusionforge.mixers.packing.kernels"): "numba",
+    ("fusionforge.filters.text.gopher_repetition", "fusionforge.filters.text.kernels"): "numba",
 }
 
 
