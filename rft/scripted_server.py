@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fusionforge.pipelines.core.local_server import LocalServer
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -79,8 +81,10 @@ def prompt_text(body: Mapping[str, Any]) -> str:
     return str(content)
 
 
-class ScriptedServer:
+class ScriptedServer(LocalServer):
     """The server on 127.0.0.1 in a background thread; ``url`` is its ``/v1`` base."""
+
+    thread_name = "scripted server"
 
     def __init__(
         self,
@@ -95,56 +99,16 @@ class ScriptedServer:
         self.responder = responder
         self.latency_s = latency_s
         self.n_support = n_support
-        self.host, self.port = host, port
+        super().__init__(host, port)
         self.calls: list[dict[str, Any]] = []
         self._seen: dict[tuple[str, Any, Any], int] = {}
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def start(self) -> ScriptedServer:
-        ready = threading.Event()
-
-        def serve() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, self.host, self.port))
-            self.port = self._server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, name="scripted-server", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the scripted server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-
-        async def shutdown() -> None:
-            self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = None
-
-    def __enter__(self) -> ScriptedServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 request_line = await reader.readline()

@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from fusionforge.pipelines.core.local_server import LocalServer
+
 REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 404: "Not Found", 429: "Too Many Requests"}
 
 
@@ -47,13 +49,16 @@ def redirect_route(location: str, status: int = 302) -> Route:
 Routes = Mapping[str, Route | Sequence[Route]]
 
 
-class MediaServer:
+class MediaServer(LocalServer):
     """The server on 127.0.0.1 in a background thread; ``url(path)`` is a path's full URL."""
+
+    thread_name = "media server"
+    backlog = 1024
 
     def __init__(self, routes: Routes, fallback: Callable[[str], Route | None] | None = None, port: int = 0) -> None:
         self.routes = {path: [r] if isinstance(r, Route) else list(r) for path, r in routes.items()}
         self.fallback = fallback
-        self.host, self.port = "127.0.0.1", port
+        super().__init__("127.0.0.1", port)
         self.requests: list[str] = []
         self.times: list[float] = []  # time.monotonic() of each request, beside ``requests``
         self.hosts: list[str] = []  # the Host header of each request, beside ``requests``
@@ -62,9 +67,6 @@ class MediaServer:
         self.max_in_flight: Counter[str] = Counter()  # per Host header: the most requests answered at once
         self._in_flight: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
 
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -76,44 +78,6 @@ class MediaServer:
     def count(self, path: str) -> int:
         with self._lock:
             return self._counts[path]
-
-    def start(self) -> MediaServer:
-        ready = threading.Event()
-
-        def serve() -> None:
-            self._loop = asyncio.new_event_loop()
-            start = asyncio.start_server(self._handle, self.host, self.port, backlog=1024)
-            self._server = self._loop.run_until_complete(start)
-            self.port = self._server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, name="media-server", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the media server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-
-        async def shutdown() -> None:
-            self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = None
-
-    def __enter__(self) -> MediaServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _route(self, path: str, host: str) -> Route:
         with self._lock:
@@ -128,7 +92,7 @@ class MediaServer:
         found = self.fallback(path) if self.fallback else None
         return found or Route(status=404, body=b"not found", headers={"Content-Type": "text/plain"})
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 request_line = await reader.readline()
