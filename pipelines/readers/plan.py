@@ -5,9 +5,11 @@ decided per file: by the extension first (``.tar``, images, videos), and by the 
 only where the extension says no more than JSONL/Parquet (text, pairs or interleaved). A folder of
 mixed files reads each file by its own format. Files that are not read on their own are named in
 the plan's ``skipped`` notes: media next to pairs/interleaved listings (the listings read them),
-files of no known format, and always the run's own output folder when it lies inside an input;
-sidecars are not named (their media record reads them). Files are sorted, then grouped into
-partitions of about ``partition_mb``; a large uncompressed JSONL file is split at line boundaries
+files of no known format, always the run's own output folder when it lies inside an input, and
+the bookkeeping of an earlier step's output folder given as input (its ledger, manifest, report,
+markers and rejected records; its shards, listings and media are read); sidecars are not named
+(their media record reads them). Files are sorted, then grouped into partitions of about
+``partition_mb``; a large uncompressed JSONL file is split at line boundaries
 so that no partition needs the whole file. The plan depends only on the inputs' names, sizes and
 first rows, so a resumed run finds the same partitions.
 """
@@ -24,8 +26,10 @@ from typing import Any
 
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 from fusionforge.pipelines.core.io import expand_paths, safe_name, strip_compression
+from fusionforge.pipelines.core.lifecycle import PLAN_FILE
 from fusionforge.pipelines.readers.base import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputFile, ReaderOptions
 from fusionforge.pipelines.readers.rows import iter_json_objects, iter_parquet_rows
+from fusionforge.pipelines.writers.webdataset_writer import REJECTED_DIR
 
 FORMATS = ("text", "pairs", "images", "interleaved", "videos", "wds", "warc", "html", "pdf")
 STRUCTURED_SUFFIXES = tuple(s + c for s in (".jsonl", ".json", ".ndjson") for c in ("", ".gz", ".zst", ".zstd", ".bz2"))
@@ -49,6 +53,7 @@ SNIFF_BYTES = 4096  # what is read of a file whose name says nothing, to tell WA
 DETECT_ROWS = 100  # rows looked at to tell text, pairs and interleaved apart
 SKIP_REASONS = {
     "output_folder": "this run's output folder, inside the input: never read as input",
+    "run_bookkeeping": "an earlier step's ledger, manifest, report, markers and rejected records: its records are read",
     "listing_media": "media next to pairs/interleaved listings or HTML pages: read through the files that name them",
     "unknown_format": "no reader for these file types",
     "other_format": "not of the format given with --format",
@@ -148,6 +153,7 @@ def plan_inputs(specs: list[InputSpec], partition_mb: float = 512, output: str |
 
 def _input_files(spec: InputSpec, output: str | None) -> tuple[list[InputFile], list[SkippedFiles]]:
     paths, inside = _outside(expand_paths(spec.path), output)
+    paths, bookkeeping = _records_only(paths)
     if not paths:
         raise ConfigError(f"every file of input {spec.path!r} lies in this run's output folder {output!r}")
     if spec.format == "auto":
@@ -160,6 +166,8 @@ def _input_files(spec: InputSpec, output: str | None) -> tuple[list[InputFile], 
             raise ConfigError(f"no input files match {spec.path!r}; check the path (directories, files and globs work)")
     if inside:
         left_out = {"output_folder": inside, **left_out}
+    if bookkeeping:
+        left_out = {"run_bookkeeping": bookkeeping, **left_out}
     root = _root_of(spec.path)
     files = []
     for path, fmt in formats.items():
@@ -186,6 +194,36 @@ def _outside(paths: list[Path], output: str | None) -> tuple[list[Path], list[Pa
     root = Path(output).resolve()
     inside = {p for p in paths if p.resolve().is_relative_to(root)}
     return [p for p in paths if p not in inside], [p for p in paths if p in inside]
+
+
+def _records_only(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(the files that may hold records, the bookkeeping of fusionforge output folders among the inputs).
+
+    An earlier step's output folder (one with ``_work/plan.json``) is read for its records: shards,
+    listings and media. Its ledger, manifest, report, config, markers and scratch (names starting
+    with ``_``), the tables at its top (``*.parquet``, ``*.json``, ``*.yaml``) and the records a filter
+    rejected are the run's account of itself, not input.
+    """
+    runs: dict[Path, bool] = {}
+    kept, bookkeeping = [], []
+    for path in paths:
+        run = next((folder for folder in path.parents if _is_run_folder(folder, runs)), None)
+        if run is None:
+            kept.append(path)
+            continue
+        parts = path.relative_to(run).parts
+        top_table = len(parts) == 1 and path.suffix.lower() in (".parquet", ".json", ".yaml")
+        if top_table or parts[0] == REJECTED_DIR or any(part.startswith("_") for part in parts):
+            bookkeeping.append(path)
+        else:
+            kept.append(path)
+    return kept, bookkeeping
+
+
+def _is_run_folder(folder: Path, seen: dict[Path, bool]) -> bool:
+    if folder not in seen:
+        seen[folder] = (folder / PLAN_FILE).is_file()
+    return seen[folder]
 
 
 def classify(paths: list[Path]) -> tuple[dict[Path, str], dict[str, list[Path]]]:

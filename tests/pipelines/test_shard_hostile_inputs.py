@@ -115,6 +115,23 @@ def test_the_output_folder_inside_the_input_is_not_read_back_and_its_resume_work
     assert finished["inputs"] == 15
 
 
+def test_an_earlier_output_folder_as_input_gives_its_records_not_its_bookkeeping(tmp_path):
+    _docs(tmp_path / "docs.jsonl", 5, {})
+    first = tmp_path / "first"
+    _shard([str(tmp_path / "docs.jsonl")], first)
+    again = _shard([f"again={first}"], tmp_path / "again")
+    assert (again["inputs"], again["kept"], again["failed"]) == (5, 5, 0)  # read from first's shards
+    (note,) = again["skipped_inputs"]
+    assert note["reason"] == "run_bookkeeping"
+    left_out = {Path(p).relative_to(first).parts[0] for p in _bookkeeping(first)}
+    assert {"ledger.parquet", "manifest.parquet", "report.json", "_work", "_markers"} <= left_out
+    assert note["files"] == len(_bookkeeping(first))
+
+
+def _bookkeeping(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*") if p.is_file() and not p.name.endswith(".tar")]
+
+
 def test_a_parquet_with_a_broken_footer_is_a_failed_row_not_a_stopped_run(tmp_path):
     folder = tmp_path / "tables"
     folder.mkdir()
