@@ -108,24 +108,10 @@ class ScriptedServer(LocalServer):
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                request_line = await reader.readline()
-                if not request_line.strip():
-                    break
-                method, path, _ = request_line.decode("latin-1").split(" ", 2)
-                headers = {}
-                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length", 0)))
-                if not await self._respond(method, path, body, writer):
-                    break
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
+    async def answer(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
+        return await self._respond(method, path, body, writer)
 
     async def _respond(self, method: str, path: str, raw: bytes, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection was dropped on purpose."""

@@ -1,19 +1,21 @@
-"""An asyncio TCP server on a thread of its own: the local servers that tests and benchmarks talk to.
+"""An asyncio HTTP/1.1 server on a thread of its own: the local servers that tests and benchmarks talk to.
 
 The RFT scripted model server and fetch's media server differ only in what they answer; starting
-the loop on a thread, learning the port the system chose, and a stop that cancels every open
-connection are this one base class.
+the loop on a thread, learning the port the system chose, reading requests off keep-alive
+connections, and a stop that cancels every open connection are this one base class.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from abc import ABC, abstractmethod
 from typing import Self
 
 
-class LocalServer:
-    """Serve ``handle`` on ``host:port`` (port 0: one the system picks, read back after ``start``)."""
+class LocalServer(ABC):
+    """Serve HTTP/1.1 on ``host:port`` (port 0: one the system picks, read back after ``start``); a
+    subclass says how to ``answer`` each request."""
 
     thread_name = "local-server"
     backlog = 100
@@ -25,8 +27,30 @@ class LocalServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Answer one connection; subclasses say how."""
-        raise NotImplementedError
+        """Read HTTP/1.1 requests off one connection (keep-alive) and pass each to ``answer``."""
+        try:
+            while True:
+                request_line = await reader.readline()
+                if not request_line.strip():
+                    break
+                method, path, _ = request_line.decode("latin-1").split(" ", 2)
+                headers = {}
+                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                if not await self.answer(method, path, headers, body, writer):
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    @abstractmethod
+    async def answer(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Write the response to one request; False closes the connection."""
 
     def start(self) -> Self:
         ready = threading.Event()

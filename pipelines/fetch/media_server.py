@@ -92,29 +92,18 @@ class MediaServer(LocalServer):
         found = self.fallback(path) if self.fallback else None
         return found or Route(status=404, body=b"not found", headers={"Content-Type": "text/plain"})
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def answer(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
+        host = headers.get("host", "")
+        self.user_agents.add(headers.get("user-agent", ""))
+        self._in_flight[host] += 1
+        self.max_in_flight[host] = max(self.max_in_flight[host], self._in_flight[host])
         try:
-            while True:
-                request_line = await reader.readline()
-                if not request_line.strip():
-                    break
-                _, path, _ = request_line.decode("latin-1").split(" ", 2)
-                headers = {}
-                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                host = headers.get("host", "")
-                self.user_agents.add(headers.get("user-agent", ""))
-                self._in_flight[host] += 1
-                self.max_in_flight[host] = max(self.max_in_flight[host], self._in_flight[host])
-                try:
-                    await self._answer(self._route(path, host), writer)
-                finally:
-                    self._in_flight[host] -= 1
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
+            await self._answer(self._route(path, host), writer)
         finally:
-            writer.close()
+            self._in_flight[host] -= 1
+        return True
 
     async def _answer(self, route: Route, writer: asyncio.StreamWriter) -> None:
         if route.delay_s:
