@@ -380,7 +380,8 @@ def _bwrap_args(isolation: str, limits: SandboxLimits, userns: int | None, mount
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]  # for setpriv
     else:
         args += ["--unshare-user", "--disable-userns", "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL"]
-    return [*args, *_system_view(), "--dev", "/dev", "--proc", "/proc", *mounts]
+    # an interpreter under /tmp (a checkout there) is bound after the private /tmp, which would hide it
+    return [*args, *_system_view(), "--dev", "/dev", "--proc", "/proc", *mounts, *_interpreter_in_tmp()]
 
 
 @lru_cache(maxsize=1)
@@ -408,7 +409,19 @@ def _system_view_cached(paths: tuple[str, ...]) -> tuple[str, ...]:
 
 def _system_view() -> list[str]:
     """Read-only binds of the system and of this interpreter (its prefixes and site-packages)."""
-    return list(_system_view_cached(tuple(_interpreter_paths())))
+    return list(_system_view_cached(tuple(p for p in _interpreter_paths() if not _inside(p, INSIDE_FOLDER))))
+
+
+def _interpreter_in_tmp() -> list[str]:
+    """Read-only binds, inside the private /tmp, of the interpreter folders that lie under the host's /tmp."""
+    args: list[str] = []
+    made = {INSIDE_FOLDER}
+    for path in _interpreter_paths():
+        if _inside(path, INSIDE_FOLDER) and path != INSIDE_FOLDER:
+            args += _parent_dirs(path, made)
+            args += ["--ro-bind", path, path]
+            made.add(path)
+    return args
 
 
 def _interpreter_paths() -> list[str]:

@@ -1,6 +1,8 @@
 """The code verifier's sandbox: passing and failing tests, stdin/stdout cases, hangs, limits."""
 
+import sys
 import time
+from pathlib import Path
 
 from fusionforge.pipelines.core.sandbox import sandbox_mode
 from fusionforge.rft.verifiers import run_verifier
@@ -55,7 +57,7 @@ def test_memory_and_output_limits():
 def test_sandbox_runs_in_a_clean_folder_and_environment():
     result = run_sandboxed("import os\nprint(os.listdir('.'))\nprint(sorted(os.environ))")
     listing, env = result.stdout.splitlines()
-    assert eval(listing) == ["main.py"]
+    assert eval(listing) == sorted(["main.py", *_interpreter_folders_in_tmp()])
     assert "HF_HUB_OFFLINE" not in env and "PATH" in env
 
 
@@ -94,3 +96,9 @@ def test_limits_come_from_the_configuration_never_from_the_data():
     started = time.monotonic()
     slow = run_verifier("code", sleeper, greedy, {"sandbox": {"time_limit_s": 1}, "time_limit_s": 600})
     assert slow.status == "fail" and "time limit exceeded (1 s)" in slow.detail and time.monotonic() - started < 10
+
+
+def _interpreter_folders_in_tmp() -> list[str]:
+    """Top folders of /tmp the sandbox shows read-only because this interpreter lives there (a checkout in /tmp)."""
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix)}
+    return sorted({p.parts[2] for p in prefixes if p.is_relative_to("/tmp") and len(p.parts) > 2})

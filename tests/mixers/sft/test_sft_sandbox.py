@@ -1,5 +1,7 @@
 import socket
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +35,8 @@ def test_environment_is_empty_and_the_working_directory_private(tmp_path):
     env, cwd, isolated = result.output.splitlines()
     assert "PYTHONPATH" not in env and "HOME" in env and "RAY" not in env
     assert cwd == "/tmp" and isolated == "1"
-    assert files.output.strip() == "['images', 'notes.txt'] ['a.png']"
+    listing = sorted(["images", "notes.txt", *_interpreter_folders_in_tmp()])
+    assert files.output.strip() == f"{listing} ['a.png']"
     assert readonly.status == "error" and readonly.error.startswith(("PermissionError", "OSError"))
     assert image.read_bytes() == b"not really a png" and not staging.exists(), "the session's files are removed"
 
@@ -97,3 +100,9 @@ def test_bad_limits_and_file_names_are_refused():
         SandboxLimits(max_processes=1)
     with pytest.raises(ValueError, match="relative path"):
         PythonSandbox({"../escape.png": "x"})
+
+
+def _interpreter_folders_in_tmp() -> list[str]:
+    """Top folders of /tmp the sandbox shows read-only because this interpreter lives there (a checkout in /tmp)."""
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix)}
+    return sorted({p.parts[2] for p in prefixes if p.is_relative_to("/tmp") and len(p.parts) > 2})
