@@ -25,61 +25,18 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dedupe import make_corpus  # noqa: E402
+from dedupe_memory import watch  # noqa: E402
 
 STEPS = ("shard", "dedupe", "filter", "pack")
 EXECUTORS = ("local", "ray")
-
-
-def measure(command: list[str]) -> tuple[float, float]:
-    """Run ``command``; return (wall seconds, CPU seconds of it and all its descendants, Ray's included).
-
-    Ray's processes are not all waited for by the command, so their CPU time is sampled while they
-    live (the last sample of each process counts; at most 0.2 s of a process's end is missed).
-    """
-    import psutil
-
-    started = time.perf_counter()
-    before = os.times()
-    process = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    seen: dict[int, float] = {}
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            try:
-                for child in process.children(recursive=True):
-                    try:
-                        times = child.cpu_times()
-                        seen[child.pid] = times.user + times.system
-                    except psutil.Error:
-                        pass
-            except psutil.Error:
-                pass
-            done.wait(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    stdout, stderr = process.communicate(timeout=3600)
-    done.set()
-    thread.join()
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {stderr.decode(errors='replace')[-2000:]}")
-    after = os.times()
-    waited = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    # the command itself and the children it waited for are in ``waited``; Ray's daemons only in ``seen``
-    return wall, waited + sum(seen.values())
 
 
 def input_bytes(step: str, source: Path) -> int:
@@ -143,7 +100,8 @@ def measure_all(docs: list[int], repeat: int) -> list[dict]:
                     runs = []
                     for attempt in range(repeat):
                         out = work / f"{step}-{executor}-{attempt}"
-                        runs.append(measure(step_command(step, source, out, executor)))
+                        run = watch(step_command(step, source, out, executor))
+                        runs.append((run.seconds, run.cpu_s))
                         if executor == "ray" or attempt:
                             shutil.rmtree(out)
                     result[executor] = min(runs)

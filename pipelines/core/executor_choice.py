@@ -10,7 +10,8 @@ The crossover of each step comes from a line fitted to measured runs (``bench/ex
 figures in ``bench/README.md``): Ray's extra fixed cost over the in-process run, the in-process
 seconds per GB, and Ray's CPU seconds per GB, spread over C CPUs. Ray wins past
 ``extra_ray_s / (local_s_per_gb - ray_cpu_s_per_gb / C)`` GB; where that denominator is not positive,
-Ray does not win on C CPUs at any size and only a cluster address (or ``--executor ray``) chooses it.
+Ray does not win on C CPUs at any size and only a cluster address (or ``--executor ray``) chooses it;
+nor on one CPU, where it has nothing to spread the work over.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def choose_executor(
     threshold = CROSSOVERS.get(step, CROSSOVERS[UNMEASURED]).threshold_bytes(cpus)
     size = f"{human_bytes(planned_bytes)} planned input"
     where = f"for {step} on {cpus} CPU{'s' if cpus != 1 else ''}, no Ray address"
+    if cpus < 2:
+        return ExecutorChoice(LOCAL, AUTO, f"{size}; one CPU leaves Ray nothing to spread the work over {where}")
     if math.isinf(threshold):
         return ExecutorChoice(LOCAL, AUTO, f"{size}; Ray does not pay back its start-up {where}")
     if planned_bytes < threshold:

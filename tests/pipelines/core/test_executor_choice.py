@@ -12,8 +12,9 @@ GB = 10**9
 
 
 @pytest.fixture
-def two_cpus(monkeypatch):
-    monkeypatch.setattr(executor_choice, "available_cpus", lambda: 2)
+def cpus(monkeypatch):
+    """Pretend this machine has ``n`` CPUs: ``cpus(n)``."""
+    return lambda n: monkeypatch.setattr(executor_choice, "available_cpus", lambda: n)
 
 
 def test_the_crossover_is_the_fixed_cost_over_what_each_extra_gb_saves():
@@ -25,25 +26,40 @@ def test_the_crossover_is_the_fixed_cost_over_what_each_extra_gb_saves():
         assert step.threshold_bytes(64) <= step.threshold_bytes(16) <= step.threshold_bytes(4)
 
 
-def test_small_work_runs_in_process_and_large_work_on_ray(two_cpus):
-    threshold = CROSSOVERS["dedupe"].threshold_bytes(2)
-    assert math.isfinite(threshold), "the measured dedupe crossover on 2 CPUs"
-    small = choose_executor("auto", None, "dedupe", int(threshold * 0.9))
-    large = choose_executor("auto", None, "dedupe", int(threshold * 1.1))
-    assert (small.chosen, small.requested, large.chosen, large.requested) == ("local", "auto", "ray", "auto")
-    assert "threshold for dedupe on 2 CPUs, no Ray address" in small.reason
-    assert small.reason.startswith(executor_choice.human_bytes(int(threshold * 0.9)) + " planned input < ")
-    assert " >= " in large.reason
+def test_small_work_runs_in_process_and_large_work_on_ray(cpus):
+    cpus(16)
+    for step, costs in CROSSOVERS.items():
+        threshold = costs.threshold_bytes(16)
+        assert math.isfinite(threshold), f"the measured {step} costs give Ray a crossover on 16 CPUs"
+        small = choose_executor("auto", None, step, int(threshold * 0.9))
+        large = choose_executor("auto", None, step, int(threshold * 1.1))
+        assert (small.chosen, small.requested, large.chosen, large.requested) == ("local", "auto", "ray", "auto")
+        assert f"threshold for {step} on 16 CPUs, no Ray address" in small.reason
+        assert small.reason.startswith(executor_choice.human_bytes(int(threshold * 0.9)) + " planned input < ")
+        assert " >= " in large.reason
 
 
-def test_fewer_cpus_given_raise_the_threshold(two_cpus):
-    size = int(CROSSOVERS["shard"].threshold_bytes(2) * 1.5)
-    assert choose_executor("auto", None, "shard", size).chosen == "ray"
-    assert choose_executor("auto", None, "shard", size, num_cpus=1).chosen == "local"
-    assert choose_executor("auto", None, "shard", size, num_cpus=64).chosen == "ray"  # capped at the 2 there are
+def test_where_ray_never_pays_auto_stays_in_process_at_any_size(cpus):
+    cpus(2)
+    never = [step for step, costs in CROSSOVERS.items() if math.isinf(costs.threshold_bytes(2))]
+    assert never, "on 2 CPUs some step does not pay back Ray's start-up (bench/README.md)"
+    choice = choose_executor("auto", None, never[0], 10**15)
+    assert choice.chosen == "local" and "Ray does not pay back its start-up" in choice.reason
+    cpus(1)
+    one = choose_executor("auto", None, "shard", 10**15)
+    assert one.chosen == "local" and "1 CPU" in one.reason
 
 
-def test_an_address_means_ray_and_an_explicit_executor_is_honoured(two_cpus):
+def test_fewer_cpus_given_raise_the_threshold(cpus):
+    cpus(16)
+    size = int(CROSSOVERS["dedupe"].threshold_bytes(16) * 1.2)
+    assert choose_executor("auto", None, "dedupe", size).chosen == "ray"
+    assert choose_executor("auto", None, "dedupe", size, num_cpus=8).chosen == "local"
+    assert choose_executor("auto", None, "dedupe", size, num_cpus=64).chosen == "ray"  # capped at the 16 there are
+
+
+def test_an_address_means_ray_and_an_explicit_executor_is_honoured(cpus):
+    cpus(2)
     on_cluster = choose_executor("auto", "10.0.0.1:6379", "shard", 10)
     assert (on_cluster.chosen, on_cluster.reason) == ("ray", "Ray cluster address 10.0.0.1:6379 given")
     assert choose_executor("local", None, "shard", 10**15).chosen == "local"
@@ -51,7 +67,8 @@ def test_an_address_means_ray_and_an_explicit_executor_is_honoured(two_cpus):
     assert explicit.report() == {"chosen": "ray", "requested": "ray", "reason": "--executor ray given"}
 
 
-def test_run_settings_weigh_the_input_only_when_the_choice_depends_on_it(two_cpus):
+def test_run_settings_weigh_the_input_only_when_the_choice_depends_on_it(cpus):
+    cpus(2)
     def unknown() -> int:
         raise AssertionError("the planned size was asked for")
 
