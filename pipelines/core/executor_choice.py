@@ -8,7 +8,7 @@ address always means Ray, and ``--executor ray|local`` is always honoured.
 
 The crossover of each step comes from a line fitted to measured runs (``bench/executor_crossover.py``,
 figures in ``bench/README.md``): Ray's extra fixed cost over the in-process run, the in-process
-seconds per GB, and Ray's CPU seconds per GB, spread over C CPUs. Ray wins past
+CPU seconds per GB, and Ray's CPU seconds per GB, spread over C CPUs. Ray wins past
 ``extra_ray_s / (local_s_per_gb - ray_cpu_s_per_gb / C)`` GB; where that denominator is not positive,
 Ray does not win on C CPUs at any size and only a cluster address (or ``--executor ray``) chooses it;
 nor on one CPU, where it has nothing to spread the work over.
@@ -32,7 +32,7 @@ class Crossover:
     """One step's measured costs on each executor (``bench/executor_crossover.py``)."""
 
     extra_ray_s: float  # Ray's fixed cost over the in-process run's: start-up, planning, scheduling
-    local_s_per_gb: float  # in-process seconds per GB of planned input (one CPU)
+    local_s_per_gb: float  # in-process CPU seconds per GB of planned input (one CPU: its wall seconds when idle)
     ray_cpu_s_per_gb: float  # Ray's CPU seconds per GB of planned input, all its processes together
 
     def threshold_bytes(self, cpus: int) -> float:
@@ -41,14 +41,15 @@ class Crossover:
         return self.extra_ray_s / gain * 1e9 if gain > 0 else math.inf
 
 
-# Provisional (the same for every step) until bench/executor_crossover.py's figures replace them.
+# Measured by bench/executor_crossover.py on 2026-12-05 (2 CPUs, heavily shared: load 5-30), fitted on CPU
+# seconds; figures and caveats in bench/README.md. On 2 CPUs no step has a crossover: Ray needs more CPUs.
 CROSSOVERS = {
-    "shard": Crossover(extra_ray_s=8.0, local_s_per_gb=60.0, ray_cpu_s_per_gb=90.0),
-    "dedupe": Crossover(extra_ray_s=8.0, local_s_per_gb=60.0, ray_cpu_s_per_gb=90.0),
-    "filter": Crossover(extra_ray_s=8.0, local_s_per_gb=60.0, ray_cpu_s_per_gb=90.0),
-    "pack": Crossover(extra_ray_s=8.0, local_s_per_gb=60.0, ray_cpu_s_per_gb=90.0),
+    "shard": Crossover(extra_ray_s=8.1, local_s_per_gb=234, ray_cpu_s_per_gb=784),
+    "dedupe": Crossover(extra_ray_s=5.5, local_s_per_gb=586, ray_cpu_s_per_gb=2849),
+    "filter": Crossover(extra_ray_s=13.9, local_s_per_gb=896, ray_cpu_s_per_gb=1806),
+    "pack": Crossover(extra_ray_s=13.3, local_s_per_gb=224, ray_cpu_s_per_gb=869),
 }
-# Steps not measured (sft build, synth-vision-proxy, audit) take the lowest threshold of the measured ones.
+# Steps not measured (sft build, synth-vision-proxy, audit) take shard's costs: each reads its records once.
 UNMEASURED = "shard"
 
 

@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from fusionforge.cli.main import cli
+from fusionforge.pipelines.core import executor_choice
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -49,9 +50,10 @@ def test_auto_runs_a_small_input_in_process_says_why_and_writes_the_same_bytes(s
     common = ["--shard-count", "10", "--partition-mb", "0.05"]
     auto = CliRunner().invoke(cli, ["shard", *inputs, "-o", str(tmp_path / "auto"), *common])
     assert auto.exit_code == 0, auto.output
-    assert "executor" in auto.output and "local (" in auto.output and "threshold for shard" in auto.output
+    assert "executor" in auto.output and "local (" in auto.output  # the summary's row, its reason wrapped in the cell
     report = json.loads((tmp_path / "auto" / "report.json").read_text())
     assert report["executor"]["chosen"] == "local" and report["executor"]["requested"] == "auto"
+    assert f"for shard on {executor_choice.available_cpus()} CPU" in report["executor"]["reason"]
     assert yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())["executor"] == "auto"
     local = CliRunner().invoke(cli, ["shard", *inputs, "-o", str(tmp_path / "local"), *common, "--executor", "local"])
     assert local.exit_code == 0, local.output

@@ -68,14 +68,15 @@ def test_an_address_means_ray_and_an_explicit_executor_is_honoured(cpus):
 
 
 def test_run_settings_weigh_the_input_only_when_the_choice_depends_on_it(cpus):
-    cpus(2)
+    cpus(16)
+
     def unknown() -> int:
         raise AssertionError("the planned size was asked for")
 
     assert RunSettings(executor="local").choose("shard", unknown)[0].executor == "local"
     assert RunSettings(ray_address="h:1").choose("shard", unknown)[0] == RunSettings(executor="ray", ray_address="h:1")
     run, choice = RunSettings(seed=5).choose("pack", lambda: 1000)
-    assert run == RunSettings(executor="local", seed=5) and choice.reason.startswith("1.0 kB planned input <")
+    assert run == RunSettings(executor="local", seed=5) and choice.reason.startswith("1.0 kB planned input < ")
 
 
 class Sizeless(Source):
