@@ -80,4 +80,5 @@ def test_boilerplate_paragraphs_and_logos_leave_the_pages_and_every_fate_is_in_t
     assert first["interleaved_doc_v1__images"] == 1
     filtered = json.loads((clean / "report.json").read_text())
     assert filtered["inputs"] == filtered["kept"] == 3
-    assert [f["stage"] for f in filtered["filters"]] == ["interleaved_nodes_v1", "interleaved_doc_v1", "image_checks_v1"]
+    stages = [f["stage"] for f in filtered["filters"]]
+    assert stages == ["interleaved_nodes_v1", "interleaved_doc_v1", "image_checks_v1"]
