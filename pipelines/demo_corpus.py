@@ -141,7 +141,7 @@ def make_corpus(root: str | Path, seed: int = 0, n_text: int = 300) -> dict[str,
         "docs": _interleaved(root / "docs", rng),
         "clips": _videos(root / "clips"),
         "legacy": _legacy_tar(root / "legacy.tar", rng),
-        "crawl": _crawl(root / "crawl.warc.gz", rng),
+        "crawl": make_crawl(root / "crawl.warc.gz", rng),
     }
     _plant_image_copy(root / "pairs" / "images" / "p000.jpg", root / "photos")
     return {name: str(path) for name, path in inputs.items()}
@@ -286,8 +286,11 @@ SITES = {  # host -> the paragraph every page of the site repeats (boilerplate f
 WARC_DATE = "2026-01-15T12:00:00Z"
 
 
-def _crawl(path: Path, rng: random.Random) -> Path:
-    """A gzip WARC (one member per record) of four pages per site, their pictures and logos, and planted cases."""
+def make_crawl(path: Path, rng: random.Random, pages_per_site: int = 4) -> Path:
+    """A gzip WARC (one member per record) of pages of three sites, their pictures and logos, and planted cases.
+
+    ``bench/web_ingest.py`` makes a larger one with ``pages_per_site``.
+    """
     members: list[bytes] = []
     pages: dict[str, str] = {}
 
@@ -297,7 +300,7 @@ def _crawl(path: Path, rng: random.Random) -> Path:
     for host, boilerplate in SITES.items():
         logo = Image.new("RGB", (48, 24), COLORS[rng.choice(sorted(COLORS))])
         add(f"https://{host}/static/logo.png", encode(logo, "PNG"), "image/png")
-        for n in range(4):
+        for n in range(pages_per_site):
             figures = []
             for j in range(rng.randint(1, 2)):
                 image, caption, _ = draw_shapes(rng, (240, 180))
