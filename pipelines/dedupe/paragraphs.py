@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from fusionforge.filters.dedup.paragraphs import document_keys
+from fusionforge.filters.dedup.paragraphs import DOCUMENTS, document_keys
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.lifecycle import DEDUPE_PARAGRAPHS, Markers, run_pending
 from fusionforge.pipelines.core.progress import Progress, phase
@@ -43,7 +43,7 @@ def write_keys(root: str, partition: int, table: pa.Table) -> dict[str, Any]:
     parts = [
         document_keys(modality, text, segments)
         for (modality, text, segments), dup, error in zip(columns, duplicate, errors)
-        if dup is None and error is None
+        if dup is None and error is None and modality in DOCUMENTS
     ]
     keys = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
     save_npy(file_path(Path(root), "paragraphs", partition, "npy"), keys)
