@@ -1,13 +1,13 @@
 """Web ingest end to end: WARC -> documents through ``fusionforge shard``, and ``fusionforge fetch``, each beside
 the loop a user would write around the same library.
 
-1. Documents/s from a gzip WARC (the demo's crawl generator, ``--pages-per-site`` pages for each of its
-   three sites, one or two 240x180 JPEGs and a logo per page): ``run_shard`` in-process (the URL index
-   pass, Resiliparse extraction with image markers, image resolution by URL, record checks, tar
-   shards, manifest and ledger) against FastWARC's ``ArchiveIterator`` + Resiliparse's
-   ``extract_plain_text(main_content=True)`` over the same records, which resolves no image and
-   writes nothing. Wall and CPU seconds (this process, best of ``--repeat``); the ratio is
-   fusionforge's overhead around the extractor.
+1. Documents/s from a gzip WARC (the demo's crawl generator: ``--pages-per-site`` pages for each of
+   its three sites, ``--paragraphs`` story paragraphs, one or two 240x180 JPEGs and a logo per
+   page): ``run_shard`` in-process (the URL index pass, Resiliparse extraction with image markers,
+   image resolution by URL, the bounded decode of every image, tar shards, manifest and ledger)
+   against FastWARC's ``ArchiveIterator`` + Resiliparse's ``extract_plain_text(main_content=True)``
+   over the same records, which resolves, decodes and writes nothing. Wall and CPU seconds (this
+   process, best of ``--repeat``); the ratio is fusionforge's overhead around the extractor.
 2. URLs/s of ``fusionforge fetch`` against a local image server beside a plain ``httpx`` async loop
    with the same concurrency: ``measure`` of ``bench/fetch.py`` (see there), called here.
 
@@ -61,12 +61,12 @@ def timed(function, *args) -> tuple[Any, float, float]:
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def documents_per_second(pages_per_site: int, repeat: int) -> dict[str, Any]:
+def documents_per_second(pages_per_site: int, paragraphs: int, repeat: int) -> dict[str, Any]:
     from fusionforge.pipelines.demo_corpus import make_crawl
 
     work = Path(tempfile.mkdtemp(prefix="bench-web-ingest-"))
     try:
-        warc = make_crawl(work / "crawl.warc.gz", random.Random(0), pages_per_site)
+        warc = make_crawl(work / "crawl.warc.gz", random.Random(0), pages_per_site, paragraphs)
         ours, ref = [], []
         for attempt in range(repeat):
             ours.append(timed(fusionforge_shard, warc, work / f"out{attempt}"))
@@ -93,15 +93,16 @@ def documents_per_second(pages_per_site: int, repeat: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages-per-site", type=int, default=200, help="pages of each of the 3 generated sites")
-    parser.add_argument("--urls", type=int, default=2000, help="URLs for the fetch comparison")
+    parser.add_argument("--paragraphs", type=int, default=2, help="story paragraphs per page (about 60 words each)")
+    parser.add_argument("--urls", type=int, default=2000, help="URLs for the fetch comparison (0: leave it out)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds the image server waits per answer")
     parser.add_argument("--repeat", type=int, default=2, help="interleaved runs of each; the best counts")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    shard = documents_per_second(args.pages_per_site, args.repeat)
+    shard = documents_per_second(args.pages_per_site, args.paragraphs, args.repeat)
     print(json.dumps(shard), flush=True)
-    fetch = measure(args.urls, args.concurrency, args.latency, repeat=args.repeat)
+    fetch = measure(args.urls, args.concurrency, args.latency, repeat=args.repeat) if args.urls else None
     print(json.dumps(fetch), flush=True)
     print(f"\n{os.cpu_count()} CPUs, load average {load:.1f} -> {os.getloadavg()[0]:.1f}\n")
     print("| measure | fusionforge | reference | fusionforge / reference |")
@@ -115,10 +116,11 @@ def main() -> None:
         f"| CPU seconds for those pages | {shard['shard_cpu_s']} | {shard['extractor_cpu_s']} | "
         f"{shard['cpu_ratio']:.2f} (reference / fusionforge) |"
     )
-    print(
-        f"| URLs/s, concurrency {fetch['concurrency']}, latency {fetch['latency_s']:g} s | "
-        f"{fetch['fetch_urls_per_s']} | {fetch['httpx_urls_per_s']} (httpx loop) | {fetch['ratio']:.2f} |"
-    )
+    if fetch:
+        print(
+            f"| URLs/s, concurrency {fetch['concurrency']}, latency {fetch['latency_s']:g} s | "
+            f"{fetch['fetch_urls_per_s']} | {fetch['httpx_urls_per_s']} (httpx loop) | {fetch['ratio']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -286,10 +286,10 @@ SITES = {  # host -> the paragraph every page of the site repeats (boilerplate f
 WARC_DATE = "2026-01-15T12:00:00Z"
 
 
-def make_crawl(path: Path, rng: random.Random, pages_per_site: int = 4) -> Path:
+def make_crawl(path: Path, rng: random.Random, pages_per_site: int = 4, paragraphs: int = 2) -> Path:
     """A gzip WARC (one member per record) of pages of three sites, their pictures and logos, and planted cases.
 
-    ``bench/web_ingest.py`` makes a larger one with ``pages_per_site``.
+    ``bench/web_ingest.py`` makes larger ones with ``pages_per_site`` and ``paragraphs`` (of the story, per page).
     """
     members: list[bytes] = []
     pages: dict[str, str] = {}
@@ -309,7 +309,7 @@ def make_crawl(path: Path, rng: random.Random, pages_per_site: int = 4) -> Path:
                 figures.append(
                     f'<figure><img src="{name}" alt="{caption}"><figcaption>{caption}.</figcaption></figure>'
                 )
-            pages[f"https://{host}/{n}.html"] = _web_page(rng, host, boilerplate, figures)
+            pages[f"https://{host}/{n}.html"] = _web_page(rng, host, boilerplate, figures, paragraphs)
             add(f"https://{host}/{n}.html", pages[f"https://{host}/{n}.html"].encode(), "text/html")
     news = "news.example.org"
     add(f"https://{news}/archive/0.html", pages[f"https://{news}/0.html"].encode(), "text/html")  # a copy
@@ -322,13 +322,13 @@ def make_crawl(path: Path, rng: random.Random, pages_per_site: int = 4) -> Path:
     return path
 
 
-def _web_page(rng: random.Random, host: str, boilerplate: str, figures: list[str]) -> str:
+def _web_page(rng: random.Random, host: str, boilerplate: str, figures: list[str], paragraphs: int = 2) -> str:
     """A page: navigation, then an article of English paragraphs with the site's logo, figures and boilerplate."""
     endings = ("The pictures on this page were taken by our readers.", "Write to us if you were there that day.")
-    story = [f"<p>{document(rng, 'en', 3)} {ending}</p>" for ending in endings]  # prose: Gopher wants stop words
+    story = [f"<p>{document(rng, 'en', 3)} {endings[i % 2]}</p>" for i in range(paragraphs)]  # prose for Gopher
     nav = '<nav><a href="/">Home</a> <a href="/about">About</a></nav>'
     logo = '<img src="/static/logo.png" alt="site logo">'
-    body = "".join([logo, story[0], *figures, story[1], f"<p>{boilerplate}</p>"])
+    body = "".join([logo, story[0], *figures, *story[1:], f"<p>{boilerplate}</p>"])
     return f"<!doctype html><html><head><title>{host}</title></head><body>{nav}<article>{body}</article></body></html>"
 
 
