@@ -102,7 +102,9 @@ class Decontaminate(ScoringStage):
             "image_eval_set": pa.array([m.eval_set if m else None for m in image_matches], pa.string()),
             "image_eval_sample": pa.array([m.eval_sample if m else None for m in image_matches], pa.string()),
             "image_distance": pa.array([m.distance if m else None for m in image_matches], pa.int64()),
-            "contaminated": pa.array([bool(t or i) for t, i in zip(text_matches, image_matches)], pa.bool_()),
+            "contaminated": pa.array(
+                [None if f else bool(t or i) for t, i, f in zip(text_matches, image_matches, failures)], pa.bool_()
+            ),
         }
         if any(failures):
             scores[ERROR_FIELD] = pa.array(failures, pa.string())

@@ -103,9 +103,8 @@ class TextPII(TextFilter):
             texts[row] = redact(texts[row], self._found[ids[row]], self.tags)
             if segments[row]:
                 segments[row] = [self._redact_part(part) for part in segments[row]]
-            if hashes[row] is not None:
-                media_hashes = [m["sha256"] for m in media[row] or []]
-                hashes[row] = S.content_hash(modalities[row], texts[row], media_hashes, segments[row])
+            media_hashes = [m["sha256"] for m in media[row] or []]
+            hashes[row] = S.content_hash(modalities[row], texts[row], media_hashes, segments[row])
         batch = set_column(batch, S.TEXT, pa.array(texts, batch.schema.field(S.TEXT).type))
         batch = set_column(batch, S.SEGMENTS, pa.array(segments, batch.schema.field(S.SEGMENTS).type))
         return set_column(batch, S.CONTENT_HASH, pa.array(hashes, pa.string()))
