@@ -39,6 +39,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+# Each pattern starts with a character (class) and checks what precedes it after that first character:
+# a pattern that starts with a look-behind is tried at every position, one that starts with a
+# character is searched for it first (measured: 3-50x faster per pattern on web-like text).
 KINDS = ("url_credentials", "email", "iban", "credit_card", "ipv6", "ipv4", "phone")
 
 
@@ -52,23 +55,26 @@ class Span:
 
 
 _EMAIL = re.compile(
-    r"(?<![\w.+%-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?"
+    r"[A-Za-z0-9](?<![\w.+%-][A-Za-z0-9])(?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?"
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
 )
 _URL_CREDENTIALS = re.compile(r"(?<![\w+.-])[A-Za-z][A-Za-z0-9+.-]{0,15}://([^\s/?#@:]+:[^\s/?#@]+)@[\w\[]")
-_IBAN = re.compile(r"(?<![0-9A-Za-z])[A-Z]{2}[0-9]{2}(?: ?[0-9A-Z]){10,30}")
-_CARD = re.compile(r"(?<![0-9A-Za-z.,-])[0-9](?:[ -]?[0-9]){12,18}(?![0-9A-Za-z]|[-.,][0-9])")
+_IBAN = re.compile(r"[A-Z](?<![0-9A-Za-z][A-Z])[A-Z][0-9]{2}(?: ?[0-9A-Z]){10,30}")
+_CARD = re.compile(r"[0-9](?<![0-9A-Za-z.,-][0-9])(?:[ -]?[0-9]){12,18}(?![0-9A-Za-z]|[-.,][0-9])")
 _IPV6 = re.compile(
     r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{1,4})?(?![0-9A-Za-z:])"
 )
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = re.compile(rf"(?<![0-9A-Za-z.]){_OCTET}(?:\.{_OCTET}){{3}}(?![0-9]|\.[0-9])")
+_IPV4 = re.compile(r"[0-9](?<![0-9A-Za-z.][0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![0-9]|\.[0-9])")
+_OCTET = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]")
 _VERSION_BEFORE = re.compile(r"(?i)(?:\bv|\bversion|\bver\.?|\brelease|\bbuild|\brev\.?)[\s:]*$")
-_PHONE_INTERNATIONAL = re.compile(r"(?<![\w+])\+[1-9](?:[ .-]?(?:[0-9]|\([0-9]{1,4}\))){6,17}(?![0-9])")
+_PHONE_INTERNATIONAL = re.compile(r"\+(?<![\w+]\+)[1-9](?:[ .-]?(?:[0-9]|\([0-9]{1,4}\))){6,17}(?![0-9])")
 _PHONE_NANP = re.compile(
-    r"(?<![\w+(.-])(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}([-. ]))[2-9][0-9]{2}([-. ])[0-9]{4}(?![0-9]|[-.][0-9])"
+    r"[(2-9](?<![\w+(.-][(2-9])(?:(?<=\()[2-9][0-9]{2}\) ?|(?<=[2-9])[0-9]{2}([-. ]))[2-9][0-9]{2}([-. ])[0-9]{4}"
+    r"(?![0-9]|[-.][0-9])"
 )
-_PHONE_TRUNK = re.compile(r"(?<![\w+.-])(?<![0-9][ /-])0[1-9][0-9]{0,3}(?:([ /-])[0-9]{2,8}){1,4}(?![0-9]|[-./ ][0-9])")
+_PHONE_TRUNK = re.compile(
+    r"0(?<![\w+.-]0)(?<![0-9][ /-]0)[1-9][0-9]{0,3}(?:([ /-])[0-9]{2,8}){1,4}(?![0-9]|[-./ ][0-9])"
+)
 _DIGIT = re.compile(r"[0-9]")
 
 # SWIFT IBAN registry: country -> IBAN length.
@@ -192,6 +198,8 @@ def _ipv6(text: str) -> Iterable[tuple[int, int]]:
 
 def _ipv4(text: str) -> Iterable[tuple[int, int]]:
     for match in _IPV4.finditer(text):
+        if not all(_OCTET.fullmatch(octet) for octet in match.group().split(".")):
+            continue  # over 255, or a leading zero
         if not _VERSION_BEFORE.search(text, max(0, match.start() - 12), match.start()):
             yield match.span()
 
