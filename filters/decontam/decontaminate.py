@@ -18,6 +18,7 @@ image) and ``contaminated``. An image that cannot be decoded fails its record
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import pyarrow as pa
@@ -29,7 +30,7 @@ from fusionforge.filters.dedup.image_hash import DEFAULT_MAX_COLOR_DISTANCE, DEF
 from fusionforge.filters.media import item_bytes, items_of_kind
 from fusionforge.filters.text.base import texts_of
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, Bound
+from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, Bound, check_bounds, within
 from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.images import decode_image
 from fusionforge.pipelines.core.io import expand_paths
@@ -38,6 +39,29 @@ from fusionforge.pipelines.core.stage import ERROR_FIELD, Resources, ScoringStag
 
 ACTIONS = ("drop", "mark")
 HASH_BITS = Bound(integer=True, min=0, max=64)
+
+
+@dataclass(frozen=True)
+class DecontamSettings:
+    """The stage's parameters, all checked on construction: the filter list is checked before any work."""
+
+    evals: Sequence[str] = ()
+    eval_images: Sequence[str] = ()
+    ngram: int = within(COUNT, DEFAULT_NGRAM)
+    min_tokens: int = within(COUNT, DEFAULT_MIN_TOKENS)
+    max_distance: int = within(HASH_BITS, DEFAULT_MAX_DISTANCE)
+    max_color_distance: float = within(NON_NEGATIVE, DEFAULT_MAX_COLOR_DISTANCE)
+    action: str = "drop"
+
+    def __post_init__(self) -> None:
+        check_bounds(
+            self,
+            None if self.evals or self.eval_images else "give evals (text files) or eval_images (image files), or both",
+            None if self.action in ACTIONS else f"action must be one of {list(ACTIONS)}, got {self.action!r}",
+        )
+        for specs, suffixes in ((self.evals, EVAL_SUFFIXES), (self.eval_images, IMAGE_SUFFIXES)):
+            for spec in specs:
+                expand_paths(split_spec(spec)[1], suffixes)  # a ConfigError naming a path that holds no files
 
 
 @register
@@ -58,37 +82,15 @@ class Decontaminate(ScoringStage):
         max_color_distance: float = DEFAULT_MAX_COLOR_DISTANCE,
         action: str = "drop",
     ) -> None:
-        self.check(evals, eval_images, ngram, min_tokens, max_distance, max_color_distance, action)
+        DecontamSettings(evals, eval_images, ngram, min_tokens, max_distance, max_color_distance, action)
         self.action = action
         self.texts = EvalIndex(evals, ngram, min_tokens) if evals else None
         self.images = EvalImages(eval_images, max_distance, max_color_distance) if eval_images else None
 
     @classmethod
-    def check(
-        cls,
-        evals: Sequence[str] = (),
-        eval_images: Sequence[str] = (),
-        ngram: int = DEFAULT_NGRAM,
-        min_tokens: int = DEFAULT_MIN_TOKENS,
-        max_distance: int = DEFAULT_MAX_DISTANCE,
-        max_color_distance: float = DEFAULT_MAX_COLOR_DISTANCE,
-        action: str = "drop",
-    ) -> None:
-        """Cheap checks before any work: settings in range, eval files present (building reads them all)."""
-        if not evals and not eval_images:
-            raise ValueError(f"{cls.name}: give evals (text files) or eval_images (image files), or both")
-        if action not in ACTIONS:
-            raise ValueError(f"{cls.name}: action must be one of {list(ACTIONS)}, got {action!r}")
-        for label, value, bound in (
-            ("ngram", ngram, COUNT),
-            ("min_tokens", min_tokens, COUNT),
-            ("max_distance", max_distance, HASH_BITS),
-            ("max_color_distance", max_color_distance, NON_NEGATIVE),
-        ):
-            bound.require(f"{cls.name}: {label}", value, ValueError)
-        for specs, suffixes in ((evals, EVAL_SUFFIXES), (eval_images, IMAGE_SUFFIXES)):
-            for spec in specs:
-                expand_paths(split_spec(spec)[1], suffixes)
+    def check(cls, **params: object) -> None:
+        """Cheap checks before any work (building the stage reads every eval file)."""
+        DecontamSettings(**params)
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         texts = texts_of(batch).to_pylist()

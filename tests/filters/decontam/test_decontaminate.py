@@ -121,11 +121,11 @@ def test_mark_keeps_everything_and_the_ngram_size_is_a_setting(evals, make_batch
 
 
 def test_settings_and_eval_files_are_checked_first(tmp_path):
-    with pytest.raises(ValueError, match="give evals"):
+    with pytest.raises(ConfigError, match="give evals"):
         Decontaminate.check()
-    with pytest.raises(ValueError, match="action"):
+    with pytest.raises(ConfigError, match="action must be one of"):
         Decontaminate.check(evals=["x.jsonl"], action="delete")
-    with pytest.raises(ValueError, match="max_distance"):
+    with pytest.raises(ConfigError, match="max_distance"):
         Decontaminate.check(eval_images=["x"], max_distance=65)
     with pytest.raises(ConfigError, match="no input files"):
         Decontaminate.check(evals=[str(tmp_path / "missing.jsonl")])
