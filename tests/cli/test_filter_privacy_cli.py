@@ -1,4 +1,4 @@
-"""`fusionforge filter --pii --decontaminate`: redacted shards, one ledger row per record, scores in rejected/ and the report."""
+"""`filter --pii --decontaminate`: redacted shards, a ledger row per record, scores in rejected/ and the report."""
 
 import json
 
