@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from fusionforge.cli.main import cli
+from fusionforge.mixers.audit import run_audit
 from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.shard import ShardConfig, run_shard
 
@@ -52,6 +53,10 @@ def test_pii_and_decontamination_flags(shards, tmp_path):
     scores = report["scores"]
     assert scores["text_pii_v1__credit_card"]["total"] == 3 and scores["text_pii_v1__email"]["total"] == 1
     assert scores["decontaminate_v1__ngram_hits"]["count"] == 4
+    audited = run_audit([str(out)])["distributions"]["filter"]  # the audit finds the new score columns itself
+    assert audited["rejected"]["score/text_pii_v1__credit_card"]["max"] == 3
+    assert audited["kept"]["score/text_pii_v1__email"]["max"] == 1
+    assert audited["rejected"]["score/decontaminate_v1__ngram_hits"]["count"] == 2
 
 
 def _config(tmp_path):
