@@ -6,6 +6,7 @@ IIN valid), IBANs from SWIFT's IBAN registry examples.
 
 import hashlib
 
+import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -91,6 +92,21 @@ def test_every_kind_is_found_at_its_offsets_in_the_original_text():
 @pytest.mark.parametrize("text", LOOK_ALIKES)
 def test_look_alikes_are_left_alone(text):
     assert find_pii(f"See {text} here.") == []
+
+
+REGIONS = ("US", "GB", "DE", "FR")
+
+
+@pytest.mark.parametrize("number", FOUND["phone"])
+def test_found_phone_numbers_are_valid_numbers_for_libphonenumber(number):
+    """Google's libphonenumber (the phonenumbers port) is the reference: each phone found is a valid number."""
+    assert [(s.kind, s.start, s.end) for s in find_pii(number)] == [("phone", 0, len(number))]
+    assert any(phonenumbers.is_valid_number(phonenumbers.parse(number, region)) for region in REGIONS)
+
+
+def test_libphonenumber_finds_no_phone_in_the_look_alikes_we_leave_alone_either():
+    text = " ".join(LOOK_ALIKES).replace("ISBN 0-306-40615-2", "")  # libphonenumber takes that ISBN for a phone
+    assert [m.raw_string for r in REGIONS for m in phonenumbers.PhoneNumberMatcher(text, r)] == []
 
 
 def test_checks_agree_with_their_definitions():
