@@ -6,8 +6,10 @@ import click
 
 from fusionforge.cli.options import executor_options, library_errors, ranged
 from fusionforge.cli.render import partition_progress, print_report
+from fusionforge.filters.decontam.decontaminate import ACTIONS as DECONTAMINATE_ACTIONS
 from fusionforge.filters.image.checks import ASPECT_RATIO
 from fusionforge.filters.image.clip_model import COSINE, DEVICES
+from fusionforge.filters.text.pii import ACTIONS as PII_ACTIONS
 from fusionforge.filters.video.split import SCENE_SCORE
 from fusionforge.pipelines.core.bounds import (
     COUNT,
@@ -45,6 +47,16 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
                 "top_fraction": options["fasttext_top_fraction"],
             },
         ),
+        ("text_pii_v1", {"action": options["pii_action"], "max_items": options["pii_max_items"]}),
+        (
+            "decontaminate_v1",
+            {
+                "evals": list(options["decontaminate"]) or None,
+                "eval_images": list(options["decontaminate_images"]) or None,
+                "ngram": options["decontaminate_ngram"],
+                "action": options["decontaminate_action"],
+            },
+        ),
         ("image_checks_v1", {"min_side": options["min_image_side"], "max_aspect_ratio": options["max_aspect_ratio"]}),
         *[(stage, dict(clip)) for stage in CLIP_STAGES[options["clip_on"]]],
         ("video_probe_v1", {"min_duration_s": options["min_duration"], "max_duration_s": options["max_duration"]}),
@@ -55,8 +67,10 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
     out = []
     for stage, params in pairs:
         given = {k: v for k, v in params.items() if v is not None}
-        wanted = (stage == "video_scenes_v1" and options["split_scenes"]) or (
-            stage.startswith("interleaved_") and options["interleaved_rules"]
+        wanted = (
+            (stage == "video_scenes_v1" and options["split_scenes"])
+            or (stage == "text_pii_v1" and options["pii"])
+            or (stage.startswith("interleaved_") and options["interleaved_rules"])
         )
         if given or wanted:
             out.append((stage, given))
@@ -115,6 +129,33 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
 @click.option(
     "--fasttext-top-fraction", type=ranged(POSITIVE_FRACTION), help="Keep this fraction of records, best first."
 )
+@click.option("--pii", is_flag=True, help="Find personal data in text and redact it (text_pii_v1).")
+@click.option(
+    "--pii-action",
+    type=click.Choice(PII_ACTIONS),
+    help="redact: replace each piece with a tag like <EMAIL> (the default); mark: store spans and counts only.",
+)
+@click.option(
+    "--pii-max-items", type=ranged(NON_NEGATIVE_INT), help="Drop records with more pieces of personal data than this."
+)
+@click.option(
+    "--decontaminate",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Evaluation texts (JSONL, Parquet or .txt; repeatable): drop records sharing a 13-gram with them.",
+)
+@click.option(
+    "--decontaminate-images",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Evaluation images (a folder, file or glob; repeatable): drop records with a near-identical image.",
+)
+@click.option("--decontaminate-ngram", type=ranged(COUNT), help="Words in a shared n-gram (default 13).")
+@click.option(
+    "--decontaminate-action",
+    type=click.Choice(DECONTAMINATE_ACTIONS),
+    help="drop (the default) or mark: store the matches and drop nothing.",
+)
 @click.option("--min-image-side", type=ranged(NON_NEGATIVE_INT), help="Shortest image side allowed, in pixels.")
 @click.option("--max-aspect-ratio", type=ranged(ASPECT_RATIO), help="Largest long/short side ratio of an image.")
 @click.option(
@@ -167,6 +208,7 @@ def filter_command(input_dir, output, config_path, overrides, clip_gpus, shard_s
     Example:
       fusionforge filter dedup/ -o clean/ --config filters.yaml
       fusionforge filter shards/ -o clean/ --languages en,de --min-words 30 --split-scenes
+      fusionforge filter shards/ -o clean/ --pii --decontaminate mmlu=mmlu_test.jsonl --decontaminate-images vqa=vqa/
       fusionforge filter web/ -o clean/ --interleaved-rules --max-images 20 --block-domains domains.txt
       fusionforge filter shards/ -o clean/ --clip-pretrained clip-b32.safetensors --clip-top-fraction 0.3 \\
         --clip-on both --clip-gpus 1 --executor ray

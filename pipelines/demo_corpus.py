@@ -175,6 +175,8 @@ def _text_source(path: Path, rng: random.Random, n: int) -> Path:
 
 def _news_source(path: Path, rng: random.Random) -> Path:
     rows: list[Any] = [{"id": f"news-{i:04d}", "text": document(rng, "en", 5), "section": "city"} for i in range(40)]
+    for i, row in enumerate(rows[:3]):  # personal data for the filter step to redact
+        row["text"] += f" Reach the city desk at desk{i}@example.org or +44 20 7946 09{i:02d}."
     rows.insert(7, '{"id": "news-broken", "text": "an unterminated string}')  # malformed JSON line
     rows.insert(19, {"id": "news-notext", "headline": "a row without a text field"})
     rows.append({"id": "news-empty", "text": "   "})

@@ -92,7 +92,7 @@ def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSetti
     """Run the quality filters on the demo's shards and print drops per reason per source."""
     import yaml
 
-    from fusionforge.pipelines.filter_config import parse_filters
+    from fusionforge.pipelines.filter_config import parse_filters, with_setting
     from fusionforge.pipelines.quality import QualityConfig, run_quality
     from fusionforge.pipelines.transform import TransformConfig
 
@@ -104,10 +104,10 @@ def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSetti
         "[yellow]skipped[/] fastText quality score: no quality model is available offline "
         "(train one: fusionforge filters train-fasttext hq=good.jsonl lq=bad.jsonl -o q.bin)"
     )
-    cfg = QualityConfig(
-        TransformConfig(input=input_dir, output=output_dir, shard_count=100, run=run),
-        tuple(parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")),
-    )
+    entries = parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")
+    entries = with_setting(entries, "decontaminate_v1", evals=[f"demo_eval={_eval_set(input_dir, output_dir)}"])
+    entries = with_setting(entries, "text_pii_v1")
+    cfg = QualityConfig(TransformConfig(input=input_dir, output=output_dir, shard_count=100, run=run), tuple(entries))
     with partition_progress("filter") as progress:
         report = run_quality(cfg, progress)
     table = Table(title=f"filter -> {output_dir} (language ID: {report['language_detector']})", header_style="bold")
@@ -119,7 +119,27 @@ def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSetti
     table.add_row("all", "kept", str(report["kept"]))
     table.add_row("all", "derived (scene clips)", str(report["derived"]))
     console.print(table)
+    pii = {k.split("__")[1]: v["total"] for k, v in report["scores"].items() if k.startswith("text_pii_v1__")}
+    found = ", ".join(f"{kind} {int(total)}" for kind, total in pii.items() if kind != "count" and total)
+    console.print(f"personal data redacted (text_pii_v1): {found or 'none'}")
     return output_dir
+
+
+def _eval_set(input_dir: str, output_dir: str) -> Path:
+    """Two of the demo's news documents as an "evaluation set", so decontamination has something to catch."""
+    import json
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from fusionforge.pipelines.core.io import atomic_path
+
+    manifest = pq.read_table(Path(input_dir) / "manifest.parquet", columns=["id", "source", "text"])
+    news = manifest.filter(pc.equal(manifest.column("source"), "news")).slice(5, 2).to_pylist()
+    path = Path(output_dir).parent / "raw" / "demo_eval.jsonl"
+    with atomic_path(path) as temporary:
+        temporary.write_text("".join(json.dumps({"id": r["id"], "question": r["text"]}) + "\n" for r in news))
+    return path
 
 
 def pack_step(console: Console, out: Path, previous: str, run: RunSettings, tokenizer: Path) -> str:

@@ -155,6 +155,22 @@ def test_the_demo_ends_with_a_training_step_on_its_packed_output(demo_run):
     assert "audit report" in flat[: flat.index("training step")]
 
 
+def test_filter_redacts_the_planted_personal_data_and_drops_the_eval_documents(demo_run):
+    out, printed = demo_run
+    filtered = report(out, "filtered")
+    assert filtered["reasons_by_source"]["news"]["decontaminate_v1:ngram:demo_eval"] == 2
+    assert filtered["scores"]["text_pii_v1__email"]["total"] == filtered["scores"]["text_pii_v1__phone"]["total"] == 3
+    texts = [
+        row["text"]
+        for part in (out / "filtered" / "manifest.parquet", out / "filtered" / "rejected")
+        for row in pq.read_table(part, columns=["id", "text"]).to_pylist()
+        if row["id"].startswith("news/")
+    ]
+    assert sum(t.endswith("Reach the city desk at <EMAIL> or <PHONE>.") for t in texts) == 3
+    assert not any("@example.org" in t for t in texts)
+    assert "personal data redacted (text_pii_v1): email 3, phone 3" in " ".join(printed.split())
+
+
 def crawl_rows(table):
     return table.filter(pc.equal(table["source"], "crawl"))
 
