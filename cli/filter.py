@@ -33,6 +33,9 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
         "device": options["clip_device"],
     }
     pairs = [
+        ("web_blocklist_v1", {"domains_file": options["block_domains"], "url_substrings_file": options["block_urls"]}),
+        ("interleaved_nodes_v1", {}),
+        ("interleaved_doc_v1", {"min_images": options["min_images"], "max_images": options["max_images"]}),
         ("text_lang_id_v1", {"languages": options["languages"], "model_path": options["lang_model"]}),
         ("text_gopher_quality_v1", {"min_words": options["min_words"]}),
         (
@@ -64,11 +67,12 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
     out = []
     for stage, params in pairs:
         given = {k: v for k, v in params.items() if v is not None}
-        if (
-            given
-            or (stage == "video_scenes_v1" and options["split_scenes"])
+        wanted = (
+            (stage == "video_scenes_v1" and options["split_scenes"])
             or (stage == "text_pii_v1" and options["pii"])
-        ):
+            or (stage.startswith("interleaved_") and options["interleaved_rules"])
+        )
+        if given or wanted:
             out.append((stage, given))
     return out
 
@@ -88,6 +92,24 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
     multiple=True,
     metavar="STAGE.PARAM=VALUE",
     help="Set a stage parameter (repeatable), e.g. text_gopher_quality_v1.min_words=30.",
+)
+@click.option(
+    "--interleaved-rules",
+    is_flag=True,
+    help="Add the interleaved-document rules: interleaved_nodes_v1 (logo-, icon- and banner-like images "
+    "leave the document) and interleaved_doc_v1 (1 to 30 images per document), OBELICS' defaults.",
+)
+@click.option("--min-images", type=ranged(NON_NEGATIVE_INT), help="Fewest images an interleaved document may have.")
+@click.option("--max-images", type=ranged(NON_NEGATIVE_INT), help="Most images an interleaved document may have.")
+@click.option(
+    "--block-domains",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File of domains (one a line) whose pages are dropped, subdomains included (web_blocklist_v1).",
+)
+@click.option(
+    "--block-urls",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File of URL substrings (one a line); a page whose URL holds one is dropped (web_blocklist_v1).",
 )
 @click.option(
     "--languages",
@@ -187,6 +209,7 @@ def filter_command(input_dir, output, config_path, overrides, clip_gpus, shard_s
       fusionforge filter dedup/ -o clean/ --config filters.yaml
       fusionforge filter shards/ -o clean/ --languages en,de --min-words 30 --split-scenes
       fusionforge filter shards/ -o clean/ --pii --decontaminate mmlu=mmlu_test.jsonl --decontaminate-images vqa=vqa/
+      fusionforge filter web/ -o clean/ --interleaved-rules --max-images 20 --block-domains domains.txt
       fusionforge filter shards/ -o clean/ --clip-pretrained clip-b32.safetensors --clip-top-fraction 0.3 \\
         --clip-on both --clip-gpus 1 --executor ray
     """

@@ -33,6 +33,9 @@ from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.stage import Resources, StageSpec
 
 ORDER = (
+    "web_blocklist_v1",
+    "interleaved_nodes_v1",
+    "interleaved_doc_v1",
     "text_lang_id_v1",
     "decontaminate_v1",
     "text_gopher_quality_v1",

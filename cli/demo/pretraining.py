@@ -41,7 +41,7 @@ def dedupe_step(console: Console, out: Path, previous: str, run: RunSettings) ->
     """Remove exact and near duplicates (text, images, video) from the previous step's output."""
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
-    cfg = DedupeConfig(input=previous, output=str(out / "dedup"), shard_count=100, run=run)
+    cfg = DedupeConfig(input=previous, output=str(out / "dedup"), shard_count=100, paragraphs=True, run=run)
     with partition_progress("dedupe") as progress:
         report = run_dedupe(cfg, progress)
     stats = report["dedupe"]
@@ -57,12 +57,21 @@ def dedupe_step(console: Console, out: Path, previous: str, run: RunSettings) ->
             str(stats[f"{space}_near_dropped"]),
         )
     console.print(table)
+    counts = stats["paragraphs"]
+    console.print(
+        f"boilerplate: {counts['frequent_paragraphs']} paragraphs found in {counts['min_docs']}+ documents, "
+        f"{counts['paragraphs_removed']} removed from {counts['documents_changed']} documents "
+        f"({counts['documents_emptied']} left empty, dropped)"
+    )
     console.print(f"kept {report['kept']} of {report['inputs']} records; clusters in {cfg.output}/clusters.parquet")
     return cfg.output
 
 
 DEMO_FILTERS = """
 filters:
+  - stage: interleaved_nodes_v1          # logos and icons leave the pages (the pages stay)
+    min_side: 64                         # the demo's pictures are small; OBELICS uses 150
+  - interleaved_doc_v1                   # 1 to 30 images per interleaved document
   - text_lang_id_v1                      # py3langid's bundled model: works offline
   - stage: text_gopher_quality_v1
     languages: [en]                      # Gopher's stop words are English
