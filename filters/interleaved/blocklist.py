@@ -1,8 +1,8 @@
 """``web_blocklist_v1``: drop web documents by their page's domain, URL, or the URLs of their images.
 
 The user gives the lists (inline, or as files of one entry a line; blank lines and ``#`` comments
-are skipped), as OBELICS and MINT-1T did with theirs (MINT-1T drops documents whose image URLs
-contain "porn" or "xxx"; neither list ships here). Reasons, in order: ``blocked_domain`` (the host
+are skipped), as OBELICS and MINT-1T did with theirs (OBELICS bans image URLs containing "porn",
+"xxx" or "sex" beside its logo/icon words; no list ships here). Reasons, in order: ``blocked_domain`` (the host
 of ``meta.url`` is a listed domain or below one: ``example.com`` blocks ``www.example.com``),
 ``blocked_url`` (the page URL contains a listed substring, case folded), ``blocked_image_url`` (an
 image URL of ``meta.images`` contains a listed substring). Only records with a ``meta.url`` are

@@ -1,8 +1,8 @@
 """``interleaved_doc_v1``: document-level rules of interleaved documents: how many images, how much text per image.
 
 Reasons, in order: ``too_few_images`` (fewer image parts than ``min_images`` [1]) and
-``too_many_images`` (more than ``max_images`` [30]): OBELICS' ``number_images_min/max_cutoff`` and
-MINT-1T's "no images or more than 30"; ``too_few_words_per_image`` / ``too_many_words_per_image``: the
+``too_many_images`` (more than ``max_images`` [30]): OBELICS' ``number_images_min/max_cutoff``
+(MINT-1T's dataset card states the same bounds); ``too_few_words_per_image`` / ``too_many_words_per_image``: the
 document's words divided by its image parts outside [``min_words_per_image``, ``max_words_per_image``]
 [both off: neither OBELICS nor MINT-1T sets a ratio; a slide deck of captions or a wall of text
 with one thumbnail are what they catch]. Image parts are those with bytes (``image``), counted as

@@ -5,14 +5,18 @@ names the reason):
 
 1. ``url_pattern``: the image's URL (or file path) contains one of ``url_substrings``, case
    folded [logo, icon, button, plugin, widget, avatar, banner, sprite, pixel, badge]. OBELICS removes
-   images whose URL has logo, button, icon, plugin or widget; MINT-1T adds avatar; the last four
-   are common names of tracking pixels and site chrome;
+   images whose URL has logo, button, icon, plugin or widget (its ``URL_BAN_WORDS``, which also
+   lists porn, xxx and sex: a block list's job here, ``web_blocklist_v1``); the last five are
+   fusionforge's, common names of avatars, tracking pixels and site chrome;
 2. ``alt_pattern``: the alt text contains one of ``alt_substrings`` [logo, icon, avatar, button], and
    ``no_alt``: an image without alt text when ``require_alt`` [False] (a rule of fusionforge's own);
 3. ``format``: a media format outside ``formats`` [jpeg, png, webp: OBELICS' valid formats];
-4. ``too_small``: shorter side < ``min_side`` [150 px: OBELICS and MINT-1T], which takes most icon-
-   and logo-sized images out; ``too_large``: longer side > ``max_side`` [20,000: OBELICS];
-5. ``aspect_ratio``: long / short side > ``max_aspect_ratio`` [2: OBELICS, MINT-1T].
+4. ``too_small``: shorter side < ``min_side`` [150 px], which takes most icon- and logo-sized images
+   out; ``too_large``: longer side > ``max_side`` [20,000];
+5. ``aspect_ratio``: long / short side > ``max_aspect_ratio`` [2].
+
+The formats, sizes and aspect ratio are OBELICS' ``config_filter_web_documents.yaml`` (``valid_formats``,
+``original_width/height_min/max_cutoff``, ``aspect_ratio_max_cutoff``).
 
 Size rules judge the media item's ``width`` / ``height`` as ingest recorded them (an image of unknown
 size passes them); an ``image_url`` part (no bytes) is judged by its URL and alt text only. A failing
