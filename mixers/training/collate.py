@@ -59,8 +59,11 @@ def collate_padded(samples: list[dict[str, Any]], length: int | None = None, pad
 
 
 def _media(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    out = {}
-    for key in MEDIA_KEYS:
-        parts = [s[key] for s in samples if s[key] is not None]
-        out[key] = torch.cat(parts) if parts else None
-    return out
+    return {key: joined([s[key] for s in samples if s[key] is not None]) for key in MEDIA_KEYS}
+
+
+def joined(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """The tensors end to end along the first axis (one alone is not copied: pixels are large); None for none."""
+    if len(tensors) > 1:
+        return torch.cat(tensors)
+    return tensors[0] if tensors else None
