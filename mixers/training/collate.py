@@ -14,6 +14,16 @@ import torch
 
 IGNORE = -100  # the label transformers leaves out of the loss
 MEDIA_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
+MODEL_INPUTS = ("input_ids", "labels", "position_ids", *MEDIA_KEYS)  # what a transformers VLM's forward takes
+
+
+def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    """A batch's arguments for a transformers VLM's forward: its inputs (None ones left out), ``use_cache=False``.
+
+    No cache, and no ``attention_mask``: only then does transformers find the documents from the
+    restarting ``position_ids`` and keep them apart.
+    """
+    return {"use_cache": False, **{k: batch[k] for k in MODEL_INPUTS if batch.get(k) is not None}}
 
 
 def collate_varlen(samples: list[dict[str, Any]]) -> dict[str, Any]:
