@@ -37,13 +37,13 @@ def faces_picture(count: int, size: int = FACE_SIZE, canvas=(640, 480)) -> tuple
     return image.filter(ImageFilter.GaussianBlur(max(1, size / 80))), centres
 
 
-def text_picture(lines: int = 5, size=(640, 360), font_size: int = 32) -> Image.Image:
+def text_picture(lines: int = 5, size=(400, 260), font_size: int = 28) -> Image.Image:
     """Black lines of English text on white, at a readable size."""
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=font_size)
     for i in range(lines):
-        draw.text((16, 16 + i * font_size * 1.6), f"Line {i + 1}: the quick brown fox jumps", fill="black", font=font)
+        draw.text((16, 16 + i * font_size * 1.6), f"Line {i + 1}: a quick brown fox", fill="black", font=font)
     return image
 
 
