@@ -77,6 +77,29 @@ filters:
   - video_motion_v1                      # static test patterns are dropped
   - video_frames_v1                      # 2 fps, chunks of 4 frames (Kimi K2.5's temporal unit)
 """
+# The safety signals whose models ship inside their packages (two keyframes a video keeps the demo quick).
+SAFETY_FILTERS = {
+    "safety_nsfw_v1": ("nudenet", "max_score: 0.6"),  # NudeNet's bundled detector
+    "safety_faces_v1": ("cv2", "blur: true"),  # OpenCV's Haar cascade; faces blurred in the kept images
+    "safety_text_share_v1": ("rapidocr_onnxruntime", "max_text_share: 0.5"),  # RapidOCR's bundled models
+}
+
+
+def safety_filters(console: Console) -> str:
+    """The filter-list lines of the safety stages whose package is installed; a skip line for each other one."""
+    from importlib.util import find_spec
+
+    lines = []
+    for stage, (module, setting) in SAFETY_FILTERS.items():
+        if find_spec(module) is None:
+            console.print(f"[yellow]skipped[/] {stage}: {module} is not installed (see docs/install.md, [safety])")
+            continue
+        lines.append(f"  - stage: {stage}\n    {setting}\n    max_keyframes: 2\n")
+    console.print(
+        "[yellow]skipped[/] aesthetic score: no score head or CLIP weights are available offline "
+        "(fusionforge filter --aesthetic-head HEAD.pth --aesthetic-clip-pretrained CLIP.pt)"
+    )
+    return "".join(lines)
 
 
 def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSettings) -> str:
@@ -97,7 +120,7 @@ def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSetti
     )
     cfg = QualityConfig(
         TransformConfig(input=input_dir, output=output_dir, shard_count=100, run=run),
-        tuple(parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")),
+        tuple(parse_filters(yaml.safe_load(DEMO_FILTERS + safety_filters(console)), "demo filters")),
     )
     with partition_progress("filter") as progress:
         report = run_quality(cfg, progress)
@@ -110,7 +133,22 @@ def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSetti
     table.add_row("all", "kept", str(report["kept"]))
     table.add_row("all", "derived (scene clips)", str(report["derived"]))
     console.print(table)
+    console.print(safety_line(report["scores"]))
     return output_dir
+
+
+def safety_line(scores: dict) -> str:
+    """One line on what the safety stages saw (records scored, highest NSFW score, faces, text share)."""
+    wanted = {
+        "safety_nsfw_v1__score": "NSFW score p95",
+        "safety_faces_v1__faces": "faces per picture p95",
+        "safety_text_share_v1__text_share": "text share p95",
+    }
+    found = [f"{label} {scores[c]['p95']:.2f}" for c, label in wanted.items() if c in scores]
+    if not found:
+        return "safety signals: none ran"
+    counts = max(scores[c]["count"] for c in wanted if c in scores)
+    return f"safety signals over {counts} records with pictures: " + ", ".join(found)
 
 
 def pack_step(console: Console, out: Path, previous: str, run: RunSettings, tokenizer: Path) -> str:

@@ -71,6 +71,8 @@ def blurred_item(item: dict[str, Any], boxes: list[tuple[int, int, int, int]]) -
 
 def blur_batch(batch: pa.Table, stage: str) -> pa.Table:
     """Blur the found faces of every live row; add ``{stage}__blurred`` (images rewritten per row)."""
+    if S.stage_column(stage, "boxes") not in batch.column_names:  # no row of the batch was judged
+        return batch
     found = batch.column(S.stage_column(stage, "boxes")).to_pylist()
     live = [
         r is None and e is None

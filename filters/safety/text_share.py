@@ -11,8 +11,8 @@ keeps only document images (reason ``little_text``).
 
 Defaults: ``det_side`` 960 (a picture is scaled down so its longer side is at most this, never up;
 RapidOCR's own default brings the shorter side *up* to 736 px, several times the pixels and the time
-for an area share), ``verify`` on, RapidOCR's box threshold and text score 0.5, both limits None
-(score only), 8 keyframes per video at most 640 px.
+for an area share), ``verify`` on, RapidOCR's box threshold and text score 0.5, ``threads`` 1
+(onnxruntime threads per actor), both limits None (score only), 8 keyframes per video at most 640 px.
 """
 
 from __future__ import annotations
@@ -31,13 +31,15 @@ from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources
 
 
-def load_detector(det_side: int) -> Any:
-    """RapidOCR with its bundled models, detecting on pictures of at most ``det_side`` px."""
+def load_detector(det_side: int, threads: int) -> Any:
+    """RapidOCR with its bundled models, detecting on pictures of at most ``det_side`` px, on ``threads`` threads."""
     try:
         from rapidocr_onnxruntime import RapidOCR
     except ImportError as exc:
         raise MissingDependency("rapidocr_onnxruntime", "safety") from exc
-    return RapidOCR(det_limit_side_len=det_side, det_limit_type="max")
+    return RapidOCR(
+        det_limit_side_len=det_side, det_limit_type="max", intra_op_num_threads=threads, inter_op_num_threads=1
+    )
 
 
 def text_boxes(detector: Any, rgb: np.ndarray, verify: bool = True) -> list[np.ndarray]:
@@ -74,22 +76,29 @@ class SafetyTextShare(PictureStage):
         min_text_share: float | None = None,
         det_side: int = 960,
         verify: bool = True,
+        threads: int = 1,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_keyframes: int = 8,
         keyframe_side: int = 640,
         timeout_s: float = 300.0,
     ) -> None:
-        self.check(max_text_share=max_text_share, min_text_share=min_text_share, det_side=det_side)
+        self.check(max_text_share=max_text_share, min_text_share=min_text_share, det_side=det_side, threads=threads)
         self.init_pictures(max_pixels, max_keyframes, keyframe_side, timeout_s)
         self.max_text_share, self.min_text_share, self.verify = max_text_share, min_text_share, verify
-        self.detector = load_detector(det_side)
+        self.detector = load_detector(det_side, threads)
 
     @classmethod
     def check(
-        cls, max_text_share: float | None = None, min_text_share: float | None = None, det_side: int = 960, **_: object
+        cls,
+        max_text_share: float | None = None,
+        min_text_share: float | None = None,
+        det_side: int = 960,
+        threads: int = 1,
+        **_: object,
     ) -> None:
         """Cheap checks before a run (building the stage loads the model)."""
         COUNT.require(f"{cls.name}: det_side", det_side, ValueError)
+        COUNT.require(f"{cls.name}: threads", threads, ValueError)
         FRACTION.require(f"{cls.name}: max_text_share", max_text_share, ValueError)
         FRACTION.require(f"{cls.name}: min_text_share", min_text_share, ValueError)
         if max_text_share is not None and min_text_share is not None and min_text_share > max_text_share:

@@ -126,3 +126,9 @@ def test_undecodable_images_fail_and_settings_are_checked(pictures, make_batch, 
 def test_covered_share_counts_overlaps_once():
     boxes = np.array([[0, 0, 10, 10], [5, 0, 10, 10]])
     assert covered_share(boxes, 20, 20) == pytest.approx(150 / 400)
+
+
+def test_a_batch_without_pictures_passes_through_with_blur_on(make_batch, make_record):
+    batch = make_batch([make_record("t/0", "only text")])
+    out = SafetyFaces(blur=True)(batch)
+    assert out.column(S.DROP_REASON).to_pylist() == [None] and out.column(S.MEDIA).to_pylist() == [[]]
