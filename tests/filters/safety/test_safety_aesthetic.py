@@ -91,3 +91,35 @@ def test_heads_that_are_not_a_linear_chain_are_refused(tiny_clip, heads, tmp_pat
     head = LinearHead(str(heads["mlp"][0]))
     with pytest.raises(ConfigError, match="64-d embeddings"):
         head(np.zeros((1, 512)))
+
+
+@pytest.mark.slow
+def test_aesthetic_flags_keep_the_top_fraction_through_the_score_pass(tiny_clip, heads, pictures, tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+    import yaml
+    from click.testing import CliRunner
+
+    from fusionforge.cli.main import cli
+    from fusionforge.pipelines.core.settings import RunSettings
+    from fusionforge.pipelines.shard import ShardConfig, run_shard
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i, image in enumerate([*pictures.plain(), pictures.text(3), pictures.faces(1)[0]]):
+        (raw / f"p{i}.png").write_bytes(pictures.encode(image))
+    run_shard(ShardConfig(inputs=(f"pics={raw}",), output=str(tmp_path / "shards"), run=RunSettings(executor="local")))
+    (tmp_path / "filters.yaml").write_text("filters:\n  - image_checks_v1\n")
+    args = ["filter", str(tmp_path / "shards"), "-o", str(tmp_path / "out"), "--config", str(tmp_path / "filters.yaml")]
+    args += ["--aesthetic-head", str(heads["mlp"][0]), "--aesthetic-clip-model", tiny_clip["config"]]
+    args += ["--aesthetic-clip-pretrained", tiny_clip["st"], "--aesthetic-top-fraction", "0.5", "--executor", "local"]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["inputs"] == 6 and report["kept"] == 3 and report["reasons"] == {f"{STAGE}:low_score": 3}
+    kept = pq.read_table(tmp_path / "out" / "manifest.parquet").column(S.stage_column(STAGE, "score")).to_pylist()
+    dropped = pq.read_table(tmp_path / "out" / "rejected").column(S.stage_column(STAGE, "score")).to_pylist()
+    assert min(kept) > max(dropped)
+    entry = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["stages"][-1]
+    assert entry["stage"] == STAGE and entry["resolved_threshold"] == min(kept) and entry["reuse_scores"] is True
