@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from fusionforge.filters.safety.pictures import Picture, PictureLimits, has_pictures, record_pictures
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.bounds import COUNT, POSITIVE
+from fusionforge.pipelines.core.bounds import COUNT, POSITIVE, Bound
 from fusionforge.pipelines.core.errors import BadMedia
 from fusionforge.pipelines.core.stage import ScoringStage
 
@@ -29,13 +29,13 @@ class PictureStage(ScoringStage):
     stateful: ClassVar[bool] = True
 
     def init_pictures(self, max_pixels: int, max_keyframes: int, keyframe_side: int, timeout_s: float) -> None:
-        for what, value, bound in (
-            ("max_pixels", max_pixels, COUNT),
-            ("max_keyframes", max_keyframes, COUNT),
-            ("keyframe_side", keyframe_side, COUNT),
-            ("timeout_s", timeout_s, POSITIVE),
-        ):
-            bound.require(f"{self.name}: {what}", value, ValueError)
+        require_bounds(
+            self.name,
+            max_pixels=(max_pixels, COUNT),
+            max_keyframes=(max_keyframes, COUNT),
+            keyframe_side=(keyframe_side, COUNT),
+            timeout_s=(timeout_s, POSITIVE),
+        )
         self.limits = PictureLimits(max_pixels, max_keyframes, keyframe_side, timeout_s)
 
     @abstractmethod
@@ -63,6 +63,12 @@ class PictureStage(ScoringStage):
                     values[name][row] = value
         scores = {name: pa.array(values[name], kind) for name, kind in self.fields.items()}
         return {**scores, "error": pa.array(errors, pa.string())}
+
+
+def require_bounds(stage: str, **checks: tuple[Any, Bound]) -> None:
+    """Raise ``ValueError`` naming the first parameter outside its bound (``name=(value, bound)``)."""
+    for what, (value, bound) in checks.items():
+        bound.require(f"{stage}: {what}", value, ValueError)
 
 
 def over_limit(values: pa.Array, limit: float | None, reason: str) -> list[str | None]:

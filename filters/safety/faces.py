@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from fusionforge.filters.safety.base import PictureStage, over_limit
+from fusionforge.filters.safety.base import PictureStage, over_limit, require_bounds
 from fusionforge.filters.safety.blur import blur_batch
 from fusionforge.filters.safety.pictures import Picture
 from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE_INT, Bound
@@ -134,14 +134,14 @@ class SafetyFaces(PictureStage):
         **_: object,
     ) -> None:
         """Cheap checks before a run (building the stage loads the cascade)."""
-        SCALE_FACTOR.require(f"{cls.name}: scale_factor", scale_factor, ValueError)
-        for what, value, bound in (
-            ("min_neighbors", min_neighbors, NON_NEGATIVE_INT),
-            ("min_face_side", min_face_side, COUNT),
-            ("detect_side", detect_side, COUNT),
-            ("max_faces", max_faces, NON_NEGATIVE_INT),
-        ):
-            bound.require(f"{cls.name}: {what}", value, ValueError)
+        require_bounds(
+            cls.name,
+            scale_factor=(scale_factor, SCALE_FACTOR),
+            min_neighbors=(min_neighbors, NON_NEGATIVE_INT),
+            min_face_side=(min_face_side, COUNT),
+            detect_side=(detect_side, COUNT),
+            max_faces=(max_faces, NON_NEGATIVE_INT),
+        )
         if cascade_path is not None and not Path(cascade_path).is_file():
             raise ConfigError(f"{cls.name}: cascade file {cascade_path} does not exist")
 

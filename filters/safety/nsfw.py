@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from fusionforge.filters.safety.base import PictureStage, over_limit
+from fusionforge.filters.safety.base import PictureStage, over_limit, require_bounds
 from fusionforge.filters.safety.pictures import Picture
 from fusionforge.pipelines.core.bounds import COUNT, FRACTION
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
@@ -110,9 +110,9 @@ class SafetyNsfw(PictureStage):
         **_: object,
     ) -> None:
         """Cheap checks before a run (building the stage loads the model)."""
-        FRACTION.require(f"{cls.name}: max_score", max_score, ValueError)
-        COUNT.require(f"{cls.name}: resolution", resolution, ValueError)
-        COUNT.require(f"{cls.name}: threads", threads, ValueError)
+        require_bounds(
+            cls.name, max_score=(max_score, FRACTION), resolution=(resolution, COUNT), threads=(threads, COUNT)
+        )
         if model_path is not None and not Path(model_path).is_file():
             raise ConfigError(f"{cls.name}: NudeNet model {model_path} does not exist")
 

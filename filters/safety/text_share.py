@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from fusionforge.filters.safety.base import PictureStage, first_reason, over_limit, under_limit
+from fusionforge.filters.safety.base import PictureStage, first_reason, over_limit, require_bounds, under_limit
 from fusionforge.filters.safety.pictures import Picture
 from fusionforge.pipelines.core.bounds import COUNT, FRACTION
 from fusionforge.pipelines.core.errors import MissingDependency
@@ -97,10 +97,13 @@ class SafetyTextShare(PictureStage):
         **_: object,
     ) -> None:
         """Cheap checks before a run (building the stage loads the model)."""
-        COUNT.require(f"{cls.name}: det_side", det_side, ValueError)
-        COUNT.require(f"{cls.name}: threads", threads, ValueError)
-        FRACTION.require(f"{cls.name}: max_text_share", max_text_share, ValueError)
-        FRACTION.require(f"{cls.name}: min_text_share", min_text_share, ValueError)
+        require_bounds(
+            cls.name,
+            det_side=(det_side, COUNT),
+            threads=(threads, COUNT),
+            max_text_share=(max_text_share, FRACTION),
+            min_text_share=(min_text_share, FRACTION),
+        )
         if max_text_share is not None and min_text_share is not None and min_text_share > max_text_share:
             raise ValueError(f"{cls.name}: min_text_share {min_text_share} is above max_text_share {max_text_share}")
 
