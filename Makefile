@@ -59,6 +59,7 @@ bench: setup
 	$(PY) bench/sft.py
 	$(PY) bench/filters.py
 	$(PY) bench/filter_agreement.py
+	$(PY) bench/safety_signals.py
 	$(PY) bench/dedupe.py
 	$(PY) bench/image_dedupe.py
 	$(PY) bench/dedupe_memory.py
