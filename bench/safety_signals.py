@@ -22,7 +22,7 @@ ratio = stage rate / bare rate (< 1: the stage costs more per picture).
 from __future__ import annotations
 
 import argparse
-import sys
+import importlib.util
 import tempfile
 import time
 from pathlib import Path
@@ -34,20 +34,17 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def draw_face(draw: ImageDraw.ImageDraw, cx: float, cy: float, size: float) -> None:
-    w, h = size * 0.8, size
-    draw.ellipse([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], fill=(220, 180, 150))
-    ey = cy - h * 0.1
-    for side in (-1, 1):
-        x = cx + side * w * 0.22
-        draw.ellipse([x - w * 0.14, ey - h * 0.09, x + w * 0.14, ey + h * 0.07], fill=(120, 90, 75))
-        draw.rectangle([x - w * 0.15, ey - h * 0.16, x + w * 0.15, ey - h * 0.12], fill=(50, 35, 25))
-        draw.ellipse([x - w * 0.07, ey - h * 0.04, x + w * 0.07, ey + h * 0.04], fill=(25, 20, 15))
-    draw.ellipse([cx - w * 0.22, cy + h * 0.25, cx + w * 0.22, cy + h * 0.32], fill=(110, 50, 50))
+def load_test_helpers(name: str, path: Path):
+    """A conftest module of the test suite, by path (both helper files are named conftest.py)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pictures(n: int, seed: int = 0) -> list[Image.Image]:
-    """A third cartoon faces, a third printed text, a third plain pictures (noise, gradients)."""
+    """A third cartoon faces (the tests' drawing), a third printed text, a third blurred noise."""
+    draw_face = load_test_helpers("safety_pictures", ROOT / "tests" / "filters" / "safety" / "conftest.py").draw_face
     rng = np.random.default_rng(seed)
     font = ImageFont.load_default(size=28)
     out = []
@@ -81,9 +78,8 @@ def write_files(images: list[Image.Image], folder: Path) -> list[Path]:
 
 
 def batches(paths: list[Path], size: int) -> list[pa.Table]:
-    sys.path.insert(0, str(ROOT / "tests" / "filters"))
-    from conftest import batch_of, media_file, record
-
+    helpers = load_test_helpers("filter_records", ROOT / "tests" / "filters" / "conftest.py")
+    batch_of, media_file, record = helpers.batch_of, helpers.media_file, helpers.record
     rows = [record(f"b/{i}", "a picture", "image", [media_file(p, "image")]) for i, p in enumerate(paths)]
     return [batch_of(rows[i : i + size]) for i in range(0, len(rows), size)]
 

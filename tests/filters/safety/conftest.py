@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 FACE_SIZE = 120
 
 
-def _face(draw: ImageDraw.ImageDraw, cx: float, cy: float, size: float) -> None:
+def draw_face(draw: ImageDraw.ImageDraw, cx: float, cy: float, size: float) -> None:
     """An oval face with shaded eye sockets, brows, nose and mouth: the light and dark bands a Haar
     frontal-face cascade keys on (a face without sockets, just dots for eyes, is not found)."""
     w, h = size * 0.8, size
@@ -33,7 +33,7 @@ def faces_picture(count: int, size: int = FACE_SIZE, canvas=(640, 480)) -> tuple
     draw = ImageDraw.Draw(image)
     centres = [(float(x), canvas[1] / 2) for x in np.linspace(0, canvas[0], count + 2)[1:-1]]
     for cx, cy in centres:
-        _face(draw, cx, cy, size)
+        draw_face(draw, cx, cy, size)
     return image.filter(ImageFilter.GaussianBlur(max(1, size / 80))), centres
 
 
