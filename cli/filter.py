@@ -63,6 +63,22 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
         ("video_scenes_v1", {"threshold": options["scene_threshold"]}),
         ("video_motion_v1", {"min_motion": options["min_motion"]}),
         ("video_frames_v1", {"fps": options["frames_fps"]}),
+        ("safety_nsfw_v1", {"model_path": options["nsfw_model"], "max_score": options["nsfw_max_score"]}),
+        ("safety_faces_v1", {"max_faces": options["max_faces"], "blur": options["blur_faces"] or None}),
+        (
+            "safety_text_share_v1",
+            {"max_text_share": options["max_text_share"], "min_text_share": options["min_text_share"]},
+        ),
+        (
+            "safety_aesthetic_v1",
+            {
+                "head": options["aesthetic_head"],
+                "model": options["aesthetic_clip_model"],
+                "pretrained": options["aesthetic_clip_pretrained"],
+                "threshold": options["aesthetic_threshold"],
+                "top_fraction": options["aesthetic_top_fraction"],
+            },
+        ),
     ]
     out = []
     for stage, params in pairs:
@@ -185,6 +201,41 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
 @click.option("--min-motion", type=ranged(NON_NEGATIVE), help="Drop videos whose mean frame difference is below this.")
 @click.option("--frames-fps", type=ranged(POSITIVE), help="Sample video frames at this rate into 4-frame chunks.")
 @click.option(
+    "--nsfw-max-score",
+    type=ranged(FRACTION),
+    help="Drop records whose NSFW score (NudeNet, images and video keyframes) is above this (0-1).",
+)
+@click.option(
+    "--nsfw-model",
+    type=click.Path(exists=True, dir_okay=False),
+    help="NudeNet detector ONNX file (default: the one in the nudenet package).",
+)
+@click.option("--max-faces", type=ranged(NON_NEGATIVE_INT), help="Drop records with more faces than this in a picture.")
+@click.option("--blur-faces", is_flag=True, help="Blur the faces found in the kept records' images (new image bytes).")
+@click.option(
+    "--max-text-share",
+    type=ranged(FRACTION),
+    help="Drop records with a picture whose share covered by text is above this (screenshots of text).",
+)
+@click.option(
+    "--min-text-share",
+    type=ranged(FRACTION),
+    help="Drop records whose pictures hold less text than this share (to keep document images).",
+)
+@click.option(
+    "--aesthetic-head",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Score head over CLIP image embeddings (e.g. LAION's aesthetic MLP .pth): adds safety_aesthetic_v1.",
+)
+@click.option("--aesthetic-clip-model", help="open_clip model the head was trained on (default ViT-L-14).")
+@click.option("--aesthetic-clip-pretrained", help="Weights of that CLIP model: a local .pt/.safetensors file.")
+@click.option("--aesthetic-threshold", type=float, help="Keep records whose head score is at least this.")
+@click.option(
+    "--aesthetic-top-fraction",
+    type=ranged(POSITIVE_FRACTION),
+    help="Keep this fraction of the records the head scores, best first.",
+)
+@click.option(
     "--shard-size",
     "shard_size_mb",
     type=ranged(NON_NEGATIVE),
@@ -212,6 +263,7 @@ def filter_command(input_dir, output, config_path, overrides, clip_gpus, shard_s
       fusionforge filter web/ -o clean/ --interleaved-rules --max-images 20 --block-domains domains.txt
       fusionforge filter shards/ -o clean/ --clip-pretrained clip-b32.safetensors --clip-top-fraction 0.3 \\
         --clip-on both --clip-gpus 1 --executor ray
+      fusionforge filter shards/ -o safe/ --nsfw-max-score 0.6 --max-text-share 0.4 --blur-faces
     """
     from fusionforge.pipelines.filter_config import (
         apply_overrides,
