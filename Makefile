@@ -4,7 +4,10 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-REQ_HASH := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+# NudeNet (the NSFW stage's model) without its dependencies: it asks for opencv-python-headless, which clashes with
+# the opencv-python that requirements.txt pins (rapidocr's); its own needs (onnxruntime, cv2, numpy) are pinned there.
+NUDENET := nudenet==3.4.2
+REQ_HASH := $(shell (cat requirements.txt pyproject.toml; echo $(NUDENET)) | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 DEMO_DIR ?= demo-out
 # pytest-xdist processes for `make test`: many tests wait on servers, subprocesses and Ray, so two fill two cores.
@@ -27,8 +30,9 @@ system-deps:
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt 2> >(grep -v "is ignored" >&2)
+	$(PY) -m pip install --quiet --no-deps $(NUDENET) 2> >(grep -v "is ignored" >&2)
 	$(PY) -m pip install --quiet --no-deps -e . 2> >(grep -v "is ignored" >&2)
-	$(PY) -c "import fusionforge.cli.main, ray, webdataset, fasttext, open_clip, datasketch, megatron.energon"
+	$(PY) -c "import fusionforge.cli.main, ray, webdataset, fasttext, open_clip, datasketch, megatron.energon, nudenet"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -54,7 +58,9 @@ bench: setup
 	$(PY) bench/audit.py
 	$(PY) bench/sft.py
 	$(PY) bench/filters.py
+	$(PY) bench/pii.py
 	$(PY) bench/filter_agreement.py
+	$(PY) bench/safety_signals.py
 	$(PY) bench/dedupe.py
 	$(PY) bench/image_dedupe.py
 	$(PY) bench/dedupe_memory.py

@@ -9,7 +9,7 @@ from fusionforge.cli.render import console, partition_progress, print_report
 from fusionforge.filters.dedup.image_hash import HASH_KINDS
 from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, PROPER_FRACTION
 from fusionforge.pipelines.core.settings import build_config
-from fusionforge.pipelines.dedupe.config import COMPARED, CROP, HAMMING_BITS, PERMUTATIONS
+from fusionforge.pipelines.dedupe.config import COMPARED, CROP, HAMMING_BITS, PARAGRAPH_DOCS, PERMUTATIONS
 
 
 @click.command()
@@ -105,6 +105,19 @@ from fusionforge.pipelines.dedupe.config import COMPARED, CROP, HAMMING_BITS, PE
 )
 @click.option("--within-source", is_flag=True, help="Only look for duplicates inside each source.")
 @click.option(
+    "--paragraphs",
+    is_flag=True,
+    help="Also remove boilerplate: paragraphs found in --paragraph-min-docs documents or more leave every "
+    "document (MINT-1T style); a document left empty is dropped as dedupe:boilerplate_only.",
+)
+@click.option(
+    "--paragraph-min-docs",
+    type=ranged(PARAGRAPH_DOCS),
+    default=3,
+    show_default=True,
+    help="Documents a paragraph must be in (after duplicate removal) to count as boilerplate.",
+)
+@click.option(
     "--shard-size",
     "shard_size_mb",
     type=ranged(NON_NEGATIVE),
@@ -136,6 +149,7 @@ def dedupe(**options):
     Example:
       fusionforge dedupe out/ -o dedup/ --text-threshold 0.8 --keep longest
       fusionforge dedupe out/ -o dedup/ --only text --keep best:text_quality_v1__score
+      fusionforge dedupe web/ -o dedup/ --paragraphs --paragraph-min-docs 5
     """
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
@@ -154,6 +168,13 @@ def dedupe(**options):
             f"video {stats['video_clusters']}); LSH {stats['lsh']['bands']} bands x "
             f"{stats['lsh']['rows']} rows; details in {output}/clusters.parquet"
         )
+        if "paragraphs" in stats:
+            counts = stats["paragraphs"]
+            console.print(
+                f"paragraphs: {counts['frequent_paragraphs']} of {counts['distinct_paragraphs']} distinct found in "
+                f"{counts['min_docs']}+ documents; {counts['paragraphs_removed']} removed from "
+                f"{counts['documents_changed']} documents, {counts['documents_emptied']} left empty and dropped"
+            )
         for space, lsh in stats["hamming_lsh"].items():
             if lsh["capped_buckets"]:
                 console.print(

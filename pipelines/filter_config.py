@@ -13,6 +13,8 @@ A config file holds ``filters:``, a list run in order; each entry is a stage nam
         pretrained: /models/clip-b32.safetensors
         top_fraction: 0.3
         resources: {num_gpus: 1, batch_size: 256}
+      - stage: safety_faces_v1
+        blur: true
 
 A flag (``--min-words 30``) or an override (``--set text_gopher_quality_v1.min_words=30``) changes the
 stage's parameter, adding the stage at its usual place in the order when the list lacks it.
@@ -33,12 +35,17 @@ from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.stage import Resources, StageSpec
 
 ORDER = (
+    "web_blocklist_v1",
+    "interleaved_nodes_v1",
+    "interleaved_doc_v1",
     "text_lang_id_v1",
+    "decontaminate_v1",
     "text_gopher_quality_v1",
     "text_gopher_repetition_v1",
     "text_c4_lines_v2",
     "text_fineweb_quality_v1",
     "text_fasttext_v1",
+    "text_pii_v1",
     "image_checks_v1",
     "image_clip_score_v1",
     "video_probe_v1",
@@ -46,6 +53,10 @@ ORDER = (
     "video_motion_v1",
     "video_frames_v1",
     "video_clip_score_v1",
+    "safety_nsfw_v1",
+    "safety_faces_v1",
+    "safety_text_share_v1",
+    "safety_aesthetic_v1",
 )
 DEFAULT_FILTERS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("text_lang_id_v1", {}),

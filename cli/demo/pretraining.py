@@ -41,7 +41,7 @@ def dedupe_step(console: Console, out: Path, previous: str, run: RunSettings) ->
     """Remove exact and near duplicates (text, images, video) from the previous step's output."""
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
-    cfg = DedupeConfig(input=previous, output=str(out / "dedup"), shard_count=100, run=run)
+    cfg = DedupeConfig(input=previous, output=str(out / "dedup"), shard_count=100, paragraphs=True, run=run)
     with partition_progress("dedupe") as progress:
         report = run_dedupe(cfg, progress)
     stats = report["dedupe"]
@@ -57,12 +57,21 @@ def dedupe_step(console: Console, out: Path, previous: str, run: RunSettings) ->
             str(stats[f"{space}_near_dropped"]),
         )
     console.print(table)
+    counts = stats["paragraphs"]
+    console.print(
+        f"boilerplate: {counts['frequent_paragraphs']} paragraphs found in {counts['min_docs']}+ documents, "
+        f"{counts['paragraphs_removed']} removed from {counts['documents_changed']} documents "
+        f"({counts['documents_emptied']} left empty, dropped)"
+    )
     console.print(f"kept {report['kept']} of {report['inputs']} records; clusters in {cfg.output}/clusters.parquet")
     return cfg.output
 
 
 DEMO_FILTERS = """
 filters:
+  - stage: interleaved_nodes_v1          # logos and icons leave the pages (the pages stay)
+    min_side: 64                         # the demo's pictures are small; OBELICS uses 150
+  - interleaved_doc_v1                   # 1 to 30 images per interleaved document
   - text_lang_id_v1                      # py3langid's bundled model: works offline
   - stage: text_gopher_quality_v1
     languages: [en]                      # Gopher's stop words are English
@@ -77,13 +86,36 @@ filters:
   - video_motion_v1                      # static test patterns are dropped
   - video_frames_v1                      # 2 fps, chunks of 4 frames (Kimi K2.5's temporal unit)
 """
+# The safety signals whose models ship inside their packages (two keyframes a video keeps the demo quick).
+SAFETY_FILTERS = {
+    "safety_nsfw_v1": ("nudenet", "max_score: 0.6"),  # NudeNet's bundled detector
+    "safety_faces_v1": ("cv2", "blur: true"),  # OpenCV's Haar cascade; faces blurred in the kept images
+    "safety_text_share_v1": ("rapidocr_onnxruntime", "max_text_share: 0.5"),  # RapidOCR's bundled models
+}
+
+
+def safety_filters(console: Console) -> str:
+    """The filter-list lines of the safety stages whose package is installed; a skip line for each other one."""
+    from importlib.util import find_spec
+
+    lines = []
+    for stage, (module, setting) in SAFETY_FILTERS.items():
+        if find_spec(module) is None:
+            console.print(f"[yellow]skipped[/] {stage}: {module} is not installed (see docs/install.md, [safety])")
+            continue
+        lines.append(f"  - stage: {stage}\n    {setting}\n    max_keyframes: 2\n")
+    console.print(
+        "[yellow]skipped[/] aesthetic score: no score head or CLIP weights are available offline "
+        "(fusionforge filter --aesthetic-head HEAD.pth --aesthetic-clip-pretrained CLIP.pt)"
+    )
+    return "".join(lines)
 
 
 def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSettings) -> str:
     """Run the quality filters on the demo's shards and print drops per reason per source."""
     import yaml
 
-    from fusionforge.pipelines.filter_config import parse_filters
+    from fusionforge.pipelines.filter_config import parse_filters, with_setting
     from fusionforge.pipelines.quality import QualityConfig, run_quality
     from fusionforge.pipelines.transform import TransformConfig
 
@@ -95,10 +127,10 @@ def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSetti
         "[yellow]skipped[/] fastText quality score: no quality model is available offline "
         "(train one: fusionforge filters train-fasttext hq=good.jsonl lq=bad.jsonl -o q.bin)"
     )
-    cfg = QualityConfig(
-        TransformConfig(input=input_dir, output=output_dir, shard_count=100, run=run),
-        tuple(parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")),
-    )
+    entries = parse_filters(yaml.safe_load(DEMO_FILTERS + safety_filters(console)), "demo filters")
+    entries = with_setting(entries, "decontaminate_v1", evals=[f"demo_eval={_eval_set(input_dir, output_dir)}"])
+    entries = with_setting(entries, "text_pii_v1")
+    cfg = QualityConfig(TransformConfig(input=input_dir, output=output_dir, shard_count=100, run=run), tuple(entries))
     with partition_progress("filter") as progress:
         report = run_quality(cfg, progress)
     table = Table(title=f"filter -> {output_dir} (language ID: {report['language_detector']})", header_style="bold")
@@ -110,7 +142,42 @@ def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSetti
     table.add_row("all", "kept", str(report["kept"]))
     table.add_row("all", "derived (scene clips)", str(report["derived"]))
     console.print(table)
+    pii = {k.split("__")[1]: v["total"] for k, v in report["scores"].items() if k.startswith("text_pii_v1__")}
+    found = ", ".join(f"{kind} {int(total)}" for kind, total in pii.items() if kind != "count" and total)
+    console.print(f"personal data redacted (text_pii_v1): {found or 'none'}")
+    console.print(safety_line(report["scores"]))
     return output_dir
+
+
+def _eval_set(input_dir: str, output_dir: str) -> Path:
+    """Two of the demo's news documents as an "evaluation set", so decontamination has something to catch."""
+    import json
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from fusionforge.pipelines.core.io import atomic_path
+
+    manifest = pq.read_table(Path(input_dir) / "manifest.parquet", columns=["id", "source", "text"])
+    news = manifest.filter(pc.equal(manifest.column("source"), "news")).slice(5, 2).to_pylist()
+    path = Path(output_dir).parent / "raw" / "demo_eval.jsonl"
+    with atomic_path(path) as temporary:
+        temporary.write_text("".join(json.dumps({"id": r["id"], "question": r["text"]}) + "\n" for r in news))
+    return path
+
+
+def safety_line(scores: dict) -> str:
+    """One line on what the safety stages saw (records scored, highest NSFW score, faces, text share)."""
+    wanted = {
+        "safety_nsfw_v1__score": "NSFW score p95",
+        "safety_faces_v1__faces": "faces per picture p95",
+        "safety_text_share_v1__text_share": "text share p95",
+    }
+    found = [f"{label} {scores[c]['p95']:.2f}" for c, label in wanted.items() if c in scores]
+    if not found:
+        return "safety signals: none ran"
+    counts = max(scores[c]["count"] for c in wanted if c in scores)
+    return f"safety signals over {counts} records with pictures: " + ", ".join(found)
 
 
 def pack_step(console: Console, out: Path, previous: str, run: RunSettings, tokenizer: Path) -> str:

@@ -50,7 +50,7 @@ MEDIA_TYPE = pa.struct(
         ("uri", pa.string()),  # local path, or a tar shard path when offset/size are set
         ("offset", pa.int64()),  # byte offset of the member data inside `uri` (null: whole file)
         ("size", pa.int64()),  # byte size of the encoded media
-        ("bytes", pa.large_binary()),  # inline encoded bytes, only for inputs that embed media
+        ("bytes", pa.large_binary()),  # inline encoded bytes: inputs that embed media, media a stage made or rewrote
         ("sha256", pa.string()),  # of the encoded bytes
         ("format", pa.string()),  # jpeg, png, webp, mp4, ... (lower case, as a file extension)
         ("width", pa.int32()),

@@ -88,11 +88,11 @@ def write_sketches(
     band_tables += _media_items(table, rows, ids, salts, scores, errors, params, item_rows)
     items = pa.Table.from_pylist(item_rows, schema=ITEM_SCHEMA)
     bands = pa.table({c: np.concatenate([t[c] for t in band_tables]) for c in BAND_COLUMNS})
-    _save_npy(file_path(root_path, "sigs", partition, "npy"), signatures)
+    save_npy(file_path(root_path, "sigs", partition, "npy"), signatures)
     if params["keep_shingles"]:
         values = np.concatenate(shingle_parts) if shingle_parts else np.empty(0, np.uint32)
-        _save_npy(file_path(root_path, "shingles", partition, "npy"), values)
-        _save_npy(file_path(root_path, "shingle_offsets", partition, "npy"), np.r_[0, np.cumsum(shingle_counts)])
+        save_npy(file_path(root_path, "shingles", partition, "npy"), values)
+        save_npy(file_path(root_path, "shingle_offsets", partition, "npy"), np.r_[0, np.cumsum(shingle_counts)])
     _save_parquet(file_path(root_path, "items", partition, "parquet"), items)
     _save_parquet(file_path(root_path, "bands", partition, "parquet"), bands)
     spaces = items.column("space").to_numpy()
@@ -224,7 +224,8 @@ def _failed(row, slot, space, primary, record_id, media_index, error) -> dict[st
     }
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` atomically (a temporary name, then a rename)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
 

@@ -48,6 +48,10 @@ ISSUE_CASES = [
 # Numbers an option may take whole: each with the reason it has no range.
 UNBOUNDED = {
     ("rft", "run", "--round-temperature-step"): "negative cools later rounds; the temperature is clamped at 0",
+    (
+        "filter",
+        "--aesthetic-threshold",
+    ): "a score head's output has no fixed range (LAION's aesthetic scores: about 1-10)",
 }
 
 
