@@ -22,7 +22,7 @@ import click
 from fusionforge.pipelines.core.bounds import COUNT, SEED, Bound
 from fusionforge.pipelines.core.config import DEFAULT_SEED
 from fusionforge.pipelines.core.errors import ConfigError, FusionforgeError
-from fusionforge.pipelines.core.runner import EXECUTORS
+from fusionforge.pipelines.core.executor_choice import AUTO, CHOICES
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 USAGE_EXIT_CODE = 2  # click's status for a usage error; a configuration error is one too
@@ -49,10 +49,12 @@ def executor_options(func: Callable) -> Callable:
     )(func)
     return click.option(
         "--executor",
-        type=click.Choice(EXECUTORS),
-        default="ray",
+        type=click.Choice(CHOICES),
+        default=AUTO,
         show_default=True,
-        help="'ray': Ray Data (local or --ray-address); 'local': in this process.",
+        help="'auto': in this process when the input is small for this machine's CPUs and no --ray-address "
+        "is given, else Ray (the choice and its reason are in the report); 'ray': Ray Data (local or "
+        "--ray-address); 'local': in this process.",
     )(func)
 
 

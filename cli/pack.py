@@ -169,6 +169,7 @@ def _print_table(report, output) -> None:
         ("zero-vision sequences", f"{report['zero_vision_share']:.1%}"),
         ("split documents", f"{report['split_documents']:,}"),
         ("text tokens", report["text_tokens_method"]),
+        ("executor", f"{report['executor']['chosen']} ({report['executor']['reason']})"),
     ):
         table.add_row(label, str(value))
     for reason, count in report["reasons"].items():

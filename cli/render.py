@@ -67,6 +67,9 @@ def summary_table(report: dict[str, Any], title: str) -> Table:
         table.add_row("shards", f"{report['shards']:,}")
         table.add_row("shard bytes", _human_bytes(report.get("shard_bytes", 0)))
     table.add_row("time", f"{report.get('seconds', 0):.1f} s")
+    executor = report.get("executor")
+    if isinstance(executor, dict):
+        table.add_row("executor", f"{executor['chosen']} ({executor['reason']})")
     return table
 
 

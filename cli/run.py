@@ -13,13 +13,13 @@ from fusionforge.cli.recipe import load_recipe
 from fusionforge.cli.render import console
 from fusionforge.pipelines.core.bounds import COUNT
 from fusionforge.pipelines.core.errors import FusionforgeError
+from fusionforge.pipelines.core.executor_choice import CHOICES
 from fusionforge.pipelines.core.io import atomic_path
-from fusionforge.pipelines.core.runner import EXECUTORS
 
 
 @click.command()
 @click.argument("recipe_file", metavar="RECIPE", type=click.Path(exists=True, dir_okay=False))
-@click.option("--executor", type=click.Choice(EXECUTORS), default=None, help="Override every step's executor.")
+@click.option("--executor", type=click.Choice(CHOICES), default=None, help="Override every step's executor.")
 @click.option(
     "--ray-address",
     envvar="FUSIONFORGE_RAY_ADDRESS",

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
+from fusionforge.pipelines.core.executor_choice import ExecutorChoice
 from fusionforge.pipelines.core.io import WORK_DIR
 from fusionforge.pipelines.core.ledger import ledger_summary
 from fusionforge.pipelines.core.lifecycle import (
@@ -57,15 +58,24 @@ class Job:
     # adds what the step measures once the merged outputs exist, before the report is written
     complete_report: Callable[[dict[str, Any]], None] | None = None
     scratch: tuple[str, ...] = ()  # the step's own scratch, removed with the parts once the run is finished
+    choice: ExecutorChoice | None = None  # how run.executor was chosen; None: not yet (``chosen``)
 
     @property
     def out(self) -> Path:
         return Path(self.layout.out_dir)
 
+    def chosen(self) -> Job:
+        """This job with its executor chosen (``auto`` weighs the source's planned bytes against the CPUs)."""
+        if self.choice is not None:
+            return self
+        run, choice = self.run.choose(self.step, self.source.planned_bytes)
+        return replace(self, run=run, choice=choice)
+
 
 def run_job(job: Job, progress: Progress = quiet) -> dict[str, Any]:
     """Run ``job`` (or finish a killed run of it); return the report, also written to ``report.json``."""
     started = time.monotonic()
+    job = job.chosen()
     out = job.out
     scratch = (PARTS_DIR, *job.scratch)
     if prepare_output(out, job.fingerprint, job.run.resume, scratch):
@@ -131,7 +141,7 @@ def _report(job: Job, summaries: list[dict[str, Any]], merged: dict[str, Any], s
         "repeated_ids": sum(s.get("repeated_ids", 0) for s in summaries),
         "partitions": len(summaries),
         "seconds": round(seconds, 3),
-        "executor": job.run.executor,
+        "executor": job.choice.report(),
         "outputs": {"manifest": MANIFEST, "ledger": LEDGER, "shards": "shards/", "rejected": "rejected/"},
         **job.extra_report,
     }

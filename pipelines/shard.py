@@ -117,6 +117,9 @@ class IngestSource(Source):
     def partitions(self) -> list[int]:
         return sorted(self._partitions)
 
+    def planned_bytes(self) -> int:
+        return sum(p.planned_bytes() for p in self._partitions.values())
+
     def prepare(self, work_dir: Path) -> None:
         warcs = [f.path for p in self.partitions() for f in self._partitions[p].files if f.format == "warc"]
         if not warcs:

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, check_bounds, within
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.executor_choice import ExecutorChoice, files_bytes
 from fusionforge.pipelines.core.lifecycle import SUCCESS
 from fusionforge.pipelines.core.progress import Progress, quiet
 from fusionforge.pipelines.core.settings import RunSettings, flat_config
@@ -70,6 +71,9 @@ class ManifestSource(Source):
     def partitions(self) -> list[int]:
         return list(range(len(self.shards)))
 
+    def planned_bytes(self) -> int:
+        return files_bytes(self.folder / shard for shard in self.shards)
+
     def row_range(self, partition: int) -> tuple[int, int]:
         """The manifest rows ``[start, stop)`` of one partition (its input shard)."""
         return self._ranges[partition]
@@ -120,15 +124,16 @@ def run_transform(
     extra_report: dict[str, Any] | None = None,
     complete_report: Callable[[dict[str, Any]], None] | None = None,
     scratch: tuple[str, ...] = (),
+    choice: ExecutorChoice | None = None,
 ) -> dict[str, Any]:
     """Apply ``stages`` to every record of ``cfg.input`` and write ``cfg.output``.
 
     ``settings`` are the step's own options; with the input's identity they form the fingerprint a
     resumed run must match. ``source`` replaces the default ``ManifestSource`` (e.g. one that joins
     per-record decisions computed by a global step). ``complete_report`` and ``scratch`` are the
-    ``Job``'s.
+    ``Job``'s, and ``choice`` the executor a step that ran work of its own already chose (``cfg.run``'s).
     """
-    job = transform_job(cfg, step, stages, settings, source, extra_report, complete_report, scratch)
+    job = transform_job(cfg, step, stages, settings, source, extra_report, complete_report, scratch, choice)
     return run_job(job, progress)
 
 
@@ -141,8 +146,10 @@ def transform_job(
     extra_report: dict[str, Any] | None = None,
     complete_report: Callable[[dict[str, Any]], None] | None = None,
     scratch: tuple[str, ...] = (),
+    choice: ExecutorChoice | None = None,
 ) -> Job:
-    """The ``Job`` that ``run_transform`` runs (for steps that do work of their own before it, under its plan)."""
+    """The ``Job`` that ``run_transform`` runs (for steps that do work of their own before it, under its plan),
+    its executor chosen."""
     source = source or ManifestSource(cfg.input)
     layout = ShardLayout(cfg.output, step, cfg.shard_size_mb, cfg.shard_count)
     return Job(
@@ -156,4 +163,5 @@ def transform_job(
         extra_report=extra_report or {},
         complete_report=complete_report,
         scratch=scratch,
-    )
+        choice=choice,
+    ).chosen()

@@ -1,19 +1,24 @@
-"""A real two-node Ray cluster on 127.0.0.1 (head + worker, one CPU each) running ``fusionforge shard``."""
+"""A real Ray cluster on 127.0.0.1 (a head and two worker nodes, one CPU each) running a recipe's steps."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
 # the interpreter running the tests, not the `ray` script: a copied venv keeps the shebang of the one it came from
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
+WORKERS = 2
 
 
 def _free_port() -> int:
@@ -28,51 +33,46 @@ def _wait_for_nodes(address: str, count: int, timeout_s: float = 90) -> None:
         f"import ray, time; ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False)\n"
         f"deadline = time.monotonic() + {timeout_s}\n"
         f"while sum(n['Alive'] for n in ray.nodes()) < {count} and time.monotonic() < deadline: time.sleep(0.2)\n"
-        "print(sum(n['Alive'] for n in ray.nodes()))"
+        "print('ALIVE', sum(n['Alive'] for n in ray.nodes()))"
     )
     done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=timeout_s + 60)
-    alive = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "0"
-    assert done.returncode == 0 and int(alive) == count, f"the two-node cluster did not come up: {done.stderr[-2000:]}"
+    # Ray may print its own lines (deduplicated logs) after ours: find ours by its word
+    alive = next((line.split()[1] for line in done.stdout.splitlines() if line.startswith("ALIVE ")), "0")
+    problem = f"the {count}-node cluster did not come up: {done.stderr[-2000:]}"
+    assert done.returncode == 0 and int(alive) == count, problem
 
 
 @pytest.fixture
-def two_node_cluster():
+def loopback_cluster():
+    """A head and two worker nodes on 127.0.0.1, one CPU each, each in its own process group and temp dir."""
     port = _free_port()
     address = f"127.0.0.1:{port}"
-    common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen(
-        [
-            *RAY,
-            "start",
-            "--head",
-            "--node-ip-address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--include-dashboard=false",
-            *common,
-        ],
+    common = ["--num-cpus", "1", "--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
+    # short temp dirs of our own: Ray's socket paths must stay under the kernel's 107 characters, and a
+    # cluster of another process on this machine keeps its /tmp/ray
+    temp_dirs = [tempfile.mkdtemp(prefix="ffray-", dir="/tmp") for _ in range(1 + WORKERS)]
+    nodes = [_start_node(["--head", "--port", str(port), "--include-dashboard=false", *common], temp_dirs[0])]
+    try:
+        _wait_for_port(port, nodes[0])
+        for temp_dir in temp_dirs[1:]:
+            nodes.append(_start_node(["--address", address, *common], temp_dir))
+        _wait_for_nodes(address, 1 + WORKERS)
+        yield address
+    finally:
+        for process in reversed(nodes):
+            _end_node(process)
+        for temp_dir in temp_dirs:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _start_node(args: list[str], temp_dir: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*RAY, "start", *args, "--temp-dir", temp_dir],
         env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    worker = None
-    try:
-        _wait_for_port(port, head)
-        worker = subprocess.Popen(
-            [*RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
-            env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        _wait_for_nodes(address, 2)
-        yield address
-    finally:
-        for process in (worker, head):
-            if process is not None:
-                _end_node(process)
 
 
 def _wait_for_port(port: int, head: subprocess.Popen) -> None:
@@ -104,39 +104,60 @@ def _group_alive(group: int) -> bool:
     return True
 
 
-def _fusionforge_shard(inputs, out, *extra):
-    args = [
-        sys.executable,
-        "-m",
-        "fusionforge.cli",
-        "shard",
-        *inputs,
-        "-o",
-        str(out),
-        "--shard-count",
-        "20",
-        "--partition-mb",
-        "0.05",
-        "--json",
-        *extra,
+STEPS = ("shard", "dedupe", "filter", "pack")
+TIMING = {"seconds", "seconds_total", "driver_peak_rss_mb", "executor"}  # what may differ between executors
+
+
+def _run_recipe(folder: Path, inputs: dict[str, str], *flags: str) -> Path:
+    """shard -> dedupe -> filter -> pack as one ``fusionforge run`` process; returns the recipe's output."""
+    steps = [
+        {"shard": {"inputs": inputs, "shard_count": 20, "partition_mb": 0.05}},
+        {"dedupe": {"keep": "longest", "text_threshold": 0.7}},
+        {"filter": {"set": ["text_gopher_quality_v1.min_words=10"]}},
+        {"pack": {"seq_len": 2048, "vision_ratio": 0.1, "window": 4}},
     ]
-    done = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=300)
+    folder.mkdir()
+    recipe = folder / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"output": str(folder / "run"), "steps": steps}, sort_keys=False))
+    args = [sys.executable, "-m", "fusionforge.cli", "run", str(recipe), *flags]
+    done = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+    return folder / "run"
+
+
+def _report(run: Path, step: str) -> dict:
+    """A step's report without its timings and executor, the run's folder named alike for both runs."""
+    return _without_timing(json.loads((run / step / "report.json").read_text().replace(str(run), "RUN")))
+
+
+def _without_timing(value):
+    if isinstance(value, dict):
+        return {k: _without_timing(v) for k, v in value.items() if k not in TIMING}
+    return value
+
+
+def _table(path: Path) -> list[dict]:
+    return pq.read_table(path).to_pylist()
 
 
 @pytest.mark.slow
 @pytest.mark.cluster
-def test_shard_on_a_two_node_cluster_matches_the_local_run(two_node_cluster, sample_corpus, tmp_path):
-    inputs = [f"{name}={path}" for name, path in sample_corpus.items()]
-    cluster_report = _fusionforge_shard(inputs, tmp_path / "cluster", "--ray-address", two_node_cluster)
-    local_report = _fusionforge_shard(inputs, tmp_path / "local", "--executor", "local")
-    for key in ("inputs", "kept", "dropped", "failed", "reasons", "shards"):
-        assert cluster_report[key] == local_report[key]
-    cluster_shards = sorted((tmp_path / "cluster" / "shards").glob("*.tar"))
-    assert [p.name for p in cluster_shards] == [p.name for p in sorted((tmp_path / "local" / "shards").glob("*.tar"))]
-    for path in cluster_shards:
-        assert path.read_bytes() == (tmp_path / "local" / "shards" / path.name).read_bytes()
-    assert pq.read_table(tmp_path / "cluster" / "manifest.parquet").equals(
-        pq.read_table(tmp_path / "local" / "manifest.parquet")
-    )
+def test_each_step_on_a_three_node_cluster_matches_the_in_process_run(loopback_cluster, sample_corpus, tmp_path):
+    inputs = dict(sample_corpus)  # every input kind: text, images, pairs, documents, videos, a tar
+    cluster = _run_recipe(tmp_path / "cluster", inputs, "--ray-address", loopback_cluster)
+    local = _run_recipe(tmp_path / "local", inputs, "--executor", "local")
+    for step in STEPS:
+        chosen = json.loads((cluster / step / "report.json").read_text())["executor"]
+        assert chosen["chosen"] == "ray" and loopback_cluster in chosen["reason"], step  # --ray-address means Ray
+        assert _report(cluster, step) == _report(local, step), step
+        assert _table(cluster / step / "ledger.parquet") == _table(local / step / "ledger.parquet"), step
+    for step in ("shard", "dedupe", "filter"):
+        shards = sorted(p.relative_to(cluster / step) for p in (cluster / step / "shards").glob("*.tar"))
+        assert shards == sorted(p.relative_to(local / step) for p in (local / step / "shards").glob("*.tar"))
+        for name in shards:
+            assert (cluster / step / name).read_bytes() == (local / step / name).read_bytes(), name
+        assert _table(cluster / step / "manifest.parquet") == _table(local / step / "manifest.parquet"), step
+    assert _table(cluster / "dedupe" / "clusters.parquet") == _table(local / "dedupe" / "clusters.parquet")
+    assert _table(cluster / "pack" / "plan.parquet") == _table(local / "pack" / "plan.parquet")
+    kept = json.loads((local / "pack" / "report.json").read_text())["kept"]
+    assert kept > 0 and len(shards) > 1  # the chain really carried records to the end

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from fusionforge.mixers.audit.discover import Unit
 from fusionforge.mixers.audit.state import AuditState, fold_unit
+from fusionforge.pipelines.core.executor_choice import LOCAL, files_bytes
 from fusionforge.pipelines.core.progress import UNIT, Progress, quiet
 from fusionforge.pipelines.core.ray_env import init_ray
 from fusionforge.pipelines.core.settings import RunSettings
@@ -21,14 +22,19 @@ def collect(
     progress: Progress = quiet,
     presets: tuple[str, ...] = (),
 ) -> AuditState:
-    """The merged state of every unit (vision tokens counted with ``presets``, if any)."""
-    if run.executor == "local":
+    """The merged state of every unit (vision tokens counted with ``presets``, if any).
+
+    ``auto`` weighs the units' files: a small audit is read in this process, a large one on Ray.
+    """
+    units = list(units)
+    run, _ = run.choose("audit", lambda: files_bytes(unit.path for unit in units))
+    if run.executor == LOCAL:
         state = AuditState()
         for unit in units:
             state.merge(fold_unit(unit, presets))
             _done(progress, unit)
         return state
-    return _collect_on_ray(list(units), run, progress, presets)
+    return _collect_on_ray(units, run, progress, presets)
 
 
 def _done(progress: Progress, unit: Unit) -> None:

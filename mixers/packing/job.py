@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,8 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
     mixture = load_mixture(cfg.mixture) if cfg.mixture else None
     hash_seed = mixture.seed if mixture else cfg.run.seed
     source = ManifestSource(cfg.input)
+    run, choice = cfg.run.choose("pack", source.planned_bytes)
+    cfg = replace(cfg, run=run)
     not_settings = ("executor", "ray_address", "num_cpus", "resume", "strict", "output")
     settings = {k: v for k, v in flat_config(cfg).items() if k not in not_settings}
     mixture_text = Path(cfg.mixture).read_text() if cfg.mixture else None
@@ -190,6 +192,7 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
         "text_tokens_method": _method(cfg),
         "tokenizer_fingerprint": TextCounter(cfg.tokenizer, cfg.tiktoken_pattern).fingerprint,
         "vision_preset": cfg.vision_preset,
+        "executor": choice.report(),
     }
     if encoder is not None:
         phase(progress, "materializing shards")

@@ -16,7 +16,7 @@ from typing import Any
 
 from fusionforge.mixers.sft.config import BuildConfig
 from fusionforge.mixers.sft.decontaminate import chat_eval_index
-from fusionforge.mixers.sft.finish import finish_build
+from fusionforge.mixers.sft.finish import STEP, finish_build
 from fusionforge.mixers.sft.mixture import check_sources, load_mixture
 from fusionforge.mixers.sft.parts import PARTS, RowSource, plan, run_parts
 from fusionforge.mixers.sft.tokens import load_tokenizer
@@ -40,11 +40,13 @@ def run_build(cfg: BuildConfig, progress: Progress = quiet) -> dict[str, Any]:
     fingerprint = {"plan": plan_fingerprint(partitions), "settings": cfg.settings()}
     if prepare_output(out, fingerprint, cfg.run.resume, (PARTS,)):
         return finished_report(out)
-    run_parts(out, RowSource(partitions, cfg.run.strict), cfg.stages(), cfg.run, progress)
+    source = RowSource(partitions, cfg.run.strict)
+    run, choice = cfg.run.choose(STEP, source.planned_bytes)
+    run_parts(out, source, cfg.stages(), run, progress)
     report = finish_build(out, cfg, partitions, mixture)
     report["tokens"]["method"] = token_method
     report["decontamination"] = _decontamination(cfg, index, report.pop("_matches_by_set"))
-    report.update(step="sft_build", executor=cfg.run.executor, seconds=round(time.monotonic() - started, 3))
+    report.update(step=STEP, executor=choice.report(), seconds=round(time.monotonic() - started, 3))
     config = {**flat_config(cfg), "stages": [s.describe() for s in cfg.stages()]}
     return finish_run(out, report, config, (PARTS,))
 

@@ -51,6 +51,9 @@ class RowSource(Source):
     def partitions(self) -> list[int]:
         return sorted(self._partitions)
 
+    def planned_bytes(self) -> int:
+        return sum(p.planned_bytes() for p in self._partitions.values())
+
     def read(self, partition: int) -> Iterator[pa.Table]:
         rows: list[dict[str, Any]] = []
         for file in self._partitions[partition].files:

@@ -132,7 +132,9 @@ def run_synth(cfg: SynthConfig, progress: Progress = quiet) -> dict[str, Any]:
             generated.mark({"images": cfg.generate})
         inputs.append(f"synthetic={out / 'qa.jsonl'}")
     partitions = plan(inputs, cfg.partition_kb / 1024)
-    run_parts(out, RowSource(partitions, cfg.run.strict), [_spec(cfg)], cfg.run, progress)
+    source = RowSource(partitions, cfg.run.strict)
+    run, choice = cfg.run.choose(STEP, source.planned_bytes)
+    run_parts(out, source, [_spec(cfg)], run, progress)
     by_task, sandboxes = _write_outputs(out, part_paths(out, partitions))
     found = check_vision(out, VisionScanner(), ("trajectories",))
     if found["trajectories"]:
@@ -151,7 +153,7 @@ def run_synth(cfg: SynthConfig, progress: Progress = quiet) -> dict[str, Any]:
         "sandbox": {**cfg.limits(), **sandbox_summary(sandboxes)},
         "vision_check": f"{found['trajectories']} vision parts in trajectories.jsonl",
         "outputs": {"trajectories": "trajectories.jsonl", "rejected": "rejected.jsonl", "ledger": "ledger.parquet"},
-        "executor": cfg.run.executor,
+        "executor": choice.report(),
         "seconds": round(time.monotonic() - started, 3),
     }
     return finish_run(out, report, flat_config(cfg), (PARTS,))

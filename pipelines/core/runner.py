@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError, SchemaError
+from fusionforge.pipelines.core.executor_choice import LOCAL, RAY
 from fusionforge.pipelines.core.progress import UNIT, Progress, quiet
 from fusionforge.pipelines.core.ray_env import TASK_RETRIES, init_ray, remote_args_allowed
 from fusionforge.pipelines.core.ray_reads import read_partitions
@@ -39,7 +40,6 @@ from fusionforge.pipelines.core.source import PARTITION_COL, Source, in_order, t
 from fusionforge.pipelines.core.stage import Stage, StageSpec
 
 PartitionWriter = Callable[[int, pa.Table], dict[str, Any]]
-EXECUTORS = ("ray", "local")
 
 
 class Executor(ABC):
@@ -219,10 +219,10 @@ class FailedPartition(Source):
             yield batch.set_column(batch.column_names.index(S.ERROR), S.ERROR, errors)
 
 
-def make_executor(kind: str = "ray", address: str | None = None, num_cpus: int | None = None) -> Executor:
-    """``"ray"`` (a local Ray, or the cluster at ``address``) or ``"local"`` (in-process): ``EXECUTORS``."""
-    if kind == "local":
+def make_executor(kind: str = RAY, address: str | None = None, num_cpus: int | None = None) -> Executor:
+    """``"ray"`` (a local Ray, or the cluster at ``address``) or ``"local"`` (this process); not ``auto``."""
+    if kind == LOCAL:
         return InProcessExecutor()
-    if kind == "ray":
+    if kind == RAY:
         return RayExecutor(address=address, num_cpus=num_cpus)
-    raise ConfigError(f"unknown executor {kind!r}; use 'ray' or 'local'")
+    raise ConfigError(f"executor {kind!r} cannot run a job; use 'ray' or 'local' (choose 'auto' first)")

@@ -9,14 +9,15 @@ its name and ``run`` the run settings' ones.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fusionforge.pipelines.core.bounds import COUNT, SEED, check_bounds, within
 from fusionforge.pipelines.core.config import DEFAULT_SEED
 from fusionforge.pipelines.core.errors import ConfigError
-from fusionforge.pipelines.core.runner import EXECUTORS, Executor, make_executor
+from fusionforge.pipelines.core.executor_choice import AUTO, CHOICES, ExecutorChoice, choose_executor
+from fusionforge.pipelines.core.runner import Executor, make_executor
 
 RUN = "run"  # the field of every config that holds its RunSettings
 Config = TypeVar("Config")
@@ -27,7 +28,9 @@ class RunSettings:
     """Where a step runs (executor, Ray cluster, CPUs), whether it continues a killed run, stops at the
     first bad record, and the seed of its random choices."""
 
-    executor: str = "ray"  # "ray" (a local Ray, or the cluster at ray_address) or "local" (this process)
+    # "auto" (executor_choice.py: by the planned input, the CPUs and ray_address), "ray" (a local Ray,
+    # or the cluster at ray_address) or "local" (this process)
+    executor: str = AUTO
     ray_address: str | None = None
     num_cpus: int | None = within(COUNT, None)  # None: every CPU of this machine
     resume: bool = False
@@ -35,10 +38,21 @@ class RunSettings:
     seed: int = within(SEED, DEFAULT_SEED)
 
     def __post_init__(self) -> None:
-        unknown = f"unknown executor {self.executor!r}; use {' or '.join(map(repr, EXECUTORS))}"
-        check_bounds(self, None if self.executor in EXECUTORS else unknown)
+        unknown = f"unknown executor {self.executor!r}; use {', '.join(map(repr, CHOICES))}"
+        check_bounds(self, None if self.executor in CHOICES else unknown)
+
+    def choose(self, step: str, planned_bytes: Callable[[], int]) -> tuple[RunSettings, ExecutorChoice]:
+        """These settings with the executor ``auto`` picks for ``step``, and why.
+
+        ``planned_bytes`` (the input's size) is asked only when the choice depends on it.
+        """
+        weighed = self.executor == AUTO and not self.ray_address
+        size = planned_bytes() if weighed else 0
+        choice = choose_executor(self.executor, self.ray_address, step, size, self.num_cpus)
+        return dataclasses.replace(self, executor=choice.chosen), choice
 
     def make_executor(self) -> Executor:
+        """The executor (``choose`` first: ``auto`` is not one)."""
         return make_executor(self.executor, self.ray_address, self.num_cpus)
 
 

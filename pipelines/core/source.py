@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fusionforge.pipelines.core.errors import SchemaError
+from fusionforge.pipelines.core.errors import ConfigError, SchemaError
 
 PARTITION_COL = "_partition"
 ORDER_COL = "_order"
@@ -33,6 +33,10 @@ class Source(ABC):
     @abstractmethod
     def read(self, partition: int) -> Iterator[pa.Table]:
         """Record batches of one partition, in input order."""
+
+    def planned_bytes(self) -> int:
+        """The size of the input the partitions read: what ``--executor auto`` weighs against the CPUs."""
+        raise ConfigError(f"{type(self).__name__} does not know its input's size; give --executor ray or local")
 
     def prepare(self, work_dir: Path) -> None:
         """Build what reading needs once, before any partition is read (a WARC set's URL index).

@@ -14,6 +14,7 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ class DecisionSource(Source):
     def partitions(self) -> list[int]:
         return self.base.partitions()
 
+    def planned_bytes(self) -> int:
+        return self.base.planned_bytes()
+
     def read(self, partition: int) -> Iterator[pa.Table]:
         path = file_path(self.root, "decisions", partition, "parquet")
         decisions = pq.read_table(path) if path.exists() else None
@@ -88,6 +92,8 @@ def run_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
     started = time.monotonic()
     columns = [S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.MEDIA, S.ERROR] + _score_column(cfg)
     source = ManifestSource(cfg.input, columns=columns)
+    run, choice = cfg.run.choose(STEP, source.planned_bytes)
+    cfg = replace(cfg, run=run)
     out = Path(cfg.output)
     if prepare_output(out, transform_fingerprint(cfg.transform(), cfg.settings()), cfg.run.resume, (STORE_DIR,)):
         return finished_report(out)
@@ -140,6 +146,7 @@ def run_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
         extra_report={"dedupe": summary},
         complete_report=add_timings,
         scratch=(STORE_DIR,),
+        choice=choice,
     )
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
+from fusionforge.pipelines.core.executor_choice import files_bytes
 from fusionforge.pipelines.core.io import expand_paths, safe_name, strip_compression
 from fusionforge.pipelines.core.lifecycle import PLAN_FILE
 from fusionforge.pipelines.readers.base import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, InputFile, ReaderOptions
@@ -79,6 +80,10 @@ class Partition:
     @property
     def source(self) -> str:
         return self.files[0].source
+
+    def planned_bytes(self) -> int:
+        """The bytes this partition's files (or byte range) hold: what ``--executor auto`` weighs."""
+        return sum((f.end if f.end is not None else files_bytes([f.path])) - f.start for f in self.files)
 
 
 def parse_input(text: str, default_format: str = "auto") -> InputSpec:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -161,3 +164,43 @@ def test_a_step_that_exits_non_zero_stops_the_recipe(sample_corpus, tmp_path):
     assert result.exit_code == 3, result.output
     assert "step 2 (audit) exited with status 3" in " ".join(result.output.split())
     assert (tmp_path / "run" / "shard" / "_SUCCESS").exists() and not (tmp_path / "run" / "dedupe").exists()
+
+
+COUNT_RAY_STARTS = """
+import sys
+import ray
+
+starts = []
+start = ray.init
+
+
+def counted(*args, **kwargs):
+    starts.append(kwargs.get("address"))
+    return start(*args, **kwargs)
+
+
+ray.init = counted
+from fusionforge.cli.main import cli
+
+try:
+    cli.main(sys.argv[1:], prog_name="fusionforge", standalone_mode=False)
+finally:
+    print("RAY_STARTS", len(starts))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_recipe_on_ray_starts_one_ray_runtime_for_all_its_steps(sample_corpus, tmp_path):
+    recipe = write_recipe(
+        tmp_path,
+        [{"shard": {"inputs": {"web": sample_corpus["web"]}, "shard_count": 4}}, {"dedupe": {}}, {"filter": {}}],
+    )
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
+    args = [sys.executable, "-c", COUNT_RAY_STARTS, "run", str(recipe), "--executor", "ray", "--num-cpus", "2"]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("RAY_STARTS")[1].split()[0] == "1"
+    for step in ("shard", "dedupe", "filter"):
+        report = json.loads((tmp_path / "run" / step / "report.json").read_text())
+        assert report["executor"] == {"chosen": "ray", "requested": "ray", "reason": "--executor ray given"}

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from fusionforge.cli.main import cli
+from fusionforge.pipelines.core import executor_choice
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -41,6 +43,25 @@ def test_json_report_on_stdout(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert (report["inputs"], report["kept"], report["failed"]) == (3, 2, 1)
+
+
+def test_auto_runs_a_small_input_in_process_says_why_and_writes_the_same_bytes(sample_corpus, tmp_path):
+    inputs = [f"{name}={path}" for name, path in sample_corpus.items()]
+    common = ["--shard-count", "10", "--partition-mb", "0.05"]
+    auto = CliRunner().invoke(cli, ["shard", *inputs, "-o", str(tmp_path / "auto"), *common])
+    assert auto.exit_code == 0, auto.output
+    assert "executor" in auto.output and "local (" in auto.output  # the summary's row, its reason wrapped in the cell
+    report = json.loads((tmp_path / "auto" / "report.json").read_text())
+    assert report["executor"]["chosen"] == "local" and report["executor"]["requested"] == "auto"
+    assert f"for shard on {executor_choice.available_cpus()} CPU" in report["executor"]["reason"]
+    assert yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())["executor"] == "auto"
+    local = CliRunner().invoke(cli, ["shard", *inputs, "-o", str(tmp_path / "local"), *common, "--executor", "local"])
+    assert local.exit_code == 0, local.output
+    assert _snapshot(tmp_path / "auto") == _snapshot(tmp_path / "local")
+    explicit = json.loads((tmp_path / "local" / "report.json").read_text())
+    assert explicit["executor"] == {"chosen": "local", "requested": "local", "reason": "--executor local given"}
+    apart = ("executor", "seconds")
+    assert {k: v for k, v in report.items() if k not in apart} == {k: v for k, v in explicit.items() if k not in apart}
 
 
 @pytest.mark.slow

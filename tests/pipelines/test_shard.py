@@ -9,7 +9,9 @@ import pytest
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.settings import build_config
-from fusionforge.pipelines.shard import ShardConfig, run_shard
+from fusionforge.pipelines.readers.base import ReaderOptions
+from fusionforge.pipelines.readers.plan import parse_input, plan_inputs
+from fusionforge.pipelines.shard import IngestSource, ShardConfig, run_shard
 
 
 def _inputs(corpus):
@@ -254,3 +256,14 @@ def test_repeated_ids_on_ray_match_in_process(ray_session, tmp_path):
     report = _shard(corpus, tmp_path / "ray", partition_mb=1e-5, executor="ray")
     assert report["rerun_partitions"] == 3
     assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local")
+
+
+def test_the_planned_bytes_are_the_input_files_also_when_a_jsonl_file_is_split(tmp_path):
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(json.dumps({"text": f"line {i} " + "x" * (i % 50)}) + "\n" for i in range(4000)))
+    small = tmp_path / "small.jsonl"
+    small.write_text('{"text": "one"}\n')
+    plan = plan_inputs([parse_input(f"a={big}"), parse_input(f"b={small}")], partition_mb=0.02)
+    assert len(plan.partitions) > 5  # the big file is read in byte ranges
+    source = IngestSource(plan.partitions, ReaderOptions())
+    assert source.planned_bytes() == big.stat().st_size + small.stat().st_size

@@ -20,7 +20,7 @@ class StepConfig:
 
 
 def test_an_unknown_executor_fails_when_the_settings_are_made():
-    with pytest.raises(ConfigError, match="unknown executor 'spark'; use 'ray' or 'local'"):
+    with pytest.raises(ConfigError, match="unknown executor 'spark'; use 'auto', 'ray', 'local'"):
         RunSettings(executor="spark")
 
 
@@ -37,7 +37,7 @@ def test_build_config_takes_fields_by_name_and_run_settings_into_run():
 def test_flat_config_spreads_the_run_settings_among_the_fields():
     flat = flat_config(StepConfig("o", run=RunSettings(seed=4)))
     assert list(flat) == ["output", "size", "inner", "executor", "ray_address", "num_cpus", "resume", "strict", "seed"]
-    assert flat["inner"] == {"depth": 1} and flat["seed"] == 4 and flat["executor"] == "ray"
+    assert flat["inner"] == {"depth": 1} and flat["seed"] == 4 and flat["executor"] == "auto"
     assert build_config(StepConfig, {**flat, "inner": Inner()}) == StepConfig("o", run=RunSettings(seed=4))
 
 

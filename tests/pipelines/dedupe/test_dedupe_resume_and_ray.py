@@ -123,5 +123,5 @@ def test_ray_and_in_process_give_identical_outputs(ray_session, sharded, tmp_pat
             rows_per_shuffle_partition=3000,
         )
     )
-    assert report["executor"] == "ray" and report["dedupe"]["shuffle_partitions"] > 1
+    assert report["executor"]["chosen"] == "ray" and report["dedupe"]["shuffle_partitions"] > 1
     _same_output(tmp_path / "ray", baseline)
