@@ -82,8 +82,12 @@ def run_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
 
     ``progress`` hears the phases (sketch, group, write) and the partitions of the sketch and write passes.
     """
+    if cfg.semantic:
+        from fusionforge.pipelines.dedupe.semantic import run_semantic_dedupe
+
+        return run_semantic_dedupe(cfg, progress)
     started = time.monotonic()
-    columns = [S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.MEDIA, S.ERROR] + _score_column(cfg)
+    columns = [S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.MEDIA, S.ERROR] + score_columns(cfg)
     source = ManifestSource(cfg.input, columns=columns)
     out = Path(cfg.output)
     if prepare_output(out, transform_fingerprint(cfg.transform(), cfg.settings()), cfg.run.resume, (STORE_DIR,)):
@@ -108,6 +112,14 @@ def run_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
     if summary is None:
         summary = _global_phase(cfg, source, partitions, starts, params, root, progress)
         global_done.mark(summary)
+    return write_survivors(cfg, root, summary, started, progress)
+
+
+def write_survivors(
+    cfg: DedupeConfig, root: Path, summary: dict[str, Any], started: float, progress: Progress
+) -> dict[str, Any]:
+    """The write phase: each input shard's records joined with their decisions (under ``root``) through
+    ``dedupe_apply_v1``; ``summary`` becomes the report's ``dedupe`` section, with the timings."""
     phase(progress, "write")
     write_started = time.monotonic()
 
@@ -129,7 +141,8 @@ def run_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
     )
 
 
-def _score_column(cfg: DedupeConfig) -> list[str]:
+def score_columns(cfg: DedupeConfig) -> list[str]:
+    """``[column]`` of ``--keep best:<column>`` (checked to be a numeric column of the input), else ``[]``."""
     name = cfg.score_column
     if name is None:
         return []
@@ -199,10 +212,10 @@ def _global_phase(cfg, source, partitions, starts, params, root, progress: Progr
         **stats,
         "clusters_file": CLUSTERS,
         "seconds": timings,
-        "driver_peak_rss_mb": _peak_rss_mb(),
+        "driver_peak_rss_mb": peak_rss_mb(),
     }
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     """This (driver) process's peak resident memory so far."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
