@@ -138,6 +138,13 @@ from fusionforge.pipelines.dedupe.config import COMPARED, CROP, HAMMING_BITS, PE
     help="--semantic: k-means clusters per kind (default: one per 1,000 items).",
 )
 @click.option(
+    "--semantic-probes",
+    type=ranged(COUNT),
+    default=1,
+    show_default=True,
+    help="--semantic: clusters each item joins (its nearest): more find more pairs k-means cut apart, at more cost.",
+)
+@click.option(
     "--kmeans-sample",
     type=ranged(COUNT),
     default=100_000,

@@ -52,12 +52,17 @@ def train_centroids(sample: np.ndarray, clusters: int, iterations: int, seed: in
     return np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
 
 
-def nearest_centroid(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """The index of each row's most similar centroid (ties: the lower index), in fixed-size chunks."""
-    out = np.empty(len(vectors), np.int32)
+def nearest_centroid(vectors: np.ndarray, centroids: np.ndarray, probes: int = 1) -> np.ndarray:
+    """``(rows, probes)``: each row's ``probes`` most similar centroids, best first (ties: the lower index).
+
+    With ``probes`` > 1 a row joins several clusters (as an IVF index probes several lists), so a pair
+    that k-means cut apart is still compared where both rows meet; the cost is the larger clusters.
+    """
+    probes = min(probes, len(centroids))
+    out = np.empty((len(vectors), probes), np.int32)
     for start in range(0, len(vectors), CHUNK_ROWS):
-        block = np.asarray(vectors[start : start + CHUNK_ROWS], np.float32)
-        out[start : start + len(block)] = np.argmax(block @ centroids.T, axis=1)
+        similarity = np.asarray(vectors[start : start + CHUNK_ROWS], np.float32) @ centroids.T
+        out[start : start + len(similarity)] = np.argsort(-similarity, axis=1, kind="stable")[:, :probes]
     return out
 
 
@@ -66,7 +71,8 @@ def cluster_pairs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(a, b, cosine)``: every pair of rows in the same cluster with cosine >= ``threshold``; ``a < b`` (items).
 
-    ``vectors`` are unit-norm. Memory: one cluster's rows plus a ``CHUNK_ROWS`` x cluster block.
+    ``vectors`` are unit-norm; an item may appear in several clusters (probes), then a pair found in
+    more than one is reported once. Memory: one cluster's rows plus a ``CHUNK_ROWS`` x cluster block.
     """
     order = np.lexsort((items, clusters))
     vectors, items, clusters = vectors[order], items[order], clusters[order]
@@ -84,4 +90,12 @@ def cluster_pairs(
             found_s.append(block[i, j])
     if not found_a:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
-    return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_s).astype(np.float32)
+    return unique_pairs(np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_s))
+
+
+def unique_pairs(a: np.ndarray, b: np.ndarray, cosine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs sorted by ``(a, b)``, each once (the first found keeps its cosine)."""
+    order = np.lexsort((b, a))
+    a, b, cosine = a[order], b[order], cosine[order]
+    first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])] if len(a) else np.empty(0, bool)
+    return a[first].astype(np.int64), b[first].astype(np.int64), cosine[first].astype(np.float32)

@@ -85,6 +85,7 @@ class DedupeConfig:
     device: str = "auto"
     semantic_threshold: float = within(POSITIVE_FRACTION, 0.9)  # cosine at or above which two items are copies
     semantic_clusters: int | None = within(COUNT, None)  # k-means clusters (None: one per 1,000 items)
+    semantic_probes: int = within(COUNT, 1)  # clusters each item joins (its nearest); 1 is SemDeDup's
     kmeans_sample: int = within(COUNT, 100_000)  # rows the centroids are trained on, at most
     kmeans_iterations: int = within(COUNT, 20)
     max_keyframes: int = within(COUNT, 4)  # keyframes averaged into a video's embedding

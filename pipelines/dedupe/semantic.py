@@ -6,6 +6,7 @@
 2. Cluster: per space (text, image, video), spherical k-means on a seeded sample of at most
    ``kmeans_sample`` rows, then each partition's rows are assigned to their nearest centroid (a task
    per partition).
+   With ``semantic_probes`` > 1 a row joins its nearest few clusters, so fewer close pairs are cut apart.
 3. Pairs: clusters are dealt to shards of about ``pair_shard_items`` items (a task each); inside every
    cluster each pair at or above ``semantic_threshold`` cosine is an edge.
 4. Resolve and write: the same union-find, keep policies, ``clusters.parquet`` and ``dedupe_apply_v1``
@@ -30,7 +31,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fusionforge.filters.dedup.embed import DedupeEmbed
-from fusionforge.filters.dedup.semantic import cluster_pairs, nearest_centroid, sample_rows, train_centroids
+from fusionforge.filters.dedup.semantic import (
+    cluster_pairs,
+    nearest_centroid,
+    sample_rows,
+    train_centroids,
+    unique_pairs,
+)
 from fusionforge.filters.dedup.union_find import connected_components
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.lifecycle import (
@@ -130,7 +137,11 @@ def _global_phase(cfg, source, starts, expected, reused: Path | None, score, pro
         clusters_per_space[space] = len(centroids)
         run_task(
             assign_partition,
-            [(str(root), starts, str(work), space, p) for p, n in zip(partitions, per_partition) if n],
+            [
+                (str(root), starts, str(work), space, p, cfg.semantic_probes)
+                for p, n in zip(partitions, per_partition)
+                if n
+            ],
         )
     timings["cluster"] = round(time.monotonic() - clock, 3)
     clock = time.monotonic()
@@ -196,11 +207,11 @@ def _sample(reader, space, partitions, per_partition, wanted, seed) -> np.ndarra
     return np.concatenate(parts)
 
 
-def assign_partition(root: str, starts: tuple[int, ...], work: str, space: int, partition: int) -> None:
-    """Nearest centroid of each of one partition's rows of ``space``, stored beside the centroids."""
+def assign_partition(root: str, starts: tuple[int, ...], work: str, space: int, partition: int, probes: int) -> None:
+    """The ``probes`` nearest centroids of each of one partition's rows of ``space``, stored beside the centroids."""
     reader = EmbeddingReader(root, starts)
     centroids = np.load(file_path(Path(work), f"centroids-{SPACES[space]}", 0, "npy"))
-    assigned = nearest_centroid(reader.matrix(space, partition), centroids)
+    assigned = nearest_centroid(reader.matrix(space, partition), centroids, probes)
     save_npy(file_path(Path(work), f"assign-{SPACES[space]}", partition, "npy"), assigned)
 
 
@@ -215,11 +226,13 @@ def shard_pairs(
         if not path.exists():
             continue
         assigned = np.load(path)
-        mine = np.flatnonzero(assigned % shards == shard)
-        if len(mine):
-            vectors.append(np.asarray(reader.matrix(space, partition)[mine], np.float32))
-            items.append(reader.space_items(space, partition)[mine])
-            clusters.append(assigned[mine])
+        own_items = reader.space_items(space, partition)
+        for probe in range(assigned.shape[1]):
+            mine = np.flatnonzero(assigned[:, probe] % shards == shard)
+            if len(mine):
+                vectors.append(np.asarray(reader.matrix(space, partition)[mine], np.float32))
+                items.append(own_items[mine])
+                clusters.append(assigned[mine, probe])
     if not vectors:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
     return cluster_pairs(np.concatenate(vectors), np.concatenate(items), np.concatenate(clusters), threshold)
@@ -240,9 +253,7 @@ def _ray_runner(ray):
 def _sorted_edges(results: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not results:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
-    a, b, s = (np.concatenate([r[i] for r in results]) for i in range(3))
-    order = np.lexsort((b, a))
-    return a[order], b[order], s[order]
+    return unique_pairs(*(np.concatenate([r[i] for r in results]) for i in range(3)))
 
 
 def resolve_semantic(

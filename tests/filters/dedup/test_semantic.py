@@ -58,11 +58,11 @@ def test_kmeans_on_a_sample_keeps_each_blob_in_one_cluster():
     sample = x[sample_rows(len(x), 120, seed=0)]
     centroids = train_centroids(sample, 4, 20, seed=0)  # fewer clusters than blobs, as in use (k << items)
     np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1.0, rtol=1e-5)
-    assigned = nearest_centroid(x, centroids)
+    assigned = nearest_centroid(x, centroids)[:, 0]
     per_blob = assigned.reshape(8, 50)
     assert all(len(set(row)) == 1 for row in per_blob)  # near neighbours share their centroid
     assert len(set(per_blob[:, 0])) == 4
-    again = nearest_centroid(x, train_centroids(sample, 4, 20, seed=0))
+    again = nearest_centroid(x, train_centroids(sample, 4, 20, seed=0))[:, 0]
     assert (again == assigned).all()  # seeded: the same clusters every run
 
 
@@ -130,3 +130,21 @@ def test_the_stage_embeds_primary_texts_and_keeps_what_it_cannot_embed(tmp_path,
     np.testing.assert_allclose(vector, StaticTextEmbedder(str(folder))([records[0]["text"]])[0], rtol=1e-6)
     assert out.column(column("length")).to_pylist()[0] == len(records[0]["text"])
     assert out.column("error").null_count == 3 and isinstance(out, pa.Table)
+
+
+def test_a_second_probe_finds_pairs_that_kmeans_cut_apart():
+    rng = np.random.default_rng(4)
+    originals = unit_rows(rng.standard_normal((600, 16)))
+    copies = unit_rows(originals + 0.1 * rng.standard_normal(originals.shape))
+    x = np.concatenate([originals, copies])
+    items = np.arange(len(x), dtype=np.int64)
+    centroids = train_centroids(x, 12, 20, seed=0)
+    truth = _all_pairs(x, 0.95)
+    found = []
+    for probes in (1, 2):
+        assigned = nearest_centroid(x, centroids, probes)
+        a, b, _ = cluster_pairs(np.repeat(x, probes, axis=0), np.repeat(items, probes), assigned.ravel(), 0.95)
+        found.append({(int(i), int(j)) for i, j in zip(a, b)})
+        assert len(found[-1]) == len(a)  # a pair met in two clusters is reported once
+    assert found[0] < found[1] <= truth  # no false pair; the second probe recovers cut pairs
+    assert len(found[1]) / len(truth) > len(found[0]) / len(truth) + 0.05
