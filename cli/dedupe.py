@@ -140,7 +140,7 @@ from fusionforge.pipelines.dedupe.config import COMPARED, CROP, HAMMING_BITS, PE
 @click.option(
     "--semantic-probes",
     type=ranged(COUNT),
-    default=1,
+    default=2,
     show_default=True,
     help="--semantic: clusters each item joins (its nearest): more find more pairs k-means cut apart, at more cost.",
 )

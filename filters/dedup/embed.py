@@ -25,6 +25,7 @@ from PIL import Image
 
 from fusionforge.filters.dedup.embedders import CLIP_TEXT, ClipEmbedder, StaticTextEmbedder
 from fusionforge.filters.dedup.image_hash import pixel_key
+from fusionforge.filters.dedup.sketch import TEXT_MODALITIES
 from fusionforge.filters.media import item_bytes, video_url
 from fusionforge.filters.video.clip_score import spread
 from fusionforge.filters.video.common import video_facts
@@ -37,7 +38,6 @@ from fusionforge.pipelines.core.stage import Resources, Stage, add_errors, set_c
 
 NAME = "dedupe_embed_v1"
 TEXT, IMAGE, VIDEO = 0, 1, 2  # the spaces of the dedupe store (pipelines/dedupe/store.py)
-TEXT_MODALITIES = (S.Modality.TEXT.value, S.Modality.INTERLEAVED.value)
 COLUMNS = {
     "space": pa.int8(),
     "embedding": pa.binary(),
