@@ -148,3 +148,15 @@ def test_a_second_probe_finds_pairs_that_kmeans_cut_apart():
         assert len(found[-1]) == len(a)  # a pair met in two clusters is reported once
     assert found[0] < found[1] <= truth  # no false pair; the second probe recovers cut pairs
     assert len(found[1]) / len(truth) > len(found[0]) / len(truth) + 0.05
+
+
+def test_clip_text_tower_embeds_texts_when_asked(tiny_clip, make_batch, make_record):
+    from fusionforge.filters.image.clip_model import ClipScorer
+
+    stage = DedupeEmbed(text_model="clip", clip_model=tiny_clip["config"], clip_pretrained=tiny_clip["pt"])
+    out = stage(make_batch([make_record("a", "a red circle"), make_record("b", "two blue squares")]))
+    vectors = np.stack([np.frombuffer(b, "<f4") for b in out.column(column("embedding")).to_pylist()])
+    reference = ClipScorer(tiny_clip["config"], tiny_clip["pt"], "cpu").text_features(
+        ["a red circle", "two blue squares"]
+    )
+    np.testing.assert_allclose(vectors, reference, atol=1e-5)
