@@ -3,7 +3,8 @@
 Texts: made-up documents of 40 words over a vocabulary of synonym groups, plus one copy per five
 originals that swaps every word for a synonym and replaces a random 0-35% of its words (cosines from
 about 0.6 to 1.0, so the threshold cuts through the copies). They are embedded once with a model2vec
-model built here (a word-level tokenizer and one 256-dim vector per word, synonyms close), and every
+model built by the tests' ``semantic_fixtures.build_static_model`` (a word-level tokenizer and one
+256-dim vector per word, synonyms close), and every
 method gets the SAME embeddings (unit-norm float32) and the same cosine threshold:
 
 1. fusionforge: ``train_centroids`` on a sample of at most 100k rows (spherical k-means, faiss), then
@@ -35,46 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "filters" / "dedup"))
+
+from semantic_fixtures import build_static_model, vocabulary  # noqa: E402  the tests' controlled model2vec
+
 THRESHOLD = 0.9
 QUERIES = 2000
 DIM = 256
-
-
-def vocabulary(concepts: int, seed: int = 0) -> list[list[str]]:
-    rng = random.Random(seed)
-    letters, vowels = "bcdfghjklmnprstvz", "aeiou"
-    seen: set[str] = set()
-    groups = []
-    while len(groups) < concepts:
-        group = []
-        while len(group) < 3:
-            word = "".join(rng.choice(letters) + rng.choice(vowels) for _ in range(4))
-            if word not in seen:
-                seen.add(word)
-                group.append(word)
-        groups.append(group)
-    return groups
-
-
-def build_model(folder: Path, groups: list[list[str]], seed: int = 0) -> Path:
-    from model2vec import StaticModel
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.train_from_iterator(
-        [" ".join(w for g in groups for w in g)], trainers.WordLevelTrainer(special_tokens=["[UNK]"])
-    )
-    rng = np.random.default_rng(seed)
-    base = rng.standard_normal((len(groups), DIM)).astype(np.float32)
-    concept = {w: i for i, g in enumerate(groups) for w in g}
-    vectors = np.zeros((tokenizer.get_vocab_size(), DIM), np.float32)
-    for word, index in tokenizer.get_vocab().items():
-        if word in concept:
-            vectors[index] = base[concept[word]] + 0.05 * rng.standard_normal(DIM)
-    StaticModel(vectors, tokenizer, normalize=True).save_pretrained(folder)
-    return folder
 
 
 def texts(items: int, groups: list[list[str]], seed: int = 1) -> list[str]:
@@ -168,8 +136,8 @@ def in_child(method: str, embeddings: Path) -> dict:
 
 
 def bench(items: int, folder: Path) -> None:
-    groups = vocabulary(max(2000, items // 10))
-    model_dir = build_model(folder / f"model-{items}", groups)
+    groups = vocabulary(concepts=max(2000, items // 10), syllables=4)
+    model_dir = build_static_model(folder / f"model-{items}", groups=groups, dim=DIM)
     corpus = texts(items, groups)
     from model2vec import StaticModel
 

@@ -20,17 +20,17 @@ CONCEPTS = 400
 DIM = 32
 
 
-def vocabulary(seed: int = 0) -> list[list[str]]:
-    """``CONCEPTS`` groups of synonyms (made-up words), one group per concept."""
+def vocabulary(seed: int = 0, concepts: int = CONCEPTS, syllables: int = 3) -> list[list[str]]:
+    """``concepts`` groups of synonyms (made-up words of ``syllables`` syllables), one group per concept."""
     rng = random.Random(seed)
     letters = "bcdfghjklmnprstvz"
     vowels = "aeiou"
     seen: set[str] = set()
     groups = []
-    while len(groups) < CONCEPTS:
+    while len(groups) < concepts:
         group = []
         while len(group) < SYNONYMS_PER_WORD:
-            word = "".join(rng.choice(letters) + rng.choice(vowels) for _ in range(3))
+            word = "".join(rng.choice(letters) + rng.choice(vowels) for _ in range(syllables))
             if word not in seen:
                 seen.add(word)
                 group.append(word)
@@ -38,25 +38,31 @@ def vocabulary(seed: int = 0) -> list[list[str]]:
     return groups
 
 
-def build_static_model(folder: Path, seed: int = 0, noise: float = 0.05) -> Path:
-    """Train the tokenizer, set the vectors, save the model2vec folder; return it."""
+def build_static_model(
+    folder: Path, seed: int = 0, noise: float = 0.05, groups: list[list[str]] | None = None, dim: int = DIM
+) -> Path:
+    """Train the tokenizer, set the vectors (``dim`` wide), save the model2vec folder; return it.
+
+    ``bench/semantic_dedup.py`` builds its model here too, with a larger vocabulary.
+    """
     from model2vec import StaticModel
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-    groups = vocabulary(seed)
+    groups = groups or vocabulary(seed)
     tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.Lowercase()
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     words = [w for group in groups for w in group]
-    tokenizer.train_from_iterator([" ".join(words)], trainers.WordLevelTrainer(special_tokens=["[UNK]"]))
+    trainer = trainers.WordLevelTrainer(vocab_size=len(words) + 1, special_tokens=["[UNK]"])  # every word
+    tokenizer.train_from_iterator([" ".join(words)], trainer)
     rng = np.random.default_rng(seed)
     concept = {w: i for i, group in enumerate(groups) for w in group}
-    base = rng.standard_normal((CONCEPTS, DIM)).astype(np.float32)
+    base = rng.standard_normal((len(groups), dim)).astype(np.float32)
     vocab = tokenizer.get_vocab()
-    vectors = np.zeros((len(vocab), DIM), np.float32)
-    for word, index in vocab.items():
+    vectors = np.zeros((len(vocab), dim), np.float32)
+    for word, index in sorted(vocab.items()):  # by word: the trainer numbers tied words in any order
         if word in concept:
-            vectors[index] = base[concept[word]] + noise * rng.standard_normal(DIM)
+            vectors[index] = base[concept[word]] + noise * rng.standard_normal(dim)
     StaticModel(vectors, tokenizer, normalize=True).save_pretrained(folder)
     return folder
 
