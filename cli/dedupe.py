@@ -10,7 +10,7 @@ from fusionforge.filters.dedup.image_hash import HASH_KINDS
 from fusionforge.filters.image.clip_model import DEVICES
 from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, PROPER_FRACTION
 from fusionforge.pipelines.core.settings import build_config
-from fusionforge.pipelines.dedupe.config import COMPARED, CROP, HAMMING_BITS, PERMUTATIONS
+from fusionforge.pipelines.dedupe.config import COMPARED, CROP, HAMMING_BITS, PARAGRAPH_DOCS, PERMUTATIONS
 
 
 @click.command()
@@ -173,6 +173,19 @@ from fusionforge.pipelines.dedupe.config import COMPARED, CROP, HAMMING_BITS, PE
     "to re-tune without running a model.",
 )
 @click.option(
+    "--paragraphs",
+    is_flag=True,
+    help="Also remove boilerplate: paragraphs found in --paragraph-min-docs documents or more leave every "
+    "document (MINT-1T style); a document left empty is dropped as dedupe:boilerplate_only.",
+)
+@click.option(
+    "--paragraph-min-docs",
+    type=ranged(PARAGRAPH_DOCS),
+    default=3,
+    show_default=True,
+    help="Documents a paragraph must be in (after duplicate removal) to count as boilerplate.",
+)
+@click.option(
     "--shard-size",
     "shard_size_mb",
     type=ranged(NON_NEGATIVE),
@@ -209,6 +222,7 @@ def dedupe(**options):
       fusionforge dedupe dedup/ -o semdedup/ --semantic --text-model models/potion --clip-pretrained clip.pt
       fusionforge dedupe dedup/ -o semdedup2/ --semantic --text-model models/potion --semantic-threshold 0.85 \\
         --reuse-embeddings semdedup/
+      fusionforge dedupe web/ -o dedup/ --paragraphs --paragraph-min-docs 5
     """
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
@@ -234,6 +248,13 @@ def dedupe(**options):
             f"video {stats['video_clusters']}); LSH {stats['lsh']['bands']} bands x "
             f"{stats['lsh']['rows']} rows; details in {output}/clusters.parquet"
         )
+        if "paragraphs" in stats:
+            counts = stats["paragraphs"]
+            console.print(
+                f"paragraphs: {counts['frequent_paragraphs']} of {counts['distinct_paragraphs']} distinct found in "
+                f"{counts['min_docs']}+ documents; {counts['paragraphs_removed']} removed from "
+                f"{counts['documents_changed']} documents, {counts['documents_emptied']} left empty and dropped"
+            )
         for space, lsh in stats["hamming_lsh"].items():
             if lsh["capped_buckets"]:
                 console.print(

@@ -6,8 +6,10 @@ import click
 
 from fusionforge.cli.options import executor_options, library_errors, ranged
 from fusionforge.cli.render import partition_progress, print_report
+from fusionforge.filters.decontam.decontaminate import ACTIONS as DECONTAMINATE_ACTIONS
 from fusionforge.filters.image.checks import ASPECT_RATIO
 from fusionforge.filters.image.clip_model import COSINE, DEVICES
+from fusionforge.filters.text.pii import ACTIONS as PII_ACTIONS
 from fusionforge.filters.video.split import SCENE_SCORE
 from fusionforge.pipelines.core.bounds import (
     COUNT,
@@ -31,6 +33,9 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
         "device": options["clip_device"],
     }
     pairs = [
+        ("web_blocklist_v1", {"domains_file": options["block_domains"], "url_substrings_file": options["block_urls"]}),
+        ("interleaved_nodes_v1", {}),
+        ("interleaved_doc_v1", {"min_images": options["min_images"], "max_images": options["max_images"]}),
         ("text_lang_id_v1", {"languages": options["languages"], "model_path": options["lang_model"]}),
         ("text_gopher_quality_v1", {"min_words": options["min_words"]}),
         (
@@ -40,6 +45,16 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
                 "label": options["fasttext_label"],
                 "threshold": options["fasttext_threshold"],
                 "top_fraction": options["fasttext_top_fraction"],
+            },
+        ),
+        ("text_pii_v1", {"action": options["pii_action"], "max_items": options["pii_max_items"]}),
+        (
+            "decontaminate_v1",
+            {
+                "evals": list(options["decontaminate"]) or None,
+                "eval_images": list(options["decontaminate_images"]) or None,
+                "ngram": options["decontaminate_ngram"],
+                "action": options["decontaminate_action"],
             },
         ),
         ("image_checks_v1", {"min_side": options["min_image_side"], "max_aspect_ratio": options["max_aspect_ratio"]}),
@@ -52,7 +67,12 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
     out = []
     for stage, params in pairs:
         given = {k: v for k, v in params.items() if v is not None}
-        if given or (stage == "video_scenes_v1" and options["split_scenes"]):
+        wanted = (
+            (stage == "video_scenes_v1" and options["split_scenes"])
+            or (stage == "text_pii_v1" and options["pii"])
+            or (stage.startswith("interleaved_") and options["interleaved_rules"])
+        )
+        if given or wanted:
             out.append((stage, given))
     return out
 
@@ -74,6 +94,24 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
     help="Set a stage parameter (repeatable), e.g. text_gopher_quality_v1.min_words=30.",
 )
 @click.option(
+    "--interleaved-rules",
+    is_flag=True,
+    help="Add the interleaved-document rules: interleaved_nodes_v1 (logo-, icon- and banner-like images "
+    "leave the document) and interleaved_doc_v1 (1 to 30 images per document), OBELICS' defaults.",
+)
+@click.option("--min-images", type=ranged(NON_NEGATIVE_INT), help="Fewest images an interleaved document may have.")
+@click.option("--max-images", type=ranged(NON_NEGATIVE_INT), help="Most images an interleaved document may have.")
+@click.option(
+    "--block-domains",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File of domains (one a line) whose pages are dropped, subdomains included (web_blocklist_v1).",
+)
+@click.option(
+    "--block-urls",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File of URL substrings (one a line); a page whose URL holds one is dropped (web_blocklist_v1).",
+)
+@click.option(
     "--languages",
     type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
     metavar="CODES",
@@ -90,6 +128,33 @@ def _flag_settings(options: dict) -> list[tuple[str, dict]]:
 @click.option("--fasttext-threshold", type=ranged(FRACTION), help="Keep records scoring at least this.")
 @click.option(
     "--fasttext-top-fraction", type=ranged(POSITIVE_FRACTION), help="Keep this fraction of records, best first."
+)
+@click.option("--pii", is_flag=True, help="Find personal data in text and redact it (text_pii_v1).")
+@click.option(
+    "--pii-action",
+    type=click.Choice(PII_ACTIONS),
+    help="redact: replace each piece with a tag like <EMAIL> (the default); mark: store spans and counts only.",
+)
+@click.option(
+    "--pii-max-items", type=ranged(NON_NEGATIVE_INT), help="Drop records with more pieces of personal data than this."
+)
+@click.option(
+    "--decontaminate",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Evaluation texts (JSONL, Parquet or .txt; repeatable): drop records sharing a 13-gram with them.",
+)
+@click.option(
+    "--decontaminate-images",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Evaluation images (a folder, file or glob; repeatable): drop records with a near-identical image.",
+)
+@click.option("--decontaminate-ngram", type=ranged(COUNT), help="Words in a shared n-gram (default 13).")
+@click.option(
+    "--decontaminate-action",
+    type=click.Choice(DECONTAMINATE_ACTIONS),
+    help="drop (the default) or mark: store the matches and drop nothing.",
 )
 @click.option("--min-image-side", type=ranged(NON_NEGATIVE_INT), help="Shortest image side allowed, in pixels.")
 @click.option("--max-aspect-ratio", type=ranged(ASPECT_RATIO), help="Largest long/short side ratio of an image.")
@@ -143,6 +208,8 @@ def filter_command(input_dir, output, config_path, overrides, clip_gpus, shard_s
     Example:
       fusionforge filter dedup/ -o clean/ --config filters.yaml
       fusionforge filter shards/ -o clean/ --languages en,de --min-words 30 --split-scenes
+      fusionforge filter shards/ -o clean/ --pii --decontaminate mmlu=mmlu_test.jsonl --decontaminate-images vqa=vqa/
+      fusionforge filter web/ -o clean/ --interleaved-rules --max-images 20 --block-domains domains.txt
       fusionforge filter shards/ -o clean/ --clip-pretrained clip-b32.safetensors --clip-top-fraction 0.3 \\
         --clip-on both --clip-gpus 1 --executor ray
     """

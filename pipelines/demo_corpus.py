@@ -4,6 +4,10 @@ It holds every input kind ``shard`` reads, in several languages, with planted ex
 duplicates (for dedupe: texts in ``web``, a re-encoded picture shared by ``pairs`` and ``photos``)
 and planted broken inputs (for the ledger): a malformed JSON line, a row without text, a missing
 image, an undecodable image, a truncated video and a tar member that tries to escape its archive.
+``crawl`` is a small web crawl (a gzip WARC written with FastWARC): pages of three sites with their
+pictures, each page with its site's logo and newsletter paragraph (for the interleaved filters and
+``dedupe --paragraphs``), a page copied under another URL, a page whose picture was not crawled, a
+page that is nothing but boilerplate, and a 404.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import random
 import subprocess
 import tarfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +141,7 @@ def make_corpus(root: str | Path, seed: int = 0, n_text: int = 300) -> dict[str,
         "docs": _interleaved(root / "docs", rng),
         "clips": _videos(root / "clips"),
         "legacy": _legacy_tar(root / "legacy.tar", rng),
+        "crawl": make_crawl(root / "crawl.warc.gz", rng),
     }
     _plant_image_copy(root / "pairs" / "images" / "p000.jpg", root / "photos")
     return {name: str(path) for name, path in inputs.items()}
@@ -169,6 +175,8 @@ def _text_source(path: Path, rng: random.Random, n: int) -> Path:
 
 def _news_source(path: Path, rng: random.Random) -> Path:
     rows: list[Any] = [{"id": f"news-{i:04d}", "text": document(rng, "en", 5), "section": "city"} for i in range(40)]
+    for i, row in enumerate(rows[:3]):  # personal data for the filter step to redact
+        row["text"] += f" Reach the city desk at desk{i}@example.org or +44 20 7946 09{i:02d}."
     rows.insert(7, '{"id": "news-broken", "text": "an unterminated string}')  # malformed JSON line
     rows.insert(19, {"id": "news-notext", "headline": "a row without a text field"})
     rows.append({"id": "news-empty", "text": "   "})
@@ -270,3 +278,73 @@ def _legacy_tar(path: Path, rng: random.Random) -> Path:
             add(f"{i:06d}.json", json.dumps({"shard": "legacy", "index": i}).encode())
         add("../escape.txt", b"this member's path leaves the archive")
     return path
+
+
+SITES = {  # host -> the paragraph every page of the site repeats (boilerplate for dedupe --paragraphs)
+    "news.example.org": "Subscribe to the Harbour Times newsletter to get the stories of the week in your inbox.",
+    "blog.example.net": "Thanks for reading this blog; the comments are open to everyone who wants to share a story.",
+    "shop.example.com": "Free delivery on every order over fifty euros, and returns are free for thirty days.",
+}
+WARC_DATE = "2026-01-15T12:00:00Z"
+
+
+def make_crawl(path: Path, rng: random.Random, pages_per_site: int = 4, paragraphs: int = 2) -> Path:
+    """A gzip WARC (one member per record) of pages of three sites, their pictures and logos, and planted cases.
+
+    ``bench/web_ingest.py`` makes larger ones with ``pages_per_site`` and ``paragraphs`` (of the story, per page).
+    """
+    members: list[bytes] = []
+    pages: dict[str, str] = {}
+
+    def add(url: str, body: bytes, content_type: str, status: str = "200 OK") -> None:
+        members.append(gzip.compress(_warc_response(url, body, content_type, status, len(members)), mtime=0))
+
+    for host, boilerplate in SITES.items():
+        logo = Image.new("RGB", (48, 24), COLORS[rng.choice(sorted(COLORS))])
+        add(f"https://{host}/static/logo.png", encode(logo, "PNG"), "image/png")
+        for n in range(pages_per_site):
+            figures = []
+            for j in range(rng.randint(1, 2)):
+                image, caption, _ = draw_shapes(rng, (240, 180))
+                name = f"/images/{n}-{j}.jpg"
+                add(f"https://{host}{name}", encode(image, "JPEG"), "image/jpeg")
+                figures.append(
+                    f'<figure><img src="{name}" alt="{caption}"><figcaption>{caption}.</figcaption></figure>'
+                )
+            pages[f"https://{host}/{n}.html"] = _web_page(rng, host, boilerplate, figures, paragraphs)
+            add(f"https://{host}/{n}.html", pages[f"https://{host}/{n}.html"].encode(), "text/html")
+    news = "news.example.org"
+    add(f"https://{news}/archive/0.html", pages[f"https://{news}/0.html"].encode(), "text/html")  # a copy
+    lost = ['<figure><img src="/images/lost.jpg" alt="a picture the crawl missed"></figure>']
+    add(f"https://{news}/lost.html", _web_page(rng, news, SITES[news], lost).encode(), "text/html")
+    only = f"<html><body><article><p>{SITES[news]}</p></article></body></html>"
+    add(f"https://{news}/subscribe.html", only.encode(), "text/html")  # nothing but the boilerplate
+    add(f"https://{news}/gone.html", b"<html><body>Not found</body></html>", "text/html", "404 Not Found")
+    path.write_bytes(b"".join(members))
+    return path
+
+
+def _web_page(rng: random.Random, host: str, boilerplate: str, figures: list[str], paragraphs: int = 2) -> str:
+    """A page: navigation, then an article of English paragraphs with the site's logo, figures and boilerplate."""
+    endings = ("The pictures on this page were taken by our readers.", "Write to us if you were there that day.")
+    story = [f"<p>{document(rng, 'en', 3)} {endings[i % 2]}</p>" for i in range(paragraphs)]  # prose for Gopher
+    nav = '<nav><a href="/">Home</a> <a href="/about">About</a></nav>'
+    logo = '<img src="/static/logo.png" alt="site logo">'
+    body = "".join([logo, story[0], *figures, *story[1:], f"<p>{boilerplate}</p>"])
+    return f"<!doctype html><html><head><title>{host}</title></head><body>{nav}<article>{body}</article></body></html>"
+
+
+def _warc_response(url: str, body: bytes, content_type: str, status: str, number: int) -> bytes:
+    """One WARC response record (FastWARC's writer) with a fixed date and a record id from its position."""
+    from fastwarc.warc import WarcRecord, WarcRecordType
+
+    record = WarcRecord()
+    record.init_headers(record_type=WarcRecordType.response, record_urn=f"uuid:{uuid.UUID(int=number + 1)}".encode())
+    record.headers["WARC-Date"] = WARC_DATE
+    record.headers["WARC-Target-URI"] = url
+    record.headers["Content-Type"] = "application/http; msgtype=response"
+    head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    record.set_bytes_content(head.encode() + body)
+    buffer = io.BytesIO()
+    record.write(buffer, checksum_data=True)
+    return buffer.getvalue()

@@ -33,12 +33,17 @@ from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.stage import Resources, StageSpec
 
 ORDER = (
+    "web_blocklist_v1",
+    "interleaved_nodes_v1",
+    "interleaved_doc_v1",
     "text_lang_id_v1",
+    "decontaminate_v1",
     "text_gopher_quality_v1",
     "text_gopher_repetition_v1",
     "text_c4_lines_v2",
     "text_fineweb_quality_v1",
     "text_fasttext_v1",
+    "text_pii_v1",
     "image_checks_v1",
     "image_clip_score_v1",
     "video_probe_v1",

@@ -5,7 +5,7 @@ records in new shards, dropped and failed ones in ``rejected/`` with every score
 per record. Stages kept by ``top_fraction`` first go through a score pass (``score_pass.py``) under
 the same plan, so a killed run resumes either pass. ``report.json`` adds the filter list, drops per
 reason per source, the thresholds a score pass chose, the language detector, and for every numeric
-score column its count and quantiles over all records (kept and rejected), to re-tune from.
+score column its count, total and quantiles over all records (kept and rejected), to re-tune from.
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ def score_summary(out: Path, stages: list[str], sample: int = 200_000, seed: int
             sample = entry["sample"]
             result[name] = {
                 "count": entry["n"],
+                "total": round(entry["sum"], 6),
                 "mean": round(entry["sum"] / entry["n"], 6),
                 **{f"p{int(q * 100)}": round(float(np.quantile(sample, q)), 6) for q in QUANTILES},
             }

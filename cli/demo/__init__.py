@@ -31,9 +31,10 @@ from fusionforge.pipelines.core.bounds import SEED
 def demo(output, seed, **options):
     """Generate a small multimodal corpus (with planted duplicates and broken files) and process it.
 
-    Nothing is downloaded: texts in four languages, Pillow drawings, ffmpeg test videos and a
-    legacy WebDataset tar are made on the spot, the tokenizer is trained on the filtered texts and
-    the demo ends with one training step of a tiny random-weight Kimi K2.5 on the packed output.
+    Nothing is downloaded: texts in four languages, Pillow drawings, ffmpeg test videos, a
+    legacy WebDataset tar and a small web crawl (a WARC) are made on the spot, the tokenizer is
+    trained on the filtered texts and the demo ends with one training step of a tiny random-weight
+    Kimi K2.5 on the packed output.
     The output folder is replaced on every run.
 
     \b

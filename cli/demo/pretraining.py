@@ -42,7 +42,7 @@ def dedupe_step(console: Console, out: Path, previous: str, run: RunSettings) ->
     """Remove exact and near duplicates (text, images, video) from the previous step's output."""
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
 
-    cfg = DedupeConfig(input=previous, output=str(out / "dedup"), shard_count=100, run=run)
+    cfg = DedupeConfig(input=previous, output=str(out / "dedup"), shard_count=100, paragraphs=True, run=run)
     with partition_progress("dedupe") as progress:
         report = run_dedupe(cfg, progress)
     stats = report["dedupe"]
@@ -58,6 +58,12 @@ def dedupe_step(console: Console, out: Path, previous: str, run: RunSettings) ->
             str(stats[f"{space}_near_dropped"]),
         )
     console.print(table)
+    counts = stats["paragraphs"]
+    console.print(
+        f"boilerplate: {counts['frequent_paragraphs']} paragraphs found in {counts['min_docs']}+ documents, "
+        f"{counts['paragraphs_removed']} removed from {counts['documents_changed']} documents "
+        f"({counts['documents_emptied']} left empty, dropped)"
+    )
     console.print(f"kept {report['kept']} of {report['inputs']} records; clusters in {cfg.output}/clusters.parquet")
     return cfg.output
 
@@ -104,6 +110,9 @@ def cached_model(repo: str) -> str | None:
 
 DEMO_FILTERS = """
 filters:
+  - stage: interleaved_nodes_v1          # logos and icons leave the pages (the pages stay)
+    min_side: 64                         # the demo's pictures are small; OBELICS uses 150
+  - interleaved_doc_v1                   # 1 to 30 images per interleaved document
   - text_lang_id_v1                      # py3langid's bundled model: works offline
   - stage: text_gopher_quality_v1
     languages: [en]                      # Gopher's stop words are English
@@ -124,7 +133,7 @@ def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSetti
     """Run the quality filters on the demo's shards and print drops per reason per source."""
     import yaml
 
-    from fusionforge.pipelines.filter_config import parse_filters
+    from fusionforge.pipelines.filter_config import parse_filters, with_setting
     from fusionforge.pipelines.quality import QualityConfig, run_quality
     from fusionforge.pipelines.transform import TransformConfig
 
@@ -136,10 +145,10 @@ def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSetti
         "[yellow]skipped[/] fastText quality score: no quality model is available offline "
         "(train one: fusionforge filters train-fasttext hq=good.jsonl lq=bad.jsonl -o q.bin)"
     )
-    cfg = QualityConfig(
-        TransformConfig(input=input_dir, output=output_dir, shard_count=100, run=run),
-        tuple(parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")),
-    )
+    entries = parse_filters(yaml.safe_load(DEMO_FILTERS), "demo filters")
+    entries = with_setting(entries, "decontaminate_v1", evals=[f"demo_eval={_eval_set(input_dir, output_dir)}"])
+    entries = with_setting(entries, "text_pii_v1")
+    cfg = QualityConfig(TransformConfig(input=input_dir, output=output_dir, shard_count=100, run=run), tuple(entries))
     with partition_progress("filter") as progress:
         report = run_quality(cfg, progress)
     table = Table(title=f"filter -> {output_dir} (language ID: {report['language_detector']})", header_style="bold")
@@ -151,7 +160,27 @@ def filter_step(console: Console, input_dir: str, output_dir: str, run: RunSetti
     table.add_row("all", "kept", str(report["kept"]))
     table.add_row("all", "derived (scene clips)", str(report["derived"]))
     console.print(table)
+    pii = {k.split("__")[1]: v["total"] for k, v in report["scores"].items() if k.startswith("text_pii_v1__")}
+    found = ", ".join(f"{kind} {int(total)}" for kind, total in pii.items() if kind != "count" and total)
+    console.print(f"personal data redacted (text_pii_v1): {found or 'none'}")
     return output_dir
+
+
+def _eval_set(input_dir: str, output_dir: str) -> Path:
+    """Two of the demo's news documents as an "evaluation set", so decontamination has something to catch."""
+    import json
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from fusionforge.pipelines.core.io import atomic_path
+
+    manifest = pq.read_table(Path(input_dir) / "manifest.parquet", columns=["id", "source", "text"])
+    news = manifest.filter(pc.equal(manifest.column("source"), "news")).slice(5, 2).to_pylist()
+    path = Path(output_dir).parent / "raw" / "demo_eval.jsonl"
+    with atomic_path(path) as temporary:
+        temporary.write_text("".join(json.dumps({"id": r["id"], "question": r["text"]}) + "\n" for r in news))
+    return path
 
 
 def pack_step(console: Console, out: Path, previous: str, run: RunSettings, tokenizer: Path) -> str:

@@ -113,15 +113,14 @@ def training_step(console: Console, packed: str, tokenizer: Path, seed: int) -> 
     """
     import torch
 
+    from fusionforge.mixers.training.collate import model_inputs
     from fusionforge.mixers.training.dataset import PackedDataset
 
     started = time.monotonic()
     batch = next(b for b in PackedDataset(packed, tokenizer, batch_size=1) if b["pixel_values"] is not None)
     model = tiny_kimi(tokenizer, seed).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    keys = ("input_ids", "labels", "position_ids", "pixel_values", "image_grid_thw")
-    keys += ("pixel_values_videos", "video_grid_thw")
-    loss = model(**{k: batch[k] for k in keys if batch[k] is not None}, use_cache=False).loss
+    loss = model(**model_inputs(batch)).loss
     loss.backward()
     optimizer.step()
     media = _count(len(batch["image_grid_thw"]), "image")

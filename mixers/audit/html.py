@@ -69,6 +69,8 @@ def render_html(report: dict[str, Any]) -> str:
                 _duplicates_table(report["duplicates"]),
             ],
         )
+    if report["domains"]:
+        body += _section("Documents per domain", [_domains_table(report["domains"])])
     body += _section("Distributions", _distribution_images(report) + [_distribution_table(report)])
     if report["packing"]:
         body += _section("Packing", [_packing_table(report["packing"])])
@@ -350,6 +352,12 @@ def _duplicates_table(duplicates: dict[str, Any]) -> str:
             [("similarity p5 / p50", ""), (" / ".join(_quantiles(duplicates["similarity"], ("p5", "p50"))), "n")]
         )
     return _table(["measure", "value"], rows)
+
+
+def _domains_table(domains: dict[str, Any]) -> str:
+    steps = domains["steps"]
+    rows = [[(_e(r["domain"]), ""), *((_num(r["records"].get(s)), "n") for s in steps)] for r in domains["rows"]]
+    return _table(["domain", *(f"kept after {s}" for s in steps)], rows)
 
 
 def _quantiles(histogram: dict[str, Any], keys: tuple[str, ...], percent: bool = False) -> list[str]:

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fusionforge.mixers.audit.domains import DomainCounts
 from fusionforge.mixers.audit.facts import (
     FRAMES_COLUMN,
     languages,
@@ -46,7 +47,8 @@ def preset_measure(preset: str) -> str:
 
 @dataclass
 class RecordsState:
-    """Sums per group key (``GROUP_KEYS`` -> ``measures``) and histograms per ``"{kept|rejected}/{metric}"``.
+    """Sums per group key (``GROUP_KEYS`` -> ``measures``), histograms per ``"{kept|rejected}/{metric}"`` and
+    records per web domain (``domains.py``).
 
     With vision presets, ``vision_tokens`` is the first preset's count and every preset's count is
     also summed under ``vision_tokens:{preset}``.
@@ -55,6 +57,7 @@ class RecordsState:
     groups: dict[GroupKey, list[int]] = field(default_factory=dict)
     histograms: dict[str, LogHistogram] = field(default_factory=dict)
     presets: tuple[str, ...] = ()
+    domains: DomainCounts = field(default_factory=DomainCounts)
 
     @property
     def measures(self) -> tuple[str, ...]:
@@ -98,6 +101,7 @@ class RecordsState:
             for i, value in enumerate(row):
                 current[i] += value
         self._histograms(batch, KEPT if kept else REJECTED, media, text_tokens, vision_tokens, columns["modality"])
+        self.domains.fold(batch)
 
     def _histograms(self, batch, prefix, media, text_tokens, vision_tokens, modality) -> None:
         modality = np.asarray(modality.to_pylist(), dtype=object)
@@ -141,11 +145,13 @@ class RecordsState:
                 current[i] += value
         for key, histogram in other.histograms.items():
             self.histograms.setdefault(key, LogHistogram()).merge(histogram)
+        self.domains.merge(other.domains)
         return self
 
     def scaled(self, factor: float) -> RecordsState:
         groups = {k: [v * factor for v in row] for k, row in self.groups.items()}  # rounded when reported
-        return RecordsState(groups, {k: h.scaled(factor) for k, h in self.histograms.items()}, self.presets)
+        histograms = {k: h.scaled(factor) for k, h in self.histograms.items()}
+        return RecordsState(groups, histograms, self.presets, self.domains.scaled(factor))
 
     def totals(self, where=lambda key: True) -> dict[str, int]:
         """Sums of every measure over the groups whose key passes ``where`` (whole numbers)."""

@@ -1,4 +1,4 @@
-"""The JSON Schema of ``fusionforge audit --json`` (``schema: fusionforge.audit/2``).
+"""The JSON Schema of ``fusionforge audit --json`` (``schema: fusionforge.audit/3``).
 
 Tools read audit JSON in CI, so its layout is a contract: every key is required and no other key is
 allowed. A change to the layout must change ``SCHEMA_ID``'s version and this schema together (the
@@ -200,6 +200,24 @@ REPORT_SCHEMA: dict[str, Any] = {
                                 ),
                                 "size_quantiles": _object({k: INTEGER for k in ("p50", "p90", "p99", "max")}),
                                 "similarity": {"$ref": "#/$defs/histogram"},
+                            }
+                        ),
+                    ]
+                },
+                "domains": {
+                    "oneOf": [
+                        {"type": "null"},
+                        _object(
+                            {
+                                "steps": {"type": "array", "items": {"type": "string"}},
+                                "domains": {"type": "integer"},
+                                "capped": {"type": "boolean"},
+                                "rows": _rows(
+                                    {
+                                        "domain": {"type": "string"},
+                                        "records": {"type": "object", "additionalProperties": {"type": "integer"}},
+                                    }
+                                ),
                             }
                         ),
                     ]

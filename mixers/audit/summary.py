@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fusionforge.mixers.audit.discover import Discovery, Output
+from fusionforge.mixers.audit.domains import domains_section
 from fusionforge.mixers.audit.funnel import drop_reasons, funnels
 from fusionforge.mixers.audit.histogram import round_significant
 from fusionforge.mixers.audit.posttraining import rft_section, sft_section
@@ -20,7 +21,7 @@ from fusionforge.mixers.audit.state import AuditState
 from fusionforge.mixers.audit.target import Target, deviations
 from fusionforge.mixers.audit.tokens import ESTIMATE_RULE
 
-SCHEMA_ID = "fusionforge.audit/2"
+SCHEMA_ID = "fusionforge.audit/3"
 CANONICAL_STEPS = ("shard", "dedupe", "filter", "quality", "pack")
 
 
@@ -97,6 +98,7 @@ def build_report(
         "funnel": funnels(state, steps),
         "drop_reasons": drop_reasons(state, steps),
         "duplicates": duplicates(state, steps),
+        "domains": domains_section({s: state.step(s).kept.domains for s in records_steps}),
         "distributions": {
             s: _distributions(state.step(s).kept, state.step(s).rejected)
             for s in records_steps + [s for s in steps if s not in records_steps and state.step(s).rejected.groups]

@@ -39,6 +39,8 @@ def render(report: dict[str, Any]) -> RenderableType:
         parts.append(_reasons(report))
     if report["duplicates"]:
         parts.append(_duplicates(report["duplicates"]))
+    if report["domains"]:
+        parts.append(_domains(report["domains"]))
     if report["final_step"]:
         parts.append(_distributions(report))
     if report["packing"]:
@@ -59,6 +61,8 @@ def short_summary(report: dict[str, Any]) -> RenderableType:
     parts: list[RenderableType] = [_by_source(report), _vision(report)]
     if report["funnel"].get("all"):
         parts.append(_funnel_by_group(report))
+    if report["domains"]:
+        parts.append(_domains(report["domains"]))
     return Group(*parts)
 
 
@@ -285,6 +289,14 @@ def _duplicates(duplicates: dict[str, Any]) -> Table:
     )
     if duplicates["similarity"]["count"]:
         table.add_row("similarity p5 / p50", " / ".join(_quantiles(duplicates["similarity"], ("p5", "p50"))))
+    return table
+
+
+def _domains(domains: dict[str, Any]) -> Table:
+    title = f"documents per domain ({domains['domains']:,} domains{', capped' if domains['capped'] else ''})"
+    table = _table(title, "domain", *domains["steps"])
+    for row in domains["rows"]:
+        table.add_row(row["domain"], *(fmt(row["records"].get(step)) for step in domains["steps"]))
     return table
 
 

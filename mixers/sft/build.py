@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fusionforge.mixers.sft.config import BuildConfig
-from fusionforge.mixers.sft.decontaminate import EvalIndex
+from fusionforge.mixers.sft.decontaminate import chat_eval_index
 from fusionforge.mixers.sft.finish import finish_build
 from fusionforge.mixers.sft.mixture import check_sources, load_mixture
 from fusionforge.mixers.sft.parts import PARTS, RowSource, plan, run_parts
@@ -35,7 +35,7 @@ def run_build(cfg: BuildConfig, progress: Progress = quiet) -> dict[str, Any]:
     if mixture is not None:
         check_sources(mixture, sources)
     token_method = load_tokenizer(cfg.tokenizer)[0]  # a bad path fails now, not inside a Ray actor
-    index = EvalIndex(cfg.decontaminate, cfg.ngram, cfg.min_eval_tokens) if cfg.decontaminate else None
+    index = chat_eval_index(cfg.decontaminate, cfg.ngram, cfg.min_eval_tokens) if cfg.decontaminate else None
     partitions = plan(cfg.inputs, cfg.partition_mb)
     fingerprint = {"plan": plan_fingerprint(partitions), "settings": cfg.settings()}
     if prepare_output(out, fingerprint, cfg.run.resume, (PARTS,)):

@@ -1,151 +1,31 @@
-"""N-gram decontamination: drop training conversations that share an n-gram with an evaluation sample.
+"""N-gram decontamination of SFT conversations: the shared index (``filters/decontam/ngrams.py``) over chats.
 
-Text is normalised (NFKC, case-folded, punctuation and spacing removed: words only), then every
-window of ``n`` words (13 by default, the GPT-3 convention) is hashed: each word with xxh64, a
-window as a polynomial of its word hashes in wrapping uint64 arithmetic, vectorised with numpy.
-Evaluation hashes sit in a sorted array; a training turn's windows are looked up with one
-``searchsorted``. An eval text shorter than ``n`` words (but at least ``min_tokens``) is matched
-whole. Each match names the eval set, the eval sample and the shared words.
+Eval files are read here with the structured readers, and a chat row gives its user and assistant
+turns; any other row gives its plain text fields, as for pretraining decontamination.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import xxhash
-
+from fusionforge.filters.decontam.eval_files import plain_texts, sample_id
+from fusionforge.filters.decontam.ngrams import DEFAULT_MIN_TOKENS, DEFAULT_NGRAM, EvalIndex
 from fusionforge.mixers.sft.readers import detect_format, parse_row
-from fusionforge.pipelines.core.errors import BadRecord, ConfigError
+from fusionforge.pipelines.core.errors import BadRecord
 from fusionforge.pipelines.core.io import expand_paths
 from fusionforge.pipelines.readers.base import InputFile
-from fusionforge.pipelines.readers.plan import STRUCTURED_SUFFIXES, parse_input
+from fusionforge.pipelines.readers.plan import STRUCTURED_SUFFIXES
 from fusionforge.pipelines.readers.rows import iter_structured
 
-DEFAULT_NGRAM = 13
-DEFAULT_MIN_TOKENS = 8
-_WORD = re.compile(r"\w+")
-_BASE = 0x9E3779B97F4A7C15  # odd: multiplication by it is a bijection mod 2**64
-_NOT_TEXT = {
-    "id",
-    "idx",
-    "uid",
-    "uuid",
-    "source",
-    "split",
-    "subject",
-    "category",
-    "level",
-    "type",
-    "url",
-    "task",
-    "lang",
-    "language",
-    "label",
-    "difficulty",
-}
+
+def chat_eval_index(evals: Iterable[str], n: int = DEFAULT_NGRAM, min_tokens: int = DEFAULT_MIN_TOKENS) -> EvalIndex:
+    """The n-gram index of eval files whose chats count by their user and assistant turns."""
+    return EvalIndex(evals, n, min_tokens, reader=chat_samples)
 
 
-def normalize(text: str) -> list[str]:
-    """The words of ``text``: NFKC, case-folded, punctuation dropped."""
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
-
-
-def window_hashes(words: list[str], n: int) -> np.ndarray:
-    """One uint64 per window of ``n`` consecutive words (empty when there are fewer words)."""
-    if len(words) < n:
-        return np.empty(0, np.uint64)
-    hashed = np.fromiter(map(_word_hash, words), np.uint64, len(words))
-    windows = np.lib.stride_tricks.sliding_window_view(hashed, n)
-    return (windows * _powers(n)).sum(axis=1, dtype=np.uint64)
-
-
-@lru_cache(maxsize=1 << 20)
-def _word_hash(word: str) -> int:
-    """xxh64 of a word, cached: a vocabulary repeats, and the cache lookup is cheaper than hashing."""
-    return xxhash.xxh64_intdigest(word.encode())
-
-
-@lru_cache(maxsize=64)
-def _powers(n: int) -> np.ndarray:
-    return np.array([pow(_BASE, n - 1 - i, 2**64) for i in range(n)], np.uint64)
-
-
-@dataclass(frozen=True)
-class Match:
-    """A training text that shares ``ngram`` with sample ``eval_sample`` of eval set ``eval_set``."""
-
-    eval_set: str
-    eval_sample: str
-    ngram: str
-
-
-class EvalIndex:
-    """Hashed n-grams of evaluation files (``NAME=PATH`` or ``PATH``; JSONL or Parquet)."""
-
-    def __init__(
-        self, evals: list[str] | tuple[str, ...], n: int = DEFAULT_NGRAM, min_tokens: int = DEFAULT_MIN_TOKENS
-    ) -> None:
-        if n < 1 or min_tokens < 1:
-            raise ConfigError(f"n-gram size and min_tokens must be >= 1 (got {n}, {min_tokens})")
-        self.n = n
-        self.min_tokens = min(min_tokens, n)
-        self.samples: list[tuple[str, str]] = []  # (eval set, sample id) by owner number
-        self.stats: dict[str, dict[str, Any]] = {}
-        pieces: dict[int, list[tuple[np.ndarray, int]]] = {}
-        for spec_text in evals:
-            spec = parse_input(spec_text, "text")
-            if spec.source in self.stats:
-                raise ConfigError(f"two eval sets are both named {spec.source!r}; name them apart with NAME=PATH")
-            stats = {"path": spec.path, "samples": 0, "indexed": 0, "too_short": 0, "unreadable": 0}
-            self.stats[spec.source] = stats
-            for sample_id, texts in _eval_samples(spec.path, spec.source, stats):
-                owner = len(self.samples)
-                self.samples.append((spec.source, sample_id))
-                indexed = False
-                for text in texts:
-                    words = normalize(text)
-                    if len(words) < self.min_tokens:
-                        continue
-                    length = min(len(words), n)
-                    pieces.setdefault(length, []).append((window_hashes(words, length), owner))
-                    indexed = True
-                stats["indexed" if indexed else "too_short"] += 1
-        self._keys: dict[int, np.ndarray] = {}
-        self._owners: dict[int, np.ndarray] = {}
-        for length, items in sorted(pieces.items()):
-            keys = np.concatenate([h for h, _ in items])
-            owners = np.concatenate([np.full(len(h), o, np.int64) for h, o in items])
-            keys, first = np.unique(keys, return_index=True)  # sorted; the first owner of a shared n-gram wins
-            self._keys[length], self._owners[length] = keys, owners[first]
-
-    @property
-    def size(self) -> int:
-        """Distinct hashed n-grams in the index."""
-        return sum(len(k) for k in self._keys.values())
-
-    def match(self, texts: list[str]) -> Match | None:
-        """The first eval n-gram found in any of ``texts`` (each text matched on its own), or None."""
-        for text in texts:
-            words = normalize(text)
-            for length, keys in self._keys.items():
-                hashes = window_hashes(words, length)
-                if not len(hashes):
-                    continue
-                pos = np.minimum(np.searchsorted(keys, hashes), len(keys) - 1)
-                hits = np.flatnonzero(keys[pos] == hashes)
-                if len(hits):
-                    eval_set, sample = self.samples[int(self._owners[length][pos[hits[0]]])]
-                    return Match(eval_set, sample, " ".join(words[hits[0] : hits[0] + length]))
-        return None
-
-
-def _eval_samples(path: str, name: str, stats: dict[str, Any]):
+def chat_samples(path: str, name: str, stats: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
     """(sample id, texts) per eval row; chats give their user and assistant turns."""
     for file in expand_paths(path, STRUCTURED_SUFFIXES):
         for position, row in iter_structured(InputFile(str(file), file.name, name, "text")):
@@ -153,23 +33,9 @@ def _eval_samples(path: str, name: str, stats: dict[str, Any]):
                 stats["unreadable"] += 1
                 continue
             stats["samples"] += 1
-            sample_id = str(row["id"]) if row.get("id") not in (None, "") else f"{Path(file).name}:{position}"
             try:
                 detect_format(row)
                 texts = parse_row(row)[0].texts(("user", "assistant"))
             except BadRecord:
-                texts = _plain_texts(row)
-            yield sample_id, texts
-
-
-def _plain_texts(row: dict[str, Any]) -> list[str]:
-    """Each string field (and each string in a list field) except ids and labels."""
-    texts = []
-    for key, value in row.items():
-        if key in _NOT_TEXT:
-            continue
-        if isinstance(value, str):
-            texts.append(value)
-        elif isinstance(value, list):
-            texts.extend(v for v in value if isinstance(v, str))
-    return texts
+                texts = plain_texts(row)
+            yield sample_id(row, Path(file), position), texts

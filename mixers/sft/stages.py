@@ -12,7 +12,7 @@ import json
 import pyarrow as pa
 
 from fusionforge.mixers.sft import schema as C
-from fusionforge.mixers.sft.decontaminate import EvalIndex
+from fusionforge.mixers.sft.decontaminate import chat_eval_index
 from fusionforge.mixers.sft.parts import ROW
 from fusionforge.mixers.sft.readers import parse_row
 from fusionforge.mixers.sft.tokens import TokenCounter
@@ -142,7 +142,7 @@ class SftDecontaminate(ScoringStage):
     resources = Resources(batch_size=256)
 
     def __init__(self, evals: tuple[str, ...] = (), ngram: int = 13, min_tokens: int = 8) -> None:
-        self.index = EvalIndex(evals, ngram, min_tokens)
+        self.index = chat_eval_index(evals, ngram, min_tokens)
 
     def score(self, batch: pa.Table) -> dict[str, pa.Array]:
         matches = [

@@ -18,9 +18,11 @@ import torch
 
 from fusionforge.mixers.packing.materialize import Role
 from fusionforge.mixers.tokens.vision import Preset
-from fusionforge.mixers.training.collate import IGNORE
+from fusionforge.mixers.training.collate import IGNORE, joined
 from fusionforge.mixers.training.media import QWEN_FAMILIES, MediaInput, MediaMismatch, MediaProcessors
-from fusionforge.mixers.training.positions import mrope_positions, text_positions
+from fusionforge.mixers.training.positions import IMAGE, VIDEO, mrope_positions, text_positions
+
+WRAPPER = int(Role.WRAPPER)
 
 
 @dataclass
@@ -57,30 +59,21 @@ class SampleBuilder:
     def build(self, parts: SequenceParts) -> dict[str, Any]:
         """The sample's tensors (see ``dataset``); a ``MediaMismatch`` when anything differs from the plan."""
         ids, roles = parts.ids.astype(np.int64), parts.roles.astype(np.int64)
-        labels = np.full(len(ids), IGNORE, np.int64)
-        images, videos, positions = [], [], []
-        for segment, media in zip(parts.segments, parts.media):
-            named = where(parts.sequence_id, segment)
-            at, length = segment["offset"], segment["length"]
-            seg_ids, seg_roles = ids[at : at + length], roles[at : at + length]
-            placeholders = int((seg_roles >= Role.IMAGE).sum())
-            if len(seg_ids) != length or placeholders != segment["vision_tokens"]:
-                raise MediaMismatch(
-                    f"{named}: rebuilt as {len(seg_ids)} tokens ({placeholders} vision), the plan holds {length} "
-                    f"({segment['vision_tokens']} vision)"
-                )
-            if segment["source"] not in self.masked_sources:
-                labels[at : at + length] = np.where(seg_roles >= Role.WRAPPER, IGNORE, seg_ids)
-                labels[at] = IGNORE
-            processed = [self.processors.process(item, named) for item in media]
+        offsets = np.array([s["offset"] for s in parts.segments], np.int64)
+        vision = self._checked_vision_tokens(parts, roles, offsets)
+        labels = self._labels(parts, ids, roles, offsets)
+        text = text_positions([s["length"] for s in parts.segments])
+        position_ids = np.repeat(text[None], 4, axis=0) if self.mrope else text  # a text document: 3 equal axes
+        images, videos = [], []
+        for segment, media, count in zip(parts.segments, parts.media, vision):
+            processed = [self.processors.process(item, where(parts.sequence_id, segment)) for item in media]
             for item in processed:
                 (images if item.kind == "image" else videos).append(item)
-            if self.mrope:
+            if self.mrope and count:
+                at, stop = segment["offset"], segment["offset"] + segment["length"]
                 grids = iter(tuple(g) for item in processed for g in item.grid_thw.tolist())
-                positions.append(mrope_positions(seg_roles, grids, self.preset.merge_size))
-        ids[roles == Role.IMAGE], ids[roles == Role.VIDEO] = self.image_id, self.video_id
-        text = text_positions([s["length"] for s in parts.segments])
-        position_ids = np.concatenate([text[None], np.concatenate(positions, axis=1)]) if self.mrope else text
+                position_ids[1:, at:stop] = mrope_positions(roles[at:stop], grids, self.preset.merge_size)
+        ids[roles == IMAGE], ids[roles == VIDEO] = self.image_id, self.video_id
         sample = {
             "sequence_id": parts.sequence_id,
             "window": parts.window,
@@ -93,6 +86,30 @@ class SampleBuilder:
             ("pixel_values", "image_grid_thw", images),
             ("pixel_values_videos", "video_grid_thw", videos),
         ):
-            sample[name] = torch.cat([i.pixel_values for i in items]) if items else None
-            sample[grid] = torch.cat([i.grid_thw for i in items]) if items else None
+            sample[name] = joined([i.pixel_values for i in items])
+            sample[grid] = joined([i.grid_thw for i in items])
         return sample
+
+    def _checked_vision_tokens(self, parts: SequenceParts, roles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Each segment's vision tokens, refused unless every segment has the plan's length and vision tokens."""
+        lengths = np.array([s["length"] for s in parts.segments], np.int64)
+        stops = np.minimum(offsets + lengths, len(roles))
+        seen = np.r_[0, np.cumsum(roles >= IMAGE)]
+        vision = seen[stops] - seen[np.minimum(offsets, len(roles))]
+        planned = np.array([s["vision_tokens"] for s in parts.segments], np.int64)
+        for i in np.flatnonzero((stops - offsets != lengths) | (vision != planned)):
+            segment = parts.segments[i]
+            raise MediaMismatch(
+                f"{where(parts.sequence_id, segment)}: rebuilt as {max(0, stops[i] - offsets[i])} tokens "
+                f"({vision[i]} vision), the plan holds {segment['length']} ({segment['vision_tokens']} vision)"
+            )
+        return vision
+
+    def _labels(self, parts: SequenceParts, ids: np.ndarray, roles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The ids on text and EOS tokens of learned segments, ``IGNORE`` elsewhere and on each document's first."""
+        learned = np.zeros(len(ids), bool)
+        for segment in parts.segments:
+            if segment["source"] not in self.masked_sources:
+                learned[segment["offset"] : segment["offset"] + segment["length"]] = True
+        learned[offsets] = False
+        return np.where(learned & (roles < WRAPPER), ids, IGNORE)

@@ -14,6 +14,16 @@ import torch
 
 IGNORE = -100  # the label transformers leaves out of the loss
 MEDIA_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
+MODEL_INPUTS = ("input_ids", "labels", "position_ids", *MEDIA_KEYS)  # what a transformers VLM's forward takes
+
+
+def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    """A batch's arguments for a transformers VLM's forward: its inputs (None ones left out), ``use_cache=False``.
+
+    No cache, and no ``attention_mask``: only then does transformers find the documents from the
+    restarting ``position_ids`` and keep them apart.
+    """
+    return {"use_cache": False, **{k: batch[k] for k in MODEL_INPUTS if batch.get(k) is not None}}
 
 
 def collate_varlen(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,8 +69,11 @@ def collate_padded(samples: list[dict[str, Any]], length: int | None = None, pad
 
 
 def _media(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    out = {}
-    for key in MEDIA_KEYS:
-        parts = [s[key] for s in samples if s[key] is not None]
-        out[key] = torch.cat(parts) if parts else None
-    return out
+    return {key: joined([s[key] for s in samples if s[key] is not None]) for key in MEDIA_KEYS}
+
+
+def joined(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """The tensors end to end along the first axis (one alone is not copied: pixels are large); None for none."""
+    if len(tensors) > 1:
+        return torch.cat(tensors)
+    return tensors[0] if tensors else None

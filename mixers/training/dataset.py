@@ -29,7 +29,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from fusionforge.mixers.training.builder import SampleBuilder, SequenceParts
 from fusionforge.mixers.training.collate import collate_varlen
 from fusionforge.mixers.training.materialized import MaterializedShards
-from fusionforge.mixers.training.packed import InputParts
+from fusionforge.mixers.training.packed import InputParts, PlanRows
 from fusionforge.mixers.training.schedule import Position, check_state, rank_sequences
 from fusionforge.mixers.training.setup import LoaderSetup
 from fusionforge.pipelines.core.errors import ConfigError
@@ -118,10 +118,10 @@ class PackedDataset(IterableDataset):
         return self._batches(sequences, range(first, total, workers))
 
     def _batches(self, sequences: np.ndarray, numbers: range) -> Iterator[Any]:
-        plan = pq.read_table(self.run.plan_path)  # row i is sequence i (pack numbers them in order)
+        plan = PlanRows(self.run.plan_path)
         size = self.batch_size or 1
         for number in numbers:
-            rows = [plan.slice(int(i), 1).to_pylist()[0] for i in sequences[number * size : (number + 1) * size]]
+            rows = [plan.row(int(i)) for i in sequences[number * size : (number + 1) * size]]
             samples = [self.build(row) for row in rows]
             self._position = Position(number + numbers.step, numbers.step)
             yield self.collate_fn(samples) if self.batch_size else samples[0]

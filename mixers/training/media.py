@@ -74,10 +74,8 @@ class MediaProcessors:
         item, span = media.item, media.span
         size = (span["width"], span["height"])
         if span["kind"] == "image":
-            image = Image.open(io.BytesIO(item_bytes(item))).convert("RGB")
-            if image.size != size:
-                image = image.resize(size, Image.BICUBIC)
-            out = self.image(images=[image], return_tensors="pt")
+            image = decode_image(item_bytes(item), size)
+            out = self.image(images=[image], input_data_format="channels_last", return_tensors="pt")
             result = Processed("image", out["pixel_values"], out["image_grid_thw"], 0)
         else:
             frames = self._frames(media, size, where)
@@ -90,19 +88,14 @@ class MediaProcessors:
                 kwargs["cap_pixels_per_frame"] = False
             out = self.video(videos=[frames], **kwargs)
             result = Processed("video", out["pixel_values_videos"], out["video_grid_thw"], 0)
-        result.tokens = int((result.grid_thw.prod(-1) // self._frame_factor(result)).sum())
+        pooled = result.kind == "video" and self.preset.family == "kimi-k25"
+        result.tokens = sum(t * h * w // ((t if pooled else 1) * self.merge) for t, h, w in result.grid_thw.tolist())
         if result.tokens != span["vision_tokens"]:
             raise MediaMismatch(
                 f"{where}: the {span['kind']} {span['media_index']} ({span['width']}x{span['height']}) makes "
                 f"{result.tokens} placeholder tokens in the processor, the plan holds {span['vision_tokens']}"
             )
         return result
-
-    def _frame_factor(self, result: Processed) -> Any:
-        """Kimi K2.5 pools each chunk's frames into one frame's tokens; Qwen keeps every temporal patch."""
-        if result.kind == "video" and self.preset.family == "kimi-k25":
-            return result.grid_thw[:, 0] * self.merge
-        return self.merge
 
     def _frames(self, media: MediaInput, size: tuple[int, int], where: str) -> np.ndarray:
         """The frames of the span's temporal chunks, (n, height, width, 3) uint8."""
@@ -115,6 +108,22 @@ class MediaProcessors:
                 f"{where}: video {span['media_index']} decodes to {len(frames)} frames, the plan counted {total}"
             )
         return frames[first:stop]
+
+
+def decode_image(data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """The image decoded once into an RGB array (height, width, 3) at ``size``, which the processor takes as it is.
+
+    Given a PIL image, the processor would convert it to RGB again (a copy). Images with another mode
+    or with transparency go through the processor's own conversion (transparency onto white) first.
+    """
+    image = Image.open(io.BytesIO(data))
+    if image.mode != "RGB" or "transparency" in image.info:
+        from transformers.image_transforms import convert_to_rgb
+
+        image = Image.fromarray(convert_to_rgb(image, return_numpy=True))
+    if image.size != size:
+        image = image.resize(size, Image.BICUBIC)
+    return np.array(image)
 
 
 def decode_video(item: dict[str, Any], size: tuple[int, int], fps: float | None, max_frames: int) -> np.ndarray:

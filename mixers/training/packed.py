@@ -2,7 +2,7 @@
 
 The plan only holds numbers and record coordinates (input shard, row); the records themselves stay
 in the input folder. ``RecordReader`` reads the manifest by row group (only the columns a record
-needs) and keeps the last few groups, taking one row at a time from them; media bytes are read
+needs) and keeps the last few groups, converting their rows a block at a time; media bytes are read
 later, by byte range, only for the items a sequence holds. ``InputParts`` turns a plan row into
 ``SequenceParts`` from those records (the other source, the materialized shards: ``materialized``).
 """
@@ -77,8 +77,34 @@ class PackedRun:
         return path
 
 
+class PlanRows:
+    """The rows of ``plan.parquet`` as dicts, converted a block at a time (readers take them nearly in order).
+
+    One conversion per row costs more than the tokenizer's work on a short text. A row's dict is
+    shared between calls: do not change it.
+    """
+
+    def __init__(self, plan_path: str | Path, block: int = 256, keep: int = 4) -> None:
+        self.table = pq.read_table(plan_path)  # row i is sequence i (pack numbers them in order)
+        self.block, self.keep = block, keep
+        self._blocks: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
+
+    def row(self, sequence_id: int) -> dict[str, Any]:
+        number, at = divmod(sequence_id, self.block)
+        if number not in self._blocks:
+            self._blocks[number] = self.table.slice(number * self.block, self.block).to_pylist()
+            if len(self._blocks) > self.keep:
+                self._blocks.popitem(last=False)
+        self._blocks.move_to_end(number)
+        return self._blocks[number][at]
+
+
 class RecordReader:
-    """Records of the pack's input by (input shard, row): manifest row groups read once, a few kept in memory."""
+    """Records of the pack's input by (input shard, row): manifest row groups read once, a few kept in memory.
+
+    A plan draws its records from all over the input, so the records of a sequence are taken from
+    their row groups together (one conversion per group, not per record).
+    """
 
     def __init__(self, input_folder: str | Path, keep: int = 8) -> None:
         self.source = ManifestSource(input_folder)
@@ -91,14 +117,29 @@ class RecordReader:
         self._groups: OrderedDict[int, pa.Table] = OrderedDict()
 
     def record(self, partition: int, row: int) -> dict[str, Any]:
-        at = self.source.row_range(partition)[0] + row
-        group = int(np.searchsorted(self.group_starts, at, side="right")) - 1
+        return self.records([(partition, row)])[0]
+
+    def records(self, places: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        """The records at (input shard, row) ``places``, in order."""
+        at = np.array([self.source.row_range(partition)[0] + row for partition, row in places], np.int64)
+        groups = np.searchsorted(self.group_starts, at, side="right") - 1
+        out: list[dict[str, Any]] = [{}] * len(places)
+        for group in np.unique(groups):
+            chosen = np.flatnonzero(groups == group)
+            rows = self._group(int(group)).take(at[chosen] - self.group_starts[group]).to_pylist()
+            for i, record in zip(chosen, rows):
+                out[i] = self._absolute_uris(record)
+        return out
+
+    def _group(self, group: int) -> pa.Table:
         if group not in self._groups:
             self._groups[group] = self.parquet.read_row_group(group, columns=self.columns)
             if len(self._groups) > self.keep:
                 self._groups.popitem(last=False)
         self._groups.move_to_end(group)
-        record = self._groups[group].slice(at - int(self.group_starts[group]), 1).to_pylist()[0]
+        return self._groups[group]
+
+    def _absolute_uris(self, record: dict[str, Any]) -> dict[str, Any]:
         for item in record[S.MEDIA] or []:  # media URIs are relative to the input folder
             if item["uri"] and not Path(item["uri"]).is_absolute():
                 item["uri"] = str(self.source.folder / item["uri"])
@@ -115,7 +156,8 @@ class InputParts:
     def parts(self, row: dict[str, Any]) -> SequenceParts:
         n = row["tokens"]
         ids, roles = np.zeros(n, np.int64), np.zeros(n, np.int64)
-        records = {(s["partition"], s["row"]): self.reader.record(s["partition"], s["row"]) for s in row["segments"]}
+        places = list(dict.fromkeys((s["partition"], s["row"]) for s in row["segments"]))
+        records = dict(zip(places, self.reader.records(places)))
         encoded = {
             key: (np.asarray(record_ids, np.int64), np.asarray(record_roles, np.int64))
             for key, (record_ids, record_roles) in zip(records, self.encoder.encode_many(list(records.values())))

@@ -11,21 +11,25 @@ to find the document boundaries of a packed row (``position_ids`` of shape ``(4,
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 import numpy as np
 
 from fusionforge.mixers.packing.materialize import Role
 
+IMAGE, VIDEO = int(Role.IMAGE), int(Role.VIDEO)  # plain ints: an enum member lookup is slow per call
+
 
 def text_positions(lengths: list[int]) -> np.ndarray:
     """``0..n-1`` for each document, end to end."""
-    return np.concatenate([np.arange(n, dtype=np.int64) for n in lengths]) if lengths else np.zeros(0, np.int64)
+    starts = np.cumsum([0, *lengths])[:-1]
+    return np.arange(sum(lengths), dtype=np.int64) - np.repeat(starts, lengths)
 
 
 def mrope_positions(roles: np.ndarray, grids: Iterator[tuple[int, int, int]], merge_size: int) -> np.ndarray:
     """The (3, n) M-RoPE positions of one document; ``grids`` gives one (t, h, w) per image or video run, in order."""
     out = np.zeros((3, len(roles)), np.int64)
-    kind = np.where(roles == Role.IMAGE, 1, np.where(roles == Role.VIDEO, 2, 0))
+    kind = np.where(roles == IMAGE, 1, np.where(roles == VIDEO, 2, 0))
     if not kind.any():
         out[:] = np.arange(len(roles))
         return out
@@ -40,7 +44,14 @@ def mrope_positions(roles: np.ndarray, grids: Iterator[tuple[int, int, int]], me
         gh, gw = h // merge_size, w // merge_size
         if t * gh * gw != stop - start:
             raise ValueError(f"a vision run of {stop - start} tokens does not match its grid {(t, h, w)}")
-        temporal, height, width = np.meshgrid(np.arange(t), np.arange(gh), np.arange(gw), indexing="ij")
-        out[:, start:stop] = np.stack([temporal, height, width]).reshape(3, -1) + current
+        out[:, start:stop] = grid_positions(t, gh, gw) + current
         current += max(h, w) // merge_size
+    return out
+
+
+@lru_cache(maxsize=256)
+def grid_positions(t: int, height: int, width: int) -> np.ndarray:
+    """The (3, t * height * width) (temporal, row, column) positions of a vision run, read-only (media sizes repeat)."""
+    out = np.stack(np.meshgrid(np.arange(t), np.arange(height), np.arange(width), indexing="ij")).reshape(3, -1)
+    out.flags.writeable = False
     return out

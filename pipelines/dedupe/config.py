@@ -36,6 +36,7 @@ COMPARED = ("text", "images", "videos")  # what dedupe can compare: one switch e
 NOT_DEDUPE_SETTINGS = ("input", "output", "shard_size_mb", "shard_count", "embed_gpus", "reuse_embeddings", *RUN_FIELDS)
 PERMUTATIONS = Bound(integer=True, min=2)  # MinHash permutations: LSH needs at least two
 HAMMING_BITS = Bound(integer=True, min=0, max=31)  # differing bits of 64-bit hashes that still match
+PARAGRAPH_DOCS = Bound(integer=True, min=2)  # documents a paragraph must be in to count as boilerplate
 CROP = Bound(integer=False, min=0, max=0.25, max_open=True)  # fraction cut per side; a quarter leaves no middle
 
 
@@ -49,6 +50,8 @@ class DedupeConfig:
     images: bool = True
     videos: bool = True
     within_source: bool = False  # default: a copy in another source is a duplicate too
+    paragraphs: bool = False  # also remove paragraphs found in paragraph_min_docs documents or more (boilerplate)
+    paragraph_min_docs: int = within(PARAGRAPH_DOCS, 3)
     text_threshold: float = within(POSITIVE_FRACTION, 0.8)
     num_perm: int = within(PERMUTATIONS, 128)
     ngram: int = within(COUNT, 5)

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fusionforge.filters.dedup.apply import DedupeApply, empty_decisions
+from fusionforge.filters.dedup.paragraphs import EMPTIED, REMOVED_COLUMN, DedupeParagraphs
 from fusionforge.filters.dedup.sketch import DedupeSketch
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
@@ -40,9 +41,11 @@ from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.dedupe.clusters import CLUSTERS, resolve, write_results
 from fusionforge.pipelines.dedupe.config import DedupeConfig
 from fusionforge.pipelines.dedupe.grouping import edges_in_process, edges_on_ray, hamming_costs, shuffle_parts
+from fusionforge.pipelines.dedupe.paragraphs import FREQUENT, count_paragraphs
 from fusionforge.pipelines.dedupe.store import STORE_DIR, SketchReader, file_path, write_sketches
 from fusionforge.pipelines.transform import ManifestSource, run_transform, transform_fingerprint
 from fusionforge.pipelines.writers.manifest import MANIFEST
+from fusionforge.pipelines.writers.webdataset_writer import REJECTED_DIR
 
 STEP = "dedupe"
 
@@ -119,26 +122,57 @@ def write_survivors(
     cfg: DedupeConfig, root: Path, summary: dict[str, Any], started: float, progress: Progress
 ) -> dict[str, Any]:
     """The write phase: each input shard's records joined with their decisions (under ``root``) through
-    ``dedupe_apply_v1``; ``summary`` becomes the report's ``dedupe`` section, with the timings."""
+    ``dedupe_apply_v1`` (and the paragraph pass when asked); ``summary`` becomes the report's ``dedupe``
+    section, with the timings."""
+    out = Path(cfg.output)
+    decided = DecisionSource(ManifestSource(cfg.input), root)
+    stages = [StageSpec(DedupeApply)]
+    if cfg.paragraphs:
+        clock = time.monotonic()
+        summary["paragraphs"] = count_paragraphs(
+            out, root, decided, cfg.paragraph_min_docs, cfg.run.make_executor, progress
+        )
+        summary["seconds"]["paragraphs"] = round(time.monotonic() - clock, 3)
+        stages.append(StageSpec(DedupeParagraphs, {"frequent_path": str(root / FREQUENT)}))
     phase(progress, "write")
     write_started = time.monotonic()
 
     def add_timings(report: dict[str, Any]) -> None:
         summary["seconds"]["write"] = round(time.monotonic() - write_started, 3)
         summary["seconds_total"] = round(time.monotonic() - started, 3)
+        if cfg.paragraphs:
+            summary["paragraphs"].update(paragraph_outcome(out))
         report["dedupe"] = summary
 
     return run_transform(
         cfg.transform(resume=True),
         STEP,
-        [StageSpec(DedupeApply)],
+        stages,
         cfg.settings(),
         progress,
-        source=DecisionSource(ManifestSource(cfg.input), root),
+        source=decided,
         extra_report={"dedupe": summary},
         complete_report=add_timings,
         scratch=(STORE_DIR,),
     )
+
+
+def paragraph_outcome(out: Path) -> dict[str, int]:
+    """Paragraphs removed, documents that lost some, and documents left with nothing (dropped), from the output."""
+    files = [out / MANIFEST] + sorted((out / REJECTED_DIR).glob("*.parquet"))
+    removed = changed = 0
+    for path in files:
+        if path.exists() and REMOVED_COLUMN in pq.read_schema(path).names:
+            values = pq.read_table(path, columns=[REMOVED_COLUMN]).column(REMOVED_COLUMN).to_numpy(zero_copy_only=False)
+            values = np.nan_to_num(values.astype(np.float64))
+            removed += int(values.sum())
+            changed += int((values > 0).sum())
+    emptied = 0
+    ledger = out / "ledger.parquet"
+    if ledger.exists():
+        reasons = pq.read_table(ledger, columns=["reason"]).column("reason").to_pylist()
+        emptied = sum(1 for r in reasons if r == EMPTIED)
+    return {"paragraphs_removed": removed, "documents_changed": changed, "documents_emptied": emptied}
 
 
 def score_columns(cfg: DedupeConfig) -> list[str]:

@@ -226,6 +226,7 @@ def _failed(row, slot, space, primary, record_id, media_index, error) -> dict[st
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` atomically (a temporary name, then a rename)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
 

@@ -25,7 +25,7 @@ from fusionforge.pipelines.readers.base import MB, InputFile, ReaderOptions, dro
 from fusionforge.pipelines.readers.guard import guarded
 from fusionforge.pipelines.readers.html_extract import HTML_TYPES, extract_page
 from fusionforge.pipelines.readers.rows import too_large
-from fusionforge.pipelines.readers.warc_index import INDEX_FILE, Capture, UrlIndex, build_index
+from fusionforge.pipelines.readers.warc_index import INDEX_FILE, Capture, UrlIndex, build_index, key_of
 from fusionforge.pipelines.readers.warc_records import WarcEntry, iter_entries
 from fusionforge.pipelines.readers.web_document import Resolved, page_record
 
@@ -114,8 +114,8 @@ def _meta(entry: WarcEntry) -> dict[str, Any]:
 
 
 def _resolve(index: UrlIndex, page_url: str, src: str, budget: int) -> Resolved:
-    """An image source of a page: a byte range of a plain WARC, or a copy of its decoded bytes."""
-    url = urljoin(page_url, src)
+    """An image source of a page (its URL in normal form): a byte range of a plain WARC, or a copy of its bytes."""
+    url = key_of(urljoin(page_url, src))
     if not url.startswith(("http://", "https://")):
         return Resolved(url, reason=f"not_in_warc: {url.split(':', 1)[0]} URL")
     found = index.lookup(url)

@@ -8,6 +8,13 @@ first bytes show, a redirect's or revisit's target, or why it cannot be an image
 ``truncated_image``, ``unsupported_image``, ``not_an_image``). A URL captured more than once keeps
 its first usable capture in input order (a capture beats a redirect beats a failure).
 
+URLs are compared in a normal form (``key_of``): scheme and host in lower case, the scheme's default
+port and the fragment dropped, an empty path made ``/`` (RFC 3986, section 6.2.3), so a page's
+``HTTP://Example.org:80/a.png#top`` finds the capture of ``http://example.org/a.png``. A revisit
+record (a deduplicating crawler's "same bytes as before") leads to the capture it refers to by
+``WARC-Refers-To-Target-URI``, or, when it names none or that URL was not captured, to a usable
+capture with the same ``WARC-Payload-Digest`` in the files read together.
+
 Memory stays bounded whatever the crawl's size: rows go to an SQLite file in batches of
 ``BATCH`` (indexed by URL, SQLite's own page cache of a few MB), never to a dict, and readers
 look up one URL at a time. The file lives in the output's scratch folder, which the workers share
@@ -22,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urldefrag, urljoin
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from fusionforge.pipelines.readers.base import sniff_image
 from fusionforge.pipelines.readers.warc_records import WarcEntry, is_gzip, iter_entries, payload_offset, read_entry
@@ -30,6 +37,8 @@ from fusionforge.pipelines.readers.warc_records import WarcEntry, is_gzip, iter_
 BATCH = 5000
 MAX_HOPS = 5
 INDEX_FILE = "urls.sqlite"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+DIGEST = "digest:"  # a revisit's target when only its payload digest names the original
 IMAGE_TYPES = {
     "image/jpeg": "jpeg",
     "image/jpg": "jpeg",
@@ -44,14 +53,15 @@ _SCHEMA = """
 CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL);
 CREATE TABLE urls (
     url TEXT PRIMARY KEY, rank INTEGER NOT NULL, file INTEGER, offset INTEGER, payload_offset INTEGER,
-    size INTEGER, format TEXT, redirect TEXT, problem TEXT
+    size INTEGER, format TEXT, redirect TEXT, problem TEXT, digest TEXT
 ) WITHOUT ROWID;
 """
+_DIGEST_INDEX = "CREATE INDEX urls_digest ON urls (digest) WHERE digest IS NOT NULL"
 _UPSERT = """
-INSERT INTO urls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO urls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(url) DO UPDATE SET rank = excluded.rank, file = excluded.file, offset = excluded.offset,
     payload_offset = excluded.payload_offset, size = excluded.size, format = excluded.format,
-    redirect = excluded.redirect, problem = excluded.problem
+    redirect = excluded.redirect, problem = excluded.problem, digest = excluded.digest
 WHERE excluded.rank < urls.rank
 """
 USABLE, REDIRECT, FAILED = 0, 1, 2  # ranks: a usable capture beats a redirect beats a failure
@@ -69,8 +79,21 @@ class Capture:
 
 
 def key_of(url: str) -> str:
-    """The index key of a URL: without its fragment (``#...`` never reaches the server)."""
-    return urldefrag(url.strip())[0]
+    """The index key of a URL: its normal form (see the module docstring); the fragment never reaches the server."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:  # a port that is no number: compare the URL as written, less its fragment
+        return url.strip().partition("#")[0]
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        return urlunsplit((scheme, parts.netloc, parts.path, parts.query, ""))
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
+    user = parts.netloc.rpartition("@")[0]
+    netloc = (f"{user}@" if user else "") + host + (f":{port}" if port and port != DEFAULT_PORTS.get(scheme) else "")
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
 def build_index(paths: Iterable[str], target: str | os.PathLike) -> None:
@@ -82,6 +105,7 @@ def build_index(paths: Iterable[str], target: str | os.PathLike) -> None:
     try:
         with sqlite3.connect(tmp) as db:
             db.executescript(_SCHEMA)
+            db.execute(_DIGEST_INDEX)
             for number, path in enumerate(paths):
                 db.execute("INSERT INTO files VALUES (?, ?)", (number, path))
                 batch: list[tuple[Any, ...]] = []
@@ -113,25 +137,28 @@ def _rows(path: str, number: int) -> Iterator[tuple[Any, ...]]:
 
 
 def _row(entry: WarcEntry, number: int) -> tuple[Any, ...] | None:
-    """(url, rank, file, offset, payload_offset, size, format, redirect, problem) for one capture."""
+    """(url, rank, file, offset, payload_offset, size, format, redirect, problem, digest) for one capture."""
     url = key_of(entry.url or "")
     base = (url, FAILED, number, entry.offset, None, entry.payload_length)
     if entry.problem:
-        return (*base, None, None, "truncated_image: " + entry.problem.partition(": ")[2])
+        return (*base, None, None, "truncated_image: " + entry.problem.partition(": ")[2], None)
     if entry.record_type == "revisit":
-        target = key_of(entry.location or "")
-        return (url, REDIRECT, number, entry.offset, None, None, None, target, None) if target != url else None
+        target = key_of(entry.location) if entry.location else None
+        if target is None or target == url:  # no other URL named: the bytes are found by their digest
+            target = DIGEST + entry.payload_digest if entry.payload_digest else None
+        return (url, REDIRECT, number, entry.offset, None, None, None, target, None, None) if target else None
     status = entry.status or 200
     if 300 <= status < 400 and entry.location:
-        return (url, REDIRECT, number, entry.offset, None, None, None, key_of(urljoin(url, entry.location)), None)
+        location = key_of(urljoin(url, entry.location))
+        return (url, REDIRECT, number, entry.offset, None, None, None, location, None, None)
     if not 200 <= status < 300:
-        return (*base, None, None, f"http_{status}")
+        return (*base, None, None, f"http_{status}", None)
     fmt = IMAGE_TYPES.get(entry.content_type or "") if entry.encoded else sniff_image(entry.head)
     if fmt is not None:
-        return (url, USABLE, number, entry.offset, None, entry.payload_length, fmt, None, None)
+        return (url, USABLE, number, entry.offset, None, entry.payload_length, fmt, None, None, entry.payload_digest)
     kind = entry.content_type or "no Content-Type"
     code = "unsupported_image" if kind.startswith("image/") else "not_an_image"
-    return (*base, None, None, f"{code}: {kind}")
+    return (*base, None, None, f"{code}: {kind}", None)
 
 
 class UrlIndex:
@@ -147,9 +174,7 @@ class UrlIndex:
         """The capture an image URL leads to (following redirects), or why there is none (a reason text)."""
         key = key_of(url)
         for _ in range(MAX_HOPS + 1):
-            row = self._db.execute(
-                "SELECT file, offset, payload_offset, size, format, redirect, problem FROM urls WHERE url = ?", (key,)
-            ).fetchone()
+            row = self._row(key)
             if row is None:
                 return "not_in_warc: no capture of this URL in the WARC files read together"
             file, offset, start, size, fmt, redirect, problem = row
@@ -157,6 +182,15 @@ class UrlIndex:
                 return problem or Capture(self._files[file], offset, start, size, fmt)
             key = redirect
         return f"redirect_loop: more than {MAX_HOPS} redirects"
+
+    def _row(self, key: str) -> tuple[Any, ...] | None:
+        """The index row of a URL key, or of the first usable capture with a revisit's digest (``digest:...``)."""
+        columns = "file, offset, payload_offset, size, format, redirect, problem"
+        if not key.startswith(DIGEST):
+            return self._db.execute(f"SELECT {columns} FROM urls WHERE url = ?", (key,)).fetchone()
+        query = f"SELECT {columns} FROM urls WHERE digest = ? AND rank = ? ORDER BY file, offset LIMIT 1"
+        found = self._db.execute(query, (key[len(DIGEST) :], USABLE)).fetchone()
+        return found or (None, None, None, None, None, None, "not_in_warc: the revisit's original was not captured")
 
     def copy(self, capture: Capture, max_bytes: int) -> bytes | str:
         """The decoded payload of a capture (gzip WARCs, encoded payloads), or why it cannot be had."""

@@ -36,6 +36,7 @@ class WarcEntry:
     content_type: str | None = None  # lower case, without parameters
     charset: str | None = None  # declared in the HTTP Content-Type, as a Python codec name
     location: str | None = None  # a redirect's target (HTTP Location), or a revisit's WARC-Refers-To-Target-URI
+    payload_digest: str | None = None  # WARC-Payload-Digest ("sha1:..."): how a revisit names its original
     transfer_encoding: str = ""  # HTTP Transfer-Encoding, lower case ("" for none)
     content_encoding: str = ""  # HTTP Content-Encoding, lower case ("" for none)
     block_length: int | None = None  # WARC Content-Length
@@ -113,6 +114,7 @@ def entry_of(record, position: int, want: Want) -> WarcEntry:
     else:
         entry.content_type = _media_type(headers.get("Content-Type"))
     entry.payload_length = record.content_length
+    entry.payload_digest = (headers.get("WARC-Payload-Digest") or "").strip() or None
     if entry.record_type == "revisit":
         entry.location = headers.get("WARC-Refers-To-Target-URI")
     if headers.get("WARC-Truncated"):

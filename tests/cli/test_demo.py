@@ -156,3 +156,38 @@ def test_the_demo_ends_with_a_training_step_on_its_packed_output(demo_run):
     assert int(step.group(1)) < packed["sequences"]
     assert flat.index("training step") < flat.index("demo finished")
     assert "audit report" in flat[: flat.index("training step")]
+
+
+def test_filter_redacts_the_planted_personal_data_and_drops_the_eval_documents(demo_run):
+    out, printed = demo_run
+    filtered = report(out, "filtered")
+    assert filtered["reasons_by_source"]["news"]["decontaminate_v1:ngram:demo_eval"] == 2
+    assert filtered["scores"]["text_pii_v1__email"]["total"] == filtered["scores"]["text_pii_v1__phone"]["total"] == 3
+    texts = [
+        row["text"]
+        for part in (out / "filtered" / "manifest.parquet", out / "filtered" / "rejected")
+        for row in pq.read_table(part, columns=["id", "text"]).to_pylist()
+        if row["id"].startswith("news/")
+    ]
+    assert sum(t.endswith("Reach the city desk at <EMAIL> or <PHONE>.") for t in texts) == 3
+    assert not any("@example.org" in t for t in texts)
+    assert "personal data redacted (text_pii_v1): email 3, phone 3" in " ".join(printed.split())
+
+
+def crawl_rows(table):
+    return table.filter(pc.equal(table["source"], "crawl"))
+
+
+def test_the_crawl_flows_from_the_warc_to_the_packer_losing_its_boilerplate_and_logos(demo_run):
+    out, printed = demo_run
+    assert "read:http_404" in crawl_rows(ledger(out, "shards"))["reason"].to_pylist()
+    dedup = crawl_rows(ledger(out, "dedup"))["reason"].to_pylist()
+    assert "dedupe:boilerplate_only" in dedup and any((r or "").startswith("dedupe:exact_dup_of:crawl/") for r in dedup)
+    assert report(out, "dedup")["dedupe"]["paragraphs"]["frequent_paragraphs"] >= 3  # each site's newsletter line
+    kept = crawl_rows(pq.read_table(out / "filtered" / "manifest.parquet"))
+    assert kept.num_rows >= 10
+    assert pc.min(kept["interleaved_nodes_v1__removed_url_pattern"]).as_py() == 1  # every page lost its logo
+    assert all("newsletter" not in text for text in kept["text"].to_pylist())
+    assert report(out, "packed")["tokens_by_source"]["crawl"] > 0
+    flat = " ".join(printed.replace("│", " ").split())
+    assert "documents per domain" in flat and "news.example.org" in flat and "boilerplate:" in flat

@@ -12,6 +12,7 @@ from fusionforge.filters.text.c4 import C4Lines, c4_clean
 from fusionforge.filters.text.fineweb import FineWebQuality, fineweb_scores, treebank_word_counts
 from fusionforge.filters.text.gopher_quality import GopherQuality, datatrove_gopher_quality_scores
 from fusionforge.filters.text.gopher_repetition import GopherRepetition, datatrove_repetition_scores
+from fusionforge.filters.text.punkt_sentences import count_sentences, punkt_tokenizer
 from fusionforge.filters.text.spacy_words import SpacyWords, sentences_per_piece, simple_tokens
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
@@ -201,6 +202,47 @@ def test_c4_datatrove_counts_sentences_with_spacy(make_batch, make_record):
     assert out.column("text_c4_lines_v2__sentences").to_pylist() == [5]
     default = C4Lines()(make_batch([make_record("t/0", "\n".join(lines))]))
     assert default.column("text_c4_lines_v2__sentences").to_pylist() == [10]  # "e.g." + "here." per line
+
+
+def test_c4_mode_counts_sentences_with_punkt_as_c4_did(make_batch, make_record):
+    titled = "Dr. Smith and Mr. Jones met at noon today."  # punkt: "Dr." and "Mr." are abbreviations, 1
+    two = "They talked about the plan. Then they left."  # punkt: 2
+    assert count_sentences([titled, two, "x = 3.14 is the value here.", ""]) == [1, 2, 1, 0]
+    stage = C4Lines(reference="c4")  # at least 3 sentences
+    out = stage(make_batch([make_record("t/0", f"{titled}\n{two}"), make_record("t/1", f"{titled}\n{titled}")]))
+    assert out.column("text_c4_lines_v2__sentences").to_pylist() == [3, 2]
+    assert out.column(S.DROP_REASON).to_pylist() == [None, "text_c4_lines_v2:too_few_sentences"]
+    default = C4Lines()(make_batch([make_record("t/1", f"{titled}\n{titled}")]))
+    assert default.column("text_c4_lines_v2__sentences").to_pylist() == [6]  # "Dr." "Mr." "today." per line
+
+
+def test_c4_mode_reads_a_punkt_tab_folder_and_refuses_a_bad_one(tmp_path):
+    folder = tmp_path / "punkt_tab_english"
+    folder.mkdir()
+    (folder / "abbrev_types.txt").write_text("zq\n")  # "Zq." is an abbreviation in this model only
+    for name in ("collocations.tab", "sent_starters.txt", "ortho_context.tab"):
+        (folder / name).write_text("")
+    line = "We met Zq. Brown at home."
+    assert count_sentences([line]) == [2]
+    assert count_sentences([line], model=str(folder)) == [1]
+    assert C4Lines(reference="c4", punkt_model=str(folder)).punkt_model == str(folder)
+    (folder / "ortho_context.tab").unlink()
+    punkt_tokenizer.cache_clear()
+    with pytest.raises(ConfigError, match="ortho_context.tab"):
+        C4Lines(reference="c4", punkt_model=str(folder))
+    with pytest.raises(ConfigError, match="not a folder"):
+        C4Lines(reference="c4", punkt_model=str(tmp_path / "missing"))
+
+
+def test_without_nltk_the_c4_mode_says_what_to_install(monkeypatch):
+    import sys
+
+    punkt_tokenizer.cache_clear()
+    monkeypatch.setitem(sys.modules, "nltk.tokenize", None)
+    with pytest.raises(MissingDependency, match=r"fusionforge\[reference\]"):
+        C4Lines(reference="c4")
+    C4Lines()  # the default mode never needs NLTK
+    punkt_tokenizer.cache_clear()
 
 
 # --- FineWeb

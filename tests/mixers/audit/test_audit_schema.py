@@ -29,6 +29,7 @@ TOP_LEVEL = [
     "funnel",
     "drop_reasons",
     "duplicates",
+    "domains",
     "distributions",
     "packing",
     "sft",
@@ -54,7 +55,7 @@ def test_the_schema_itself_is_valid_and_pins_the_top_level_keys():
     report_schema = REPORT_SCHEMA["$defs"]["report"]
     assert list(report_schema["properties"]) == TOP_LEVEL
     assert report_schema["required"] == TOP_LEVEL and report_schema["additionalProperties"] is False
-    assert report_schema["properties"]["schema"] == {"const": "fusionforge.audit/2"}
+    assert report_schema["properties"]["schema"] == {"const": "fusionforge.audit/3"}
 
 
 def test_reports_of_every_kind_validate(outputs):

@@ -1,6 +1,7 @@
 import pytest
 
-from fusionforge.mixers.sft.decontaminate import EvalIndex, normalize, window_hashes
+from fusionforge.filters.decontam.ngrams import normalize, window_hashes
+from fusionforge.mixers.sft.decontaminate import chat_eval_index as EvalIndex
 from fusionforge.mixers.sft.mixture import check_sources, load_mixture, plan_copies, split_of
 from fusionforge.pipelines.core.errors import ConfigError
 

@@ -14,18 +14,11 @@ import torch
 import webdataset as wds
 from tokenizers import Tokenizer
 
-from fusionforge.mixers.training.collate import IGNORE, collate_padded, collate_varlen
+from fusionforge.cli.demo.training import tiny_kimi
+from fusionforge.mixers.training.collate import IGNORE, collate_padded, collate_varlen, model_inputs
 from fusionforge.mixers.training.dataset import PackedDataset
 from fusionforge.mixers.training.media import MediaMismatch
 from fusionforge.pipelines.core.errors import ConfigError
-
-MODEL_KEYS = ("input_ids", "labels", "position_ids", "pixel_values", "image_grid_thw", "pixel_values_videos")
-
-
-def model_inputs(batch):
-    """The batch's model arguments; no cache, else transformers does not look for packed documents."""
-    keys = (*MODEL_KEYS, "video_grid_thw")
-    return {"use_cache": False, **{k: batch[k] for k in keys if batch.get(k) is not None}}
 
 
 def token(tokenizer_folder, name):
@@ -70,56 +63,6 @@ def tiny_qwen(tokenizer_folder, attn="sdpa"):
     config._attn_implementation = attn
     torch.manual_seed(0)
     return Qwen2VLForConditionalGeneration(config).eval()
-
-
-def tiny_kimi(tokenizer_folder):
-    from transformers.models.kimi_k25.configuration_kimi_k25 import Kimi_K25Config
-    from transformers.models.kimi_k25.modeling_kimi_k25 import Kimi_K25ForConditionalGeneration
-
-    config = Kimi_K25Config(
-        text_config={
-            "model_type": "deepseek_v3",
-            "vocab_size": vocab(tokenizer_folder),
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "moe_intermediate_size": 32,
-            "num_hidden_layers": 2,
-            "first_k_dense_replace": 1,
-            "n_routed_experts": 4,
-            "num_experts_per_tok": 2,
-            "n_shared_experts": 1,
-            "n_group": 1,
-            "topk_group": 1,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 4,
-            "q_lora_rank": None,
-            "kv_lora_rank": 16,
-            "qk_rope_head_dim": 8,
-            "qk_nope_head_dim": 8,
-            "v_head_dim": 16,
-            "max_position_embeddings": 1024,
-            "bos_token_id": None,
-            "eos_token_id": token(tokenizer_folder, "<|endoftext|>"),
-        },
-        vision_config={
-            "hidden_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "intermediate_size": 64,
-            "patch_size": 14,
-            "pos_emb_height": 16,
-            "pos_emb_width": 16,
-        },
-        projection_hidden_size=32,
-        image_token_id=token(tokenizer_folder, "<|media_pad|>"),
-        video_token_id=token(tokenizer_folder, "<|kimi_k25_video_placeholder|>"),
-        vision_start_token_id=token(tokenizer_folder, "<|media_begin|>"),
-        vision_end_token_id=token(tokenizer_folder, "<|media_end|>"),
-    )
-    config._attn_implementation = "sdpa"
-    config.text_config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    return Kimi_K25ForConditionalGeneration(config).eval()
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +238,7 @@ def test_qwen2_vl_eager_attention_keeps_documents_apart_too(vlm_tokenizer, qwen_
 
 
 def test_kimi_k25_trains_on_loader_batches_and_documents_stay_apart(vlm_tokenizer, kimi_samples):
-    model = tiny_kimi(vlm_tokenizer)
+    model = tiny_kimi(vlm_tokenizer, seed=0).eval()  # the demo's model: 2 layers, random weights
     train_step(model, kimi_samples)
     assert_documents_stay_apart(model, kimi_samples)
 
