@@ -88,7 +88,7 @@ class DedupeConfig:
     device: str = "auto"
     semantic_threshold: float = within(POSITIVE_FRACTION, 0.9)  # cosine at or above which two items are copies
     semantic_clusters: int | None = within(COUNT, None)  # k-means clusters (None: one per 1,000 items)
-    # clusters each item joins (its nearest): 1 (SemDeDup's) lost 10-15% of the pairs at 0.9, 2 lost 1-3%
+    # clusters each item joins (its nearest): 1 (SemDeDup's) lost 10-18% of the pairs at 0.9, 2 lost 1-4%
     semantic_probes: int = within(COUNT, 2)
     kmeans_sample: int = within(COUNT, 100_000)  # rows the centroids are trained on, at most
     kmeans_iterations: int = within(COUNT, 20)
