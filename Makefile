@@ -64,6 +64,7 @@ bench: setup
 	$(PY) bench/dedupe.py
 	$(PY) bench/image_dedupe.py
 	$(PY) bench/dedupe_memory.py
+	$(PY) bench/semantic_dedup.py
 	$(PY) bench/warc_read.py
 	$(PY) bench/web_extract.py
 

@@ -7,6 +7,7 @@ import click
 from fusionforge.cli.options import executor_options, library_errors, ranged, run_options
 from fusionforge.cli.render import console, partition_progress, print_report
 from fusionforge.filters.dedup.image_hash import HASH_KINDS
+from fusionforge.filters.image.clip_model import DEVICES
 from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_FRACTION, PROPER_FRACTION
 from fusionforge.pipelines.core.settings import build_config
 from fusionforge.pipelines.dedupe.config import COMPARED, CROP, HAMMING_BITS, PARAGRAPH_DOCS, PERMUTATIONS
@@ -105,6 +106,73 @@ from fusionforge.pipelines.dedupe.config import COMPARED, CROP, HAMMING_BITS, PA
 )
 @click.option("--within-source", is_flag=True, help="Only look for duplicates inside each source.")
 @click.option(
+    "--semantic",
+    is_flag=True,
+    help="SemDeDup: compare embeddings (k-means, then cosine pairs per cluster) instead of hashes.",
+)
+@click.option(
+    "--text-model",
+    help="--semantic: a local model2vec folder for texts, or 'clip' (CLIP's text tower).",
+)
+@click.option(
+    "--clip-model",
+    default="ViT-B-32",
+    show_default=True,
+    help="--semantic: open_clip model name, config JSON or local-dir:PATH.",
+)
+@click.option("--clip-pretrained", help="--semantic: CLIP weights (a local file) for images and video keyframes.")
+@click.option(
+    "--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="--semantic: where the models run."
+)
+@click.option(
+    "--semantic-threshold",
+    type=ranged(POSITIVE_FRACTION),
+    default=0.9,
+    show_default=True,
+    help="--semantic: cosine similarity at or above which two items are duplicates.",
+)
+@click.option(
+    "--semantic-clusters",
+    type=ranged(COUNT),
+    default=None,
+    help="--semantic: k-means clusters per kind (default: one per 1,000 items).",
+)
+@click.option(
+    "--semantic-probes",
+    type=ranged(COUNT),
+    default=2,
+    show_default=True,
+    help="--semantic: clusters each item joins (its nearest): more find more pairs k-means cut apart, at more cost.",
+)
+@click.option(
+    "--kmeans-sample",
+    type=ranged(COUNT),
+    default=100_000,
+    show_default=True,
+    help="--semantic: the centroids are trained on at most this many embeddings.",
+)
+@click.option(
+    "--max-keyframes",
+    type=ranged(COUNT),
+    default=4,
+    show_default=True,
+    help="--semantic: keyframes averaged per video.",
+)
+@click.option(
+    "--embed-gpus",
+    type=ranged(NON_NEGATIVE),
+    default=0.0,
+    show_default=True,
+    help="--semantic: GPUs per embedding actor (Ray).",
+)
+@click.option(
+    "--reuse-embeddings",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="--semantic: take the embeddings of this earlier --semantic output (same input and models), "
+    "to re-tune without running a model.",
+)
+@click.option(
     "--paragraphs",
     is_flag=True,
     help="Also remove boilerplate: paragraphs found in --paragraph-min-docs documents or more leave every "
@@ -142,13 +210,18 @@ def dedupe(**options):
 
     Texts: normalised exact keys, then MinHash LSH over word 5-grams with verified candidates.
     Images: decoded-pixel keys, then pHash with crops. Videos: decoded-stream keys, then aligned
-    frame pHashes. Writes the survivors (shards, manifest), clusters.parquet (every cluster, its
+    frame pHashes. With --semantic: embeddings instead (model2vec or CLIP, local files only), k-means,
+    and cosine pairs inside each cluster; embeddings stay in OUT/_embeddings for re-tuning.
+    Writes the survivors (shards, manifest), clusters.parquet (every cluster, its
     kept copy and each member's similarity), and a ledger naming the kept copy of each drop.
 
     \b
     Example:
       fusionforge dedupe out/ -o dedup/ --text-threshold 0.8 --keep longest
       fusionforge dedupe out/ -o dedup/ --only text --keep best:text_quality_v1__score
+      fusionforge dedupe dedup/ -o semdedup/ --semantic --text-model models/potion --clip-pretrained clip.pt
+      fusionforge dedupe dedup/ -o semdedup2/ --semantic --text-model models/potion --semantic-threshold 0.85 \\
+        --reuse-embeddings semdedup/
       fusionforge dedupe web/ -o dedup/ --paragraphs --paragraph-min-docs 5
     """
     from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
@@ -161,7 +234,14 @@ def dedupe(**options):
     with partition_progress("dedupe", log_phases=not as_json) as progress:
         report = run_dedupe(cfg, progress)
     print_report(report, as_json, f"fusionforge dedupe -> {output}")
-    if not as_json:
+    if not as_json and cfg.semantic:
+        stats = report["dedupe"]
+        console.print(
+            f"semantic clusters: {stats['clusters']} (text {stats['text_clusters']}, image {stats['image_clusters']}, "
+            f"video {stats['video_clusters']}); k-means {stats['kmeans']}; {stats['edges']} pairs at cosine >= "
+            f"{stats['threshold']}; embeddings in {output}/_embeddings; details in {output}/clusters.parquet"
+        )
+    elif not as_json:
         stats = report["dedupe"]
         console.print(
             f"clusters: {stats['clusters']} (text {stats['text_clusters']}, image {stats['image_clusters']}, "

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from fusionforge.cli.demo.audit import audit_step
 from fusionforge.cli.demo.posttraining import rft_step, sft_step
-from fusionforge.cli.demo.pretraining import dedupe_step, filter_step, pack_step, shard_step
+from fusionforge.cli.demo.pretraining import dedupe_step, filter_step, pack_step, semantic_step, shard_step
 from fusionforge.cli.demo.training import train_tokenizer, training_step
 from fusionforge.cli.options import executor_options, library_errors, ranged
 from fusionforge.pipelines.core.bounds import SEED
@@ -60,6 +60,7 @@ def demo(output, seed, **options):
     seeded = dataclasses.replace(run, seed=seed)  # the steps that take the demo's seed; the others keep 0
     shards = shard_step(console, inputs, out, seeded)
     deduplicated = dedupe_step(console, out, shards, run)
+    semantic_step(console, out, deduplicated, run)
     filtered = filter_step(console, deduplicated, str(out / "filtered"), run)
     tokenizer = train_tokenizer(filtered, out / "tokenizer")
     packed = pack_step(console, out, filtered, seeded, tokenizer)

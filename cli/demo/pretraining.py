@@ -1,4 +1,5 @@
-"""The demo's pretraining chain: shard -> dedupe -> filter -> pack, each step printing its table."""
+"""The demo's pretraining chain: shard -> dedupe -> filter -> pack, each step printing its table (and semantic
+dedup beside the chain when an embedding model is available offline)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,46 @@ def dedupe_step(console: Console, out: Path, previous: str, run: RunSettings) ->
     )
     console.print(f"kept {report['kept']} of {report['inputs']} records; clusters in {cfg.output}/clusters.parquet")
     return cfg.output
+
+
+SEMANTIC_TEXT_MODEL = "minishlab/potion-base-8M"  # model2vec's small static model, used when in the local cache
+
+
+def semantic_step(console: Console, out: Path, previous: str, run: RunSettings) -> str | None:
+    """Semantic dedup of the dedupe output (a side branch: the chain goes on from ``previous``), when a model2vec
+    model is in the local Hugging Face cache; nothing is downloaded, a missing model is said and skipped."""
+    from fusionforge.pipelines.dedupe import DedupeConfig, run_dedupe
+
+    model = cached_model(SEMANTIC_TEXT_MODEL)
+    if model is None:
+        console.print(
+            f"[yellow]skipped[/] semantic dedup: no embedding model is available offline ({SEMANTIC_TEXT_MODEL} is "
+            "not in the local cache; give a local model2vec folder: fusionforge dedupe --semantic --text-model DIR, "
+            "and CLIP weights for images and keyframes: --clip-pretrained PATH)"
+        )
+        return None
+    cfg = DedupeConfig(
+        input=previous, output=str(out / "semantic-dedup"), semantic=True, text_model=model, shard_count=100, run=run
+    )
+    with partition_progress("dedupe --semantic") as progress:
+        report = run_dedupe(cfg, progress)
+    stats = report["dedupe"]
+    console.print(
+        f"semantic dedup -> {cfg.output} ({stats['seconds_total']:.1f} s): {stats['items'].get('text', 0)} texts "
+        f"embedded with {SEMANTIC_TEXT_MODEL}, {stats['text_clusters']} clusters at cosine >= {stats['threshold']}, "
+        f"{report['dropped']} dropped (the chain goes on from {previous})"
+    )
+    return cfg.output
+
+
+def cached_model(repo: str) -> str | None:
+    """The local folder of ``repo`` in the Hugging Face cache, or None when it was never downloaded."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(repo, local_files_only=True)
+    except (ImportError, OSError):  # huggingface_hub missing, or not cached (LocalEntryNotFoundError is an OSError)
+        return None
 
 
 DEMO_FILTERS = """

@@ -47,6 +47,7 @@ PARTITION = "partition"  # a partition of a step's per-record pass (shard writin
 PACK_ITEMS = "items"  # pack: one input shard counted and cut into pieces
 PACKED_SHARD = "packed"  # pack --materialize: one shard of packed samples
 DEDUPE_SKETCH = "dedupe-sketch"  # dedupe: one input shard sketched
+DEDUPE_EMBED = "dedupe-embed"  # dedupe --semantic: one input shard embedded
 DEDUPE_GLOBAL = "dedupe-global"  # dedupe: grouping, verification and resolution, once per run
 DEDUPE_PARAGRAPHS = "dedupe-paragraphs"  # dedupe --paragraphs: one input shard's keys; alone: the count, once
 SYNTH_IMAGES = "generated"  # synth-vision-proxy: the generated images and their QA file, once per run

@@ -11,6 +11,7 @@ the first seen, so the choice is deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,26 @@ def resolve(
     m = member_table(reader, nodes, partitions)
     if len(nodes) and not np.array_equal(m["item"], nodes):
         raise RuntimeError("dedupe sketch files and edges disagree; rerun without --resume")
+    clusters, decisions, stats, pending = keep_one_per_cluster(roots, m, keep, "near")
+    _fill_similarities(clusters, pending, m, reader, params)
+    return finish_resolution(clusters, decisions, stats, m["failed"], reader.locate)
+
+
+def keep_one_per_cluster(
+    roots: np.ndarray, m: dict[str, np.ndarray], keep: str, near: str
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]], dict[str, int], list[tuple[int, int, int]]]:
+    """Cluster rows, decisions by global row, drop counts and the (cluster row, member, kept) needing a similarity.
+
+    ``m`` holds the attributes of the components' members (sorted by item, aligned with ``roots``);
+    a dropped copy whose content is not identical to the kept one is labelled ``near``.
+    """
     clusters: list[dict[str, Any]] = []
     decisions: dict[int, dict[str, Any]] = {}
     dropped_rows: set[int] = set()
-    stats = {f"{SPACES[s]}_{k}": 0 for s in SPACES for k in ("clusters", "exact_dropped", "near_dropped")}
-    pending: list[tuple[int, int, int]] = []  # (cluster row index, member position, kept position) needing similarity
+    stats = {f"{SPACES[s]}_{k}": 0 for s in SPACES for k in ("clusters", "exact_dropped", f"{near}_dropped")}
+    pending: list[tuple[int, int, int]] = []
     for space in (TEXT, IMAGE, VIDEO):
-        in_space = np.flatnonzero(m["space"] == space) if len(nodes) else np.empty(0, int)
+        in_space = np.flatnonzero(m["space"] == space) if len(roots) else np.empty(0, int)
         order = in_space[np.argsort(roots[in_space], kind="stable")]
         for component in np.split(order, np.flatnonzero(np.diff(roots[order])) + 1):
             members = [i for i in component.tolist() if int(m["row"][i]) not in dropped_rows]
@@ -96,7 +110,7 @@ def resolve(
             for i in members:
                 exact = i != kept and _same_content(m, i, kept)
                 dropped = i != kept and bool(m["primary"][i])
-                duplicate = None if i == kept else ("exact" if exact else "near")
+                duplicate = None if i == kept else ("exact" if exact else near)
                 clusters.append(
                     {
                         "cluster": cluster,
@@ -122,16 +136,25 @@ def resolve(
                         "duplicate": duplicate,
                         "index": len(clusters) - 1,
                     }
-    _fill_similarities(clusters, pending, m, reader, params)
+    return clusters, decisions, stats, pending
+
+
+def finish_resolution(
+    clusters: list[dict[str, Any]],
+    decisions: dict[int, dict[str, Any]],
+    stats: dict[str, int],
+    failed: pa.Table | None,
+    locate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> tuple[pa.Table, dict[int, pa.Table], dict[str, Any]]:
+    """The clusters table, decision tables by partition (failed primary items included) and the stats."""
     for decision in decisions.values():
         decision["similarity"] = clusters[decision.pop("index")]["similarity"]
-    failed = m["failed"]
     if failed is not None:
         for row, error in zip(failed.column("row").to_pylist(), failed.column("error").to_pylist()):
             decisions[row] = {"cluster": None, "kept_id": None, "duplicate": None, "similarity": None, "error": error}
     stats["failed"] = 0 if failed is None else failed.num_rows
     stats["clusters"] = sum(stats[f"{SPACES[s]}_clusters"] for s in SPACES)
-    return pa.Table.from_pylist(clusters, schema=CLUSTER_SCHEMA), _by_partition(decisions, reader), stats
+    return pa.Table.from_pylist(clusters, schema=CLUSTER_SCHEMA), _by_partition(decisions, locate), stats
 
 
 def _same_content(m: dict[str, np.ndarray], i: int, j: int) -> bool:
@@ -181,11 +204,13 @@ def _fill_similarities(
             )
 
 
-def _by_partition(decisions: dict[int, dict[str, Any]], reader: SketchReader) -> dict[int, pa.Table]:
+def _by_partition(
+    decisions: dict[int, dict[str, Any]], locate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+) -> dict[int, pa.Table]:
     if not decisions:
         return {}
     rows = np.array(sorted(decisions), np.int64)
-    partitions, local = reader.locate(rows * SLOTS)
+    partitions, local = locate(rows * SLOTS)
     out = {}
     for p in np.unique(partitions):
         mask = partitions == p

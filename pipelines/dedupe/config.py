@@ -16,6 +16,7 @@ from fusionforge.filters.dedup.image_hash import (
 )
 from fusionforge.filters.dedup.lsh import lsh_params
 from fusionforge.filters.dedup.verify import DEFAULT_RECHECK_MARGIN
+from fusionforge.filters.image.clip_model import DEVICES
 from fusionforge.pipelines.core.bounds import (
     COUNT,
     NON_NEGATIVE,
@@ -32,7 +33,7 @@ from fusionforge.pipelines.writers.webdataset_writer import sharding_problem
 
 COMPARED = ("text", "images", "videos")  # what dedupe can compare: one switch each in DedupeConfig
 # Not settings of what counts as a duplicate: where the run reads and writes, its sharding, how it runs.
-NOT_DEDUPE_SETTINGS = ("input", "output", "shard_size_mb", "shard_count", *RUN_FIELDS)
+NOT_DEDUPE_SETTINGS = ("input", "output", "shard_size_mb", "shard_count", "embed_gpus", "reuse_embeddings", *RUN_FIELDS)
 PERMUTATIONS = Bound(integer=True, min=2)  # MinHash permutations: LSH needs at least two
 HAMMING_BITS = Bound(integer=True, min=0, max=31)  # differing bits of 64-bit hashes that still match
 PARAGRAPH_DOCS = Bound(integer=True, min=2)  # documents a paragraph must be in to count as boilerplate
@@ -79,7 +80,24 @@ class DedupeConfig:
     timeout_s: float = within(POSITIVE, 60.0)
     shard_size_mb: float | None = within(NON_NEGATIVE, 256.0)  # 0 or None: no size limit
     shard_count: int | None = within(COUNT, None)
-    run: RunSettings = RunSettings()  # run.seed seeds the MinHash signatures
+    # --semantic (SemDeDup): embeddings, k-means, cosine pairs inside each cluster, instead of the hashes
+    semantic: bool = False
+    text_model: str | None = None  # a local model2vec folder, or "clip" (CLIP's text tower)
+    clip_model: str = "ViT-B-32"  # images and video keyframes (and text with text_model="clip")
+    clip_pretrained: str | None = None  # a local checkpoint; without it images and videos are not embedded
+    device: str = "auto"
+    semantic_threshold: float = within(POSITIVE_FRACTION, 0.9)  # cosine at or above which two items are copies
+    semantic_clusters: int | None = within(COUNT, None)  # k-means clusters (None: one per 1,000 items)
+    # clusters each item joins (its nearest): 1 (SemDeDup's) lost 10-18% of the pairs at 0.9, 2 lost 1-4%
+    semantic_probes: int = within(COUNT, 2)
+    kmeans_sample: int = within(COUNT, 100_000)  # rows the centroids are trained on, at most
+    kmeans_iterations: int = within(COUNT, 20)
+    max_keyframes: int = within(COUNT, 4)  # keyframes averaged into a video's embedding
+    embed_batch: int = within(COUNT, 16)  # CLIP micro-batch (fixed shape, so every executor gets the same floats)
+    embed_gpus: float = within(NON_NEGATIVE, 0.0)  # GPUs per embedding actor on Ray
+    pair_shard_items: int = within(COUNT, 50_000)  # items per pair-search task (whole clusters)
+    reuse_embeddings: str | None = None  # an earlier --semantic output whose embeddings are taken
+    run: RunSettings = RunSettings()  # run.seed seeds the MinHash signatures and the k-means sample
 
     def __post_init__(self) -> None:
         problems = [sharding_problem(self.shard_size_mb, self.shard_count)]
@@ -95,6 +113,8 @@ class DedupeConfig:
             problems.append(f"--keep must be first, longest or best:<column>, got {self.keep!r}")
         if not (self.text or self.images or self.videos):
             problems.append("nothing to compare: enable text, images or videos")
+        if self.semantic:
+            problems += semantic_problems(self)
         check_bounds(self, *problems)
 
     @classmethod
@@ -129,6 +149,32 @@ class DedupeConfig:
             "video_bands": video_bands,
         }
 
+    def semantic_kinds(self) -> dict[str, bool]:
+        """Which kinds --semantic embeds: those compared whose model is given."""
+        clip = self.clip_pretrained is not None or self.clip_model.startswith("local-dir:")
+        return {
+            "text": self.text and self.text_model is not None,
+            "images": self.images and clip,
+            "videos": self.videos and clip,
+        }
+
+    def embed_params(self) -> dict[str, Any]:
+        """Keyword arguments of the ``dedupe_embed_v1`` stage."""
+        kinds = self.semantic_kinds()
+        return {
+            "text_model": self.text_model if kinds["text"] else None,
+            "images": kinds["images"],
+            "videos": kinds["videos"],
+            "clip_model": self.clip_model,
+            "clip_pretrained": self.clip_pretrained,
+            "device": self.device,
+            "max_keyframes": self.max_keyframes,
+            "micro_batch": self.embed_batch,
+            "timeout_s": self.timeout_s,
+            "strict": self.run.strict,
+            "drop_inputs": True,
+        }
+
     def transform(self, resume: bool | None = None) -> TransformConfig:
         run = self.run if resume is None else dataclasses.replace(self.run, resume=resume)
         return TransformConfig(self.input, self.output, self.shard_size_mb, self.shard_count, run)
@@ -159,3 +205,22 @@ class DedupeConfig:
             "strict": self.run.strict,
             "drop_inputs": True,
         }
+
+
+def semantic_problems(cfg: DedupeConfig) -> list[str]:
+    """What makes a --semantic run impossible: no model for anything compared, or a kind asked without one."""
+    kinds = cfg.semantic_kinds()
+    asked = {"text": cfg.text, "images": cfg.images, "videos": cfg.videos}
+    problems = []
+    if not any(kinds.values()):
+        problems.append("--semantic needs a model: --text-model DIR (model2vec) and/or --clip-pretrained FILE")
+    elif not all(asked.values()):  # --only named the kinds: each needs its model
+        missing = [k for k, v in asked.items() if v and not kinds[k]]
+        if missing:
+            need = "--text-model" if missing == ["text"] else "--clip-pretrained"
+            problems.append(f"--semantic --only {' '.join(missing)} needs {need}")
+    if cfg.text_model == "clip" and not (kinds["images"] or cfg.clip_pretrained):
+        problems.append("--text-model clip needs --clip-pretrained (CLIP's weights)")
+    if cfg.device not in DEVICES:
+        problems.append(f"--device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    return problems

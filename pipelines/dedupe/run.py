@@ -89,8 +89,12 @@ def run_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
 
     ``progress`` hears the phases (sketch, group, write) and the partitions of the sketch and write passes.
     """
+    if cfg.semantic:
+        from fusionforge.pipelines.dedupe.semantic import run_semantic_dedupe
+
+        return run_semantic_dedupe(cfg, progress)
     started = time.monotonic()
-    columns = [S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.MEDIA, S.ERROR] + _score_column(cfg)
+    columns = [S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.MEDIA, S.ERROR] + score_columns(cfg)
     source = ManifestSource(cfg.input, columns=columns)
     run, choice = cfg.run.choose(STEP, source.planned_bytes)
     cfg = replace(cfg, run=run)
@@ -117,6 +121,16 @@ def run_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
     if summary is None:
         summary = _global_phase(cfg, source, partitions, starts, params, root, progress)
         global_done.mark(summary)
+    return write_survivors(cfg, root, summary, started, progress)
+
+
+def write_survivors(
+    cfg: DedupeConfig, root: Path, summary: dict[str, Any], started: float, progress: Progress
+) -> dict[str, Any]:
+    """The write phase: each input shard's records joined with their decisions (under ``root``) through
+    ``dedupe_apply_v1`` (and the paragraph pass when asked); ``summary`` becomes the report's ``dedupe``
+    section, with the timings."""
+    out = Path(cfg.output)
     decided = DecisionSource(ManifestSource(cfg.input), root)
     stages = [StageSpec(DedupeApply)]
     if cfg.paragraphs:
@@ -168,7 +182,8 @@ def paragraph_outcome(out: Path) -> dict[str, int]:
     return {"paragraphs_removed": removed, "documents_changed": changed, "documents_emptied": emptied}
 
 
-def _score_column(cfg: DedupeConfig) -> list[str]:
+def score_columns(cfg: DedupeConfig) -> list[str]:
+    """``[column]`` of ``--keep best:<column>`` (checked to be a numeric column of the input), else ``[]``."""
     name = cfg.score_column
     if name is None:
         return []
@@ -238,10 +253,10 @@ def _global_phase(cfg, source, partitions, starts, params, root, progress: Progr
         **stats,
         "clusters_file": CLUSTERS,
         "seconds": timings,
-        "driver_peak_rss_mb": _peak_rss_mb(),
+        "driver_peak_rss_mb": peak_rss_mb(),
     }
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     """This (driver) process's peak resident memory so far."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -14,6 +14,7 @@ rows it needs, on whichever worker it runs (the output folder is shared, as for 
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,13 @@ def _save_parquet(path: Path, table: pa.Table) -> None:
         pq.write_table(table, tmp)
 
 
+def locate_items(starts: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(partition, row inside the partition) of each item, from the partitions' first global rows."""
+    rows = np.asarray(items, np.int64) // SLOTS
+    partitions = np.searchsorted(starts, rows, side="right") - 1
+    return partitions, rows - starts[partitions]
+
+
 class SketchReader:
     """Random access to the sketch files by item: signatures, shingle sets, hashes (cached per process)."""
 
@@ -244,15 +252,13 @@ class SketchReader:
 
     def locate(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(partition, row inside the partition) of each item."""
-        rows = np.asarray(items, np.int64) // SLOTS
-        partitions = np.searchsorted(self.starts, rows, side="right") - 1
-        return partitions, rows - self.starts[partitions]
+        return locate_items(self.starts, items)
 
     def signatures(self, items: np.ndarray) -> np.ndarray:
         partitions, local = self.locate(items)
         out = np.empty((len(partitions), 0), np.uint32)
         for p in np.unique(partitions):
-            sigs = _memmap(str(file_path(self.root, "sigs", int(p), "npy")))
+            sigs = memmap(str(file_path(self.root, "sigs", int(p), "npy")))
             if out.shape[1] == 0:
                 out = np.empty((len(partitions), sigs.shape[1]), np.uint32)
             mask = partitions == p
@@ -262,8 +268,8 @@ class SketchReader:
     def shingle_set(self, item: int) -> np.ndarray:
         partitions, local = self.locate(np.array([item]))
         p, r = int(partitions[0]), int(local[0])
-        offsets = _memmap(str(file_path(self.root, "shingle_offsets", p, "npy")))
-        values = _memmap(str(file_path(self.root, "shingles", p, "npy")))
+        offsets = memmap(str(file_path(self.root, "shingle_offsets", p, "npy")))
+        values = memmap(str(file_path(self.root, "shingles", p, "npy")))
         return np.asarray(values[offsets[r] : offsets[r + 1]])
 
     def hashes(self, item: int) -> np.ndarray:
@@ -283,8 +289,13 @@ class SketchReader:
         )
 
 
+def memmap(path: str) -> np.ndarray:
+    """A stored ``.npy`` memory-mapped, cached per process (a rewritten file is opened anew)."""
+    return _memmap(path, os.stat(path).st_mtime_ns)
+
+
 @lru_cache(maxsize=64)
-def _memmap(path: str) -> np.ndarray:
+def _memmap(path: str, _mtime_ns: int) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
