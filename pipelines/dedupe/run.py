@@ -28,6 +28,7 @@ from fusionforge.filters.dedup.paragraphs import EMPTIED, REMOVED_COLUMN, Dedupe
 from fusionforge.filters.dedup.sketch import DedupeSketch
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError
+from fusionforge.pipelines.core.executor_choice import ExecutorChoice
 from fusionforge.pipelines.core.lifecycle import (
     DEDUPE_GLOBAL,
     DEDUPE_SKETCH,
@@ -121,15 +122,20 @@ def run_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
     if summary is None:
         summary = _global_phase(cfg, source, partitions, starts, params, root, progress)
         global_done.mark(summary)
-    return write_survivors(cfg, root, summary, started, progress)
+    return write_survivors(cfg, root, summary, started, progress, choice)
 
 
 def write_survivors(
-    cfg: DedupeConfig, root: Path, summary: dict[str, Any], started: float, progress: Progress
+    cfg: DedupeConfig,
+    root: Path,
+    summary: dict[str, Any],
+    started: float,
+    progress: Progress,
+    choice: ExecutorChoice,
 ) -> dict[str, Any]:
     """The write phase: each input shard's records joined with their decisions (under ``root``) through
     ``dedupe_apply_v1`` (and the paragraph pass when asked); ``summary`` becomes the report's ``dedupe``
-    section, with the timings."""
+    section, with the timings; ``choice`` is the executor the step chose."""
     out = Path(cfg.output)
     decided = DecisionSource(ManifestSource(cfg.input), root)
     stages = [StageSpec(DedupeApply)]

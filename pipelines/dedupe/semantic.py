@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ from fusionforge.pipelines.dedupe.embedding_store import (
     write_embeddings,
     write_meta,
 )
-from fusionforge.pipelines.dedupe.run import peak_rss_mb, score_columns, write_survivors
+from fusionforge.pipelines.dedupe.run import STEP, peak_rss_mb, score_columns, write_survivors
 from fusionforge.pipelines.dedupe.store import SPACES, STORE_DIR, file_path, save_npy
 from fusionforge.pipelines.transform import ManifestSource, transform_fingerprint
 from fusionforge.pipelines.writers.manifest import MANIFEST
@@ -76,6 +77,8 @@ def run_semantic_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[s
     started = time.monotonic()
     score = score_columns(cfg)
     source = ManifestSource(cfg.input, columns=[S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.MEDIA, S.ERROR])
+    run, choice = cfg.run.choose(STEP, source.planned_bytes)
+    cfg = replace(cfg, run=run)
     out = Path(cfg.output)
     expected = embedding_meta(cfg, source)
     reused = None if cfg.reuse_embeddings is None else reusable_embeddings(cfg.reuse_embeddings, expected)
@@ -88,7 +91,7 @@ def run_semantic_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[s
     if summary is None:
         summary = _global_phase(cfg, source, starts, expected, reused, score, progress)
         global_done.mark(summary)
-    return write_survivors(cfg, out / STORE_DIR, summary, started, progress)
+    return write_survivors(cfg, out / STORE_DIR, summary, started, progress, choice)
 
 
 def embedding_meta(cfg: DedupeConfig, source: ManifestSource) -> dict[str, Any]:
