@@ -85,15 +85,12 @@ class DecisionSource(Source):
             yield batch
 
 
-def run_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
-    """Run (or finish) a dedupe; return the report, also written to ``report.json``.
+def run_hash_dedupe(cfg: DedupeConfig, progress: Progress = quiet) -> dict[str, Any]:
+    """Run (or finish) the hash dedupe (exact keys, MinHash, pHash); return the report, also written to
+    ``report.json``.
 
     ``progress`` hears the phases (sketch, group, write) and the partitions of the sketch and write passes.
     """
-    if cfg.semantic:
-        from fusionforge.pipelines.dedupe.semantic import run_semantic_dedupe
-
-        return run_semantic_dedupe(cfg, progress)
     started = time.monotonic()
     columns = [S.ID, S.SOURCE, S.MODALITY, S.TEXT, S.MEDIA, S.ERROR] + score_columns(cfg)
     source = ManifestSource(cfg.input, columns=columns)
