@@ -34,7 +34,8 @@ document; agreement of keep/drop, per rule (for each rule: documents each side d
 the share of documents on which "dropped for this rule" agrees), and docs/s of both with the ratio
 (> 1: fusionforge is faster): fusionforge from a cold start, and again over the same documents
 ("warm": spaCy is then skipped for every chunk seen before, as in a long run's later batches).
-One process, one core.
+One process, one core; times are CPU seconds of the process (``time.process_time``), so other work
+on the machine does not move the ratios.
 
     python bench/filter_agreement.py --docs 3000
 """
@@ -214,13 +215,13 @@ def run_ours(docs: list[str], stage) -> tuple[list[str | None], list[str], float
     ]
     table = S.validate(pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA))
     forget()  # a cold start: no chunk tokenised by an earlier stage is remembered
-    started = time.perf_counter()
+    started = time.process_time()
     out = pa.concat_tables([stage(table.slice(i, 1024)) for i in range(0, table.num_rows, 1024)])
-    seconds = time.perf_counter() - started
-    started = time.perf_counter()  # again, remembering this corpus's chunks: a long run's later batches
+    seconds = time.process_time() - started
+    started = time.process_time()  # again, remembering this corpus's chunks: a long run's later batches
     for i in range(0, table.num_rows, 1024):
         stage(table.slice(i, 1024))
-    warm = time.perf_counter() - started
+    warm = time.process_time() - started
     prefix = f"{stage.name}:"
     reasons = [r.removeprefix(prefix) if r else None for r in out.column(S.DROP_REASON).to_pylist()]
     return reasons, out.column(S.TEXT).to_pylist(), seconds, warm
@@ -232,13 +233,13 @@ def run_reference(docs: list[str], make_filter) -> tuple[list[str | None], list[
     flt = make_filter()
     flt.filter(Document(text=docs[0], id="warm-up"))  # load spaCy outside the timing
     reasons, texts = [], []
-    started = time.perf_counter()
+    started = time.process_time()
     for i, text in enumerate(docs):
         doc = Document(text=text, id=str(i))
         verdict = flt.filter(doc)
         reasons.append(None if verdict is True else (verdict[1] if isinstance(verdict, tuple) else "dropped"))
         texts.append(doc.text)
-    return reasons, texts, time.perf_counter() - started
+    return reasons, texts, time.process_time() - started
 
 
 def words_agreement(docs: list[str]) -> tuple[int, float, float]:
@@ -249,14 +250,14 @@ def words_agreement(docs: list[str]) -> tuple[int, float, float]:
     from fusionforge.filters.text import spacy_words
 
     spacy_words.forget()
-    started = time.perf_counter()
+    started = time.process_time()
     words = spacy_words.SpacyWords().tokens(docs).words()
-    ours_s = time.perf_counter() - started
+    ours_s = time.process_time() - started
     strings = spacy_words._memory.strings
     bounds = np.searchsorted(words.docs, np.arange(len(docs) + 1))
-    started = time.perf_counter()
+    started = time.process_time()
     theirs = [split_into_words(text) for text in docs]
-    ref_s = time.perf_counter() - started
+    ref_s = time.process_time() - started
     same = sum([strings[t] for t in words.ids[bounds[i] : bounds[i + 1]]] == theirs[i] for i in range(len(docs)))
     return same, ours_s, ref_s
 
