@@ -63,8 +63,13 @@ def test_exit_signals_and_the_memory_cap_are_told_apart():
         code, _ = run(box, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
         assert box.exit_signal(code) == 9 and not box.memory_exceeded()
     with Sandbox(SandboxLimits(memory_mb=128)) as box:
+        # Two processes of 100 MB each, both alive at once (the child holds its memory until the parent
+        # has touched its own; without the pipe a busy machine could run them one after the other).
         spread = (
-            "import os\nif os.fork() == 0:\n    b = bytearray(100 << 20); b[::4096] = b'x' * (25600)\n    os._exit(0)\n"
+            "import os, time\nr, w = os.pipe()\nif os.fork() == 0:\n"
+            "    b = bytearray(100 << 20); b[::4096] = b'x' * (25600)\n"
+            "    os.write(w, b'1'); time.sleep(10); os._exit(0)\n"
+            "os.read(r, 1)\n"
         )
         code, _ = run(box, spread + "b = bytearray(100 << 20); b[::4096] = b'x' * (25600)\nos.wait()")
         assert box.memory_exceeded()
