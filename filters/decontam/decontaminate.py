@@ -31,7 +31,7 @@ from fusionforge.filters.media import item_bytes, items_of_kind
 from fusionforge.filters.text.base import texts_of
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.bounds import COUNT, NON_NEGATIVE, Bound, check_bounds, within
-from fusionforge.pipelines.core.errors import BadMedia
+from fusionforge.pipelines.core.errors import BadMedia, media_error
 from fusionforge.pipelines.core.images import decode_image
 from fusionforge.pipelines.core.io import expand_paths
 from fusionforge.pipelines.core.registry import register
@@ -121,7 +121,7 @@ class Decontaminate(ScoringStage):
                 try:
                     found = self.images.match(decode_image(item_bytes(item)))
                 except (BadMedia, OSError) as exc:
-                    failure = str(exc) if isinstance(exc, BadMedia) else f"unreadable_media: {exc}"
+                    failure = media_error(exc)
                     break
                 if found:
                     break

@@ -22,7 +22,7 @@ from PIL import Image
 from fusionforge.filters.image.clip_model import ClipPolicy, ClipScorer, check_clip_args
 from fusionforge.filters.media import first_of_kind, item_bytes
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.errors import BadMedia
+from fusionforge.pipelines.core.errors import BadMedia, media_error
 from fusionforge.pipelines.core.images import DEFAULT_MAX_PIXELS, decode_image
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources, ScoringStage
@@ -75,11 +75,8 @@ class ImageClipScore(ClipPolicy, ScoringStage):
                 continue
             try:
                 images.append(open_image(item_bytes(item), self.max_pixels))
-            except BadMedia as exc:
-                errors[row] = str(exc)  # "{reason}: {detail}"
-                continue
-            except OSError as exc:
-                errors[row] = f"unreadable_media: {exc}"
+            except (BadMedia, OSError) as exc:
+                errors[row] = media_error(exc)
                 continue
             texts.append(captions[row] or "")
             rows.append(row)

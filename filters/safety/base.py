@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from fusionforge.filters.safety.pictures import Picture, PictureLimits, has_pictures, record_pictures
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.bounds import COUNT, POSITIVE, Bound
-from fusionforge.pipelines.core.errors import BadMedia
+from fusionforge.pipelines.core.errors import BadMedia, media_error
 from fusionforge.pipelines.core.stage import ScoringStage
 
 
@@ -52,11 +52,8 @@ class PictureStage(ScoringStage):
         for row, media in enumerate(batch.column(S.MEDIA).to_pylist()):
             try:
                 pictures = record_pictures(media, self.limits)
-            except BadMedia as exc:
-                errors[row] = str(exc)  # "{reason}: {detail}"
-                continue
-            except OSError as exc:
-                errors[row] = f"unreadable_media: {exc}"
+            except (BadMedia, OSError) as exc:
+                errors[row] = media_error(exc)
                 continue
             if pictures:  # a video with no keyframe decoded has nothing to judge
                 for name, value in self.judge(pictures).items():

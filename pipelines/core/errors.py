@@ -63,3 +63,9 @@ class BadMedia(BadRecord):
 
     def __reduce__(self) -> tuple[type[BadMedia], tuple[str, str]]:
         return type(self), (self.reason, self.detail)  # intact across processes (Ray workers)
+
+
+def media_error(exc: BadMedia | OSError) -> str:
+    """A record's ``error`` for media that failed to load: ``"{reason}: {detail}"`` (unreadable bytes:
+    ``unreadable_media``)."""
+    return str(exc) if isinstance(exc, BadMedia) else f"unreadable_media: {exc}"
