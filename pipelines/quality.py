@@ -56,7 +56,6 @@ def run_quality(cfg: QualityConfig, progress: Progress = quiet) -> dict[str, Any
     job = transform_job(cfg.transform, STEP, specs, settings, extra_report=extra, complete_report=add_scores)
     ranked = [s for s in specs if s.params.get("top_fraction") is not None]
     if ranked:
-        job = job.chosen()  # the score pass runs before run_job would choose
         if prepare_output(job.out, job.fingerprint, job.run.resume):
             return run_job(job)  # the finished run's report (its leftover parts removed)
         chosen = run_score_pass(job, specs)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -164,17 +163,26 @@ class RayExecutor(Executor):
         return actor_cpus, min(res.concurrency, fitting) if res.concurrency else fitting
 
 
-@lru_cache(maxsize=64)
+_BUILT: dict[str, Stage] = {}  # this worker process's built stateless stages, by what their spec says
+_BUILT_LIMIT = 64
+
+
 def _built(spec: StageSpec) -> Stage:
-    return spec.build()
+    """One built stage per distinct spec per worker process, so a stateless stage's ``__init__`` (a block
+    list read, an array loaded) runs once, not per batch. Keyed by the spec's repr (params hold lists and
+    dicts, so a spec is not hashable); a param without a faithful repr only costs a rebuild. The
+    in-process executor reuses one instance the same way."""
+    key = repr((spec.stage.__module__, spec.stage.__qualname__, spec.params, spec.resources))
+    stage = _BUILT.get(key)
+    if stage is None:
+        if len(_BUILT) >= _BUILT_LIMIT:
+            _BUILT.clear()
+        stage = _BUILT[key] = spec.build()
+    return stage
 
 
 def _apply_stateless(batch: pa.Table, spec: StageSpec) -> pa.Table:
-    try:
-        stage = _built(spec)
-    except TypeError:  # unhashable params: build per batch (cheap for stateless stages)
-        stage = spec.build()
-    return stage(batch)
+    return _built(spec)(batch)
 
 
 def _write_group(group: pa.Table, writer: PartitionWriter) -> pa.Table:
