@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 from fusionforge.filters.rules import exceeds, first_failing, float_array, safe_ratio
 from fusionforge.filters.text.base import DEFAULT_MODALITIES, LANG_COLUMN, TextFilter, texts_of
 from fusionforge.filters.text.reference import DATATROVE, FUSIONFORGE, check_reference
-from fusionforge.filters.text.spacy_words import SpacyWords, Tokens, english_tokenizer
+from fusionforge.filters.text.spacy_words import SpacyWords, english_tokenizer
 from fusionforge.pipelines.core.registry import register
 from fusionforge.pipelines.core.stage import Resources
 
@@ -177,6 +177,8 @@ def datatrove_repetition_scores(
     splitter: SpacyWords | None = None,
 ) -> dict[str, np.ndarray]:
     """The statistics datatrove's ``GopherRepetitionFilter`` tests, of every text (NaN where undefined)."""
+    from fusionforge.filters.text.kernels import datatrove_gram_stats
+
     values = texts.to_pylist()
     lengths = np.array([len(t) for t in values], dtype=np.float64)
     counts: dict[str, list[float]] = {k: [] for k in ("para_n", "para_dup", "para_chars", "line_n", "line_dup")}
@@ -200,68 +202,22 @@ def datatrove_repetition_scores(
     words = (splitter or SpacyWords()).tokens(values).words()
     starts = np.searchsorted(words.docs, np.arange(words.n_docs + 1))
     window = np.concatenate([[0], np.cumsum(words.facts.length[words.ids])])
-    candidates = None  # documents that may repeat an n-gram: one that repeats no k-gram repeats no n-gram, n > k
-    for n in sorted(set(top_ngrams) | set(dup_ngrams)):
-        hashes = _gram_hashes(words.ids, n)
+    sizes = np.array(sorted(set(top_ngrams) | set(dup_ngrams)), dtype=np.int64)
+    top, dup = datatrove_gram_stats(
+        words.ids.astype(np.int64),
+        window.astype(np.int64),
+        starts.astype(np.int64),
+        sizes,
+        np.array([n in top_ngrams for n in sizes]),
+        np.array([n in dup_ngrams for n in sizes]),
+        _HASH_BASE,
+    )
+    for k, n in enumerate(sizes.tolist()):
         if n in top_ngrams:
-            out[f"top_{n}gram_char_frac"] = safe_ratio(_top_gram_chars(words, n, hashes, window), lengths)
+            out[f"top_{n}gram_char_frac"] = safe_ratio(top[:, k], lengths)
         if n in dup_ngrams:
-            dup, candidates = _scanned_dup_chars(words, n, hashes, starts, window, candidates)
-            out[f"dup_{n}gram_char_frac"] = safe_ratio(dup, lengths)
+            out[f"dup_{n}gram_char_frac"] = safe_ratio(dup[:, k], lengths)
     return out
-
-
-def _top_gram_chars(words: Tokens, n: int, hashes: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """Per document: characters of its most frequent n-gram (first seen wins a tie; words joined by one
-    space) times its count, even when it occurs once; NaN for a document of fewer than n words."""
-    out = np.full(words.n_docs, np.nan)
-    grams = np.nonzero(words.docs[: len(hashes)] == words.docs[n - 1 :])[0] if len(hashes) else np.zeros(0, int)
-    if len(grams) == 0:
-        return out
-    with np.errstate(over="ignore"):
-        keys = hashes[grams] * _HASH_BASE + words.docs[grams].astype(np.uint64)
-    order = np.argsort(keys)
-    run_starts = np.concatenate([[0], np.flatnonzero(np.diff(keys[order])) + 1])
-    run_counts = np.diff(np.concatenate([run_starts, [len(keys)]]))
-    first = np.minimum.reduceat(grams[order], run_starts)  # the earliest start of each distinct n-gram
-    gram_doc = words.docs[first]
-    best = np.lexsort((first, -run_counts, gram_doc))
-    best = best[np.concatenate([[True], np.diff(gram_doc[best]) != 0])]
-    chars = window[first[best] + n] - window[first[best]] + (n - 1)
-    out[gram_doc[best]] = run_counts[best] * chars
-    return out
-
-
-def _scanned_dup_chars(
-    words: Tokens,
-    n: int,
-    hashes: np.ndarray,
-    starts: np.ndarray,
-    window: np.ndarray,
-    candidates: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per document: datatrove's ``find_all_duplicate`` (an n-gram seen before adds its characters and
-    the scan jumps past it; otherwise it is remembered and the scan moves one word); and which documents
-    repeat an n-gram. Only ``candidates`` (a mask of documents, all when None) are looked at."""
-    from fusionforge.filters.text.kernels import scan_duplicate_grams
-
-    out = np.zeros(words.n_docs)
-    repeated = np.zeros(words.n_docs, dtype=bool)
-    if len(hashes) == 0:
-        return out, repeated
-    gram_docs = words.docs[: len(hashes)]
-    positions = np.arange(len(hashes)) if candidates is None else np.flatnonzero(candidates[gram_docs])
-    with np.errstate(over="ignore"):
-        keys = hashes[positions] * _HASH_BASE + gram_docs[positions].astype(np.uint64)
-    distinct, ids = np.unique(keys, return_inverse=True)
-    repeated[gram_docs[positions][np.bincount(ids)[ids] > 1]] = True
-    docs = np.flatnonzero(repeated)
-    if len(docs) == 0:
-        return out, repeated
-    gram_ids = np.full(len(hashes), -1, dtype=np.int64)
-    gram_ids[positions] = ids
-    out[docs] = scan_duplicate_grams(gram_ids, window.astype(np.int64), starts.astype(np.int64), docs, n, len(distinct))
-    return out, repeated
 
 
 def repetition_stats(

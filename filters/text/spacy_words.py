@@ -59,7 +59,11 @@ SEPARATOR = " \x00 "  # a token between two chunks that no special case contains
 SIMPLE_CHUNK = re.compile(r"([(\[\"]?)([A-Za-z][A-Za-z0-9_]*|[0-9]+)([,;:!?)\]}\"'.]?)")
 HYPHENATED = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)+")
 UNIT_END = re.compile(r"[0-9][A-Za-z]+$")  # "10km": spaCy may cut a unit off a number
-_SUFFIX_TAIL = 32  # spaCy's English suffixes are at most a few characters, except runs of dots
+# spaCy's English suffix matches, with their look-behind, span at most 7 characters (a 5-letter unit
+# after a digit; "°F." and "AB." look 2 back), except runs of dots: the search looks at the last 16
+# and trusts a match that starts 8 or more characters into them.
+_SUFFIX_TAIL = 16
+_SUFFIX_REACH = 8
 
 _nlp = None
 
@@ -127,7 +131,7 @@ def _tail_search(search):
         if len(text) <= _SUFFIX_TAIL:
             return search(text)
         match = search(text[-_SUFFIX_TAIL:])
-        return search(text) if match is not None and match.start() < 8 else match
+        return search(text) if match is not None and match.start() < _SUFFIX_REACH else match
 
     return tail_search
 

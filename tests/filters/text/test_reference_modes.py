@@ -5,6 +5,9 @@ tokens "cat" and ",". The comments give each count; ``bench/filter_agreement.py`
 against datatrove's own filters on real text.
 """
 
+import random
+from collections import Counter
+
 import pyarrow as pa
 import pytest
 
@@ -13,7 +16,7 @@ from fusionforge.filters.text.fineweb import FineWebQuality, fineweb_scores, tre
 from fusionforge.filters.text.gopher_quality import GopherQuality, datatrove_gopher_quality_scores
 from fusionforge.filters.text.gopher_repetition import GopherRepetition, datatrove_repetition_scores
 from fusionforge.filters.text.punkt_sentences import count_sentences, punkt_tokenizer
-from fusionforge.filters.text.spacy_words import SpacyWords, sentences_per_piece, simple_tokens
+from fusionforge.filters.text.spacy_words import SpacyWords, english_tokenizer, sentences_per_piece, simple_tokens
 from fusionforge.pipelines.core import schema as S
 from fusionforge.pipelines.core.errors import ConfigError, MissingDependency
 
@@ -78,6 +81,44 @@ def test_simple_chunks_are_split_by_rule_only_where_spacy_would_agree():
     assert simple_tokens("a-z.", {"z.": None}) is None  # spaCy would merge "z" "." into the special "z."
 
 
+def test_the_suffix_search_on_a_word_s_tail_finds_what_spacy_finds_on_the_whole_word():
+    import spacy
+
+    own = spacy.blank("en").tokenizer.suffix_search
+    ours = english_tokenizer().tokenizer.suffix_search
+    endings = [
+        "",
+        ".",
+        "...",
+        "." * 20,
+        "km",
+        "5km",
+        "5mbar",
+        "5اكواب",
+        "°F.",
+        "AB.",
+        "ab.",
+        "'s",
+        "’S",
+        ")",
+        "),",
+        "$",
+        "5$",
+        "5€",
+        "5%",
+        "…",
+        "x_",
+    ]
+    for stem in ("a", "word" * 3, "1234567890" * 3, "x." * 12, "." * 30, "Ab" * 9):
+        for ending in endings:
+            for pad in range(0, 20, 3):
+                text = "q" * pad + stem + ending
+                mine, theirs = ours(text), own(text)
+                assert (mine and (mine.group(), len(text) - len(mine.string) + mine.start())) == (
+                    theirs and (theirs.group(), theirs.start())
+                ), text
+
+
 def test_sentencizer_counts():
     # spaCy's sentencizer starts a sentence at a word after ". ! ?" tokens; "e.g." is one token, no end.
     lines = ["First part. Second part! Third?", "We use e.g. five words here.", "One.  Two"]
@@ -136,6 +177,57 @@ def test_gopher_repetition_datatrove_scans_duplicate_ngrams_as_datatrove():
     text = "a b c d e a b c d e a b c d e"
     scores = datatrove_repetition_scores(_texts(text), top_ngrams={}, dup_ngrams={5: 0.15})
     assert scores["dup_5gram_char_frac"].tolist() == [pytest.approx(10 / 29)]
+
+
+def _datatrove_top_chars(words: list[str], n: int) -> float:
+    """datatrove 0.10.1's get_n_grams + find_top_duplicate, transcribed: Counter.most_common(1) keeps the
+    first-seen n-gram of a tie."""
+    grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return float("nan")
+    gram, count = Counter(grams).most_common(1)[0]
+    return len(gram) * count
+
+
+def _datatrove_all_dup_chars(words: list[str], n: int) -> int:
+    """datatrove 0.10.1's find_all_duplicate, transcribed."""
+    unique, chars, idx = set(), 0, 0
+    while idx < len(words) - n + 1:
+        gram = "".join(words[idx : idx + n])
+        if gram in unique:
+            chars += len(gram)
+            idx += n
+        else:
+            unique.add(gram)
+            idx += 1
+    return chars
+
+
+def test_gopher_repetition_datatrove_ngram_counts_follow_datatrove_on_random_repeats():
+    # Words of 2-7 letters ending in "z", the only "z" (so joining them without spaces is as unambiguous
+    # as with, and tied n-grams differ in length), documents of 0-80 words from a vocabulary of 6-40
+    # words with copied runs pasted in: ties, overlaps, documents shorter than n, and documents that
+    # repeat nothing at all.
+    rng = random.Random(7)
+    vocab = ["".join(rng.choice("abcdefghijklmnop") for _ in range(rng.randint(1, 6))) + "z" for _ in range(40)]
+    texts = []
+    for _ in range(300):
+        words = [rng.choice(vocab[: rng.randint(6, 40)]) for _ in range(rng.randint(0, 60))]
+        for _ in range(rng.randint(0, 3)):
+            if len(words) > 2:
+                i = rng.randrange(len(words) - 1)
+                words[i:i] = words[i : i + rng.randint(2, 12)]
+        texts.append(" ".join(words))
+    top, dup = {2: 0.2, 3: 0.18, 4: 0.16, 7: 0.1}, {3: 0.1, 5: 0.15, 6: 0.14, 10: 0.1}
+    scores = datatrove_repetition_scores(_texts(*texts), top_ngrams=top, dup_ngrams=dup)
+    for i, text in enumerate(texts):
+        words = text.split()
+        for n in top:
+            expected = _datatrove_top_chars(words, n) / len(text) if text else float("nan")
+            assert scores[f"top_{n}gram_char_frac"][i] == pytest.approx(expected, nan_ok=True), (text, n)
+        for n in dup:
+            expected = _datatrove_all_dup_chars(words, n) / len(text) if text else float("nan")
+            assert scores[f"dup_{n}gram_char_frac"][i] == pytest.approx(expected, nan_ok=True), (text, n)
 
 
 def test_gopher_repetition_datatrove_drops_an_empty_text(make_batch, make_record):
