@@ -56,7 +56,12 @@ CACHE_LIMIT = 2_000_000  # distinct chunks remembered by the process
 WHITESPACE_RUN = re.compile(r"(\s+)")  # str.isspace() characters, as spaCy splits on
 SEPARATOR = " \x00 "  # a token between two chunks that no special case contains
 
-SIMPLE_CHUNK = re.compile(r"([(\[\"]?)([A-Za-z][A-Za-z0-9_]*|[0-9]+)([,;:!?)\]}\"'.]?)")
+CLOSING_MARKS = ",;:!?)]}\"'`"
+SIMPLE_CHUNK = re.compile(
+    r"([(\[\"`]{0,2})"  # opening marks
+    r"([A-Za-z][A-Za-z0-9_]*|[A-Za-z]+(?:-[A-Za-z]+)+|[+-]?[0-9]+(?:\.[0-9]+)*(?:[eE][+-]?[0-9]+)?)"  # the core
+    r"([,;:!?)\]}\"'`]{0,2}\.?)"  # closing marks
+)
 HYPHENATED = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)+")
 UNIT_END = re.compile(r"[0-9][A-Za-z]+$")  # "10km": spaCy may cut a unit off a number
 # spaCy's English suffix matches, with their look-behind, span at most 7 characters (a 5-letter unit
@@ -253,33 +258,34 @@ class _Memory:
 def simple_tokens(chunk: str, specials) -> list[str] | None:
     """spaCy's English tokens of a simple chunk, found without spaCy; None for any other chunk.
 
-    Simple: at most one opening mark ``( [ "``, then a word of ASCII letters, digits and inner
-    underscores that does not end in digits-then-letters ("10km": a unit), a number, or letters joined
-    by hyphens, then at most one closing mark ``, ; : ! ? ) ] } " ' .``. spaCy's English prefix,
-    suffix and URL rules cut no such word, its only infix rule that applies is the hyphen between two
-    letters, every mark is a one-character prefix or suffix of its own, and "." is a suffix only after
-    a lower-case letter, a digit or two capitals. Where a special case (``Tokenizer.rules``: "cannot",
-    "Mr.", "(:" ...) could apply to any part, the chunk is left to spaCy.
+    Simple: at most two opening marks ``( [ " ` ``, then a core, then at most two closing marks
+    ``, ; : ! ? ) ] } " ' ` `` and a last ".". The core is a word of ASCII letters, digits and inner
+    underscores that does not end in digits-then-letters ("10km": a unit), letters joined by hyphens,
+    or a number (a sign, digits, dotted groups, an exponent: "-1.5e+10", "3.10.0"). spaCy's English
+    prefix, suffix and URL rules cut no such core, its only infix rule that applies is the hyphen
+    between two letters, every mark is a one-character prefix or suffix of its own, and the last "."
+    is a suffix only after a lower-case letter, a digit, a closing mark or two capitals. Where a
+    special case (``Tokenizer.rules``: "cannot", "Mr.", "(:" ...) could apply to any part, the chunk
+    is left to spaCy. ``tests/filters/text/test_reference_modes.py`` holds this to spaCy's own output.
     """
     if chunk.isalpha() and chunk.isascii():  # the commonest case: one word, one token
         return None if chunk in specials else [chunk]
     match = SIMPLE_CHUNK.fullmatch(chunk)
     if match is None:
-        before, after = chunk[:1] if chunk[:1] in '(["' else "", chunk[-1:] if chunk[-1:] in ",;:!?)]}\"'." else ""
-        core = chunk[len(before) : len(chunk) - len(after)]
-        if not HYPHENATED.fullmatch(core):
-            return None
-        pieces = re.split("(-)", core)
-    else:
-        before, core, after = match.groups()
-        if core.endswith("_") or UNIT_END.search(core):
-            return None
-        pieces = [core]
-    end = core[-2:]
-    capitals = len(end) == 2 and end.isalpha() and end.isupper()
-    if after == "." and not (end[-1].islower() or end[-1].isdigit() or capitals):
         return None
-    tokens = [t for t in (before, *pieces, after) if t]
+    before, core, after = match.groups()
+    if HYPHENATED.fullmatch(core):
+        pieces = re.split("(-)", core)
+    elif core.endswith("_") or UNIT_END.search(core):
+        return None
+    else:
+        pieces = [core]
+    if after.endswith("."):
+        mark = (core + after[:-1])[-1]
+        capitals = not after[:-1] and len(core) >= 2 and core[-2:].isalpha() and core[-2:].isupper()
+        if not (mark.islower() or mark.isdigit() or mark in CLOSING_MARKS or capitals):
+            return None
+    tokens = [*before, *pieces, *after]
     # spaCy merges any run of tokens that spells a special case ("z." in "a-z."): none may.
     if any("".join(tokens[i:j]) in specials for i in range(len(tokens)) for j in range(i + 1, len(tokens) + 1)):
         return None

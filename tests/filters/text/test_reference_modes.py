@@ -81,6 +81,27 @@ def test_simple_chunks_are_split_by_rule_only_where_spacy_would_agree():
     assert simple_tokens("a-z.", {"z.": None}) is None  # spaCy would merge "z" "." into the special "z."
 
 
+def test_simple_chunks_with_runs_of_marks_and_numbers_are_spacys_own_tokens():
+    # A sample of marks (0-2 opening, 0-2 closing, a last ".") around words, identifiers, hyphenated
+    # words, units, numbers and special cases; every chunk the rule takes must be tokenised as spaCy does.
+    import spacy
+
+    nlp = spacy.blank("en")
+    opening, closing = ["", *'(["`'], ["", *",;:!?)]}\"'`"]
+    cores = ["word", "WORD", "aB", "x86", "a_b", "s", "km", "10km", "-5", "+5", "3.10.0", "1.5e+10", "-3E-49"]
+    cores += ["1e5", "well-known", "A-Z", "cannot", "Mr", "U.S", "e.g", "Inc", "n"]
+    rng = random.Random(3)
+    taken = 0
+    for _ in range(2500):
+        chunk = "".join(rng.choice(opening) for _ in range(2)) + rng.choice(cores)
+        chunk += "".join(rng.choice(closing) for _ in range(2)) + rng.choice(["", "."])
+        tokens = simple_tokens(chunk, nlp.tokenizer.rules)
+        if tokens is not None:
+            taken += 1
+            assert tokens == [t.text for t in nlp.tokenizer(chunk)], chunk
+    assert taken > 1500  # the rule takes most of them
+
+
 def test_the_suffix_search_on_a_word_s_tail_finds_what_spacy_finds_on_the_whole_word():
     import spacy
 
