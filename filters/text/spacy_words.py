@@ -130,15 +130,54 @@ def _learn_special_edges(nlp) -> None:
 
 def _tail_search(search):
     """``search`` (an end-anchored regex search) run on the last ``_SUFFIX_TAIL`` characters, and on the
-    whole string when the match starts so near the cut that a longer match or a lookbehind could differ."""
+    whole string when the match starts so near the cut that a longer match or a lookbehind could differ;
+    not run at all on a string whose last character ends no match (``_last_characters``)."""
+    pattern = getattr(search, "__self__", None)
+    ends = _last_characters(pattern) if isinstance(pattern, re.Pattern) else None
 
     def tail_search(text: str):
+        if ends is not None and (not text or text[-1] not in ends):
+            return None
         if len(text) <= _SUFFIX_TAIL:
             return search(text)
         match = search(text[-_SUFFIX_TAIL:])
         return search(text) if match is not None and match.start() < _SUFFIX_REACH else match
 
     return tail_search
+
+
+def _last_characters(pattern: re.Pattern) -> frozenset[str] | None:
+    """Every character a match of ``pattern`` can end with (each match consumes one), read from the
+    parsed pattern; None when the pattern is beyond this reading (a class by category, an optional end,
+    case folding)."""
+    from re import _constants as C
+    from re import _parser
+
+    def of_sequence(items) -> list | None:
+        for op, av in reversed(items):
+            if op not in (C.ASSERT, C.ASSERT_NOT, C.AT):  # zero-width: the character before decides
+                return of_item(op, av)
+        return None
+
+    def of_item(op, av) -> list | None:
+        if op is C.LITERAL:
+            return [(av, av)]
+        if op is C.IN:
+            pairs = [(a, a) if o is C.LITERAL else a for o, a in av if o in (C.LITERAL, C.RANGE)]
+            return pairs if len(pairs) == len(av) else None
+        if op is C.SUBPATTERN:
+            return of_sequence(av[-1].data)
+        if op is C.BRANCH:
+            branches = [of_sequence(branch.data) for branch in av[1]]
+            return None if None in branches else [pair for b in branches for pair in b]
+        if op in (C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT) and av[0] > 0:
+            return of_sequence(av[2].data)
+        return None
+
+    if pattern.flags & re.IGNORECASE:
+        return None
+    ranges = of_sequence(_parser.parse(pattern.pattern, pattern.flags).data)
+    return None if ranges is None else frozenset(chr(c) for lo, hi in ranges for c in range(lo, hi + 1))
 
 
 @dataclass(frozen=True)
