@@ -358,7 +358,7 @@ def imagehash_pass(work: Path) -> dict[str, float]:
     return {"cpu_s": cpu_now() - started, "records": len(paths)}
 
 
-def filter_step(work: Path, corpus: str = "text") -> dict[str, float]:
+def filter_step(work: Path, corpus: str) -> dict[str, float]:
     from fusionforge.pipelines.filter_config import default_filters
     from fusionforge.pipelines.quality import QualityConfig, run_quality
     from fusionforge.pipelines.transform import TransformConfig
@@ -371,7 +371,7 @@ def filter_step(work: Path, corpus: str = "text") -> dict[str, float]:
     return {"cpu_s": cpu_now() - started, "records": report["inputs"]}
 
 
-def pack_step(work: Path, corpus: str = "text") -> dict[str, float]:
+def pack_step(work: Path, corpus: str) -> dict[str, float]:
     from fusionforge.mixers.packing.job import PackConfig, run_pack
 
     out = work / f"pack-{corpus}"
@@ -629,7 +629,7 @@ def run_all(work: Path, args: argparse.Namespace) -> None:
         result = measure(work, how)
         row = {"key": key, "family": family, "what": what, "unit": unit, **result}
         row["rate"] = amount(unit, result, inputs) / result["cpu_s"]
-        ref_cells = "none (see notes) | | |"
+        ref_cells = "none | | |"
         if ref is not None and not args.no_reference:
             ref_name, ref_how = REFERENCES[ref]
             ref_result = measure(work, ref_how)
