@@ -23,7 +23,8 @@ of "\n", neither stripped; words are spaCy tokens, punctuation included; every c
 is over the whole text's characters; the top n-gram is counted even when it occurs once, its
 characters those of its words joined by spaces; duplicated n-gram characters are found by
 datatrove's left-to-right scan, which skips the n words of a repeat, n-grams joined without
-spaces).
+spaces). That mode counts each document's n-grams in a hash table (``kernels.datatrove_gram_stats``),
+since its scan walks every document anyway.
 """
 
 from __future__ import annotations
