@@ -10,7 +10,7 @@ chunks, never applied, can block one inside a chunk next to it (``_learn_special
 
 Here each distinct chunk is tokenised once per process and its token ids are remembered (up to
 ``CACHE_LIMIT`` chunks, then the memory starts again): simple chunks (words, numbers, hyphenated
-words with one mark around, ``simple_tokens``) by rule, the others by spaCy, the misses of a batch
+words, up to two marks each side: ``simple_tokens``) by rule, the others by spaCy, the misses of a batch
 in one call. A document is its chunks' token ids concatenated, except the lines whose chunks could
 meet in a special case, which spaCy tokenises as they stand; every count is a numpy reduction over
 the batch. spaCy, the slow part (tens of microseconds per distinct chunk), is skipped for every
