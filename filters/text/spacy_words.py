@@ -264,13 +264,17 @@ class _Memory:
         spaCy call over them joined by single spaces."""
         nlp = english_tokenizer()
         specials = nlp.tokenizer.rules
+        known, token = self.chunks, self.token
         hard = []
         for chunk in chunks:
+            if chunk.isalpha() and chunk.isascii() and chunk not in specials:  # simple_tokens' commonest case
+                known[chunk] = (token(chunk),)
+                continue
             simple = simple_tokens(chunk, specials)
             if simple is None:
                 hard.append(chunk)
             else:
-                self.chunks[chunk] = tuple(self.token(t) for t in simple)
+                known[chunk] = tuple([token(t) for t in simple])
         if not hard:
             return
         # Between two chunks whose edges could stand in one special case a NUL token keeps them apart,
@@ -281,14 +285,20 @@ class _Memory:
         joined = "".join(chain.from_iterable(zip(hard, [*gaps, ""])))
         with nlp.memory_zone():
             spans = nlp.tokenizer(joined).to_array(["IDX", "LENGTH"]).astype(np.int64)
-        starts = np.cumsum([0] + [len(c) + len(g) for c, g in zip(hard, gaps)])
+        widths = np.fromiter(map(len, hard), np.int64, len(hard))
+        starts = np.concatenate([[0], np.cumsum(widths[:-1] + np.fromiter(map(len, gaps), np.int64, len(gaps)))])
         owners = np.searchsorted(starts, spans[:, 0], side="right") - 1
-        pieces: list[list[int]] = [[] for _ in hard]
-        for owner, (start, length) in zip(owners.tolist(), spans.tolist()):
-            if joined[start : start + length] != "\x00":
-                pieces[owner].append(self.token(joined[start : start + length]))
+        counts = np.bincount(owners, minlength=len(hard))
+        firsts = np.searchsorted(owners, np.arange(len(hard)))  # every chunk has a token
+        whole = (counts == 1) & (spans[firsts, 1] == widths)  # left whole by spaCy: its own token, no slicing
+        pieces: list[tuple[int, ...]] = [()] * len(hard)
+        for k in np.flatnonzero(whole).tolist():
+            pieces[k] = (token(hard[k]),)
+        for k in np.flatnonzero(~whole).tolist():
+            cut = [joined[a : a + n] for a, n in spans[firsts[k] : firsts[k] + counts[k]].tolist()]
+            pieces[k] = tuple([token(t) for t in cut if t != "\x00"])
         for chunk, ids in zip(hard, pieces):
-            self.chunks[chunk] = tuple(ids)
+            known[chunk] = ids
             first, last = self.strings[ids[0]], self.strings[ids[-1]]
             if first in _merged_specials or last in _merged_specials:
                 self.touchy[chunk] = (_merged_specials.get(first, [first])[0], _merged_specials.get(last, [last])[-1])
@@ -361,19 +371,33 @@ class SpacyWords:
         else:
             chunks_of = [t.split() for t in texts]
         known = memory.chunks
-        missing = list(dict.fromkeys(c for cs in chunks_of for c in cs if c not in known))
+        flat = list(chain.from_iterable(chunks_of))
+        distinct = dict.fromkeys(flat)
+        missing = [c for c in distinct if c not in known]
         if missing:
             memory.learn(missing)
         if whitespace:
             per_doc = [_with_whitespace(ps, known, space) for ps in parts]
-        else:
-            per_doc = [list(chain.from_iterable(known[c] for c in cs)) for cs in chunks_of]
+            lengths = np.fromiter(map(len, per_doc), np.int64, len(per_doc))
+            ids = np.fromiter(chain.from_iterable(per_doc), np.int64, int(lengths.sum()))
+        else:  # the chunks' token ids one after another, counted per document with numpy
+            per_chunk = [known[c] for c in flat]
+            counts = np.fromiter(map(len, per_chunk), np.int64, len(per_chunk))
+            ids = np.fromiter(chain.from_iterable(per_chunk), np.int64, int(counts.sum()))
+            chunk_docs = np.repeat(np.arange(len(texts)), np.fromiter(map(len, chunks_of), np.int64, len(texts)))
+            lengths = np.bincount(chunk_docs, weights=counts, minlength=len(texts)).astype(np.int64)
         touchy = memory.touchy
-        for i, cs in enumerate(chunks_of):
-            if touchy and any(c in touchy for c in cs) and _chunks_may_meet(cs, touchy, memory):
-                per_doc[i] = _in_context(texts[i], memory, touchy, space if whitespace else None)
-        lengths = np.fromiter((len(ids) for ids in per_doc), np.int64, len(per_doc))
-        ids = np.fromiter(chain.from_iterable(per_doc), np.int64, int(lengths.sum()))
+        if touchy and not touchy.keys().isdisjoint(distinct):
+            own = {
+                i: _in_context(texts[i], memory, touchy, space if whitespace else None)
+                for i, cs in enumerate(chunks_of)
+                if any(c in touchy for c in cs) and _chunks_may_meet(cs, touchy, memory)
+            }
+            if own:
+                parts_of = np.split(ids, np.cumsum(lengths)[:-1])
+                for i, doc_ids in own.items():
+                    parts_of[i], lengths[i] = np.array(doc_ids, np.int64), len(doc_ids)
+                ids = np.concatenate(parts_of)
         arrays = memory.arrays()
         stop = np.full(len(arrays[0]), -1, dtype=np.int64)
         for i, word in enumerate(self.stop_words):
