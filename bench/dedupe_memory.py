@@ -1,7 +1,7 @@
 """Peak memory, CPU time and phase shares of ``fusionforge dedupe`` (or ``pack``) as the corpus grows.
 
 For each size, the corpus of ``bench/dedupe.py`` is sharded, then ``fusionforge dedupe --only text``
-(or ``fusionforge pack --seq-len 2048`` with ``--step pack``) runs as its own process on each
+(and/or ``fusionforge pack --seq-len 2048``, ``--steps``) runs as its own process on each
 executor (Ray on 2 CPUs, in-process) while a watcher samples, every 0.2 s, the resident memory of
 that process (the driver) and of all its descendants (Ray's GCS, raylet and workers; shared
 object-store pages are counted in every process that maps them, so the sum overstates), the size
@@ -9,7 +9,7 @@ of Ray's object store (the pages of the raylet's plasma file in /dev/shm, counte
 CPU time; dedupe's report gives each phase's share of the wall time.
 
     python bench/dedupe_memory.py --docs 100000 200000
-    python bench/dedupe_memory.py --docs 200000 1000000 --step pack --executors ray
+    python bench/dedupe_memory.py --docs 200000 1000000 --steps dedupe pack --executors ray
 """
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ def plasma_bytes(raylet_pid: int) -> int:
     """Bytes in use in Ray's object store: the blocks of the (deleted) /dev/shm plasma file the raylet maps.
 
     The file is sized to the store's capacity but tmpfs allocates its pages only when written, so its
-    block count is what the stored objects occupy, counted once however many processes map it.
+    block count is what stored objects have occupied, counted once however many processes map it
+    (pages stay allocated when objects are freed: it reads the store's high-water mark; checked:
+    ``ray.put`` of 100 MB adds 100 MB).
     """
     try:
         with open(f"/proc/{raylet_pid}/maps", encoding="utf-8") as maps:
@@ -121,19 +123,19 @@ def _rss(process) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, nargs="+", default=[100_000, 200_000])
-    parser.add_argument("--step", choices=("dedupe", "pack"), default="dedupe")
+    parser.add_argument("--steps", nargs="+", choices=("dedupe", "pack"), default=["dedupe"])
     parser.add_argument("--executors", nargs="+", choices=("ray", "local"), default=["ray", "local"])
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     cli = [sys.executable, "-m", "fusionforge.cli"]
-    print(f"{args.step}; load average at the start: {os.getloadavg()[0]:.1f}")
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}")
     print(
-        "| documents | executor | seconds (incl. Ray start) | CPU s (all processes) | driver peak MB "
+        "| documents | step | executor | seconds (incl. Ray start) | CPU s (all processes) | driver peak MB "
         "| driver + Ray processes peak MB | object store peak MB "
         "| sketch / group+verify / resolve / write, share of the seconds |"
     )
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for n in args.docs:
         work = Path(tempfile.mkdtemp(prefix="ff-bench-dedupe-mem-"))
         try:
@@ -156,16 +158,18 @@ def main() -> None:
                 capture_output=True,
                 timeout=3600,
             )
-            for executor in args.executors:
-                out = work / f"out-{executor}"
-                run = watch([*cli, *step_args(args.step, work / "in", out), "--executor", executor, "--json"])
-                shares = "-"
-                if args.step == "dedupe":
-                    phases = json.loads(run.stdout)["dedupe"]["seconds"]
-                    shares = " / ".join(f"{100 * phases[p] / run.seconds:.0f}%" for p in PHASES)
-                memory = f"{run.driver_mb:,.0f} | {run.total_mb:,.0f} | {run.object_store_mb:,.0f}"
-                print(f"| {n:,} | {executor} | {run.seconds:.1f} | {run.cpu_s:.1f} | {memory} | {shares} |", flush=True)
-                shutil.rmtree(out, ignore_errors=True)
+            for step in args.steps:
+                for executor in args.executors:
+                    out = work / f"{step}-{executor}"
+                    run = watch([*cli, *step_args(step, work / "in", out), "--executor", executor, "--json"])
+                    shares = "-"
+                    if step == "dedupe":
+                        phases = json.loads(run.stdout)["dedupe"]["seconds"]
+                        shares = " / ".join(f"{100 * phases[p] / run.seconds:.0f}%" for p in PHASES)
+                    memory = f"{run.driver_mb:,.0f} | {run.total_mb:,.0f} | {run.object_store_mb:,.0f}"
+                    cells = f"{run.seconds:.1f} | {run.cpu_s:.1f} | {memory} | {shares}"
+                    print(f"| {n:,} | {step} | {executor} | {cells} |", flush=True)
+                    shutil.rmtree(out, ignore_errors=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
