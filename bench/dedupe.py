@@ -47,13 +47,21 @@ def make_corpus(folder: Path, n: int, files: int = 8, seed: int = 0) -> dict[str
     vocab = np.array([_word(i) for i in range(50_000)])  # letters only: datatrove folds digits to 0
     weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.05
     weights /= weights.sum()
+    cdf = weights.cumsum()
+    cdf /= cdf[-1]
+
+    def draw(size: int) -> np.ndarray:
+        """``rng.choice(len(vocab), size, p=weights)``, draw for draw (numpy's own method), without
+        summing the 50,000 weights again per call: a million documents took an hour that way."""
+        return cdf.searchsorted(rng.random(size), side="right")
+
     originals = next(o for o in range(n * 10 // 11, n + 1) if o + -(-o // 11) >= n)  # one copy per 11 originals
     families: dict[str, list[str]] = {}
     folder.mkdir(parents=True, exist_ok=True)
     outs = [open(folder / f"part-{k:02d}.jsonl", "w", encoding="utf-8") for k in range(files)]  # noqa: SIM115
     written = 0
     for i in range(originals):
-        words = vocab[rng.choice(len(vocab), rng.integers(100, 500), p=weights)]
+        words = vocab[draw(rng.integers(100, 500))]
         doc_id = f"d{i:07d}"
         outs[i * files // originals].write(json.dumps({"id": doc_id, "text": " ".join(words) + "."}) + "\n")
         written += 1
@@ -61,7 +69,7 @@ def make_corpus(folder: Path, n: int, files: int = 8, seed: int = 0) -> dict[str
             rate = RATES[(i // 11) % len(RATES)]
             copy = words.copy()
             edits = rng.random(len(copy)) < rate
-            copy[edits] = vocab[rng.choice(len(vocab), int(edits.sum()), p=weights)]
+            copy[edits] = vocab[draw(int(edits.sum()))]
             copy_id = f"{doc_id}-c{int(rate * 100):02d}"
             other_file = outs[(i * files // originals + files // 2) % files]  # copies land in another file
             other_file.write(json.dumps({"id": copy_id, "text": " ".join(copy) + "."}) + "\n")
