@@ -1,12 +1,15 @@
-"""Peak memory, CPU time and phase shares of ``fusionforge dedupe`` as the corpus grows (the issue's 200k figure).
+"""Peak memory, CPU time and phase shares of ``fusionforge dedupe`` (or ``pack``) as the corpus grows.
 
 For each size, the corpus of ``bench/dedupe.py`` is sharded, then ``fusionforge dedupe --only text``
-runs as its own process (Ray on 2 CPUs, then in-process) while a watcher samples the resident
-memory of that process (the driver) and of all its descendants (Ray's GCS, raylet and workers;
-shared object-store pages are counted in every process that maps them, so the sum overstates) and
-their CPU time; the report's phase timings give each phase's share of the wall time.
+(and/or ``fusionforge pack --seq-len 2048``, ``--steps``) runs as its own process on each
+executor (Ray on 2 CPUs, in-process) while a watcher samples, every 0.2 s, the resident memory of
+that process (the driver) and of all its descendants (Ray's GCS, raylet and workers; shared
+object-store pages are counted in every process that maps them, so the sum overstates), the size
+of Ray's object store (the pages of the raylet's plasma file in /dev/shm, counted once) and their
+CPU time; dedupe's report gives each phase's share of the wall time.
 
     python bench/dedupe_memory.py --docs 100000 200000
+    python bench/dedupe_memory.py --docs 200000 1000000 --steps dedupe pack --executors ray
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Watched:
     total_mb: float
     cpu_s: float
     stdout: str
+    object_store_mb: float = 0.0
 
 
 def watch(command: list[str]) -> Watched:
@@ -46,14 +50,14 @@ def watch(command: list[str]) -> Watched:
     Memory: the peak of the command (the driver) and of it plus every descendant (Ray's GCS, raylet,
     workers). CPU: the command and the children it waited for (``os.times``), plus the last sample
     of every other descendant (Ray's daemons are not waited for; at most 0.2 s of each one's end is
-    missed).
+    missed). Object store: the peak of the bytes the raylet's plasma file holds (``plasma_bytes``).
     """
     import psutil
 
     started = time.perf_counter()
     before = os.times()
     process = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peaks = [0, 0]
+    peaks = [0, 0, 0]
     cpu: dict[int, float] = {}
     done = threading.Event()
 
@@ -67,6 +71,8 @@ def watch(command: list[str]) -> Watched:
                 for child in children:
                     times = child.cpu_times()
                     cpu[child.pid] = times.user + times.system
+                    if child.name() == "raylet":
+                        peaks[2] = max(peaks[2], plasma_bytes(child.pid))
             except psutil.Error:
                 pass
             done.wait(0.2)
@@ -81,7 +87,28 @@ def watch(command: list[str]) -> Watched:
         raise RuntimeError(f"{' '.join(command)} failed: {stderr.decode(errors='replace')[-2000:]}")
     after = os.times()
     waited = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    return Watched(seconds, peaks[0] / 2**20, peaks[1] / 2**20, waited + sum(cpu.values()), stdout.decode())
+    mb = [peak / 2**20 for peak in peaks]
+    return Watched(seconds, mb[0], mb[1], waited + sum(cpu.values()), stdout.decode(), mb[2])
+
+
+def plasma_bytes(raylet_pid: int) -> int:
+    """Bytes in use in Ray's object store: the blocks of the (deleted) /dev/shm plasma file the raylet maps.
+
+    The file is sized to the store's capacity but tmpfs allocates its pages only when written, so its
+    block count is what stored objects have occupied, counted once however many processes map it
+    (pages stay allocated when objects are freed: it reads the store's high-water mark; checked:
+    ``ray.put`` of 100 MB adds 100 MB).
+    """
+    try:
+        with open(f"/proc/{raylet_pid}/maps", encoding="utf-8") as maps:
+            ranges = [line.split()[0] for line in maps if "/plasma" in line]
+        sizes = {}
+        for address in ranges:
+            info = os.stat(f"/proc/{raylet_pid}/map_files/{address}")
+            sizes[info.st_ino] = info.st_blocks * 512
+        return sum(sizes.values())
+    except OSError:  # the raylet ended between the listing and the reading
+        return 0
 
 
 def _rss(process) -> int:
@@ -96,15 +123,19 @@ def _rss(process) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, nargs="+", default=[100_000, 200_000])
+    parser.add_argument("--steps", nargs="+", choices=("dedupe", "pack"), default=["dedupe"])
+    parser.add_argument("--executors", nargs="+", choices=("ray", "local"), default=["ray", "local"])
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     cli = [sys.executable, "-m", "fusionforge.cli"]
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}")
     print(
-        "| documents | executor | seconds (incl. Ray start) | CPU s (all processes) | driver peak MB "
-        "| driver + Ray processes peak MB | sketch / group+verify / resolve / write, share of the seconds |"
+        "| documents | step | executor | seconds (incl. Ray start) | CPU s (all processes) | driver peak MB "
+        "| driver + Ray processes peak MB | object store peak MB "
+        "| sketch / group+verify / resolve / write, share of the seconds |"
     )
-    print("| ---: | --- | ---: | ---: | ---: | ---: | --- |")
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for n in args.docs:
         work = Path(tempfile.mkdtemp(prefix="ff-bench-dedupe-mem-"))
         try:
@@ -127,32 +158,28 @@ def main() -> None:
                 capture_output=True,
                 timeout=3600,
             )
-            for executor in ("ray", "local"):
-                out = work / f"out-{executor}"
-                run = watch(
-                    [
-                        *cli,
-                        "dedupe",
-                        str(work / "in"),
-                        "-o",
-                        str(out),
-                        "--only",
-                        "text",
-                        "--executor",
-                        executor,
-                        "--num-cpus",
-                        "2",
-                        "--shard-count",
-                        "5000",
-                        "--json",
-                    ]
-                )
-                phases = json.loads(run.stdout)["dedupe"]["seconds"]
-                shares = " / ".join(f"{100 * phases[p] / run.seconds:.0f}%" for p in PHASES)
-                memory = f"{run.driver_mb:,.0f} | {run.total_mb:,.0f}"
-                print(f"| {n:,} | {executor} | {run.seconds:.1f} | {run.cpu_s:.1f} | {memory} | {shares} |", flush=True)
+            for step in args.steps:
+                for executor in args.executors:
+                    out = work / f"{step}-{executor}"
+                    run = watch([*cli, *step_args(step, work / "in", out), "--executor", executor, "--json"])
+                    shares = "-"
+                    if step == "dedupe":
+                        phases = json.loads(run.stdout)["dedupe"]["seconds"]
+                        shares = " / ".join(f"{100 * phases[p] / run.seconds:.0f}%" for p in PHASES)
+                    memory = f"{run.driver_mb:,.0f} | {run.total_mb:,.0f} | {run.object_store_mb:,.0f}"
+                    cells = f"{run.seconds:.1f} | {run.cpu_s:.1f} | {memory} | {shares}"
+                    print(f"| {n:,} | {step} | {executor} | {cells} |", flush=True)
+                    shutil.rmtree(out, ignore_errors=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+def step_args(step: str, source: Path, out: Path) -> list[str]:
+    """The step's command line (less the executor): text-only dedupe, or packing into 2,048-token sequences."""
+    if step == "pack":
+        return ["pack", str(source), "-o", str(out), "--seq-len", "2048", "--num-cpus", "2"]
+    return ["dedupe", str(source), "-o", str(out), "--only", "text", "--num-cpus", "2", "--shard-count", "5000"]
 
 
 if __name__ == "__main__":

@@ -69,19 +69,27 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per step, executor and size (the fastest counts)")
     parser.add_argument("--json-out", type=Path, default=None, help="also write the measurements here")
     parser.add_argument("--from-json", type=Path, default=None, help="fit the measurements of an earlier run")
+    parser.add_argument(
+        "--executors",
+        nargs="+",
+        choices=EXECUTORS,
+        default=list(EXECUTORS),
+        help="time only these (one alone: no fit; each step reads the previous step's output of the first)",
+    )
     args = parser.parse_args()
     cpus = os.cpu_count() or 1
     if args.from_json:
         rows = json.loads(args.from_json.read_text())
     else:
-        rows = measure_all(args.docs, args.repeat)
+        rows = measure_all(args.docs, args.repeat, tuple(args.executors))
         if args.json_out:
             args.json_out.write_text(json.dumps(rows, indent=1))
-    report_fit(rows, cpus)
+    if all(executor in row for row in rows for executor in EXECUTORS):
+        report_fit(rows, cpus)
 
 
-def measure_all(docs: list[int], repeat: int) -> list[dict]:
-    """Every step on both executors at each size; one row per size and step."""
+def measure_all(docs: list[int], repeat: int, executors: tuple[str, ...] = EXECUTORS) -> list[dict]:
+    """Every step on ``executors`` at each size; one row per size and step."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     rows = []
@@ -96,20 +104,20 @@ def measure_all(docs: list[int], repeat: int) -> list[dict]:
             for step in STEPS:
                 size = input_bytes(step, source)
                 result = {"docs": n, "step": step, "bytes": size}
-                for executor in EXECUTORS:
+                for executor in executors:
                     runs = []
                     for attempt in range(repeat):
                         out = work / f"{step}-{executor}-{attempt}"
                         run = watch(step_command(step, source, out, executor))
                         runs.append((run.seconds, run.cpu_s))
-                        if executor == "ray" or attempt:
+                        if executor != executors[0] or attempt:
                             shutil.rmtree(out)
                     result[executor] = min(runs)
                 rows.append(result)
-                (lw, lc), (rw, rc) = result["local"], result["ray"]
-                cells = f"{lw:.1f} ({lc:.1f}) | {rw:.1f} ({rc:.1f}) | {rw / lw:.2f}"
-                print(f"| {n:,} | {step} | {size / 1e6:,.1f} | {cells} |", flush=True)
-                source = work / f"{step}-local-0"
+                cells = [f"{result[e][0]:.1f} ({result[e][1]:.1f})" if e in result else "-" for e in EXECUTORS]
+                ratio = f"{result['ray'][0] / result['local'][0]:.2f}" if all(e in result for e in EXECUTORS) else "-"
+                print(f"| {n:,} | {step} | {size / 1e6:,.1f} | {' | '.join(cells)} | {ratio} |", flush=True)
+                source = work / f"{step}-{executors[0]}-0"
         finally:
             shutil.rmtree(work, ignore_errors=True)
     print(f"load average at end: {os.getloadavg()}")

@@ -1,7 +1,8 @@
 """The counting pass of ``pack``: records -> token counts -> pieces, written as one items part per partition.
 
-``PackItems`` (a stateful Ray stage: it holds the tokenizer) counts text and vision tokens, lays each
-record out and cuts it into pieces; the partition writer stores one row per piece in
+``PackItems`` (stateless for the executor: its tokenizer is built once per worker process by the
+executor's stage cache, so on Ray it runs inside each partition's task, no actor pool) counts text
+and vision tokens, lays each record out and cuts it into pieces; the partition writer stores one row per piece in
 ``_work/items/part-{partition}.parquet`` and returns what the planner needs to know without reading
 the parts again: tokens per source and kind, and token sums per hash bucket (for the mixture).
 """
@@ -80,7 +81,6 @@ class PackItems(Stage):
 
     name: ClassVar[str] = "mixers_pack_items_v1"
     resources: ClassVar[Resources] = Resources(batch_size=512)
-    stateful: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -1,19 +1,26 @@
-"""Executors: the same stages over the same partitions, on Ray Data or in this process.
+"""Executors: the same stages over the same partitions, in Ray tasks, on Ray Data or in this process.
 
 A job is ``Source`` (records split into partitions) -> stages -> a ``PartitionWriter`` called once
-per partition with that partition's rows in input order. The Ray executor reads partitions in
-tasks (``ray_reads.py``), applies each stage with ``map_batches(batch_format="pyarrow")`` (actor
-pools for stateful stages) and regroups rows by partition with ``groupby().map_groups()``; the
-in-process executor does the same in a loop. Because stages are row-wise and the writer sorts rows
-back into input order, both produce byte-identical outputs (a test holds them to that).
+per partition with that partition's rows in input order. The in-process executor does that in a
+loop (``process_partition``). On Ray, a job whose stages are all stateless and CPU-only (nearly
+every step) runs the same ``process_partition`` as one plain task per partition: read, the stages
+in slices, the writer, and only the small summary goes back; at most ``window`` tasks (twice the
+cluster's CPUs) are submitted at a time, so the driver holds a bounded number of references
+whatever the number of partitions, and rows never cross the object store. A job with a stateful
+(model-holding) or GPU stage runs on Ray Data instead: one read task per partition
+(``ray_reads.py``), ``map_batches(batch_format="pyarrow")`` per stage (actor pools for stateful
+stages) and ``groupby().map_groups()`` to hand each writer its partition's rows. Because stages are
+row-wise and the writer sorts rows back into input order, every path writes the same bytes (tests
+hold them to that).
 
 A Ray worker that dies (killed by its own data: a native crash, the OOM killer) is not retried
 forever, which is Ray Data's default: tasks get ``TASK_RETRIES`` retries, and actors are not
 restarted (Ray Data hands its actors their constructor arguments through the object store, and Ray
 prints an ERROR for every pool that may restart with them; the partition rerun below covers a dead
-actor as it covers a dead task). When a run still fails that way, the executor finds the partitions at fault by running
-halves of the unfinished ones again; a partition that fails alone has its records failed (``error``
-= ``worker_died: ...``, the stages skip failed rows) and written like any other, so the run ends
+actor as it covers a dead task). A partition task that still dies is known by its task; on Ray Data,
+whose run fails as a whole, the executor finds the partitions at fault by running halves of the
+unfinished ones again. A partition that fails alone has its records failed (``error`` =
+``worker_died: ...``, the stages skip failed rows) and written like any other, so the run ends
 with every other partition kept and one ledger row per record. (A stage that kills the process of
 the in-process executor ends that process: run such stages on Ray, or keep the hostile part in a
 subprocess, as the sandbox and the RFT verifier pool do.)
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -35,6 +43,7 @@ from fusionforge.pipelines.core.executor_choice import LOCAL, RAY
 from fusionforge.pipelines.core.progress import UNIT, Progress, quiet
 from fusionforge.pipelines.core.ray_env import TASK_RETRIES, init_ray, remote_args_allowed
 from fusionforge.pipelines.core.ray_reads import read_partitions
+from fusionforge.pipelines.core.ray_tasks import default_window, windowed
 from fusionforge.pipelines.core.source import PARTITION_COL, Source, in_order, tag_batches
 from fusionforge.pipelines.core.stage import Stage, StageSpec
 
@@ -63,17 +72,28 @@ class InProcessExecutor(Executor):
         built = [spec.build() for spec in stages]
         summaries = []
         for partition in source.partitions() if partitions is None else partitions:
-            batches = []
-            for batch in tag_batches(partition, source.read(partition)):
-                for stage, spec in zip(built, stages):
-                    batch = _apply_in_slices(stage, batch, spec.effective_resources.batch_size)
-                batches.append(batch)
-            if not batches:
-                continue
-            summary = writer(partition, in_order(pa.concat_tables(batches, promote_options="permissive")))
-            summaries.append(summary)
-            progress(UNIT, summary)
+            summary = process_partition(source, partition, stages, built, writer)
+            if summary is not None:
+                summaries.append(summary)
+                progress(UNIT, summary)
         return summaries
+
+
+def process_partition(
+    source: Source, partition: int, specs: Sequence[StageSpec], built: Sequence[Stage], writer: PartitionWriter
+) -> dict[str, Any] | None:
+    """Read one partition, apply the built stages batch by batch (in slices of each stage's batch size),
+    write it in input order; its summary, or None when the partition holds no rows."""
+    batches = []
+    for batch in tag_batches(partition, source.read(partition)):
+        for stage, spec in zip(built, specs):
+            batch = _apply_in_slices(stage, batch, spec.effective_resources.batch_size)
+        batches.append(batch)
+    if not batches:
+        return None
+    summary = writer(partition, in_order(pa.concat_tables(batches, promote_options="permissive")))
+    summary.setdefault("partition", partition)
+    return summary
 
 
 def _apply_in_slices(stage: Stage, batch: pa.Table, batch_size: int) -> pa.Table:
@@ -84,16 +104,52 @@ def _apply_in_slices(stage: Stage, batch: pa.Table, batch_size: int) -> pa.Table
 
 
 class RayExecutor(Executor):
-    """Ray Data: one read task per partition, map_batches per stage, map_groups per partition."""
+    """One Ray task per partition for jobs of stateless CPU stages; Ray Data (actor pools, GPUs) otherwise.
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+    ``window``: the most partition tasks submitted and not yet finished (default: twice the cluster's CPUs).
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, window: int | None = None) -> None:
         self.ray = init_ray(address=address, num_cpus=num_cpus)
+        self.window = window
 
     def run(self, source, stages, writer, partitions=None, progress=quiet):
         wanted = list(source.partitions() if partitions is None else partitions)
         done: dict[int, dict[str, Any]] = {}
-        self._run_isolating(source, list(stages), writer, wanted, progress, done)
+        if all(as_task(spec) for spec in stages):
+            self._run_tasks(source, list(stages), writer, wanted, progress, done)
+        else:
+            self._run_isolating(source, list(stages), writer, wanted, progress, done)
         return [done[p] for p in sorted(done)]
+
+    def _run_tasks(self, source, stages, writer, parts, progress: Progress, done) -> None:
+        """Each partition read, processed and written by one task, at most ``window`` of them submitted at
+        once (the driver holds that many references, not one per partition); summaries arrive as
+        partitions finish. A partition whose task died ``TASK_RETRIES + 1`` times is written through
+        ``FailedPartition`` by a task of its own."""
+        ray = self.ray
+        cpus = max((spec.effective_resources.num_cpus for spec in stages), default=1.0)
+        task = ray.remote(_partition_task).options(num_cpus=cpus, max_retries=TASK_RETRIES)
+        job = ray.put((source, stages, writer))
+
+        def submit(item: tuple[int, str | None]) -> Any:
+            partition, failed = item
+            if failed is None:
+                return task.remote(job, partition)
+            return task.remote((FailedPartition(source, partition, failed), stages, writer), partition)
+
+        todo: deque[tuple[int, str | None]] = deque((p, None) for p in parts)  # (partition, why its records fail)
+        for (partition, failed), ref in windowed(ray, submit, todo, self.window or default_window(ray)):
+            try:
+                summary = ray.get(ref)
+            except Exception as exc:
+                if failed is not None or not worker_died(exc):
+                    raise
+                todo.append((partition, _died_reason(exc)))
+                continue
+            if summary is not None:
+                done[partition] = summary
+                progress(UNIT, summary)
 
     def _run_isolating(self, source, stages, writer, parts, progress: Progress, done) -> None:
         """Run ``parts``; if a worker death ends the run, run the unfinished halves again, down to one partition."""
@@ -108,10 +164,7 @@ class RayExecutor(Executor):
                 self._run_isolating(source, stages, writer, left[:half], progress, done)
                 self._run_isolating(source, stages, writer, left[half:], progress, done)
             elif left:
-                reason = (
-                    f"worker_died: the worker processing this partition died {TASK_RETRIES + 1} times "
-                    f"({type(exc).__name__}); its records were not processed"
-                )
+                reason = _died_reason(exc)
                 self._run_once(FailedPartition(source, left[0], reason), stages, writer, left, progress, done)
 
     def _run_once(self, source, stages, writer, parts, progress: Progress, done) -> None:
@@ -183,6 +236,23 @@ def _built(spec: StageSpec) -> Stage:
 
 def _apply_stateless(batch: pa.Table, spec: StageSpec) -> pa.Table:
     return _built(spec)(batch)
+
+
+def as_task(spec: StageSpec) -> bool:
+    """Whether a stage can run inside a plain partition task: stateless (no actor pool) and CPU-only."""
+    return not spec.stage.stateful and not spec.effective_resources.num_gpus
+
+
+def _partition_task(job: tuple[Source, list[StageSpec], PartitionWriter], partition: int) -> dict[str, Any] | None:
+    source, specs, writer = job
+    return process_partition(source, partition, specs, [_built(spec) for spec in specs], writer)
+
+
+def _died_reason(exc: BaseException) -> str:
+    return (
+        f"worker_died: the worker processing this partition died {TASK_RETRIES + 1} times "
+        f"({type(exc).__name__}); its records were not processed"
+    )
 
 
 def _write_group(group: pa.Table, writer: PartitionWriter) -> pa.Table:

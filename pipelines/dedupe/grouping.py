@@ -1,16 +1,18 @@
 """The global phase: group band rows by bucket (a shuffle), then verify candidate pairs into edges.
 
-Band rows are spread over ``parts`` shuffle partitions by a hash of their bucket key and grouped
-with Ray Data (``groupby(part).map_groups``); inside a partition, rows are sorted, so the pairs do
-not depend on the order blocks arrive in. Pairs are then verified by ``map_batches`` tasks that
-read the signatures and hashes they need from the memory-mapped sketch files. The in-process
-engine runs the same two functions in a loop and gives the same edges.
+Band rows are spread over ``parts`` shuffle partitions by a hash of their bucket key. On Ray, one
+task per band file writes its rows split by partition (a row group each) and one task per
+partition reads its row groups back, so the shuffle goes through files, never through the object
+store; inside a partition, rows are sorted, so the pairs do not depend on the order files are read
+in. The pairs of a partition are verified in the same task, reading the signatures and hashes they
+need from the memory-mapped sketch files. The in-process engine runs the same functions in a loop
+and gives the same edges.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +27,13 @@ from fusionforge.filters.dedup.lsh import EXACT_BAND, bucket_pairs, unique_pairs
 from fusionforge.filters.dedup.minhash import exact_jaccard, fmix64
 from fusionforge.filters.dedup.verify import verify_text_pairs
 from fusionforge.filters.dedup.video_hash import sequence_similarity
-from fusionforge.pipelines.core.io import write_json_atomic
-from fusionforge.pipelines.core.ray_env import TASK_RETRIES, remote_args_allowed
-from fusionforge.pipelines.core.ray_reads import read_partitions
-from fusionforge.pipelines.core.source import ORDER_COL, PARTITION_COL, Source
+from fusionforge.pipelines.core.io import atomic_path, write_json_atomic
+from fusionforge.pipelines.core.ray_env import TASK_RETRIES
+from fusionforge.pipelines.core.ray_tasks import default_window, windowed
 from fusionforge.pipelines.dedupe.store import IMAGE, SPACES, TEXT, VIDEO, SketchReader
 
 PART = "part"
+SPLIT_DIR = "bands-split"  # band files split by shuffle partition (Ray only), under the sketch store
 HAMMING_COSTS = "hamming-costs"
 PAIR_SCHEMA = pa.schema(
     [("space", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("exact", pa.bool_()), ("distance", pa.int64())]
@@ -46,22 +48,8 @@ def shuffle_parts(band_rows: int, rows_per_part: int) -> int:
     return max(1, -(-band_rows // max(1, rows_per_part)))
 
 
-class BandSource(Source):
-    """The band files of the sketch phase, one partition per file (read by ``ray_reads.read_partitions``)."""
-
-    def __init__(self, files: list[str]) -> None:
-        self.files = list(files)
-
-    def partitions(self) -> list[int]:
-        return list(range(len(self.files)))
-
-    def read(self, partition: int) -> Iterator[pa.Table]:
-        yield pq.read_table(self.files[partition])
-
-
 def add_part(batch: pa.Table, parts: int) -> pa.Table:
-    """The shuffle partition of each band row (a hash of its bucket key), replacing read bookkeeping columns."""
-    batch = batch.select([c for c in batch.column_names if c not in (PARTITION_COL, ORDER_COL)])
+    """The shuffle partition of each band row (a hash of its bucket key), as a column."""
     key = batch.column("key").to_numpy()
     part = (fmix64(key ^ np.uint64(0x5BD1E995)) % np.uint64(parts)).astype(np.int32)
     return batch.append_column(PART, pa.array(part))
@@ -196,15 +184,52 @@ def edges_in_process(band_files: list[str], parts: int, params: dict[str, Any]) 
 
 
 def edges_on_ray(ray: Any, band_files: list[str], parts: int, params: dict[str, Any]) -> pa.Table:
-    """The global phase on Ray Data: read band files, shuffle by partition, reduce, verify."""
-    source = BandSource(band_files)
-    ds = read_partitions(ray, source, source.partitions())
-    bounded = {"batch_format": "pyarrow", "max_retries": TASK_RETRIES}  # not Ray Data's endless retries
-    with remote_args_allowed():
-        ds = ds.map_batches(add_part, fn_kwargs={"parts": parts}, **bounded)
-        ds = ds.groupby(PART).map_groups(reduce_part, fn_kwargs={"params": params}, **bounded)
-        ds = ds.map_batches(verify_pairs, fn_kwargs={"params": params}, batch_size=65536, **bounded)
-    return collect_edges(list(ds.iter_batches(batch_format="pyarrow", batch_size=None)))
+    """The global phase on plain Ray tasks, shuffling through files rather than the object store.
+
+    Map: one task per band file writes its rows sorted by shuffle partition, one row group per
+    partition, and returns which row group holds which partition. Reduce: one task per shuffle
+    partition reads its row group of every split file, reduces and verifies, and returns the edges
+    (few). Both run at most ``default_window`` tasks at once, so neither the driver nor the object
+    store holds more than a window's results, whatever the corpus.
+    """
+    split_dir = Path(params["store"]) / SPLIT_DIR
+    split_dir.mkdir(parents=True, exist_ok=True)
+    window = default_window(ray)
+    split = ray.remote(split_band_file).options(max_retries=TASK_RETRIES)
+    splits = [str(split_dir / Path(path).name) for path in band_files]
+    groups: dict[str, dict[int, int]] = {}
+    todo = deque(zip(band_files, splits))
+    for (_, into), ref in windowed(ray, lambda job: split.remote(*job, parts), todo, window):
+        groups[into] = ray.get(ref)
+    reduce = ray.remote(edges_of_part).options(max_retries=TASK_RETRIES)
+    parts_todo = deque(
+        (part, [(path, row_groups[part]) for path, row_groups in groups.items() if part in row_groups])
+        for part in range(parts)
+    )
+    edges = [ray.get(ref) for _, ref in windowed(ray, lambda job: reduce.remote(*job, params), parts_todo, window)]
+    return collect_edges(edges)
+
+
+def split_band_file(path: str, into: str, parts: int) -> dict[int, int]:
+    """Write ``path``'s band rows to ``into`` sorted by shuffle partition, one row group per partition
+    that has rows; return ``{partition: row group}``."""
+    rows = add_part(pq.read_table(path), parts)
+    rows = rows.take(pc.sort_indices(rows, [(PART, "ascending")]))
+    part = rows.column(PART).to_numpy()
+    starts = np.flatnonzero(np.r_[True, part[1:] != part[:-1]]) if len(part) else np.empty(0, np.int64)
+    ends = np.r_[starts[1:], len(part)]
+    with atomic_path(Path(into)) as tmp, pq.ParquetWriter(tmp, rows.schema) as writer:
+        for start, end in zip(starts, ends):
+            writer.write_table(rows.slice(int(start), int(end - start)), row_group_size=int(end - start))
+    return {int(part[start]): group for group, start in enumerate(starts)}
+
+
+def edges_of_part(part: int, pieces: list[tuple[str, int]], params: dict[str, Any]) -> pa.Table:
+    """The verified edges of one shuffle partition, from its row group of each split band file."""
+    tables = [pq.ParquetFile(path).read_row_group(group) for path, group in pieces]
+    if not tables:
+        return EDGE_SCHEMA.empty_table()
+    return verify_pairs(reduce_part(pa.concat_tables(tables), params), params)
 
 
 def collect_edges(tables: list[pa.Table]) -> pa.Table:

@@ -1,5 +1,7 @@
+import json
 import os
 import signal
+import time
 import uuid
 
 import pyarrow as pa
@@ -85,16 +87,22 @@ def test_in_process_executor_applies_stages_in_order():
     assert [r["x"] for r in store[2]] == list(range(200, 239))
 
 
+def file_writer_in(folder):
+    """A writer for Ray, which runs it in workers: each partition's rows (and the writer's process) go to disk."""
+
+    def writer(partition, table):
+        rows = [{**row, "writer_pid": os.getpid()} for row in table.to_pylist()]
+        (folder / f"{partition}.json").write_text(json.dumps(rows))
+        return {"partition": partition, "rows": table.num_rows}
+
+    return writer
+
+
 @pytest.mark.ray
 def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_path, capfd):
-    import json
-
     expected = {}
     InProcessExecutor().run(NumberSource(), STAGES, collect(expected))
-
-    def file_writer(partition, table):  # Ray runs the writer in workers: write to disk, not to a dict
-        (tmp_path / f"{partition}.json").write_text(json.dumps(table.to_pylist()))
-        return {"partition": partition, "rows": table.num_rows}
+    file_writer = file_writer_in(tmp_path)
 
     progress = []
     summaries = RayExecutor().run(
@@ -109,7 +117,7 @@ def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_pat
     rows = []
     for partition in (0, 2):
         written = json.loads((tmp_path / f"{partition}.json").read_text())
-        assert [{k: v for k, v in r.items() if k not in STAMPS} for r in written] == [
+        assert [{k: v for k, v in r.items() if k not in [*STAMPS, "writer_pid"]} for r in written] == [
             {k: v for k, v in r.items() if k not in STAMPS} for r in expected[partition]
         ]
         rows += written
@@ -126,6 +134,8 @@ def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_pat
         assert built_in == ran_in  # ...the one that built it
     batches = sorted(n for stamps in instances.values() for _, _, n in stamps)
     assert len(batches) >= 76 // 7 and max(batches) > 1
+    # a job with a stateful stage goes through Ray Data: the actors are not the processes that write
+    assert not {row["writer_pid"] for row in rows} & {row["pid"] for row in rows}
     # the pool's parameters are not constructor arguments in the object store: Ray prints no ERROR about them
     assert "constructor arguments in the object store" not in capfd.readouterr().err
 
@@ -175,8 +185,6 @@ class DiesOnPoisonInActor(DiesOnPoison):
 @pytest.mark.ray
 @pytest.mark.parametrize("stage", [DiesOnPoison, DiesOnPoisonInActor])
 def test_a_partition_whose_worker_keeps_dying_fails_its_records_and_the_run_ends(ray_session, stage, tmp_path):
-    import json
-
     def file_writer(partition, table):  # Ray runs the writer in workers: write to disk, not to a dict
         (tmp_path / f"{partition}.json").write_text(json.dumps(table.to_pylist()))
         return {"partition": partition, "rows": table.num_rows}
@@ -202,3 +210,69 @@ def test_a_partition_whose_worker_keeps_dying_fails_its_records_and_the_run_ends
     )
     ledger = ledger_rows(written, "test").to_pylist()
     assert [(row["status"], row["reason"]) for row in ledger] == [("failed", reason)] * 5 + [("kept", None)] * 10
+
+
+class StampProcess(Stage):
+    """Stateless: stamps each row with the process that ran the stage and when its batch started, then
+    takes ``pause`` seconds (a stand-in for real work, so that tasks running at once overlap in time)."""
+
+    name = "test_stamp_process_v1"
+
+    def __init__(self, pause: float = 0.0) -> None:
+        self.pause = pause
+
+    def __call__(self, batch):
+        n, started = batch.num_rows, time.time()
+        time.sleep(self.pause)
+        batch = batch.append_column("stage_pid", pa.array([os.getpid()] * n))
+        return batch.append_column("started", pa.array([started] * n))
+
+
+class ManySource(NumberSource):
+    def partitions(self):
+        return list(range(4))
+
+
+@pytest.mark.ray
+def test_a_job_of_stateless_stages_runs_each_partition_in_one_task(ray_session, tmp_path):
+    expected = {}
+    stages = [StageSpec(Square), StageSpec(StampProcess)]
+    InProcessExecutor().run(NumberSource(), stages, collect(expected))
+    progress = []
+    summaries = RayExecutor().run(
+        NumberSource(), stages, file_writer_in(tmp_path), progress=lambda e, d: progress.append((e, d["partition"]))
+    )
+    assert [(s["partition"], s["rows"]) for s in summaries] == [(0, 37), (1, 38), (2, 39)]
+    assert sorted(progress) == [(UNIT, 0), (UNIT, 1), (UNIT, 2)]
+    for partition in range(3):
+        written = json.loads((tmp_path / f"{partition}.json").read_text())
+        assert [(r["x"], r["y"]) for r in written] == [(r["x"], r["y"]) for r in expected[partition]]
+        # read, stages and writer of a partition in one worker process (not this driver): rows never
+        # travelled between processes
+        assert len({(r["stage_pid"], r["writer_pid"]) for r in written}) == 1
+        assert written[0]["stage_pid"] == written[0]["writer_pid"] != os.getpid()
+
+
+def most_at_once(folder) -> int:
+    """The most partitions whose work (first stage start to the writer's end) overlapped in time."""
+    spans = []
+    for path in folder.glob("*.json"):
+        rows = json.loads(path.read_text())
+        spans.append((min(r["started"] for r in rows), path.stat().st_mtime))
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("window", [1, 2])
+def test_no_more_partition_tasks_are_out_than_the_window(ray_session, tmp_path, window):
+    stages = [StageSpec(Square), StageSpec(StampProcess, {"pause": 0.2}, Resources(batch_size=100))]
+    summaries = RayExecutor(window=window).run(ManySource(), stages, file_writer_in(tmp_path))
+    assert [s["partition"] for s in summaries] == list(range(4))
+    # Ray has 2 CPUs here: with a window of 1 the partitions run one after the other although a
+    # second CPU is free; with 2 (the default would be 4), two run at once
+    assert most_at_once(tmp_path) == window
