@@ -127,12 +127,14 @@ def _count(planted: Planted, fault: str, add: int = 1) -> None:
 
 
 def _images(rng: np.random.Generator, count: int, side: int) -> list[bytes]:
-    """``count`` small JPEGs of one size: random colour gradients with noise (distinct per draw), made in one go."""
-    y, x = np.mgrid[0:side, 0:side].astype(np.int16)
-    slopes = rng.integers(-3, 4, (count, 2, 1, 1), dtype=np.int16)
-    colours = rng.integers(0, 256, (count, 1, 1, 3), dtype=np.int16)
-    pixels = (x * slopes[:, 0] + y * slopes[:, 1])[..., None] + colours
-    pixels += rng.integers(-20, 20, (count, side, side, 3), dtype=np.int16)
+    """``count`` small JPEGs of one size, made in one go: a random 8x8 grid of colours blown up, plus noise.
+
+    Random coarse blocks give random low frequencies, so perceptual hashes differ between draws (smooth
+    gradients would not: their hashes collide and dedupe would see thousands of near copies).
+    """
+    grid = rng.integers(0, 256, (count, 8, 8, 3), dtype=np.int16)
+    cells = np.arange(side) * 8 // side
+    pixels = grid[:, cells][:, :, cells] + rng.integers(-12, 12, (count, side, side, 3), dtype=np.int16)
     pixels = np.clip(pixels, 0, 255).astype(np.uint8)
     out = []
     for image in pixels:
