@@ -39,8 +39,8 @@ def test_the_soak_runs_every_step_kills_resumes_and_matches(soaked):
     shard = summary["first"]["steps"][0]
     assert shard["records_in"] == summary["records"] == 2000
     faults = summary["faults"]
-    planted_failures = faults["malformed_json"] + faults["missing_text"] + faults["undecodable_image"]
-    assert summary["ledger"]["shard"]["failed"] == planted_failures + faults.get("missing_file", 0)
+    unreadable = ("malformed_json", "missing_text", "undecodable_image", "missing_file", "truncated_video")
+    assert summary["ledger"]["shard"]["failed"] == sum(faults.get(name, 0) for name in unreadable)
     assert summary["ledger"]["dedupe"]["dropped"] >= faults["text_exact_copy"]  # near copies may differ too much
     assert summary["ledger"]["filter"]["dropped"] >= faults["small_image"]
     assert summary["kill"]["step"] in {"shard", "dedupe", "filter", "pack"}
