@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,8 +55,18 @@ def split(records: int) -> dict[str, int]:
 
 
 def make_soak_corpus(root: Path, records: int, seed: int = 0) -> tuple[dict[str, str], Planted]:
-    """Write the corpus under ``root``; return ``{source: path}`` for ``shard`` and what was planted."""
-    root.mkdir(parents=True, exist_ok=True)
+    """Write the corpus under ``root``; return ``{source: path}`` for ``shard`` and what was planted.
+
+    A corpus already written there for the same size and seed (its ``planted.json`` says so) is reused:
+    at a million records writing it takes minutes.
+    """
+    done = root / "planted.json"
+    if done.exists():
+        saved = json.loads(done.read_text())
+        if (saved["records"], saved["seed"]) == (records, seed):
+            return saved["sources"], Planted(saved["counts"], saved["faults"])
+    shutil.rmtree(root, ignore_errors=True)  # no file of another size or a cut-short run stays among the inputs
+    root.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     vocab = np.array([_word(i) for i in range(20_000)])
     weights = 1.0 / np.arange(1, len(vocab) + 1) ** 1.05
@@ -66,7 +77,10 @@ def make_soak_corpus(root: Path, records: int, seed: int = 0) -> tuple[dict[str,
     pairs = _pairs(root / "pairs", sizes["pairs"], rng, vocab, planted)
     docs = _interleaved(root / "docs", sizes["interleaved"], rng, vocab, weights, planted)
     clips = _videos(root / "clips", sizes["videos"], planted)
-    return {"text": str(text), "pairs": str(pairs), "docs": str(docs), "clips": str(clips)}, planted
+    sources = {"text": str(text), "pairs": str(pairs), "docs": str(docs), "clips": str(clips)}
+    record = {"records": records, "seed": seed, "sources": sources, "counts": planted.counts, "faults": planted.faults}
+    done.write_text(json.dumps(record))  # last: a corpus cut short is written again
+    return sources, planted
 
 
 def _documents(rng: np.random.Generator, vocab: np.ndarray, weights: np.ndarray, count: int, lo: int, hi: int):
