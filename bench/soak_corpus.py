@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from fusionforge.pipelines.demo_corpus import make_video
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dedupe import _word  # noqa: E402  (bench/dedupe.py's made-up words)
 
 STOP = "the of and to in a is that for it as with was on be by at this have from".split()
 PER_FILE = 50_000  # records per JSONL file / tar / Parquet file, so the corpus has many partitions
@@ -248,13 +252,3 @@ def _videos(folder: Path, n: int, planted: Planted) -> Path:
         (folder / f"v{i:05d}.mp4").write_bytes(data)
         (folder / f"v{i:05d}.txt").write_text(f"test pattern clip {i}")
     return folder
-
-
-def _word(index: int) -> str:
-    """A distinct pronounceable word per index (consonant-vowel syllables)."""
-    consonants, vowels = "bcdfghjklmnprstvz", "aeiou"
-    word, index = "", index + 85
-    while index:
-        index, syllable = divmod(index, len(consonants) * len(vowels))
-        word += consonants[syllable // len(vowels)] + vowels[syllable % len(vowels)]
-    return word

@@ -24,12 +24,19 @@ from soak_corpus import make_soak_corpus  # noqa: E402
 
 
 def measure(
-    records: int, work: Path, seed: int, partition_mb: float, shard: Path | None, baseline: str | None
+    records: int,
+    work: Path,
+    seed: int,
+    partition_mb: float,
+    steps: list[str],
+    shard: Path | None = None,
+    baseline: str | None = None,
 ) -> dict[str, tuple[float, float, float]]:
     """``{step: (seconds, CPU seconds, peak MB)}`` of shard, dedupe and pack over ``records`` records.
 
     ``shard``: an existing shard output of the same corpus (e.g. the soak's) instead of sharding again;
     ``baseline``: another Python (another install of fusionforge) that runs pack too, as "pack (baseline)".
+    Without dedupe in ``steps`` pack reads shard's output.
     """
     cli = [sys.executable, "-m", "fusionforge.cli"]
     local = ["--executor", "local", "--seed", "0"]
@@ -39,10 +46,12 @@ def measure(
         inputs = [f"{name}={path}" for name, path in sources.items()]
         commands["shard"] = [*cli, "shard", *inputs, "--shard-count", "10000", "--partition-mb", str(partition_mb)]
         shard = work / "shard"
-    commands["dedupe"] = [*cli, "dedupe", str(shard)]
-    pack = ["pack", str(work / "dedupe"), "--seq-len", "4096", "--vision-ratio", "0.1"]
-    commands["pack"] = [*cli, *pack]
-    if baseline:
+    if "dedupe" in steps:
+        commands["dedupe"] = [*cli, "dedupe", str(shard)]
+    pack = ["pack", str(work / "dedupe" if "dedupe" in steps else shard), "--seq-len", "4096", "--vision-ratio", "0.1"]
+    if "pack" in steps:
+        commands["pack"] = [*cli, *pack]
+    if baseline and "pack" in steps:
         commands["pack (baseline)"] = [baseline, "-m", "fusionforge.cli", *pack]
     costs = {}
     for step, command in commands.items():
@@ -65,6 +74,7 @@ def main() -> None:
     parser.add_argument("--partition-mb", type=float, default=32.0, help="shard's --partition-mb (memory per unit).")
     parser.add_argument("--shard", type=Path, default=None, help="Shard output to reuse at the largest size.")
     parser.add_argument("--baseline", default=None, help="Python of another install to run pack with too.")
+    parser.add_argument("--steps", nargs="+", choices=["dedupe", "pack"], default=["dedupe", "pack"])
     args = parser.parse_args()
     print("| records | step | seconds | CPU s | peak MB |\n| ---: | --- | ---: | ---: | ---: |", flush=True)
     results = {}
@@ -72,7 +82,7 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="ff-bench-step-mem-"))
         reuse = args.shard if records == max(args.records) else None
         try:
-            results[records] = measure(records, work, args.seed, args.partition_mb, reuse, args.baseline)
+            results[records] = measure(records, work, args.seed, args.partition_mb, args.steps, reuse, args.baseline)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     small, large = min(results), max(results)
