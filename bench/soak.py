@@ -9,7 +9,8 @@
    each later step's ledger has exactly the ids its input kept, every row's status has its reason
    (or none for kept), and generated = dropped + failed over all steps + kept by pack.
 3. Runs the recipe again into a fresh folder, kills it (SIGKILL to its process group) at a seeded
-   random point of the first run's wall time, runs it with ``--resume``, and compares every file
+   random point (a random step, once a random number of that step's units are marked done: a
+   point in time would miss when the load changes), runs it with ``--resume``, and compares every file
    of the two outputs: bytes, except report.json and config.yaml (compared without their timing and
    resume fields) and the resolved recipe (compared without ``--resume``).
 
@@ -87,14 +88,16 @@ class Watched:
 def run_recipe(
     command: list[str],
     log: Path,
-    kill: tuple[str, float] | None = None,
+    kill: tuple[str, Path, int] | None = None,
     timeout: float = 4 * 3600,
     interval: float = 0.2,
 ) -> Watched:
     """Run ``command`` in its own process group, sample its tree, and split the samples by step.
 
     The step that runs is read from the rule ``fusionforge run`` prints before each step. With
-    ``kill=(step, seconds)``, the whole group gets SIGKILL once that step has run that long.
+    ``kill=(step, markers, k)``, the whole group gets SIGKILL once that step runs and its folder
+    ``markers`` holds ``k`` completion markers (units of work: a kill lands between them and the
+    next unit's writes, whatever the machine's load does to the timings).
     """
     started = time.monotonic()
     process = subprocess.Popen(
@@ -125,7 +128,7 @@ def run_recipe(
             rss, cpu = _tree(tree)
             now = time.monotonic()
             samples.append((now, rss, cpu))
-            if kill and not killed and events and events[-1][1] == kill[0] and now >= events[-1][0] + kill[1]:
+            if kill and not killed and events and events[-1][1] == kill[0] and _count(kill[1]) >= kill[2]:
                 killed.append(kill[0])
                 os.killpg(process.pid, signal.SIGKILL)
             done.wait(interval)
@@ -148,6 +151,10 @@ def run_recipe(
     peak = max((s[1] for s in samples), default=0.0) / 2**20
     steps = _split(events, samples, ended)
     return Watched(process.returncode, ended - started, cpu, peak, steps, killed[0] if killed else None)
+
+
+def _count(folder: Path) -> int:
+    return sum(1 for _ in folder.glob("*.json")) if folder.is_dir() else 0
 
 
 def _tree(process: psutil.Process) -> tuple[float, float]:
@@ -341,12 +348,14 @@ def soak(args: argparse.Namespace, work: Path) -> int:
         return 0
 
     rng = random.Random(args.seed)
-    target = rng.choice([c for c in first.steps if c.step in WRITERS])
-    kill = (target.step, round(rng.uniform(0.1, 0.9) * target.wall_s, 1))
+    step = rng.choice(WRITERS)
+    units = _count(work / "out-1" / step / "_markers")
+    kill = (step, out / step / "_markers", rng.randrange(max(1, units)))
     killed = run_recipe(cli, work / "run-2.log", kill=kill, timeout=args.timeout)
     if killed.killed_in is None:
         raise SystemExit(f"the second run ended ({killed.returncode}) before the kill point {kill}")
-    print(f"second run killed (seed {args.seed}) {kill[1]} s into {kill[0]}, {killed.seconds:.1f} s in", flush=True)
+    point = f"in {step} after {kill[2]} of its {units} units"
+    print(f"second run killed (seed {args.seed}) {point}, {killed.seconds:.1f} s into the run", flush=True)
     resumed = run_recipe([*cli, "--resume"], work / "run-3.log", timeout=args.timeout)
     if resumed.returncode != 0:
         raise SystemExit(f"the resumed run failed ({resumed.returncode}); see {work / 'run-3.log'}")
@@ -357,7 +366,7 @@ def soak(args: argparse.Namespace, work: Path) -> int:
     differ = compare_outputs(work / "out-1", out)
     files = sum(1 for p in out.rglob("*") if p.is_file())
     print(f"outputs after kill + resume vs uninterrupted: {files} files, {len(differ)} differ {differ}", flush=True)
-    kill_report = {"step": kill[0], "after_s": kill[1], "run_s": killed.seconds}
+    kill_report = {"step": step, "after_units": kill[2], "units": units, "run_s": killed.seconds}
     _write_summary(args.json_out, planted, corpus_mb, load, first, fates, kill_report, resumed, files, differ)
     return 1 if differ else 0
 
