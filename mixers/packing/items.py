@@ -139,11 +139,12 @@ class Stream:
         self._fill(1)
         return self._buffered == 0
 
-    def drain(self) -> ItemBatch:
-        """Everything left, as one batch."""
-        parts = list(self._chunks)
-        self._chunks.clear()
-        self._buffered = 0
-        parts.extend(self._batches)
+    def rest(self) -> Iterator[ItemBatch]:
+        """Everything left, batch by batch (one input shard's pieces at a time): a pack's surplus can be most of
+        the corpus, and as one batch it held every left-over item's id and media at once."""
+        while self._chunks:
+            chunk = self._chunks.popleft()
+            self._buffered -= len(chunk)
+            yield chunk
+        yield from self._batches
         self._ended = True
-        return ItemBatch.concat(parts)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -165,10 +166,7 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
         surplus = run_windows(drawer, params, runner, sink)
 
     phase(progress, "writing the ledger")
-    left = ItemBatch.concat(list(surplus.values()))
-    untouched = np.flatnonzero(left.offset == 0)
-    keys = (left.column("partition")[untouched] << 32) | left.column("row")[untouched]
-    surplus_keys = np.sort(keys.astype(np.int64))
+    surplus_keys, surplus_items = untouched_surplus(surplus)
     ledger = write_ledger(out, partitions, plan, surplus_keys)
     summary = metrics.summary()
     report = {
@@ -186,7 +184,7 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
         "within_tolerance": tolerance_check(summary, cfg.ratio_tolerance),
         "rejected_oversize": sum(v for s in summaries for k, v in s["rejected"].items() if "oversize" in k),
         "resized_media": sum(s["resized"] for s in summaries),
-        "surplus_items": {k: len(v) for k, v in surplus.items()},
+        "surplus_items": surplus_items,
         "mixture": plan.report(summary["tokens_by_source"]),
         "warnings": list(plan.warnings),
         "text_tokens_method": _method(cfg),
@@ -202,6 +200,22 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
         report["energon"] = prepare_energon(out / "packed", workers=cfg.run.num_cpus or 2)
     report["seconds"] = round(time.monotonic() - started, 3)
     return finish_run(out, report, {**flat_config(cfg), "step": "pack"})
+
+
+def untouched_surplus(surplus: dict[str, Iterator[ItemBatch]]) -> tuple[np.ndarray, dict[str, int]]:
+    """Sorted ``partition << 32 | row`` of the surplus pieces no window touched, and the surplus items per kind.
+
+    Read batch by batch: only the 8-byte keys are kept, not the items (at a low vision ratio the surplus
+    is most of the text, and as one batch it grew the peak memory with the corpus).
+    """
+    keys, counts = [np.empty(0, np.int64)], {}
+    for kind, batches in surplus.items():
+        counts[kind] = 0
+        for batch in batches:
+            counts[kind] += len(batch)
+            untouched = np.flatnonzero(batch.offset == 0)
+            keys.append((batch.column("partition")[untouched] << 32) | batch.column("row")[untouched])
+    return np.sort(np.concatenate(keys).astype(np.int64)), counts
 
 
 def _method(cfg: PackConfig) -> str:

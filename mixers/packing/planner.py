@@ -11,7 +11,7 @@ and in-process runs give identical plans.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,8 +72,8 @@ class RayRunner:
 
 def run_windows(
     drawer: WindowDrawer, params: PlanParams, runner: InlineRunner | RayRunner, sink: Callable[[pa.Table], None]
-) -> dict[str, ItemBatch]:
-    """Draw, pack and sink every window; return what is left in the streams by kind.
+) -> dict[str, Iterator[ItemBatch]]:
+    """Draw, pack and sink every window; return what is left in the streams by kind, to be read batch by batch.
 
     ``sink`` gets the plan rows in order, a few windows at a time (the ``window`` column tells them apart).
     """
@@ -110,4 +110,4 @@ def run_windows(
     while inflight:
         finish()
     flush()
-    return {"vision": drawer.vision.drain(), "text": drawer.text.drain(), "long": drawer.long.drain()}
+    return {"vision": drawer.vision.rest(), "text": drawer.text.rest(), "long": drawer.long.rest()}

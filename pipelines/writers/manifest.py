@@ -21,6 +21,10 @@ from fusionforge.pipelines.writers.webdataset_writer import PARTS_DIR, REJECTED_
 
 MANIFEST = "manifest.parquet"
 LEDGER = "ledger.parquet"
+# Rows per row group of the merged files. A later step reads one input shard per unit of work and
+# Parquet decodes whole row groups: with one group per part (a partition, ~100k records at 1M) every
+# shard's read decoded its whole partition, text included, and pack's peak grew with the partitions.
+ROW_GROUP_ROWS = 4096
 
 
 def merge_parts(out_dir: str | Path, partitions: list[int]) -> dict[str, Any]:
@@ -93,7 +97,7 @@ def _concat(paths: list[Path], final: Path) -> int:
             for field in schema:
                 if field.name not in table.column_names:
                     table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
-            writer.write_table(table.select(schema.names).cast(schema))
+            writer.write_table(table.select(schema.names).cast(schema), row_group_size=ROW_GROUP_ROWS)
             rows += table.num_rows
     return rows
 

@@ -79,7 +79,8 @@ def plan(items, seq_len=512, window=16, ratio=0.1, cap=None, seed=0, runner=None
     """Plan rows split by window, and the surplus."""
     groups: list[pa.Table] = []
     drawer = make_drawer(items, seq_len, window, ratio)
-    surplus = run_windows(drawer, PlanParams(seq_len, window, cap, seed, lag), runner or InlineRunner(), groups.append)
+    left = run_windows(drawer, PlanParams(seq_len, window, cap, seed, lag), runner or InlineRunner(), groups.append)
+    surplus = {kind: ItemBatch.concat(list(batches)) for kind, batches in left.items()}
     rows = pa.concat_tables(groups)
     ids = rows.column("window").to_numpy()
     assert (np.diff(ids) >= 0).all() and len(groups) == -(-len(np.unique(ids)) // lag)
@@ -268,7 +269,7 @@ def test_stream_front_drop_and_push_back():
     stream.push_front(first.slice(9, 12))
     assert stream.front(5).meta.column("sample_id").to_pylist() == [i[3] for i in items[9:14]]
     stream.drop(5)
-    assert stream.drain().size.tolist() == [i[1] for i in items[14:]]
+    assert ItemBatch.concat(list(stream.rest())).size.tolist() == [i[1] for i in items[14:]]
     assert stream.exhausted and not len(stream.front(3))
 
 
