@@ -267,7 +267,7 @@ class _Memory:
         known, token = self.chunks, self.token
         hard = []
         for chunk in chunks:
-            if chunk.isalpha() and chunk.isascii() and chunk not in specials:  # simple_tokens' commonest case
+            if chunk.isalpha() and chunk not in specials:  # simple_tokens' commonest case
                 known[chunk] = (token(chunk),)
                 continue
             simple = simple_tokens(chunk, specials)
@@ -307,8 +307,9 @@ class _Memory:
 def simple_tokens(chunk: str, specials) -> list[str] | None:
     """spaCy's English tokens of a simple chunk, found without spaCy; None for any other chunk.
 
-    Simple: at most two opening marks ``( [ " ` ``, then a core, then at most two closing marks
-    ``, ; : ! ? ) ] } " ' ` `` and a last ".". The core is a word of ASCII letters, digits and inner
+    Simple: a word of letters of any script (``str.isalpha``: no English prefix, suffix or infix rule
+    cuts between letters), or at most two opening marks ``( [ " ` ``, then a core, then at most two
+    closing marks ``, ; : ! ? ) ] } " ' ` `` and a last ".". The core is a word of ASCII letters, digits and inner
     underscores that does not end in digits-then-letters ("10km": a unit), letters joined by hyphens,
     or a number (a sign, digits, dotted groups, an exponent: "-1.5e+10", "3.10.0"). spaCy's English
     prefix, suffix and URL rules cut no such core, its only infix rule that applies is the hyphen
@@ -317,7 +318,7 @@ def simple_tokens(chunk: str, specials) -> list[str] | None:
     special case (``Tokenizer.rules``: "cannot", "Mr.", "(:" ...) could apply to any part, the chunk
     is left to spaCy. ``tests/filters/text/test_reference_modes.py`` holds this to spaCy's own output.
     """
-    if chunk.isalpha() and chunk.isascii():  # the commonest case: one word, one token
+    if chunk.isalpha():  # the commonest case: one word of letters (any script), one token
         return None if chunk in specials else [chunk]
     match = SIMPLE_CHUNK.fullmatch(chunk)
     if match is None:

@@ -102,6 +102,19 @@ def test_simple_chunks_with_runs_of_marks_and_numbers_are_spacys_own_tokens():
     assert taken > 1500  # the rule takes most of them
 
 
+def test_a_word_of_letters_of_any_script_is_one_spacy_token():
+    # Letters (str.isalpha) sampled over every script up to U+2FFFF, alone, inside a word and at its edges.
+    import spacy
+
+    nlp = spacy.blank("en")
+    letters = [chr(c) for c in range(0x80, 0x30000, 7) if chr(c).isalpha()]
+    assert len(letters) > 15_000
+    for c in letters[::3]:
+        for word in (c, "a" + c + "b", c + "x", "ß" + c):
+            assert simple_tokens(word, nlp.tokenizer.rules) == [t.text for t in nlp.tokenizer(word)] == [word]
+    assert simple_tokens("cannot", nlp.tokenizer.rules) is None  # a special case stays spaCy's
+
+
 def test_the_suffix_search_on_a_word_s_tail_finds_what_spacy_finds_on_the_whole_word():
     import spacy
 
