@@ -5,8 +5,8 @@ task per band file writes its rows split by partition (a row group each) and one
 partition reads its row groups back, so the shuffle goes through files, never through the object
 store; inside a partition, rows are sorted, so the pairs do not depend on the order files are read
 in. The pairs of a partition are verified in the same task, reading the signatures and hashes they
-need from the memory-mapped sketch files. The in-process engine runs the same functions in a loop
-and gives the same edges.
+need from the memory-mapped sketch files. The in-process engine runs the same functions (split,
+then reduce) in a loop and gives the same edges.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from fusionforge.pipelines.core.ray_tasks import default_window, windowed
 from fusionforge.pipelines.dedupe.store import IMAGE, SPACES, TEXT, VIDEO, SketchReader
 
 PART = "part"
-SPLIT_DIR = "bands-split"  # band files split by shuffle partition (Ray only), under the sketch store
+SPLIT_DIR = "bands-split"  # band files split by shuffle partition, under the sketch store
 HAMMING_COSTS = "hamming-costs"
 PAIR_SCHEMA = pa.schema(
     [("space", pa.int8()), ("a", pa.int64()), ("b", pa.int64()), ("exact", pa.bool_()), ("distance", pa.int64())]
@@ -166,21 +166,14 @@ def text_similarity(
 
 
 def edges_in_process(band_files: list[str], parts: int, params: dict[str, Any]) -> pa.Table:
-    """The global phase in this process: the same partitions, reduce and verification as on Ray.
+    """The global phase in this process: the same split files, reduce and verification as on Ray, in a loop.
 
-    One shuffle partition is gathered at a time (each band file is read once per partition), so
-    memory stays bounded by ``rows_per_shuffle_partition`` as on Ray.
+    Each band file is read once and split by shuffle partition; then one partition at a time is
+    gathered from its row group of every split file, so memory stays bounded by
+    ``rows_per_shuffle_partition`` as on Ray.
     """
-    edges = []
-    for part in range(parts):
-        pieces = []
-        for path in band_files:
-            rows = add_part(pq.read_table(path), parts)
-            pieces.append(rows.filter(pc.equal(rows.column(PART), part)))
-        group = pa.concat_tables(pieces)
-        if group.num_rows:
-            edges.append(verify_pairs(reduce_part(group, params), params))
-    return collect_edges(edges)
+    groups = {into: split_band_file(path, into, parts) for path, into in split_targets(band_files, params)}
+    return collect_edges([edges_of_part(part, pieces, params) for part, pieces in part_pieces(groups, parts)])
 
 
 def edges_on_ray(ray: Any, band_files: list[str], parts: int, params: dict[str, Any]) -> pa.Table:
@@ -192,22 +185,31 @@ def edges_on_ray(ray: Any, band_files: list[str], parts: int, params: dict[str, 
     (few). Both run at most ``default_window`` tasks at once, so neither the driver nor the object
     store holds more than a window's results, whatever the corpus.
     """
-    split_dir = Path(params["store"]) / SPLIT_DIR
-    split_dir.mkdir(parents=True, exist_ok=True)
     window = default_window(ray)
     split = ray.remote(split_band_file).options(max_retries=TASK_RETRIES)
-    splits = [str(split_dir / Path(path).name) for path in band_files]
     groups: dict[str, dict[int, int]] = {}
-    todo = deque(zip(band_files, splits))
+    todo = deque(split_targets(band_files, params))
     for (_, into), ref in windowed(ray, lambda job: split.remote(*job, parts), todo, window):
         groups[into] = ray.get(ref)
     reduce = ray.remote(edges_of_part).options(max_retries=TASK_RETRIES)
-    parts_todo = deque(
-        (part, [(path, row_groups[part]) for path, row_groups in groups.items() if part in row_groups])
-        for part in range(parts)
-    )
+    parts_todo = deque(part_pieces(groups, parts))
     edges = [ray.get(ref) for _, ref in windowed(ray, lambda job: reduce.remote(*job, params), parts_todo, window)]
     return collect_edges(edges)
+
+
+def split_targets(band_files: list[str], params: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(band file, its split file)`` for each band file; split files go under the sketch store."""
+    split_dir = Path(params["store"]) / SPLIT_DIR
+    split_dir.mkdir(parents=True, exist_ok=True)
+    return [(path, str(split_dir / Path(path).name)) for path in band_files]
+
+
+def part_pieces(groups: dict[str, dict[int, int]], parts: int) -> list[tuple[int, list[tuple[str, int]]]]:
+    """For each shuffle partition, ``(split file, row group)`` of every split file that has rows of it."""
+    return [
+        (part, [(path, row_groups[part]) for path, row_groups in groups.items() if part in row_groups])
+        for part in range(parts)
+    ]
 
 
 def split_band_file(path: str, into: str, parts: int) -> dict[int, int]:
