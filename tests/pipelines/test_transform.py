@@ -1,4 +1,5 @@
 import hashlib
+import itertools
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -9,7 +10,7 @@ from fusionforge.pipelines.core.errors import ConfigError
 from fusionforge.pipelines.core.settings import RunSettings
 from fusionforge.pipelines.core.stage import ScoringStage, StageSpec
 from fusionforge.pipelines.shard import ShardConfig, run_shard
-from fusionforge.pipelines.transform import ManifestSource, TransformConfig, run_transform
+from fusionforge.pipelines.transform import ManifestSource, TransformConfig, run_transform, shard_runs
 
 
 class ShortCaption(ScoringStage):
@@ -71,6 +72,22 @@ def test_manifest_source_partitions_follow_input_shards(sharded):
     assert sum(counts) == pq.read_metadata(sharded / "manifest.parquet").num_rows
     with pytest.raises(ConfigError, match="manifest"):
         ManifestSource(sharded / "shards")
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 3, 7, 1000])
+def test_shard_runs_match_a_row_by_row_grouping_across_batch_and_row_group_edges(tmp_path, batch_rows):
+    values = ["a"] * 5 + ["b"] * 3 + ["c"] + ["d"] * 4 + ["e"] * 2
+    pq.write_table(pa.table({"shard": values, "x": range(len(values))}), tmp_path / "m.parquet", row_group_size=4)
+    expected_shards = [shard for shard, _ in itertools.groupby(values)]
+    starts = [0] + [i for i in range(1, len(values)) if values[i] != values[i - 1]]
+    expected_ranges = list(zip(starts, [*starts[1:], len(values)]))
+    assert shard_runs(tmp_path / "m.parquet", batch_rows) == (expected_shards, expected_ranges)
+
+
+def test_manifest_source_refuses_a_shard_whose_rows_are_split(tmp_path):
+    pq.write_table(pa.table({"shard": ["a", "a", "b", "a"]}), tmp_path / "manifest.parquet")
+    with pytest.raises(ConfigError, match="not contiguous"):
+        ManifestSource(tmp_path)
 
 
 @pytest.mark.ray
