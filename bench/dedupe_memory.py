@@ -10,6 +10,7 @@ CPU time; dedupe's report gives each phase's share of the wall time.
 
     python bench/dedupe_memory.py --docs 100000 200000
     python bench/dedupe_memory.py --docs 200000 1000000 --steps dedupe pack --executors ray
+    python bench/dedupe_memory.py --docs 200000 1000000 --work /tmp/dmem  # keeps the sharded corpora, reuses them
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, nargs="+", default=[100_000, 200_000])
     parser.add_argument("--steps", nargs="+", choices=("dedupe", "pack"), default=["dedupe"])
     parser.add_argument("--executors", nargs="+", choices=("ray", "local"), default=["ray", "local"])
+    parser.add_argument(
+        "--work", type=Path, default=None, help="Keep each size's corpus and shards under WORK/<docs> and reuse them."
+    )
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -137,27 +141,10 @@ def main() -> None:
     )
     print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for n in args.docs:
-        work = Path(tempfile.mkdtemp(prefix="ff-bench-dedupe-mem-"))
+        work = args.work / str(n) if args.work else Path(tempfile.mkdtemp(prefix="ff-bench-dedupe-mem-"))
         try:
-            make_corpus(work / "corpus", n)
-            subprocess.run(
-                [
-                    *cli,
-                    "shard",
-                    f"bench={work / 'corpus'}",
-                    "-o",
-                    str(work / "in"),
-                    "--shard-count",
-                    "5000",
-                    "--partition-mb",
-                    "16",
-                    "--executor",
-                    "local",
-                ],
-                check=True,
-                capture_output=True,
-                timeout=3600,
-            )
+            if not (work / "in" / "_SUCCESS").exists():
+                prepare_input(cli, work, n)
             for step in args.steps:
                 for executor in args.executors:
                     out = work / f"{step}-{executor}"
@@ -171,8 +158,32 @@ def main() -> None:
                     print(f"| {n:,} | {step} | {executor} | {cells} |", flush=True)
                     shutil.rmtree(out, ignore_errors=True)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if not args.work:
+                shutil.rmtree(work, ignore_errors=True)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+def prepare_input(cli: list[str], work: Path, n: int) -> None:
+    """``n`` documents of ``bench/dedupe.py``'s corpus, sharded in-process into ``work/in``."""
+    make_corpus(work / "corpus", n)
+    subprocess.run(
+        [
+            *cli,
+            "shard",
+            f"bench={work / 'corpus'}",
+            "-o",
+            str(work / "in"),
+            "--shard-count",
+            "5000",
+            "--partition-mb",
+            "16",
+            "--executor",
+            "local",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=3600,
+    )
 
 
 def step_args(step: str, source: Path, out: Path) -> list[str]:
