@@ -41,13 +41,14 @@ class Crossover:
         return self.extra_ray_s / gain * 1e9 if gain > 0 else math.inf
 
 
-# Measured by bench/executor_crossover.py on 2026-12-05 (2 CPUs, heavily shared: load 5-30), fitted on CPU
-# seconds; figures and caveats in bench/README.md. On 2 CPUs no step has a crossover: Ray needs more CPUs.
+# Measured by bench/executor_crossover.py on 2026-12-06 after Ray's partition tasks (issue 16, item 2), on 2
+# CPUs shared with other jobs (load 3-8), fitted on CPU seconds; figures and caveats in bench/README.md. On 2
+# CPUs Ray now pays back from 41-92 MB for shard, dedupe and pack; filter needs more than 2 CPUs.
 CROSSOVERS = {
-    "shard": Crossover(extra_ray_s=8.1, local_s_per_gb=234, ray_cpu_s_per_gb=784),
-    "dedupe": Crossover(extra_ray_s=5.5, local_s_per_gb=586, ray_cpu_s_per_gb=2849),
-    "filter": Crossover(extra_ray_s=13.9, local_s_per_gb=896, ray_cpu_s_per_gb=1806),
-    "pack": Crossover(extra_ray_s=13.3, local_s_per_gb=224, ray_cpu_s_per_gb=869),
+    "shard": Crossover(extra_ray_s=7.4, local_s_per_gb=207, ray_cpu_s_per_gb=254),
+    "dedupe": Crossover(extra_ray_s=9.0, local_s_per_gb=561, ray_cpu_s_per_gb=735),
+    "filter": Crossover(extra_ray_s=22.9, local_s_per_gb=1065, ray_cpu_s_per_gb=2557),
+    "pack": Crossover(extra_ray_s=8.3, local_s_per_gb=475, ray_cpu_s_per_gb=542),
 }
 # Steps not measured (sft build, synth-vision-proxy, audit) take shard's costs: each reads its records once.
 UNMEASURED = "shard"

@@ -52,7 +52,8 @@ def test_where_ray_never_pays_auto_stays_in_process_at_any_size(cpus):
 
 def test_fewer_cpus_given_raise_the_threshold(cpus):
     cpus(16)
-    size = int(CROSSOVERS["dedupe"].threshold_bytes(16) * 1.2)
+    costs = CROSSOVERS["dedupe"]
+    size = int((costs.threshold_bytes(16) + costs.threshold_bytes(8)) / 2)  # Ray on 16 CPUs, not on 8
     assert choose_executor("auto", None, "dedupe", size).chosen == "ray"
     assert choose_executor("auto", None, "dedupe", size, num_cpus=8).chosen == "local"
     assert choose_executor("auto", None, "dedupe", size, num_cpus=64).chosen == "ray"  # capped at the 16 there are
