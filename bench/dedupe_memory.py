@@ -148,6 +148,7 @@ def main() -> None:
             for step in args.steps:
                 for executor in args.executors:
                     out = work / f"{step}-{executor}"
+                    shutil.rmtree(out, ignore_errors=True)  # left by an interrupted run under --work
                     run = watch([*cli, *step_args(step, work / "in", out), "--executor", executor, "--json"])
                     shares = "-"
                     if step == "dedupe":
@@ -164,7 +165,9 @@ def main() -> None:
 
 
 def prepare_input(cli: list[str], work: Path, n: int) -> None:
-    """``n`` documents of ``bench/dedupe.py``'s corpus, sharded in-process into ``work/in``."""
+    """``n`` documents of ``bench/dedupe.py``'s corpus, sharded in-process into ``work/in`` (what an
+    interrupted preparation left is removed first)."""
+    shutil.rmtree(work / "in", ignore_errors=True)
     make_corpus(work / "corpus", n)
     subprocess.run(
         [

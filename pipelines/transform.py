@@ -111,11 +111,13 @@ def shard_runs(manifest: Path, batch_rows: int = 65_536) -> tuple[list[str], lis
         column, n = batch.column(0), batch.num_rows
         if n == 0:
             continue
+        if column.null_count:
+            raise ConfigError(f"{manifest}: {column.null_count} rows without a shard; was it written by fusionforge?")
         changed = pc.not_equal(column.slice(1), column.slice(0, n - 1)).to_numpy(zero_copy_only=False)
         starts = np.r_[0, np.flatnonzero(changed) + 1]
         stops = np.r_[starts[1:], n]
         for shard, start, stop in zip(column.take(pa.array(starts)).to_pylist(), starts.tolist(), stops.tolist()):
-            if shards and shards[-1] == shard and ranges[-1][1] == offset + start:
+            if start == 0 and shards and shards[-1] == shard:  # the previous batch's last run goes on
                 ranges[-1] = (ranges[-1][0], offset + stop)
             else:
                 shards.append(shard)

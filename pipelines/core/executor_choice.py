@@ -42,8 +42,9 @@ class Crossover:
 
 
 # Measured by bench/executor_crossover.py on 2026-12-06 after Ray's partition tasks (issue 16, item 2), on 2
-# CPUs shared with other jobs (load 3-8), fitted on CPU seconds; figures and caveats in bench/README.md. On 2
-# CPUs Ray now pays back from 41-92 MB for shard, dedupe and pack; filter needs more than 2 CPUs.
+# CPUs shared with other jobs (load 3-9), fitted on CPU seconds; figures and caveats in bench/README.md. On 2
+# idle CPUs Ray now pays back from 41-92 MB for shard, dedupe and pack; filter needs more than 2 CPUs. The fit
+# assumes Ray gets every CPU: on a busy machine it does not, and the run's wall times had Ray 1.2-3.8x slower.
 CROSSOVERS = {
     "shard": Crossover(extra_ray_s=7.4, local_s_per_gb=207, ray_cpu_s_per_gb=254),
     "dedupe": Crossover(extra_ray_s=9.0, local_s_per_gb=561, ray_cpu_s_per_gb=735),

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import resource
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -42,7 +43,13 @@ from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.dedupe.clusters import CLUSTERS, resolve, write_results
 from fusionforge.pipelines.dedupe.config import DedupeConfig
-from fusionforge.pipelines.dedupe.grouping import edges_in_process, edges_on_ray, hamming_costs, shuffle_parts
+from fusionforge.pipelines.dedupe.grouping import (
+    SPLIT_DIR,
+    edges_in_process,
+    edges_on_ray,
+    hamming_costs,
+    shuffle_parts,
+)
 from fusionforge.pipelines.dedupe.paragraphs import FREQUENT, count_paragraphs
 from fusionforge.pipelines.dedupe.store import STORE_DIR, SketchReader, file_path, write_sketches
 from fusionforge.pipelines.transform import ManifestSource, run_transform, transform_fingerprint
@@ -224,6 +231,7 @@ def _global_phase(cfg, source, partitions, starts, params, root, progress: Progr
         edges = edges_on_ray(executor.ray, band_files, parts, params)
     else:
         edges = edges_in_process(band_files, parts, params)
+    shutil.rmtree(root / SPLIT_DIR, ignore_errors=True)  # a second copy of every band row, for this phase only
     timings["group_verify"] = round(time.monotonic() - clock, 3)
     clock = time.monotonic()
     clusters, decisions, stats = resolve(edges, SketchReader(root, starts), partitions, cfg.keep, params)

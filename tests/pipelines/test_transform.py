@@ -84,9 +84,12 @@ def test_shard_runs_match_a_row_by_row_grouping_across_batch_and_row_group_edges
     assert shard_runs(tmp_path / "m.parquet", batch_rows) == (expected_shards, expected_ranges)
 
 
-def test_manifest_source_refuses_a_shard_whose_rows_are_split(tmp_path):
+def test_manifest_source_refuses_a_shard_whose_rows_are_split_or_missing(tmp_path):
     pq.write_table(pa.table({"shard": ["a", "a", "b", "a"]}), tmp_path / "manifest.parquet")
     with pytest.raises(ConfigError, match="not contiguous"):
+        ManifestSource(tmp_path)
+    pq.write_table(pa.table({"shard": ["a", None, "b"]}), tmp_path / "manifest.parquet")
+    with pytest.raises(ConfigError, match="1 rows without a shard"):
         ManifestSource(tmp_path)
 
 
