@@ -12,6 +12,7 @@ then reduce) in a loop and gives the same edges.
 from __future__ import annotations
 
 import json
+import shutil
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,17 @@ def text_similarity(
         params["recheck_margin"],
         exact if params["recheck_margin"] > 0 else None,
     )
+
+
+def verified_edges(ray: Any | None, band_files: list[str], parts: int, params: dict[str, Any]) -> pa.Table:
+    """The global phase's edges, on Ray when ``ray`` is given, else in this process; the split band
+    files (a second copy of every band row) are removed once the edges are in."""
+    if ray is not None:
+        edges = edges_on_ray(ray, band_files, parts, params)
+    else:
+        edges = edges_in_process(band_files, parts, params)
+    shutil.rmtree(Path(params["store"]) / SPLIT_DIR, ignore_errors=True)
+    return edges
 
 
 def edges_in_process(band_files: list[str], parts: int, params: dict[str, Any]) -> pa.Table:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import resource
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -43,13 +42,7 @@ from fusionforge.pipelines.core.source import Source
 from fusionforge.pipelines.core.stage import StageSpec
 from fusionforge.pipelines.dedupe.clusters import CLUSTERS, resolve, write_results
 from fusionforge.pipelines.dedupe.config import DedupeConfig
-from fusionforge.pipelines.dedupe.grouping import (
-    SPLIT_DIR,
-    edges_in_process,
-    edges_on_ray,
-    hamming_costs,
-    shuffle_parts,
-)
+from fusionforge.pipelines.dedupe.grouping import hamming_costs, shuffle_parts, verified_edges
 from fusionforge.pipelines.dedupe.paragraphs import FREQUENT, count_paragraphs
 from fusionforge.pipelines.dedupe.store import STORE_DIR, SketchReader, file_path, write_sketches
 from fusionforge.pipelines.transform import ManifestSource, run_transform, transform_fingerprint
@@ -227,11 +220,7 @@ def _global_phase(cfg, source, partitions, starts, params, root, progress: Progr
     band_rows = sum(s["band_rows"] for s in sketches)
     parts = shuffle_parts(band_rows, cfg.rows_per_shuffle_partition)
     band_files = [str(file_path(root, "bands", p, "parquet")) for p in partitions]
-    if cfg.run.executor == "ray":
-        edges = edges_on_ray(executor.ray, band_files, parts, params)
-    else:
-        edges = edges_in_process(band_files, parts, params)
-    shutil.rmtree(root / SPLIT_DIR, ignore_errors=True)  # a second copy of every band row, for this phase only
+    edges = verified_edges(executor.ray if cfg.run.executor == "ray" else None, band_files, parts, params)
     timings["group_verify"] = round(time.monotonic() - clock, 3)
     clock = time.monotonic()
     clusters, decisions, stats = resolve(edges, SketchReader(root, starts), partitions, cfg.keep, params)
