@@ -16,6 +16,13 @@
 
     python bench/soak.py --records 1000000 --work /tmp/soak --json-out soak.json
     python bench/soak.py --records 20000             # a quick check
+    python bench/soak.py --records 1000000 --work /tmp/soak --reuse-first   # kill + resume only
+
+``--reuse-first`` takes the uninterrupted run that an earlier ``--keep`` left in ``--work/out-1`` (the
+corpus is reused in any case) and runs only the kill and the resume: at a million records each run
+takes over an hour. That run may come from an earlier commit whose executor thresholds differed, so
+report.json's ``executor`` is then left out of the comparison and both choices are printed; every
+data file is still compared byte for byte.
 """
 
 from __future__ import annotations
@@ -252,8 +259,11 @@ def check_ledgers(out: Path, generated: int) -> dict[str, object]:
     return fates
 
 
-def compare_outputs(first: Path, second: Path) -> list[str]:
-    """Paths (relative) whose content differs between two output folders, beyond timing and resume fields."""
+def compare_outputs(first: Path, second: Path, ignore: tuple[str, ...] = ()) -> list[str]:
+    """Paths (relative) whose content differs between two output folders, beyond timing and resume fields.
+
+    ``ignore`` names more report.json keys to leave out (``--reuse-first``: the executor chosen).
+    """
     names = {p.relative_to(first) for p in first.rglob("*") if p.is_file()}
     names |= {p.relative_to(second) for p in second.rglob("*") if p.is_file()}
     differ = []
@@ -262,7 +272,7 @@ def compare_outputs(first: Path, second: Path) -> list[str]:
         if not (a.is_file() and b.is_file()):
             differ.append(f"{name} (only in {'first' if a.is_file() else 'second'})")
         elif name.suffix == ".json":
-            if _stable(json.loads(a.read_text())) != _stable(json.loads(b.read_text())):
+            if _stable(json.loads(a.read_text()), ignore) != _stable(json.loads(b.read_text()), ignore):
                 differ.append(str(name))
         elif name.name in ("config.yaml", "recipe.yaml"):
             if _stable(yaml.safe_load(_no_resume(a))) != _stable(yaml.safe_load(_no_resume(b))):
@@ -276,13 +286,22 @@ def _no_resume(path: Path) -> str:
     return path.read_text().replace(" --resume", "")
 
 
-def _stable(value):
-    """``value`` without the keys that hold times, rates or what a resume skipped."""
+def _stable(value, ignore: tuple[str, ...] = ()):
+    """``value`` without the keys that hold times, rates or what a resume skipped (nor those in ``ignore``)."""
     if isinstance(value, dict):
-        return {k: _stable(v) for k, v in value.items() if not VOLATILE.search(str(k))}
+        return {k: _stable(v, ignore) for k, v in value.items() if not VOLATILE.search(str(k)) and k not in ignore}
     if isinstance(value, list):
-        return [_stable(v) for v in value]
+        return [_stable(v, ignore) for v in value]
     return value
+
+
+def _executors(first: Path, second: Path) -> dict[str, str]:
+    """Each writing step's chosen executor in two output folders, as ``"first -> second"``."""
+
+    def chosen(out: Path, step: str) -> str:
+        return json.loads((out / step / "report.json").read_text())["executor"]["chosen"]
+
+    return {step: f"{chosen(first, step)} -> {chosen(second, step)}" for step in WRITERS}
 
 
 def table(steps: list[StepCost]) -> str:
@@ -306,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="Keep the work folder.")
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="Seconds one run may take.")
+    parser.add_argument(
+        "--reuse-first", action="store_true", help="Reuse --work/out-1 (kept earlier); kill and resume only."
+    )
     parser.add_argument(
         "--no-kill", action="store_true", help="Only the uninterrupted run and the ledger check (no kill, no resume)."
     )
@@ -334,15 +356,23 @@ def soak(args: argparse.Namespace, work: Path) -> int:
     recipe = write_recipe(work, sources, out, partition_mb, shard_count=max(100, args.records // 100))
     cli = [sys.executable, "-m", "fusionforge.cli", "run", str(recipe)]
 
-    first = run_recipe(cli, work / "run-1.log", timeout=args.timeout)
-    if first.returncode != 0:
-        raise SystemExit(f"the first run failed ({first.returncode}); see {work / 'run-1.log'}")
-    fill_records(out, first.steps)
-    print(f"uninterrupted run: {first.seconds:.1f} s (load average at start {load[0]:.1f})", flush=True)
-    print(table(first.steps), flush=True)
-    fates = check_ledgers(out, planted.records)
-    print(f"ledger invariant holds: {fates}", flush=True)
-    out.rename(work / "out-1")
+    if args.reuse_first:
+        if not (work / "out-1" / "pack" / "_SUCCESS").exists():
+            raise SystemExit(f"--reuse-first: no finished uninterrupted run in {work / 'out-1'}")
+        first = None
+        fates = check_ledgers(work / "out-1", planted.records)
+        print(f"reusing the uninterrupted run in {work / 'out-1'}; its ledger invariant holds: {fates}", flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        first = run_recipe(cli, work / "run-1.log", timeout=args.timeout)
+        if first.returncode != 0:
+            raise SystemExit(f"the first run failed ({first.returncode}); see {work / 'run-1.log'}")
+        fill_records(out, first.steps)
+        print(f"uninterrupted run: {first.seconds:.1f} s (load average at start {load[0]:.1f})", flush=True)
+        print(table(first.steps), flush=True)
+        fates = check_ledgers(out, planted.records)
+        print(f"ledger invariant holds: {fates}", flush=True)
+        out.rename(work / "out-1")
     if args.no_kill:
         _write_summary(args.json_out, planted, corpus_mb, load, first, fates)
         return 0
@@ -351,6 +381,8 @@ def soak(args: argparse.Namespace, work: Path) -> int:
     step = rng.choice(WRITERS)
     units = _count(work / "out-1" / step / "_markers")
     kill = (step, out / step / "_markers", rng.randrange(max(1, units)))
+    for log in ("run-2.log", "run-3.log"):
+        (work / log).unlink(missing_ok=True)
     killed = run_recipe(cli, work / "run-2.log", kill=kill, timeout=args.timeout)
     if killed.killed_in is None:
         raise SystemExit(f"the second run ended ({killed.returncode}) before the kill point {kill}")
@@ -363,7 +395,10 @@ def soak(args: argparse.Namespace, work: Path) -> int:
     print(f"resumed run: {resumed.seconds:.1f} s", flush=True)
     print(table(resumed.steps), flush=True)
     check_ledgers(out, planted.records)
-    differ = compare_outputs(work / "out-1", out)
+    ignore = ("executor",) if args.reuse_first else ()
+    if ignore:
+        print(f"executors, uninterrupted -> resumed: {_executors(work / 'out-1', out)}", flush=True)
+    differ = compare_outputs(work / "out-1", out, ignore)
     files = sum(1 for p in out.rglob("*") if p.is_file())
     print(f"outputs after kill + resume vs uninterrupted: {files} files, {len(differ)} differ {differ}", flush=True)
     kill_report = {"step": step, "after_units": kill[2], "units": units, "run_s": killed.seconds}
@@ -383,7 +418,7 @@ def _write_summary(
         "faults": planted.faults,
         "corpus_mb": corpus_mb,
         "load_average_at_start": load,
-        "first": asdict(first),
+        "first": asdict(first) if first else None,
         "ledger": fates,
         "kill": kill,
         "resumed": asdict(resumed) if resumed else None,
