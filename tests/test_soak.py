@@ -68,3 +68,35 @@ def test_the_soaks_checks_catch_a_changed_file_and_a_lost_ledger_row(soaked):
     with pytest.raises(AssertionError, match="dedupe"):
         check_ledgers(second, summary["records"])
     check_ledgers(first, summary["records"])  # the untouched output still holds
+
+
+@pytest.mark.slow
+def test_the_comparison_leaves_out_the_executor_only_when_reusing_a_run(soaked, tmp_path):
+    work, _, _ = soaked
+    sys.path.insert(0, str(BENCH))
+    from soak import WRITERS, _executors, compare_outputs
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        for step in WRITERS:
+            (out / step).mkdir(parents=True)
+            (out / step / "report.json").write_bytes((work / "out-1" / step / "report.json").read_bytes())
+    report = json.loads((second / "dedupe" / "report.json").read_text())
+    before = report["executor"]["chosen"]
+    report["executor"]["chosen"] = "ray" if before == "local" else "local"
+    (second / "dedupe" / "report.json").write_text(json.dumps(report))
+
+    assert compare_outputs(first, second) == ["dedupe/report.json"]
+    assert compare_outputs(first, second, ("executor",)) == []
+    assert _executors(first, second)["dedupe"] == f"{before} -> {report['executor']['chosen']}"
+    report["kept"] = -1  # any other field still counts
+    (second / "dedupe" / "report.json").write_text(json.dumps(report))
+    assert compare_outputs(first, second, ("executor",)) == ["dedupe/report.json"]
+
+
+def test_reuse_first_refuses_a_work_folder_without_a_finished_run(tmp_path):
+    command = [sys.executable, str(BENCH / "soak.py"), "--records", "200", "--work", str(tmp_path), "--reuse-first"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=os.environ)
+    assert result.returncode != 0
+    assert "--reuse-first: no finished uninterrupted run" in result.stderr
+    assert not (tmp_path / "run-2.log").exists()  # nothing was run
