@@ -11,6 +11,11 @@ CPU time; dedupe's report gives each phase's share of the wall time.
     python bench/dedupe_memory.py --docs 100000 200000
     python bench/dedupe_memory.py --docs 200000 1000000 --steps dedupe pack --executors ray
     python bench/dedupe_memory.py --docs 200000 1000000 --work /tmp/dmem  # keeps the sharded corpora, reuses them
+    python bench/dedupe_memory.py --corpus mixed --docs 200000 1000000 --work /tmp/dmem-mixed
+
+``--corpus mixed`` takes the soak's corpus instead (``bench/soak_corpus.py``: documents, image-text
+pairs, interleaved documents, videos), sharded as the soak shards it, and deduplicates every
+modality (images bring 441 band rows each, against 18 per document) with the soak's settings.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dedupe import make_corpus  # noqa: E402
+from soak_corpus import make_soak_corpus  # noqa: E402
 
 PHASES = ("sketch", "group_verify", "resolve", "write")  # the phases dedupe's report times
 
@@ -126,6 +132,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, nargs="+", default=[100_000, 200_000])
     parser.add_argument("--steps", nargs="+", choices=("dedupe", "pack"), default=["dedupe"])
     parser.add_argument("--executors", nargs="+", choices=("ray", "local"), default=["ray", "local"])
+    parser.add_argument("--corpus", choices=("text", "mixed"), default="text", help="bench/dedupe.py's or the soak's.")
     parser.add_argument(
         "--work", type=Path, default=None, help="Keep each size's corpus and shards under WORK/<docs> and reuse them."
     )
@@ -144,12 +151,13 @@ def main() -> None:
         work = args.work / str(n) if args.work else Path(tempfile.mkdtemp(prefix="ff-bench-dedupe-mem-"))
         try:
             if not (work / "in" / "_SUCCESS").exists():
-                prepare_input(cli, work, n)
+                prepare_input(cli, work, n, args.corpus)
             for step in args.steps:
                 for executor in args.executors:
                     out = work / f"{step}-{executor}"
                     shutil.rmtree(out, ignore_errors=True)  # left by an interrupted run under --work
-                    run = watch([*cli, *step_args(step, work / "in", out), "--executor", executor, "--json"])
+                    command = [*cli, *step_args(step, work / "in", out, args.corpus), "--executor", executor, "--json"]
+                    run = watch(command)
                     shares = "-"
                     if step == "dedupe":
                         phases = json.loads(run.stdout)["dedupe"]["seconds"]
@@ -164,33 +172,33 @@ def main() -> None:
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
-def prepare_input(cli: list[str], work: Path, n: int) -> None:
-    """``n`` documents of ``bench/dedupe.py``'s corpus, sharded in-process into ``work/in`` (what an
-    interrupted preparation left is removed first)."""
+def prepare_input(cli: list[str], work: Path, n: int, corpus: str = "text") -> None:
+    """``n`` records of the chosen corpus, sharded in-process into ``work/in`` (what an interrupted
+    preparation left is removed first); the mixed corpus is sharded as ``bench/soak.py`` shards it."""
     shutil.rmtree(work / "in", ignore_errors=True)
-    make_corpus(work / "corpus", n)
+    if corpus == "mixed":
+        sources, _ = make_soak_corpus(work / "corpus", n)
+        megabytes = sum(p.stat().st_size for p in (work / "corpus").rglob("*") if p.is_file()) / 2**20
+        inputs = [f"{name}={path}" for name, path in sources.items()]
+        sizing = ["--shard-count", str(max(100, n // 100)), "--partition-mb", str(round(max(0.02, megabytes / 24), 3))]
+    else:
+        make_corpus(work / "corpus", n)
+        inputs, sizing = [f"bench={work / 'corpus'}"], ["--shard-count", "5000", "--partition-mb", "16"]
     subprocess.run(
-        [
-            *cli,
-            "shard",
-            f"bench={work / 'corpus'}",
-            "-o",
-            str(work / "in"),
-            "--shard-count",
-            "5000",
-            "--partition-mb",
-            "16",
-            "--executor",
-            "local",
-        ],
+        [*cli, "shard", *inputs, "-o", str(work / "in"), *sizing, "--seed", "0", "--executor", "local"],
         check=True,
         capture_output=True,
         timeout=3600,
     )
 
 
-def step_args(step: str, source: Path, out: Path) -> list[str]:
-    """The step's command line (less the executor): text-only dedupe, or packing into 2,048-token sequences."""
+def step_args(step: str, source: Path, out: Path, corpus: str = "text") -> list[str]:
+    """The step's command line (less the executor). Text: dedupe of the text alone, packing into 2,048-token
+    sequences. Mixed: the soak's dedupe (every modality) and pack (4,096 tokens at a vision ratio of 0.1)."""
+    if corpus == "mixed":
+        if step == "pack":
+            return ["pack", str(source), "-o", str(out), "--seq-len", "4096", "--vision-ratio", "0.1", "--seed", "0"]
+        return ["dedupe", str(source), "-o", str(out), "--keep", "first", "--seed", "0", "--num-cpus", "2"]
     if step == "pack":
         return ["pack", str(source), "-o", str(out), "--seq-len", "2048", "--num-cpus", "2"]
     return ["dedupe", str(source), "-o", str(out), "--only", "text", "--num-cpus", "2", "--shard-count", "5000"]
