@@ -21,8 +21,8 @@
 ``--reuse-first`` takes the uninterrupted run that an earlier ``--keep`` left in ``--work/out-1`` (the
 corpus is reused in any case) and runs only the kill and the resume: at a million records each run
 takes over an hour. That run may come from an earlier commit whose executor thresholds differed, so
-report.json's ``executor`` is then left out of the comparison and both choices are printed; every
-data file is still compared byte for byte.
+the ``executor`` of report.json and config.yaml is then left out of the comparison and both choices are
+printed; every data file is still compared byte for byte.
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def check_ledgers(out: Path, generated: int) -> dict[str, object]:
 def compare_outputs(first: Path, second: Path, ignore: tuple[str, ...] = ()) -> list[str]:
     """Paths (relative) whose content differs between two output folders, beyond timing and resume fields.
 
-    ``ignore`` names more report.json keys to leave out (``--reuse-first``: the executor chosen).
+    ``ignore`` names more report.json and config.yaml keys to leave out (``--reuse-first``: the executor chosen).
     """
     names = {p.relative_to(first) for p in first.rglob("*") if p.is_file()}
     names |= {p.relative_to(second) for p in second.rglob("*") if p.is_file()}
@@ -275,7 +275,7 @@ def compare_outputs(first: Path, second: Path, ignore: tuple[str, ...] = ()) -> 
             if _stable(json.loads(a.read_text()), ignore) != _stable(json.loads(b.read_text()), ignore):
                 differ.append(str(name))
         elif name.name in ("config.yaml", "recipe.yaml"):
-            if _stable(yaml.safe_load(_no_resume(a))) != _stable(yaml.safe_load(_no_resume(b))):
+            if _stable(yaml.safe_load(_no_resume(a)), ignore) != _stable(yaml.safe_load(_no_resume(b)), ignore):
                 differ.append(str(name))
         elif a.read_bytes() != b.read_bytes():
             differ.append(str(name))
@@ -388,6 +388,8 @@ def soak(args: argparse.Namespace, work: Path) -> int:
         raise SystemExit(f"the second run ended ({killed.returncode}) before the kill point {kill}")
     point = f"in {step} after {kill[2]} of its {units} units"
     print(f"second run killed (seed {args.seed}) {point}, {killed.seconds:.1f} s into the run", flush=True)
+    fill_records(out, killed.steps)
+    print(table(killed.steps), flush=True)
     resumed = run_recipe([*cli, "--resume"], work / "run-3.log", timeout=args.timeout)
     if resumed.returncode != 0:
         raise SystemExit(f"the resumed run failed ({resumed.returncode}); see {work / 'run-3.log'}")
@@ -401,7 +403,13 @@ def soak(args: argparse.Namespace, work: Path) -> int:
     differ = compare_outputs(work / "out-1", out, ignore)
     files = sum(1 for p in out.rglob("*") if p.is_file())
     print(f"outputs after kill + resume vs uninterrupted: {files} files, {len(differ)} differ {differ}", flush=True)
-    kill_report = {"step": step, "after_units": kill[2], "units": units, "run_s": killed.seconds}
+    kill_report = {
+        "step": step,
+        "after_units": kill[2],
+        "units": units,
+        "run_s": killed.seconds,
+        "steps": [asdict(c) for c in killed.steps],
+    }
     _write_summary(args.json_out, planted, corpus_mb, load, first, fates, kill_report, resumed, files, differ)
     return 1 if differ else 0
 

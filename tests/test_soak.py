@@ -80,13 +80,17 @@ def test_the_comparison_leaves_out_the_executor_only_when_reusing_a_run(soaked, 
     for out in (first, second):
         for step in WRITERS:
             (out / step).mkdir(parents=True)
-            (out / step / "report.json").write_bytes((work / "out-1" / step / "report.json").read_bytes())
+            for name in ("report.json", "config.yaml"):
+                (out / step / name).write_bytes((work / "out-1" / step / name).read_bytes())
+    config = (second / "dedupe" / "config.yaml").read_text()
+    assert "\nexecutor: " in config
+    (second / "dedupe" / "config.yaml").write_text(config.replace("\nexecutor: ", "\nexecutor: other-"))
     report = json.loads((second / "dedupe" / "report.json").read_text())
     before = report["executor"]["chosen"]
     report["executor"]["chosen"] = "ray" if before == "local" else "local"
     (second / "dedupe" / "report.json").write_text(json.dumps(report))
 
-    assert compare_outputs(first, second) == ["dedupe/report.json"]
+    assert compare_outputs(first, second) == ["dedupe/config.yaml", "dedupe/report.json"]
     assert compare_outputs(first, second, ("executor",)) == []
     assert _executors(first, second)["dedupe"] == f"{before} -> {report['executor']['chosen']}"
     report["kept"] = -1  # any other field still counts
