@@ -2,7 +2,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.ledger import LEDGER_SCHEMA, kept_mask, ledger_rows, ledger_summary, status_of
+from fusionforge.pipelines.core.ledger import (
+    LEDGER_SCHEMA,
+    kept_mask,
+    ledger_rows,
+    ledger_summary,
+    reason_kinds,
+    status_of,
+)
 
 
 def _batch():
@@ -64,3 +71,43 @@ def test_summary_counts_inputs_derived_and_reasons(tmp_path):
     assert list(summary["reasons"])[0] == "text_gopher_quality_v1:too_short"  # most frequent first
     assert summary["reasons_by_source"]["pics"] == {"probe:undecodable_image": 1, "text_gopher_quality_v1:too_short": 1}
     assert summary["by_source_modality"]["pics/image"] == {"kept": 1, "dropped": 0, "failed": 1}
+
+
+def test_reason_kinds_drop_the_detail_and_the_id_a_reason_points_at():
+    reasons = pa.array(
+        [
+            "dedupe:near_dup_of:text/t00729167",
+            "dedupe:exact_dup_of:clips/v00000.mp4#0",
+            "dedupe:semantic_dup_of:photos/p1.png#0",
+            "read:malformed_json: Expecting value: line 1 column 1",
+            "exact_dup_of: conv-17",  # a reason without a stage, with its detail
+            "pack:surplus",
+            "decontaminate_v1:ngram:mmlu",  # a benchmark's name is a kind, not a pointer
+            None,
+        ]
+    )
+    assert reason_kinds(reasons).to_pylist() == [
+        "dedupe:near_dup_of",
+        "dedupe:exact_dup_of",
+        "dedupe:semantic_dup_of",
+        "read:malformed_json",
+        "exact_dup_of",
+        "pack:surplus",
+        "decontaminate_v1:ngram:mmlu",
+        None,
+    ]
+
+
+def test_summary_counts_one_reason_per_kind_however_many_copies_are_kept(tmp_path):
+    rows = [
+        {S.ID: f"web/{n}", S.SOURCE: "web", S.MODALITY: "text", S.INPUT_FILE: "f", S.INPUT_POSITION: n}
+        for n in range(40)
+    ]
+    for n, row in enumerate(rows[10:], start=10):  # 30 copies of 10 different kept documents
+        row[S.DROP_REASON] = f"dedupe:{'near' if n % 3 else 'exact'}_dup_of:web/{n % 10}"
+    path = tmp_path / "ledger.parquet"
+    pq.write_table(ledger_rows(pa.Table.from_pylist(rows, schema=S.RECORD_SCHEMA), "dedupe"), path)
+    summary = ledger_summary(path)
+    assert summary["reasons"] == {"dedupe:near_dup_of": 20, "dedupe:exact_dup_of": 10}
+    assert summary["reasons_by_source"] == {"web": summary["reasons"]}
+    assert summary["dropped"] == 30
