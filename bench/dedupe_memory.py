@@ -14,8 +14,10 @@ CPU time; dedupe's report gives each phase's share of the wall time.
     python bench/dedupe_memory.py --corpus mixed --docs 200000 1000000 --work /tmp/dmem-mixed
 
 ``--corpus mixed`` takes the soak's corpus instead (``bench/soak_corpus.py``: documents, image-text
-pairs, interleaved documents, videos), sharded as the soak shards it, and deduplicates every
-modality (images bring 441 band rows each, against 18 per document) with the soak's settings.
+pairs, interleaved documents, videos) and deduplicates every modality (images bring 441 band rows
+each, against 18 per document) with the soak's settings. Either corpus is sharded into shards of a
+fixed size at every corpus size (a shard is one unit of dedupe's and pack's work, and a unit's
+memory grows with its rows; the soak instead cuts about 24 partitions at any size).
 """
 
 from __future__ import annotations
@@ -174,13 +176,12 @@ def main() -> None:
 
 def prepare_input(cli: list[str], work: Path, n: int, corpus: str = "text") -> None:
     """``n`` records of the chosen corpus, sharded in-process into ``work/in`` (what an interrupted
-    preparation left is removed first); the mixed corpus is sharded as ``bench/soak.py`` shards it."""
+    preparation left is removed first), in shards of a fixed number of records."""
     shutil.rmtree(work / "in", ignore_errors=True)
     if corpus == "mixed":
         sources, _ = make_soak_corpus(work / "corpus", n)
-        megabytes = sum(p.stat().st_size for p in (work / "corpus").rglob("*") if p.is_file()) / 2**20
         inputs = [f"{name}={path}" for name, path in sources.items()]
-        sizing = ["--shard-count", str(max(100, n // 100)), "--partition-mb", str(round(max(0.02, megabytes / 24), 3))]
+        sizing = ["--shard-count", "2000", "--partition-mb", "16"]
     else:
         make_corpus(work / "corpus", n)
         inputs, sizing = [f"bench={work / 'corpus'}"], ["--shard-count", "5000", "--partition-mb", "16"]
