@@ -133,8 +133,10 @@ def verify_pairs(pairs: pa.Table, params: dict[str, Any]) -> pa.Table:
     similarity = np.where(exact, 1.0, np.where(space == IMAGE, 1.0 - distance / 64.0, np.nan))
     accepted = exact | (space == IMAGE)
     if params["image_color"]:
-        for i in np.flatnonzero(~exact & (space == IMAGE)):
-            accepted[i] = color_distance(reader.thumbs(a[i]), reader.thumbs(b[i])) <= params["image_color"]
+        coloured = np.flatnonzero(~exact & (space == IMAGE))
+        thumbs = reader.thumbs_of(np.r_[a[coloured], b[coloured]])
+        for i in coloured:
+            accepted[i] = color_distance(thumbs[int(a[i])], thumbs[int(b[i])]) <= params["image_color"]
     text = np.flatnonzero(~exact & (space == TEXT))
     if len(text):
         similarity[text], accepted[text] = text_similarity(reader, a[text], b[text], params)
