@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--executors", nargs="+", choices=("ray", "local"), default=["ray", "local"])
     parser.add_argument("--corpus", choices=("text", "mixed"), default="text", help="bench/dedupe.py's or the soak's.")
     parser.add_argument(
-        "--work", type=Path, default=None, help="Keep each size's corpus and shards under WORK/<docs> and reuse them."
+        "--work", type=Path, default=None, help="Keep, reuse each corpus under WORK/<docs> (mixed: WORK/mixed-<docs>)."
     )
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -150,7 +150,8 @@ def main() -> None:
     )
     print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for n in args.docs:
-        work = args.work / str(n) if args.work else Path(tempfile.mkdtemp(prefix="ff-bench-dedupe-mem-"))
+        name = str(n) if args.corpus == "text" else f"{args.corpus}-{n}"  # a kept corpus is reused by its kind
+        work = args.work / name if args.work else Path(tempfile.mkdtemp(prefix="ff-bench-dedupe-mem-"))
         try:
             if not (work / "in" / "_SUCCESS").exists():
                 prepare_input(cli, work, n, args.corpus)
@@ -198,7 +199,8 @@ def step_args(step: str, source: Path, out: Path, corpus: str = "text") -> list[
     sequences. Mixed: the soak's dedupe (every modality) and pack (4,096 tokens at a vision ratio of 0.1)."""
     if corpus == "mixed":
         if step == "pack":
-            return ["pack", str(source), "-o", str(out), "--seq-len", "4096", "--vision-ratio", "0.1", "--seed", "0"]
+            packing = ["--seq-len", "4096", "--vision-ratio", "0.1", "--num-cpus", "2"]
+            return ["pack", str(source), "-o", str(out), *packing]
         return ["dedupe", str(source), "-o", str(out), "--keep", "first", "--seed", "0", "--num-cpus", "2"]
     if step == "pack":
         return ["pack", str(source), "-o", str(out), "--seq-len", "2048", "--num-cpus", "2"]

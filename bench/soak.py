@@ -16,10 +16,11 @@
 
     python bench/soak.py --records 1000000 --work /tmp/soak --json-out soak.json
     python bench/soak.py --records 20000             # a quick check
-    python bench/soak.py --records 1000000 --work /tmp/soak --reuse-first   # kill + resume only
+    python bench/soak.py --records 1000000 --work /tmp/soak --keep --reuse-first   # kill + resume only
 
 ``--reuse-first`` takes the uninterrupted run that an earlier ``--keep`` left in ``--work/out-1`` (the
-corpus is reused in any case) and runs only the kill and the resume: at a million records each run
+corpus is reused in any case; the work folder is then kept, as if ``--keep`` were given) and runs
+only the kill and the resume: at a million records each run
 takes over an hour. That run may come from an earlier commit whose executor thresholds differed, so
 the ``executor`` of report.json and config.yaml is then left out of the comparison and both choices are
 printed; every data file is still compared byte for byte.
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return soak(args, work)
     finally:
-        if not args.keep:
+        if not (args.keep or args.reuse_first):  # the reused run took an hour or more: never removed
             shutil.rmtree(work, ignore_errors=True)
 
 

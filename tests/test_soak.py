@@ -103,4 +103,5 @@ def test_reuse_first_refuses_a_work_folder_without_a_finished_run(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=os.environ)
     assert result.returncode != 0
     assert "--reuse-first: no finished uninterrupted run" in result.stderr
-    assert not (tmp_path / "run-2.log").exists()  # nothing was run
+    assert (tmp_path / "corpus" / "planted.json").exists()  # the work folder is kept under --reuse-first
+    assert not any((tmp_path / name).exists() for name in ("run-1.log", "run-2.log", "out"))  # nothing was run

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 from fusionforge.pipelines.core import schema as S
 
 KEPT, DROPPED, FAILED = "kept", "dropped", "failed"
-_DETAIL = r": .*$"  # "{stage}:{reason}: detail"
-_POINTER = r"(_dup_of):.*$"  # "dedupe:near_dup_of:<kept id>"
+_DETAIL = r"(?s): .*"  # "{stage}:{reason}: detail", the detail possibly over several lines (ffprobe's)
+_POINTER = r"(?s)(_dup_of):.*"  # "dedupe:near_dup_of:<kept id>"
 LEDGER_SCHEMA = pa.schema(
     [
         (S.ID, pa.string()),
@@ -72,6 +72,7 @@ def reason_kinds(reasons: pa.Array) -> pa.Array:
 
     Counts keyed by these stay as many as the kinds of reasons: keyed by the whole reason, dedupe's
     ``dedupe:near_dup_of:<kept id>`` made one entry per kept copy (24,347 at a million records).
+    Whitespace left at either end is trimmed.
     """
     kinds = pc.replace_substring_regex(pc.replace_substring_regex(reasons, _DETAIL, ""), _POINTER, r"\1")
     return pc.utf8_trim_whitespace(kinds)
@@ -89,7 +90,7 @@ def ledger_summary(path: str | Path) -> dict[str, Any]:
     columns = [S.SOURCE, S.MODALITY, "status", "reason"] + ([S.PARENT_ID] if S.PARENT_ID in names else [])
     for batch in pq.ParquetFile(path).iter_batches(columns=columns, batch_size=65536):
         arrays = [batch.column(i) for i in range(batch.num_columns)]
-        arrays[3] = reason_kinds(arrays[3])
+        arrays[columns.index("reason")] = reason_kinds(arrays[columns.index("reason")])
         values = [array.to_pylist() for array in arrays]
         parents = values[4] if len(values) > 4 else [None] * batch.num_rows
         for source, modality, status, reason, parent in zip(*values[:4], parents):

@@ -83,6 +83,8 @@ def test_reason_kinds_drop_the_detail_and_the_id_a_reason_points_at():
             "exact_dup_of: conv-17",  # a reason without a stage, with its detail
             "pack:surplus",
             "decontaminate_v1:ngram:mmlu",  # a benchmark's name is a kind, not a pointer
+            "video_probe_v1:unreadable_video: moov atom not found\n/data/v.mp4: Invalid data found",  # ffprobe's
+            "fetch:http_error: 500\n",
             None,
         ]
     )
@@ -94,6 +96,8 @@ def test_reason_kinds_drop_the_detail_and_the_id_a_reason_points_at():
         "exact_dup_of",
         "pack:surplus",
         "decontaminate_v1:ngram:mmlu",
+        "video_probe_v1:unreadable_video",
+        "fetch:http_error",
         None,
     ]
 
