@@ -18,7 +18,6 @@ from fusionforge.pipelines.core import schema as S
 UNKNOWN_LANGUAGE = "und"  # BCP-47 "undetermined"
 LANG_SUFFIX = "__lang"  # a language-ID stage's output column: "{stage}__lang"
 _META_LANG = r'"(?:lang|language)"\s*:\s*"(?P<lang>[^"]*)"'
-_REASON_KEY = r"^([^:]*(?::[^:]*)?).*$"  # "{stage}:{reason}[: detail | :<id>]" -> "{stage}:{reason}"
 FRAMES_COLUMN = "video_frames_v1__n_frames"  # sampled frames per video (the video_frames_v1 stage)
 
 
@@ -42,11 +41,6 @@ def languages(batch: pa.RecordBatch) -> pa.Array:
         found = pc.coalesce(found, from_meta)
     found = pc.if_else(pc.equal(pc.utf8_length(found), 0), None, found)
     return pc.coalesce(found, UNKNOWN_LANGUAGE)
-
-
-def reason_keys(reasons: pa.Array) -> pa.Array:
-    """``"{stage}:{reason}"`` of a drop reason or error, without its detail or the id it points at."""
-    return pc.utf8_trim_whitespace(pc.replace_substring_regex(reasons, _REASON_KEY, r"\1"))
 
 
 def text_bytes(batch: pa.RecordBatch) -> np.ndarray:

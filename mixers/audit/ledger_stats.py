@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fusionforge.mixers.audit.facts import reason_keys
+from fusionforge.pipelines.core.ledger import reason_kinds
 
 EXAMPLES = 3
 CountKey = tuple[str, str, str, str, str]  # step, source, modality, status, reason ("" when kept)
@@ -36,7 +36,7 @@ class LedgerState:
             if "step" in names
             else pa.array([default_step] * batch.num_rows)
         )
-        reason = pc.fill_null(reason_keys(batch.column("reason").cast(pa.string())), "")
+        reason = pc.fill_null(reason_kinds(batch.column("reason").cast(pa.string())), "")
         table = pa.table(
             {
                 "step": step,

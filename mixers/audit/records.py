@@ -18,12 +18,12 @@ from fusionforge.mixers.audit.facts import (
     languages,
     media_items,
     numeric_score_columns,
-    reason_keys,
     text_bytes,
 )
 from fusionforge.mixers.audit.histogram import LogHistogram
 from fusionforge.mixers.audit.tokens import text_token_counts, vision_token_counts
 from fusionforge.pipelines.core import schema as S
+from fusionforge.pipelines.core.ledger import reason_kinds
 
 GROUP_KEYS = ("source", "modality", "language", "status", "reason")
 MEASURES = (
@@ -169,7 +169,7 @@ def _status_and_reason(batch: pa.RecordBatch, kept: bool) -> tuple[pa.Array, pa.
     error = batch.column(S.ERROR) if S.ERROR in batch.schema.names else pa.nulls(batch.num_rows, pa.string())
     drop = batch.column(S.DROP_REASON) if S.DROP_REASON in batch.schema.names else pa.nulls(batch.num_rows, pa.string())
     status = pc.if_else(pc.is_valid(error), "failed", pc.if_else(pc.is_valid(drop), "dropped", "kept"))
-    reason = pc.fill_null(reason_keys(pc.coalesce(error.cast(pa.string()), drop.cast(pa.string()))), "")
+    reason = pc.fill_null(reason_kinds(pc.coalesce(error.cast(pa.string()), drop.cast(pa.string()))), "")
     return status, reason
 
 
