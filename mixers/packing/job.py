@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fusionforge.mixers.mixture import load_mixture, plan_mixture
-from fusionforge.mixers.packing.counting import ITEMS_DIR, ItemsLayout, PackItems, merge_histograms, write_items
+from fusionforge.mixers.packing.counting import ITEMS_DIR, ItemsLayout, PackItems, count_totals, write_items
 from fusionforge.mixers.packing.energon import check_energon, prepare_energon
 from fusionforge.mixers.packing.items import ItemBatch
 from fusionforge.mixers.packing.layout import SEQ_LEN
@@ -138,17 +138,13 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
     executor = cfg.run.make_executor()
     counted = Markers(str(out), PACK_ITEMS)
     run_pending(counted, source, [spec], partial(write_items, ItemsLayout(str(out))), lambda: executor)
-    summaries = counted.read_all(partitions)
+    totals = count_totals(counted.read(p) for p in partitions)
 
     phase(progress, "mixing")
-    source_tokens: dict[str, int] = {}
-    for summary in summaries:
-        for name, kinds in summary["tokens"].items():
-            source_tokens[name] = source_tokens.get(name, 0) + kinds["0"] + kinds["1"] + kinds["2"]
-    plan = plan_mixture(mixture, source_tokens, merge_histograms(summaries), seed=hash_seed)
+    plan = plan_mixture(mixture, totals.source_tokens, totals.histograms, seed=hash_seed)
 
     phase(progress, "packing windows")
-    drawer, natural = build_drawer(out / ITEMS_DIR, summaries, plan, cfg, hash_seed)
+    drawer, natural = build_drawer(out / ITEMS_DIR, totals, plan, cfg, hash_seed)
     ratio = drawer.ratio
     metrics = PackMetrics(cfg.seq_len, ratio, cfg.window)
     params = PlanParams(cfg.seq_len, cfg.window, cfg.seq_vision_cap, cfg.run.seed, cfg.lag)
@@ -182,8 +178,8 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
         "vision_ratio_source": "given" if cfg.vision_ratio is not None else "corpus",
         "corpus_vision_ratio": natural,
         "within_tolerance": tolerance_check(summary, cfg.ratio_tolerance),
-        "rejected_oversize": sum(v for s in summaries for k, v in s["rejected"].items() if "oversize" in k),
-        "resized_media": sum(s["resized"] for s in summaries),
+        "rejected_oversize": sum(v for k, v in totals.rejected.items() if "oversize" in k),
+        "resized_media": totals.resized,
         "surplus_items": surplus_items,
         "mixture": plan.report(summary["tokens_by_source"]),
         "warnings": list(plan.warnings),

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fusionforge.mixers.mixture import MixturePlan, SourceTarget, epoch_order
+from fusionforge.mixers.packing.counting import CountTotals
 from fusionforge.mixers.packing.items import ItemBatch, Stream
 from fusionforge.mixers.packing.packer import LONG, TEXT, VISION
 from fusionforge.mixers.packing.windows import WindowDrawer
@@ -103,18 +104,10 @@ def merge_by_tokens(streams: dict[str, Iterator[ItemBatch]], weights: dict[str, 
 
 
 def build_drawer(
-    items_dir: Path, summaries: list[dict[str, Any]], plan: MixturePlan, cfg: Any, seed: int
+    items_dir: Path, totals: CountTotals, plan: MixturePlan, cfg: Any, seed: int
 ) -> tuple[WindowDrawer, float]:
     """The drawer over the three merged streams, and the corpus's own vision share after mixing."""
-    partitions: dict[str, list[int]] = {}
-    kinds: dict[str, dict[str, int]] = {}
-    for summary in summaries:
-        for name in summary["sources"]:
-            partitions.setdefault(name, []).append(summary["partition"])
-        for name, counts in summary["tokens"].items():
-            total = kinds.setdefault(name, {"0": 0, "1": 0, "2": 0, "vision": 0})
-            for key, value in counts.items():
-                total[key] += value
+    partitions, kinds = totals.partitions, totals.tokens
     scale = {n: t.target / t.tokens for n, t in plan.targets.items() if t.tokens}
     selected = {k: {n: scale[n] * kinds[n][str(k)] for n in scale} for k in (VISION, TEXT, LONG)}
     streams = {}
