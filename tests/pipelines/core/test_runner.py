@@ -77,10 +77,16 @@ def collect(store):
 STAGES = [StageSpec(Square), StageSpec(AddOffset, {"offset": 5})]
 
 
+def units(progress: list) -> list:
+    """The summaries a run reported as ``UNIT`` events, by partition (the executor keeps none of them)."""
+    return sorted((data["partition"], data["rows"]) for event, data in progress if event == UNIT)
+
+
 def test_in_process_executor_applies_stages_in_order():
-    store = {}
-    summaries = InProcessExecutor().run(NumberSource(), STAGES, collect(store))
-    assert [s["rows"] for s in summaries] == [37, 38, 39]
+    store, progress = {}, []
+    done = InProcessExecutor().run(NumberSource(), STAGES, collect(store), progress=lambda *e: progress.append(e))
+    assert done == [0, 1, 2]
+    assert units(progress) == [(0, 37), (1, 38), (2, 39)]
     assert {k: store[1][0][k] for k in ("x", "y", "z")} == {"x": 100, "y": 10000, "z": 10005}
     assert {r["pid"] for rows in store.values() for r in rows} == {os.getpid()}  # built once, in this process
     assert len({r["instance"] for rows in store.values() for r in rows}) == 1
@@ -105,15 +111,15 @@ def test_ray_executor_gives_the_same_rows_with_actor_stages(ray_session, tmp_pat
     file_writer = file_writer_in(tmp_path)
 
     progress = []
-    summaries = RayExecutor().run(
+    done = RayExecutor().run(
         NumberSource(),
         STAGES,
         file_writer,
         partitions=[0, 2],
         progress=lambda event, data: progress.append((event, data)),
     )
-    assert [s["partition"] for s in summaries] == [0, 2]
-    assert sorted((event, data["partition"]) for event, data in progress) == [(UNIT, 0), (UNIT, 2)]
+    assert done == [0, 2]
+    assert units(progress) == [(0, 37), (2, 39)]
     rows = []
     for partition in (0, 2):
         written = json.loads((tmp_path / f"{partition}.json").read_text())
@@ -189,8 +195,10 @@ def test_a_partition_whose_worker_keeps_dying_fails_its_records_and_the_run_ends
         (tmp_path / f"{partition}.json").write_text(json.dumps(table.to_pylist()))
         return {"partition": partition, "rows": table.num_rows}
 
-    summaries = RayExecutor().run(PoisonSource(), [StageSpec(stage)], file_writer)
-    assert [(s["partition"], s["rows"]) for s in summaries] == [(0, 5), (1, 5), (2, 5)]
+    progress = []
+    done = RayExecutor().run(PoisonSource(), [StageSpec(stage)], file_writer, progress=lambda *e: progress.append(e))
+    assert done == [0, 1, 2]
+    assert units(progress) == [(0, 5), (1, 5), (2, 5)]
     store = {p: json.loads((tmp_path / f"{p}.json").read_text()) for p in range(3)}
     for partition in (1, 2):
         assert [(r["text"], r["seen"], r[S.ERROR]) for r in store[partition]] == [
@@ -239,11 +247,9 @@ def test_a_job_of_stateless_stages_runs_each_partition_in_one_task(ray_session, 
     stages = [StageSpec(Square), StageSpec(StampProcess)]
     InProcessExecutor().run(NumberSource(), stages, collect(expected))
     progress = []
-    summaries = RayExecutor().run(
-        NumberSource(), stages, file_writer_in(tmp_path), progress=lambda e, d: progress.append((e, d["partition"]))
-    )
-    assert [(s["partition"], s["rows"]) for s in summaries] == [(0, 37), (1, 38), (2, 39)]
-    assert sorted(progress) == [(UNIT, 0), (UNIT, 1), (UNIT, 2)]
+    done = RayExecutor().run(NumberSource(), stages, file_writer_in(tmp_path), progress=lambda *e: progress.append(e))
+    assert done == [0, 1, 2]
+    assert units(progress) == [(0, 37), (1, 38), (2, 39)]
     for partition in range(3):
         written = json.loads((tmp_path / f"{partition}.json").read_text())
         assert [(r["x"], r["y"]) for r in written] == [(r["x"], r["y"]) for r in expected[partition]]
@@ -270,8 +276,7 @@ def most_at_once(folder) -> int:
 @pytest.mark.ray
 def test_no_more_partition_tasks_are_out_than_the_window(ray_session, tmp_path):
     stages = [StageSpec(Square), StageSpec(StampProcess, {"pause": 0.2}, Resources(batch_size=100))]
-    summaries = RayExecutor(window=1).run(ManySource(), stages, file_writer_in(tmp_path))
-    assert [s["partition"] for s in summaries] == list(range(4))
+    assert RayExecutor(window=1).run(ManySource(), stages, file_writer_in(tmp_path)) == list(range(4))
     # Ray has 2 CPUs here: with a window of 1 the partitions run one after the other although a
     # second CPU is free (whether two overlap with a wider window depends on how fast Ray starts a
     # second worker, which a loaded machine delays: not asserted)
