@@ -41,7 +41,7 @@ from soak_corpus import make_soak_corpus  # noqa: E402
 PHASES = ("sketch", "group_verify", "resolve", "write")  # the phases dedupe's report times
 
 
-# a step's limit: a 1M-record Ray dedupe of the mixed corpus took 3,615 s at load 4 (2026-12-06)
+# a step's limit: a 1M-record Ray dedupe of the mixed corpus took 3,615 s at load 4-5 (2026-12-06)
 STEP_TIMEOUT_S = 3 * 3600
 
 

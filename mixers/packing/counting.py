@@ -231,9 +231,9 @@ class CountTotals:
     """The counting markers folded into what the planner needs: token totals per source and kind, token sums
     per hash bucket, the partitions that hold each source, rejections and resized media.
 
-    Folded one marker at a time: a marker's histogram, parsed from JSON, holds a Python dict of up to
-    ``HASH_BUCKETS`` entries (about 230 KB for a shard of 2,000 records), so keeping every marker grew
-    the driver by 120 MB at 515 shards.
+    Folded one marker at a time: a marker's histogram, parsed from JSON, is a Python dict of up to
+    ``HASH_BUCKETS`` entries (about 100 KB for a shard of 2,000 records), so keeping every marker grew
+    the driver by about 50 MB at 515 shards.
     """
 
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)

@@ -51,7 +51,7 @@ PartitionWriter = Callable[[int, pa.Table], dict[str, Any]]
 
 
 class Executor(ABC):
-    """Runs a job; returns the writer's summaries in partition order."""
+    """Runs a job; returns the partitions that held rows (their summaries go to the writer and to ``progress``)."""
 
     @abstractmethod
     def run(
@@ -62,7 +62,7 @@ class Executor(ABC):
         partitions: Sequence[int] | None = None,
         progress: Progress = quiet,
     ) -> list[int]:
-        """Process ``partitions`` (default: all); return the partitions that held rows, in order.
+        """Process ``partitions`` (default: all); return the partitions that held rows, in the order run (Ray: sorted).
 
         Each partition's summary goes to ``writer`` (which makes it the partition's marker) and to
         ``progress`` as a ``UNIT`` event; it is not kept here: held for every partition, the summaries
