@@ -2,10 +2,11 @@
 
 Windows are packed by workers (Ray tasks, which get the items' numbers only) while the driver draws
 the next ones; at most ``lag`` windows are in flight. The driver turns packed windows into plan rows
-``lag`` windows at a time (one pass of Arrow work for several windows). The leftovers of window w
-(items that found no room, the unused part of the last long document) go back to the streams before
-window w+lag is drawn, whatever the timing, so the plan depends only on the inputs and the seed: Ray
-and in-process runs give identical plans.
+as soon as they hold ``FLUSH_ITEMS`` items (one pass of Arrow work for several small windows, one
+window at a time for large ones: what the driver holds is bounded by items, not by windows). The
+leftovers of window w (items that found no room, the unused part of the last long document) go back
+to the streams before window w+lag is drawn, whatever the timing, so the plan depends only on the
+inputs and the seed: Ray and in-process runs give identical plans.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ import pyarrow as pa
 from fusionforge.mixers.packing.items import ItemBatch
 from fusionforge.mixers.packing.plan_table import WindowPlan, leftovers, plan_rows, plan_window
 from fusionforge.mixers.packing.windows import Window, WindowDrawer
+
+# Items of packed windows turned into plan rows at once. A window of 256 x 4,096 tokens at a vision share
+# of 0.1 holds about 17,000 items (3 MB of numbers and metadata, several times that while its rows are
+# built); flushing every ``lag`` windows held 8 of them and grew the driver by about 40 MB at the flush.
+FLUSH_ITEMS = 16_384
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,9 @@ def run_windows(
         if packed:
             sink(plan_rows(packed, params.seq_len))
             packed.clear()
+            # Arrow's allocator (mimalloc) keeps the pages of freed buffers: the driver grew window after window
+            # (1M-record pack on Ray: peak 405 MB, 354 MB with the release) while Arrow's live bytes stayed near 15 MB.
+            pa.default_memory_pool().release_unused()
 
     def finish() -> None:
         window, handle = inflight.popleft()
@@ -91,7 +100,7 @@ def run_windows(
         drawer.settle(window, int(plan.tokens.sum()), int(plan.vision.sum()))
         drawer.give_back(leftovers(window.items, plan))
         packed.append((window.items, plan))
-        if len(packed) >= params.lag:
+        if sum(len(items) for items, _ in packed) >= FLUSH_ITEMS or len(packed) >= params.lag:
             flush()
 
     while True:

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from fusionforge.mixers.packing import planner
 from fusionforge.mixers.packing.counting import MEDIA_SPAN
 from fusionforge.mixers.packing.items import ItemBatch, Stream
 from fusionforge.mixers.packing.kernels import order_sequences
@@ -282,3 +283,20 @@ def test_ray_and_in_process_plans_are_identical(ray_session):
     assert {k: v.meta.column("sample_id").to_pylist() for k, v in local_surplus.items()} == {
         k: v.meta.column("sample_id").to_pylist() for k, v in remote_surplus.items()
     }
+
+
+def test_rows_are_flushed_by_items_and_the_plan_does_not_depend_on_it(monkeypatch):
+    """A large window's rows are built alone (the driver holds items, not windows); the plan is the same."""
+    items = random_items(random.Random(4), 700, 512)
+
+    def groups() -> list[pa.Table]:
+        sunk: list[pa.Table] = []
+        run_windows(make_drawer(items, 512, 16, 0.1), PlanParams(512, 16, None, 3, 4), InlineRunner(), sunk.append)
+        return sunk
+
+    by_lag = groups()
+    monkeypatch.setattr(planner, "FLUSH_ITEMS", 1)
+    by_items = groups()
+    windows = [np.unique(g.column("window").to_numpy()).tolist() for g in by_items]
+    assert windows == [[w] for w in range(len(windows))] and len(by_lag) == -(-len(windows) // 4) < len(windows)
+    assert pa.concat_tables(by_items).equals(pa.concat_tables(by_lag))
