@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -27,9 +26,8 @@ import pyarrow.parquet as pq
 from fusionforge.mixers.mixture import load_mixture, plan_mixture
 from fusionforge.mixers.packing.counting import ITEMS_DIR, ItemsLayout, PackItems, count_totals, write_items
 from fusionforge.mixers.packing.energon import check_energon, prepare_energon
-from fusionforge.mixers.packing.items import ItemBatch
 from fusionforge.mixers.packing.layout import SEQ_LEN
-from fusionforge.mixers.packing.ledger import write_ledger
+from fusionforge.mixers.packing.ledger import SURPLUS_DIR, spill_surplus, write_ledger
 from fusionforge.mixers.packing.materialize import Encoder, materialize
 from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
 from fusionforge.mixers.packing.plan_table import PLAN_SCHEMA
@@ -51,6 +49,7 @@ from fusionforge.pipelines.core.lifecycle import (
     finish_run,
     finished_report,
     prepare_output,
+    remove_scratch,
     run_pending,
 )
 from fusionforge.pipelines.core.progress import Progress, phase, quiet
@@ -162,8 +161,9 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
         surplus = run_windows(drawer, params, runner, sink)
 
     phase(progress, "writing the ledger")
-    surplus_keys, surplus_items = untouched_surplus(surplus)
-    ledger = write_ledger(out, partitions, plan, surplus_keys)
+    surplus_items = spill_surplus(out, surplus)
+    ledger = write_ledger(out, partitions, plan)
+    remove_scratch(out, [SURPLUS_DIR])
     summary = metrics.summary()
     report = {
         "step": "pack",
@@ -196,22 +196,6 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
         report["energon"] = prepare_energon(out / "packed", workers=cfg.run.num_cpus or 2)
     report["seconds"] = round(time.monotonic() - started, 3)
     return finish_run(out, report, {**flat_config(cfg), "step": "pack"})
-
-
-def untouched_surplus(surplus: dict[str, Iterator[ItemBatch]]) -> tuple[np.ndarray, dict[str, int]]:
-    """Sorted ``partition << 32 | row`` of the surplus pieces no window touched, and the surplus items per kind.
-
-    Read batch by batch: only the 8-byte keys are kept, not the items (at a low vision ratio the surplus
-    is most of the text, and as one batch it grew the peak memory with the corpus).
-    """
-    keys, counts = [np.empty(0, np.int64)], {}
-    for kind, batches in surplus.items():
-        counts[kind] = 0
-        for batch in batches:
-            counts[kind] += len(batch)
-            untouched = np.flatnonzero(batch.offset == 0)
-            keys.append((batch.column("partition")[untouched] << 32) | batch.column("row")[untouched])
-    return np.sort(np.concatenate(keys).astype(np.int64)), counts
 
 
 def _method(cfg: PackConfig) -> str:
