@@ -27,12 +27,13 @@ from fusionforge.mixers.mixture import load_mixture, plan_mixture
 from fusionforge.mixers.packing.counting import ITEMS_DIR, ItemsLayout, PackItems, count_totals, write_items
 from fusionforge.mixers.packing.energon import check_energon, prepare_energon
 from fusionforge.mixers.packing.layout import SEQ_LEN
-from fusionforge.mixers.packing.ledger import SURPLUS_DIR, spill_surplus, write_ledger
+from fusionforge.mixers.packing.ledger import write_ledger
 from fusionforge.mixers.packing.materialize import Encoder, materialize
 from fusionforge.mixers.packing.metrics import PackMetrics, tolerance_check
 from fusionforge.mixers.packing.plan_table import PLAN_SCHEMA
 from fusionforge.mixers.packing.planner import InlineRunner, PlanParams, RayRunner, run_windows
 from fusionforge.mixers.packing.streams import build_drawer
+from fusionforge.mixers.packing.surplus import SURPLUS_DIR, spill_surplus
 from fusionforge.mixers.tokens.text import TextCounter
 from fusionforge.pipelines.core.bounds import (
     COUNT,
@@ -49,7 +50,6 @@ from fusionforge.pipelines.core.lifecycle import (
     finish_run,
     finished_report,
     prepare_output,
-    remove_scratch,
     run_pending,
 )
 from fusionforge.pipelines.core.progress import Progress, phase, quiet
@@ -114,9 +114,8 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
     not_settings = ("executor", "ray_address", "num_cpus", "resume", "strict", "output")
     settings = {k: v for k, v in flat_config(cfg).items() if k not in not_settings}
     mixture_text = Path(cfg.mixture).read_text() if cfg.mixture else None
-    if prepare_output(
-        out, {"settings": settings, "mixture": mixture_text, "input": str(Path(cfg.input).resolve())}, cfg.run.resume
-    ):
+    fingerprint = {"settings": settings, "mixture": mixture_text, "input": str(Path(cfg.input).resolve())}
+    if prepare_output(out, fingerprint, cfg.run.resume, scratch=(SURPLUS_DIR,)):
         return finished_report(out)
     phase(progress, "counting tokens")
     partitions = source.partitions()
@@ -163,7 +162,6 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
     phase(progress, "writing the ledger")
     surplus_items = spill_surplus(out, surplus)
     ledger = write_ledger(out, partitions, plan)
-    remove_scratch(out, [SURPLUS_DIR])
     summary = metrics.summary()
     report = {
         "step": "pack",
@@ -195,7 +193,7 @@ def run_pack(cfg: PackConfig, progress: Progress = quiet) -> dict[str, Any]:
         phase(progress, "preparing the Megatron-Energon dataset")
         report["energon"] = prepare_energon(out / "packed", workers=cfg.run.num_cpus or 2)
     report["seconds"] = round(time.monotonic() - started, 3)
-    return finish_run(out, report, {**flat_config(cfg), "step": "pack"})
+    return finish_run(out, report, {**flat_config(cfg), "step": "pack"}, scratch=(SURPLUS_DIR,))
 
 
 def _method(cfg: PackConfig) -> str:

@@ -4,16 +4,11 @@ Reasons: ``mixers_pack_items_v1:oversize_*`` (too large even shrunk), ``pack:not
 source has no share), ``pack:not_sampled`` (the mixture's partial epoch did not choose it),
 ``pack:surplus`` (chosen, but the target vision ratio left no room for it: the other kind ran out).
 
-The surplus pieces no window touched are spilled to ``_work/surplus``, one file of row numbers per
-input partition, and read back one partition at a time: at a low vision ratio the surplus is most of
-the text (627,000 of 991,000 pieces at 1M records), and held in memory its keys grew the driver with
-the corpus.
+The surplus comes from ``surplus.py``'s files, read one input partition at a time.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,46 +18,11 @@ import pyarrow.parquet as pq
 
 from fusionforge.mixers.mixture import MixturePlan
 from fusionforge.mixers.packing.counting import ITEMS_DIR
-from fusionforge.mixers.packing.items import ItemBatch
+from fusionforge.mixers.packing.surplus import surplus_rows
 from fusionforge.pipelines.core import schema as S
-from fusionforge.pipelines.core.io import WORK_DIR, atomic_path
+from fusionforge.pipelines.core.io import atomic_path
 from fusionforge.pipelines.core.ledger import DROPPED, KEPT, LEDGER_SCHEMA, ledger_summary
 from fusionforge.pipelines.writers.manifest import LEDGER
-
-SURPLUS_DIR = f"{WORK_DIR}/surplus"
-
-
-def spill_surplus(out: Path, surplus: dict[str, Iterator[ItemBatch]]) -> dict[str, int]:
-    """Append the row of every surplus piece no window touched to ``_work/surplus/part-{partition}.bin``; return
-    the surplus items per kind. What a killed run spilled is removed first, so a rerun counts every piece once."""
-    folder = out / SURPLUS_DIR
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    counts = {}
-    for kind, batches in surplus.items():
-        counts[kind] = 0
-        for batch in batches:
-            counts[kind] += len(batch)
-            untouched = (batch.offset == 0) & (batch.column("partition") >= 0)
-            partition, row = batch.column("partition")[untouched], batch.column("row")[untouched]
-            order = np.argsort(partition, kind="stable")
-            partition, row = partition[order], row[order]
-            starts = np.flatnonzero(np.diff(partition, prepend=-1))
-            for begin, end in zip(starts, [*starts[1:], len(partition)]):
-                with open(_surplus_file(out, int(partition[begin])), "ab") as file:
-                    row[begin:end].astype(np.int64).tofile(file)
-    return counts
-
-
-def _surplus_file(out: Path, partition: int) -> Path:
-    return out / SURPLUS_DIR / f"part-{partition:06d}.bin"
-
-
-def surplus_rows(out: Path, partition: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of ``partition``'s untouched surplus pieces (sorted, unique) and how many pieces each has."""
-    path = _surplus_file(out, partition)
-    rows = np.fromfile(path, np.int64) if path.exists() else np.empty(0, np.int64)
-    return np.unique(rows, return_counts=True)
 
 
 def write_ledger(out: Path, partitions: list[int], plan: MixturePlan) -> dict[str, Any]:

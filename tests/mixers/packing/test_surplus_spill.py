@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 
 from fusionforge.mixers.packing.items import META_SCHEMA, ItemBatch
-from fusionforge.mixers.packing.ledger import SURPLUS_DIR, spill_surplus, surplus_rows
+from fusionforge.mixers.packing.surplus import SURPLUS_DIR, spill_surplus, surplus_rows
 
 
 def _batch(partition, row, offset):
